@@ -1,0 +1,3 @@
+"""paywire: server-priced, crash-proof PayPal payments for Python shops."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""paywire's own HTTP API (checkout, webhooks, admin)."""

@@ -1,0 +1,1 @@
+"""AWS Lambda entry points: composition roots for the serverless deployment."""

@@ -1,0 +1,1 @@
+"""Outbox delivery targets (signed HTTP callback, SQS, Python callable)."""

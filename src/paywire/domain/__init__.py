@@ -1,0 +1,1 @@
+"""Pure domain: money in minor units, the order state machine, normalized events (no I/O)."""

@@ -1,0 +1,1 @@
+"""Provider adapters: one package per payment provider (HTTP flows + pure wire mapping)."""

@@ -1,0 +1,1 @@
+"""Use cases (checkout, capture, refund, webhook ingest, fulfilment, reconciliation) over ports."""

@@ -1,0 +1,1 @@
+"""Store adapters implementing the store port (SQL via SQLAlchemy Core; DynamoDB)."""

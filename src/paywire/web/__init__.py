@@ -1,0 +1,1 @@
+"""Demo shop and admin dashboard (templates and static files)."""
