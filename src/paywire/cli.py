@@ -23,7 +23,7 @@ def emulator(
     client_id: Annotated[str | None, typer.Option(help="Sandbox app client id.")] = None,
     client_secret: Annotated[str | None, typer.Option(help="Sandbox app client secret.")] = None,
     token_ttl: Annotated[int, typer.Option(help="Access token lifetime, seconds.")] = 32400,
-    order_expiry: Annotated[float, typer.Option(help="Unapproved order lifetime, seconds.")] = 10800,
+    order_expiry: Annotated[float, typer.Option(help="Unapproved order lifetime, s.")] = 10800,
     webhook_time_scale: Annotated[
         float, typer.Option(help="Real seconds per emulated second in webhook retries.")] = 1.0,
     seed: Annotated[int | None, typer.Option(help="Seed for fault rules and shuffles.")] = None,

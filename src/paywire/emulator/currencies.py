@@ -34,7 +34,7 @@ def parse_value(currency: str, value: str) -> int:
     frac = m.group("frac") or ""
     if len(frac) > exp:
         raise MoneyFormatError("DECIMALS_NOT_SUPPORTED" if exp == 0 else "DECIMAL_PRECISION")
-    minor = int(m.group("int")) * 10**exp + int((frac + "0" * exp)[:exp] or "0")
+    minor: int = int(m.group("int")) * 10**exp + int((frac + "0" * exp)[:exp] or "0")
     if minor > MAX_MINOR:
         raise MoneyFormatError("MAX_VALUE_EXCEEDED")
     return minor

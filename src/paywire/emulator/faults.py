@@ -87,7 +87,8 @@ class FaultRule:
         if body is not None and not isinstance(body, dict):
             raise RuleError("body must be a JSON object")
         return cls(
-            id="FR-" + secrets.token_hex(6), target=target, action=action,
+            id="FR-" + secrets.token_hex(6), target="webhook" if target == "webhook" else "http",
+            action=str(action),
             method=strings["method"].upper(), path=strings["path"],
             event_type=strings["event_type"], url=strings["url"], status=status,
             seconds=float(seconds), probability=float(prob), count=count, body=body,

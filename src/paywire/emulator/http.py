@@ -17,7 +17,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from paywire.emulator.errors import SCHEMA_ISSUES, OPERATION_TABLES, PayPalError, api_of, issue, render
+from paywire.emulator.errors import (
+    OPERATION_TABLES,
+    SCHEMA_ISSUES,
+    PayPalError,
+    api_of,
+    issue,
+    render,
+)
 from paywire.emulator.state import EmulatorState, IdempotencyRecord
 
 log = logging.getLogger("paywire.emulator")

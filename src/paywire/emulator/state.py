@@ -72,6 +72,8 @@ class Order:
     scenario: str = "approve"
     expired: bool = False
     approval_reversed: bool = False
+    # Origin of the request that created the order: links in later webhook events use it.
+    base_url: str = ""
 
 
 @dataclass
