@@ -9,9 +9,7 @@ import pytest
 
 from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.testing import EmulatorServer
-
-CLIENT_ID = "test-client-id"
-CLIENT_SECRET = "test-client-secret"
+from testkit import CLIENT_ID, CLIENT_SECRET, get_token
 
 
 @pytest.fixture
@@ -30,15 +28,6 @@ def emulator(emulator_config: EmulatorConfig) -> Iterator[EmulatorServer]:
         yield server
     finally:
         server.stop()
-
-
-def get_token(base_url: str, client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> str:
-    """A bearer token from the emulator's OAuth endpoint."""
-    r = httpx.post(f"{base_url}/v1/oauth2/token", auth=(client_id, secret),
-                   data={"grant_type": "client_credentials"})
-    r.raise_for_status()
-    token: str = r.json()["access_token"]
-    return token
 
 
 @pytest.fixture
