@@ -6,7 +6,6 @@ Answers are plain JSON; bad input is a 4xx `{"error": ..., "message": ...}`, nev
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -15,7 +14,7 @@ from starlette.routing import Route
 
 from paywire.emulator.errors import PayPalError
 from paywire.emulator.faults import FaultRule, RuleError
-from paywire.emulator.http import state_of
+from paywire.emulator.http import state_of, strict_json
 from paywire.emulator.orders import SCENARIOS, approve_order, expire_due, find_order, order_json
 
 MAX_BODY = 100_000
@@ -34,7 +33,7 @@ async def read_json(request: Request) -> dict[str, Any] | JSONResponse:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
+        data = strict_json(raw)
     except (ValueError, RecursionError):
         return control_error(400, "malformed_json", "the body is not valid JSON")
     if not isinstance(data, dict):

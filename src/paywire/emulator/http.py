@@ -81,7 +81,7 @@ class Ctx:
                 raise issue(400, "MALFORMED_REQUEST_JSON", location="body")
             return {}
         try:
-            data = json.loads(raw)
+            data = strict_json(raw)
         except (ValueError, RecursionError) as exc:
             raise issue(400, "MALFORMED_REQUEST_JSON", "/", location="body") from exc
         if not isinstance(data, dict):
@@ -125,6 +125,15 @@ class Ctx:
                 expires_at=now + ttl,
             )
         return resp
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_json(raw: bytes | str) -> Any:
+    """Parse RFC 8259 JSON: NaN and Infinity, which Python accepts, are refused."""
+    return json.loads(raw, parse_constant=_refuse_constant)
 
 
 def authenticate(request: Request, emu: EmulatorState) -> str:

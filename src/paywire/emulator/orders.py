@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from typing import Any
 
@@ -14,7 +13,7 @@ from paywire.emulator.clock import iso
 from paywire.emulator.currencies import money
 from paywire.emulator.errors import issue
 from paywire.emulator.events import publish
-from paywire.emulator.http import Ctx, route
+from paywire.emulator.http import Ctx, route, strict_json
 from paywire.emulator.order_patch import apply_patch
 from paywire.emulator.order_request import (
     BREAKDOWN_ADD,
@@ -99,7 +98,7 @@ def _links(order: Order, base: str) -> list[dict[str, str]]:
     return links
 
 
-_ITEM_KEYS = ("name", "quantity", "unit_amount", "tax", "sku", "description", "url")
+_ITEM_TEXT = ("name", "quantity", "sku", "description", "url")
 _UNIT_KEYS = ("description", "custom_id", "invoice_id", "soft_descriptor")
 
 
@@ -121,10 +120,7 @@ def _unit_json(emu: EmulatorState, order: Order, index: int, base: str) -> dict[
         if isinstance(raw.get(key), str):
             out[key] = raw[key]
     if isinstance(raw.get("items"), list):
-        out["items"] = [{k: item[k] for k in _ITEM_KEYS if k in item} for item in raw["items"]]
-        for item, src in zip(out["items"], raw["items"], strict=True):
-            if src.get("category") in ("DIGITAL_GOODS", "PHYSICAL_GOODS", "DONATION"):
-                item["category"] = src["category"]
+        out["items"] = [_item_json(unit.currency, src) for src in raw["items"]]
     payments: dict[str, Any] = {}
     if unit.capture_ids:
         payments["captures"] = [resources.capture_json(emu, emu.captures[c], base)
@@ -136,6 +132,18 @@ def _unit_json(emu: EmulatorState, order: Order, index: int, base: str) -> dict[
     if payments:
         out["payments"] = payments
     return out
+
+
+def _item_json(currency: str, src: dict[str, Any]) -> dict[str, Any]:
+    # Echo only what was validated or is plain text: raw input never reaches a response as-is.
+    item: dict[str, Any] = {k: src[k] for k in _ITEM_TEXT
+                            if isinstance(src.get(k), str) and len(src[k]) <= 2048}
+    for key in ("unit_amount", "tax"):
+        if src.get(key) is not None:
+            item[key] = money(currency, parse_money(src[key], key, currency)[1])
+    if src.get("category") in ("DIGITAL_GOODS", "PHYSICAL_GOODS", "DONATION"):
+        item["category"] = src["category"]
+    return item
 
 
 def _breakdown_minor(currency: str, breakdown: dict[str, Any]) -> dict[str, int]:
@@ -235,7 +243,7 @@ async def patch(ctx: Ctx) -> Response:
     """Apply a JSON Patch to an order before it completes (204)."""
     order = _require(ctx, ctx.request.path_params["id"])
     try:
-        ops = json.loads(ctx.body_bytes)
+        ops = strict_json(ctx.body_bytes)
     except ValueError as exc:
         raise issue(400, "MALFORMED_REQUEST_JSON", "/") from exc
     if order.status not in ("CREATED", "APPROVED", "PAYER_ACTION_REQUIRED"):
