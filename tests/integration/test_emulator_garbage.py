@@ -10,10 +10,10 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from testkit import CLIENT_ID, CLIENT_SECRET, approve, auth_headers, order_body
 
 from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.testing import EmulatorServer
+from testkit import CLIENT_ID, CLIENT_SECRET, approve, auth_headers, order_body
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
