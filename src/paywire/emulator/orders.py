@@ -193,7 +193,10 @@ def approve_order(emu: EmulatorState, order: Order, scenario: str, base_url: str
         raise issue(422, "ORDER_COMPLETED_OR_VOIDED", "order_id", order.id, location="path")
     order.scenario = scenario
     if order.status == "APPROVED":
-        return  # re-approval only changes the scenario (the buyer chose another instrument)
+        # Re-approval: the buyer chose another instrument, or approved again after PayPal
+        # reversed the first approval.
+        order.approval_reversed = False
+        return
     pid = payer_id()
     order.payer = {"name": {"given_name": "Test", "surname": "Buyer"},
                    "email_address": f"sb-{pid.lower()}@personal.example.com",
@@ -254,7 +257,7 @@ async def patch(ctx: Ctx) -> Response:
 
 
 def _check_can_pay(ctx: Ctx, order: Order, action: str) -> None:
-    if order.status in ("CREATED", "PAYER_ACTION_REQUIRED"):
+    if order.status in ("CREATED", "PAYER_ACTION_REQUIRED") or order.approval_reversed:
         raise issue(422, "ORDER_NOT_APPROVED", "order_id", order.id, location="path")
     if order.status == "COMPLETED":
         name = "ORDER_ALREADY_CAPTURED" if order.intent == "CAPTURE" else (
