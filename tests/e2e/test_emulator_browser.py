@@ -146,7 +146,7 @@ def query_of(url: str) -> dict[str, list[str]]:
 
 def test_approve_redirects_to_return_url(page: Page, paypal: httpx.Client,
                                          shop: ServerThread) -> None:
-    """Approving lands on return_url (its query kept) with token and PayerID; the order is APPROVED."""
+    """Approving lands on return_url (query kept) with token and PayerID; the order is APPROVED."""
     order = create_order(paypal, shop, "payment_source")
     page.goto(buyer_link(order))
     assert page.locator(".amount").inner_text().split() == ["10.00", "USD"]
@@ -203,7 +203,7 @@ def wait_for_event(page: Page, kind: str) -> dict[str, Any]:
 
 def test_sdk_buttons_approve_and_capture(page: Page, paypal: httpx.Client,
                                          shop: ServerThread) -> None:
-    """The SDK popup's approval reaches onApprove with orderID and payerID; the capture completes."""
+    """Approving in the SDK popup calls onApprove with orderID and payerID; capture completes."""
     popup = open_checkout_popup(page, shop)
     popup.click("#approve")
     captured = wait_for_event(page, "captured")["body"]

@@ -243,6 +243,7 @@ SCHEMA_ISSUES: dict[str, dict[str, str | None]] = {
     },
     'payments:422': {
         'AUTHORIZATION_ALREADY_CAPTURED': 'Authorization has previously been captured.',
+        'AUTHORIZATION_DENIED': 'An denied authorization cannot be captured.',
         'AUTHORIZATION_EXPIRED': 'An expired authorization cannot be captured.',
         'AUTHORIZATION_VOIDED': 'A voided authorization cannot be captured or reauthorized. ',
         'AUTH_CAPTURE_CURRENCY_MISMATCH': 'Currency of capture must be the same as currency of authorization.',
@@ -305,7 +306,9 @@ SCHEMA_ISSUES: dict[str, dict[str, str | None]] = {
         'REFUND_CAPTURE_CURRENCY_MISMATCH': 'Refund must be in the same currency as the capture',
         'REFUND_FAILED_INSUFFICIENT_FUNDS': 'Capture could not be refunded due to insufficient funds. Please check to see if you have sufficient funds in your PayPal account or if the bank account linked to your PayPal account is verified and has sufficient funds.',
         'REFUND_NOT_ALLOWED': 'Capture cannot be refunded.',
+        'REFUND_NOT_PERMITTED_DUE_TO_CHARGEBACK': 'Refunds are not allowed on this capture due to a chargeback on the card or bank. Please contact the payee to resolve the chargeback.',
         'REFUND_TIME_LIMIT_EXCEEDED': 'You are over the time limit to perform a refund on this capture',
+        'TRANSACTION_DISPUTED': 'Partial refunds cannot be offered at this time because there is an open case on this transaction. Visit the PayPal Resolution Center to review this case.',
     },
 }
 
@@ -390,7 +393,8 @@ def render(err: PayPalError, operation: str, debug_id: str) -> dict[str, Any]:
         body["details"] = details
         first = err.details[0].issue
         api = api_of(operation)
-        doc = {"orders": "orders/v2", "payments": "payments/v2"}.get(api, "webhooks/v1")
+        doc = {"orders": "orders/v2", "payments": "payments/v2",
+               "disputes": "customer/disputes/v1"}.get(api, "webhooks/v1")
         body["links"] = [{
             "href": f"https://developer.paypal.com/api/rest/reference/{doc}/errors/#{first}",
             "rel": "information_link",
