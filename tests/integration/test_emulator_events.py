@@ -61,9 +61,11 @@ def test_pending_then_completed_or_denied(emulator: EmulatorServer,
     assert types_of(events_since(emulator, 1)) == [("PAYMENT.CAPTURE.PENDING", "capture", "2.0")]
     start = len(emulator.emu.events)
     assert paypal.post(f"/_emulator/captures/{cap['id']}/complete").status_code == 200
-    (done,) = events_since(emulator, start)
+    done, order_done = events_since(emulator, start)
     assert (done["event_type"], done["resource"]["status"]) == (
         "PAYMENT.CAPTURE.COMPLETED", "COMPLETED")
+    # The order completes (and says so, once) when its last pending capture completes.
+    assert order_done["event_type"] == "CHECKOUT.ORDER.COMPLETED"
     _, cap2 = paid_order(paypal, "pending")
     start = len(emulator.emu.events)
     assert paypal.post(f"/_emulator/captures/{cap2['id']}/deny").status_code == 200

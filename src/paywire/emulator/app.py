@@ -15,7 +15,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from paywire.emulator import checkout_page, control, disputes, oauth, orders, payments, webhooks_api
 from paywire.emulator.clock import EmulatorClock
 from paywire.emulator.config import EmulatorConfig
-from paywire.emulator.delivery import WebhookDeliverer
 from paywire.emulator.errors import PayPalError, render
 from paywire.emulator.state import EmulatorState, RequestLogEntry, new_debug_id
 
@@ -105,8 +104,7 @@ def create_app(config: EmulatorConfig | None = None,
     """A fresh emulator (its own state) as an ASGI app; `app.state.emu` holds the state."""
     cfg = config or EmulatorConfig()
     emu = EmulatorState(cfg, clock or EmulatorClock())
-    deliverer = WebhookDeliverer(emu)
-    emu.deliverer = deliverer
+    deliverer = emu.deliverer
 
     async def sweep() -> None:
         # Orders expire on the emulator's clock even when nobody asks about them, so a

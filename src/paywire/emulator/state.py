@@ -10,11 +10,14 @@ import random
 import secrets
 import string
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from paywire.emulator.clock import EmulatorClock
 from paywire.emulator.config import AppCredentials, EmulatorConfig
 from paywire.emulator.faults import FaultInjector
+
+if TYPE_CHECKING:
+    from paywire.emulator.delivery import WebhookDeliverer
 
 _ALNUM = string.ascii_uppercase + string.digits
 
@@ -189,26 +192,6 @@ class RequestLogEntry:
     content_type: str = ""
 
 
-class Deliverer(Protocol):
-    """Delivers stored webhook events to subscribed URLs (signed, retried)."""
-
-    def enqueue(self, event: dict[str, Any], client_id: str) -> None:
-        """Schedule delivery of `event` to every webhook of `client_id` that wants its type."""
-
-    def reset(self) -> None:
-        """Forget pending deliveries and the delivery log."""
-
-
-class NullDeliverer:
-    """Records nothing and sends nothing (used before a real deliverer is attached)."""
-
-    def enqueue(self, event: dict[str, Any], client_id: str) -> None:
-        """Drop the event."""
-
-    def reset(self) -> None:
-        """Nothing to forget."""
-
-
 class EmulatorState:
     """Every resource the emulator holds, keyed by id."""
 
@@ -217,7 +200,9 @@ class EmulatorState:
         self.clock = clock
         self.rng = random.Random(config.seed)  # noqa: S311 - test fixtures, not crypto
         self.apps: dict[str, AppCredentials] = {a.client_id: a for a in config.apps}
-        self.deliverer: Deliverer = NullDeliverer()
+        from paywire.emulator.delivery import WebhookDeliverer  # it needs this module
+
+        self.deliverer: WebhookDeliverer = WebhookDeliverer(self)
         self.faults = FaultInjector(self.rng)
         self.reset()
 

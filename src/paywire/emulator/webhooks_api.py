@@ -22,6 +22,7 @@ from starlette.routing import Route
 from paywire.emulator import events
 from paywire.emulator.clock import iso
 from paywire.emulator.delivery import WebhookDeliverer
+from paywire.emulator.events import EVENT_TYPES, sample_resource
 from paywire.emulator.http import Ctx, Handler, route, state_of
 from paywire.emulator.signing import AUTH_ALGO, CERT_PATH, raw_json_member, verify
 from paywire.emulator.state import EmulatorState, Webhook, new_id
@@ -29,27 +30,6 @@ from paywire.emulator.state import EmulatorState, Webhook, new_id
 MAX_WEBHOOKS = 10
 INFO_LINK = "https://developer.paypal.com/docs/api/webhooks/#errors"
 V1 = "/v1/notifications"
-
-# Every event type the emulator emits, with PayPal's description.
-EVENT_TYPES: dict[str, str] = {
-    "CHECKOUT.ORDER.APPROVED": "An order has been approved by buyer.",
-    "CHECKOUT.ORDER.COMPLETED": "Checkout Order Completed.",
-    "CHECKOUT.ORDER.VOIDED": "A checkout order is voided.",
-    "CHECKOUT.PAYMENT-APPROVAL.REVERSED": "A problem occurred after the buyer approved the "
-                                          "order, so the payment approval is reversed.",
-    "PAYMENT.AUTHORIZATION.CREATED": "A payment authorization is created.",
-    "PAYMENT.AUTHORIZATION.VOIDED": "A payment authorization is voided.",
-    "PAYMENT.CAPTURE.COMPLETED": "A payment capture completes.",
-    "PAYMENT.CAPTURE.PENDING": "The state of a payment capture changes to pending.",
-    "PAYMENT.CAPTURE.DENIED": "A payment capture is denied.",
-    "PAYMENT.CAPTURE.DECLINED": "A payment capture is declined.",
-    "PAYMENT.CAPTURE.REFUNDED": "A merchant refunds a payment capture.",
-    "PAYMENT.CAPTURE.REVERSED": "PayPal reverses a payment capture.",
-    "CUSTOMER.DISPUTE.CREATED": "A dispute is created.",
-    "CUSTOMER.DISPUTE.UPDATED": "A dispute is updated.",
-    "CUSTOMER.DISPUTE.RESOLVED": "A dispute is resolved.",
-}
-
 
 class V1Error(Exception):
     """A webhooks-API error in PayPal's v1 notifications shape."""
@@ -93,11 +73,8 @@ def v1_route(path: str, methods: list[str], operation: str,
 
 
 def deliverer_of(emu: EmulatorState) -> WebhookDeliverer:
-    """The signed deliverer attached by `create_app`."""
-    d = emu.deliverer
-    if not isinstance(d, WebhookDeliverer):
-        raise V1Error(500, "INTERNAL_SERVER_ERROR", "An internal server error occurred.")
-    return d
+    """The emulator's signed webhook deliverer."""
+    return emu.deliverer
 
 
 def _type_json(name: str, *, full: bool = False) -> dict[str, Any]:
@@ -317,36 +294,6 @@ async def resend_event(ctx: Ctx) -> Response:
         raise invalid("webhook_ids", "Must be an array of webhook ids")
     deliverer_of(ctx.emu).resend(event_id, targets)
     return ctx.json(_event_json(ctx, event_id), 202)
-
-
-def sample_resource(event_type: str, now: str, base: str) -> tuple[str, dict[str, Any]]:
-    """A plausible mock resource for a simulated event: (resource_type, resource)."""
-    amount = {"currency_code": "USD", "value": "10.00"}
-    rid, order_id, tail = new_id(17), new_id(17), event_type.rsplit(".", 1)[-1]
-    related = {"related_ids": {"order_id": order_id}}
-    if event_type.startswith("CHECKOUT."):
-        kind, path = "checkout-order", f"/v2/checkout/orders/{order_id}"
-        res: dict[str, Any] = {
-            "id": order_id, "intent": "CAPTURE",
-            "status": tail if tail in ("COMPLETED", "VOIDED") else "APPROVED",
-            "purchase_units": [{"reference_id": "default", "amount": amount}]}
-    elif event_type == "PAYMENT.CAPTURE.REFUNDED":  # carries the refund, not the capture
-        kind, path = "refund", f"/v2/payments/refunds/{rid}"
-        res = {"id": rid, "status": "COMPLETED", "amount": amount}
-    elif event_type.startswith("PAYMENT."):
-        kind = "capture" if ".CAPTURE." in event_type else "authorization"
-        path = f"/v2/payments/{kind}s/{rid}"
-        status = "REFUNDED" if tail == "REVERSED" else tail
-        res = {"id": rid, "status": status, "amount": amount, "supplementary_data": related}
-    else:
-        kind, rid = "dispute", "PP-D-" + new_id(5)
-        path = f"/v1/customer/disputes/{rid}"
-        res = {"dispute_id": rid, "reason": "MERCHANDISE_OR_SERVICE_NOT_RECEIVED",
-               "status": "RESOLVED" if tail == "RESOLVED" else "OPEN", "dispute_amount": amount,
-               "disputed_transactions": [{"seller_transaction_id": new_id(17)}]}
-    res.update(create_time=now, update_time=now,
-               links=[{"href": f"{base}{path}", "rel": "self", "method": "GET"}])
-    return kind, res
 
 
 @v1_route(f"{V1}/simulate-event", ["POST"], "simulate-event.post")
