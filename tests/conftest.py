@@ -37,3 +37,102 @@ def paypal(emulator: EmulatorServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=emulator.url, timeout=10,
                       headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
+
+
+# --- CI rules, Hypothesis profiles and PayPal schema conformance (see DEVELOPERS.md) ----------
+# Imports sit here, not at the top, so this block stays one appended unit.
+
+import os  # noqa: E402
+import weakref  # noqa: E402
+from collections.abc import Generator  # noqa: E402
+
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+import paypal_schema  # noqa: E402
+from paywire.emulator.state import EmulatorState  # noqa: E402
+
+IN_CI = os.environ.get("CI") == "true"
+
+hypothesis_settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True)
+hypothesis_settings.register_profile("dev")
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev"))
+
+# Tests skipped in this session: (node id, reason). Under CI any of them fails the run.
+_SKIPPED: list[tuple[str, str]] = []
+# How many request-log entries of each emulator were already checked against the specs.
+_CHECKED: weakref.WeakKeyDictionary[EmulatorState, int] = weakref.WeakKeyDictionary()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker that exempts a test from the automatic schema check."""
+    config.addinivalue_line(
+        "markers", "schema_exempt(reason): do not check this test's emulator responses "
+        "against PayPal's OpenAPI files (e.g. a fault rule returns a deliberately bad body)")
+
+
+def _skip_reason(report: pytest.CollectReport | pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Remember every skipped test (xfail is not a skip)."""
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _SKIPPED.append((report.nodeid, _skip_reason(report)))
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """Remember every module skipped at collection (`pytest.importorskip`, module-level skip)."""
+    if report.skipped:
+        _SKIPPED.append((report.nodeid, _skip_reason(report)))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI=true, a run that skipped anything fails: nothing may skip for lack of a service."""
+    if IN_CI and _SKIPPED and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say why a CI run failed on skips, listing each one."""
+    if IN_CI and _SKIPPED:
+        terminalreporter.write_sep("=", f"CI=true: {len(_SKIPPED)} skipped, which fails the run",
+                                   red=True)
+        for nodeid, reason in _SKIPPED:
+            terminalreporter.write_line(f"SKIPPED {nodeid}: {reason}")
+
+
+def _emulator_states(item: pytest.Item) -> list[EmulatorState]:
+    funcargs = getattr(item, "funcargs", {})
+    return [v.emu for v in funcargs.values() if isinstance(v, EmulatorServer)]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """After a passing test, check every response its emulators recorded against PayPal's specs."""
+    result = yield  # a failing test raises here and keeps its own failure
+    states = _emulator_states(item)
+    if not states or item.get_closest_marker("schema_exempt"):
+        return result
+    missing = paypal_schema.missing_specs_reason()
+    if missing:
+        if IN_CI:
+            pytest.fail(f"PayPal schema conformance cannot run under CI=true: {missing}",
+                        pytrace=False)
+        return result
+    specs = paypal_schema.load_specs(str(paypal_schema.specs_dir()))
+    violations: list[paypal_schema.Violation] = []
+    for emu in states:
+        start = _CHECKED.get(emu, 0)
+        log = emu.request_log
+        if start > len(log):  # the state was reset
+            start = 0
+        violations.extend(paypal_schema.check_request_log(specs, log[start:]))
+        _CHECKED[emu] = len(log)
+    if violations:
+        lines = "\n".join(f"  - {v}" for v in violations)
+        pytest.fail(f"emulator responses break PayPal's OpenAPI schemas "
+                    f"({len(violations)} violations):\n{lines}", pytrace=False)
+    return result

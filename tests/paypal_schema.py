@@ -131,7 +131,7 @@ def missing_specs_reason(directory: Path | None = None) -> str | None:
             f"set {SPECS_ENV} to the directory holding them")
 
 
-def _schema(node: Any) -> Any:
+def to_json_schema(node: Any) -> Any:
     """An OpenAPI 3.0 schema object rewritten as plain JSON Schema draft 4."""
     if not isinstance(node, dict):
         return node
@@ -140,12 +140,12 @@ def _schema(node: Any) -> Any:
         if key in _DROPPED_KEYWORDS or key.startswith("x-"):
             continue
         if key in _SCHEMA_MAPS and isinstance(value, dict):
-            out[key] = {name: _schema(sub) for name, sub in value.items()}
+            out[key] = {name: to_json_schema(sub) for name, sub in value.items()}
         elif key in _SCHEMA_LISTS and isinstance(value, list):
-            out[key] = [_schema(sub) for sub in value]
+            out[key] = [to_json_schema(sub) for sub in value]
         elif key in _SCHEMA_SINGLES:
-            out[key] = ([_schema(sub) for sub in value] if isinstance(value, list)
-                        else _schema(value))
+            out[key] = ([to_json_schema(sub) for sub in value] if isinstance(value, list)
+                        else to_json_schema(value))
         else:
             out[key] = value
     if node.get("nullable") is True and "$ref" not in node:
@@ -164,9 +164,9 @@ def _document(node: Any) -> Any:
         if key in ("example", "examples"):
             continue  # media-type examples are data, not schemas
         if key == "schema" and isinstance(value, dict):
-            out[key] = _schema(value)
+            out[key] = to_json_schema(value)
         elif key == "schemas" and isinstance(value, dict):
-            out[key] = {name: _schema(sub) for name, sub in value.items()}
+            out[key] = {name: to_json_schema(sub) for name, sub in value.items()}
         else:
             out[key] = _document(value)
     return out
@@ -264,8 +264,9 @@ class PayPalSpecs:
                 return op
         if matches:
             allowed = ", ".join(sorted({o.method for o in matches}))
+            where = matches[0].template
             raise UnknownOperation(
-                f"{method.upper()} {path}: PayPal documents only {allowed} on {matches[0].template}")
+                f"{method.upper()} {path}: PayPal documents only {allowed} on {where}")
         raise UnknownOperation(f"{method.upper()} {path}: no PayPal operation has this path")
 
     def _validator(self, ref: str) -> Draft4Validator:
@@ -287,7 +288,7 @@ class PayPalSpecs:
 
     def _follow(self, spec: str, node: dict[str, Any],
                 segments: list[str]) -> tuple[dict[str, Any], list[str]]:
-        """Resolve a response object's local `$ref` chain (e.g. `#/components/responses/default`)."""
+        """Follow a response object's local `$ref`s (`#/components/responses/default`)."""
         seen = 0
         while "$ref" in node and seen < 10:
             ref = str(node["$ref"])
@@ -340,7 +341,7 @@ class PayPalSpecs:
             validator = Draft4Validator(GENERIC_ERROR_SCHEMA)
         else:
             validator = self._validator(ref)
-        errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+        errors = sorted(validator.iter_errors(body), key=lambda e: e.json_path)
         return [violation(e.json_path, _explain(e)) for e in errors]
 
 
@@ -350,7 +351,8 @@ def load_specs(directory: str | None = None) -> PayPalSpecs:
     return PayPalSpecs(Path(directory) if directory else None)
 
 
-def validate_response(method: str, path: str, status: int, body_json: Any | None) -> list[Violation]:
+def validate_response(method: str, path: str, status: int,
+                      body_json: Any | None) -> list[Violation]:
     """Validate one response against PayPal's files; raises UnknownOperation for unknown routes."""
     return load_specs(str(specs_dir())).validate_response(method, path, status, body_json)
 
@@ -360,14 +362,14 @@ def check_oauth_token(status: int, body: Any) -> list[str]:
     if not isinstance(body, dict):
         return ["the body is not a JSON object"]
     if status == 200:
-        wanted: dict[str, type | tuple[type, ...]] = {
+        wanted: dict[str, type] = {
             "access_token": str, "token_type": str, "expires_in": int, "app_id": str,
             "scope": str, "nonce": str,
         }
     else:
         wanted = {"error": str, "error_description": str}
     problems = [f"{name!r} missing" if name not in body else
-                f"{name!r} is {type(body[name]).__name__}, expected {getattr(kind, '__name__', kind)}"
+                f"{name!r} is {type(body[name]).__name__}, expected {kind.__name__}"
                 for name, kind in wanted.items()
                 if name not in body or not isinstance(body[name], kind)
                 or isinstance(body[name], bool)]

@@ -1,0 +1,107 @@
+# paywire developer entry points. `make dev` runs the emulator; `make test` is what CI runs
+# (.ci/run calls it with CI=true). Installs are pinned by constraints.txt and skipped when the
+# venv's stamp is newer than pyproject.toml and constraints.txt. See DEVELOPERS.md.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+CONSTRAINTS := constraints.txt
+DEV_STAMP := $(VENV)/.paywire-dev.stamp
+TEST_STAMP := $(VENV)/.paywire-test.stamp
+LINT_PATHS := $(wildcard src tests bench)
+# Root runs apt-get and pg_ctlcluster directly; anyone else goes through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+DEV_ARGS ?=
+PYTEST_ARGS ?=
+ifeq ($(CI),true)
+# CI: show the slowest tests (budget: 25 minutes on 2 cores); the CI=true skip rule and the
+# Hypothesis `ci` profile are applied by tests/conftest.py.
+PYTEST_ARGS += --durations=15
+endif
+
+.PHONY: help dev test lint pytest install install-test chromium postgres lock clean distclean
+
+help:
+	@echo "make dev      create .venv, install paywire, run the PayPal emulator (DEV_ARGS=...)"
+	@echo "make test     install test deps, Chromium, start PostgreSQL, lint, type-check, pytest"
+	@echo "make lint     ruff check, mypy (strict), lint-imports"
+	@echo "make pytest   only the test suite (PYTEST_ARGS=...)"
+	@echo "make lock     regenerate constraints.txt from a fresh throwaway venv"
+	@echo "make clean    remove caches, build output and install stamps (keeps .venv)"
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "python3.11 or python3 is required" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(DEV_STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test]'
+	touch $@ $(DEV_STAMP)
+
+install: $(DEV_STAMP)
+
+install-test: $(TEST_STAMP)
+
+dev: install
+	$(BIN)/paywire emulator $(DEV_ARGS)
+
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing Debian chromium (browser tests drive /usr/bin/chromium)"; \
+	  apt="$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get"; \
+	  $$apt install -y chromium || { $$apt update && $$apt install -y chromium; }; \
+	fi
+
+postgres:
+	@if ! command -v pg_isready >/dev/null; then \
+	  echo "pg_isready not found: PostgreSQL tests need a server on 127.0.0.1:5432" >&2; \
+	elif ! pg_isready -q -h 127.0.0.1 -p 5432; then \
+	  echo "starting PostgreSQL"; \
+	  $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+	  for _ in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	  pg_isready -h 127.0.0.1 -p 5432; \
+	fi
+
+lint: install-test
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+pytest: install-test
+	@rc=0; $(BIN)/pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc = 5 ]; then echo "pytest collected no tests (exit 5): that is a failure" >&2; fi; \
+	exit $$rc
+
+test: install-test chromium postgres lint pytest
+
+# constraints.txt pins every distribution a fresh `pip install -e '.[test]'` resolves to today
+# (runtime, test extras, transitive). Run after changing dependencies in pyproject.toml; commit
+# both. The build backend (hatchling) cannot be pinned this way.
+lock:
+	@tmp=$$(mktemp -d /tmp/paywire-lock.XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/python" -m pip --disable-pip-version-check install -q -e '.[test]'; \
+	{ echo "# Pinned by \`make lock\` ($$("$$tmp/venv/bin/python" -V)): fresh venv,"; \
+	  echo "# pip install -e '.[test]', pip freeze --exclude-editable. Do not edit by hand."; \
+	  "$$tmp/venv/bin/python" -m pip --disable-pip-version-check freeze --exclude-editable \
+	    | grep -v -e '^#' -e '^-e ' -e '^paywire=='; } > "$$tmp/constraints.txt"; \
+	mv "$$tmp/constraints.txt" $(CONSTRAINTS); \
+	echo "wrote $(CONSTRAINTS) ($$(grep -vc '^#' $(CONSTRAINTS)) pins)"
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache \
+	  build dist src/*.egg-info test-results $(DEV_STAMP) $(TEST_STAMP)
+	find src tests $(wildcard bench) -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Also removes the virtual environment; the next make target recreates it.
+distclean: clean
+	rm -rf $(VENV)
