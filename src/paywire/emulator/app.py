@@ -41,6 +41,25 @@ class PayPalEdge:
         chunks: list[bytes] = []
         content_type = ""
 
+        logged = False
+
+        def log_request() -> None:
+            nonlocal logged
+            if logged:
+                return
+            logged = True
+            headers = dict(scope.get("headers", []))
+            request_id = headers.get(b"paypal-request-id")
+            self.emu.request_log.append(RequestLogEntry(
+                at=self.emu.clock.now(), method=method, path=path,
+                query=scope.get("query_string", b"").decode("latin-1"), status=status_seen,
+                debug_id=debug_id,
+                request_id=request_id.decode("latin-1") if request_id else None,
+                client_id=scope.get("paypal_client_id") or None,
+                response_body=b"".join(chunks) if record else None,
+                content_type=content_type,
+            ))
+
         async def send_wrapper(message: Message) -> None:
             nonlocal status_seen, content_type
             if message["type"] == "http.response.start":
@@ -49,8 +68,13 @@ class PayPalEdge:
                 headers.append((b"paypal-debug-id", debug_id.encode()))
                 message = {**message, "headers": headers}
                 content_type = dict(headers).get(b"content-type", b"").decode("latin-1")
-            elif message["type"] == "http.response.body" and record:
-                chunks.append(message.get("body", b""))
+            elif message["type"] == "http.response.body":
+                if record:
+                    chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # Logged before the last byte leaves, so a client that has its answer
+                    # always finds the request in the log.
+                    log_request()
             await send(message)
 
         try:
@@ -74,17 +98,7 @@ class PayPalEdge:
                         return
             await self.app(scope, receive, send_wrapper)
         finally:
-            headers = dict(scope.get("headers", []))
-            request_id = headers.get(b"paypal-request-id")
-            self.emu.request_log.append(RequestLogEntry(
-                at=self.emu.clock.now(), method=method, path=path,
-                query=scope.get("query_string", b"").decode("latin-1"), status=status_seen,
-                debug_id=debug_id,
-                request_id=request_id.decode("latin-1") if request_id else None,
-                client_id=scope.get("paypal_client_id") or None,
-                response_body=b"".join(chunks) if record else None,
-                content_type=content_type,
-            ))
+            log_request()
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
