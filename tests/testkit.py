@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+
+from paywire.emulator import AppCredentials, EmulatorConfig
+from paywire.testing import EmulatorServer
 
 CLIENT_ID = "test-client-id"
 CLIENT_SECRET = "test-client-secret"
+OTHER_ID, OTHER_SECRET = "other-client-id", "other-client-secret"
 
 
 def get_token(base_url: str, client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> str:
@@ -40,3 +46,20 @@ def approve(client: httpx.Client, order_id: str, scenario: str = "approve") -> d
     assert r.status_code == 200, r.text
     body: dict[str, object] = r.json()
     return body
+
+
+def two_app_config() -> EmulatorConfig:
+    """The test app plus a second one, for "another app's resource" checks."""
+    return EmulatorConfig(apps=[AppCredentials(CLIENT_ID, CLIENT_SECRET),
+                                AppCredentials(OTHER_ID, OTHER_SECRET)],
+                          record_responses=True, webhook_time_scale=0.001, seed=1234)
+
+
+def usd(value: str) -> dict[str, str]:
+    """A USD money object."""
+    return {"currency_code": "USD", "value": value}
+
+
+def events(emulator: EmulatorServer, event_type: str) -> list[dict[str, Any]]:
+    """Webhook events of one type the emulator published, oldest first."""
+    return [e for e in emulator.emu.events.values() if e["event_type"] == event_type]

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from paypal_schema import check_request_log, load_specs, missing_specs_reason
-from paywire.emulator import AppCredentials, EmulatorConfig
+from paywire.emulator import EmulatorConfig
 from paywire.testing import EmulatorServer
-from testkit import CLIENT_ID, CLIENT_SECRET, approve, auth_headers, get_token, order_body
+from testkit import (
+    OTHER_ID,
+    OTHER_SECRET,
+    approve,
+    auth_headers,
+    events,
+    get_token,
+    order_body,
+    two_app_config,
+    usd,
+)
 
-OTHER_ID, OTHER_SECRET = "other-client-id", "other-client-secret"
 FULL = {"Prefer": "return=representation"}
 DAY = 86400
 
@@ -22,23 +29,9 @@ DAY = 86400
 @pytest.fixture
 def emulator_config() -> EmulatorConfig:
     """Two apps, so resources of one can be looked up with the other's token."""
-    return EmulatorConfig(apps=[AppCredentials(CLIENT_ID, CLIENT_SECRET),
-                                AppCredentials(OTHER_ID, OTHER_SECRET)],
-                          record_responses=True, webhook_time_scale=0.001, seed=1234)
+    return two_app_config()
 
 
-@pytest.fixture(autouse=True)
-def schema_conformant(emulator: EmulatorServer) -> Iterator[None]:
-    """After each test, every PayPal response it caused must match PayPal's published schema."""
-    yield
-    if missing_specs_reason() is None:
-        violations = [str(v) for v in check_request_log(load_specs(), emulator.emu.request_log)]
-        assert not violations, "\n".join(violations)
-
-
-def usd(value: str) -> dict[str, str]:
-    """A USD money object."""
-    return {"currency_code": "USD", "value": value}
 
 
 def issue_of(r: httpx.Response) -> str:
@@ -47,9 +40,6 @@ def issue_of(r: httpx.Response) -> str:
     return name
 
 
-def events(emulator: EmulatorServer, event_type: str) -> list[dict[str, Any]]:
-    """Webhook events of one type the emulator published, oldest first."""
-    return [e for e in emulator.emu.events.values() if e["event_type"] == event_type]
 
 
 def captured(paypal: httpx.Client, value: str = "10.00", scenario: str = "approve",
