@@ -1,0 +1,92 @@
+"""One error tree for paywire, with structured fields; mapped to HTTP in exactly one table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PaywireError(Exception):
+    """Base of every error paywire raises on purpose."""
+
+    code = "paywire_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class ValidationError(PaywireError):
+    """Input that can never be valid (bad currency, amount, quantity, unknown sku)."""
+
+    code = "validation_error"
+
+    def __init__(self, message: str, *, field: str | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.field = field
+
+
+class NotFoundError(PaywireError):
+    """A resource paywire does not know."""
+
+    code = "not_found"
+
+
+class ConflictError(PaywireError):
+    """A concurrent change won (version compare-and-set failed, key in flight)."""
+
+    code = "conflict"
+
+
+class IllegalTransition(PaywireError):
+    """A state change the order state machine refuses."""
+
+    code = "illegal_transition"
+
+
+class OverRefund(PaywireError):
+    """A refund larger than what is left to refund; refused before the provider is called."""
+
+    code = "over_refund"
+
+
+class ProviderError(PaywireError):
+    """The payment provider refused or failed a call."""
+
+    code = "provider_error"
+
+    # What the refusal means to paywire, whatever the provider called it.
+    KINDS = ("transient", "invalid", "not_found", "not_approved", "declined", "payer_action",
+             "already_done", "duplicate_invoice", "over_refund", "auth", "unknown")
+
+    def __init__(self, message: str, *, provider: str, kind: str = "unknown",
+                 status: int | None = None, name: str | None = None, issue: str | None = None,
+                 debug_id: str | None = None, retryable: bool = False,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.provider = provider
+        self.kind = kind if kind in self.KINDS else "unknown"
+        self.status = status
+        self.name = name
+        self.issue = issue
+        self.debug_id = debug_id
+        self.retryable = retryable
+
+
+class SignatureError(PaywireError):
+    """A webhook whose signature does not verify."""
+
+    code = "signature_error"
+
+
+class StorageError(PaywireError):
+    """The store failed (transient: the caller may retry)."""
+
+    code = "storage_error"
+
+
+class ConfigError(PaywireError):
+    """Settings that cannot work; raised at start-up, naming the setting."""
+
+    code = "config_error"

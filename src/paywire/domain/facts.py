@@ -1,0 +1,99 @@
+"""Facts paywire learns about an order, and the announcements they make to the shop.
+
+Every path that learns a fact (the API's synchronous answer, a webhook, reconciliation, an
+operator) describes it as a `Fact`; `announcement_for` keys the announcement by the fact itself
+(architecture.md, "Announcements to the shop"), so whichever path writes it first wins and the
+others find it written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from paywire.domain.money import Money
+from paywire.domain.order import Order, OrderStatus
+
+S = OrderStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """Something true about an order at the provider, with where paywire learned it."""
+
+    target: OrderStatus
+    source: str  # "api", "webhook", "reconcile", "operator"
+    capture_id: str | None = None
+    authorization_id: str | None = None
+    refund_id: str | None = None
+    dispute_id: str | None = None
+    amount: Money | None = None  # the capture's or refund's amount, as the provider reports it
+    reason: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """One message to the shop; `key` names the fact so it is written once."""
+
+    key: str
+    type: str
+    order_id: str
+    payload: dict[str, Any]
+
+
+# Announced once per fact; progress notices (approved, authorized) are best effort.
+_TYPES: dict[OrderStatus, str] = {
+    S.APPROVED: "order.approved",
+    S.AUTHORIZED: "order.authorized",
+    S.COMPLETED: "order.completed",
+    S.PARTIALLY_REFUNDED: "order.partially_refunded",
+    S.REFUNDED: "order.refunded",
+    S.REVERSED: "order.reversed",
+    S.DENIED: "order.denied",
+    S.FAILED: "order.denied",
+    S.VOIDED: "order.voided",
+    S.EXPIRED: "order.expired",
+}
+
+
+def announcement_for(order: Order, fact: Fact) -> Announcement | None:
+    """The announcement `fact` makes about `order` (already moved), keyed by the fact."""
+    kind = _TYPES.get(fact.target)
+    if kind is None:
+        return None
+    if fact.target in (S.PARTIALLY_REFUNDED, S.REFUNDED):
+        if fact.refund_id is None:
+            return None
+        key = f"refund:{fact.refund_id}"
+    elif fact.target == S.REVERSED:
+        key = f"order.reversed:{fact.capture_id or order.capture_id or order.id}"
+    else:
+        key = f"{kind}:{order.id}"
+    payload: dict[str, Any] = {
+        "type": kind, "order_id": order.id, "status": str(order.status),
+        "amount": order.amount.to_decimal(), "currency": order.amount.currency,
+        "provider": order.provider, "provider_order_id": order.provider_order_id,
+    }
+    for name in ("capture_id", "refund_id", "authorization_id", "dispute_id", "reason"):
+        value = getattr(fact, name)
+        if value is not None:
+            payload[name] = value
+    if fact.amount is not None and fact.target != S.COMPLETED:
+        payload["fact_amount"] = fact.amount.to_decimal()
+    return Announcement(key=key, type=kind, order_id=order.id, payload=payload)
+
+
+def dispute_announcement(order: Order, dispute_id: str) -> Announcement:
+    """order.disputed, keyed by the dispute."""
+    return Announcement(key=f"dispute:{dispute_id}", type="order.disputed", order_id=order.id,
+                        payload={"type": "order.disputed", "order_id": order.id,
+                                 "dispute_id": dispute_id})
+
+
+def attention_announcement(order: Order, reason: str) -> Announcement:
+    """order.needs_attention, keyed by order and reason."""
+    return Announcement(key=f"needs_attention:{order.id}:{reason}",
+                        type="order.needs_attention", order_id=order.id,
+                        payload={"type": "order.needs_attention", "order_id": order.id,
+                                 "reason": reason})

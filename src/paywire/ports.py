@@ -1,0 +1,338 @@
+"""The ports services need: a store (unit of work), a payment provider, a clock.
+
+The store port is shaped so SQL and DynamoDB can both implement it (architecture.md, "The store
+port must fit DynamoDB too"): orders carry a version and every update is a compare-and-set on
+it; inbox, announcements, provider operations and idempotency keys are put-if-absent; claims are
+conditional updates with a lease, never a lock held across a network call.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from paywire.domain.facts import Announcement
+from paywire.domain.money import Money
+from paywire.domain.order import Order, OrderStatus
+
+
+class Clock(Protocol):
+    """Where services get the time (tests inject a frozen one)."""
+
+    def now(self) -> datetime:
+        """The current instant, timezone-aware UTC."""
+        ...
+
+
+# --- records the store keeps beside orders -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderOperation:
+    """A mutating provider call, written (with its idempotency key) before the call is made.
+
+    `key` is what the provider sees (PayPal-Request-Id), derived from our own ids, so a retry
+    after a crash repeats the call under the same key. `lease_until` marks a caller working on
+    it; others wait for the outcome rather than call the provider a second time.
+    """
+
+    key: str
+    order_id: str
+    kind: str  # create | capture | authorize | refund | void | capture_authorization
+    status: str  # pending | succeeded | failed
+    created_at: datetime
+    updated_at: datetime
+    lease_until: datetime | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """A refund of (part of) an order's capture."""
+
+    id: str
+    order_id: str
+    amount: Money
+    status: str  # pending | completed | failed
+    operation_key: str
+    created_at: datetime
+    updated_at: datetime
+    provider_refund_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One line of an order's append-only history: what was learned, and what it did."""
+
+    order_id: str
+    at: datetime
+    source: str  # api | webhook | reconcile | operator
+    verdict: str  # APPLY | STALE | CONFLICT | NOTE
+    from_status: OrderStatus
+    to_status: OrderStatus
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """An announcement waiting for delivery; `id` is the stable message id the shop sees."""
+
+    id: str
+    key: str
+    type: str
+    order_id: str
+    payload: dict[str, Any]
+    created_at: datetime
+    status: str = "pending"  # pending | delivered | dead
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """A client's Idempotency-Key: in flight until `locked_until`, then its stored answer."""
+
+    scope: str  # caller + endpoint
+    key: str
+    request_hash: str
+    status: str  # in_flight | done
+    created_at: datetime
+    expires_at: datetime
+    locked_until: datetime | None = None
+    resource_id: str | None = None
+    response_status: int | None = None
+    response_body: dict[str, Any] | None = None
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+class UnitOfWork(Protocol):
+    """One transaction: everything written through it commits together or not at all."""
+
+    # orders
+    async def get_order(self, order_id: str) -> Order | None:
+        """The order, or None."""
+        ...
+
+    async def find_order_by_provider_id(self, provider: str,
+                                        provider_order_id: str) -> Order | None:
+        """The order the provider knows by `provider_order_id`, or None."""
+        ...
+
+    async def insert_order(self, order: Order) -> None:
+        """Insert a new order with its lines (ConflictError if the id exists)."""
+        ...
+
+    async def update_order(self, order: Order, expected_version: int) -> None:
+        """Write `order` if the stored version is still `expected_version`, else ConflictError.
+
+        `order.version` must be `expected_version + 1`.
+        """
+        ...
+
+    async def list_orders(self, *, status: OrderStatus | None = None, limit: int = 50,
+                          before: tuple[datetime, str] | None = None) -> list[Order]:
+        """Orders newest first; `before` = (created_at, id) of the last one seen (keyset)."""
+        ...
+
+    # history and announcements
+    async def append_history(self, entry: HistoryEntry) -> None:
+        """Append to the order's history."""
+        ...
+
+    async def history(self, order_id: str) -> list[HistoryEntry]:
+        """The order's history, oldest first."""
+        ...
+
+    async def add_announcement(self, announcement: Announcement, message_id: str,
+                               now: datetime) -> bool:
+        """Put the announcement in the outbox unless its key exists; True if written."""
+        ...
+
+    async def outbox_for_order(self, order_id: str) -> list[OutboxMessage]:
+        """The order's outbox messages, oldest first."""
+        ...
+
+    # provider operations
+    async def put_operation(self, op: ProviderOperation) -> bool:
+        """Insert unless the key exists; True if written."""
+        ...
+
+    async def get_operation(self, key: str) -> ProviderOperation | None:
+        """The operation, or None."""
+        ...
+
+    async def claim_operation(self, key: str, now: datetime, lease_until: datetime) -> bool:
+        """Take a pending operation whose lease has lapsed (or never was); True if taken."""
+        ...
+
+    async def finish_operation(self, key: str, status: str, result: dict[str, Any] | None,
+                               error: dict[str, Any] | None, now: datetime) -> None:
+        """Record the outcome (succeeded/failed) and release the lease."""
+        ...
+
+    # refunds
+    async def insert_refund(self, refund: Refund) -> None:
+        """Insert a refund (ConflictError if the id exists)."""
+        ...
+
+    async def update_refund(self, refund: Refund) -> None:
+        """Write a refund's new status / provider id."""
+        ...
+
+    async def get_refund(self, refund_id: str) -> Refund | None:
+        """The refund, or None."""
+        ...
+
+    async def refunds_for_order(self, order_id: str) -> list[Refund]:
+        """The order's refunds, oldest first."""
+        ...
+
+    # client idempotency keys
+    async def put_idempotency(self, record: IdempotencyRecord) -> bool:
+        """Insert unless (scope, key) exists and has not expired; True if written."""
+        ...
+
+    async def get_idempotency(self, scope: str, key: str,
+                              now: datetime) -> IdempotencyRecord | None:
+        """The record unless expired (an expired record reads as absent)."""
+        ...
+
+    async def lock_idempotency(self, scope: str, key: str, now: datetime,
+                               locked_until: datetime) -> bool:
+        """Take over an in-flight record whose lock lapsed (its owner crashed); True if taken."""
+        ...
+
+    async def complete_idempotency(self, scope: str, key: str, resource_id: str | None,
+                                   status: int, body: dict[str, Any]) -> None:
+        """Store the answer and mark the record done."""
+        ...
+
+    async def delete_idempotency(self, scope: str, key: str) -> None:
+        """Forget an in-flight record (its request failed before doing anything durable)."""
+        ...
+
+
+class Store(Protocol):
+    """A transactional store of orders, history, outbox, operations, refunds and keys."""
+
+    def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A unit of work: commits on normal exit, rolls back on exception.
+
+        Transient failures raise `StorageError`; version conflicts `ConflictError`.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+# --- the payment provider ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderOrder:
+    """An order as created at the provider."""
+
+    provider_order_id: str
+    status: str
+    approve_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureResult:
+    """A capture as the provider reports it. `status` is mapped to the order status it means."""
+
+    capture_id: str
+    status: OrderStatus  # COMPLETED | PENDING | DENIED | FAILED | PARTIALLY_REFUNDED | REFUNDED
+    amount: Money
+    provider_status: str
+    reason: str | None = None
+    provider_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationResult:
+    """An authorization as the provider reports it."""
+
+    authorization_id: str
+    status: OrderStatus  # AUTHORIZED | PENDING | VOIDED | COMPLETED (captured) | DENIED
+    amount: Money
+    provider_status: str
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    """A refund as the provider reports it."""
+
+    refund_id: str
+    status: str  # completed | pending | failed
+    amount: Money
+    provider_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderOrderState:
+    """The provider's whole truth about an order (for settling conflicts and replays)."""
+
+    provider_order_id: str
+    status: OrderStatus  # what the provider's order status means for ours
+    provider_status: str
+    amount: Money | None
+    captures: tuple[CaptureResult, ...] = ()
+    authorizations: tuple[AuthorizationResult, ...] = ()
+
+
+class PaymentProvider(Protocol):
+    """A payment provider's operations, in domain terms. Errors are `ProviderError`."""
+
+    name: str
+
+    def check_amount(self, amount: Money) -> None:
+        """Refuse (ValidationError) a currency or amount the provider cannot take."""
+        ...
+
+    async def create_order(self, order: Order, *, request_id: str, return_url: str | None = None,
+                           cancel_url: str | None = None) -> ProviderOrder:
+        """Create the order at the provider."""
+        ...
+
+    async def capture_order(self, provider_order_id: str, *, request_id: str) -> CaptureResult:
+        """Capture an approved CAPTURE-intent order."""
+        ...
+
+    async def authorize_order(self, provider_order_id: str, *,
+                              request_id: str) -> AuthorizationResult:
+        """Authorize an approved AUTHORIZE-intent order."""
+        ...
+
+    async def capture_authorization(self, authorization_id: str, amount: Money | None, *,
+                                    request_id: str, final: bool = True) -> CaptureResult:
+        """Capture (part of) an authorization."""
+        ...
+
+    async def void_authorization(self, authorization_id: str, *, request_id: str) -> None:
+        """Void an authorization."""
+        ...
+
+    async def refund_capture(self, capture_id: str, amount: Money | None, *, request_id: str,
+                             invoice_id: str | None = None) -> RefundResult:
+        """Refund (part of) a capture; `amount` None = all that is left."""
+        ...
+
+    async def get_order(self, provider_order_id: str) -> ProviderOrderState:
+        """The provider's truth about an order."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
