@@ -1,0 +1,482 @@
+"""Checkout use cases: create, capture, authorize, capture/void an authorization, refund.
+
+Every mutating provider call runs under an operation key written before the call
+(`operations.py`); every fact it learns is applied through `apply_transition` in the same unit of
+work that records the call's outcome, so a crash or retry at any point converges.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from paywire.domain.errors import IllegalTransition, NotFoundError, ProviderError
+from paywire.domain.facts import Fact
+from paywire.domain.money import Money
+from paywire.domain.order import Intent, Order, OrderLine, OrderStatus, Verdict
+from paywire.ports import (
+    AuthorizationResult,
+    CaptureResult,
+    Clock,
+    HistoryEntry,
+    PaymentProvider,
+    ProviderOrderState,
+    Refund,
+    Store,
+    UnitOfWork,
+)
+from paywire.services.operations import OperationDone, OperationRunner, retry_on_conflict
+from paywire.services.transitions import apply_refund, apply_transition, flag_attention
+
+S = OrderStatus
+# Provider refusals that are worth retrying later under the same key (the call may have run).
+RESUMABLE = ("transient", "auth", "unknown")
+
+
+def new_id(prefix: str) -> str:
+    """A random, URL-safe, sortable-enough id such as `ord_3f9c…`."""
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+@dataclass(frozen=True)
+class IdempotencyTicket:
+    """A client Idempotency-Key being served: its answer is stored with the result it reports."""
+
+    scope: str
+    key: str
+    resource_id: str
+    render: Callable[[Order, Refund | None], tuple[int, dict[str, Any]]]
+
+
+def stored_error(op_error: dict[str, Any] | None, provider: str) -> ProviderError:
+    """A ProviderError rebuilt from an operation's recorded failure."""
+    e = op_error or {}
+    return ProviderError(str(e.get("message") or "the provider refused this operation"),
+                         provider=provider, kind=str(e.get("kind") or "unknown"),
+                         status=e.get("status"), name=e.get("name"), issue=e.get("issue"),
+                         debug_id=e.get("debug_id"))
+
+
+class CheckoutService:
+    """Orders from priced lines to money, through one payment provider."""
+
+    def __init__(self, store: Store, provider: PaymentProvider, clock: Clock, *,
+                 return_url: str | None = None, cancel_url: str | None = None,
+                 runner: OperationRunner | None = None) -> None:
+        self.store = store
+        self.provider = provider
+        self.clock = clock
+        self.return_url = return_url
+        self.cancel_url = cancel_url
+        self.ops = runner or OperationRunner(store, clock)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def get(self, ref: str) -> Order:
+        """An order by our id or the provider's order id."""
+        async with self.store.transaction() as uow:
+            order = await uow.get_order(ref)
+            if order is None:
+                order = await uow.find_order_by_provider_id(self.provider.name, ref)
+        if order is None:
+            raise NotFoundError(f"no order {ref!r}")
+        return order
+
+    async def get_refund(self, refund_id: str) -> Refund:
+        """A refund by our id."""
+        async with self.store.transaction() as uow:
+            refund = await uow.get_refund(refund_id)
+        if refund is None:
+            raise NotFoundError(f"no refund {refund_id!r}")
+        return refund
+
+    # --- create --------------------------------------------------------------------------
+
+    async def create_order(self, lines: list[OrderLine], intent: Intent, *,
+                           ticket: IdempotencyTicket | None = None) -> Order:
+        """Record the order, then create it at the provider under `<order id>:create`."""
+        order_id = ticket.resource_id if ticket else new_id("ord")
+        order = Order.new(order_id, intent, lines, self.clock.now(), provider=self.provider.name)
+        for line in lines:
+            self.provider.check_amount(line.unit_price)
+        self.provider.check_amount(order.amount)
+        async with self.store.transaction() as uow:
+            existing = await uow.get_order(order_id)
+            if existing is None:
+                await uow.insert_order(order)
+                await uow.append_history(HistoryEntry(
+                    order_id=order.id, at=order.created_at, source="api", verdict="APPLY",
+                    from_status=S.CREATED, to_status=S.CREATED,
+                    detail={"amount": order.amount.to_decimal(),
+                            "currency": order.amount.currency}))
+            else:
+                order = existing  # a retried Idempotency-Key resumes its own order
+        if order.provider_order_id is None:
+            order = await self._create_at_provider(order)
+        if ticket is not None:
+            await self._complete_ticket(ticket, order, None)
+        return order
+
+    async def _create_at_provider(self, order: Order) -> Order:
+        key = f"{order.id}:create"
+        try:
+            await self.ops.claim(key, order.id, "create")
+        except OperationDone as done:
+            if done.op.status == "failed":
+                raise stored_error(done.op.error, self.provider.name) from None
+            return await self.get(order.id)
+        try:
+            created = await self.provider.create_order(order, request_id=key,
+                                                       return_url=self.return_url,
+                                                       cancel_url=self.cancel_url)
+        except ProviderError as exc:
+            if exc.kind in RESUMABLE:
+                await self.ops.release(key, exc)
+            else:
+                await self._fail_order(order.id, key, exc)
+            raise
+
+        async def commit() -> Order:
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                cur = await self._must(uow, order.id)
+                moved = cur.evolve(now, provider_order_id=created.provider_order_id,
+                                   approve_url=created.approve_url)
+                await uow.update_order(moved, cur.version)
+                await uow.finish_operation(key, "succeeded", {
+                    "provider_order_id": created.provider_order_id,
+                    "approve_url": created.approve_url, "status": created.status}, None, now)
+                await uow.append_history(HistoryEntry(
+                    order_id=cur.id, at=now, source="api", verdict="NOTE", from_status=cur.status,
+                    to_status=cur.status,
+                    detail={"provider_order_id": created.provider_order_id}))
+                return moved
+
+        return await retry_on_conflict(commit)
+
+    async def _fail_order(self, order_id: str, key: str, exc: ProviderError) -> None:
+        async def commit() -> None:
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                cur = await self._must(uow, order_id)
+                fact = Fact(S.FAILED, "api", reason=exc.issue or exc.kind)
+                await apply_transition(uow, cur, fact, now)
+                await uow.finish_operation(key, "failed", None, _err(exc), now)
+
+        await retry_on_conflict(commit)
+
+    async def _complete_ticket(self, ticket: IdempotencyTicket, order: Order,
+                               refund: Refund | None) -> None:
+        status, body = ticket.render(order, refund)
+        async with self.store.transaction() as uow:
+            await uow.complete_idempotency(ticket.scope, ticket.key, ticket.resource_id, status,
+                                           body)
+
+    # --- capture / authorize -------------------------------------------------------------
+
+    async def capture(self, ref: str) -> Order:
+        """Capture an approved CAPTURE order; a repeat answers the order as it now stands."""
+        order = await self.get(ref)
+        if order.intent is not Intent.CAPTURE:
+            raise IllegalTransition(f"order {order.id} is an AUTHORIZE order: authorize it")
+        if order.status not in (S.CREATED, S.APPROVED):
+            return order
+        provider_id = self._provider_id(order)
+        key = f"{order.id}:capture:{order.capture_attempt}"
+        try:
+            await self.ops.claim(key, order.id, "capture")
+        except OperationDone as done:
+            return await self._after_done(order.id, done)
+        try:
+            result = await self.provider.capture_order(provider_id, request_id=key)
+        except ProviderError as exc:
+            return await self._call_failed(order, key, exc)
+        return await self._settle(order.id, key, _capture_fact(result, "api"), result)
+
+    async def authorize(self, ref: str) -> Order:
+        """Authorize an approved AUTHORIZE order."""
+        order = await self.get(ref)
+        if order.intent is not Intent.AUTHORIZE:
+            raise IllegalTransition(f"order {order.id} is a CAPTURE order: capture it")
+        if order.status not in (S.CREATED, S.APPROVED):
+            return order
+        provider_id = self._provider_id(order)
+        key = f"{order.id}:authorize:{order.capture_attempt}"
+        try:
+            await self.ops.claim(key, order.id, "authorize")
+        except OperationDone as done:
+            return await self._after_done(order.id, done)
+        try:
+            result = await self.provider.authorize_order(provider_id, request_id=key)
+        except ProviderError as exc:
+            return await self._call_failed(order, key, exc)
+        return await self._settle(order.id, key, _authorization_fact(result, "api"), result)
+
+    async def capture_authorization(self, ref: str) -> Order:
+        """Capture an authorized order in full (admin)."""
+        order = await self.get(ref)
+        if order.status is not S.AUTHORIZED or order.authorization_id is None:
+            if order.intent is Intent.AUTHORIZE and order.status in (S.PENDING, *S_PAID):
+                return order
+            raise IllegalTransition(f"order {order.id} is {order.status}, not AUTHORIZED")
+        key = f"{order.id}:capture_authorization:{order.capture_attempt}"
+        try:
+            await self.ops.claim(key, order.id, "capture_authorization")
+        except OperationDone as done:
+            return await self._after_done(order.id, done)
+        try:
+            result = await self.provider.capture_authorization(order.authorization_id, None,
+                                                               request_id=key, final=True)
+        except ProviderError as exc:
+            return await self._call_failed(order, key, exc)
+        return await self._settle(order.id, key, _capture_fact(result, "api"), result)
+
+    async def void(self, ref: str) -> Order:
+        """Void an authorized order's authorization (admin)."""
+        order = await self.get(ref)
+        if order.status is S.VOIDED:
+            return order
+        if order.status is not S.AUTHORIZED or order.authorization_id is None:
+            raise IllegalTransition(f"order {order.id} is {order.status}; only AUTHORIZED voids")
+        key = f"{order.id}:void"
+        try:
+            await self.ops.claim(key, order.id, "void")
+        except OperationDone as done:
+            return await self._after_done(order.id, done)
+        try:
+            await self.provider.void_authorization(order.authorization_id, request_id=key)
+        except ProviderError as exc:
+            return await self._call_failed(order, key, exc)
+        fact = Fact(S.VOIDED, "api", authorization_id=order.authorization_id)
+        return await self._settle(order.id, key, fact, {"voided": order.authorization_id})
+
+    def _provider_id(self, order: Order) -> str:
+        if order.provider_order_id is None:
+            raise IllegalTransition(f"order {order.id} was never created at {order.provider}")
+        return order.provider_order_id
+
+    async def _after_done(self, order_id: str, done: OperationDone) -> Order:
+        # Another caller made this call: answer what it led to (or the refusal it got).
+        if done.op.status == "failed":
+            raise stored_error(done.op.error, self.provider.name)
+        return await self.get(order_id)
+
+    async def _settle(self, order_id: str, key: str, fact: Fact, result: object) -> Order:
+        async def commit() -> Order:
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                cur = await self._must(uow, order_id)
+                moved, verdict = await apply_transition(uow, cur, fact, now)
+                if verdict is Verdict.CONFLICT and moved.needs_attention is None:
+                    moved = await flag_attention(uow, moved, f"conflict:{fact.target}", now,
+                                                 source=fact.source, status=str(cur.status))
+                await uow.finish_operation(key, "succeeded", _result_json(result), None, now)
+                return moved
+
+        return await retry_on_conflict(commit)
+
+    async def _call_failed(self, order: Order, key: str, exc: ProviderError) -> Order:
+        if exc.kind in ("already_done", "duplicate_invoice") and order.provider_order_id:
+            # The money already moved (e.g. a replay past the provider's key retention):
+            # fetch the provider's truth and apply it instead of reporting a failure.
+            state = await self.provider.get_order(order.provider_order_id)
+            return await self.apply_truth(order.id, state, source="api", key=key)
+        if exc.kind in RESUMABLE:
+            await self.ops.release(key, exc)
+            raise exc
+
+        async def commit() -> None:
+            # This attempt is over (declined, not approved...): the next one gets a new key.
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                cur = await self._must(uow, order.id)
+                await uow.update_order(cur.evolve(now, capture_attempt=cur.capture_attempt + 1),
+                                       cur.version)
+                await uow.finish_operation(key, "failed", None, _err(exc), now)
+                await uow.append_history(HistoryEntry(
+                    order_id=cur.id, at=now, source="api", verdict="NOTE",
+                    from_status=cur.status, to_status=cur.status, detail=_err(exc)))
+
+        await retry_on_conflict(commit)
+        raise exc
+
+    async def apply_truth(self, order_id: str, state: ProviderOrderState, *, source: str,
+                          key: str | None = None) -> Order:
+        """Apply what the provider says about the order (after a conflict or a replay)."""
+        if state.captures:
+            fact = _capture_fact(state.captures[0], source)
+            if fact.target in (S.PARTIALLY_REFUNDED, S.REFUNDED):
+                fact = Fact(S.COMPLETED, source, capture_id=fact.capture_id, amount=fact.amount)
+        elif state.authorizations:
+            fact = _authorization_fact(state.authorizations[0], source)
+        else:
+            fact = Fact(state.status, source, reason=state.provider_status)
+
+        async def commit() -> Order:
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                cur = await self._must(uow, order_id)
+                moved, verdict = await apply_transition(uow, cur, fact, now)
+                if key is not None and not (state.captures or state.authorizations) and (
+                        moved.needs_attention is None):
+                    # A replayed payment call, yet the provider shows no payment: a person looks.
+                    moved = await flag_attention(uow, moved, "replay_without_payment", now,
+                                                 source=source,
+                                                 provider_status=state.provider_status)
+                elif verdict is Verdict.CONFLICT and moved.needs_attention is None:
+                    moved = await flag_attention(uow, moved, f"conflict:{fact.target}", now,
+                                                 source=source, status=str(cur.status))
+                if key is not None:
+                    await uow.finish_operation(key, "succeeded", {"truth": state.provider_status},
+                                               None, now)
+                return moved
+
+        return await retry_on_conflict(commit)
+
+    # --- refunds -------------------------------------------------------------------------
+
+    async def refund(self, ref: str, amount: Money | None = None, *,
+                     ticket: IdempotencyTicket | None = None,
+                     reason: str | None = None) -> tuple[Order, Refund]:
+        """Refund part or all of a paid order; over-refunds are refused before the provider."""
+        refund_id = ticket.resource_id if ticket else new_id("ref")
+        order = await self.get(ref)
+
+        async def reserve() -> tuple[Order, Refund]:
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                existing = await uow.get_refund(refund_id)
+                cur = await self._must(uow, order.id)
+                if existing is not None:
+                    return cur, existing
+                amt = amount if amount is not None else cur.refundable
+                cur.check_refund(amt)
+                refund = Refund(id=refund_id, order_id=cur.id, amount=amt, status="pending",
+                                operation_key=f"{refund_id}:refund", created_at=now,
+                                updated_at=now, reason=reason)
+                await uow.insert_refund(refund)
+                reserved = (cur.refund_reserved or Money.zero(amt.currency)) + amt
+                moved = cur.evolve(now, refund_reserved=reserved)
+                await uow.update_order(moved, cur.version)
+                await uow.append_history(HistoryEntry(
+                    order_id=cur.id, at=now, source="api", verdict="NOTE",
+                    from_status=cur.status, to_status=cur.status,
+                    detail={"refund_requested": refund_id, "amount": amt.to_decimal()}))
+                return moved, refund
+
+        order, refund = await retry_on_conflict(reserve)
+        if refund.status == "pending":
+            order, refund = await self._refund_at_provider(order, refund)
+        if ticket is not None:
+            await self._complete_ticket(ticket, order, refund)
+        return order, refund
+
+    async def _refund_at_provider(self, order: Order, refund: Refund) -> tuple[Order, Refund]:
+        key = refund.operation_key
+        if order.capture_id is None:
+            raise IllegalTransition(f"order {order.id} has no capture to refund")
+        try:
+            await self.ops.claim(key, order.id, "refund")
+        except OperationDone:
+            return await self.get(order.id), await self.get_refund(refund.id)
+        try:
+            result = await self.provider.refund_capture(order.capture_id, refund.amount,
+                                                        request_id=key, invoice_id=refund.id)
+        except ProviderError as exc:
+            if exc.kind in RESUMABLE:
+                await self.ops.release(key, exc)
+                raise
+            await self._refund_refused(order.id, refund, exc)
+            raise
+        fact = Fact(S.REFUNDED, "api", refund_id=result.refund_id, amount=result.amount,
+                    capture_id=order.capture_id)
+
+        async def commit() -> tuple[Order, Refund]:
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                cur = await self._must(uow, order.id)
+                status = result.status
+                settled = Refund(**{**_refund_dict(refund), "status": status,
+                                    "provider_refund_id": result.refund_id, "updated_at": now})
+                if status == "completed":
+                    cur = await apply_refund(uow, cur, fact, now, reserved=refund.amount)
+                elif status == "failed":
+                    cur = await self._release_reservation(uow, cur, refund.amount, now)
+                await uow.update_refund(settled)
+                await uow.finish_operation(key, "succeeded", {"refund_id": result.refund_id,
+                                                              "status": status}, None, now)
+                return cur, settled
+
+        return await retry_on_conflict(commit)
+
+    async def _refund_refused(self, order_id: str, refund: Refund, exc: ProviderError) -> None:
+        async def commit() -> None:
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                cur = await self._must(uow, order_id)
+                if exc.kind in ("already_done", "duplicate_invoice", "over_refund"):
+                    # The provider says this money already went back (a replay past its key
+                    # retention) but does not say under which refund: a person confirms it.
+                    await flag_attention(uow, cur, f"refund_unconfirmed:{refund.id}", now,
+                                         source="api", issue=exc.issue)
+                    await uow.finish_operation(refund.operation_key, "failed", None, _err(exc),
+                                               now)
+                    return
+                await self._release_reservation(uow, cur, refund.amount, now)
+                await uow.update_refund(Refund(**{**_refund_dict(refund), "status": "failed",
+                                                  "updated_at": now}))
+                await uow.finish_operation(refund.operation_key, "failed", None, _err(exc), now)
+
+        await retry_on_conflict(commit)
+
+    @staticmethod
+    async def _release_reservation(uow: UnitOfWork, order: Order, amount: Money,
+                                   now: datetime) -> Order:
+        left = (order.refund_reserved or Money.zero(amount.currency)) - amount
+        moved = order.evolve(now, refund_reserved=left if left.minor > 0 else None)
+        await uow.update_order(moved, order.version)
+        return moved
+
+    @staticmethod
+    async def _must(uow: UnitOfWork, order_id: str) -> Order:
+        order = await uow.get_order(order_id)
+        if order is None:
+            raise NotFoundError(f"no order {order_id!r}")
+        return order
+
+
+S_PAID = (S.COMPLETED, S.PARTIALLY_REFUNDED, S.REFUNDED)
+
+
+def _capture_fact(result: CaptureResult, source: str) -> Fact:
+    return Fact(result.status, source, capture_id=result.capture_id, amount=result.amount,
+                reason=result.reason)
+
+
+def _authorization_fact(result: AuthorizationResult, source: str) -> Fact:
+    return Fact(result.status, source, authorization_id=result.authorization_id,
+                amount=result.amount)
+
+
+def _err(exc: ProviderError) -> dict[str, Any]:
+    return {"kind": exc.kind, "status": exc.status, "name": exc.name, "issue": exc.issue,
+            "debug_id": exc.debug_id, "message": exc.message}
+
+
+def _refund_dict(refund: Refund) -> dict[str, Any]:
+    return {f: getattr(refund, f) for f in Refund.__dataclass_fields__}
+
+
+def _result_json(result: object) -> dict[str, Any]:
+    if isinstance(result, dict):
+        return result
+    fields = getattr(result, "__dataclass_fields__", {})
+    out: dict[str, Any] = {}
+    for name in fields:
+        value = getattr(result, name)
+        out[name] = str(value) if isinstance(value, Money | OrderStatus) or (
+            value is not None and not isinstance(value, str | int | float | bool)) else value
+    return out

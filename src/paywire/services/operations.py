@@ -1,0 +1,92 @@
+"""Running a mutating provider call exactly once per idempotency key, across crashes and races.
+
+Timeline of one key (`<order>:capture:1`), two callers A and B, and a crash:
+
+    A: put op(pending, lease=t+30s) ── call provider ──────── commit(result + transition)
+    B:   put op → exists, lease live ── wait ... sees op finished ── reads the order
+    A': (A crashed after the call)     put op → exists, lease lapsed ── claim ── call again
+                                        with the SAME key → provider replays ── commit
+
+The key is written before the call, so every retry carries it; the lease only decides who
+calls, and lapses on its own if its holder dies — no database lock is held across the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TypeVar
+
+from paywire.domain.errors import ConflictError, ProviderError
+from paywire.ports import Clock, ProviderOperation, Store
+
+T = TypeVar("T")
+
+
+class OperationDone(Exception):
+    """The operation was finished by another caller; its outcome is in the store."""
+
+    def __init__(self, op: ProviderOperation) -> None:
+        super().__init__(f"operation {op.key} finished as {op.status}")
+        self.op = op
+
+
+class OperationRunner:
+    """Claims an operation key, then lets exactly one caller make the provider call."""
+
+    def __init__(self, store: Store, clock: Clock, *, lease: timedelta = timedelta(seconds=30),
+                 poll_seconds: float = 0.05) -> None:
+        self.store = store
+        self.clock = clock
+        self.lease = lease
+        self.poll_seconds = poll_seconds
+
+    async def claim(self, key: str, order_id: str, kind: str) -> None:
+        """Return once this caller holds `key`; raise OperationDone if someone finished it."""
+        while True:
+            now = self.clock.now()
+            until = now + self.lease
+            async with self.store.transaction() as uow:
+                fresh = ProviderOperation(key=key, order_id=order_id, kind=kind,
+                                          status="pending", created_at=now, updated_at=now,
+                                          lease_until=until)
+                if await uow.put_operation(fresh):
+                    return
+                op = await uow.get_operation(key)
+                if op is None:
+                    continue  # raced with a delete that never happens; read again
+                if op.status != "pending":
+                    raise OperationDone(op)
+                if await uow.claim_operation(key, now, until):
+                    return
+            # Someone else holds a live lease: wait for their outcome or for the lease to lapse.
+            await asyncio.sleep(self.poll_seconds)
+
+    async def release(self, key: str, error: ProviderError) -> None:
+        """Give the key back still pending (the call may or may not have happened)."""
+        async with self.store.transaction() as uow:
+            await uow.finish_operation(key, "pending", None, _error_json(error),
+                                       self.clock.now())
+
+    async def fail(self, key: str, error: ProviderError) -> None:
+        """Record that the call was refused for good under this key."""
+        async with self.store.transaction() as uow:
+            await uow.finish_operation(key, "failed", None, _error_json(error), self.clock.now())
+
+
+def _error_json(error: ProviderError) -> dict[str, object]:
+    return {"kind": error.kind, "status": error.status, "name": error.name, "issue": error.issue,
+            "debug_id": error.debug_id, "message": error.message}
+
+
+async def retry_on_conflict(fn: Callable[[], Awaitable[T]], attempts: int = 8) -> T:
+    """Run a read-modify-write unit of work again when a concurrent writer won the CAS."""
+    for attempt in range(attempts):
+        try:
+            return await fn()
+        except ConflictError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.005 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
