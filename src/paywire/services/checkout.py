@@ -7,91 +7,28 @@ work that records the call's outcome, so a crash or retry at any point converges
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from paywire.domain.errors import IllegalTransition, NotFoundError, ProviderError
+from paywire.domain.errors import IllegalTransition, ProviderError
 from paywire.domain.facts import Fact
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus, Verdict
 from paywire.ports import (
     AuthorizationResult,
     CaptureResult,
-    Clock,
     HistoryEntry,
-    PaymentProvider,
     ProviderOrderState,
-    Refund,
-    Store,
-    UnitOfWork,
 )
-from paywire.services.operations import OperationDone, OperationRunner, retry_on_conflict
-from paywire.services.transitions import apply_refund, apply_transition, flag_attention
+from paywire.services.base import RESUMABLE, IdempotencyTicket, error_json, new_id, stored_error
+from paywire.services.operations import OperationDone, retry_on_conflict
+from paywire.services.refunds import RefundService
+from paywire.services.transitions import apply_transition, flag_attention
 
 S = OrderStatus
-# Provider refusals that are worth retrying later under the same key (the call may have run).
-RESUMABLE = ("transient", "auth", "unknown")
 
 
-def new_id(prefix: str) -> str:
-    """A random, URL-safe, sortable-enough id such as `ord_3f9c…`."""
-    return f"{prefix}_{secrets.token_hex(12)}"
-
-
-@dataclass(frozen=True)
-class IdempotencyTicket:
-    """A client Idempotency-Key being served: its answer is stored with the result it reports."""
-
-    scope: str
-    key: str
-    resource_id: str
-    render: Callable[[Order, Refund | None], tuple[int, dict[str, Any]]]
-
-
-def stored_error(op_error: dict[str, Any] | None, provider: str) -> ProviderError:
-    """A ProviderError rebuilt from an operation's recorded failure."""
-    e = op_error or {}
-    return ProviderError(str(e.get("message") or "the provider refused this operation"),
-                         provider=provider, kind=str(e.get("kind") or "unknown"),
-                         status=e.get("status"), name=e.get("name"), issue=e.get("issue"),
-                         debug_id=e.get("debug_id"))
-
-
-class CheckoutService:
+class CheckoutService(RefundService):
     """Orders from priced lines to money, through one payment provider."""
-
-    def __init__(self, store: Store, provider: PaymentProvider, clock: Clock, *,
-                 return_url: str | None = None, cancel_url: str | None = None,
-                 runner: OperationRunner | None = None) -> None:
-        self.store = store
-        self.provider = provider
-        self.clock = clock
-        self.return_url = return_url
-        self.cancel_url = cancel_url
-        self.ops = runner or OperationRunner(store, clock)
-
-    # --- reads ---------------------------------------------------------------------------
-
-    async def get(self, ref: str) -> Order:
-        """An order by our id or the provider's order id."""
-        async with self.store.transaction() as uow:
-            order = await uow.get_order(ref)
-            if order is None:
-                order = await uow.find_order_by_provider_id(self.provider.name, ref)
-        if order is None:
-            raise NotFoundError(f"no order {ref!r}")
-        return order
-
-    async def get_refund(self, refund_id: str) -> Refund:
-        """A refund by our id."""
-        async with self.store.transaction() as uow:
-            refund = await uow.get_refund(refund_id)
-        if refund is None:
-            raise NotFoundError(f"no refund {refund_id!r}")
-        return refund
 
     # --- create --------------------------------------------------------------------------
 
@@ -164,16 +101,9 @@ class CheckoutService:
                 cur = await self._must(uow, order_id)
                 fact = Fact(S.FAILED, "api", reason=exc.issue or exc.kind)
                 await apply_transition(uow, cur, fact, now)
-                await uow.finish_operation(key, "failed", None, _err(exc), now)
+                await uow.finish_operation(key, "failed", None, error_json(exc), now)
 
         await retry_on_conflict(commit)
-
-    async def _complete_ticket(self, ticket: IdempotencyTicket, order: Order,
-                               refund: Refund | None) -> None:
-        status, body = ticket.render(order, refund)
-        async with self.store.transaction() as uow:
-            await uow.complete_idempotency(ticket.scope, ticket.key, ticket.resource_id, status,
-                                           body)
 
     # --- capture / authorize -------------------------------------------------------------
 
@@ -295,10 +225,10 @@ class CheckoutService:
                 cur = await self._must(uow, order.id)
                 await uow.update_order(cur.evolve(now, capture_attempt=cur.capture_attempt + 1),
                                        cur.version)
-                await uow.finish_operation(key, "failed", None, _err(exc), now)
+                await uow.finish_operation(key, "failed", None, error_json(exc), now)
                 await uow.append_history(HistoryEntry(
                     order_id=cur.id, at=now, source="api", verdict="NOTE",
-                    from_status=cur.status, to_status=cur.status, detail=_err(exc)))
+                    from_status=cur.status, to_status=cur.status, detail=error_json(exc)))
 
         await retry_on_conflict(commit)
         raise exc
@@ -336,116 +266,6 @@ class CheckoutService:
 
         return await retry_on_conflict(commit)
 
-    # --- refunds -------------------------------------------------------------------------
-
-    async def refund(self, ref: str, amount: Money | None = None, *,
-                     ticket: IdempotencyTicket | None = None,
-                     reason: str | None = None) -> tuple[Order, Refund]:
-        """Refund part or all of a paid order; over-refunds are refused before the provider."""
-        refund_id = ticket.resource_id if ticket else new_id("ref")
-        order = await self.get(ref)
-
-        async def reserve() -> tuple[Order, Refund]:
-            now = self.clock.now()
-            async with self.store.transaction() as uow:
-                existing = await uow.get_refund(refund_id)
-                cur = await self._must(uow, order.id)
-                if existing is not None:
-                    return cur, existing
-                amt = amount if amount is not None else cur.refundable
-                cur.check_refund(amt)
-                refund = Refund(id=refund_id, order_id=cur.id, amount=amt, status="pending",
-                                operation_key=f"{refund_id}:refund", created_at=now,
-                                updated_at=now, reason=reason)
-                await uow.insert_refund(refund)
-                reserved = (cur.refund_reserved or Money.zero(amt.currency)) + amt
-                moved = cur.evolve(now, refund_reserved=reserved)
-                await uow.update_order(moved, cur.version)
-                await uow.append_history(HistoryEntry(
-                    order_id=cur.id, at=now, source="api", verdict="NOTE",
-                    from_status=cur.status, to_status=cur.status,
-                    detail={"refund_requested": refund_id, "amount": amt.to_decimal()}))
-                return moved, refund
-
-        order, refund = await retry_on_conflict(reserve)
-        if refund.status == "pending":
-            order, refund = await self._refund_at_provider(order, refund)
-        if ticket is not None:
-            await self._complete_ticket(ticket, order, refund)
-        return order, refund
-
-    async def _refund_at_provider(self, order: Order, refund: Refund) -> tuple[Order, Refund]:
-        key = refund.operation_key
-        if order.capture_id is None:
-            raise IllegalTransition(f"order {order.id} has no capture to refund")
-        try:
-            await self.ops.claim(key, order.id, "refund")
-        except OperationDone:
-            return await self.get(order.id), await self.get_refund(refund.id)
-        try:
-            result = await self.provider.refund_capture(order.capture_id, refund.amount,
-                                                        request_id=key, invoice_id=refund.id)
-        except ProviderError as exc:
-            if exc.kind in RESUMABLE:
-                await self.ops.release(key, exc)
-                raise
-            await self._refund_refused(order.id, refund, exc)
-            raise
-        fact = Fact(S.REFUNDED, "api", refund_id=result.refund_id, amount=result.amount,
-                    capture_id=order.capture_id)
-
-        async def commit() -> tuple[Order, Refund]:
-            now = self.clock.now()
-            async with self.store.transaction() as uow:
-                cur = await self._must(uow, order.id)
-                status = result.status
-                settled = Refund(**{**_refund_dict(refund), "status": status,
-                                    "provider_refund_id": result.refund_id, "updated_at": now})
-                if status == "completed":
-                    cur = await apply_refund(uow, cur, fact, now, reserved=refund.amount)
-                elif status == "failed":
-                    cur = await self._release_reservation(uow, cur, refund.amount, now)
-                await uow.update_refund(settled)
-                await uow.finish_operation(key, "succeeded", {"refund_id": result.refund_id,
-                                                              "status": status}, None, now)
-                return cur, settled
-
-        return await retry_on_conflict(commit)
-
-    async def _refund_refused(self, order_id: str, refund: Refund, exc: ProviderError) -> None:
-        async def commit() -> None:
-            now = self.clock.now()
-            async with self.store.transaction() as uow:
-                cur = await self._must(uow, order_id)
-                if exc.kind in ("already_done", "duplicate_invoice", "over_refund"):
-                    # The provider says this money already went back (a replay past its key
-                    # retention) but does not say under which refund: a person confirms it.
-                    await flag_attention(uow, cur, f"refund_unconfirmed:{refund.id}", now,
-                                         source="api", issue=exc.issue)
-                    await uow.finish_operation(refund.operation_key, "failed", None, _err(exc),
-                                               now)
-                    return
-                await self._release_reservation(uow, cur, refund.amount, now)
-                await uow.update_refund(Refund(**{**_refund_dict(refund), "status": "failed",
-                                                  "updated_at": now}))
-                await uow.finish_operation(refund.operation_key, "failed", None, _err(exc), now)
-
-        await retry_on_conflict(commit)
-
-    @staticmethod
-    async def _release_reservation(uow: UnitOfWork, order: Order, amount: Money,
-                                   now: datetime) -> Order:
-        left = (order.refund_reserved or Money.zero(amount.currency)) - amount
-        moved = order.evolve(now, refund_reserved=left if left.minor > 0 else None)
-        await uow.update_order(moved, order.version)
-        return moved
-
-    @staticmethod
-    async def _must(uow: UnitOfWork, order_id: str) -> Order:
-        order = await uow.get_order(order_id)
-        if order is None:
-            raise NotFoundError(f"no order {order_id!r}")
-        return order
 
 
 S_PAID = (S.COMPLETED, S.PARTIALLY_REFUNDED, S.REFUNDED)
@@ -459,15 +279,6 @@ def _capture_fact(result: CaptureResult, source: str) -> Fact:
 def _authorization_fact(result: AuthorizationResult, source: str) -> Fact:
     return Fact(result.status, source, authorization_id=result.authorization_id,
                 amount=result.amount)
-
-
-def _err(exc: ProviderError) -> dict[str, Any]:
-    return {"kind": exc.kind, "status": exc.status, "name": exc.name, "issue": exc.issue,
-            "debug_id": exc.debug_id, "message": exc.message}
-
-
-def _refund_dict(refund: Refund) -> dict[str, Any]:
-    return {f: getattr(refund, f) for f in Refund.__dataclass_fields__}
 
 
 def _result_json(result: object) -> dict[str, Any]:

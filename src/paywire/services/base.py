@@ -1,0 +1,97 @@
+"""What every service shares: its ports, order/refund lookups, idempotency tickets."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from paywire.domain.errors import NotFoundError, ProviderError
+from paywire.domain.order import Order
+from paywire.ports import Clock, PaymentProvider, Refund, Store, UnitOfWork
+from paywire.services.operations import OperationRunner
+
+# Provider refusals that are worth retrying later under the same key (the call may have run).
+RESUMABLE = ("transient", "auth", "unknown")
+
+
+def new_id(prefix: str) -> str:
+    """A random, URL-safe, sortable-enough id such as `ord_3f9c…`."""
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+@dataclass(frozen=True)
+class IdempotencyTicket:
+    """A client Idempotency-Key being served: its answer is stored with the result it reports."""
+
+    scope: str
+    key: str
+    resource_id: str
+    render: Callable[[Order, Refund | None], tuple[int, dict[str, Any]]]
+
+
+def stored_error(op_error: dict[str, Any] | None, provider: str) -> ProviderError:
+    """A ProviderError rebuilt from an operation's recorded failure."""
+    e = op_error or {}
+    return ProviderError(str(e.get("message") or "the provider refused this operation"),
+                         provider=provider, kind=str(e.get("kind") or "unknown"),
+                         status=e.get("status"), name=e.get("name"), issue=e.get("issue"),
+                         debug_id=e.get("debug_id"))
+
+
+class ServiceBase:
+    """Ports and lookups shared by the checkout and refund use cases."""
+
+    def __init__(self, store: Store, provider: PaymentProvider, clock: Clock, *,
+                 return_url: str | None = None, cancel_url: str | None = None,
+                 runner: OperationRunner | None = None) -> None:
+        self.store = store
+        self.provider = provider
+        self.clock = clock
+        self.return_url = return_url
+        self.cancel_url = cancel_url
+        self.ops = runner or OperationRunner(store, clock)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def get(self, ref: str) -> Order:
+        """An order by our id or the provider's order id."""
+        async with self.store.transaction() as uow:
+            order = await uow.get_order(ref)
+            if order is None:
+                order = await uow.find_order_by_provider_id(self.provider.name, ref)
+        if order is None:
+            raise NotFoundError(f"no order {ref!r}")
+        return order
+
+    async def get_refund(self, refund_id: str) -> Refund:
+        """A refund by our id."""
+        async with self.store.transaction() as uow:
+            refund = await uow.get_refund(refund_id)
+        if refund is None:
+            raise NotFoundError(f"no refund {refund_id!r}")
+        return refund
+
+    async def _complete_ticket(self, ticket: IdempotencyTicket, order: Order,
+                               refund: Refund | None) -> None:
+        status, body = ticket.render(order, refund)
+        async with self.store.transaction() as uow:
+            await uow.complete_idempotency(ticket.scope, ticket.key, ticket.resource_id, status,
+                                           body)
+
+    @staticmethod
+    async def _must(uow: UnitOfWork, order_id: str) -> Order:
+        order = await uow.get_order(order_id)
+        if order is None:
+            raise NotFoundError(f"no order {order_id!r}")
+        return order
+
+
+def error_json(exc: ProviderError) -> dict[str, Any]:
+    return {"kind": exc.kind, "status": exc.status, "name": exc.name, "issue": exc.issue,
+            "debug_id": exc.debug_id, "message": exc.message}
+
+
+def refund_fields(refund: Refund) -> dict[str, Any]:
+    return {f: getattr(refund, f) for f in Refund.__dataclass_fields__}

@@ -1,0 +1,131 @@
+"""Refunds: reserved against the order before the provider is called, so concurrent refunds
+can never add up to more than was captured; applied once per provider refund id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from paywire.domain.errors import IllegalTransition, ProviderError
+from paywire.domain.facts import Fact
+from paywire.domain.money import Money
+from paywire.domain.order import Order, OrderStatus
+from paywire.ports import HistoryEntry, Refund, UnitOfWork
+from paywire.services.base import (
+    RESUMABLE,
+    IdempotencyTicket,
+    ServiceBase,
+    error_json,
+    new_id,
+    refund_fields,
+)
+from paywire.services.operations import OperationDone, retry_on_conflict
+from paywire.services.transitions import apply_refund, flag_attention
+
+S = OrderStatus
+
+
+class RefundService(ServiceBase):
+    """Full and partial refunds of a paid order."""
+
+    async def refund(self, ref: str, amount: Money | None = None, *,
+                     ticket: IdempotencyTicket | None = None,
+                     reason: str | None = None) -> tuple[Order, Refund]:
+        """Refund part or all of a paid order; over-refunds are refused before the provider."""
+        refund_id = ticket.resource_id if ticket else new_id("ref")
+        order = await self.get(ref)
+
+        async def reserve() -> tuple[Order, Refund]:
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                existing = await uow.get_refund(refund_id)
+                cur = await self._must(uow, order.id)
+                if existing is not None:
+                    return cur, existing
+                amt = amount if amount is not None else cur.refundable
+                cur.check_refund(amt)
+                refund = Refund(id=refund_id, order_id=cur.id, amount=amt, status="pending",
+                                operation_key=f"{refund_id}:refund", created_at=now,
+                                updated_at=now, reason=reason)
+                await uow.insert_refund(refund)
+                reserved = (cur.refund_reserved or Money.zero(amt.currency)) + amt
+                moved = cur.evolve(now, refund_reserved=reserved)
+                await uow.update_order(moved, cur.version)
+                await uow.append_history(HistoryEntry(
+                    order_id=cur.id, at=now, source="api", verdict="NOTE",
+                    from_status=cur.status, to_status=cur.status,
+                    detail={"refund_requested": refund_id, "amount": amt.to_decimal()}))
+                return moved, refund
+
+        order, refund = await retry_on_conflict(reserve)
+        if refund.status == "pending":
+            order, refund = await self._refund_at_provider(order, refund)
+        if ticket is not None:
+            await self._complete_ticket(ticket, order, refund)
+        return order, refund
+
+    async def _refund_at_provider(self, order: Order, refund: Refund) -> tuple[Order, Refund]:
+        key = refund.operation_key
+        if order.capture_id is None:
+            raise IllegalTransition(f"order {order.id} has no capture to refund")
+        try:
+            await self.ops.claim(key, order.id, "refund")
+        except OperationDone:
+            return await self.get(order.id), await self.get_refund(refund.id)
+        try:
+            result = await self.provider.refund_capture(order.capture_id, refund.amount,
+                                                        request_id=key, invoice_id=refund.id)
+        except ProviderError as exc:
+            if exc.kind in RESUMABLE:
+                await self.ops.release(key, exc)
+                raise
+            await self._refund_refused(order.id, refund, exc)
+            raise
+        fact = Fact(S.REFUNDED, "api", refund_id=result.refund_id, amount=result.amount,
+                    capture_id=order.capture_id)
+
+        async def commit() -> tuple[Order, Refund]:
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                cur = await self._must(uow, order.id)
+                status = result.status
+                settled = Refund(**{**refund_fields(refund), "status": status,
+                                    "provider_refund_id": result.refund_id, "updated_at": now})
+                if status == "completed":
+                    cur = await apply_refund(uow, cur, fact, now, reserved=refund.amount)
+                elif status == "failed":
+                    cur = await self._release_reservation(uow, cur, refund.amount, now)
+                await uow.update_refund(settled)
+                await uow.finish_operation(key, "succeeded", {"refund_id": result.refund_id,
+                                                              "status": status}, None, now)
+                return cur, settled
+
+        return await retry_on_conflict(commit)
+
+    async def _refund_refused(self, order_id: str, refund: Refund, exc: ProviderError) -> None:
+        async def commit() -> None:
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                cur = await self._must(uow, order_id)
+                if exc.kind in ("already_done", "duplicate_invoice", "over_refund"):
+                    # The provider says this money already went back (a replay past its key
+                    # retention) but does not say under which refund: a person confirms it.
+                    await flag_attention(uow, cur, f"refund_unconfirmed:{refund.id}", now,
+                                         source="api", issue=exc.issue)
+                    await uow.finish_operation(refund.operation_key, "failed", None,
+                                               error_json(exc), now)
+                    return
+                await self._release_reservation(uow, cur, refund.amount, now)
+                await uow.update_refund(Refund(**{**refund_fields(refund), "status": "failed",
+                                                  "updated_at": now}))
+                await uow.finish_operation(refund.operation_key, "failed", None,
+                                           error_json(exc), now)
+
+        await retry_on_conflict(commit)
+
+    @staticmethod
+    async def _release_reservation(uow: UnitOfWork, order: Order, amount: Money,
+                                   now: datetime) -> Order:
+        left = (order.refund_reserved or Money.zero(amount.currency)) - amount
+        moved = order.evolve(now, refund_reserved=left if left.minor > 0 else None)
+        await uow.update_order(moved, order.version)
+        return moved
