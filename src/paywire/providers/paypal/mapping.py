@@ -1,0 +1,397 @@
+"""PayPal wire JSON <-> paywire's domain: money, the create-order body, statuses, error issues.
+
+Pure: no I/O. Every status table is total over the values PayPal's OpenAPI files enumerate and
+ends in an explicit unknown (`ProviderError(kind="unknown")`), never a silent default.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from paywire.domain.errors import ProviderError, ValidationError
+from paywire.domain.money import Money, exponent
+from paywire.domain.order import Order, OrderStatus
+from paywire.ports import (
+    AuthorizationResult,
+    CaptureResult,
+    ProviderOrder,
+    ProviderOrderState,
+    RefundResult,
+)
+
+PROVIDER = "paypal"
+S = OrderStatus
+V = TypeVar("V")
+
+# --- money ---------------------------------------------------------------------------------
+
+# PayPal's REST currency codes and their decimal places *at PayPal*. HUF and TWD have two
+# decimals under ISO 4217 but PayPal takes them in whole units (JPY is whole under both).
+PAYPAL_EXPONENTS: dict[str, int] = {
+    **dict.fromkeys("AUD BRL CAD CNY CZK DKK EUR HKD ILS MYR MXN NZD NOK PHP PLN GBP SGD SEK "
+                    "CHF THB USD".split(), 2),
+    **dict.fromkeys(("HUF", "JPY", "TWD"), 0),
+}
+# PayPal's `value` carries at most 15 integer digits.
+MAX_WHOLE_UNITS = 10**15 - 1
+_VALUE = re.compile(r"(-?)([0-9]{1,32})(?:\.([0-9]{1,32}))?")
+
+
+def _step(currency: str) -> int:
+    """ISO minor units per PayPal minor unit (100 for HUF: 1 forint = 100 fillér)."""
+    return int(10 ** (exponent(currency) - PAYPAL_EXPONENTS[currency]))
+
+
+def check_amount(amount: Money) -> None:
+    """Refuse (ValidationError) an amount PayPal cannot take: currency, precision, sign, size."""
+    cur = amount.currency
+    if cur not in PAYPAL_EXPONENTS:
+        raise ValidationError(f"PayPal does not accept {cur}", field="currency")
+    if amount.minor <= 0:
+        raise ValidationError(f"PayPal amounts are positive; got {amount}", field="amount")
+    if amount.minor % _step(cur):
+        raise ValidationError(f"PayPal takes {cur} in whole units; {amount} cannot be paid",
+                              field="amount")
+    if amount.minor // 10 ** exponent(cur) > MAX_WHOLE_UNITS:
+        raise ValidationError(f"{amount} is larger than PayPal accepts", field="amount")
+
+
+def to_paypal_money(amount: Money) -> dict[str, str]:
+    """`{"currency_code", "value"}` with exactly PayPal's decimals for the currency."""
+    check_amount(amount)
+    exp = PAYPAL_EXPONENTS[amount.currency]
+    whole, frac = divmod(amount.minor // _step(amount.currency), 10**exp)
+    value = f"{whole}.{frac:0{exp}d}" if exp else str(whole)
+    return {"currency_code": amount.currency, "value": value}
+
+
+def from_paypal_money(data: Any) -> Money:
+    """A PayPal money object as exact Money in ISO minor units (strings only, never floats)."""
+    if not isinstance(data, Mapping):
+        raise ValidationError("a PayPal money object is a JSON object", field="amount")
+    code, value = data.get("currency_code"), data.get("value")
+    if not isinstance(code, str) or code not in PAYPAL_EXPONENTS:
+        raise ValidationError(f"PayPal currency {code!r} is unknown", field="currency")
+    m = _VALUE.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        raise ValidationError(f"PayPal value {value!r} is not a decimal string", field="amount")
+    frac = (m.group(3) or "").rstrip("0")
+    iso = exponent(code)
+    if len(frac) > iso:
+        raise ValidationError(f"{value} {code} has more decimals than {code} has",
+                              field="amount")
+    minor = int(m.group(2)) * 10**iso + int(frac.ljust(iso, "0") or "0")
+    return Money(-minor if m.group(1) else minor, code)
+
+
+# --- the create-order body -------------------------------------------------------------------
+
+ITEM_CATEGORIES = ("PHYSICAL_GOODS", "DIGITAL_GOODS", "DONATION")
+_MAX_ID = 127  # custom_id and invoice_id (reference_id allows 256)
+
+
+def order_request(order: Order, *, return_url: str | None = None, cancel_url: str | None = None,
+                  category: str = "PHYSICAL_GOODS") -> dict[str, Any]:
+    """The `POST /v2/checkout/orders` body for `order`: one purchase unit keyed by our order id.
+
+    `invoice_id` = our order id, so PayPal refuses a second payment for one of our orders
+    (DUPLICATE_INVOICE_ID). With URLs, the buyer is sent through `payment_source.paypal.
+    experience_context` (the order answers PAYER_ACTION_REQUIRED with a `payer-action` link);
+    without, it answers CREATED with an `approve` link.
+    """
+    if not 1 <= len(order.id) <= _MAX_ID:
+        raise ValidationError(f"PayPal ids hold 1..{_MAX_ID} characters", field="order_id")
+    if category not in ITEM_CATEGORIES:
+        raise ValidationError(f"item category must be one of {ITEM_CATEGORIES}",
+                              field="category")
+    currency = order.amount.currency
+    total = Money.zero(currency)
+    items: list[dict[str, Any]] = []
+    for line in order.lines:
+        if line.unit_price.currency != currency:
+            raise ValidationError("an order's lines share one currency", field="currency")
+        if len(line.sku) > _MAX_ID:
+            raise ValidationError(f"PayPal skus hold at most {_MAX_ID} characters", field="sku")
+        items.append({"name": (line.name.strip() or line.sku or "Item")[:127], "sku": line.sku,
+                      "quantity": str(line.quantity),
+                      "unit_amount": to_paypal_money(line.unit_price), "category": category})
+        total = total + line.total
+    if total != order.amount:
+        raise ValidationError(f"order amount {order.amount} is not the sum of its lines {total}",
+                              field="amount")
+    item_total = to_paypal_money(total)
+    unit = {"reference_id": order.id, "custom_id": order.id, "invoice_id": order.id,
+            "amount": {**item_total, "breakdown": {"item_total": item_total}}, "items": items}
+    body: dict[str, Any] = {"intent": order.intent.value, "purchase_units": [unit]}
+    if return_url or cancel_url:
+        ctx: dict[str, str] = {"user_action": "PAY_NOW", "shipping_preference": "NO_SHIPPING"}
+        if return_url:
+            ctx["return_url"] = return_url
+        if cancel_url:
+            ctx["cancel_url"] = cancel_url
+        body["payment_source"] = {"paypal": {"experience_context": ctx}}
+    return body
+
+
+# --- status tables -----------------------------------------------------------------------------
+
+CAPTURE_STATUS: dict[str, OrderStatus] = {
+    "COMPLETED": S.COMPLETED, "PENDING": S.PENDING, "DECLINED": S.DENIED, "FAILED": S.FAILED,
+    "PARTIALLY_REFUNDED": S.PARTIALLY_REFUNDED, "REFUNDED": S.REFUNDED,
+}
+AUTHORIZATION_STATUS: dict[str, OrderStatus] = {
+    "CREATED": S.AUTHORIZED, "PENDING": S.PENDING, "CAPTURED": S.COMPLETED,
+    "PARTIALLY_CAPTURED": S.COMPLETED, "VOIDED": S.VOIDED, "DENIED": S.DENIED,
+}
+REFUND_STATUS: dict[str, str] = {
+    "COMPLETED": "completed", "PENDING": "pending", "FAILED": "failed", "CANCELLED": "failed",
+}
+# None: a COMPLETED order means what its captures (or authorizations) mean.
+ORDER_STATUS: dict[str, OrderStatus | None] = {
+    "CREATED": S.CREATED, "PAYER_ACTION_REQUIRED": S.CREATED, "SAVED": S.APPROVED,
+    "APPROVED": S.APPROVED, "VOIDED": S.VOIDED, "COMPLETED": None,
+}
+_PAID = (S.COMPLETED, S.PARTIALLY_REFUNDED, S.REFUNDED, S.REVERSED)
+
+
+def _unknown(message: str) -> ProviderError:
+    return ProviderError(message, provider=PROVIDER, kind="unknown")
+
+
+def lookup(table: Mapping[str, V], status: Any, what: str) -> V:
+    """`table[status]`, or the explicit unknown: ProviderError(kind="unknown")."""
+    if isinstance(status, str) and status in table:
+        return table[status]
+    raise _unknown(f"PayPal {what} status {status!r} is not one paywire knows")
+
+
+def _str(data: Any, key: str, what: str) -> str:
+    value = data.get(key) if isinstance(data, Mapping) else None
+    if not isinstance(value, str) or not value:
+        raise _unknown(f"PayPal {what} has no {key}")
+    return value
+
+
+def _money(data: Mapping[str, Any], what: str) -> Money:
+    try:
+        return from_paypal_money(data.get("amount"))
+    except ValidationError as exc:
+        raise _unknown(f"PayPal {what} amount: {exc.message}") from exc
+
+
+def _dig(data: Any, *keys: str) -> str | None:
+    """The string at `data[k1][k2]...`, or None."""
+    for key in keys:
+        data = data.get(key) if isinstance(data, Mapping) else None
+    return data if isinstance(data, str) else None
+
+
+def _payments(order: Mapping[str, Any], kind: str) -> Iterator[Mapping[str, Any]]:
+    """Every capture or authorization in an order's purchase units, in order."""
+    units = order.get("purchase_units")
+    for unit in units if isinstance(units, list) else ():
+        pays = unit.get("payments") if isinstance(unit, Mapping) else None
+        found = pays.get(kind) if isinstance(pays, Mapping) else None
+        yield from (p for p in (found if isinstance(found, list) else ()) if isinstance(p, Mapping))
+
+
+def _capture(data: Mapping[str, Any], order_id: str | None) -> CaptureResult:
+    provider_status = _str(data, "status", "capture")
+    status = lookup(CAPTURE_STATUS, provider_status, "capture")
+    reason = _dig(data, "status_details", "reason")
+    if status == S.REFUNDED and reason == "CHARGEBACK":
+        status = S.REVERSED  # Payments v2 has no REVERSED: a chargeback reads REFUNDED
+    order_id = order_id or _dig(data, "supplementary_data", "related_ids", "order_id")
+    return CaptureResult(capture_id=_str(data, "id", "capture"), status=status,
+                         amount=_money(data, "capture"), provider_status=provider_status,
+                         reason=reason, provider_order_id=order_id)
+
+
+def _authorization(data: Mapping[str, Any]) -> AuthorizationResult:
+    provider_status = _str(data, "status", "authorization")
+    expires = data.get("expiration_time")
+    expires_at = None
+    if isinstance(expires, str):
+        try:
+            expires_at = datetime.fromisoformat(expires)
+        except ValueError as exc:
+            raise _unknown(f"PayPal authorization expiration_time {expires!r}") from exc
+        if expires_at.tzinfo is None:
+            raise _unknown(f"PayPal authorization expiration_time {expires!r} has no zone")
+    return AuthorizationResult(
+        authorization_id=_str(data, "id", "authorization"),
+        status=lookup(AUTHORIZATION_STATUS, provider_status, "authorization"),
+        amount=_money(data, "authorization"), provider_status=provider_status,
+        expires_at=expires_at)
+
+
+def parse_order_created(data: Any) -> ProviderOrder:
+    """A create-order answer: id, status and where to send the buyer."""
+    provider_status = _str(data, "status", "order")
+    status = lookup(ORDER_STATUS, provider_status, "order") or S.COMPLETED
+    links = data.get("links")
+    approve_url = next((link["href"] for link in (links if isinstance(links, list) else ())
+                        if isinstance(link, Mapping) and isinstance(link.get("href"), str)
+                        and link.get("rel") in ("approve", "payer-action")), None)
+    return ProviderOrder(provider_order_id=_str(data, "id", "order"), status=status.value,
+                         approve_url=approve_url)
+
+
+def parse_capture(data: Any) -> CaptureResult:
+    """A capture: from an order-capture answer (its last capture) or a Payments capture."""
+    if not isinstance(data, Mapping):
+        raise _unknown("PayPal capture answer is not a JSON object")
+    if "purchase_units" not in data:
+        return _capture(data, None)
+    captures = list(_payments(data, "captures"))
+    if not captures:
+        raise _unknown("PayPal order-capture answer holds no capture")
+    return _capture(captures[-1], _str(data, "id", "order"))
+
+
+def parse_authorization(data: Any) -> AuthorizationResult:
+    """An authorization: from an order-authorize answer or a Payments authorization."""
+    if not isinstance(data, Mapping):
+        raise _unknown("PayPal authorization answer is not a JSON object")
+    if "purchase_units" not in data:
+        return _authorization(data)
+    auths = list(_payments(data, "authorizations"))
+    if not auths:
+        raise _unknown("PayPal order-authorize answer holds no authorization")
+    return _authorization(auths[-1])
+
+
+def parse_refund(data: Any) -> RefundResult:
+    """A refund."""
+    provider_status = _str(data, "status", "refund")
+    return RefundResult(refund_id=_str(data, "id", "refund"),
+                        status=lookup(REFUND_STATUS, provider_status, "refund"),
+                        amount=_money(data, "refund"), provider_status=provider_status)
+
+
+def completed_status(captures: tuple[CaptureResult, ...],
+                     authorizations: tuple[AuthorizationResult, ...]) -> OrderStatus:
+    """What a COMPLETED order means: its captures decide, else its authorizations."""
+    caps = {c.status for c in captures}
+    if caps & set(_PAID):
+        if S.REVERSED in caps:
+            return S.REVERSED
+        if caps & {S.PARTIALLY_REFUNDED, S.REFUNDED}:
+            return S.REFUNDED if (caps & set(_PAID)) == {S.REFUNDED} else S.PARTIALLY_REFUNDED
+        return S.COMPLETED
+    for status in (S.PENDING, S.FAILED, S.DENIED):
+        if status in caps:
+            return status
+    auths = {a.status for a in authorizations}
+    for status in (S.COMPLETED, S.AUTHORIZED, S.PENDING, S.DENIED, S.VOIDED):
+        if status in auths:
+            return status
+    raise _unknown("PayPal order is COMPLETED but holds no capture or authorization")
+
+
+def parse_order_state(data: Any) -> ProviderOrderState:
+    """The provider's truth from a GET order: status derived from its payments when COMPLETED."""
+    provider_status = _str(data, "status", "order")
+    order_id = _str(data, "id", "order")
+    captures = tuple(_capture(c, order_id) for c in _payments(data, "captures"))
+    auths = tuple(_authorization(a) for a in _payments(data, "authorizations"))
+    status = lookup(ORDER_STATUS, provider_status, "order") or completed_status(captures, auths)
+    amount: Money | None = None
+    units = data.get("purchase_units")
+    for unit in units if isinstance(units, list) else ():
+        if isinstance(unit, Mapping) and unit.get("amount") is not None:
+            part = _money(unit, "order")
+            amount = part if amount is None else amount + part
+    return ProviderOrderState(provider_order_id=order_id, status=status,
+                              provider_status=provider_status, amount=amount,
+                              captures=captures, authorizations=auths)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+def _kinds(kind: str, names: str) -> dict[str, str]:
+    return dict.fromkeys(names.split(), kind)
+
+
+# PayPal issue (or error name) -> what it means to paywire. Issues not listed fall back on the
+# HTTP status (STATUS_KINDS); 401, 429 and 5xx are decided by status before any issue.
+ISSUE_KINDS: dict[str, str] = {
+    **_kinds("already_done", "ORDER_ALREADY_CAPTURED ORDER_ALREADY_AUTHORIZED "
+             "AUTHORIZATION_ALREADY_CAPTURED CAPTURE_FULLY_REFUNDED PREVIOUSLY_CAPTURED "
+             "PREVIOUSLY_VOIDED ORDER_ALREADY_COMPLETED ORDER_COMPLETED_OR_VOIDED"),
+    **_kinds("duplicate_invoice", "DUPLICATE_INVOICE_ID"),
+    **_kinds("not_approved", "ORDER_NOT_APPROVED"),
+    **_kinds("payer_action", "INSTRUMENT_DECLINED PAYER_ACTION_REQUIRED "
+             "REDIRECT_PAYER_FOR_ALTERNATE_FUNDING"),
+    **_kinds("declined", "TRANSACTION_REFUSED PAYER_CANNOT_PAY PAYER_ACCOUNT_LOCKED_OR_CLOSED "
+             "PAYER_ACCOUNT_RESTRICTED PAYEE_ACCOUNT_RESTRICTED PAYEE_BLOCKED_TRANSACTION "
+             "COMPLIANCE_VIOLATION TRANSACTION_LIMIT_EXCEEDED "
+             "MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED AUTHORIZATION_DENIED "
+             "AUTHORIZATION_EXPIRED AUTHORIZATION_VOIDED REFUND_NOT_ALLOWED "
+             "REFUND_TIME_LIMIT_EXCEEDED REFUND_NOT_PERMITTED_DUE_TO_CHARGEBACK "
+             "REFUND_FAILED_INSUFFICIENT_FUNDS TRANSACTION_DISPUTED PARTIAL_REFUND_NOT_ALLOWED "
+             "PENDING_CAPTURE"),
+    **_kinds("over_refund", "REFUND_AMOUNT_EXCEEDED"),
+    **_kinds("not_found", "RESOURCE_NOT_FOUND INVALID_RESOURCE_ID ORDER_EXPIRED"),
+    **_kinds("auth", "AUTHENTICATION_FAILURE NOT_AUTHORIZED PERMISSION_DENIED "
+             "INVALID_ACCOUNT_STATUS invalid_client invalid_token"),
+    **_kinds("invalid", "INVALID_REQUEST DECIMAL_PRECISION DECIMALS_NOT_SUPPORTED "
+             "INVALID_CURRENCY_CODE CURRENCY_MISMATCH AUTH_CURRENCY_MISMATCH "
+             "AUTH_CAPTURE_CURRENCY_MISMATCH REFUND_CAPTURE_CURRENCY_MISMATCH AMOUNT_MISMATCH "
+             "ITEM_TOTAL_MISMATCH ITEM_TOTAL_REQUIRED TAX_TOTAL_MISMATCH TAX_TOTAL_REQUIRED "
+             "MALFORMED_REQUEST_JSON INVALID_PARAMETER_SYNTAX INVALID_PARAMETER_VALUE "
+             "INVALID_STRING_LENGTH MISSING_REQUIRED_PARAMETER INVALID_ARRAY_MAX_ITEMS "
+             "INVALID_ARRAY_MIN_ITEMS INVALID_COUNTRY_CODE NOT_SUPPORTED "
+             "PAYPAL_REQUEST_ID_REQUIRED CANNOT_BE_NEGATIVE CANNOT_BE_ZERO_OR_NEGATIVE "
+             "MAX_VALUE_EXCEEDED MULTI_CURRENCY_ORDER DUPLICATE_REFERENCE_ID "
+             "REFERENCE_ID_REQUIRED REFERENCE_ID_NOT_FOUND UNSUPPORTED_INTENT "
+             "ACTION_DOES_NOT_MATCH_INTENT ITEM_CATEGORY_NOT_SUPPORTED_BY_PAYMENT_SOURCE "
+             "INVALID_PAYER_ID AMOUNT_NOT_PATCHABLE FIELD_NOT_PATCHABLE NOT_PATCHABLE "
+             "INVALID_JSON_POINTER_FORMAT INVALID_PATCH_OPERATION PATCH_PATH_REQUIRED "
+             "PATCH_VALUE_REQUIRED UNSUPPORTED_PATCH_PARAMETER_VALUE "
+             "MAX_CAPTURE_AMOUNT_EXCEEDED MAX_CAPTURE_COUNT_EXCEEDED "
+             "MAX_AUTHORIZATION_COUNT_EXCEEDED REAUTHORIZATION_NOT_SUPPORTED CANNOT_BE_VOIDED "
+             "REFUND_AMOUNT_TOO_LOW invalid_request unsupported_grant_type"),
+}
+STATUS_KINDS: dict[int, str] = {400: "invalid", 401: "auth", 403: "auth", 404: "not_found"}
+
+
+def error_kind(status: int, name: str | None, issue: str | None) -> str:
+    """The `ProviderError.kind` of a PayPal refusal."""
+    if status == 429 or status >= 500:
+        return "transient"
+    if status == 401:
+        return "auth"
+    for key in (issue, name):
+        if key is not None and key in ISSUE_KINDS:
+            return ISSUE_KINDS[key]
+    return STATUS_KINDS.get(status, "unknown")
+
+
+def error_from_response(status: int, body: Any, *, what: str,
+                        debug_id: str | None = None) -> ProviderError:
+    """A non-2xx answer (REST or OAuth shape, or no JSON at all) as a typed ProviderError."""
+    name = issue = description = None
+    if isinstance(body, Mapping):
+        raw_name = body.get("name", body.get("error"))
+        name = raw_name if isinstance(raw_name, str) else None
+        details = body.get("details")
+        first = details[0] if isinstance(details, list) and details else None
+        if isinstance(first, Mapping):
+            issue = first.get("issue") if isinstance(first.get("issue"), str) else None
+            text = first.get("description")
+            description = text[:300] if isinstance(text, str) else None
+        if isinstance(body.get("debug_id"), str):
+            debug_id = body["debug_id"]
+    kind = error_kind(status, name, issue)
+    if name == "invalid_client":
+        message = f"PayPal refused the client id/secret for {what} (invalid_client)"
+    else:
+        message = f"PayPal {what} failed: HTTP {status} {name or 'error'}" + (
+            f" {issue}" if issue else "")
+    return ProviderError(message, provider=PROVIDER, kind=kind, status=status, name=name,
+                         issue=issue, debug_id=debug_id, retryable=kind == "transient",
+                         details={"description": description} if description else None)
