@@ -1,0 +1,163 @@
+"""Records <-> table rows for the SQL store: pure mapping, no I/O.
+
+An order's captured, refunded and reserved amounts are stored as minor units in the order's own
+currency (one `currency` column), so a different currency there is refused on write rather than
+silently re-labelled on read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import RowMapping as Row
+
+from paywire.domain.errors import ValidationError
+from paywire.domain.facts import Announcement
+from paywire.domain.money import Money
+from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
+from paywire.ports import HistoryEntry, IdempotencyRecord, OutboxMessage, ProviderOperation, Refund
+
+
+def _minor(money: Money | None, currency: str, name: str) -> int | None:
+    if money is None:
+        return None
+    if money.currency != currency:
+        raise ValidationError(f"{name} is in {money.currency}, the order in {currency}",
+                              field=name)
+    return money.minor
+
+
+def _money(minor: int | None, currency: str) -> Money | None:
+    return None if minor is None else Money(minor, currency)
+
+
+def order_values(order: Order) -> dict[str, Any]:
+    """The `orders` row of an order (its lines go to `order_lines`)."""
+    currency = order.amount.currency
+    return {
+        "id": order.id, "version": order.version, "status": str(order.status),
+        "intent": str(order.intent), "currency": currency, "amount_minor": order.amount.minor,
+        "captured_minor": _minor(order.captured, currency, "captured"),
+        "refunded_minor": _minor(order.refunded, currency, "refunded"),
+        "refund_reserved_minor": _minor(order.refund_reserved, currency, "refund_reserved"),
+        "created_at": order.created_at, "updated_at": order.updated_at,
+        "provider": order.provider, "provider_order_id": order.provider_order_id,
+        "approve_url": order.approve_url, "capture_id": order.capture_id,
+        "authorization_id": order.authorization_id, "disputed": order.disputed,
+        "needs_attention": order.needs_attention, "capture_attempt": order.capture_attempt,
+        "metadata": dict(order.metadata),
+    }
+
+
+def line_values(order: Order) -> list[dict[str, Any]]:
+    """The `order_lines` rows of an order, numbered in order."""
+    return [{"order_id": order.id, "position": i, "sku": line.sku, "name": line.name,
+             "quantity": line.quantity, "currency": line.unit_price.currency,
+             "unit_price_minor": line.unit_price.minor}
+            for i, line in enumerate(order.lines)]
+
+
+def order_from(row: Row, lines: Sequence[Row]) -> Order:
+    """An order from its row and its line rows (in position order)."""
+    currency = row["currency"]
+    return Order(
+        id=row["id"], status=OrderStatus(row["status"]), intent=Intent(row["intent"]),
+        lines=tuple(OrderLine(sku=ln["sku"], name=ln["name"], quantity=ln["quantity"],
+                              unit_price=Money(ln["unit_price_minor"], ln["currency"]))
+                    for ln in lines),
+        amount=Money(row["amount_minor"], currency),
+        created_at=row["created_at"], updated_at=row["updated_at"], version=row["version"],
+        provider=row["provider"], provider_order_id=row["provider_order_id"],
+        approve_url=row["approve_url"], capture_id=row["capture_id"],
+        authorization_id=row["authorization_id"],
+        captured=_money(row["captured_minor"], currency),
+        refunded=_money(row["refunded_minor"], currency),
+        refund_reserved=_money(row["refund_reserved_minor"], currency),
+        disputed=bool(row["disputed"]), needs_attention=row["needs_attention"],
+        capture_attempt=row["capture_attempt"], metadata=dict(row["metadata"] or {}),
+    )
+
+
+def history_values(entry: HistoryEntry) -> dict[str, Any]:
+    """The `history` row of an entry (the id is the database's)."""
+    return {"order_id": entry.order_id, "at": entry.at, "source": entry.source,
+            "verdict": entry.verdict, "from_status": str(entry.from_status),
+            "to_status": str(entry.to_status), "detail": dict(entry.detail)}
+
+
+def history_from(row: Row) -> HistoryEntry:
+    """A history entry from its row."""
+    return HistoryEntry(order_id=row["order_id"], at=row["at"], source=row["source"],
+                        verdict=row["verdict"], from_status=OrderStatus(row["from_status"]),
+                        to_status=OrderStatus(row["to_status"]), detail=dict(row["detail"]))
+
+
+def outbox_values(announcement: Announcement, message_id: str, now: datetime) -> dict[str, Any]:
+    """A new `outbox` row: pending, due now, unleased."""
+    return {"id": message_id, "key": announcement.key, "type": announcement.type,
+            "order_id": announcement.order_id, "payload": dict(announcement.payload),
+            "created_at": now, "status": "pending", "attempts": 0, "next_attempt_at": now,
+            "lease_owner": None, "lease_until": None}
+
+
+def outbox_from(row: Row) -> OutboxMessage:
+    """An outbox message from its row."""
+    return OutboxMessage(id=row["id"], key=row["key"], type=row["type"],
+                         order_id=row["order_id"], payload=dict(row["payload"]),
+                         created_at=row["created_at"], status=row["status"],
+                         attempts=row["attempts"], next_attempt_at=row["next_attempt_at"],
+                         lease_owner=row["lease_owner"], lease_until=row["lease_until"])
+
+
+def operation_values(op: ProviderOperation) -> dict[str, Any]:
+    """The `provider_operations` row of an operation."""
+    return {"key": op.key, "order_id": op.order_id, "kind": op.kind, "status": op.status,
+            "created_at": op.created_at, "updated_at": op.updated_at,
+            "lease_until": op.lease_until, "result": op.result, "error": op.error}
+
+
+def operation_from(row: Row) -> ProviderOperation:
+    """A provider operation from its row."""
+    return ProviderOperation(key=row["key"], order_id=row["order_id"], kind=row["kind"],
+                             status=row["status"], created_at=row["created_at"],
+                             updated_at=row["updated_at"], lease_until=row["lease_until"],
+                             result=row["result"], error=row["error"])
+
+
+def refund_values(refund: Refund) -> dict[str, Any]:
+    """The `refunds` row of a refund."""
+    return {"id": refund.id, "order_id": refund.order_id, "currency": refund.amount.currency,
+            "amount_minor": refund.amount.minor, "status": refund.status,
+            "operation_key": refund.operation_key,
+            "provider_refund_id": refund.provider_refund_id, "reason": refund.reason,
+            "created_at": refund.created_at, "updated_at": refund.updated_at}
+
+
+def refund_from(row: Row) -> Refund:
+    """A refund from its row."""
+    return Refund(id=row["id"], order_id=row["order_id"],
+                  amount=Money(row["amount_minor"], row["currency"]), status=row["status"],
+                  operation_key=row["operation_key"], created_at=row["created_at"],
+                  updated_at=row["updated_at"], provider_refund_id=row["provider_refund_id"],
+                  reason=row["reason"])
+
+
+def idempotency_values(record: IdempotencyRecord) -> dict[str, Any]:
+    """The `idempotency_keys` row of a record."""
+    return {"scope": record.scope, "key": record.key, "request_hash": record.request_hash,
+            "status": record.status, "created_at": record.created_at,
+            "expires_at": record.expires_at, "locked_until": record.locked_until,
+            "resource_id": record.resource_id, "response_status": record.response_status,
+            "response_body": record.response_body}
+
+
+def idempotency_from(row: Row) -> IdempotencyRecord:
+    """An idempotency record from its row."""
+    return IdempotencyRecord(scope=row["scope"], key=row["key"],
+                             request_hash=row["request_hash"], status=row["status"],
+                             created_at=row["created_at"], expires_at=row["expires_at"],
+                             locked_until=row["locked_until"], resource_id=row["resource_id"],
+                             response_status=row["response_status"],
+                             response_body=row["response_body"])

@@ -1,0 +1,191 @@
+"""The SQL schema (SQLAlchemy Core) the migrations create and `SqlStore` reads and writes.
+
+Money is integer minor units beside an ISO currency code, never a float. Datetimes are aware UTC:
+`timestamptz` on PostgreSQL; on SQLite, which has no time zones, fixed-width ISO-8601 text in UTC,
+so comparing the text compares the instants (lease and expiry checks run in SQL). JSON is JSONB on
+PostgreSQL and text on SQLite.
+
+Only `order_lines` has a foreign key (lines are part of their order). The other tables name their
+order without one, as the DynamoDB backend will: the contract suite, not the database, defines
+what a write may reference.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """An aware datetime, stored in UTC; naive datetimes are refused rather than guessed."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            # "2024-05-01T12:00:00.000000+00:00": always 32 characters, so text order is time order.
+            return dialect.type_descriptor(sa.String(32))
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: paywire stores aware UTC datetimes")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.isoformat(timespec="microseconds")
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return datetime.fromisoformat(value).astimezone(UTC)
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        return value.astimezone(UTC)
+
+
+def json_doc() -> TypeEngine[Any]:
+    """JSON: JSONB on PostgreSQL, text elsewhere; Python None is SQL NULL (not JSON 'null')."""
+    return sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True),
+                                                   "postgresql")
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+orders = sa.Table(
+    "orders", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("intent", sa.String, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    # Same currency as `amount`; NULL means "none yet" (distinct from zero).
+    sa.Column("captured_minor", sa.BigInteger),
+    sa.Column("refunded_minor", sa.BigInteger),
+    sa.Column("refund_reserved_minor", sa.BigInteger),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("provider_order_id", sa.String),
+    sa.Column("approve_url", sa.String),
+    sa.Column("capture_id", sa.String),
+    sa.Column("authorization_id", sa.String),
+    sa.Column("disputed", sa.Boolean, nullable=False),
+    sa.Column("needs_attention", sa.Text),
+    sa.Column("capture_attempt", sa.Integer, nullable=False),
+    sa.Column("metadata", json_doc(), nullable=False),
+    # NULLs are distinct in both dialects: many orders may not have a provider id yet.
+    sa.UniqueConstraint("provider", "provider_order_id"),
+    sa.Index(None, "created_at", "id"),
+    sa.Index(None, "status", "created_at", "id"),
+)
+
+order_lines = sa.Table(
+    "order_lines", metadata,
+    sa.Column("order_id", sa.String, sa.ForeignKey("orders.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("sku", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("unit_price_minor", sa.BigInteger, nullable=False),
+)
+
+history = sa.Table(
+    "history", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("order_id", sa.String, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("verdict", sa.String, nullable=False),
+    sa.Column("from_status", sa.String, nullable=False),
+    sa.Column("to_status", sa.String, nullable=False),
+    sa.Column("detail", json_doc(), nullable=False),
+    sa.Index(None, "order_id", "at", "id"),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("key", sa.String, nullable=False, unique=True),
+    sa.Column("type", sa.String, nullable=False),
+    sa.Column("order_id", sa.String, nullable=False),
+    sa.Column("payload", json_doc(), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime),
+    sa.Column("lease_owner", sa.String),
+    sa.Column("lease_until", UtcDateTime),
+    # The worker's candidate query: status = 'pending' AND next_attempt_at <= now.
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "order_id", "created_at"),
+)
+
+provider_operations = sa.Table(
+    "provider_operations", metadata,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("order_id", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("lease_until", UtcDateTime),
+    sa.Column("result", json_doc()),
+    sa.Column("error", json_doc()),
+    sa.Index(None, "order_id"),
+)
+
+refunds = sa.Table(
+    "refunds", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("order_id", sa.String, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("operation_key", sa.String, nullable=False),
+    sa.Column("provider_refund_id", sa.String),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index(None, "order_id", "created_at"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys", metadata,
+    sa.Column("scope", sa.String, primary_key=True),
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("request_hash", sa.String, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("locked_until", UtcDateTime),
+    sa.Column("resource_id", sa.String),
+    sa.Column("response_status", sa.Integer),
+    sa.Column("response_body", json_doc()),
+    # For a sweeper deleting expired keys.
+    sa.Index(None, "expires_at"),
+)
+
+# Every table the store writes, children before parents (for TRUNCATE / cleanup in tests).
+ALL_TABLES = (order_lines, orders, history, outbox, provider_operations, refunds,
+              idempotency_keys)
