@@ -1,4 +1,5 @@
-# paywire developer entry points. `make dev` runs the emulator; `make test` is what CI runs
+# paywire developer entry points. `make dev` runs `paywire dev` (the PayPal emulator, paywire's
+# API and the demo shop in one process); `make test` is what CI runs
 # (.ci/run calls it with CI=true). Installs are pinned by constraints.txt and skipped when the
 # venv's stamp is newer than pyproject.toml and constraints.txt. See DEVELOPERS.md.
 
@@ -28,7 +29,7 @@ endif
 .PHONY: help dev test lint pytest install install-test chromium postgres lock clean distclean
 
 help:
-	@echo "make dev      create .venv, install paywire, run the PayPal emulator (DEV_ARGS=...)"
+	@echo "make dev      create .venv, install paywire, run emulator + API + demo shop (DEV_ARGS=...)"
 	@echo "make test     install test deps, Chromium, start PostgreSQL, lint, type-check, pytest"
 	@echo "make lint     ruff check, mypy (strict), lint-imports"
 	@echo "make pytest   only the test suite (PYTEST_ARGS=...)"
@@ -52,7 +53,7 @@ install: $(DEV_STAMP)
 install-test: $(TEST_STAMP)
 
 dev: install
-	$(BIN)/paywire emulator $(DEV_ARGS)
+	$(BIN)/paywire dev $(DEV_ARGS)
 
 chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \

@@ -1,0 +1,77 @@
+"""The ASGI application factory (the composition root, `paywire.bootstrap`, calls it).
+
+`create_api(settings, open_container)` builds a FastAPI app whose lifespan enters
+`open_container()` (the composition root's wiring of store, provider, clock, catalog and
+services) and exits it at shutdown. The container is `app.state.container` while the app runs;
+entry points that add routes (the demo shop) read it there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+import paywire
+from paywire.api import errors, routes
+from paywire.api.auth import ApiKeys
+from paywire.api.idempotency import HEADER, IdempotencyGate
+from paywire.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from paywire.ports import Clock
+from paywire.settings import Settings
+
+
+class ServedContainer(routes.ApiContainer, Protocol):
+    """What the lifespan needs from the container beyond the routes' needs."""
+
+    clock: Clock
+
+
+DESCRIPTION = """\
+Server-priced, crash-proof PayPal payments.
+
+Browsers send catalog skus and quantities (`POST /v1/checkout/orders`); paywire prices the order
+itself, creates it at PayPal and captures it once approved. Admin endpoints take
+`Authorization: Bearer <API key>`. Every error is `{"error": {"code", "message", "details",
+"request_id"}}`; every response carries `X-Request-Id`. Mutating POSTs accept an
+`Idempotency-Key` (replayed answers carry `Idempotent-Replayed: true`).
+"""
+
+
+def create_api(settings: Settings,
+               open_container: Callable[[], AbstractAsyncContextManager[ServedContainer]],
+               ) -> FastAPI:
+    """The paywire HTTP API, served from the container `open_container` yields."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_container() as container:
+            app.state.container = container
+            app.state.gate = IdempotencyGate(container.store, container.clock,
+                                             ttl_seconds=settings.idempotency_ttl_seconds,
+                                             lock_seconds=settings.request_timeout_seconds)
+            try:
+                yield
+            finally:
+                del app.state.container
+
+    app = FastAPI(title="paywire", version=paywire.__version__, description=DESCRIPTION,
+                  lifespan=lifespan, docs_url="/docs", openapi_url="/openapi.json",
+                  redoc_url=None)
+    app.state.api_keys = ApiKeys(settings.api_keys)
+    errors.install(app)
+    app.include_router(routes.router)
+    # Added innermost first: the request id wraps everything, CORS wraps the 413s.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", HEADER, "X-Request-Id"],
+            expose_headers=["X-Request-Id", "Idempotent-Replayed", "Retry-After"],
+            max_age=600)
+    app.add_middleware(RequestContextMiddleware)
+    return app

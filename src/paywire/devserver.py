@@ -1,0 +1,344 @@
+"""`paywire dev`: the PayPal emulator, paywire's API and the demo shop in one process.
+
+One asyncio loop runs two uvicorn servers: the emulator (default 127.0.0.1:8090) and paywire's
+API with the demo shop in front of it (default 127.0.0.1:8000; the shop lives under `/shop/`).
+Start-up order matters: the emulator starts first, then a webhook is registered with it for
+paywire's `/webhooks/paypal`, then paywire (SQLite under the data directory, migrated on start)
+starts configured for the emulator with fixed, printed dev credentials.
+
+The stack binds its sockets itself before anything starts, so a port in use is a one-line
+error naming the option, port 0 picks a free port (tests), and SIGINT/SIGTERM stop every server
+through one handler: uvicorn's own per-server signal capture is switched off, because it would
+re-raise the signal after shutdown and end the process with a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.responses import RedirectResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from paywire.bootstrap import create_app as create_paywire_app
+from paywire.catalog_file import load_catalog
+from paywire.domain.errors import ConfigError
+from paywire.emulator import AppCredentials, EmulatorConfig
+from paywire.emulator import create_app as create_emulator_app
+from paywire.settings import Settings
+from paywire.web.shop import ShopConfig, create_shop_app
+
+# The emulator's throwaway sandbox app for local development: printed on purpose.
+DEV_CLIENT_ID = "paywire-dev-client-id"
+DEV_CLIENT_SECRET = "paywire-dev-client-secret"  # noqa: S105 - a dev-only emulator credential
+SHOP_PREFIX = "/shop"
+WEBHOOK_PATH = "/webhooks/paypal"
+START_TIMEOUT = 30.0
+GRACEFUL_SHUTDOWN = 3
+
+
+class DevStackError(Exception):
+    """The dev stack could not start; the message says why, for the person at the terminal."""
+
+
+@dataclass(frozen=True)
+class DevOptions:
+    """What `paywire dev` is told on its command line (port 0 = any free port)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    emulator_port: int = 8090
+    data_dir: Path = Path(".paywire")
+    log_level: str = "info"
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to the stack (several servers share one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class DevFront:
+    """paywire's ASGI app with the shop's paths routed to the shop (and `/` redirected to it).
+
+    Everything else, lifespan included, goes to paywire, whose app stays untouched.
+    """
+
+    def __init__(self, paywire: ASGIApp, shop: ASGIApp, prefix: str = SHOP_PREFIX) -> None:
+        self.paywire = paywire
+        self.shop = shop
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path == "/":
+                await RedirectResponse(f"{self.prefix}/", status_code=307)(scope, receive, send)
+                return
+            if path == self.prefix or path.startswith(f"{self.prefix}/"):
+                await self.shop(scope, receive, send)
+                return
+        await self.paywire(scope, receive, send)
+
+
+def _listen(host: str, port: int, option: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise DevStackError(f"cannot listen on {host}:{port} ({option} {port}): "
+                            f"{exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(host: str, sock: socket.socket) -> str:
+    port: int = sock.getsockname()[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def dev_settings(options: DevOptions, url: str, emulator_url: str,
+                 webhook_id: str | None) -> Settings:
+    """paywire's settings for the dev stack: the emulator, its dev app, SQLite in the data dir.
+
+    Other settings (a catalog, API keys) still come from `PAYWIRE_*` variables and `.env`.
+    """
+    data_dir = options.data_dir.resolve()
+    values: dict[str, Any] = {
+        "paypal_env": "emulator",
+        "paypal_base_url": emulator_url,
+        "paypal_client_id": DEV_CLIENT_ID,
+        "paypal_client_secret": DEV_CLIENT_SECRET,
+        "data_dir": data_dir,
+        "database_url": f"sqlite+aiosqlite:///{data_dir / 'paywire.db'}",
+        "return_url": f"{url}{SHOP_PREFIX}/return",
+        "cancel_url": f"{url}{SHOP_PREFIX}/cancel",
+        "cors_origins": [url],
+    }
+    if webhook_id is not None and "paypal_webhook_id" in Settings.model_fields:
+        values["paypal_webhook_id"] = webhook_id
+    return Settings.load(**values)
+
+
+def catalog_currency(settings: Settings) -> str:
+    """The currency the shop's catalog sells in (one catalog, one currency)."""
+    catalog = load_catalog(settings.catalog_file)
+    return next(iter(catalog.products.values())).unit_price.currency
+
+
+class DevStack:
+    """The emulator and paywire + shop, served from one event loop until `stop()`."""
+
+    def __init__(self, options: DevOptions | None = None) -> None:
+        self.options = options or DevOptions()
+        self.options.data_dir.mkdir(parents=True, exist_ok=True)
+        host = self.options.host
+        self._emulator_sock = _listen(host, self.options.emulator_port, "--emulator-port")
+        try:
+            self._sock = _listen(host, self.options.port, "--port")
+        except DevStackError:
+            self._emulator_sock.close()
+            raise
+        self.url = _url(host, self._sock)
+        self.emulator_url = _url(host, self._emulator_sock)
+        try:  # settings and catalog checked before anything starts
+            self.settings = dev_settings(self.options, self.url, self.emulator_url, None)
+            self.currency = catalog_currency(self.settings)
+        except ConfigError:
+            self._emulator_sock.close()
+            self._sock.close()
+            raise
+        self.credentials = AppCredentials(DEV_CLIENT_ID, DEV_CLIENT_SECRET)
+        self.emulator_app = create_emulator_app(EmulatorConfig(apps=[self.credentials]))
+        self.webhook_id: str | None = None
+        self.ready = threading.Event()
+        self._servers: list[_Server] = []
+        self._stopping = False
+
+    @property
+    def shop_url(self) -> str:
+        """The demo shop's product page."""
+        return f"{self.url}{SHOP_PREFIX}/"
+
+    @property
+    def webhook_url(self) -> str:
+        """Where the emulator delivers webhooks."""
+        return f"{self.url}{WEBHOOK_PATH}"
+
+    def _server(self, app: ASGIApp) -> _Server:
+        server = _Server(uvicorn.Config(app, log_level=self.options.log_level, lifespan="on",
+                                        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN))
+        self._servers.append(server)
+        return server
+
+    def _paywire_front(self) -> ASGIApp:
+        self.settings = dev_settings(self.options, self.url, self.emulator_url, self.webhook_id)
+        paywire = create_paywire_app(self.settings)
+        shop = create_shop_app(ShopConfig(paypal_sdk_base=self.emulator_url,
+                                          client_id=DEV_CLIENT_ID, currency=self.currency,
+                                          prefix=SHOP_PREFIX))
+        return DevFront(paywire, shop)
+
+    async def register_webhook(self) -> str:
+        """Subscribe paywire's webhook URL to every event type at the emulator; its id."""
+        async with httpx.AsyncClient(base_url=self.emulator_url, timeout=10) as client:
+            token = await client.post("/v1/oauth2/token", data={"grant_type": "client_credentials"},
+                                      auth=(DEV_CLIENT_ID, DEV_CLIENT_SECRET))
+            token.raise_for_status()
+            bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            created = await client.post("/v1/notifications/webhooks", headers=bearer, json={
+                "url": self.webhook_url, "event_types": [{"name": "*"}]})
+            created.raise_for_status()
+        webhook_id: str = created.json()["id"]
+        return webhook_id
+
+    async def serve(self, on_ready: Callable[[DevStack], None] | None = None) -> None:
+        """Run until `stop()`: emulator, webhook registration, paywire; then stop them all."""
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            emulator = self._server(self.emulator_app)
+            tasks.append(self._start(emulator, self._emulator_sock, "the PayPal emulator"))
+            await self._wait_started(emulator, tasks)
+            if self._stopping:
+                return
+            try:
+                self.webhook_id = await self.register_webhook()
+            except (httpx.HTTPError, KeyError, ValueError) as exc:
+                raise DevStackError(f"could not register the webhook with the emulator: "
+                                    f"{exc!r}") from exc
+            paywire = self._server(self._paywire_front())
+            tasks.append(self._start(paywire, self._sock, "paywire"))
+            await self._wait_started(paywire, tasks)
+            if self._stopping:
+                return
+            if on_ready is not None:
+                on_ready(self)
+            self.ready.set()
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._exit_all()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            self._emulator_sock.close()
+            self._sock.close()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    def _start(self, server: _Server, sock: socket.socket, name: str) -> asyncio.Task[None]:
+        async def run() -> None:
+            try:
+                await server.serve(sockets=[sock])
+            except SystemExit as exc:  # uvicorn exits when an app's lifespan start-up fails
+                raise DevStackError(f"{name} failed to start (see the log above)") from exc
+            if not server.started and not self._stopping:
+                raise DevStackError(f"{name} stopped before it started (see the log above)")
+
+        coro: Coroutine[Any, Any, None] = run()
+        return asyncio.create_task(coro, name=f"paywire-dev: {name}")
+
+    async def _wait_started(self, server: _Server, tasks: list[asyncio.Task[None]]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT
+        while not server.started and not self._stopping:
+            for task in tasks:
+                if task.done():
+                    task.result()  # raises the start-up error
+                    raise DevStackError("a server stopped during start-up")
+            if loop.time() > deadline:
+                raise DevStackError(f"servers did not start within {START_TIMEOUT:.0f} s")
+            await asyncio.sleep(0.02)
+
+    def stop(self) -> None:
+        """Ask every server to stop; asked again, stop without waiting for open connections."""
+        if self._stopping:
+            for server in self._servers:
+                server.force_exit = True
+        self._exit_all()
+
+    def _exit_all(self) -> None:
+        self._stopping = True
+        for server in self._servers:
+            server.should_exit = True
+
+
+def banner(stack: DevStack) -> list[str]:
+    """What `paywire dev` prints once everything is up."""
+    data_dir = stack.settings.data_dir
+    return [
+        "paywire dev: the PayPal emulator, paywire's API and the demo shop, in one process",
+        f"  demo shop        {stack.shop_url}",
+        f"  paywire API      {stack.url}/v1   (OpenAPI docs: {stack.url}/docs)",
+        f"  PayPal emulator  {stack.emulator_url}   (control API: {stack.emulator_url}/_emulator/)",
+        f"  sandbox app      client id {DEV_CLIENT_ID}, secret {DEV_CLIENT_SECRET}",
+        f"  data             SQLite under {data_dir}",
+        f"  webhooks         {stack.webhook_id} registered for {stack.webhook_url} (all events).",
+        "                   paywire does not receive webhooks yet (a later issue): deliveries",
+        "                   answer 404 and the emulator retries them on PayPal's schedule;",
+        f"                   see {stack.emulator_url}/_emulator/deliveries",
+        "Press Ctrl-C to stop.",
+    ]
+
+
+async def _serve_until_signalled(stack: DevStack, out: Callable[[str], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stack.stop)
+    try:
+        await stack.serve(lambda s: out("\n".join(banner(s))))
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def run(options: DevOptions, out: Callable[[str], None] = print) -> int:
+    """Serve the dev stack until SIGINT/SIGTERM; the process exit code."""
+    try:
+        stack = DevStack(options)
+        asyncio.run(_serve_until_signalled(stack, out))
+    except (DevStackError, ConfigError) as exc:
+        print(f"paywire dev: {exc}", file=sys.stderr)
+        return 1
+    out("paywire dev: stopped.")
+    return 0
+
+
+@contextlib.contextmanager
+def running(options: DevOptions | None = None) -> Iterator[DevStack]:
+    """The dev stack on a background thread for the block (tests: pass port 0 for free ports)."""
+    stack = DevStack(options or DevOptions(port=0, emulator_port=0, log_level="warning"))
+    failure: list[Exception] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(stack.serve())
+        except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread below
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="paywire-dev", daemon=True)
+    thread.start()
+    while not stack.ready.wait(0.05):
+        if not thread.is_alive():
+            raise DevStackError("the dev stack did not start") from (
+                failure[0] if failure else None)
+    try:
+        yield stack
+    finally:
+        stack.stop()  # the servers poll their exit flags, so any thread may set them
+        thread.join(timeout=15)
+    if failure:
+        raise failure[0]

@@ -1,0 +1,218 @@
+"""paywire's one settings object: `PAYWIRE_*` environment variables (and `.env`), checked once.
+
+Every field maps to `PAYWIRE_<FIELD>`; CLI flags map onto the same fields. `Settings.load()` is
+the start-up entry point: anything that cannot work raises `ConfigError` naming the setting, and
+no secret (client secret, API keys, a database password) ever appears in a repr, str or error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from paywire.domain.errors import ConfigError
+
+PayPalEnv = Literal["sandbox", "live", "emulator"]
+
+PAYPAL_BASE_URLS: dict[str, str] = {
+    "sandbox": "https://api-m.sandbox.paypal.com",
+    "live": "https://api-m.paypal.com",
+    "emulator": "http://127.0.0.1:8090",
+}
+DEMO_CATALOG = Path(__file__).parent / "web" / "catalog.toml"
+MIN_API_KEY_CHARS = 16
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "0.0.0.0")  # noqa: S104 - compared, not bound
+
+
+def env_name(field: str) -> str:
+    """The environment variable behind a settings field."""
+    return f"PAYWIRE_{field.upper()}"
+
+
+def _csv(value: Any) -> Any:
+    """Accept "a,b" (an env var) as well as a list; blanks dropped."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _http_url(field: str, value: str, *, https_only: bool = False) -> None:
+    parts = urlsplit(value)
+    schemes = ("https",) if https_only else ("http", "https")
+    if parts.scheme not in schemes or not parts.hostname:
+        need = "an https:// URL" if https_only else "an http(s):// URL"
+        raise ValueError(f"{env_name(field)} must be {need} with a host")
+
+
+class Settings(BaseSettings):
+    """Everything paywire reads at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYWIRE_", env_file=".env",
+                                      env_file_encoding="utf-8", extra="ignore",
+                                      hide_input_in_errors=True, validate_default=True)
+
+    # storage
+    data_dir: Path = Path(".paywire")
+    # Default: an embedded SQLite file in `data_dir`. Kept out of reprs (it may hold a password).
+    database_url: str = Field(default="", repr=False)
+
+    # PayPal
+    paypal_env: PayPalEnv = "emulator"
+    paypal_base_url: str | None = None
+    paypal_client_id: str | None = None
+    paypal_client_secret: SecretStr | None = None
+    paypal_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    paypal_max_retries: int = Field(default=3, ge=0, le=10)
+    paypal_retry_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
+
+    # the shop
+    catalog_path: Path | None = None
+    return_url: str | None = None
+    cancel_url: str | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Admin and trusted server-to-server callers: `Authorization: Bearer <key>`.
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    # the HTTP API
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
+    # How long one API request may hold an Idempotency-Key before a retry may take it over.
+    request_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # How long a caller holds a provider operation before another may retry it (a crash).
+    operation_lease_seconds: float = Field(default=120.0, gt=0, le=3600)
+
+    @field_validator("paypal_base_url", "paypal_client_id", "return_url", "cancel_url",
+                     "catalog_path", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("paypal_client_secret", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("cors_origins", "api_keys", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        return _csv(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        self._check_paypal()
+        self._check_shop()
+        self._check_timing()
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'paywire.db'}"
+        elif not self.is_sqlite and not self.database_url.startswith("postgresql"):
+            raise ValueError("PAYWIRE_DATABASE_URL must be a sqlite+aiosqlite:// or "
+                             "postgresql+psycopg:// URL")
+        return self
+
+    def _check_paypal(self) -> None:
+        env = self.paypal_env
+        if self.paypal_base_url is not None:
+            _http_url("paypal_base_url", self.paypal_base_url, https_only=env == "live")
+            host = (urlsplit(self.paypal_base_url).hostname or "").lower()
+            if env == "live" and ("sandbox" in host or host in _LOOPBACK):
+                raise ValueError("PAYWIRE_PAYPAL_BASE_URL points at a sandbox or emulator while "
+                                 "PAYWIRE_PAYPAL_ENV=live: live credentials would be sent there")
+            if env == "sandbox" and host == "api-m.paypal.com":
+                raise ValueError("PAYWIRE_PAYPAL_BASE_URL is PayPal's live API while "
+                                 "PAYWIRE_PAYPAL_ENV=sandbox: set PAYWIRE_PAYPAL_ENV=live")
+        if env in ("sandbox", "live"):
+            missing = [env_name(f) for f in ("paypal_client_id", "paypal_client_secret")
+                       if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"{' and '.join(missing)} must be set for "
+                                 f"PAYWIRE_PAYPAL_ENV={env}")
+
+    def _check_shop(self) -> None:
+        live = self.paypal_env == "live"
+        for field in ("return_url", "cancel_url"):
+            value = getattr(self, field)
+            if value is not None:
+                _http_url(field, value, https_only=live)
+        for origin in self.cors_origins:
+            parts = urlsplit(origin)
+            if origin != "*" and (parts.scheme not in ("http", "https") or not parts.hostname
+                                  or parts.path not in ("", "/") or parts.query):
+                raise ValueError(f"PAYWIRE_CORS_ORIGINS: {origin!r} is not an origin "
+                                 "(scheme://host[:port])")
+        for i, key in enumerate(self.api_keys, start=1):
+            if len(key.get_secret_value()) < MIN_API_KEY_CHARS:
+                raise ValueError(f"PAYWIRE_API_KEYS: key #{i} is shorter than "
+                                 f"{MIN_API_KEY_CHARS} characters")
+        if self.catalog_path is None:
+            if self.paypal_env != "emulator":
+                raise ValueError("PAYWIRE_CATALOG_PATH must be set (the demo catalog is for the "
+                                 "emulator only)")
+            return
+        path = self.catalog_path
+        if path.suffix.lower() not in (".toml", ".json"):
+            raise ValueError(f"PAYWIRE_CATALOG_PATH: {path} must be a .toml or .json file")
+        try:
+            with path.open("rb") as fh:
+                fh.read(1)
+        except OSError as exc:
+            raise ValueError(f"PAYWIRE_CATALOG_PATH: cannot read {path} "
+                             f"({exc.strerror or type(exc).__name__})") from None
+
+    def _check_timing(self) -> None:
+        if self.operation_lease_seconds < self.paypal_timeout_seconds:
+            raise ValueError("PAYWIRE_OPERATION_LEASE_SECONDS must be at least "
+                             "PAYWIRE_PAYPAL_TIMEOUT_SECONDS (a live call must keep its lease)")
+
+    # --- resolved values ------------------------------------------------------------------
+
+    @property
+    def paypal_url(self) -> str:
+        """The PayPal API base URL: the explicit one, else the environment's."""
+        return (self.paypal_base_url or PAYPAL_BASE_URLS[self.paypal_env]).rstrip("/")
+
+    @property
+    def catalog_file(self) -> Path:
+        """The catalog to load: the configured one, else the bundled demo catalog."""
+        return self.catalog_path or DEMO_CATALOG
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the store is an embedded SQLite file (migrated automatically)."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def database_url_redacted(self) -> str:
+        """The database URL with any password masked, for logs and messages."""
+        parts = urlsplit(self.database_url)
+        if parts.password is None:
+            return self.database_url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return parts._replace(netloc=netloc).geturl()
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Settings from the environment and `.env` (overridden by `overrides`), or ConfigError.
+
+        The message names each offending setting and never quotes a value.
+        """
+        try:
+            return cls(**overrides)
+        except PydanticValidationError as exc:
+            problems = []
+            for err in exc.errors(include_input=False, include_url=False):
+                ctx_error = (err.get("ctx") or {}).get("error")
+                message = str(ctx_error) if ctx_error is not None else err["msg"]
+                loc = [str(part) for part in err["loc"]]
+                if loc and not message.startswith("PAYWIRE_"):
+                    message = f"{env_name(loc[0])}: {message}"
+                problems.append(message)
+            raise ConfigError("invalid settings: " + "; ".join(problems),
+                              details={"problems": problems}) from None

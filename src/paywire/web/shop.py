@@ -1,0 +1,115 @@
+"""The demo shop: a product page paying through PayPal's JS SDK buttons, and a receipt page.
+
+The shop is what a merchant's front end looks like with paywire behind it. Its pages are static
+apart from a little configuration; `static/shop.js` lists `GET /v1/catalog`, sends only skus and
+quantities to `POST /v1/checkout/orders` (paywire prices them), hands PayPal's order id to the
+SDK, and captures through `POST /v1/checkout/orders/{id}/capture` once the buyer approves. The
+API is expected on the same origin (`paywire dev` serves both on one port).
+
+Templates autoescape; pages carry a Content-Security-Policy allowing scripts only from this
+origin and the PayPal SDK's, and network calls only to this origin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+_env = Environment(loader=PackageLoader("paywire.web", "templates"), autoescape=True,
+                   undefined=StrictUndefined)
+
+MAX_ORDER_REF = 128
+
+
+@dataclass(frozen=True)
+class ShopConfig:
+    """Where the shop finds PayPal's JS SDK, and under which path it is mounted."""
+
+    paypal_sdk_base: str
+    """The SDK host, e.g. `http://127.0.0.1:8090` for the emulator or `https://www.paypal.com`."""
+    client_id: str
+    currency: str = "USD"
+    prefix: str = "/shop"
+    title: str = "paywire demo shop"
+
+    @property
+    def sdk_url(self) -> str:
+        """The SDK script URL for this app and currency (intent capture)."""
+        query = urlencode({"client-id": self.client_id, "currency": self.currency,
+                           "intent": "capture"})
+        return f"{self.paypal_sdk_base.rstrip('/')}/sdk/js?{query}"
+
+    @property
+    def sdk_origin(self) -> str:
+        """The SDK's origin, for the Content-Security-Policy."""
+        parts = urlsplit(self.paypal_sdk_base)
+        return f"{parts.scheme}://{parts.netloc}"
+
+
+def _page(config: ShopConfig, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    body = _env.get_template(template).render(shop=config, **ctx)
+    resp = HTMLResponse(body, status_code=status)
+    resp.headers["content-security-policy"] = (
+        f"default-src 'none'; script-src 'self' {config.sdk_origin}; connect-src 'self'; "
+        "style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    )
+    resp.headers["cache-control"] = "no-store"
+    resp.headers["referrer-policy"] = "same-origin"
+    resp.headers["x-content-type-options"] = "nosniff"
+    return resp
+
+
+def _order_ref(raw: str) -> str | None:
+    """An order reference from a URL, if it is plausibly one (the API decides if it exists)."""
+    if not raw or len(raw) > MAX_ORDER_REF:
+        return None
+    return raw if all(c.isalnum() or c in "-_" for c in raw) else None
+
+
+def create_shop_app(config: ShopConfig) -> Starlette:
+    """The shop as an ASGI app whose routes live under `config.prefix`."""
+    prefix = config.prefix.rstrip("/")
+
+    async def products(request: Request) -> Response:
+        return _page(config, "shop.html")
+
+    async def receipt(request: Request) -> Response:
+        ref = _order_ref(request.path_params["order_ref"])
+        if ref is None:
+            return _page(config, "message.html", 404, title="No such order",
+                         text="This receipt link is not valid.")
+        return _page(config, "receipt.html", order_ref=ref)
+
+    async def returned(request: Request) -> Response:
+        # Buyers sent to PayPal's approve_url (no SDK popup) come back here with the token.
+        token = _order_ref(request.query_params.get("token", ""))
+        if token is None:
+            return _page(config, "message.html", 400, title="Nothing to capture",
+                         text="PayPal did not send an order token back.")
+        return _page(config, "return.html", token=token)
+
+    async def cancelled(request: Request) -> Response:
+        return _page(config, "message.html", title="Payment cancelled",
+                     text="You cancelled at PayPal; nothing was charged.")
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse(f"{prefix}/", status_code=307)
+
+    return Starlette(routes=[
+        Route(f"{prefix}", home, methods=["GET"]),
+        Route(f"{prefix}/", products, methods=["GET"], name="shop.products"),
+        Route(f"{prefix}/receipt/{{order_ref}}", receipt, methods=["GET"], name="shop.receipt"),
+        Route(f"{prefix}/return", returned, methods=["GET"], name="shop.return"),
+        Route(f"{prefix}/cancel", cancelled, methods=["GET"], name="shop.cancel"),
+        Mount(f"{prefix}/static", StaticFiles(packages=[("paywire.web", "static")]),
+              name="shop.static"),
+    ])
