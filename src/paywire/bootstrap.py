@@ -115,7 +115,9 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
     runner = OperationRunner(store, clock,
                              lease=timedelta(seconds=settings.operation_lease_seconds))
     checkout = CheckoutService(store, provider, clock, return_url=settings.return_url,
-                               cancel_url=settings.cancel_url, runner=runner)
+                               cancel_url=settings.cancel_url, runner=runner,
+                               approval_window=timedelta(
+                                   seconds=settings.paypal_approval_window_seconds))
     log.info("paywire wired: PayPal %s at %s, store %s, %d products",
              settings.paypal_env, settings.paypal_url, settings.database_url_redacted,
              len(catalog.products))

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     # How long a caller holds a provider operation before another may retry it (a crash).
     operation_lease_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # PayPal's approval window (3 h by default; PayPal can set 24/48/72 h): a 404 for an order
+    # younger than this is not taken as expiry.
+    paypal_approval_window_seconds: float = Field(default=3 * 3600.0, ge=0, le=30 * 86400)
 
     @field_validator("paypal_base_url", "paypal_client_id", "return_url", "cancel_url",
                      "catalog_path", mode="before")

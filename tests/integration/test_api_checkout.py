@@ -247,3 +247,31 @@ async def test_amount_mismatch_needs_attention_and_is_never_announced_paid(
     assert body["needs_attention"] == "amount_mismatch" and body["status"] != "COMPLETED"
     announced = types(await paywire.outbox(created["id"]))
     assert "order.completed" not in announced and "order.needs_attention" in announced
+
+
+async def test_404_after_the_approval_window_expires_the_order(
+        emulator: EmulatorServer, tmp_path: Path) -> None:
+    """A capture answered 404 once the order is older than PayPal's window marks it EXPIRED."""
+    with serve(emulator, sqlite_url(tmp_path), tmp_path,
+               paypal_approval_window_seconds=0) as pw:
+        async with httpx.AsyncClient(base_url=pw.url, timeout=30) as client:
+            created = (await client.post("/v1/checkout/orders", json={
+                "items": [{"sku": "mug", "quantity": 1}]})).json()
+            await control(emulator, f"orders/{created['provider_order_id']}/expire",
+                          {})
+            r = await client.post(f"/v1/checkout/orders/{created['id']}/capture")
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "EXPIRED"
+            assert types(await pw.outbox(created["id"])) == ["order.expired"]
+
+
+async def test_young_404_is_not_expiry(client: httpx.AsyncClient, paywire: Paywire,
+                                       emulator: EmulatorServer) -> None:
+    """A 404 for an order younger than the window is a provider error, not an expiry."""
+    created = (await client.post("/v1/checkout/orders", json={
+        "items": [{"sku": "mug", "quantity": 1}]})).json()
+    await control(emulator, f"orders/{created['provider_order_id']}/expire", {})
+    r = await client.post(f"/v1/checkout/orders/{created['id']}/capture")
+    assert_error(r, 502, "provider_error")
+    order = (await client.get(f"/v1/orders/{created['id']}")).json()
+    assert order["status"] == "CREATED"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from paywire.domain.errors import NotFoundError, ProviderError
@@ -45,13 +46,18 @@ class ServiceBase:
 
     def __init__(self, store: Store, provider: PaymentProvider, clock: Clock, *,
                  return_url: str | None = None, cancel_url: str | None = None,
-                 runner: OperationRunner | None = None) -> None:
+                 runner: OperationRunner | None = None,
+                 approval_window: timedelta = timedelta(hours=3)) -> None:
         self.store = store
         self.provider = provider
         self.clock = clock
         self.return_url = return_url
         self.cancel_url = cancel_url
         self.ops = runner or OperationRunner(store, clock)
+        # PayPal voids an order not approved (and captured) within this window; what a GET of
+        # such an order answers is undocumented (404 is common), so only an order older than
+        # the window reads a 404 as expiry.
+        self.approval_window = approval_window
 
     # --- reads ---------------------------------------------------------------------------
 

@@ -217,6 +217,8 @@ class CheckoutService(RefundService):
         if exc.kind in RESUMABLE:
             await self.ops.release(key, exc)
             raise exc
+        if exc.kind == "not_found" and self.clock.now() - order.created_at > self.approval_window:
+            return await self._expired(order.id, key, exc)
 
         async def commit() -> None:
             # This attempt is over (declined, not approved...): the next one gets a new key.
@@ -232,6 +234,18 @@ class CheckoutService(RefundService):
 
         await retry_on_conflict(commit)
         raise exc
+
+    async def _expired(self, order_id: str, key: str, exc: ProviderError) -> Order:
+        async def commit() -> Order:
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                cur = await self._must(uow, order_id)
+                fact = Fact(S.EXPIRED, "api", reason="provider_not_found_after_window")
+                moved, _ = await apply_transition(uow, cur, fact, now)
+                await uow.finish_operation(key, "failed", None, error_json(exc), now)
+                return moved
+
+        return await retry_on_conflict(commit)
 
     async def apply_truth(self, order_id: str, state: ProviderOrderState, *, source: str,
                           key: str | None = None) -> Order:

@@ -43,6 +43,8 @@ class RefundService(ServiceBase):
                     return cur, existing
                 amt = amount if amount is not None else cur.refundable
                 cur.check_refund(amt)
+                if cur.capture_id is None:
+                    raise IllegalTransition(f"order {cur.id} has no capture to refund")
                 refund = Refund(id=refund_id, order_id=cur.id, amount=amt, status="pending",
                                 operation_key=f"{refund_id}:refund", created_at=now,
                                 updated_at=now, reason=reason)
@@ -65,14 +67,15 @@ class RefundService(ServiceBase):
 
     async def _refund_at_provider(self, order: Order, refund: Refund) -> tuple[Order, Refund]:
         key = refund.operation_key
-        if order.capture_id is None:
+        capture_id = order.capture_id
+        if capture_id is None:  # reserve() refuses such orders; kept for the type checker
             raise IllegalTransition(f"order {order.id} has no capture to refund")
         try:
             await self.ops.claim(key, order.id, "refund")
         except OperationDone:
             return await self.get(order.id), await self.get_refund(refund.id)
         try:
-            result = await self.provider.refund_capture(order.capture_id, refund.amount,
+            result = await self.provider.refund_capture(capture_id, refund.amount,
                                                         request_id=key, invoice_id=refund.id)
         except ProviderError as exc:
             if exc.kind in RESUMABLE:
