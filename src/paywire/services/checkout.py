@@ -109,41 +109,37 @@ class CheckoutService(RefundService):
 
     async def capture(self, ref: str) -> Order:
         """Capture an approved CAPTURE order; a repeat answers the order as it now stands."""
-        order = await self.get(ref)
-        if order.intent is not Intent.CAPTURE:
-            raise IllegalTransition(f"order {order.id} is an AUTHORIZE order: authorize it")
-        if order.status not in (S.CREATED, S.APPROVED):
-            return order
-        provider_id = self._provider_id(order)
-        key = f"{order.id}:capture:{order.capture_attempt}"
-        try:
-            await self.ops.claim(key, order.id, "capture")
-        except OperationDone as done:
-            return await self._after_done(order.id, done)
-        try:
-            result = await self.provider.capture_order(provider_id, request_id=key)
-        except ProviderError as exc:
-            return await self._call_failed(order, key, exc)
-        return await self._settle(order.id, key, _capture_fact(result, "api"), result)
+        return await self._pay(ref, Intent.CAPTURE)
 
     async def authorize(self, ref: str) -> Order:
-        """Authorize an approved AUTHORIZE order."""
+        """Authorize an approved AUTHORIZE order; a repeat answers the order as it now stands."""
+        return await self._pay(ref, Intent.AUTHORIZE)
+
+    async def _pay(self, ref: str, intent: Intent) -> Order:
         order = await self.get(ref)
-        if order.intent is not Intent.AUTHORIZE:
-            raise IllegalTransition(f"order {order.id} is a CAPTURE order: capture it")
+        if order.intent is not intent:
+            verb = "capture" if order.intent is Intent.CAPTURE else "authorize"
+            raise IllegalTransition(f"order {order.id} is a {order.intent} order: {verb} it")
         if order.status not in (S.CREATED, S.APPROVED):
             return order
         provider_id = self._provider_id(order)
-        key = f"{order.id}:authorize:{order.capture_attempt}"
+        kind = "capture" if intent is Intent.CAPTURE else "authorize"
+        key = f"{order.id}:{kind}:{order.capture_attempt}"
         try:
-            await self.ops.claim(key, order.id, "authorize")
+            await self.ops.claim(key, order.id, kind)
         except OperationDone as done:
             return await self._after_done(order.id, done)
+        fact: Fact
         try:
-            result = await self.provider.authorize_order(provider_id, request_id=key)
+            if intent is Intent.CAPTURE:
+                captured = await self.provider.capture_order(provider_id, request_id=key)
+                fact, result = _capture_fact(captured, "api"), _result_json(captured)
+            else:
+                authorized = await self.provider.authorize_order(provider_id, request_id=key)
+                fact, result = _authorization_fact(authorized, "api"), _result_json(authorized)
         except ProviderError as exc:
             return await self._call_failed(order, key, exc)
-        return await self._settle(order.id, key, _authorization_fact(result, "api"), result)
+        return await self._settle(order.id, key, fact, result)
 
     async def capture_authorization(self, ref: str) -> Order:
         """Capture an authorized order in full (admin)."""
