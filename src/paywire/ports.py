@@ -8,11 +8,13 @@ conditional updates with a lease, never a lock held across a network call.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from paywire.domain.events import ProviderEvent
 from paywire.domain.facts import Announcement
 from paywire.domain.money import Money
 from paywire.domain.order import Order, OrderStatus
@@ -108,6 +110,60 @@ class IdempotencyRecord:
     resource_id: str | None = None
     response_status: int | None = None
     response_body: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEvent:
+    """A verified provider event, stored once by (provider, event_id) with its exact bytes."""
+
+    provider: str
+    event_id: str
+    event_type: str
+    received_at: datetime
+    body: bytes
+    transmission_id: str | None = None
+    status: str = "applied"  # applied | queued (truth fetch) | ignored (type not acted on)
+    order_id: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRejection:
+    """A delivery refused for good: recorded once per transmission id, with the explanation."""
+
+    provider: str
+    transmission_id: str
+    received_at: datetime
+    check: str
+    reason: str
+    likely_cause: str | None = None
+    event_id: str | None = None
+    event_type: str | None = None
+    cert_url: str | None = None
+    body_sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TruthTask:
+    """A queued "ask the provider": GET `kind`/`resource_id` and apply the answer.
+
+    `id` is `<provider>:<kind>:<resource_id>`, so one resource is queued once however many
+    ambiguous events point at it.
+    """
+
+    id: str
+    provider: str
+    kind: str  # order | capture | refund | authorization | dispute
+    resource_id: str
+    reason: str
+    created_at: datetime
+    next_attempt_at: datetime
+    status: str = "pending"  # pending | done | failed
+    attempts: int = 0
+    order_id: str | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    last_error: str | None = None
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -220,10 +276,62 @@ class UnitOfWork(Protocol):
         ...
 
 
+class WebhookUnitOfWork(UnitOfWork, Protocol):
+    """The unit of work with the webhook inbox, rejection log and truth-fetch queue."""
+
+    async def find_order_by_capture_id(self, provider: str, capture_id: str) -> Order | None:
+        """The order whose capture (or authorization) the provider knows by this id."""
+        ...
+
+    async def find_refund_by_provider_id(self, provider_refund_id: str) -> Refund | None:
+        """Our record of a provider refund, or None."""
+        ...
+
+    async def put_inbox_event(self, event: InboxEvent) -> bool:
+        """Store the event unless (provider, event_id) exists; True if written."""
+        ...
+
+    async def get_inbox_event(self, provider: str, event_id: str) -> InboxEvent | None:
+        """The stored event, or None."""
+        ...
+
+    async def record_rejection(self, rejection: WebhookRejection, max_rows: int) -> bool:
+        """Record unless (provider, transmission_id) exists; keep at most `max_rows` (oldest
+        go first). True if written."""
+        ...
+
+    async def list_rejections(self, *, limit: int = 50,
+                              before: tuple[datetime, str] | None = None) -> list[WebhookRejection]:
+        """Rejections newest first; `before` = (received_at, transmission_id) (keyset)."""
+        ...
+
+    async def enqueue_truth(self, task: TruthTask) -> bool:
+        """Queue the task unless a pending one with its id exists (a done or failed one is
+        re-opened with this task's reason and due time). True if queued or re-opened."""
+        ...
+
+    async def claim_truth_tasks(self, owner: str, now: datetime, lease_until: datetime,
+                                limit: int) -> list[TruthTask]:
+        """Claim up to `limit` pending tasks due by `now` whose lease is free or lapsed
+        (conditional update per task: concurrent claimers never get the same task)."""
+        ...
+
+    async def finish_truth_task(self, task_id: str, owner: str, *, status: str, attempts: int,
+                                next_attempt_at: datetime, last_error: str | None,
+                                now: datetime) -> bool:
+        """Record an attempt's outcome if `owner` still holds the lease; releases it."""
+        ...
+
+    async def list_truth_tasks(self, *, status: str | None = None,
+                               limit: int = 50) -> list[TruthTask]:
+        """Tasks by due time."""
+        ...
+
+
 class Store(Protocol):
     """A transactional store of orders, history, outbox, operations, refunds and keys."""
 
-    def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]:
+    def transaction(self) -> AbstractAsyncContextManager[WebhookUnitOfWork]:
         """A unit of work: commits on normal exit, rolls back on exception.
 
         Transient failures raise `StorageError`; version conflicts `ConflictError`.
@@ -278,6 +386,7 @@ class RefundResult:
     status: str  # completed | pending | failed
     amount: Money
     provider_status: str
+    capture_id: str | None = None  # the capture it refunds, when the provider says
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +442,44 @@ class PaymentProvider(Protocol):
         """The provider's truth about an order."""
         ...
 
+    async def get_capture(self, capture_id: str) -> CaptureResult:
+        """The provider's truth about a capture (with its order id)."""
+        ...
+
+    async def get_refund(self, refund_id: str) -> RefundResult:
+        """The provider's truth about a refund (with its capture id)."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedDelivery:
+    """A webhook delivery whose signature checked out, and what identifies it."""
+
+    transmission_id: str
+    transmission_time: datetime
+    webhook_id: str
+
+
+class WebhookVerifier(Protocol):
+    """Checks a delivery against the raw bytes received, before anything is parsed.
+
+    Raises `SignatureError` for a delivery that fails for good (forged, wrong webhook id,
+    disallowed cert URL, expired chain, too old, malformed) and `ProviderError(kind="transient")`
+    when the check could not be made (certificate host or postback unreachable).
+    """
+
+    async def verify(self, headers: Mapping[str, str], body: bytes) -> VerifiedDelivery:
+        """Verify one delivery."""
+        ...
+
+
+class EventParser(Protocol):
+    """Turns a verified delivery body into a normalized event (pure; ValidationError if bad)."""
+
+    def parse(self, body: bytes) -> ProviderEvent:
+        """Parse one event."""
         ...

@@ -75,9 +75,21 @@ class ProviderError(PaywireError):
 
 
 class SignatureError(PaywireError):
-    """A webhook whose signature does not verify."""
+    """A webhook delivery that fails verification for good (answered 4xx, recorded).
+
+    `check` names the check that failed (e.g. "signature", "cert_url", "cert_chain",
+    "transmission_time", "headers", "json"); `likely_cause` says what probably happened (a
+    sandbox/live webhook id mix-up, a proxy that rewrote the body, PayPal's simulator...).
+    """
 
     code = "signature_error"
+
+    def __init__(self, message: str, *, check: str, likely_cause: str | None = None,
+                 status: int = 400, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.check = check
+        self.likely_cause = likely_cause
+        self.status = status
 
 
 class StorageError(PaywireError):

@@ -90,6 +90,13 @@ class RefundService(ServiceBase):
             now = self.clock.now()
             async with self.store.transaction() as uow:
                 cur = await self._must(uow, order.id)
+                adopted = await uow.find_refund_by_provider_id(result.refund_id)
+                if adopted is not None and adopted.id == refund.id:
+                    # The provider's webhook got here first and already counted this refund.
+                    await uow.finish_operation(key, "succeeded", {"refund_id": result.refund_id,
+                                                                  "status": adopted.status},
+                                               None, now)
+                    return cur, adopted
                 status = result.status
                 settled = Refund(**{**refund_fields(refund), "status": status,
                                     "provider_refund_id": result.refund_id, "updated_at": now})

@@ -17,7 +17,16 @@ from paywire.domain.errors import ValidationError
 from paywire.domain.facts import Announcement
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
-from paywire.ports import HistoryEntry, IdempotencyRecord, OutboxMessage, ProviderOperation, Refund
+from paywire.ports import (
+    HistoryEntry,
+    IdempotencyRecord,
+    InboxEvent,
+    OutboxMessage,
+    ProviderOperation,
+    Refund,
+    TruthTask,
+    WebhookRejection,
+)
 
 
 def _minor(money: Money | None, currency: str, name: str) -> int | None:
@@ -161,3 +170,57 @@ def idempotency_from(row: Row) -> IdempotencyRecord:
                              locked_until=row["locked_until"], resource_id=row["resource_id"],
                              response_status=row["response_status"],
                              response_body=row["response_body"])
+
+
+def inbox_values(event: InboxEvent) -> dict[str, Any]:
+    """The `inbox_events` row of an event, its body byte for byte."""
+    return {"provider": event.provider, "event_id": event.event_id,
+            "event_type": event.event_type, "received_at": event.received_at,
+            "body": bytes(event.body), "transmission_id": event.transmission_id,
+            "status": event.status, "order_id": event.order_id, "note": event.note}
+
+
+def inbox_from(row: Row) -> InboxEvent:
+    """An inbox event from its row (drivers may hand back a memoryview for binary columns)."""
+    return InboxEvent(provider=row["provider"], event_id=row["event_id"],
+                      event_type=row["event_type"], received_at=row["received_at"],
+                      body=bytes(row["body"]), transmission_id=row["transmission_id"],
+                      status=row["status"], order_id=row["order_id"], note=row["note"])
+
+
+def rejection_values(rejection: WebhookRejection) -> dict[str, Any]:
+    """The `webhook_rejections` row of a rejection."""
+    return {"provider": rejection.provider, "transmission_id": rejection.transmission_id,
+            "received_at": rejection.received_at, "check": rejection.check,
+            "reason": rejection.reason, "likely_cause": rejection.likely_cause,
+            "event_id": rejection.event_id, "event_type": rejection.event_type,
+            "cert_url": rejection.cert_url, "body_sha256": rejection.body_sha256}
+
+
+def rejection_from(row: Row) -> WebhookRejection:
+    """A rejection from its row."""
+    return WebhookRejection(provider=row["provider"], transmission_id=row["transmission_id"],
+                            received_at=row["received_at"], check=row["check"],
+                            reason=row["reason"], likely_cause=row["likely_cause"],
+                            event_id=row["event_id"], event_type=row["event_type"],
+                            cert_url=row["cert_url"], body_sha256=row["body_sha256"])
+
+
+def truth_values(task: TruthTask) -> dict[str, Any]:
+    """The `truth_tasks` row of a task."""
+    return {"id": task.id, "provider": task.provider, "kind": task.kind,
+            "resource_id": task.resource_id, "reason": task.reason,
+            "created_at": task.created_at, "next_attempt_at": task.next_attempt_at,
+            "status": task.status, "attempts": task.attempts, "order_id": task.order_id,
+            "lease_owner": task.lease_owner, "lease_until": task.lease_until,
+            "last_error": task.last_error}
+
+
+def truth_from(row: Row) -> TruthTask:
+    """A truth task from its row."""
+    return TruthTask(id=row["id"], provider=row["provider"], kind=row["kind"],
+                     resource_id=row["resource_id"], reason=row["reason"],
+                     created_at=row["created_at"], next_attempt_at=row["next_attempt_at"],
+                     status=row["status"], attempts=row["attempts"], order_id=row["order_id"],
+                     lease_owner=row["lease_owner"], lease_until=row["lease_until"],
+                     last_error=row["last_error"])

@@ -96,6 +96,9 @@ orders = sa.Table(
     sa.UniqueConstraint("provider", "provider_order_id"),
     sa.Index(None, "created_at", "id"),
     sa.Index(None, "status", "created_at", "id"),
+    # Webhooks name a payment by its capture or authorization id (find_order_by_capture_id).
+    sa.Index(None, "provider", "capture_id"),
+    sa.Index(None, "provider", "authorization_id"),
 )
 
 order_lines = sa.Table(
@@ -168,6 +171,8 @@ refunds = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Index(None, "order_id", "created_at"),
+    # Not unique: a DynamoDB index cannot promise it either, and PayPal's ids are unique anyway.
+    sa.Index(None, "provider_refund_id"),
 )
 
 idempotency_keys = sa.Table(
@@ -186,6 +191,59 @@ idempotency_keys = sa.Table(
     sa.Index(None, "expires_at"),
 )
 
+# The webhook inbox: one row per provider event, put-if-absent on the primary key. `body` holds
+# the bytes exactly as received (bytea / BLOB), since signatures are checked over them.
+inbox_events = sa.Table(
+    "inbox_events", metadata,
+    sa.Column("provider", sa.String, primary_key=True),
+    sa.Column("event_id", sa.String, primary_key=True),
+    sa.Column("event_type", sa.String, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("transmission_id", sa.String),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("order_id", sa.String),
+    sa.Column("note", sa.Text),
+    sa.Index(None, "received_at"),
+)
+
+# Deliveries refused for good, once per transmission id, trimmed to the newest N rows.
+webhook_rejections = sa.Table(
+    "webhook_rejections", metadata,
+    sa.Column("provider", sa.String, primary_key=True),
+    sa.Column("transmission_id", sa.String, primary_key=True),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("check", sa.String, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("likely_cause", sa.Text),
+    sa.Column("event_id", sa.String),
+    sa.Column("event_type", sa.String),
+    sa.Column("cert_url", sa.Text),
+    sa.Column("body_sha256", sa.String(64)),
+    # Newest-first keyset listing and the trim of the oldest rows.
+    sa.Index(None, "received_at", "transmission_id"),
+)
+
+# The truth-fetch queue: one row per provider resource (the id names it), claimed with a lease.
+truth_tasks = sa.Table(
+    "truth_tasks", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("resource_id", sa.String, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("order_id", sa.String),
+    sa.Column("lease_owner", sa.String),
+    sa.Column("lease_until", UtcDateTime),
+    sa.Column("last_error", sa.Text),
+    # The claim's candidate query: status = 'pending' AND next_attempt_at <= now.
+    sa.Index(None, "status", "next_attempt_at"),
+)
+
 # Every table the store writes, children before parents (for TRUNCATE / cleanup in tests).
 ALL_TABLES = (order_lines, orders, history, outbox, provider_operations, refunds,
-              idempotency_keys)
+              idempotency_keys, inbox_events, webhook_rejections, truth_tasks)

@@ -264,12 +264,25 @@ def parse_authorization(data: Any) -> AuthorizationResult:
     return _authorization(auths[-1])
 
 
+_UP_CAPTURE = re.compile(r".*/v2/payments/captures/([A-Za-z0-9_-]{1,127})/?(?:[?#].*)?")
+
+
+def up_capture_id(data: Any) -> str | None:
+    """The capture id a refund's `links[rel=up]` (`…/v2/payments/captures/{id}`) names, or None."""
+    links = data.get("links") if isinstance(data, Mapping) else None
+    hrefs = [x.get("href") for x in (links if isinstance(links, list) else ())
+             if isinstance(x, Mapping) and x.get("rel") == "up"]
+    found = _UP_CAPTURE.fullmatch(hrefs[0]) if hrefs and isinstance(hrefs[0], str) else None
+    return found.group(1) if found else None
+
+
 def parse_refund(data: Any) -> RefundResult:
-    """A refund."""
+    """A refund, with the capture it refunds (from its `up` link)."""
     provider_status = _str(data, "status", "refund")
     return RefundResult(refund_id=_str(data, "id", "refund"),
                         status=lookup(REFUND_STATUS, provider_status, "refund"),
-                        amount=_money(data, "refund"), provider_status=provider_status)
+                        amount=_money(data, "refund"), provider_status=provider_status,
+                        capture_id=up_capture_id(data))
 
 
 def completed_status(captures: tuple[CaptureResult, ...],

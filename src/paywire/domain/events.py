@@ -1,0 +1,29 @@
+"""Provider webhook events, normalized: what happened, and how to find our order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from paywire.domain.facts import Fact
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """One provider event, stripped of wire format.
+
+    `fact` is None for event types paywire stores and acknowledges without acting on. The
+    locators are whatever the event carries that can lead to our order: our own id (PayPal's
+    `custom_id`), the provider's order id, a capture id (a refund's `up` link, a dispute's
+    transaction). `resource_kind`/`resource_id` name what a truth fetch would GET.
+    """
+
+    provider: str
+    event_id: str
+    event_type: str
+    resource_kind: str  # order | capture | refund | authorization | dispute | other
+    resource_id: str | None
+    fact: Fact | None = None
+    order_id: str | None = None
+    provider_order_id: str | None = None
+    capture_id: str | None = None
+    dispute_id: str | None = None

@@ -1,0 +1,236 @@
+"""Webhook ingest: verify the raw bytes, store the event once, move the order, or ask PayPal.
+
+One delivery, one answer chosen by what a retry can achieve (architecture.md, invariant 6):
+verified (new or duplicate) → 200; failed verification for good → 4xx, recorded once per
+transmission id with the reason; anything transient on our side → raised, answered 5xx.
+The event row, the transition, the history line and the announcements share one transaction,
+and the inbox's put-if-absent is its gate: a concurrent duplicate rolls the whole unit back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from paywire.domain.errors import SignatureError, ValidationError
+from paywire.domain.events import ProviderEvent
+from paywire.domain.facts import Fact, dispute_announcement
+from paywire.domain.order import Order, OrderStatus, Verdict
+from paywire.ports import (
+    Clock,
+    EventParser,
+    HistoryEntry,
+    InboxEvent,
+    Store,
+    TruthTask,
+    WebhookRejection,
+    WebhookUnitOfWork,
+    WebhookVerifier,
+)
+from paywire.services.refund_facts import apply_provider_refund
+from paywire.services.transitions import announce, apply_transition, record
+
+S = OrderStatus
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    """How a delivery was answered and why."""
+
+    status: int
+    outcome: str  # applied | duplicate | queued | ignored | rejected
+    event_id: str | None = None
+    order_id: str | None = None
+    check: str | None = None
+    reason: str | None = None
+    likely_cause: str | None = None
+
+
+class _Duplicate(Exception):
+    """A concurrent delivery of the same event won the inbox insert: undo ours."""
+
+
+def truth_task(provider: str, kind: str, resource_id: str, reason: str, now: datetime,
+               order_id: str | None = None) -> TruthTask:
+    """A truth fetch for one provider resource."""
+    return TruthTask(id=f"{provider}:{kind}:{resource_id}", provider=provider, kind=kind,
+                     resource_id=resource_id, reason=reason, created_at=now,
+                     next_attempt_at=now, order_id=order_id)
+
+
+class WebhookIngest:
+    """Receives one provider's webhook deliveries."""
+
+    def __init__(self, store: Store, verifier: WebhookVerifier, parser: EventParser,
+                 clock: Clock, *, provider: str = "paypal", max_rejections: int = 10_000) -> None:
+        self.store = store
+        self.verifier = verifier
+        self.parser = parser
+        self.clock = clock
+        self.provider = provider
+        self.max_rejections = max_rejections
+
+    async def receive(self, headers: Mapping[str, str], body: bytes) -> IngestOutcome:
+        """Verify, then store and apply one delivery."""
+        try:
+            delivery = await self.verifier.verify(headers, body)
+        except SignatureError as exc:
+            return await self._reject(headers, body, exc)
+        try:
+            event = self.parser.parse(body)
+        except ValidationError as exc:
+            if exc.field == "resource":
+                # Genuine (verified) but unusable: keep it for a person, and stop the retries.
+                return await self._store_unusable(body, delivery.transmission_id, exc)
+            bad = SignatureError(f"verified, but not a usable event: {exc.message}", check="json",
+                                 likely_cause="the body is not a PayPal event", status=400)
+            return await self._reject(headers, body, bad)
+        try:
+            async with self.store.transaction() as uow:
+                if await uow.get_inbox_event(self.provider, event.event_id) is not None:
+                    raise _Duplicate
+                now = self.clock.now()
+                status, order_id, note = await self._apply(uow, event, now)
+                stored = InboxEvent(provider=self.provider, event_id=event.event_id,
+                                    event_type=event.event_type, received_at=now, body=body,
+                                    transmission_id=delivery.transmission_id, status=status,
+                                    order_id=order_id, note=note)
+                if not await uow.put_inbox_event(stored):
+                    raise _Duplicate
+        except _Duplicate:
+            return IngestOutcome(200, "duplicate", event.event_id)
+        return IngestOutcome(200, status, event.event_id, order_id)
+
+    async def _store_unusable(self, body: bytes, transmission_id: str,
+                              exc: ValidationError) -> IngestOutcome:
+        event_id = str(exc.details.get("event_id") or _peek(body)[0] or "")
+        event_type = str(exc.details.get("event_type") or _peek(body)[1] or "")
+        if not event_id:
+            return await self._reject({}, body, SignatureError(exc.message, check="json"))
+        async with self.store.transaction() as uow:
+            written = await uow.put_inbox_event(InboxEvent(
+                provider=self.provider, event_id=event_id, event_type=event_type,
+                received_at=self.clock.now(), body=body, transmission_id=transmission_id,
+                status="ignored", note=f"unusable resource: {exc.message}"[:500]))
+        return IngestOutcome(200, "ignored" if written else "duplicate", event_id)
+
+    async def _reject(self, headers: Mapping[str, str], body: bytes,
+                      exc: SignatureError) -> IngestOutcome:
+        lower = {k.lower(): v for k, v in headers.items()}
+        digest = hashlib.sha256(body).hexdigest()
+        event_id, event_type = _peek(body)
+        rejection = WebhookRejection(
+            provider=self.provider,
+            transmission_id=lower.get("paypal-transmission-id") or f"sha256:{digest}",
+            received_at=self.clock.now(), check=exc.check, reason=exc.message,
+            likely_cause=exc.likely_cause, event_id=event_id, event_type=event_type,
+            cert_url=lower.get("paypal-cert-url"), body_sha256=digest)
+        async with self.store.transaction() as uow:
+            await uow.record_rejection(rejection, self.max_rejections)
+        return IngestOutcome(exc.status, "rejected", event_id, None, exc.check, exc.message,
+                             exc.likely_cause)
+
+    async def _apply(self, uow: WebhookUnitOfWork, event: ProviderEvent,
+                     now: datetime) -> tuple[str, str | None, str | None]:
+        order = await locate(uow, self.provider, event)
+        if order is None:
+            if event.resource_id is None or event.resource_kind == "other":
+                return "ignored", None, "no order of ours and nothing to fetch"
+            await uow.enqueue_truth(truth_task(self.provider, event.resource_kind,
+                                               event.resource_id, "unknown_order", now))
+            return "queued", None, "unknown order: truth fetch queued"
+        if event.dispute_id is not None:
+            await self._dispute(uow, order, event, now)
+            return "applied", order.id, None
+        fact = event.fact
+        if fact is None and event.resource_kind in ("order", "capture", "refund",
+                                                   "authorization"):
+            # A known event whose meaning the event alone cannot settle (approval reversed,
+            # a status contradicting the event type, a refund not yet completed): ask.
+            return await self._queue(uow, order, event, "ambiguous_event", now)
+        if fact is None:
+            await uow.append_history(HistoryEntry(
+                order_id=order.id, at=now, source="webhook", verdict="NOTE",
+                from_status=order.status, to_status=order.status,
+                detail={"event_type": event.event_type, "event_id": event.event_id}))
+            return "ignored", order.id, f"{event.event_type} is recorded, not acted on"
+        if fact.target is S.REFUNDED:
+            if await apply_provider_refund(uow, order, fact, now):
+                return "applied", order.id, None
+            return await self._queue(uow, order, event, "refund_mismatch", now)
+        if fact.target in (S.COMPLETED, S.PENDING, S.AUTHORIZED) and fact.amount is not None and (
+                fact.amount != order.amount):
+            return await self._queue(uow, order, event, "amount_mismatch", now)
+        _, verdict = await apply_transition(uow, order, fact, now)
+        if verdict is Verdict.CONFLICT:
+            return await self._queue(uow, order, event, f"conflict:{fact.target}", now)
+        return "applied", order.id, None
+
+    async def _queue(self, uow: WebhookUnitOfWork, order: Order, event: ProviderEvent,
+                     reason: str, now: datetime) -> tuple[str, str | None, str | None]:
+        # Not guessed at: the provider's own object decides (invariant 7).
+        resource: str | None
+        if event.resource_kind == "refund" and event.resource_id:
+            kind, resource = "refund", event.resource_id  # the order's truth has no refunds
+        elif order.provider_order_id:
+            kind, resource = "order", order.provider_order_id
+        else:
+            kind, resource = event.resource_kind, event.resource_id
+        if resource is None:
+            return "ignored", order.id, f"{reason}: nothing to fetch"
+        await uow.enqueue_truth(truth_task(self.provider, kind, resource, reason, now,
+                                           order_id=order.id))
+        fact = event.fact or Fact(order.status, "webhook")
+        await record(uow, order, fact, "NOTE", now, to=order.status, queued=reason,
+                     event_id=event.event_id)
+        return "queued", order.id, f"{reason}: truth fetch queued"
+
+    async def _dispute(self, uow: WebhookUnitOfWork, order: Order, event: ProviderEvent,
+                       now: datetime) -> None:
+        dispute_id = event.dispute_id or ""
+        opened = event.event_type.endswith(".CREATED") or event.event_type.endswith(".UPDATED")
+        if opened and not order.disputed:
+            moved = order.evolve(now, disputed=True)
+            await uow.update_order(moved, order.version)
+            order = moved
+        await uow.append_history(HistoryEntry(
+            order_id=order.id, at=now, source="webhook", verdict="NOTE",
+            from_status=order.status, to_status=order.status,
+            detail={"dispute_id": dispute_id, "event_type": event.event_type}))
+        if opened:
+            await announce(uow, dispute_announcement(order, dispute_id), now)
+
+
+async def locate(uow: WebhookUnitOfWork, provider: str, event: ProviderEvent) -> Order | None:
+    """Our order for an event: our own id first, then the provider's order, capture or auth id."""
+    if event.order_id:
+        order = await uow.get_order(event.order_id)
+        if order is not None and order.provider == provider:
+            return order
+    if event.provider_order_id:
+        order = await uow.find_order_by_provider_id(provider, event.provider_order_id)
+        if order is not None:
+            return order
+    for ref in (event.capture_id, event.fact.capture_id if event.fact else None,
+                event.fact.authorization_id if event.fact else None):
+        if ref:
+            order = await uow.find_order_by_capture_id(provider, ref)
+            if order is not None:
+                return order
+    return None
+
+
+def _peek(body: bytes) -> tuple[str | None, str | None]:
+    # Best effort, for the rejection log only: the body is untrusted here.
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    ident, kind = data.get("id"), data.get("event_type")
+    return (ident[:128] if isinstance(ident, str) else None,
+            kind[:128] if isinstance(kind, str) else None)
