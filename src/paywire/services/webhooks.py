@@ -79,6 +79,13 @@ class WebhookIngest:
             delivery = await self.verifier.verify(headers, body)
         except SignatureError as exc:
             return await self._reject(headers, body, exc)
+        if await self._reused_signature(delivery.transmission_id, body):
+            forged = SignatureError(
+                "a genuine signature arrived with a different body than before",
+                check="replay", status=400,
+                likely_cause="PayPal signs only a CRC-32 of the body, which can be forged: "
+                             "someone replayed a genuine transmission with a colliding body")
+            return await self._reject(headers, body, forged)
         try:
             event = self.parser.parse(body)
         except ValidationError as exc:
@@ -103,6 +110,13 @@ class WebhookIngest:
         except _Duplicate:
             return IngestOutcome(200, "duplicate", event.event_id)
         return IngestOutcome(200, status, event.event_id, order_id)
+
+    async def _reused_signature(self, transmission_id: str, body: bytes) -> bool:
+        # PayPal's retries of one transmission resend identical bytes; a different body under
+        # the same (genuinely signed) transmission id can only be a CRC-32 collision forgery.
+        async with self.store.transaction() as uow:
+            seen = await uow.find_inbox_by_transmission(self.provider, transmission_id)
+        return seen is not None and seen.body != body
 
     async def _store_unusable(self, body: bytes, transmission_id: str,
                               exc: ValidationError) -> IngestOutcome:

@@ -205,6 +205,8 @@ inbox_events = sa.Table(
     sa.Column("order_id", sa.String),
     sa.Column("note", sa.Text),
     sa.Index(None, "received_at"),
+    # Finds the body a genuine signature was first seen with (CRC-32 forgeries, see ingest).
+    sa.Index(None, "provider", "transmission_id"),
 )
 
 # Deliveries refused for good, once per transmission id, trimmed to the newest N rows.

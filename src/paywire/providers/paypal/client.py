@@ -370,3 +370,37 @@ class PayPalClient:
         """A refund as PayPal reports it now."""
         path = f"/v2/payments/refunds/{_seg(refund_id)}"
         return await self._parsed(mapping.parse_refund, "GET", path, what="get refund")
+
+    # --- webhooks: postback verification --------------------------------------------------
+
+    async def verify_webhook_signature(self, *, auth_algo: str, cert_url: str,
+                                       transmission_id: str, transmission_sig: str,
+                                       transmission_time: str, webhook_id: str,
+                                       event_body: bytes) -> bool:
+        """PayPal's verdict (`verify-webhook-signature`) on one transmission: SUCCESS -> True.
+
+        `event_body` (the event's raw bytes, a JSON object) is spliced into the request
+        unchanged: re-serializing it would change the bytes PayPal checks the CRC-32 of.
+        """
+        content = _postback_body({
+            "auth_algo": auth_algo, "cert_url": cert_url, "transmission_id": transmission_id,
+            "transmission_sig": transmission_sig, "transmission_time": transmission_time,
+            "webhook_id": webhook_id}, event_body)
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        what = "verify webhook signature"
+        resp = await self._send("POST", "/v1/notifications/verify-webhook-signature", what=what,
+                                headers=headers, content=content)
+        verdict = self._json(resp, what).get("verification_status")
+        if verdict not in ("SUCCESS", "FAILURE"):
+            raise ProviderError(f"PayPal {what} answered verification_status {verdict!r}",
+                                provider=self.name, kind="unknown", status=resp.status_code,
+                                debug_id=resp.headers.get("paypal-debug-id"))
+        return bool(verdict == "SUCCESS")
+
+
+def _postback_body(fields: dict[str, str], event_body: bytes) -> bytes:
+    """The postback request: `fields` as JSON, then `"webhook_event":` and the raw event bytes."""
+    if not event_body.strip().startswith(b"{"):
+        raise ValidationError("the webhook event must be a JSON object", field="webhook_event")
+    head = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return head[:-1] + b',"webhook_event":' + event_body + b"}"

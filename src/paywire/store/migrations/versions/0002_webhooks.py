@@ -42,6 +42,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("provider", "event_id", name="pk_inbox_events"),
     )
     op.create_index("ix_inbox_events_received_at", "inbox_events", ["received_at"])
+    op.create_index("ix_inbox_events_provider_transmission_id", "inbox_events",
+                    ["provider", "transmission_id"])
 
     op.create_table(
         "webhook_rejections",
