@@ -86,6 +86,11 @@ class Paywire:
     database_url: str
     emulator: EmulatorServer
 
+    @property
+    def webhook_url(self) -> str:
+        """Where PayPal delivers webhooks to this paywire."""
+        return f"{self.url}/webhooks/paypal"
+
     async def outbox(self, order_id: str) -> list[OutboxMessage]:
         """The order's announcements, read through the store port."""
         store = SqlStore(self.database_url)
@@ -104,10 +109,12 @@ class Paywire:
 
 @contextmanager
 def serve(emulator: EmulatorServer, database_url: str, data_dir: Path, *,
-          wrap_provider: ProviderWrapper | None = None, **overrides: Any) -> Iterator[Paywire]:
-    """paywire on a free loopback port until the block ends (lifespan run both ways)."""
+          wrap_provider: ProviderWrapper | None = None, listen_port: int | None = None,
+          **overrides: Any) -> Iterator[Paywire]:
+    """paywire on a loopback port (free, or `listen_port`: a webhook registered for it before
+    it starts) until the block ends (lifespan run both ways)."""
     settings = settings_for(emulator, database_url, data_dir, **overrides)
-    server = ServerThread(create_app(settings, wrap_provider=wrap_provider))
+    server = ServerThread(create_app(settings, wrap_provider=wrap_provider), port=listen_port)
     server.start(timeout=30)
     try:
         yield Paywire(server.url, database_url, emulator)

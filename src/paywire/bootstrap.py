@@ -2,32 +2,43 @@
 
 Nothing else instantiates adapters. `build(settings)` loads the catalog (refusing prices PayPal
 cannot take), migrates an embedded SQLite database, and wires `SqlStore`, `PayPalClient`, a UTC
-clock and `CheckoutService`. `create_app(settings)` is the FastAPI app whose lifespan builds the
-container and closes it at shutdown. A PostgreSQL database is never migrated here: run
-`paywire migrate` (a deploy step, so replicas never race on DDL).
+clock, `CheckoutService`, webhook ingest (local or postback verification, PayPal's event
+parser) and the truth fetcher. `create_app(settings)` is the FastAPI app whose lifespan builds
+the container, runs the truth fetcher as a background task, and closes both at shutdown. A
+PostgreSQL database is never migrated here: run `paywire migrate` (a deploy step, so replicas
+never race on DDL).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 
 from paywire.api.app import create_api
 from paywire.catalog_file import load_catalog
 from paywire.domain.catalog import Catalog
-from paywire.domain.errors import ConfigError
-from paywire.ports import Clock, PaymentProvider, Store
+from paywire.domain.errors import ConfigError, ProviderError, SignatureError
+from paywire.ports import Clock, PaymentProvider, Store, VerifiedDelivery, WebhookVerifier
 from paywire.providers.paypal import mapping
 from paywire.providers.paypal.client import PayPalClient
+from paywire.providers.paypal.events import PayPalEventParser
+from paywire.providers.paypal.webhook_verifier import LocalVerifier, PostbackVerifier
 from paywire.services.checkout import CheckoutService
 from paywire.services.operations import OperationRunner
+from paywire.services.truth import TruthFetcher
+from paywire.services.webhooks import WebhookIngest
 from paywire.settings import Settings
 from paywire.store import migrate
 from paywire.store.sql import SqlStore, sync_url
@@ -55,10 +66,15 @@ class Container:
     clock: Clock
     catalog: Catalog
     checkout: CheckoutService
+    webhooks: WebhookIngest
+    truth: TruthFetcher
+    verifier: WebhookVerifier
+    http: httpx.AsyncClient  # certificate and CA fetches (never the PayPal API's client)
 
     async def aclose(self) -> None:
-        """Release the provider's HTTP client and the store's connections."""
+        """Release the HTTP clients and the store's connections."""
         try:
+            await self.http.aclose()
             await self.provider.aclose()
         finally:
             await self.store.close()
@@ -97,20 +113,119 @@ def paypal_client(settings: Settings) -> PayPalClient:
                         backoff_base=settings.paypal_retry_backoff_seconds)
 
 
+class NoWebhookId:
+    """The verifier while PAYWIRE_PAYPAL_WEBHOOK_ID is unset (emulator mode only): every
+    delivery is refused for good, and the rejection log says what to set."""
+
+    async def verify(self, headers: Mapping[str, str], body: bytes) -> VerifiedDelivery:
+        """Refuse: nothing can be verified without our webhook id."""
+        raise SignatureError("paywire has no webhook id to verify against", check="webhook_id",
+                             likely_cause="PAYWIRE_PAYPAL_WEBHOOK_ID is not set: set it to the "
+                                          "id of this URL's webhook subscription", status=403)
+
+
+class EmulatorCaVerifier:
+    """Local verification that trusts the emulator's CA, fetched from the emulator: at
+    start-up (`prime`), or at the first delivery if the emulator was not up yet (until then a
+    delivery is answered 503 and PayPal's retry comes back)."""
+
+    def __init__(self, ca_url: str, http: httpx.AsyncClient,
+                 make: Callable[[list[bytes]], WebhookVerifier]) -> None:
+        self.ca_url = ca_url
+        self.http = http
+        self.make = make
+        self._inner: WebhookVerifier | None = None
+        self._lock = asyncio.Lock()
+
+    async def prime(self) -> None:
+        """Fetch the CA unless already held; ProviderError(transient) if the emulator is down."""
+        async with self._lock:
+            if self._inner is not None:
+                return
+            try:
+                response = await self.http.get(self.ca_url)
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                raise ProviderError(f"cannot fetch the emulator's webhook CA from {self.ca_url}: "
+                                    f"{type(exc).__name__}", provider="paypal",
+                                    kind="transient") from exc
+            try:
+                self._inner = self.make([response.content])
+            except ValueError as exc:  # not PEM: no CA to trust
+                raise ConfigError(f"the emulator's webhook CA at {self.ca_url} is not a PEM "
+                                  "certificate (set PAYWIRE_WEBHOOK_CA_BUNDLE)") from exc
+
+    async def verify(self, headers: Mapping[str, str], body: bytes) -> VerifiedDelivery:
+        """Verify against the emulator's CA (fetched now if need be)."""
+        await self.prime()
+        assert self._inner is not None  # noqa: S101 - set by prime() or it raised
+        return await self._inner.verify(headers, body)
+
+
+def webhook_verifier(settings: Settings, client: PayPalClient, clock: Clock,
+                     http: httpx.AsyncClient) -> WebhookVerifier:
+    """Local (default) or postback verification, as `settings` say.
+
+    Postback keeps a local verifier beside it, never to accept anything, only to explain a
+    FAILURE (another environment's webhook id, the simulator, a re-serialised body).
+    """
+    webhook_id = settings.paypal_webhook_id
+    if webhook_id is None:
+        log.warning("PAYWIRE_PAYPAL_WEBHOOK_ID is not set: every webhook delivery is refused")
+        return NoWebhookId()
+    max_age = timedelta(seconds=settings.webhook_max_age_seconds)
+    https_hosts, http_hosts = settings.cert_hosts
+
+    def local(ca_pems: list[bytes] | None) -> LocalVerifier:
+        return LocalVerifier(
+            [webhook_id, *settings.paypal_other_webhook_ids], http=http,
+            allowed_hosts=https_hosts, allow_http_hosts=http_hosts, ca_pems=ca_pems,
+            clock=clock.now, max_age=max_age,
+            fetch_timeout=settings.webhook_cert_timeout_seconds,
+            max_cert_bytes=settings.webhook_cert_max_bytes,
+            cache_ttl=timedelta(seconds=settings.webhook_cert_cache_seconds))
+
+    def verifier(ca_pems: list[bytes] | None) -> WebhookVerifier:
+        if settings.webhook_verification == "postback":
+            return PostbackVerifier(client, webhook_id, clock=clock.now, max_age=max_age,
+                                    diagnoser=local(ca_pems))
+        return local(ca_pems)
+
+    if settings.webhook_ca_bundle is not None:
+        try:
+            bundle = settings.webhook_ca_bundle.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"PAYWIRE_WEBHOOK_CA_BUNDLE: cannot read "
+                              f"{settings.webhook_ca_bundle} ({exc.strerror or exc})") from exc
+        return verifier([bundle])
+    if settings.emulator_ca_url is not None:
+        return EmulatorCaVerifier(settings.emulator_ca_url, http, verifier)
+    return verifier(None)  # certifi's roots
+
+
+def worker_id() -> str:
+    """This process's lease owner name (host, pid and a random tag)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = None,
                 clock: Clock | None = None) -> Container:
     """Wire the adapters `settings` name into the services.
 
     `wrap_provider` lets a test put a fake around the real PayPal client (the provider seam);
-    `clock` replaces the wall clock.
+    `clock` replaces the wall clock. No network call is made here (see `background`).
     """
     catalog = load_catalog(settings.catalog_file, mapping.check_amount)
     if settings.is_sqlite:
         await asyncio.to_thread(migrate_embedded, settings)
     clock = clock or SystemClock()
-    provider: PaymentProvider = paypal_client(settings)
+    client = paypal_client(settings)
+    provider: PaymentProvider = client
     if wrap_provider is not None:
         provider = wrap_provider(provider)
+    # trust_env=False: a proxy from the environment must not sit between us and the cert host.
+    http = httpx.AsyncClient(timeout=settings.webhook_cert_timeout_seconds,
+                             follow_redirects=False, trust_env=False)
     store = SqlStore(settings.database_url)
     runner = OperationRunner(store, clock,
                              lease=timedelta(seconds=settings.operation_lease_seconds))
@@ -118,22 +233,79 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
                                cancel_url=settings.cancel_url, runner=runner,
                                approval_window=timedelta(
                                    seconds=settings.paypal_approval_window_seconds))
-    log.info("paywire wired: PayPal %s at %s, store %s, %d products",
+    try:
+        verifier = webhook_verifier(settings, client, clock, http)
+    except ConfigError:
+        await http.aclose()
+        await client.aclose()
+        await store.close()
+        raise
+    webhooks = WebhookIngest(store, verifier, PayPalEventParser(), clock, provider=provider.name,
+                             max_rejections=settings.max_rejections)
+    truth = TruthFetcher(
+        store, provider, checkout, clock, owner=worker_id(),
+        lease=timedelta(seconds=settings.truth_fetch_lease_seconds),
+        base_delay=timedelta(seconds=settings.truth_fetch_base_delay_seconds),
+        max_delay=timedelta(seconds=settings.truth_fetch_max_delay_seconds),
+        max_attempts=settings.truth_fetch_max_attempts, batch=settings.truth_fetch_batch)
+    log.info("paywire wired: PayPal %s at %s, store %s, %d products, webhooks verified %s",
              settings.paypal_env, settings.paypal_url, settings.database_url_redacted,
-             len(catalog.products))
+             len(catalog.products), settings.webhook_verification)
     return Container(settings=settings, store=store, provider=provider, clock=clock,
-                     catalog=catalog, checkout=checkout)
+                     catalog=catalog, checkout=checkout, webhooks=webhooks, truth=truth,
+                     verifier=verifier, http=http)
+
+
+async def run_truth_fetcher(truth: TruthFetcher, stop: asyncio.Event, interval: float) -> None:
+    """The truth fetcher until `stop`, restarted (after `interval`) if it ever crashes."""
+    while not stop.is_set():
+        try:
+            await truth.run(stop, interval)
+        except Exception:
+            log.exception("the truth fetcher crashed; restarting in %.1f s", interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+@asynccontextmanager
+async def background(container: Container) -> AsyncIterator[None]:
+    """What a serving process runs beside its requests: the emulator CA fetched up front (if
+    that is how webhooks are verified) and the truth fetcher, stopped cleanly on exit."""
+    settings = container.settings
+    if isinstance(container.verifier, EmulatorCaVerifier):
+        try:
+            await container.verifier.prime()
+        except ProviderError as exc:  # not fatal: fetched again at the first delivery
+            log.warning("%s; webhooks answer 503 until it can be fetched", exc.message)
+    if not settings.truth_fetch_enabled:
+        yield
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_truth_fetcher(container.truth, stop, settings.truth_fetch_interval_seconds),
+        name="paywire truth fetcher")
+    try:
+        yield
+    finally:
+        stop.set()
+        try:
+            # A round in flight finishes (its claims released) unless it takes too long.
+            await asyncio.wait_for(task, timeout=5)
+        except TimeoutError:
+            log.warning("the truth fetcher did not stop within 5 s; cancelled")
 
 
 def create_app(settings: Settings, *, wrap_provider: ProviderWrapper | None = None,
                clock: Clock | None = None) -> FastAPI:
-    """The paywire HTTP API for `settings`; its lifespan builds and closes the container."""
+    """The paywire HTTP API for `settings`; its lifespan builds the container, runs the
+    background work (`background`) and closes both."""
 
     @asynccontextmanager
     async def open_container() -> AsyncIterator[Container]:
         container = await build(settings, wrap_provider=wrap_provider, clock=clock)
         try:
-            yield container
+            async with background(container):
+                yield container
         finally:
             await container.aclose()
 

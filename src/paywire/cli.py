@@ -149,6 +149,117 @@ def dev(
         raise typer.Exit(code=code)
 
 
+# --- webhooks and the truth queue ----------------------------------------------------------
+
+webhooks_app = typer.Typer(help="PayPal webhooks: what was refused, and why.",
+                           no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
+# Rounds of `run_once` one `reconcile --truth-queue` makes at most (a guard, not a budget).
+MAX_TRUTH_ROUNDS = 1000
+
+
+@webhooks_app.command("rejections")
+def webhook_rejections(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 50,
+) -> None:
+    """List webhook deliveries refused for good: time, transmission id, check, reason, cause."""
+    import asyncio
+
+    from rich.table import Table
+
+    from paywire.bootstrap import migrate_embedded
+    from paywire.domain.errors import PaywireError
+    from paywire.ports import WebhookRejection
+    from paywire.store.sql import SqlStore
+
+    settings = _settings()
+
+    async def fetch() -> list[WebhookRejection]:
+        store = SqlStore(settings.database_url)
+        try:
+            async with store.transaction() as uow:
+                return await uow.list_rejections(limit=limit)
+        finally:
+            await store.close()
+
+    try:
+        migrate_embedded(settings)
+        rows = asyncio.run(fetch())
+    except PaywireError as exc:
+        console.print(f"[red]cannot read the rejection log:[/] {exc.message}", highlight=False)
+        raise typer.Exit(code=1) from None
+    if not rows:
+        console.print("no webhook deliveries have been refused")
+        return
+    table = Table(title=f"webhook rejections (newest first, {len(rows)} shown)")
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("transmission id", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("reason")
+    table.add_column("likely cause")
+    for r in rows:
+        table.add_row(r.received_at.strftime("%Y-%m-%d %H:%M:%S"), r.transmission_id, r.check,
+                      r.reason, r.likely_cause or "")
+    console.print(table, highlight=False)
+
+
+@app.command()
+def reconcile(
+    truth_queue: Annotated[bool, typer.Option(
+        "--truth-queue", help="Work off the queued truth fetches until none is due.")] = False,
+) -> None:
+    """Ask PayPal for the truth where paywire would not guess (one-shot; exit 1 on errors)."""
+    import asyncio
+
+    from paywire.bootstrap import build
+    from paywire.domain.errors import PaywireError
+
+    if not truth_queue:
+        console.print("nothing to reconcile: pass --truth-queue")
+        raise typer.Exit(code=2)
+    settings = _settings()
+
+    async def drain() -> tuple[int, dict[str, int]]:
+        container = await build(settings)
+        try:
+            async with container.store.transaction() as uow:
+                before = {t.id: t.attempts for t in await uow.list_truth_tasks(limit=100_000)}
+            processed = 0
+            for _ in range(MAX_TRUTH_ROUNDS):
+                done = await container.truth.run_once()
+                if not done:
+                    break
+                processed += done
+            async with container.store.transaction() as uow:
+                after = await uow.list_truth_tasks(limit=100_000)
+        finally:
+            await container.aclose()
+        counts = {"done": 0, "retrying": 0, "failed": 0, "pending": 0}
+        for task in after:
+            if task.status == "pending":
+                counts["pending"] += 1
+            if task.attempts == before.get(task.id, 0):
+                continue  # not worked on in this run
+            if task.status == "done":
+                counts["done"] += 1
+            elif task.status == "failed":
+                counts["failed"] += 1
+            elif task.last_error:
+                counts["retrying"] += 1
+        return processed, counts
+
+    try:
+        processed, counts = asyncio.run(drain())
+    except PaywireError as exc:
+        console.print(f"[red]reconcile failed:[/] {exc.message}", highlight=False)
+        raise typer.Exit(code=1) from None
+    console.print(f"truth queue: {processed} processed; {counts['done']} settled, "
+                  f"{counts['retrying']} to retry, {counts['failed']} failed (needs attention); "
+                  f"{counts['pending']} pending", highlight=False)
+    if counts["retrying"] or counts["failed"]:
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

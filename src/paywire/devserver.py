@@ -130,7 +130,7 @@ def dev_settings(options: DevOptions, url: str, emulator_url: str,
         "cancel_url": f"{url}{SHOP_PREFIX}/cancel",
         "cors_origins": [url],
     }
-    if webhook_id is not None and "paypal_webhook_id" in Settings.model_fields:
+    if webhook_id is not None:
         values["paypal_webhook_id"] = webhook_id
     return Settings.load(**values)
 
@@ -286,10 +286,8 @@ def banner(stack: DevStack) -> list[str]:
         f"  PayPal emulator  {stack.emulator_url}   (control API: {stack.emulator_url}/_emulator/)",
         f"  sandbox app      client id {DEV_CLIENT_ID}, secret {DEV_CLIENT_SECRET}",
         f"  data             SQLite under {data_dir}",
-        f"  webhooks         {stack.webhook_id} registered for {stack.webhook_url} (all events).",
-        "                   paywire does not receive webhooks yet (a later issue): deliveries",
-        "                   answer 404 and the emulator retries them on PayPal's schedule;",
-        f"                   see {stack.emulator_url}/_emulator/deliveries",
+        f"  webhooks         {stack.webhook_id} registered for {stack.webhook_url} (all events);",
+        f"                   deliveries: {stack.emulator_url}/_emulator/deliveries",
         "Press Ctrl-C to stop.",
     ]
 

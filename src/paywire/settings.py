@@ -7,6 +7,7 @@ no secret (client secret, API keys, a database password) ever appears in a repr,
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -26,7 +27,17 @@ PAYPAL_BASE_URLS: dict[str, str] = {
 }
 DEMO_CATALOG = Path(__file__).parent / "web" / "catalog.toml"
 MIN_API_KEY_CHARS = 16
+# Where PayPal serves webhook signing certificates (`PAYPAL-CERT-URL`), live and sandbox.
+PAYPAL_CERT_HOSTS = ("api.paypal.com", "api-m.paypal.com", "api.sandbox.paypal.com",
+                     "api-m.sandbox.paypal.com")
+# PayPal retries a delivery for 3 days; refusing younger transmissions would refuse retries.
+PAYPAL_RETRY_HORIZON_SECONDS = 3 * 86400
+EMULATOR_CA_PATH = "/_emulator/ca.pem"
 _LOOPBACK = ("localhost", "127.0.0.1", "::1", "0.0.0.0")  # noqa: S104 - compared, not bound
+
+
+_HOST_PORT = re.compile(r"(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?",
+                        re.IGNORECASE)
 
 
 def env_name(field: str) -> str:
@@ -92,8 +103,43 @@ class Settings(BaseSettings):
     # younger than this is not taken as expiry.
     paypal_approval_window_seconds: float = Field(default=3 * 3600.0, ge=0, le=30 * 86400)
 
+    # webhooks: what `POST /webhooks/paypal` accepts and how it checks signatures
+    # The id PayPal gave our webhook subscription (required for sandbox and live).
+    paypal_webhook_id: str | None = None
+    # Our other environments' webhook ids: never accepted, only named when a delivery signed
+    # for one of them arrives (a sandbox/live mix-up).
+    paypal_other_webhook_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_verification: Literal["local", "postback"] = "local"
+    # Hosts (host or host:port) a `PAYPAL-CERT-URL` may name, over https; `_http_hosts` over
+    # plain http (emulator mode only; the emulator's own host:port is added there anyway).
+    webhook_cert_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(PAYPAL_CERT_HOSTS))
+    webhook_cert_http_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # PEM trust anchors for the signing certificate's chain; default certifi's (the emulator's
+    # CA, fetched at start-up, in emulator mode).
+    webhook_ca_bundle: Path | None = None
+    webhook_max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=10 * 1024 * 1024)
+    # Transmissions older than this are refused; at least PayPal's 3-day retry horizon.
+    webhook_max_age_seconds: float = Field(default=4 * 86400.0, le=90 * 86400)
+    webhook_cert_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_cert_max_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    webhook_cert_cache_seconds: float = Field(default=24 * 3600.0, ge=0, le=30 * 86400)
+    # The rejection log keeps this many rows (oldest go first).
+    max_rejections: int = Field(default=10_000, ge=1, le=10_000_000)
+
+    # truth fetch: queued "ask PayPal" tasks, worked off the request path
+    # Run the fetcher inside `paywire serve`/`dev` (off: only `paywire reconcile --truth-queue`).
+    truth_fetch_enabled: bool = True
+    truth_fetch_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # How long a claimed task is ours before another worker may take it (covers a provider call).
+    truth_fetch_lease_seconds: float = Field(default=120.0, gt=0, le=3600)
+    truth_fetch_base_delay_seconds: float = Field(default=10.0, ge=0, le=3600)
+    truth_fetch_max_delay_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
+    truth_fetch_max_attempts: int = Field(default=12, ge=1, le=100)
+    truth_fetch_batch: int = Field(default=20, ge=1, le=500)
+
     @field_validator("paypal_base_url", "paypal_client_id", "return_url", "cancel_url",
-                     "catalog_path", mode="before")
+                     "catalog_path", "paypal_webhook_id", "webhook_ca_bundle", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -103,7 +149,8 @@ class Settings(BaseSettings):
     def _blank_secret_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("cors_origins", "api_keys", mode="before")
+    @field_validator("cors_origins", "api_keys", "paypal_other_webhook_ids", "webhook_cert_hosts",
+                     "webhook_cert_http_hosts", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         return _csv(value)
@@ -113,6 +160,7 @@ class Settings(BaseSettings):
         self._check_paypal()
         self._check_shop()
         self._check_timing()
+        self._check_webhooks()
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'paywire.db'}"
         elif not self.is_sqlite and not self.database_url.startswith("postgresql"):
@@ -174,12 +222,66 @@ class Settings(BaseSettings):
             raise ValueError("PAYWIRE_OPERATION_LEASE_SECONDS must be at least "
                              "PAYWIRE_PAYPAL_TIMEOUT_SECONDS (a live call must keep its lease)")
 
+    def _check_webhooks(self) -> None:
+        env = self.paypal_env
+        if env in ("sandbox", "live") and self.paypal_webhook_id is None:
+            raise ValueError(f"PAYWIRE_PAYPAL_WEBHOOK_ID must be set for PAYWIRE_PAYPAL_ENV={env} "
+                             "(the id PayPal shows for the webhook subscription)")
+        if self.paypal_webhook_id is not None and (
+                self.paypal_webhook_id in self.paypal_other_webhook_ids):
+            raise ValueError("PAYWIRE_PAYPAL_OTHER_WEBHOOK_IDS must not list "
+                             "PAYWIRE_PAYPAL_WEBHOOK_ID (ours is accepted, the others never)")
+        for field in ("webhook_cert_hosts", "webhook_cert_http_hosts"):
+            for host in getattr(self, field):
+                if not _HOST_PORT.fullmatch(host):
+                    raise ValueError(f"{env_name(field)}: {host!r} is not a host or host:port "
+                                     "(no scheme, no path)")
+        if self.webhook_cert_http_hosts and env != "emulator":
+            raise ValueError("PAYWIRE_WEBHOOK_CERT_HTTP_HOSTS is for the emulator only: PayPal "
+                             "serves certificates over https (PAYWIRE_PAYPAL_ENV is "
+                             f"{env})")
+        if self.webhook_max_age_seconds < PAYPAL_RETRY_HORIZON_SECONDS:
+            raise ValueError("PAYWIRE_WEBHOOK_MAX_AGE_SECONDS must be at least 259200 (PayPal "
+                             "retries a delivery for 3 days)")
+        if self.webhook_ca_bundle is not None:
+            try:
+                with self.webhook_ca_bundle.open("rb") as fh:
+                    fh.read(1)
+            except OSError as exc:
+                raise ValueError(f"PAYWIRE_WEBHOOK_CA_BUNDLE: cannot read "
+                                 f"{self.webhook_ca_bundle} "
+                                 f"({exc.strerror or type(exc).__name__})") from None
+        if self.truth_fetch_max_delay_seconds < self.truth_fetch_base_delay_seconds:
+            raise ValueError("PAYWIRE_TRUTH_FETCH_MAX_DELAY_SECONDS must be at least "
+                             "PAYWIRE_TRUTH_FETCH_BASE_DELAY_SECONDS")
+        if self.truth_fetch_lease_seconds < self.paypal_timeout_seconds:
+            raise ValueError("PAYWIRE_TRUTH_FETCH_LEASE_SECONDS must be at least "
+                             "PAYWIRE_PAYPAL_TIMEOUT_SECONDS (a fetch must keep its lease)")
+
     # --- resolved values ------------------------------------------------------------------
 
     @property
     def paypal_url(self) -> str:
         """The PayPal API base URL: the explicit one, else the environment's."""
         return (self.paypal_base_url or PAYPAL_BASE_URLS[self.paypal_env]).rstrip("/")
+
+    @property
+    def cert_hosts(self) -> tuple[list[str], list[str]]:
+        """(https hosts, http hosts) a webhook's `PAYPAL-CERT-URL` may name.
+
+        In emulator mode the emulator's own host:port is added, over the scheme it serves.
+        """
+        https_hosts = [h.lower() for h in self.webhook_cert_hosts]
+        http_hosts = [h.lower() for h in self.webhook_cert_http_hosts]
+        if self.paypal_env == "emulator":
+            parts = urlsplit(self.paypal_url)
+            (http_hosts if parts.scheme == "http" else https_hosts).append(parts.netloc.lower())
+        return https_hosts, http_hosts
+
+    @property
+    def emulator_ca_url(self) -> str | None:
+        """Where the emulator serves its webhook CA (None unless PAYWIRE_PAYPAL_ENV=emulator)."""
+        return f"{self.paypal_url}{EMULATOR_CA_PATH}" if self.paypal_env == "emulator" else None
 
     @property
     def catalog_file(self) -> Path:

@@ -41,7 +41,7 @@ def test_defaults_run_against_the_emulator_on_embedded_sqlite() -> None:
 
 def test_environment_picks_the_paypal_host() -> None:
     """sandbox and live map to PayPal's hosts; an explicit base URL wins."""
-    creds = {"paypal_client_id": "id", "paypal_client_secret": SECRET,
+    creds = {"paypal_client_id": "id", "paypal_client_secret": SECRET, "paypal_webhook_id": "WH-X",
              "catalog_path": DEMO_CATALOG}
     assert load(paypal_env="sandbox", **creds).paypal_url == "https://api-m.sandbox.paypal.com"
     assert load(paypal_env="live", **creds).paypal_url == "https://api-m.paypal.com"

@@ -16,10 +16,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import paywire
-from paywire.api import errors, routes
+from paywire.api import errors, routes, webhooks
 from paywire.api.auth import ApiKeys
 from paywire.api.idempotency import HEADER, IdempotencyGate
-from paywire.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from paywire.api.middleware import RequestContextMiddleware
 from paywire.ports import Clock
 from paywire.settings import Settings
 
@@ -64,8 +64,10 @@ def create_api(settings: Settings,
     app.state.api_keys = ApiKeys(settings.api_keys)
     errors.install(app)
     app.include_router(routes.router)
-    # Added innermost first: the request id wraps everything, CORS wraps the 413s.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.include_router(webhooks.router)
+    # Added innermost first: the request id wraps everything, CORS wraps the 413s. Webhooks
+    # read their raw bytes under their own limit, so the general one routes around them.
+    app.add_middleware(webhooks.BodyLimitExcept, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,

@@ -30,6 +30,7 @@ from paywire.ports import (
     WebhookUnitOfWork,
     WebhookVerifier,
 )
+from paywire.services.operations import retry_on_conflict
 from paywire.services.refund_facts import apply_provider_refund
 from paywire.services.transitions import announce, apply_transition, record
 
@@ -51,6 +52,16 @@ class IngestOutcome:
 
 class _Duplicate(Exception):
     """A concurrent delivery of the same event won the inbox insert: undo ours."""
+
+
+class _Forged(Exception):
+    """A genuine signature reused with another body: undo everything, then reject."""
+
+
+FORGED = SignatureError(
+    "a genuine signature arrived with a different body than before", check="replay",
+    status=400, likely_cause="PayPal signs only a CRC-32 of the body, which can be forged: "
+                             "someone replayed a genuine transmission with a colliding body")
 
 
 def truth_task(provider: str, kind: str, resource_id: str, reason: str, now: datetime,
@@ -79,44 +90,50 @@ class WebhookIngest:
             delivery = await self.verifier.verify(headers, body)
         except SignatureError as exc:
             return await self._reject(headers, body, exc)
-        if await self._reused_signature(delivery.transmission_id, body):
-            forged = SignatureError(
-                "a genuine signature arrived with a different body than before",
-                check="replay", status=400,
-                likely_cause="PayPal signs only a CRC-32 of the body, which can be forged: "
-                             "someone replayed a genuine transmission with a colliding body")
-            return await self._reject(headers, body, forged)
         try:
             event = self.parser.parse(body)
         except ValidationError as exc:
             if exc.field == "resource":
                 # Genuine (verified) but unusable: keep it for a person, and stop the retries.
-                return await self._store_unusable(body, delivery.transmission_id, exc)
+                try:
+                    return await self._store_unusable(body, delivery.transmission_id, exc)
+                except _Forged:
+                    return await self._reject(headers, body, FORGED)
             bad = SignatureError(f"verified, but not a usable event: {exc.message}", check="json",
                                  likely_cause="the body is not a PayPal event", status=400)
             return await self._reject(headers, body, bad)
-        try:
-            async with self.store.transaction() as uow:
-                if await uow.get_inbox_event(self.provider, event.event_id) is not None:
-                    raise _Duplicate
-                now = self.clock.now()
-                status, order_id, note = await self._apply(uow, event, now)
-                stored = InboxEvent(provider=self.provider, event_id=event.event_id,
-                                    event_type=event.event_type, received_at=now, body=body,
-                                    transmission_id=delivery.transmission_id, status=status,
-                                    order_id=order_id, note=note)
-                if not await uow.put_inbox_event(stored):
-                    raise _Duplicate
-        except _Duplicate:
-            return IngestOutcome(200, "duplicate", event.event_id)
-        return IngestOutcome(200, status, event.event_id, order_id)
 
-    async def _reused_signature(self, transmission_id: str, body: bytes) -> bool:
+        async def store_and_apply() -> IngestOutcome:
+            try:
+                async with self.store.transaction() as uow:
+                    await self._check_reuse(uow, delivery.transmission_id, body)
+                    if await uow.get_inbox_event(self.provider, event.event_id) is not None:
+                        raise _Duplicate
+                    now = self.clock.now()
+                    status, order_id, note = await self._apply(uow, event, now)
+                    stored = InboxEvent(provider=self.provider, event_id=event.event_id,
+                                        event_type=event.event_type, received_at=now, body=body,
+                                        transmission_id=delivery.transmission_id, status=status,
+                                        order_id=order_id, note=note)
+                    if not await uow.put_inbox_event(stored):
+                        raise _Duplicate
+            except _Duplicate:
+                return IngestOutcome(200, "duplicate", event.event_id)
+            except _Forged:
+                return await self._reject(headers, body, FORGED)
+            return IngestOutcome(200, status, event.event_id, order_id)
+
+        # Two events of one order arrive together (a capture's COMPLETED pair): the loser of the
+        # order's compare-and-set runs again from a fresh read rather than answering 5xx.
+        return await retry_on_conflict(store_and_apply)
+
+    async def _check_reuse(self, uow: WebhookUnitOfWork, transmission_id: str,
+                           body: bytes) -> None:
         # PayPal's retries of one transmission resend identical bytes; a different body under
         # the same (genuinely signed) transmission id can only be a CRC-32 collision forgery.
-        async with self.store.transaction() as uow:
-            seen = await uow.find_inbox_by_transmission(self.provider, transmission_id)
-        return seen is not None and seen.body != body
+        seen = await uow.find_inbox_by_transmission(self.provider, transmission_id)
+        if seen is not None and seen.body != body:
+            raise _Forged
 
     async def _store_unusable(self, body: bytes, transmission_id: str,
                               exc: ValidationError) -> IngestOutcome:
@@ -125,6 +142,7 @@ class WebhookIngest:
         if not event_id:
             return await self._reject({}, body, SignatureError(exc.message, check="json"))
         async with self.store.transaction() as uow:
+            await self._check_reuse(uow, transmission_id, body)
             written = await uow.put_inbox_event(InboxEvent(
                 provider=self.provider, event_id=event_id, event_type=event_type,
                 received_at=self.clock.now(), body=body, transmission_id=transmission_id,

@@ -1,0 +1,325 @@
+"""Webhook ingest: paywire's `POST /webhooks/paypal` against a bare ASGI echo app, same server.
+
+    .venv/bin/python bench/webhook_ingest.py [--deliveries 600] [--concurrency 8]
+
+Processes: the PayPal emulator; paywire with local verification (one uvicorn worker, SQLite);
+paywire with postback verification (its own copy of the same SQLite database, asking the
+emulator about every delivery); a bare ASGI app that reads the body and echoes it, under the same
+uvicorn settings; and this load generator.
+
+Setup: a webhook subscription is registered for the echo app, so the emulator's real signed
+deliveries land there; paywire (local) creates `deliveries / 3` orders, each approved and then
+captured at the emulator directly (CHECKOUT.ORDER.APPROVED, PAYMENT.CAPTURE.COMPLETED,
+CHECKOUT.ORDER.COMPLETED: distinct event ids). Those deliveries, exactly as sent (bytes and
+headers), are recorded from the emulator's log. The postback paywire starts on a copy of the
+database taken then, so both paywires know the orders and have applied none of the events.
+
+Measured, in one run with `--concurrency` workers over loopback HTTP: the same deliveries to the
+echo app, to paywire (local: RSA verification with the certificate cached, inbox insert,
+transition, outbox, one transaction) and to paywire (postback: one more HTTP round trip to the
+emulator per delivery); each after a warm-up of its own deliveries. Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from paywire.testing import free_port
+
+CLIENT_ID, CLIENT_SECRET = "bench-client-id", "bench-client-secret"
+WARMUP_ORDERS = 10
+
+
+# --- the servers (each in a child process) ---------------------------------------------------
+
+
+def serve_emulator(port: int) -> None:
+    """The emulator, quiet."""
+    import uvicorn
+
+    from paywire.emulator import AppCredentials, EmulatorConfig, create_app
+
+    app = create_app(EmulatorConfig(apps=[AppCredentials(CLIENT_ID, CLIENT_SECRET)]))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def serve_paywire(port: int, emulator_url: str, data_dir: str, webhook_id: str,
+                  mode: str) -> None:
+    """paywire for the emulator, SQLite in `data_dir`, verifying webhooks `mode`-ly."""
+    import uvicorn
+
+    from paywire.bootstrap import create_app
+    from paywire.settings import Settings
+
+    settings = Settings.load(paypal_env="emulator", paypal_base_url=emulator_url,
+                             paypal_client_id=CLIENT_ID, paypal_client_secret=CLIENT_SECRET,
+                             data_dir=Path(data_dir), database_url="",
+                             paypal_webhook_id=webhook_id, webhook_verification=mode)
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                access_log=False)
+
+
+async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The baseline: read the whole body, answer 200 with it."""
+    if scope["type"] != "http":
+        while (await receive())["type"] != "lifespan.shutdown":
+            pass
+        return
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def serve_echo(port: int) -> None:
+    """The echo app under the same uvicorn settings as paywire."""
+    import uvicorn
+
+    uvicorn.run(echo_app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                lifespan="off")
+
+
+def spawn(*args: str) -> subprocess.Popen[bytes]:
+    """This script in a child process, serving one side."""
+    return subprocess.Popen([sys.executable, __file__, "--serve", *args],  # noqa: S603 - ours
+                            env={k: v for k, v in os.environ.items()
+                                 if not k.startswith("PAYWIRE_")})
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Poll `url` until it answers (any status) or fail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server for {url} exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not come up within {timeout:.0f} s")
+
+
+# --- recording real deliveries ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery as the emulator sent it."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+async def make_deliveries(paywire_url: str, emulator_url: str, sink: str, orders: int,
+                          concurrency: int) -> list[Delivery]:
+    """Orders through paywire, paid at the emulator; the deliveries that reached `sink`."""
+    async with httpx.AsyncClient(base_url=emulator_url, timeout=30) as emu, \
+            httpx.AsyncClient(base_url=paywire_url, timeout=30) as pw:
+        token = (await emu.post("/v1/oauth2/token", auth=(CLIENT_ID, CLIENT_SECRET),
+                                data={"grant_type": "client_credentials"})).json()["access_token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        queue = iter(range(orders))
+
+        async def worker() -> None:
+            for n in queue:
+                created = (await pw.post("/v1/checkout/orders", json={
+                    "items": [{"sku": "mug", "quantity": 1}]})).json()
+                paypal_id = created["provider_order_id"]
+                r = await emu.post(f"/_emulator/orders/{paypal_id}/approve",
+                                   json={"scenario": "approve"})
+                r.raise_for_status()
+                r = await emu.post(f"/v2/checkout/orders/{paypal_id}/capture", headers={
+                    **bearer, "Content-Type": "application/json",
+                    "PayPal-Request-Id": f"bench-{n}-capture"})
+                r.raise_for_status()
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        want = 3 * orders
+        for _ in range(600):
+            log = (await emu.get("/_emulator/deliveries")).json()["deliveries"]
+            sent = [a for a in log if a["url"] == sink and a["status"] == 200]
+            if len(sent) >= want:
+                break
+            await asyncio.sleep(0.05)
+    firsts = {a["transmission_id"]: a for a in sent if a["attempt"] == 1}
+    ordered = sorted(firsts.values(), key=lambda a: a["started_at"])
+    keep = ("paypal-", "content-type", "user-agent")  # not host, length, connection
+    return [Delivery(base64.b64decode(a["body_base64"]),
+                     {k: v for k, v in a["headers"].items() if k.lower().startswith(keep)})
+            for a in ordered]
+
+
+def copy_sqlite(src: Path, dst: Path) -> None:
+    """A consistent copy of a live SQLite database (the backup API)."""
+    source, target = sqlite3.connect(src), sqlite3.connect(dst)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
+# --- load ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """One measured run against one server."""
+
+    name: str
+    seconds: float
+    latencies: list[float]
+    statuses: dict[str, int]
+
+    @property
+    def rate(self) -> float:
+        """Requests per second of wall time."""
+        return len(self.latencies) / self.seconds
+
+    def percentile(self, p: int) -> float:
+        """Latency at percentile `p`, in milliseconds."""
+        cuts = statistics.quantiles(self.latencies, n=100, method="inclusive")
+        return 1000 * cuts[p - 1]
+
+
+async def load(name: str, url: str, deliveries: list[Delivery], concurrency: int) -> Result:
+    """POST every delivery once to `url` with `concurrency` workers."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    queue = iter(deliveries)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+        async def worker() -> None:
+            for d in queue:
+                t0 = time.perf_counter()
+                r = await client.post(url, content=d.body, headers=d.headers)
+                latencies.append(time.perf_counter() - t0)
+                key = str(r.status_code)
+                if r.status_code == 200 and r.content.startswith(b'{"outcome"'):
+                    key = r.json()["outcome"]  # paywire's answer: applied, duplicate...
+                statuses[key] = statuses.get(key, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Result(name, time.perf_counter() - started, latencies, statuses)
+
+
+async def measure(targets: list[tuple[str, str]], deliveries: list[Delivery], warm: int,
+                  concurrency: int) -> list[Result]:
+    """Warm each target up on the first `warm` deliveries, then measure it on the rest."""
+    results = []
+    for name, url in targets:
+        await load("warm-up", url, deliveries[:warm], concurrency)
+        results.append(await load(name, url, deliveries[warm:], concurrency))
+    return results
+
+
+def report(results: list[Result], concurrency: int) -> None:
+    """The figures and the ratios against the echo baseline."""
+    echo = results[0]
+    print(f"webhook ingest: {len(echo.latencies)} signed deliveries per server (distinct event "
+          f"ids), concurrency {concurrency}, one uvicorn worker each")
+    print(f"machine: {os.cpu_count()} cores (CI machines have 2); every process (emulator, "
+          "servers, this load generator) shares them, over loopback HTTP")
+    print(f"{'':34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}   answers")
+    for r in results:
+        answers = ", ".join(f"{k} {v}" for k, v in sorted(r.statuses.items()))
+        print(f"{r.name:34} {r.rate:8.1f} {r.percentile(50):8.2f} {r.percentile(99):8.2f}   "
+              f"{answers}")
+    for r in results[1:]:
+        print(f"ratio {r.name.strip()} / echo: throughput {r.rate / echo.rate:.2f}x, "
+              f"p50 {r.percentile(50) / echo.percentile(50):.1f}x, "
+              f"p99 {r.percentile(99) / echo.percentile(99):.1f}x")
+
+
+def run(deliveries: int, concurrency: int) -> list[Result]:
+    """Start everything, record deliveries, measure, stop."""
+    procs: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory(prefix="paywire-bench-") as tmp:
+        ports = [free_port() for _ in range(4)]
+        emulator, echo, local, postback = (f"http://127.0.0.1:{p}" for p in ports)
+        try:
+            procs.append(spawn("emulator", str(ports[0])))
+            wait_up(f"{emulator}/_emulator/", procs[-1])
+            procs.append(spawn("echo", str(ports[1])))
+            wait_up(echo, procs[-1])
+            sink = f"{echo}/webhooks/paypal"
+            webhook_id = subscribe(emulator, sink)
+            local_dir, postback_dir = Path(tmp, "local"), Path(tmp, "postback")
+            postback_dir.mkdir()
+            procs.append(spawn("paywire", str(ports[2]), emulator, str(local_dir), webhook_id,
+                               "local"))
+            wait_up(f"{local}/healthz", procs[-1])
+            orders = deliveries // 3 + WARMUP_ORDERS
+            recorded = asyncio.run(make_deliveries(local, emulator, sink, orders, concurrency))
+            copy_sqlite(local_dir / "paywire.db", postback_dir / "paywire.db")
+            procs.append(spawn("paywire", str(ports[3]), emulator, str(postback_dir),
+                               webhook_id, "postback"))
+            wait_up(f"{postback}/healthz", procs[-1])
+            return asyncio.run(measure(
+                [("bare ASGI echo", sink), ("paywire, local verification",
+                                            f"{local}/webhooks/paypal"),
+                 ("paywire, postback verification", f"{postback}/webhooks/paypal")],
+                recorded, 3 * WARMUP_ORDERS, concurrency))
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=15)
+
+
+def subscribe(emulator: str, url: str) -> str:
+    """A webhook for every event type, delivering to `url`; its id."""
+    token = httpx.post(f"{emulator}/v1/oauth2/token", auth=(CLIENT_ID, CLIENT_SECRET),
+                       data={"grant_type": "client_credentials"}).json()["access_token"]
+    r = httpx.post(f"{emulator}/v1/notifications/webhooks", json={
+        "url": url, "event_types": [{"name": "*"}]}, headers={"Authorization": f"Bearer {token}"})
+    r.raise_for_status()
+    return str(r.json()["id"])
+
+
+def main() -> None:
+    """Parse arguments; serve one side (child) or run the whole benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deliveries", type=int, default=600,
+                        help="measured deliveries per server (default 600)")
+    parser.add_argument("--concurrency", type=int, default=8, help="workers (default 8)")
+    parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        kind, port, *rest = args.serve
+        if kind == "emulator":
+            serve_emulator(int(port))
+        elif kind == "echo":
+            serve_echo(int(port))
+        else:
+            serve_paywire(int(port), *rest)
+        return
+    if args.deliveries < 30 or args.concurrency < 1:
+        parser.error("--deliveries must be at least 30 and --concurrency at least 1")
+    report(run(args.deliveries, args.concurrency), args.concurrency)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""`POST /webhooks/paypal` over the raw request bytes, and the operators' view of what came in.
+
+The signature covers the exact bytes PayPal sent, so this route reads the ASGI body stream
+itself, under its own size limit (`PAYWIRE_WEBHOOK_MAX_BODY_BYTES`; over it → 413 before any
+verification), and the general body-limit middleware is routed around it (`BodyLimitExcept`):
+nothing re-reads, buffers into another shape or re-serialises the body before it is verified.
+
+Answers follow what PayPal's retry can achieve (architecture.md, invariant 6):
+
+| outcome | status |
+|---|---|
+| verified: applied, duplicate, queued for a truth fetch, ignored | 200 |
+| refused for good: missing headers, bad signature, another webhook id, cert URL off the | 400 |
+| allowlist, bad or expired chain, too old, malformed JSON (the ingest's `status`) | |
+| no webhook id configured (emulator mode only; `bootstrap.NoWebhookId`) | 403 |
+| body over `PAYWIRE_WEBHOOK_MAX_BODY_BYTES` | 413 |
+| storage down, a concurrent writer, the certificate host or postback unreachable | 503 |
+
+The refusal status is the one the ingest outcome carries (always a 4xx; anything else is sent
+as 400), so a 400 never means "try again". A refusal is `{"error": {"code": "webhook_rejected",
+"message", "details": {"check", "likely_cause"}, "request_id"}}`, recorded by the ingest once
+per transmission id. A 503 carries the error tree's code (`storage_unavailable`,
+`provider_unavailable`, `conflict`) and is never recorded as a rejection.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal, Protocol
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from paywire.api.auth import AdminDep
+from paywire.api.errors import ApiError, error_response, render, request_id_of
+from paywire.api.middleware import BodyLimitMiddleware
+from paywire.api.schemas import ErrorOut, dump
+from paywire.domain.errors import ConflictError, ProviderError, StorageError, ValidationError
+from paywire.ports import Store, TruthTask, WebhookRejection
+from paywire.services.webhooks import WebhookIngest
+from paywire.settings import Settings
+
+WEBHOOK_PATH = "/webhooks/paypal"
+RAW_BODY_PATHS = frozenset({WEBHOOK_PATH})
+
+
+class WebhookContainer(Protocol):
+    """What these routes need from the composition root."""
+
+    settings: Settings
+    store: Store
+    webhooks: WebhookIngest
+
+
+def _container(request: Request) -> WebhookContainer:
+    container: WebhookContainer = request.app.state.container
+    return container
+
+
+Container = Annotated[WebhookContainer, Depends(_container)]
+router = APIRouter()
+
+
+class BodyLimitExcept:
+    """The general request body limit on every path except the raw-body ones, which read and
+    limit their own bytes (the general limit would buffer and replay them first)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int,
+                 raw_paths: frozenset[str] = RAW_BODY_PATHS) -> None:
+        self.app = app
+        self.limited = BodyLimitMiddleware(app, max_bytes=max_bytes)
+        self.raw_paths = raw_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.raw_paths:
+            await self.app(scope, receive, send)
+        else:
+            await self.limited(scope, receive, send)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"the webhook body is over {limit} bytes",
+                    details={"max_bytes": limit}, headers={"Connection": "close"})
+
+
+async def read_raw_body(request: Request, limit: int) -> bytes:
+    """The request body exactly as received, or 413 once it passes `limit` bytes.
+
+    As in `BodyLimitMiddleware`, a body only somewhat over the limit is read to its end and
+    dropped first, so the sender, still writing, reads the 413 rather than a reset connection;
+    past `DRAIN_FACTOR` times the limit the answer goes out at once.
+    """
+    drain = limit * BodyLimitMiddleware.DRAIN_FACTOR
+    declared = request.headers.get("content-length")
+    over = declared is not None and declared.isdigit() and int(declared) > limit
+    if over and int(declared or 0) > drain:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():  # chunked bodies are counted as they come
+            size += len(chunk)
+            if size > drain:
+                break
+            if size <= limit:
+                chunks.append(chunk)
+    except ClientDisconnect:
+        raise ApiError(400, "bad_request", "the client went away mid-body") from None
+    if over or size > limit:
+        raise _too_large(limit)  # refused before any verification
+    return b"".join(chunks)
+
+
+class WebhookAck(BaseModel):
+    """A verified delivery, acknowledged (new or not)."""
+
+    outcome: str = Field(description="applied | duplicate | queued (for a truth fetch) | "
+                                     "ignored (stored, not acted on)", examples=["applied"])
+    event_id: str | None
+
+
+_WEBHOOK_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 413, 503)}
+
+
+# The body is read raw (never parsed by the framework); documented here for the reader.
+_RAW_EVENT = {"requestBody": {"required": True, "description": "PayPal's event JSON, exactly as "
+                              "signed (PAYPAL-TRANSMISSION-* headers required)",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
+@router.post(WEBHOOK_PATH, response_model=WebhookAck, responses=_WEBHOOK_ERRORS,
+             tags=["webhooks"], openapi_extra=_RAW_EVENT)
+async def paypal_webhook(request: Request, c: Container) -> JSONResponse:
+    """PayPal's signed event deliveries: verified over the raw bytes, stored once, applied.
+
+    200 for every verified event (new or duplicate); 4xx `webhook_rejected` for a delivery
+    that fails verification for good (recorded, with the check that failed and its likely
+    cause); 503 when something on our side is down, so PayPal's retry succeeds later.
+    """
+    body = await read_raw_body(request, c.settings.webhook_max_body_bytes)
+    rid = request_id_of(request)
+    try:
+        outcome = await c.webhooks.receive(request.headers, body)
+    except (StorageError, ProviderError, ConflictError) as exc:
+        # Transient on our side: never recorded as a rejection, retried by PayPal.
+        _, content = render(exc, rid)
+        return JSONResponse(content, status_code=503, headers={"Retry-After": "30"})
+    if outcome.outcome != "rejected" and 200 <= outcome.status < 300:
+        return JSONResponse(dump(WebhookAck(outcome=outcome.outcome, event_id=outcome.event_id)))
+    status = outcome.status if 400 <= outcome.status < 500 else 400
+    return error_response(status, "webhook_rejected",
+                          outcome.reason or "the delivery failed verification", request_id=rid,
+                          details={"check": outcome.check, "likely_cause": outcome.likely_cause})
+
+
+# --- admin: what came in and what is queued --------------------------------------------------
+
+
+class RejectionOut(BaseModel):
+    """A delivery refused for good, and why."""
+
+    provider: str
+    transmission_id: str
+    received_at: datetime
+    check: str
+    reason: str
+    likely_cause: str | None
+    event_id: str | None
+    event_type: str | None
+    cert_url: str | None
+    body_sha256: str | None
+
+    @classmethod
+    def of(cls, r: WebhookRejection) -> RejectionOut:
+        """The wire form of a rejection."""
+        return cls(**{name: getattr(r, name) for name in cls.model_fields})
+
+
+class RejectionPage(BaseModel):
+    """Rejections newest first; pass `next_cursor` as `cursor` for the next page."""
+
+    data: list[RejectionOut]
+    next_cursor: str | None
+
+
+class TruthTaskOut(BaseModel):
+    """A queued "ask the provider" task."""
+
+    id: str
+    provider: str
+    kind: str
+    resource_id: str
+    reason: str
+    status: str
+    attempts: int
+    order_id: str | None
+    created_at: datetime
+    next_attempt_at: datetime
+    lease_owner: str | None
+    lease_until: datetime | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, t: TruthTask) -> TruthTaskOut:
+        """The wire form of a task."""
+        return cls(**{name: getattr(t, name) for name in cls.model_fields})
+
+
+class TruthTaskList(BaseModel):
+    """Truth-fetch tasks by due time."""
+
+    data: list[TruthTaskOut]
+
+
+def encode_cursor(at: datetime, key: str) -> str:
+    """An opaque keyset cursor for (time, id)."""
+    raw = json.dumps([at.isoformat(), key]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """(time, id) from `encode_cursor`, or a 422 naming the parameter."""
+    try:
+        at, key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        when = datetime.fromisoformat(at)
+        if not isinstance(key, str) or when.tzinfo is None:
+            raise TypeError("not a cursor")
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ValidationError("invalid cursor: pass a `next_cursor` back unchanged",
+                              field="cursor") from exc
+    return when, key
+
+
+_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (401, 422, 503)}
+
+
+@router.get("/v1/admin/webhook-rejections", response_model=RejectionPage,
+            responses=_ADMIN_ERRORS, tags=["admin"])
+async def list_webhook_rejections(
+        _: AdminDep, c: Container, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=512)] = None) -> JSONResponse:
+    """Webhook deliveries refused for good, newest first: the check that failed, the reason
+    and the likely cause (one row per transmission id; the log is bounded)."""
+    before = decode_cursor(cursor) if cursor else None
+    async with c.store.transaction() as uow:
+        found = await uow.list_rejections(limit=limit + 1, before=before)
+    page = found[:limit]
+    next_cursor = (encode_cursor(page[-1].received_at, page[-1].transmission_id)
+                   if len(found) > limit else None)
+    return JSONResponse(dump(RejectionPage(data=[RejectionOut.of(r) for r in page],
+                                           next_cursor=next_cursor)))
+
+
+@router.get("/v1/admin/truth-tasks", response_model=TruthTaskList, responses=_ADMIN_ERRORS,
+            tags=["admin"])
+async def list_truth_tasks(
+        _: AdminDep, c: Container,
+        status: Literal["pending", "done", "failed"] | None = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50) -> JSONResponse:
+    """Queued truth fetches (events paywire would not guess at), by due time."""
+    async with c.store.transaction() as uow:
+        tasks = await uow.list_truth_tasks(status=status, limit=limit)
+    return JSONResponse(dump(TruthTaskList(data=[TruthTaskOut.of(t) for t in tasks])))

@@ -1,0 +1,79 @@
+"""Webhook and truth-fetch settings: defaults, cross-field checks naming the setting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from paywire.domain.errors import ConfigError
+from paywire.settings import DEMO_CATALOG, PAYPAL_CERT_HOSTS, Settings
+
+LIVE = {"paypal_env": "live", "paypal_client_id": "id", "paypal_client_secret": "s3cr3t-value",
+        "catalog_path": DEMO_CATALOG}
+
+
+def load(**values: Any) -> Settings:
+    """Settings from `values` only (no .env file)."""
+    return Settings.load(_env_file=None, **values)
+
+
+def refused(**values: Any) -> str:
+    """The ConfigError message for settings that must not load."""
+    with pytest.raises(ConfigError) as info:
+        load(**values)
+    return info.value.message
+
+
+def test_defaults_verify_locally_against_paypal_hosts() -> None:
+    """Local verification, PayPal's four cert hosts over https, 256 KiB, 4 days, 10 000 rows;
+    in emulator mode the emulator's host:port is added over http and its CA is fetched."""
+    s = load()
+    assert s.webhook_verification == "local" and s.webhook_max_body_bytes == 256 * 1024
+    assert s.webhook_max_age_seconds == 4 * 86400 and s.max_rejections == 10_000
+    assert s.cert_hosts == (list(PAYPAL_CERT_HOSTS), ["127.0.0.1:8090"])
+    assert s.emulator_ca_url == "http://127.0.0.1:8090/_emulator/ca.pem"
+    live = load(**LIVE, paypal_webhook_id="WH-LIVE")
+    assert live.cert_hosts == (list(PAYPAL_CERT_HOSTS), []) and live.emulator_ca_url is None
+
+
+@pytest.mark.parametrize("env", ["sandbox", "live"])
+def test_sandbox_and_live_need_a_webhook_id(env: str) -> None:
+    """Without our webhook id nothing could be verified: refused, naming the variable."""
+    assert "PAYWIRE_PAYPAL_WEBHOOK_ID" in refused(**{**LIVE, "paypal_env": env})
+
+
+@pytest.mark.parametrize(("values", "needle"), [
+    ({"webhook_cert_http_hosts": "evil.example:80"}, "PAYWIRE_WEBHOOK_CERT_HTTP_HOSTS"),
+    ({"webhook_cert_hosts": "https://api.paypal.com/"}, "PAYWIRE_WEBHOOK_CERT_HOSTS"),
+    ({"paypal_other_webhook_ids": "WH-A,WH-LIVE"}, "PAYWIRE_PAYPAL_OTHER_WEBHOOK_IDS"),
+    ({"webhook_max_age_seconds": 3600}, "PAYWIRE_WEBHOOK_MAX_AGE_SECONDS"),
+    ({"webhook_ca_bundle": "/nonexistent/ca.pem"}, "PAYWIRE_WEBHOOK_CA_BUNDLE"),
+    ({"webhook_verification": "trust-me"}, "PAYWIRE_WEBHOOK_VERIFICATION"),
+    ({"truth_fetch_lease_seconds": 5}, "PAYWIRE_TRUTH_FETCH_LEASE_SECONDS"),
+    ({"truth_fetch_base_delay_seconds": 60, "truth_fetch_max_delay_seconds": 10},
+     "PAYWIRE_TRUTH_FETCH_MAX_DELAY_SECONDS"),
+])
+def test_bad_webhook_settings_are_refused_naming_the_setting(values: dict[str, Any],
+                                                              needle: str) -> None:
+    """Plain-http cert hosts outside the emulator, URLs as hosts, our id among the others, an
+    age under PayPal's 3-day retry horizon, an unreadable CA bundle... each names itself."""
+    assert needle in refused(**{**LIVE, "paypal_webhook_id": "WH-LIVE", **values})
+
+
+def test_lists_split_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Comma-separated ids and hosts from PAYWIRE_* variables become lists."""
+    monkeypatch.setenv("PAYWIRE_PAYPAL_OTHER_WEBHOOK_IDS", "WH-A, WH-B")
+    monkeypatch.setenv("PAYWIRE_WEBHOOK_CERT_HTTP_HOSTS", "localhost:9000")
+    s = load()
+    assert s.paypal_other_webhook_ids == ["WH-A", "WH-B"]
+    assert s.cert_hosts[1] == ["localhost:9000", "127.0.0.1:8090"]
+
+
+def test_an_https_emulator_is_allowed_over_https_only() -> None:
+    """An emulator behind https (a shared dev host) joins the https allowlist, not plain http;
+    the truth fetcher's knobs keep their defaults."""
+    s = load(paypal_base_url="https://emulator.dev.example:8443")
+    assert s.cert_hosts == ([*PAYPAL_CERT_HOSTS, "emulator.dev.example:8443"], [])
+    assert s.truth_fetch_enabled and s.truth_fetch_interval_seconds == 5.0
+    assert s.truth_fetch_lease_seconds >= s.paypal_timeout_seconds
