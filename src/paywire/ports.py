@@ -94,6 +94,19 @@ class OutboxMessage:
     next_attempt_at: datetime | None = None
     lease_owner: str | None = None
     lease_until: datetime | None = None
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileState:
+    """Where an order's reconciliation checks stand (their backoff), kept per order."""
+
+    order_id: str
+    attempts: int
+    next_check_at: datetime
+    first_checked_at: datetime
+    last_checked_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,10 +346,68 @@ class WebhookUnitOfWork(UnitOfWork, Protocol):
         ...
 
 
+class OpsUnitOfWork(WebhookUnitOfWork, Protocol):
+    """The unit of work with outbox delivery and reconciliation bookkeeping."""
+
+    async def claim_outbox(self, owner: str, now: datetime, lease_until: datetime,
+                           limit: int) -> list[OutboxMessage]:
+        """Claim up to `limit` pending messages due by `now` whose lease is free or lapsed,
+        oldest first; each by a conditional update, so concurrent claimers never share one."""
+        ...
+
+    async def finish_outbox(self, message_id: str, owner: str, *, status: str, attempts: int,
+                            next_attempt_at: datetime | None, last_error: str | None,
+                            now: datetime) -> bool:
+        """Record a delivery attempt if `owner` still holds the lease (status delivered,
+        pending (retry at `next_attempt_at`) or dead); releases the lease. True if recorded."""
+        ...
+
+    async def get_outbox(self, message_id: str) -> OutboxMessage | None:
+        """One message, or None."""
+        ...
+
+    async def list_outbox(self, *, status: str | None = None, limit: int = 50,
+                          before: tuple[datetime, str] | None = None) -> list[OutboxMessage]:
+        """Messages newest first; `before` = (created_at, id) (keyset)."""
+        ...
+
+    async def revive_outbox(self, message_id: str, now: datetime) -> bool:
+        """Make a dead message pending again (attempts reset, due now); True if revived."""
+        ...
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """How many messages are in each status."""
+        ...
+
+    async def reconcile_candidates(self, updated_before: Mapping[OrderStatus, datetime],
+                                   now: datetime, limit: int
+                                   ) -> list[tuple[Order, ReconcileState | None]]:
+        """Orders in the given statuses last updated before that status's cut-off and whose
+        next check is due (or that were never checked), oldest first."""
+        ...
+
+    async def save_reconcile_state(self, state: ReconcileState) -> None:
+        """Insert or replace an order's reconciliation state."""
+        ...
+
+    async def clear_reconcile_state(self, order_id: str) -> None:
+        """Forget an order's reconciliation state (it reached a final state)."""
+        ...
+
+    async def pending_refunds(self, updated_before: datetime, limit: int) -> list[Refund]:
+        """Refunds still pending that were last updated before the cut-off, oldest first."""
+        ...
+
+    async def list_inbox(self, *, limit: int = 50,
+                         before: tuple[datetime, str] | None = None) -> list[InboxEvent]:
+        """Stored events newest first; `before` = (received_at, event_id) (keyset)."""
+        ...
+
+
 class Store(Protocol):
     """A transactional store of orders, history, outbox, operations, refunds and keys."""
 
-    def transaction(self) -> AbstractAsyncContextManager[WebhookUnitOfWork]:
+    def transaction(self) -> AbstractAsyncContextManager[OpsUnitOfWork]:
         """A unit of work: commits on normal exit, rolls back on exception.
 
         Transient failures raise `StorageError`; version conflicts `ConflictError`.
@@ -487,4 +558,18 @@ class EventParser(Protocol):
 
     def parse(self, body: bytes) -> ProviderEvent:
         """Parse one event."""
+        ...
+
+
+class DeliveryTarget(Protocol):
+    """Where announcements go (the shop's signed HTTP callback, a Python callable, SQS...).
+
+    `deliver` raises `DeliveryError` (retryable or not) when the message was not accepted; a
+    target must tolerate receiving one message id more than once (at-least-once delivery).
+    """
+
+    name: str
+
+    async def deliver(self, message: OutboxMessage) -> None:
+        """Hand one message over."""
         ...

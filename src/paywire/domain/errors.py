@@ -74,6 +74,19 @@ class ProviderError(PaywireError):
         self.retryable = retryable
 
 
+class DeliveryError(PaywireError):
+    """A delivery target did not accept a message (retryable unless `retryable` is False)."""
+
+    code = "delivery_error"
+
+    def __init__(self, message: str, *, target: str, retryable: bool = True,
+                 status: int | None = None, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.target = target
+        self.retryable = retryable
+        self.status = status
+
+
 class SignatureError(PaywireError):
     """A webhook delivery that fails verification for good (answered 4xx, recorded).
 

@@ -26,11 +26,11 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from paywire.domain.errors import ConfigError
+from paywire.store.sql_ops import SqlOpsUnitOfWork
 from paywire.store.sql_uow import translated
-from paywire.store.sql_webhooks import SqlWebhookUnitOfWork
 
 if TYPE_CHECKING:
-    from paywire.ports import Store, WebhookUnitOfWork
+    from paywire.ports import OpsUnitOfWork, Store
 
 # Async and sync drivers per backend: the store runs async, Alembic migrations run sync.
 _DRIVERS = {
@@ -104,14 +104,14 @@ class SqlStore:
         return f"SqlStore({self._engine.url.render_as_string(hide_password=True)!r})"
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[WebhookUnitOfWork]:
+    async def transaction(self) -> AsyncIterator[OpsUnitOfWork]:
         """A unit of work on one connection: commits on normal exit, rolls back on exception."""
         with translated():
             conn = await self._engine.connect()
         try:
             with translated():
                 await conn.begin()
-            uow = SqlWebhookUnitOfWork(conn)
+            uow = SqlOpsUnitOfWork(conn)
             try:
                 yield uow
             except BaseException:
@@ -135,5 +135,5 @@ class SqlStore:
 
 if TYPE_CHECKING:
     def _conforms(store: SqlStore,
-                  uow: SqlWebhookUnitOfWork) -> tuple[Store, WebhookUnitOfWork]:
-        return store, uow  # mypy checks SqlStore and SqlWebhookUnitOfWork against the ports
+                  uow: SqlOpsUnitOfWork) -> tuple[Store, OpsUnitOfWork]:
+        return store, uow  # mypy checks SqlStore and SqlOpsUnitOfWork against the ports

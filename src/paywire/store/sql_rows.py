@@ -23,6 +23,7 @@ from paywire.ports import (
     InboxEvent,
     OutboxMessage,
     ProviderOperation,
+    ReconcileState,
     Refund,
     TruthTask,
     WebhookRejection,
@@ -108,7 +109,7 @@ def outbox_values(announcement: Announcement, message_id: str, now: datetime) ->
     return {"id": message_id, "key": announcement.key, "type": announcement.type,
             "order_id": announcement.order_id, "payload": dict(announcement.payload),
             "created_at": now, "status": "pending", "attempts": 0, "next_attempt_at": now,
-            "lease_owner": None, "lease_until": None}
+            "lease_owner": None, "lease_until": None, "last_error": None, "delivered_at": None}
 
 
 def outbox_from(row: Row) -> OutboxMessage:
@@ -117,7 +118,8 @@ def outbox_from(row: Row) -> OutboxMessage:
                          order_id=row["order_id"], payload=dict(row["payload"]),
                          created_at=row["created_at"], status=row["status"],
                          attempts=row["attempts"], next_attempt_at=row["next_attempt_at"],
-                         lease_owner=row["lease_owner"], lease_until=row["lease_until"])
+                         lease_owner=row["lease_owner"], lease_until=row["lease_until"],
+                         last_error=row["last_error"], delivered_at=row["delivered_at"])
 
 
 def operation_values(op: ProviderOperation) -> dict[str, Any]:
@@ -224,3 +226,18 @@ def truth_from(row: Row) -> TruthTask:
                      status=row["status"], attempts=row["attempts"], order_id=row["order_id"],
                      lease_owner=row["lease_owner"], lease_until=row["lease_until"],
                      last_error=row["last_error"])
+
+
+def reconcile_values(state: ReconcileState) -> dict[str, Any]:
+    """The `reconcile_states` row of a state."""
+    return {"order_id": state.order_id, "attempts": state.attempts,
+            "next_check_at": state.next_check_at, "first_checked_at": state.first_checked_at,
+            "last_checked_at": state.last_checked_at}
+
+
+def reconcile_from(row: Row) -> ReconcileState:
+    """A reconciliation state from its row."""
+    return ReconcileState(order_id=row["order_id"], attempts=row["attempts"],
+                          next_check_at=row["next_check_at"],
+                          first_checked_at=row["first_checked_at"],
+                          last_checked_at=row["last_checked_at"])

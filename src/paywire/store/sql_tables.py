@@ -96,6 +96,8 @@ orders = sa.Table(
     sa.UniqueConstraint("provider", "provider_order_id"),
     sa.Index(None, "created_at", "id"),
     sa.Index(None, "status", "created_at", "id"),
+    # Reconciliation's candidates: orders in a status, last updated before a cut-off.
+    sa.Index(None, "status", "updated_at"),
     # Webhooks name a payment by its capture or authorization id (find_order_by_capture_id).
     sa.Index(None, "provider", "capture_id"),
     sa.Index(None, "provider", "authorization_id"),
@@ -139,9 +141,13 @@ outbox = sa.Table(
     sa.Column("next_attempt_at", UtcDateTime),
     sa.Column("lease_owner", sa.String),
     sa.Column("lease_until", UtcDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("delivered_at", UtcDateTime),
     # The worker's candidate query: status = 'pending' AND next_attempt_at <= now.
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "order_id", "created_at"),
+    # Newest-first keyset listing for operators.
+    sa.Index(None, "created_at", "id"),
 )
 
 provider_operations = sa.Table(
@@ -173,6 +179,8 @@ refunds = sa.Table(
     sa.Index(None, "order_id", "created_at"),
     # Not unique: a DynamoDB index cannot promise it either, and PayPal's ids are unique anyway.
     sa.Index(None, "provider_refund_id"),
+    # Reconciliation's pending refunds, last updated before a cut-off.
+    sa.Index(None, "status", "updated_at"),
 )
 
 idempotency_keys = sa.Table(
@@ -246,6 +254,17 @@ truth_tasks = sa.Table(
     sa.Index(None, "status", "next_attempt_at"),
 )
 
+# Where each order's reconciliation checks stand (their backoff); absent = never checked.
+reconcile_states = sa.Table(
+    "reconcile_states", metadata,
+    sa.Column("order_id", sa.String, primary_key=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_check_at", UtcDateTime, nullable=False),
+    sa.Column("first_checked_at", UtcDateTime, nullable=False),
+    sa.Column("last_checked_at", UtcDateTime, nullable=False),
+    sa.Index(None, "next_check_at"),
+)
+
 # Every table the store writes, children before parents (for TRUNCATE / cleanup in tests).
 ALL_TABLES = (order_lines, orders, history, outbox, provider_operations, refunds,
-              idempotency_keys, inbox_events, webhook_rejections, truth_tasks)
+              idempotency_keys, inbox_events, webhook_rejections, truth_tasks, reconcile_states)

@@ -141,7 +141,10 @@ class SqlUnitOfWork:
 
     async def _orders(self, stmt: sa.Select[Any]) -> list[Order]:
         """Orders selected by `stmt`, in its order, each with its lines (one query for all)."""
-        found = (await self._run(stmt)).mappings().all()
+        return await self._with_lines((await self._run(stmt)).mappings().all())
+
+    async def _with_lines(self, found: Sequence[sa.RowMapping]) -> list[Order]:
+        """Orders from `orders` rows (extra columns ignored), in order, with their lines."""
         if not found:
             return []
         ids = [row["id"] for row in found]
