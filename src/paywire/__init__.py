@@ -1,3 +1,7 @@
 """paywire: server-priced, crash-proof PayPal payments for Python shops."""
 
+from paywire.fulfilment_client import Delivery, verify_delivery
+
+__all__ = ["Delivery", "__version__", "verify_delivery"]
+
 __version__ = "0.1.0"

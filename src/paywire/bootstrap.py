@@ -3,8 +3,9 @@
 Nothing else instantiates adapters. `build(settings)` loads the catalog (refusing prices PayPal
 cannot take), migrates an embedded SQLite database, and wires `SqlStore`, `PayPalClient`, a UTC
 clock, `CheckoutService`, webhook ingest (local or postback verification, PayPal's event
-parser) and the truth fetcher. `create_app(settings)` is the FastAPI app whose lifespan builds
-the container, runs the truth fetcher as a background task, and closes both at shutdown. A
+parser), the truth fetcher and the reconciler. `create_app(settings)` is the FastAPI app whose
+lifespan builds the container, runs the truth fetcher and the reconciler as background tasks
+(each behind its setting), and closes both at shutdown. A
 PostgreSQL database is never migrated here: run `paywire migrate` (a deploy step, so replicas
 never race on DDL).
 """
@@ -28,15 +29,20 @@ from fastapi import FastAPI
 
 from paywire.api.app import create_api
 from paywire.catalog_file import load_catalog
+from paywire.delivery.http_callback import HttpCallbackTarget
+from paywire.delivery.python_callable import CallableTarget
 from paywire.domain.catalog import Catalog
 from paywire.domain.errors import ConfigError, ProviderError, SignatureError
+from paywire.domain.order import OrderStatus
 from paywire.ports import Clock, PaymentProvider, Store, VerifiedDelivery, WebhookVerifier
 from paywire.providers.paypal import mapping
 from paywire.providers.paypal.client import PayPalClient
 from paywire.providers.paypal.events import PayPalEventParser
 from paywire.providers.paypal.webhook_verifier import LocalVerifier, PostbackVerifier
 from paywire.services.checkout import CheckoutService
+from paywire.services.fulfilment import OutboxWorker
 from paywire.services.operations import OperationRunner
+from paywire.services.reconcile import Reconciler
 from paywire.services.truth import TruthFetcher
 from paywire.services.webhooks import WebhookIngest
 from paywire.settings import Settings
@@ -70,10 +76,14 @@ class Container:
     truth: TruthFetcher
     verifier: WebhookVerifier
     http: httpx.AsyncClient  # certificate and CA fetches (never the PayPal API's client)
+    reconciler: Reconciler
+    outbox: OutboxWorker | None = None  # None when no fulfilment target is configured
 
     async def aclose(self) -> None:
         """Release the HTTP clients and the store's connections."""
         try:
+            if self.outbox is not None:
+                await self.outbox.aclose()
             await self.http.aclose()
             await self.provider.aclose()
         finally:
@@ -248,21 +258,80 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
         base_delay=timedelta(seconds=settings.truth_fetch_base_delay_seconds),
         max_delay=timedelta(seconds=settings.truth_fetch_max_delay_seconds),
         max_attempts=settings.truth_fetch_max_attempts, batch=settings.truth_fetch_batch)
+    reconciler = reconciler_for(settings, store, provider, checkout, truth, clock)
+    try:
+        outbox = outbox_worker(settings, store, clock)
+    except ConfigError:
+        await http.aclose()
+        await client.aclose()
+        await store.close()
+        raise
     log.info("paywire wired: PayPal %s at %s, store %s, %d products, webhooks verified %s",
              settings.paypal_env, settings.paypal_url, settings.database_url_redacted,
              len(catalog.products), settings.webhook_verification)
     return Container(settings=settings, store=store, provider=provider, clock=clock,
                      catalog=catalog, checkout=checkout, webhooks=webhooks, truth=truth,
-                     verifier=verifier, http=http)
+                     verifier=verifier, http=http, reconciler=reconciler, outbox=outbox)
 
 
-async def run_truth_fetcher(truth: TruthFetcher, stop: asyncio.Event, interval: float) -> None:
-    """The truth fetcher until `stop`, restarted (after `interval`) if it ever crashes."""
+def outbox_worker(settings: Settings, store: Store, clock: Clock) -> OutboxWorker | None:
+    """The outbox worker for the fulfilment targets `settings` name (None if there are none)."""
+    targets: list[HttpCallbackTarget | CallableTarget] = []
+    if settings.fulfilment_url:
+        if settings.fulfilment_secret is None:
+            raise ConfigError("PAYWIRE_FULFILMENT_SECRET must be set with PAYWIRE_FULFILMENT_URL "
+                              "(a Standard Webhooks secret, whsec_...)")
+        targets.append(HttpCallbackTarget(settings.fulfilment_url, settings.fulfilment_secret,
+                                          timeout=settings.fulfilment_timeout_seconds))
+    if settings.fulfilment_callable:
+        targets.append(CallableTarget(settings.fulfilment_callable))
+    if not targets:
+        return None
+    sec = settings
+    return OutboxWorker(
+        store, targets, clock, owner=worker_id(),
+        lease=timedelta(seconds=max(sec.outbox_lease_seconds,
+                                    2 * sec.fulfilment_timeout_seconds)),
+        batch=sec.outbox_batch, concurrency=sec.outbox_concurrency,
+        base_delay=timedelta(seconds=sec.outbox_base_delay_seconds),
+        max_delay=timedelta(seconds=sec.outbox_max_delay_seconds),
+        max_age=timedelta(seconds=sec.outbox_max_age_seconds))
+
+
+def reconciler_for(settings: Settings, store: Store, provider: PaymentProvider,
+                   checkout: CheckoutService, truth: TruthFetcher | None,
+                   clock: Clock) -> Reconciler:
+    """The reconciler `settings` describe (thresholds, maximum ages, backoff, batch)."""
+    s, st = settings, OrderStatus
+    after = {st.CREATED: s.reconcile_created_after_seconds,
+             st.APPROVED: s.reconcile_approved_after_seconds,
+             st.PENDING: s.reconcile_pending_after_seconds,
+             st.AUTHORIZED: s.reconcile_authorized_after_seconds}
+    ages = {st.CREATED: s.reconcile_created_max_age_seconds,  # unset: approval window + 1 h
+            st.APPROVED: s.reconcile_approved_max_age_seconds,
+            st.PENDING: s.reconcile_pending_max_age_seconds,
+            st.AUTHORIZED: s.reconcile_authorized_max_age_seconds}
+    seconds = {"base_delay": s.reconcile_backoff_base_seconds,
+               "max_delay": s.reconcile_backoff_max_seconds,
+               "refund_pending_threshold": s.reconcile_refund_pending_after_seconds}
+    return Reconciler(
+        store, provider, checkout, truth, clock, batch=s.reconcile_batch,
+        thresholds={k: timedelta(seconds=v) for k, v in after.items()},
+        max_age={k: timedelta(seconds=v) for k, v in ages.items() if v is not None},
+        **{k: timedelta(seconds=v) for k, v in seconds.items()})
+
+
+async def run_truth_fetcher(truth: TruthFetcher | Reconciler | OutboxWorker,
+                            stop: asyncio.Event, interval: float) -> None:
+    """The truth fetcher (or the reconciler) until `stop`, restarted (after `interval`) if it
+    ever crashes."""
+    name = ("reconciler" if isinstance(truth, Reconciler) else
+            "outbox worker" if isinstance(truth, OutboxWorker) else "truth fetcher")
     while not stop.is_set():
         try:
             await truth.run(stop, interval)
         except Exception:
-            log.exception("the truth fetcher crashed; restarting in %.1f s", interval)
+            log.exception("the %s crashed; restarting in %.1f s", name, interval)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
 
@@ -277,22 +346,35 @@ async def background(container: Container) -> AsyncIterator[None]:
             await container.verifier.prime()
         except ProviderError as exc:  # not fatal: fetched again at the first delivery
             log.warning("%s; webhooks answer 503 until it can be fetched", exc.message)
-    if not settings.truth_fetch_enabled:
-        yield
-        return
     stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_truth_fetcher(container.truth, stop, settings.truth_fetch_interval_seconds),
-        name="paywire truth fetcher")
+    tasks: list[asyncio.Task[None]] = []
+    if settings.truth_fetch_enabled:
+        tasks.append(asyncio.create_task(
+            run_truth_fetcher(container.truth, stop, settings.truth_fetch_interval_seconds),
+            name="paywire truth fetcher"))
+    if settings.outbox_worker_enabled and container.outbox is not None:
+        tasks.append(asyncio.create_task(
+            run_truth_fetcher(container.outbox, stop, settings.outbox_interval_seconds),
+            name="paywire outbox worker"))
+    elif settings.outbox_worker_enabled:
+        log.warning("the outbox worker is on but no fulfilment target is configured "
+                    "(PAYWIRE_FULFILMENT_URL / PAYWIRE_FULFILMENT_CALLABLE): nothing delivered")
+    if settings.reconcile_enabled:
+        tasks.append(asyncio.create_task(
+            # The truth queue keeps its own loop and switch here (`reconcile` one-shots run it).
+            run_truth_fetcher(container.reconciler.without_truth_queue(), stop,
+                              settings.reconcile_interval_seconds),
+            name="paywire reconciler"))
     try:
         yield
     finally:
         stop.set()
-        try:
-            # A round in flight finishes (its claims released) unless it takes too long.
-            await asyncio.wait_for(task, timeout=5)
-        except TimeoutError:
-            log.warning("the truth fetcher did not stop within 5 s; cancelled")
+        for task in tasks:
+            try:
+                # A round in flight finishes (its claims released) unless it takes too long.
+                await asyncio.wait_for(task, timeout=5)
+            except TimeoutError:
+                log.warning("%s did not stop within 5 s; cancelled", task.get_name())
 
 
 def create_app(settings: Settings, *, wrap_provider: ProviderWrapper | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -70,6 +71,9 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (PAYWIRE_PORT).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (PAYWIRE_WORKERS).")
                        ] = None,
+    worker: Annotated[bool, typer.Option(
+        "--worker", help="Also deliver the outbox to the shop in-process (each process).")
+    ] = False,
 ) -> None:
     """Run the paywire HTTP API for production (any PAYWIRE_DATABASE_URL).
 
@@ -80,7 +84,8 @@ def serve(
     from paywire.bootstrap import create_app, migrate_embedded
     from paywire.domain.errors import ConfigError
 
-    settings = _settings(host=host, port=port, workers=workers)
+    settings = _settings(host=host, port=port, workers=workers,
+                         outbox_worker_enabled=True if worker else None)
     console.print(f"[bold]paywire[/] on http://{settings.host}:{settings.port} "
                   f"({settings.workers} worker(s)); PayPal {settings.paypal_env} at "
                   f"{settings.paypal_url}; store {settings.database_url_redacted}",
@@ -96,6 +101,8 @@ def serve(
             console.print(f"[red]configuration error:[/] {exc.message}", highlight=False)
             raise typer.Exit(code=2) from None
     # Each worker builds its app from the same environment (uvicorn imports the factory).
+    if worker:
+        os.environ["PAYWIRE_OUTBOX_WORKER_ENABLED"] = "true"
     uvicorn.run("paywire.bootstrap:app_from_env", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, proxy_headers=True,
                 log_level="info")
@@ -206,17 +213,71 @@ def webhook_rejections(
 @app.command()
 def reconcile(
     truth_queue: Annotated[bool, typer.Option(
-        "--truth-queue", help="Work off the queued truth fetches until none is due.")] = False,
+        "--truth-queue", help="Only work off the queued truth fetches until none is due.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Ask PayPal for the truth where paywire would not guess (one-shot; exit 1 on errors)."""
+    """Ask PayPal for the truth about stuck orders, pending refunds and the truth queue
+    (one-shot, for cron; exit 1 if anything was flagged or failed in this pass)."""
+    if truth_queue:
+        _drain_truth_queue()
+        return
+    import asyncio
+    import json
+
+    from rich.table import Table
+
+    from paywire.bootstrap import build
+    from paywire.domain.errors import PaywireError
+    from paywire.services.reconcile import ReconcileReport
+
+    settings = _settings()
+
+    async def full_pass() -> ReconcileReport:
+        container = await build(settings)
+        total = ReconcileReport()
+        try:
+            for _ in range(MAX_TRUTH_ROUNDS):
+                report = await container.reconciler.run_once()
+                total.add(report)
+                if report.checked < settings.reconcile_batch and (
+                        report.truth_processed < settings.truth_fetch_batch):
+                    break
+        finally:
+            await container.aclose()
+        return total
+
+    try:
+        report = asyncio.run(full_pass())
+    except PaywireError as exc:
+        if as_json:
+            typer.echo(json.dumps({"error": exc.message}))
+        else:
+            console.print(f"[red]reconcile failed:[/] {exc.message}", highlight=False)
+        raise typer.Exit(code=1) from None
+    if as_json:
+        typer.echo(json.dumps(report.as_json()))
+    else:
+        table = Table(title="reconciliation pass")
+        table.add_column("what")
+        table.add_column("count", justify="right")
+        for name, value in report.as_json().items():
+            if isinstance(value, int):
+                table.add_row(name.replace("_", " "), str(value))
+        console.print(table, highlight=False)
+        for order_id, reason in report.attention:
+            console.print(f"[red]needs attention:[/] {order_id} ({reason})", highlight=False)
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+def _drain_truth_queue() -> None:
+    """`paywire reconcile --truth-queue`: the truth queue until nothing is due."""
     import asyncio
 
     from paywire.bootstrap import build
     from paywire.domain.errors import PaywireError
 
-    if not truth_queue:
-        console.print("nothing to reconcile: pass --truth-queue")
-        raise typer.Exit(code=2)
     settings = _settings()
 
     async def drain() -> tuple[int, dict[str, int]]:
@@ -258,6 +319,56 @@ def reconcile(
                   f"{counts['pending']} pending", highlight=False)
     if counts["retrying"] or counts["failed"]:
         raise typer.Exit(code=1)
+
+
+from paywire.cli_ops import install as _install_ops  # noqa: E402 - needs webhooks_app
+
+_install_ops(app, webhooks_app)
+
+
+@app.command("worker")
+def outbox_worker(
+    interval: Annotated[float | None, typer.Option(
+        help="Seconds between polls when nothing is due (PAYWIRE_OUTBOX_INTERVAL_SECONDS).")
+    ] = None,
+) -> None:
+    """Deliver the outbox to the shop until SIGINT/SIGTERM (then exit 0)."""
+    import asyncio
+    import signal
+
+    from paywire.bootstrap import SystemClock, migrate_embedded, outbox_worker, run_truth_fetcher
+    from paywire.domain.errors import PaywireError
+    from paywire.store.sql import SqlStore
+
+    settings = _settings(outbox_interval_seconds=interval)
+
+    async def serve() -> None:
+        store = SqlStore(settings.database_url)
+        try:
+            worker = outbox_worker(settings, store, SystemClock())
+            if worker is None:
+                raise typer.BadParameter("set PAYWIRE_FULFILMENT_URL (and _SECRET) or "
+                                         "PAYWIRE_FULFILMENT_CALLABLE")
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            console.print(f"outbox worker {worker.owner}: delivering to "
+                          f"{', '.join(t.name for t in worker.targets)}", highlight=False)
+            try:
+                await run_truth_fetcher(worker, stop, settings.outbox_interval_seconds)
+            finally:
+                await worker.aclose()
+        finally:
+            await store.close()
+
+    try:
+        migrate_embedded(settings)
+        asyncio.run(serve())
+    except PaywireError as exc:
+        console.print(f"[red]outbox worker failed:[/] {exc.message}", highlight=False)
+        raise typer.Exit(code=1) from None
+    console.print("outbox worker stopped", highlight=False)
 
 
 def main() -> None:

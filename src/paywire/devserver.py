@@ -15,7 +15,9 @@ re-raise the signal after shutdown and end the process with a traceback.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import secrets
 import signal
 import socket
 import sys
@@ -113,7 +115,7 @@ def _url(host: str, sock: socket.socket) -> str:
 
 
 def dev_settings(options: DevOptions, url: str, emulator_url: str,
-                 webhook_id: str | None) -> Settings:
+                 webhook_id: str | None, fulfilment_secret: str | None = None) -> Settings:
     """paywire's settings for the dev stack: the emulator, its dev app, SQLite in the data dir.
 
     Other settings (a catalog, API keys) still come from `PAYWIRE_*` variables and `.env`.
@@ -132,6 +134,10 @@ def dev_settings(options: DevOptions, url: str, emulator_url: str,
     }
     if webhook_id is not None:
         values["paypal_webhook_id"] = webhook_id
+    if fulfilment_secret is not None:  # the demo shop hears announcements, as a shop would
+        values.update(fulfilment_url=f"{url}{SHOP_PREFIX}/fulfilment",
+                      fulfilment_secret=fulfilment_secret, outbox_worker_enabled=True,
+                      outbox_base_delay_seconds=1.0, outbox_max_delay_seconds=60.0)
     return Settings.load(**values)
 
 
@@ -166,6 +172,8 @@ class DevStack:
         self.credentials = AppCredentials(DEV_CLIENT_ID, DEV_CLIENT_SECRET)
         self.emulator_app = create_emulator_app(EmulatorConfig(apps=[self.credentials]))
         self.webhook_id: str | None = None
+        # A fresh Standard Webhooks secret per start, shared by paywire and the demo shop.
+        self.fulfilment_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.ready = threading.Event()
         self._servers: list[_Server] = []
         self._stopping = False
@@ -187,11 +195,13 @@ class DevStack:
         return server
 
     def _paywire_front(self) -> ASGIApp:
-        self.settings = dev_settings(self.options, self.url, self.emulator_url, self.webhook_id)
+        self.settings = dev_settings(self.options, self.url, self.emulator_url, self.webhook_id,
+                                     self.fulfilment_secret)
         paywire = create_paywire_app(self.settings)
         shop = create_shop_app(ShopConfig(paypal_sdk_base=self.emulator_url,
                                           client_id=DEV_CLIENT_ID, currency=self.currency,
-                                          prefix=SHOP_PREFIX))
+                                          prefix=SHOP_PREFIX,
+                                          fulfilment_secret=self.fulfilment_secret))
         return DevFront(paywire, shop)
 
     async def register_webhook(self) -> str:
@@ -288,6 +298,7 @@ def banner(stack: DevStack) -> list[str]:
         f"  data             SQLite under {data_dir}",
         f"  webhooks         {stack.webhook_id} registered for {stack.webhook_url} (all events);",
         f"                   deliveries: {stack.emulator_url}/_emulator/deliveries",
+        f"  fulfilment       signed callbacks to {stack.url}{SHOP_PREFIX}/fulfilment",
         "Press Ctrl-C to stop.",
     ]
 

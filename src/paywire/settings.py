@@ -138,6 +138,48 @@ class Settings(BaseSettings):
     truth_fetch_max_attempts: int = Field(default=12, ge=1, le=100)
     truth_fetch_batch: int = Field(default=20, ge=1, le=500)
 
+    # fulfilment: announcements delivered to the shop (at least once, one message id per fact)
+    # The shop's Standard Webhooks endpoint, and its `whsec_` signing secret.
+    fulfilment_url: str | None = None
+    fulfilment_secret: SecretStr | None = Field(default=None, repr=False)
+    fulfilment_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # `package.module:function`, called with (message_id, type, payload); beside or instead of
+    # the URL.
+    fulfilment_callable: str | None = None
+    # Run the outbox worker inside `paywire serve` (`--worker`; `paywire dev` always does).
+    outbox_worker_enabled: bool = False
+    outbox_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    # A claimed message is ours this long (must cover a delivery's timeout).
+    outbox_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    outbox_batch: int = Field(default=50, ge=1, le=1000)
+    outbox_concurrency: int = Field(default=10, ge=1, le=200)
+    outbox_base_delay_seconds: float = Field(default=5.0, ge=0, le=3600)
+    outbox_max_delay_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
+    # A message still failing after this long goes dead (an ERROR log line; `outbox retry`).
+    outbox_max_age_seconds: float = Field(default=3 * 86400.0, gt=0, le=90 * 86400)
+
+    # reconciliation: ask PayPal about orders whose webhooks never came (also `paywire reconcile`)
+    # Run it inside the serving process beside the truth fetcher.
+    reconcile_enabled: bool = True
+    reconcile_interval_seconds: float = Field(default=60.0, gt=0, le=86400)
+    reconcile_batch: int = Field(default=100, ge=1, le=10_000)
+    # An order is first checked once it has sat this long in its state.
+    reconcile_created_after_seconds: float = Field(default=30 * 60.0, ge=0, le=30 * 86400)
+    reconcile_approved_after_seconds: float = Field(default=10 * 60.0, ge=0, le=30 * 86400)
+    reconcile_pending_after_seconds: float = Field(default=3600.0, ge=0, le=30 * 86400)
+    reconcile_authorized_after_seconds: float = Field(default=86400.0, ge=0, le=30 * 86400)
+    # ... and flagged needs-attention once it has sat this long (CREATED: unset = the approval
+    # window plus an hour). Never by how many checks it took.
+    reconcile_created_max_age_seconds: float | None = Field(default=None, gt=0, le=90 * 86400)
+    reconcile_approved_max_age_seconds: float = Field(default=86400.0, gt=0, le=90 * 86400)
+    reconcile_pending_max_age_seconds: float = Field(default=7 * 86400.0, gt=0, le=90 * 86400)
+    reconcile_authorized_max_age_seconds: float = Field(default=29 * 86400.0, gt=0,
+                                                        le=90 * 86400)
+    # Checks of one order back off from this seed, doubling, up to the cap (then every cap).
+    reconcile_backoff_base_seconds: float = Field(default=5.0, gt=0, le=86400)
+    reconcile_backoff_max_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    reconcile_refund_pending_after_seconds: float = Field(default=3600.0, ge=0, le=30 * 86400)
+
     @field_validator("paypal_base_url", "paypal_client_id", "return_url", "cancel_url",
                      "catalog_path", "paypal_webhook_id", "webhook_ca_bundle", mode="before")
     @classmethod

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from paywire.domain.errors import SignatureError, ValidationError
+from paywire.domain.errors import NotFoundError, SignatureError, ValidationError
 from paywire.domain.events import ProviderEvent
 from paywire.domain.facts import Fact, dispute_announcement
 from paywire.domain.order import Order, OrderStatus, Verdict
@@ -236,6 +236,27 @@ class WebhookIngest:
             await announce(uow, dispute_announcement(order, dispute_id), now)
 
 
+    async def replay(self, event_id: str) -> IngestOutcome:
+        """Re-apply a stored event's bytes (verified when stored): no second inbox row, and
+        idempotent through the state machine and the announcements' keys (NotFoundError if
+        unknown)."""
+
+        async def again() -> IngestOutcome:
+            async with self.store.transaction() as uow:
+                stored = await uow.get_inbox_event(self.provider, event_id)
+                if stored is None:
+                    raise NotFoundError(f"no stored {self.provider} event {event_id}")
+                try:
+                    event = self.parser.parse(stored.body)
+                except ValidationError as exc:
+                    return IngestOutcome(200, "ignored", event_id, stored.order_id,
+                                         reason=f"not a usable event: {exc.message}")
+                status, order_id, note = await self._apply(uow, event, self.clock.now())
+            return IngestOutcome(200, status, event_id, order_id, reason=note)
+
+        return await retry_on_conflict(again)
+
+
 async def locate(uow: WebhookUnitOfWork, provider: str, event: ProviderEvent) -> Order | None:
     """Our order for an event: our own id first, then the provider's order, capture or auth id."""
     if event.order_id:
@@ -266,3 +287,4 @@ def _peek(body: bytes) -> tuple[str | None, str | None]:
     ident, kind = data.get("id"), data.get("event_type")
     return (ident[:128] if isinstance(ident, str) else None,
             kind[:128] if isinstance(kind, str) else None)
+

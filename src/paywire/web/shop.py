@@ -23,6 +23,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from paywire.domain.errors import SignatureError
+from paywire.fulfilment_client import verify_delivery
+
 _env = Environment(loader=PackageLoader("paywire.web", "templates"), autoescape=True,
                    undefined=StrictUndefined)
 
@@ -39,6 +42,8 @@ class ShopConfig:
     currency: str = "USD"
     prefix: str = "/shop"
     title: str = "paywire demo shop"
+    fulfilment_secret: str | None = None
+    """The `whsec_` secret paywire signs fulfilment callbacks with (None: no endpoint)."""
 
     @property
     def sdk_url(self) -> str:
@@ -78,6 +83,8 @@ def _order_ref(raw: str) -> str | None:
 def create_shop_app(config: ShopConfig) -> Starlette:
     """The shop as an ASGI app whose routes live under `config.prefix`."""
     prefix = config.prefix.rstrip("/")
+    seen: set[str] = set()  # message ids processed (a demo's memory; a shop uses its database)
+    fulfilled: set[str] = set()  # orders whose order.completed arrived
 
     async def products(request: Request) -> Response:
         return _page(config, "shop.html")
@@ -87,7 +94,23 @@ def create_shop_app(config: ShopConfig) -> Starlette:
         if ref is None:
             return _page(config, "message.html", 404, title="No such order",
                          text="This receipt link is not valid.")
-        return _page(config, "receipt.html", order_ref=ref)
+        return _page(config, "receipt.html", order_ref=ref, fulfilled=ref in fulfilled,
+                     fulfilment=config.fulfilment_secret is not None)
+
+    async def fulfilment(request: Request) -> Response:
+        # paywire's signed callback: verify, do the work once per message id, answer 2xx.
+        if config.fulfilment_secret is None:
+            return Response(status_code=404)
+        try:
+            delivery = verify_delivery(await request.body(), request.headers,
+                                       config.fulfilment_secret, seen=seen.__contains__)
+        except SignatureError:
+            return Response(status_code=400)
+        if not delivery.duplicate:
+            if delivery.type == "order.completed":
+                fulfilled.add(delivery.order_id)
+            seen.add(delivery.id)
+        return Response(status_code=204)
 
     async def returned(request: Request) -> Response:
         # Buyers sent to PayPal's approve_url (no SDK popup) come back here with the token.
@@ -110,6 +133,7 @@ def create_shop_app(config: ShopConfig) -> Starlette:
         Route(f"{prefix}/receipt/{{order_ref}}", receipt, methods=["GET"], name="shop.receipt"),
         Route(f"{prefix}/return", returned, methods=["GET"], name="shop.return"),
         Route(f"{prefix}/cancel", cancelled, methods=["GET"], name="shop.cancel"),
+        Route(f"{prefix}/fulfilment", fulfilment, methods=["POST"], name="shop.fulfilment"),
         Mount(f"{prefix}/static", StaticFiles(packages=[("paywire.web", "static")]),
               name="shop.static"),
     ])

@@ -1,0 +1,131 @@
+"""What the operator commands share: settings, the store or the whole container for one command,
+JSON output with stable keys, and exits scripts can trust (1 wrong or not found, 2 usage)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from paywire.domain.errors import ConfigError, PaywireError
+from paywire.domain.money import Money
+
+if TYPE_CHECKING:
+    from paywire.bootstrap import Container
+    from paywire.ports import OpsUnitOfWork
+    from paywire.settings import Settings
+
+T = TypeVar("T")
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Say what is wrong on stderr and exit with `code`."""
+    errors.print(f"[red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=code)
+
+
+def load_settings() -> Settings:
+    """Settings from PAYWIRE_* and .env, or a one-line error naming the setting (exit 2)."""
+    from paywire.settings import Settings
+
+    try:
+        return Settings.load()
+    except ConfigError as exc:
+        fail(f"configuration: {exc.message}", code=2)
+
+
+def emit_json(data: object) -> None:
+    """One JSON document on stdout (sorted keys, ISO times)."""
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Money):
+        return {"currency_code": value.currency, "value": value.to_decimal()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return value
+    if hasattr(value, "value") and isinstance(getattr(value, "value", None), str):
+        return value.value  # enums
+    return value
+
+
+def record_json(record: object) -> dict[str, Any]:
+    """A port dataclass as JSON-ready values (Money as currency_code/value, ISO times)."""
+    assert dataclasses.is_dataclass(record) and not isinstance(record, type)  # noqa: S101
+    return {f.name: _plain(getattr(record, f.name)) for f in dataclasses.fields(record)}
+
+
+def moment(value: object) -> str:
+    """An ISO time as `YYYY-MM-DD HH:MM:SS` (blank for None)."""
+    if not value:
+        return ""
+    try:
+        return datetime.fromisoformat(str(value)).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return str(value)
+
+
+def _run(coro: Awaitable[T]) -> T:
+    async def main() -> T:
+        return await coro
+
+    try:
+        return asyncio.run(main())
+    except PaywireError as exc:
+        fail(exc.message)
+
+
+def with_store(fn: Callable[[OpsUnitOfWork], Awaitable[T]]) -> T:
+    """Run `fn` in one transaction of the configured store (SQLite migrated first)."""
+    from paywire.bootstrap import migrate_embedded
+    from paywire.store.sql import SqlStore
+
+    settings = load_settings()
+
+    async def main() -> T:
+        store = SqlStore(settings.database_url)
+        try:
+            async with store.transaction() as uow:
+                return await fn(uow)
+        finally:
+            await store.close()
+
+    try:
+        migrate_embedded(settings)
+    except PaywireError as exc:
+        fail(exc.message)
+    return _run(main())
+
+
+def with_container(fn: Callable[[Container], Awaitable[T]],
+                   settings: Settings | None = None) -> T:
+    """Run `fn` on the wired container (store, PayPal client, services), closed afterwards."""
+    from paywire.bootstrap import build
+
+    settings = settings or load_settings()
+
+    async def main() -> T:
+        try:
+            container = await build(settings)
+        except ConfigError as exc:
+            fail(f"configuration: {exc.message}", code=2)
+        try:
+            return await fn(container)
+        finally:
+            await container.aclose()
+
+    return _run(main())

@@ -1,0 +1,257 @@
+"""`paywire doctor`: is this paywire set up right, and if not, the exact fix.
+
+Checks, in order: settings load; the database is reachable and its schema current; PayPal takes
+the credentials (a refused token is explained as a sandbox/live mix-up); the configured webhook
+id exists at PayPal with our URL and the event types paywire acts on; the certificate host is
+reachable (only hosts on the allowlist are fetched); the outbox backlog; orders flagged as
+needing attention; webhook deliveries refused in the last day with their explained causes.
+Exit 1 when any check fails (`--strict`: or warns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated
+
+import httpx
+import typer
+from rich.table import Table
+
+from paywire.cli_common import console, emit_json
+from paywire.cli_paypal import WEBHOOK_ID_VAR, credentials_hint, webhooks_api
+from paywire.domain.errors import ConfigError, PaywireError, ProviderError
+
+if TYPE_CHECKING:
+    from paywire.ports import OpsUnitOfWork
+    from paywire.providers.paypal.webhooks_api import WebhooksApi
+    from paywire.settings import Settings
+
+PENDING_BACKLOG = 1000  # pending messages beyond which the worker is probably not running
+ATTENTION_SCAN = 5000  # newest orders scanned for needs-attention flags
+REJECTIONS_WINDOW = timedelta(hours=24)
+REGISTER = "paywire webhooks register --url https://<your-host>/webhooks/paypal --env-file .env"
+
+
+@dataclass
+class Check:
+    """One check's verdict: ok | warn | fail | skip, what was found and how to fix it."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+def doctor(
+    url: Annotated[str | None, typer.Option(
+        help="paywire's public webhook URL, to compare with PayPal's subscription.")] = None,
+    strict: Annotated[bool, typer.Option(help="Warnings fail too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check settings, database, PayPal credentials and webhook, certs, outbox and orders."""
+    from paywire.settings import Settings
+
+    try:
+        settings = Settings.load()
+    except ConfigError as exc:
+        checks = [Check("settings", "fail", exc.message,
+                        "set the named PAYWIRE_* variable (environment or .env)")]
+    else:
+        checks = [Check("settings", "ok", f"PayPal {settings.paypal_env} at "
+                        f"{settings.paypal_url}; store {settings.database_url_redacted}")]
+        checks += asyncio.run(_all(settings, url))
+    bad = {"fail", "warn"} if strict else {"fail"}
+    failed = any(c.status in bad for c in checks)
+    if as_json:
+        emit_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
+    else:
+        _print(checks, failed)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _print(checks: list[Check], failed: bool) -> None:
+    colour = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
+    table = Table(title="paywire doctor")
+    table.add_column("check", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("found")
+    table.add_column("fix")
+    for c in checks:
+        table.add_row(c.name, f"[{colour[c.status]}]{c.status}[/]", c.detail, c.fix)
+    console.print(table, highlight=False)
+    console.print("[red]something is wrong: see the fixes above[/]" if failed
+                  else "[green]all good[/]")
+
+
+async def _all(settings: Settings, url: str | None) -> list[Check]:
+    checks = [await asyncio.to_thread(_database, settings)]
+    if checks[0].status == "ok":
+        checks += await _store(settings)
+    else:
+        checks += [Check(n, "skip", "the database is not usable") for n in
+                   ("outbox", "orders", "rejections")]
+    checks += await _paypal(settings, url)
+    checks.append(await _certs(settings))
+    return checks
+
+
+def _database(settings: Settings) -> Check:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from paywire.store import migrate
+
+    try:
+        problems = migrate.check(settings.database_url)
+    except (SQLAlchemyError, PaywireError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        return Check("database", "fail", f"{settings.database_url_redacted} is unreachable: "
+                     f"{type(exc).__name__}: {reason}",
+                     "start the database or correct PAYWIRE_DATABASE_URL")
+    if problems:
+        return Check("database", "fail", "; ".join(problems),
+                     "run `paywire migrate` (a deploy step; SQLite is migrated by `paywire "
+                     "serve` too)")
+    return Check("database", "ok", "reachable; schema at the code's revision")
+
+
+async def _store(settings: Settings) -> list[Check]:
+    from paywire.store.sql import SqlStore
+
+    store = SqlStore(settings.database_url)
+    try:
+        async with store.transaction() as uow:
+            return [await _outbox(uow), await _attention(uow), await _rejections(uow)]
+    except PaywireError as exc:
+        return [Check("store", "fail", exc.message, "check the database")]
+    finally:
+        await store.close()
+
+
+async def _outbox(uow: OpsUnitOfWork) -> Check:
+    counts = await uow.outbox_counts()
+    dead, pending = counts.get("dead", 0), counts.get("pending", 0)
+    found = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "empty"
+    if dead:
+        return Check("outbox", "fail", f"{dead} message(s) dead (gave up delivering): {found}",
+                     "`paywire outbox list --status dead` shows why; fix the shop's endpoint, "
+                     "then `paywire outbox retry ID` for each")
+    if pending > PENDING_BACKLOG:
+        return Check("outbox", "warn", f"{pending} messages pending: {found}",
+                     "is a worker running? start `paywire worker` (or `serve --worker`)")
+    return Check("outbox", "ok", found)
+
+
+async def _attention(uow: OpsUnitOfWork) -> Check:
+    flagged: list[str] = []
+    before = None
+    scanned = 0
+    while scanned < ATTENTION_SCAN:
+        page = await uow.list_orders(limit=500, before=before)
+        if not page:
+            break
+        scanned += len(page)
+        flagged += [f"{o.id} ({o.status}: {o.needs_attention})" for o in page
+                    if o.needs_attention]
+        before = (page[-1].created_at, page[-1].id)
+    if flagged:
+        shown = "; ".join(flagged[:5]) + (f"; and {len(flagged) - 5} more"
+                                          if len(flagged) > 5 else "")
+        return Check("orders", "fail", f"{len(flagged)} order(s) need attention: {shown}",
+                     "look at each with `paywire orders show ID` and settle it at PayPal; "
+                     "`paywire reconcile` asks PayPal again")
+    return Check("orders", "ok", f"none of the newest {scanned} needs attention")
+
+
+async def _rejections(uow: OpsUnitOfWork) -> Check:
+    since = datetime.now(UTC) - REJECTIONS_WINDOW
+    recent = [r for r in await uow.list_rejections(limit=200) if r.received_at >= since]
+    if not recent:
+        return Check("rejections", "ok", "no webhook delivery refused in the last 24 h")
+    causes: dict[str, int] = {}
+    for r in recent:
+        key = f"{r.check}: {r.likely_cause or r.reason}"
+        causes[key] = causes.get(key, 0) + 1
+    found = "; ".join(f"{n}x {cause}" for cause, n in sorted(causes.items(),
+                                                              key=lambda kv: -kv[1]))
+    return Check("rejections", "warn", f"{len(recent)} refused in the last 24 h: {found}",
+                 "fix the likely cause named; `paywire rejections list` has each one")
+
+
+async def _paypal(settings: Settings, url: str | None) -> list[Check]:
+    if settings.paypal_client_id is None or settings.paypal_client_secret is None:
+        return [Check("credentials", "fail", "no PayPal client id/secret configured",
+                      "set PAYWIRE_PAYPAL_CLIENT_ID and PAYWIRE_PAYPAL_CLIENT_SECRET"),
+                Check("webhook", "skip", "no credentials to ask PayPal with")]
+    api = webhooks_api(settings)
+    try:
+        try:
+            await api.token()
+        except ProviderError as exc:
+            fix = ("correct PAYWIRE_PAYPAL_BASE_URL / PAYWIRE_PAYPAL_ENV, or the network"
+                   if exc.kind == "transient" else "see the explanation")
+            return [Check("credentials", "fail", credentials_hint(exc, settings), fix),
+                    Check("webhook", "skip", "PayPal did not take the credentials")]
+        creds = Check("credentials", "ok", f"PayPal issued a token at {settings.paypal_url}")
+        try:
+            return [creds, await _webhook(settings, api, url)]
+        except ProviderError as exc:
+            return [creds, Check("webhook", "fail", exc.message, "retry; check PayPal status")]
+    finally:
+        await api.aclose()
+
+
+async def _webhook(settings: Settings, api: WebhooksApi, url: str | None) -> Check:
+    from paywire.providers.paypal.events import EVENTS
+
+    ours = settings.paypal_webhook_id
+    if ours is None:
+        return Check("webhook", "fail", f"{WEBHOOK_ID_VAR} is not set: every delivery is refused",
+                     REGISTER)
+    hook = await api.get(ours)
+    if hook is None:
+        return Check("webhook", "fail", f"{WEBHOOK_ID_VAR}={ours} is not a webhook of this app "
+                     f"at PayPal ({settings.paypal_env}); every delivery is refused",
+                     f"{REGISTER} (or, if it belongs to the other environment, use this "
+                     "environment's webhook id)")
+    problems: list[str] = []
+    if url is not None and hook.url.rstrip("/") != url.rstrip("/"):
+        problems.append(f"it delivers to {hook.url}, not {url}")
+    elif not hook.url.rstrip("/").endswith("/webhooks/paypal"):
+        problems.append(f"its URL {hook.url} is not a paywire webhook endpoint "
+                        "(…/webhooks/paypal)")
+    missing = [] if "*" in hook.event_types else sorted(set(EVENTS) - set(hook.event_types))
+    if missing:
+        problems.append(f"it does not subscribe to {', '.join(missing)}")
+    if problems:
+        return Check("webhook", "fail", f"webhook {ours}: " + "; ".join(problems),
+                     f"`paywire webhooks delete {ours}`, then {REGISTER} --events '*'")
+    return Check("webhook", "ok", f"{ours} delivers to {hook.url} "
+                 f"({', '.join(hook.event_types)})")
+
+
+async def _certs(settings: Settings) -> Check:
+    timeout = settings.webhook_cert_timeout_seconds
+    if settings.emulator_ca_url is not None:
+        target, need_ok = settings.emulator_ca_url, True
+    else:
+        https_hosts, _ = settings.cert_hosts
+        sandbox = settings.paypal_env == "sandbox"
+        hosts = [h for h in https_hosts if ("sandbox" in h) == sandbox] or https_hosts
+        if not hosts:
+            return Check("certs", "fail", "no certificate host is allowed",
+                         "set PAYWIRE_WEBHOOK_CERT_HOSTS")
+        target, need_ok = f"https://{hosts[0]}/v1/notifications/certs/", False
+    try:
+        async with httpx.AsyncClient(timeout=timeout, trust_env=False,
+                                     follow_redirects=False) as http:
+            resp = await http.get(target)
+    except httpx.HTTPError as exc:
+        return Check("certs", "fail", f"{target} unreachable: {type(exc).__name__}",
+                     "allow outbound HTTPS to PayPal's certificate host (firewall, proxy, DNS)")
+    if need_ok and resp.status_code != 200:
+        return Check("certs", "fail", f"{target} answered {resp.status_code}",
+                     "start the emulator, or correct PAYWIRE_PAYPAL_BASE_URL")
+    return Check("certs", "ok", f"{target} reachable")

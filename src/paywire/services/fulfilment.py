@@ -1,0 +1,158 @@
+"""The outbox worker: announcements delivered to the shop at least once, under a stable id.
+
+Each round claims due messages with a lease (a conditional update in its own transaction, so
+concurrent workers never hold the same message), hands every message to *every* target, and
+records the outcome in a second transaction, and only if the lease is still ours. A message is
+delivered when all targets accepted it; if any target fails the whole message is retried, so
+targets must be idempotent on the message id (the shop deduplicates on `webhook-id`).
+
+A crash between sending and marking is the at-least-once case::
+
+    worker A  claim(lease 30 s) ── POST id=M ──> shop stores M ──X (killed, nothing marked)
+    worker B                      ... lease lapses ... claim ── POST id=M ──> shop: seen M ── mark
+
+The shop hears M twice under the same id and keeps one. Failures back off exponentially with
+jitter; a message older than `max_age` (or refused for good by a target) goes `dead` with an
+ERROR log line and a counter, until an operator revives it (`paywire outbox retry ID`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from paywire.domain.errors import DeliveryError, PaywireError
+from paywire.ports import Clock, DeliveryTarget, OutboxMessage, Store
+
+log = logging.getLogger("paywire.outbox")
+
+MAX_ERROR = 500
+
+
+def full_jitter(delay: float) -> float:
+    """A uniformly random delay in [0, delay] ("full jitter": retries of many messages that
+    failed together spread out instead of arriving in waves)."""
+    return random.uniform(0.0, delay)  # noqa: S311 - scheduling, not security
+
+
+def no_jitter(delay: float) -> float:
+    """The delay unchanged (tests)."""
+    return delay
+
+
+class OutboxWorker:
+    """Delivers outbox messages to the configured targets."""
+
+    def __init__(self, store: Store, targets: Sequence[DeliveryTarget], clock: Clock, *,
+                 owner: str, lease: timedelta = timedelta(seconds=30), batch: int = 50,
+                 base_delay: timedelta = timedelta(seconds=5),
+                 max_delay: timedelta = timedelta(hours=1),
+                 max_age: timedelta = timedelta(days=3),
+                 jitter: Callable[[float], float] = full_jitter,
+                 concurrency: int = 10) -> None:
+        if not targets:
+            raise ValueError("an outbox worker needs at least one delivery target")
+        self.store = store
+        self.targets = list(targets)
+        self.clock = clock
+        self.owner = owner
+        self.lease = lease
+        self.batch = batch
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.max_age = max_age
+        self.jitter = jitter
+        self.counters: Counter[str] = Counter()
+        self.concurrency = max(1, concurrency)
+
+    async def run_once(self) -> int:
+        """Claim the messages due now and deliver them; how many were claimed."""
+        now = self.clock.now()
+        async with self.store.transaction() as uow:
+            messages = await uow.claim_outbox(self.owner, now, now + self.lease, self.batch)
+        if messages:
+            # Delivered side by side (bounded), so one slow shop answer does not hold the
+            # rest of the batch past its lease.
+            slots = asyncio.Semaphore(self.concurrency)
+
+            async def bounded(message: OutboxMessage) -> None:
+                async with slots:
+                    await self._process(message)
+
+            await asyncio.gather(*(bounded(m) for m in messages))
+        return len(messages)
+
+    async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        """Deliver until `stop` is set; sleeps `interval` seconds whenever nothing is due."""
+        while not stop.is_set():
+            try:
+                busy = await self.run_once()
+            except PaywireError:
+                log.exception("outbox round failed; retrying in %.1f s", interval)
+                busy = 0
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    async def aclose(self) -> None:
+        """Release the targets' connections (those that hold any)."""
+        for target in self.targets:
+            close = getattr(target, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def _process(self, message: OutboxMessage) -> None:
+        attempts = message.attempts + 1
+        failure = await self._deliver(message)
+        now = self.clock.now()
+        if failure is None:
+            status, next_at, error = "delivered", None, None
+            self.counters["delivered"] += 1
+        else:
+            error = f"{failure.target}: {failure.message}"[:MAX_ERROR]
+            too_old = now - message.created_at >= self.max_age
+            if too_old or not failure.retryable:
+                status, next_at = "dead", None
+                self.counters["dead"] += 1
+                log.error("outbox message %s dead", message.id, extra={
+                    "message_id": message.id, "message_type": message.type,
+                    "order_id": message.order_id, "attempts": attempts, "last_error": error,
+                    "reason": "max_age" if too_old else "not_retryable"})
+            else:
+                status, next_at = "pending", now + self._backoff(attempts)
+                self.counters["retried"] += 1
+                log.info("outbox message %s not delivered (attempt %d): %s", message.id,
+                         attempts, error)
+        async with self.store.transaction() as uow:
+            recorded = await uow.finish_outbox(message.id, self.owner, status=status,
+                                               attempts=attempts, next_attempt_at=next_at,
+                                               last_error=error, now=now)
+        if not recorded:
+            # Our lease lapsed mid-delivery and another worker took the message: its outcome
+            # stands (the shop may have heard this id twice, which it tolerates).
+            self.counters["lease_lost"] += 1
+            log.warning("outbox message %s: lease lost before the outcome was recorded",
+                        message.id)
+
+    async def _deliver(self, message: OutboxMessage) -> DeliveryError | None:
+        """Hand the message to every target; the first failure, or None if all accepted."""
+        for target in self.targets:
+            try:
+                await target.deliver(message)
+            except DeliveryError as exc:
+                return exc
+            except Exception as exc:
+                log.exception("delivery target %s raised", target.name)
+                return DeliveryError(f"{type(exc).__name__}: {exc}", target=target.name)
+        return None
+
+    def _backoff(self, attempts: int) -> timedelta:
+        base = self.base_delay.total_seconds()
+        cap = self.max_delay.total_seconds()
+        delay = min(base * 2.0 ** min(attempts - 1, 60), cap)
+        return timedelta(seconds=max(0.0, min(self.jitter(delay), cap)))
