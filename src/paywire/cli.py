@@ -374,3 +374,7 @@ def outbox_worker(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":  # `python -m paywire.cli`
+    main()

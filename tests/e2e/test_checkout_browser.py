@@ -110,6 +110,9 @@ def test_buyer_without_sdk_returns_to_shop(page: Page, stack: DevStack) -> None:
     page.wait_for_url("**/shop/receipt/**")
     expect(page.locator("#order-status")).to_have_text("COMPLETED")
     assert page.inner_text("#order-id") == created.json()["id"]
+    # paywire's outbox worker (on in `paywire dev`) sends the signed order.completed callback;
+    # the shop verifies it with paywire.verify_delivery and shows the order as fulfilled.
+    expect(page.locator("#fulfilment")).to_have_text("fulfilled", timeout=15_000)
 
 
 @pytest.mark.browser

@@ -350,3 +350,26 @@ def test_verify_delivery_refuses_forgeries() -> None:
         with pytest.raises(SignatureError):
             verify_delivery(b, h, s)
     assert SECRET not in repr(target) and SECRET[6:] not in repr(vars(target))
+
+
+async def test_paywire_worker_command_delivers_and_stops_on_sigint(
+        store: SqlStore, shop: Shop, database: str, tmp_path: os.PathLike[str]) -> None:
+    """`paywire worker` (a real process) delivers the outbox, then exits 0 on SIGINT."""
+    ids = await seed(store, 3)
+    env = {**os.environ, "PAYWIRE_DATABASE_URL": database, "PAYWIRE_FULFILMENT_URL": shop.url,
+           "PAYWIRE_FULFILMENT_SECRET": SECRET, "PAYWIRE_OUTBOX_INTERVAL_SECONDS": "0.1",
+           "PAYWIRE_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "paywire.cli", "worker"],
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(200):
+            if set(ids) <= set(shop.accepted):
+                break
+            await asyncio.sleep(0.05)
+        assert set(ids) <= set(shop.accepted), "the worker delivered nothing"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
