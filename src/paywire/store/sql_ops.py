@@ -35,26 +35,10 @@ class SqlOpsUnitOfWork(SqlWebhookUnitOfWork):
                            limit: int) -> list[OutboxMessage]:
         """Claim up to `limit` pending messages due by `now` whose lease is free or lapsed,
         oldest created first; returns only the messages this call won."""
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        t = outbox
-        claimable = (t.c.status == "pending", t.c.next_attempt_at <= now,
-                     sa.or_(t.c.lease_until.is_(None), t.c.lease_until < now))
-        candidates = (sa.select(t.c.id).where(*claimable)
-                      .order_by(t.c.created_at, t.c.id).limit(limit))
-        if self._postgres:
-            candidates = candidates.with_for_update(skip_locked=True)
-        ids = list((await self._run(candidates)).scalars())
-        if not ids:
-            return []
-        # Re-checked per row: a message another claimer took since the select (a committed
-        # lease on SQLite; on PostgreSQL a concurrent update re-evaluated once it commits) is
-        # neither updated nor returned.
-        stmt = (sa.update(t).where(t.c.id.in_(ids), *claimable)
-                .values(lease_owner=owner, lease_until=lease_until)
-                .returning(*t.c))
-        won = [rows.outbox_from(row) for row in (await self._run(stmt)).mappings()]
-        return sorted(won, key=lambda message: (message.created_at, message.id))
+        won = await self._claim_leased(outbox, owner, now, lease_until, limit,
+                                       outbox.c.created_at)
+        messages = [rows.outbox_from(row) for row in won]
+        return sorted(messages, key=lambda message: (message.created_at, message.id))
 
     async def finish_outbox(self, message_id: str, owner: str, *, status: str, attempts: int,
                             next_attempt_at: datetime | None, last_error: str | None,

@@ -10,6 +10,7 @@ row to decide whether to write it.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -144,13 +145,21 @@ class SqlWebhookUnitOfWork(SqlUnitOfWork):
                                 limit: int) -> list[TruthTask]:
         """Claim up to `limit` pending tasks due by `now` whose lease is free or lapsed, by due
         time; returns only the tasks this call won."""
+        won = await self._claim_leased(truth_tasks, owner, now, lease_until, limit,
+                                       truth_tasks.c.next_attempt_at)
+        tasks = [rows.truth_from(row) for row in won]
+        return sorted(tasks, key=lambda task: (task.next_attempt_at, task.id))
+
+    async def _claim_leased(self, t: sa.Table, owner: str, now: datetime,
+                            lease_until: datetime, limit: int,
+                            first: sa.Column[Any]) -> list[sa.RowMapping]:
+        """Lease up to `limit` pending, due rows of `t` whose lease is free or lapsed (oldest
+        `first`); the rows this call won. Shared by the truth queue and the outbox."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        t = truth_tasks
         claimable = (t.c.status == "pending", t.c.next_attempt_at <= now,
                      sa.or_(t.c.lease_until.is_(None), t.c.lease_until < now))
-        candidates = (sa.select(t.c.id).where(*claimable)
-                      .order_by(t.c.next_attempt_at, t.c.id).limit(limit))
+        candidates = (sa.select(t.c.id).where(*claimable).order_by(first, t.c.id).limit(limit))
         if self._postgres:
             # Concurrent claimers pick disjoint candidates instead of queueing on the same rows
             # (the locks last only until this claim commits, never across the provider call).
@@ -165,8 +174,7 @@ class SqlWebhookUnitOfWork(SqlUnitOfWork):
         stmt = (sa.update(t).where(t.c.id.in_(ids), *claimable)
                 .values(lease_owner=owner, lease_until=lease_until)
                 .returning(*t.c))
-        won = [rows.truth_from(row) for row in (await self._run(stmt)).mappings()]
-        return sorted(won, key=lambda task: (task.next_attempt_at, task.id))
+        return list((await self._run(stmt)).mappings())
 
     async def finish_truth_task(self, task_id: str, owner: str, *, status: str, attempts: int,
                                 next_attempt_at: datetime, last_error: str | None,
