@@ -64,7 +64,7 @@ IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", description="1-255 printable ASCII characters, unique per request")]
 
 _E: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (401, 404, 409, 413, 422, 502, 503)}
+    code: {"model": ErrorOut} for code in (400, 401, 404, 409, 413, 422, 502, 503)}
 
 router = APIRouter()
 

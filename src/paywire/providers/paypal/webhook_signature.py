@@ -61,8 +61,16 @@ class TransmissionHeaders:
 
 
 def transmission_headers(headers: Mapping[str, str]) -> TransmissionHeaders:
-    """PayPal's headers, looked up case-insensitively; a missing or empty one is refused."""
-    lower = {k.lower(): v.strip() for k, v in headers.items()}
+    """PayPal's headers, looked up case-insensitively; a missing, empty or repeated one is
+    refused (with two values, which one a proxy or log saw and which one was verified differ)."""
+    pairs = [(k.lower(), v.strip()) for k, v in headers.items()]
+    names = [k for k, _ in pairs]
+    repeated = [name for name in REQUIRED_HEADERS if names.count(name.lower()) > 1]
+    if repeated:
+        raise SignatureError(f"repeated webhook header(s): {', '.join(repeated)}",
+                             check="headers", likely_cause="forged, or a proxy that added a "
+                             f"second {repeated[0]} header", status=400)
+    lower = dict(pairs)
     missing = [name for name in REQUIRED_HEADERS if not lower.get(name.lower())]
     if missing:
         raise SignatureError(f"missing webhook header(s): {', '.join(missing)}", check="headers",
