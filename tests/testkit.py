@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
@@ -63,3 +64,6 @@ def usd(value: str) -> dict[str, str]:
 def events(emulator: EmulatorServer, event_type: str) -> list[dict[str, Any]]:
     """Webhook events of one type the emulator published, oldest first."""
     return [e for e in emulator.emu.events.values() if e["event_type"] == event_type]
+
+# Whether the suite runs under CI (`.ci/run` sets CI=true): derandomized, nothing skipped.
+IN_CI = os.environ.get("CI") == "true"

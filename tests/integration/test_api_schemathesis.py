@@ -25,10 +25,9 @@ from schemathesis.openapi import from_url
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from apikit import ADMIN, serve, sqlite_url
-from conftest import IN_CI
 from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.testing import EmulatorServer
-from testkit import CLIENT_ID, CLIENT_SECRET
+from testkit import CLIENT_ID, CLIENT_SECRET, IN_CI
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]

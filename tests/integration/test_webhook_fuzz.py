@@ -23,10 +23,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from apikit import serve, sqlite_url
-from conftest import IN_CI
 from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.testing import EmulatorServer
-from testkit import CLIENT_ID, CLIENT_SECRET
+from testkit import CLIENT_ID, CLIENT_SECRET, IN_CI
 from webhookkit import Delivery, PayPal, Recorder, delivery, quiet, read, transmissions
 
 SIGNED = ("paypal-transmission-id", "paypal-transmission-time", "paypal-transmission-sig",
