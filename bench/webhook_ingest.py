@@ -29,14 +29,15 @@ import os
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import benchkit
 import httpx
+from benchkit import wait_up
 
 from paywire.testing import free_port
 
@@ -100,23 +101,7 @@ def serve_echo(port: int) -> None:
 
 def spawn(*args: str) -> subprocess.Popen[bytes]:
     """This script in a child process, serving one side."""
-    return subprocess.Popen([sys.executable, __file__, "--serve", *args],  # noqa: S603 - ours
-                            env={k: v for k, v in os.environ.items()
-                                 if not k.startswith("PAYWIRE_")})
-
-
-def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Poll `url` until it answers (any status) or fail."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server for {url} exited with {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise SystemExit(f"{url} did not come up within {timeout:.0f} s")
+    return benchkit.spawn(__file__, *args)
 
 
 # --- recording real deliveries ---------------------------------------------------------------
