@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from paywire.emulator import AppCredentials, EmulatorConfig
-from paywire.testing import EmulatorServer
+from paywire.testing import EmulatorServer, MotoServer, run_moto
 from testkit import CLIENT_ID, CLIENT_SECRET, get_token
 
 
@@ -37,6 +37,14 @@ def paypal(emulator: EmulatorServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=emulator.url, timeout=10,
                       headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto server process (AWS over loopback HTTP) for the session; tests isolate by
+    resource names (a fresh table / queue name each), not by resetting it."""
+    with run_moto() as server:
+        yield server
 
 
 # --- CI rules, Hypothesis profiles and PayPal schema conformance (see DEVELOPERS.md) ----------

@@ -89,7 +89,7 @@ class OutboxMessage:
     order_id: str
     payload: dict[str, Any]
     created_at: datetime
-    status: str = "pending"  # pending | delivered | dead
+    status: str = "pending"  # pending | queued (handed to a queue, e.g. SQS) | delivered | dead
     attempts: int = 0
     next_attempt_at: datetime | None = None
     lease_owner: str | None = None
@@ -359,7 +359,16 @@ class OpsUnitOfWork(WebhookUnitOfWork, Protocol):
                             next_attempt_at: datetime | None, last_error: str | None,
                             now: datetime) -> bool:
         """Record a delivery attempt if `owner` still holds the lease (status delivered,
-        pending (retry at `next_attempt_at`) or dead); releases the lease. True if recorded."""
+        queued (handed to a queue whose consumer delivers it), pending (retry at
+        `next_attempt_at`) or dead); releases the lease. True if recorded."""
+        ...
+
+    async def settle_outbox(self, message_id: str, *, status: str, last_error: str | None,
+                            now: datetime) -> bool:
+        """Record the outcome of a delivery made outside a lease — by a queue consumer (SQS)
+        for a `queued` message: `delivered` (stamps `delivered_at`, counts the attempt) or
+        `dead`. A message already delivered is left alone (the consumer's duplicate check).
+        True if recorded."""
         ...
 
     async def get_outbox(self, message_id: str) -> OutboxMessage | None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -72,6 +78,84 @@ class EmulatorServer(ServerThread):
 def run_emulator(config: EmulatorConfig | None = None) -> Iterator[EmulatorServer]:
     """Serve a fresh emulator for the duration of the block."""
     server = EmulatorServer(config)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class MotoServer:
+    """A moto server *process* (`moto_server`) on a free loopback port: AWS over real HTTP.
+
+    Never in-process patching: boto3 talks to `endpoint_url` exactly as it would to AWS. Dummy
+    credentials and a region go in `env` for clients built from the environment.
+    """
+
+    REGION = "eu-west-1"
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        """Where every AWS client points."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for boto3 clients (and Lambda handlers) talking to this server."""
+        return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": self.REGION, "AWS_REGION": self.REGION,
+                "AWS_ENDPOINT_URL": self.endpoint_url}
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the process and wait until it answers."""
+        exe = shutil.which("moto_server", path=os.path.dirname(sys.executable))
+        command = [exe] if exe else [sys.executable, "-m", "moto.server"]
+        self.process = subprocess.Popen(  # noqa: S603
+            [*command, "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, **self.env})
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"moto_server exited with {self.process.returncode}")
+            try:
+                with urllib.request.urlopen(  # noqa: S310
+                        f"{self.endpoint_url}/moto-api/data.json", timeout=1):
+                    return
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"moto_server on {self.endpoint_url} did not start"
+                                       ) from None
+                time.sleep(0.1)
+
+    def reset(self) -> None:
+        """Forget every resource (moto's reset endpoint)."""
+        request = urllib.request.Request(  # noqa: S310
+            f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            pass
+
+    def stop(self) -> None:
+        """Terminate the process and wait for it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@contextmanager
+def run_moto() -> Iterator[MotoServer]:
+    """Serve a fresh moto server process for the duration of the block."""
+    server = MotoServer()
     server.start()
     try:
         yield server

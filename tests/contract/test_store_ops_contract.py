@@ -130,6 +130,39 @@ async def test_finish_records_outcome_and_releases_lease(store: SqlStore) -> Non
         [(msg_id(1), 1, "HTTP 503", "w-2")]
 
 
+async def test_queued_message_is_settled_by_its_consumer_once(store: SqlStore) -> None:
+    """A message handed to a queue is not claimed again; its consumer settles it (delivered or
+    dead) without a lease, and a second delivered report of it changes nothing."""
+    await add_messages(store, 2)
+    async with store.transaction() as uow:
+        assert len(await uow.claim_outbox("drainer", T0 + timedelta(seconds=5), at(30),
+                                          limit=5)) == 2
+        for n in range(2):
+            assert await uow.finish_outbox(msg_id(n), "drainer", status="queued", attempts=0,
+                                           next_attempt_at=None, last_error=None, now=at(6))
+    async with store.transaction() as uow:
+        assert await uow.claim_outbox("w-2", at(100), at(130), limit=5) == []
+        assert await uow.settle_outbox(msg_id(0), status="delivered", last_error=None,
+                                       now=at(7))
+        assert not await uow.settle_outbox(msg_id(0), status="delivered", last_error=None,
+                                           now=at(8))
+        assert not await uow.settle_outbox(msg_id(0), status="dead", last_error="late",
+                                           now=at(9))
+        assert await uow.settle_outbox(msg_id(1), status="dead", last_error="HTTP 410",
+                                       now=at(7))
+        assert not await uow.settle_outbox("msg-missing", status="delivered", last_error=None,
+                                           now=at(7))
+        with pytest.raises(ValueError, match="status"):
+            await uow.settle_outbox(msg_id(1), status="pending", last_error=None, now=at(7))
+        delivered, dead = await uow.get_outbox(msg_id(0)), await uow.get_outbox(msg_id(1))
+        counts = await uow.outbox_counts()
+    assert delivered is not None and (delivered.status, delivered.attempts,
+                                      delivered.delivered_at) == ("delivered", 1, at(7))
+    assert dead is not None and (dead.status, dead.attempts, dead.last_error,
+                                 dead.delivered_at) == ("dead", 1, "HTTP 410", None)
+    assert counts.get("delivered") == 1 and counts.get("dead") == 1
+
+
 async def test_lapsed_lease_is_reclaimable_and_old_owner_refused(store: SqlStore) -> None:
     """Once a lease lapses another claimer takes the message; the old owner can no longer finish."""
     await add_messages(store, 1)
@@ -198,7 +231,8 @@ async def test_revive_only_a_dead_message(store: SqlStore) -> None:
 async def test_list_outbox_pages_newest_first_and_counts(store: SqlStore) -> None:
     """Messages list newest first by keyset, optionally by status; counts cover every status."""
     async with store.transaction() as uow:
-        assert await uow.outbox_counts() == {"pending": 0, "delivered": 0, "dead": 0}
+        assert await uow.outbox_counts() == {"pending": 0, "queued": 0, "delivered": 0,
+                                             "dead": 0}
     await add_messages(store, 5)
     async with store.transaction() as uow:
         await uow.claim_outbox("w-1", at(10), at(30), limit=2)
@@ -216,7 +250,7 @@ async def test_list_outbox_pages_newest_first_and_counts(store: SqlStore) -> Non
             await uow.list_outbox(limit=0)
     assert [m.id for m in page1 + page2 + page3] == [msg_id(n) for n in (4, 3, 2, 1, 0)]
     assert [m.id for m in pending] == [msg_id(4), msg_id(3), msg_id(2)]
-    assert counts == {"pending": 3, "delivered": 1, "dead": 1}
+    assert counts == {"pending": 3, "queued": 0, "delivered": 1, "dead": 1}
 
 
 async def test_reconcile_candidates_by_status_cutoff_and_due_time(store: SqlStore) -> None:

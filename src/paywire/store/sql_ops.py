@@ -22,7 +22,8 @@ from paywire.store import sql_rows as rows
 from paywire.store.sql_tables import inbox_events, orders, outbox, reconcile_states, refunds
 from paywire.store.sql_webhooks import SqlWebhookUnitOfWork, _check_limit
 
-OUTBOX_STATUSES = ("pending", "delivered", "dead")
+OUTBOX_STATUSES = ("pending", "queued", "delivered", "dead")
+SETTLED_STATUSES = ("delivered", "dead")
 _STATE = "rs_"  # prefix of the reconcile_states columns in the candidates query
 
 
@@ -59,6 +60,18 @@ class SqlOpsUnitOfWork(SqlWebhookUnitOfWork):
                         last_error=last_error,
                         delivered_at=now if status == "delivered" else None,
                         lease_owner=None, lease_until=None))
+        return (await self._run(stmt)).rowcount == 1
+
+    async def settle_outbox(self, message_id: str, *, status: str, last_error: str | None,
+                            now: datetime) -> bool:
+        """Record a queue consumer's outcome (delivered or dead) unless already delivered."""
+        if status not in SETTLED_STATUSES:
+            raise ValueError(f"a settled outbox status must be one of {list(SETTLED_STATUSES)}")
+        t = outbox
+        stmt = (sa.update(t).where(t.c.id == message_id, t.c.status != "delivered")
+                .values(status=status, attempts=t.c.attempts + 1, last_error=last_error,
+                        next_attempt_at=None, lease_owner=None, lease_until=None,
+                        delivered_at=now if status == "delivered" else None))
         return (await self._run(stmt)).rowcount == 1
 
     async def get_outbox(self, message_id: str) -> OutboxMessage | None:
