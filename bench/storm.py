@@ -741,6 +741,11 @@ def main() -> None:
 
     cfg = StormConfig(orders=args.orders, seed=args.seed, store=args.store, kills=args.kills,
                       faults=args.faults, concurrency=args.concurrency, log=log)
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds through run_storm's cleanup: no orphaned children
+
+    signal.signal(signal.SIGTERM, interrupted)
     result = asyncio.run(run_storm(cfg))
     print("\n".join(result.lines()))
     sys.exit(0 if result.ok else 1)

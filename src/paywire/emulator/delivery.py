@@ -42,6 +42,8 @@ from paywire.emulator.state import EmulatorState, Webhook
 
 log = logging.getLogger("paywire.emulator.delivery")
 
+# Deliveries in flight at once; the rest wait their turn on a semaphore.
+MAX_CONCURRENT_SENDS = 32
 # PayPal: "up to 25 times over 3 days". The exact spacing is not published; this backs off from
 # seconds to 5-hour gaps: 24 waits between 25 attempts, 259,410 s in all (3 days + 3.5 minutes).
 RETRY_DELAYS: tuple[float, ...] = (
@@ -146,6 +148,7 @@ class WebhookDeliverer:
         self.issued_cert_urls: set[str] = set()
         self._backlog: list[Transmission] = []
         self._held: dict[str, list[asyncio.Event]] = {}  # url -> reordered attempts waiting
+        self._sends: asyncio.Semaphore | None = None
 
     @property
     def pki(self) -> Pki:
@@ -165,8 +168,11 @@ class WebhookDeliverer:
         """Bind to the running loop and send whatever was enqueued before start."""
         self._loop = asyncio.get_running_loop()
         # trust_env=False: a developer's HTTP(S)_PROXY must not swallow loopback deliveries.
-        self._client = httpx.AsyncClient(timeout=self.emu.config.webhook_timeout_seconds,
-                                         follow_redirects=False, trust_env=False)
+        self._client = httpx.AsyncClient(
+            timeout=self.emu.config.webhook_timeout_seconds, follow_redirects=False,
+            trust_env=False, limits=httpx.Limits(max_connections=MAX_CONCURRENT_SENDS,
+                                                 max_keepalive_connections=MAX_CONCURRENT_SENDS))
+        self._sends = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
         backlog, self._backlog = self._backlog, []
         for tr in backlog:
             self._spawn(tr)
@@ -332,11 +338,15 @@ class WebhookDeliverer:
         sent_headers = dict(tr.headers)
         status: int | None = None
         error: str | None = None
+        assert self._sends is not None  # noqa: S101 - set with the client
         try:
             request = self._client.build_request("POST", tr.url, content=tr.body,
                                                  headers=tr.headers)
             sent_headers = dict(request.headers)
-            response = await self._client.send(request)
+            # Queue here, not in httpcore's pool: its queue is rescanned per connection event,
+            # quadratic in the backlog (a storm's thousands of deliveries pinned one core).
+            async with self._sends:
+                response = await self._client.send(request)
             status = response.status_code
         except httpx.TimeoutException:
             error = "timeout"
