@@ -66,6 +66,7 @@ PROVIDER_KINDS: dict[str, tuple[int, str]] = {
     "not_found": (502, "provider_error"),
     "invalid": (502, "provider_error"),
     "auth": (502, "provider_error"),
+    "bad_signature": (502, "provider_error"),  # an answer whose signature did not verify
     "unknown": (502, "provider_error"),
     "transient": (502, "provider_unavailable"),
 }

@@ -58,7 +58,8 @@ class ProviderError(PaywireError):
 
     # What the refusal means to paywire, whatever the provider called it.
     KINDS = ("transient", "invalid", "not_found", "not_approved", "declined", "payer_action",
-             "already_done", "duplicate_invoice", "over_refund", "auth", "unknown")
+             "already_done", "duplicate_invoice", "over_refund", "auth", "bad_signature",
+             "unknown")
 
     def __init__(self, message: str, *, provider: str, kind: str = "unknown",
                  status: int | None = None, name: str | None = None, issue: str | None = None,

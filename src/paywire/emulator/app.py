@@ -10,15 +10,19 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paywire.emulator import checkout_page, control, disputes, oauth, orders, payments, webhooks_api
+from paywire.emulator.aps import create_aps_app
 from paywire.emulator.clock import EmulatorClock
 from paywire.emulator.config import EmulatorConfig
 from paywire.emulator.errors import PayPalError, render
 from paywire.emulator.state import EmulatorState, RequestLogEntry, new_debug_id
 
 log = logging.getLogger("paywire.emulator")
+# Amazon Payment Services lives under this prefix (paths, credentials and state of its own).
+APS_PREFIX = "/aps"
 
 
 class PayPalEdge:
@@ -29,7 +33,9 @@ class PayPalEdge:
         self.emu = emu  # the emulator's state, for in-process tests and the CLI
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] == APS_PREFIX or scope["path"].startswith(
+                f"{APS_PREFIX}/"):
+            # APS has its own faults, request log and error shapes: PayPal's edge stays out.
             await self.app(scope, receive, send)
             return
         debug_id = new_debug_id()
@@ -130,6 +136,9 @@ def create_app(config: EmulatorConfig | None = None,
             except Exception:  # a sweep failure must not end the sweeping
                 log.exception("order expiry sweep failed")
 
+    # APS shares the clock, so /_emulator/clock/advance moves both providers' time.
+    aps_app = create_aps_app(cfg.aps, emu.clock)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await deliverer.start()
@@ -141,10 +150,13 @@ def create_app(config: EmulatorConfig | None = None,
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await deliverer.stop()
+            # A mounted app gets no lifespan: its deliverer starts lazily and stops here.
+            await aps_app.state.aps.deliverer.stop()
 
     routes = [
         *oauth.routes, *orders.routes, *payments.routes, *disputes.routes,
         *webhooks_api.routes, *checkout_page.routes, *control.routes,
+        Mount(APS_PREFIX, app=aps_app),
     ]
     app = Starlette(
         routes=routes,
@@ -152,4 +164,5 @@ def create_app(config: EmulatorConfig | None = None,
         exception_handlers={404: _not_found, 405: _method_not_allowed},
     )
     app.state.emu = emu
+    app.state.aps = aps_app.state.aps
     return PayPalEdge(app, emu)
