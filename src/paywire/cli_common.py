@@ -33,10 +33,15 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def load_settings() -> Settings:
-    """Settings from PAYWIRE_* and .env, or a one-line error naming the setting (exit 2)."""
-    from paywire.settings import Settings
+    """Settings from PAYWIRE_* and .env — or, with `PAYWIRE_STAGE` set, the stage's (Secrets
+    Manager and SSM) — or a one-line error naming the setting (exit 2)."""
+    from paywire.settings import Settings, StageSource
 
     try:
+        if StageSource.load().stage is not None:
+            from paywire.aws.secrets import stage_settings
+
+            return stage_settings()
         return Settings.load()
     except ConfigError as exc:
         fail(f"configuration: {exc.message}", code=2)

@@ -1,7 +1,9 @@
 """`paywire doctor`: is this paywire set up right, and if not, the exact fix.
 
-Checks, in order: settings load; the database is reachable and its schema current; PayPal takes
-the credentials (a refused token is explained as a sandbox/live mix-up); the configured webhook
+Checks, in order: settings load (a stage's from its secrets in AWS, when `PAYWIRE_STAGE` is
+set); the database is reachable and its schema current; PayPal takes the credentials (one token
+request to the configured host; a refusal is explained as a sandbox/live mix-up naming the host
+and the environment claimed, see `paywire.credentials_check`); the configured webhook
 id exists at PayPal with our URL and the event types paywire acts on; the certificate host is
 reachable (only hosts on the allowlist are fetched); the outbox backlog; orders flagged as
 needing attention; webhook deliveries refused in the last day with their explained causes.
@@ -14,13 +16,15 @@ import asyncio
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import typer
 from rich.table import Table
 
 from paywire.cli_common import console, emit_json
-from paywire.cli_paypal import WEBHOOK_ID_VAR, credentials_hint, webhooks_api
+from paywire.cli_paypal import WEBHOOK_ID_VAR, webhooks_api
+from paywire.credentials_check import check_credentials
 from paywire.domain.errors import ConfigError, PaywireError, ProviderError
 
 if TYPE_CHECKING:
@@ -51,16 +55,9 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Check settings, database, PayPal credentials and webhook, certs, outbox and orders."""
-    from paywire.settings import Settings
-
-    try:
-        settings = Settings.load()
-    except ConfigError as exc:
-        checks = [Check("settings", "fail", exc.message,
-                        "set the named PAYWIRE_* variable (environment or .env)")]
-    else:
-        checks = [Check("settings", "ok", f"PayPal {settings.paypal_env} at "
-                        f"{settings.paypal_url}; store {settings.database_url_redacted}")]
+    settings, check = _settings()
+    checks = [check]
+    if settings is not None:
         checks += asyncio.run(_all(settings, url))
     bad = {"fail", "warn"} if strict else {"fail"}
     failed = any(c.status in bad for c in checks)
@@ -70,6 +67,33 @@ def doctor(
         _print(checks, failed)
     if failed:
         raise typer.Exit(code=1)
+
+
+def _settings() -> tuple[Settings | None, Check]:
+    """The settings (a stage's read from AWS without the start-up token request: the
+    credentials check below asks), and the verdict on loading them."""
+    from paywire.settings import Settings, StageSource
+
+    stage: str | None = None
+    try:
+        stage = StageSource.load().stage
+        if stage is None:
+            settings = Settings.load()
+        else:
+            from paywire.aws.secrets import StageSecrets
+
+            settings = StageSecrets(check_credentials=False).settings()
+    except ConfigError as exc:
+        fix = ("create or correct the stage's secret named (its JSON keys, its environment), "
+               "or this role's access to it" if stage is not None else
+               "set the named PAYWIRE_* variable (environment or .env)")
+        return None, Check("settings", "fail", exc.message, fix)
+    found = (f"PayPal {settings.paypal_env} at {settings.paypal_url}; store "
+             f"{settings.database_url_redacted}")
+    if settings.stage is not None:
+        found = (f"stage {settings.stage} (secrets {settings.paypal_secret_name}, "
+                 f"{settings.app_secret_name}): {found}")
+    return settings, Check("settings", "ok", found)
 
 
 def _print(checks: list[Check], failed: bool) -> None:
@@ -99,6 +123,8 @@ async def _all(settings: Settings, url: str | None) -> list[Check]:
 
 
 def _database(settings: Settings) -> Check:
+    if settings.is_dynamodb:
+        return _dynamodb(settings)
     from sqlalchemy.exc import SQLAlchemyError
 
     from paywire.store import migrate
@@ -117,10 +143,59 @@ def _database(settings: Settings) -> Check:
     return Check("database", "ok", "reachable; schema at the code's revision")
 
 
-async def _store(settings: Settings) -> list[Check]:
-    from paywire.store.sql import SqlStore
+def _dynamodb(settings: Settings) -> Check:
+    """The table is ACTIVE with paywire's key schema and indexes, and TTL is on its attribute."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    store = SqlStore(settings.database_url)
+    from paywire.aws.secrets import aws_error_code
+    from paywire.store.dynamo import TTL_ATTRIBUTE, make_client, table_definition
+
+    table = settings.dynamodb_table or ""
+    options = {k: v[-1] for k, v in parse_qs(urlsplit(settings.database_url).query).items()}
+    setup = "run `paywire migrate` (it creates the table, its indexes and TTL) or deploy the stack"
+    try:
+        client = make_client(endpoint_url=options.get("endpoint_url"),
+                             region=options.get("region"))
+    except ConfigError as exc:
+        return Check("database", "fail", exc.message, "set AWS_REGION")
+    try:
+        described = client.describe_table(TableName=table)["Table"]
+        ttl = client.describe_time_to_live(TableName=table).get("TimeToLiveDescription", {})
+    except (ClientError, BotoCoreError) as exc:
+        code = aws_error_code(exc)
+        fix = (setup if code == "ResourceNotFoundException" else "check the AWS credentials, "
+               "AWS_REGION / AWS_ENDPOINT_URL and this role's dynamodb:DescribeTable")
+        return Check("database", "fail", f"DynamoDB table {table}: {code}", fix)
+    finally:
+        client.close()
+    wanted = table_definition(table)
+    problems = []
+    if described.get("TableStatus") != "ACTIVE":
+        problems.append(f"it is {described.get('TableStatus')}, not ACTIVE")
+    if described.get("KeySchema") != wanted["KeySchema"]:
+        problems.append("its key schema is not paywire's (pk, sk)")
+    have = {i.get("IndexName") for i in described.get("GlobalSecondaryIndexes") or []}
+    missing = sorted({i["IndexName"] for i in wanted["GlobalSecondaryIndexes"]} - have)
+    if missing:
+        problems.append(f"it lacks the index(es) {', '.join(missing)}")
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or (
+            ttl.get("AttributeName") != TTL_ATTRIBUTE):
+        problems.append(f"TTL is not enabled on {TTL_ATTRIBUTE} (idempotency keys and "
+                        "rejections would never expire)")
+    if problems:
+        return Check("database", "fail", f"DynamoDB table {table}: " + "; ".join(problems),
+                     setup)
+    return Check("database", "ok", f"DynamoDB table {table} ACTIVE; indexes and TTL on "
+                 f"{TTL_ATTRIBUTE} in place")
+
+
+async def _store(settings: Settings) -> list[Check]:
+    from paywire.bootstrap import store_for
+
+    try:
+        store = store_for(settings)
+    except ConfigError as exc:
+        return [Check("store", "fail", exc.message, "check PAYWIRE_DATABASE_URL")]
     try:
         async with store.transaction() as uow:
             return [await _outbox(uow), await _attention(uow), await _rejections(uow)]
@@ -185,20 +260,16 @@ async def _paypal(settings: Settings, url: str | None) -> list[Check]:
         return [Check("credentials", "fail", "no PayPal client id/secret configured",
                       "set PAYWIRE_PAYPAL_CLIENT_ID and PAYWIRE_PAYPAL_CLIENT_SECRET"),
                 Check("webhook", "skip", "no credentials to ask PayPal with")]
+    verdict = await asyncio.to_thread(check_credentials, settings)
+    if verdict.outcome != "ok":
+        return [Check("credentials", "fail", verdict.detail, verdict.fix),
+                Check("webhook", "skip", "PayPal did not take the credentials")]
+    creds = Check("credentials", "ok", verdict.detail)
     api = webhooks_api(settings)
     try:
-        try:
-            await api.token()
-        except ProviderError as exc:
-            fix = ("correct PAYWIRE_PAYPAL_BASE_URL / PAYWIRE_PAYPAL_ENV, or the network"
-                   if exc.kind == "transient" else "see the explanation")
-            return [Check("credentials", "fail", credentials_hint(exc, settings), fix),
-                    Check("webhook", "skip", "PayPal did not take the credentials")]
-        creds = Check("credentials", "ok", f"PayPal issued a token at {settings.paypal_url}")
-        try:
-            return [creds, await _webhook(settings, api, url)]
-        except ProviderError as exc:
-            return [creds, Check("webhook", "fail", exc.message, "retry; check PayPal status")]
+        return [creds, await _webhook(settings, api, url)]
+    except ProviderError as exc:
+        return [creds, Check("webhook", "fail", exc.message, "retry; check PayPal status")]
     finally:
         await api.aclose()
 
@@ -207,12 +278,14 @@ async def _webhook(settings: Settings, api: WebhooksApi, url: str | None) -> Che
     from paywire.providers.paypal.events import EVENTS
 
     ours = settings.paypal_webhook_id
+    var = (WEBHOOK_ID_VAR if settings.stage is None
+           else f"webhook_id of the secret {settings.paypal_secret_name}")
     if ours is None:
-        return Check("webhook", "fail", f"{WEBHOOK_ID_VAR} is not set: every delivery is refused",
+        return Check("webhook", "fail", f"{var} is not set: every delivery is refused",
                      REGISTER)
     hook = await api.get(ours)
     if hook is None:
-        return Check("webhook", "fail", f"{WEBHOOK_ID_VAR}={ours} is not a webhook of this app "
+        return Check("webhook", "fail", f"{var}={ours} is not a webhook of this app "
                      f"at PayPal ({settings.paypal_env}); every delivery is refused",
                      f"{REGISTER} (or, if it belongs to the other environment, use this "
                      "environment's webhook id)")

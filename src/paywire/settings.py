@@ -3,6 +3,12 @@
 Every field maps to `PAYWIRE_<FIELD>`; CLI flags map onto the same fields. `Settings.load()` is
 the start-up entry point: anything that cannot work raises `ConfigError` naming the setting, and
 no secret (client secret, API keys, a database password) ever appears in a repr, str or error.
+
+A *stage* (`PAYWIRE_STAGE`, e.g. `prod`) is a deployment whose secrets live in AWS Secrets
+Manager: `paywire.aws.secrets.stage_settings()` reads them (`StageSource` says where from) and
+builds `Settings` with them. The stage's PayPal secret records its environment, which selects
+PayPal's host; `PAYWIRE_PAYPAL_ENV`, if set too, must agree. A stage's settings cannot be
+loaded from the environment alone (`Settings.load()` refuses `PAYWIRE_STAGE` without them).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -40,6 +46,14 @@ _HOST_PORT = re.compile(r"(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(?
                         re.IGNORECASE)
 
 
+# A stage name goes into secret names and SSM paths: letters, digits, `-` and `_`.
+_STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+# DynamoDB table names: 3 to 255 of letters, digits, `_`, `-` and `.`.
+_DYNAMODB_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+DYNAMODB_SCHEME = "dynamodb://"
+DYNAMODB_URL_OPTIONS = ("region", "endpoint_url")
+
+
 def env_name(field: str) -> str:
     """The environment variable behind a settings field."""
     return f"PAYWIRE_{field.upper()}"
@@ -60,12 +74,122 @@ def _http_url(field: str, value: str, *, https_only: bool = False) -> None:
         raise ValueError(f"{env_name(field)} must be {need} with a host")
 
 
+def _stage_name(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    if not _STAGE_NAME.fullmatch(value):
+        raise ValueError("PAYWIRE_STAGE must be 1-64 letters, digits, '-' or '_' (it names the "
+                         "stage's secrets and SSM parameters), starting with a letter or digit")
+    return value
+
+
+def paypal_secret_name(stage: str, override: str | None = None) -> str:
+    """The Secrets Manager id of a stage's PayPal secret (`paywire/<stage>/paypal`)."""
+    return override or f"paywire/{stage}/paypal"
+
+
+def app_secret_name(stage: str, override: str | None = None) -> str:
+    """The Secrets Manager id of a stage's app secret (`paywire/<stage>/app`)."""
+    return override or f"paywire/{stage}/app"
+
+
+def ssm_path(stage: str) -> str:
+    """The SSM Parameter Store path of a stage's plain settings (`/paywire/<stage>`): each is a
+    parameter `/paywire/<stage>/<setting>`, the setting's name without `PAYWIRE_`, lower case."""
+    return f"/paywire/{stage}"
+
+
+def dynamodb_table(url: str) -> str | None:
+    """The table of a `dynamodb://<table>[?region=...&endpoint_url=...]` URL (None for any
+    other URL); ValueError if malformed."""
+    if not url.startswith(DYNAMODB_SCHEME):
+        return None
+    parts = urlsplit(url)
+    table = parts.netloc
+    unknown = set(parse_qs(parts.query, keep_blank_values=True)) - set(DYNAMODB_URL_OPTIONS)
+    if parts.path not in ("", "/") or parts.fragment or unknown or not (
+            _DYNAMODB_TABLE.fullmatch(table)):
+        raise ValueError("PAYWIRE_DATABASE_URL: a DynamoDB store is dynamodb://<table> (3-255 "
+                         "letters, digits, '_', '-' or '.'; region and endpoint from AWS_REGION "
+                         "and AWS_ENDPOINT_URL, or ?region= and ?endpoint_url=)")
+    return table
+
+
+class StageSource(BaseSettings):
+    """What says where a stage's settings come from, read from the environment (and `.env`)
+    before any secret: the stage, the secret ids, the cache's TTL and grace period, and the
+    environment `PAYWIRE_PAYPAL_ENV` claims (if set) to check against the stage's secret."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYWIRE_", env_file=".env",
+                                      env_file_encoding="utf-8", extra="ignore",
+                                      hide_input_in_errors=True)
+
+    stage: str | None = None
+    paypal_env: PayPalEnv | None = None
+    paypal_secret_id: str | None = None
+    app_secret_id: str | None = None
+    # Secrets are re-read after this long; a failed re-read keeps serving the cached values
+    # for the grace period (a WARNING each time), then start-up fails.
+    secrets_ttl_seconds: float = Field(default=300.0, ge=0, le=86400)
+    secrets_stale_grace_seconds: float = Field(default=900.0, ge=0, le=7 * 86400)
+
+    @field_validator("stage", mode="before")
+    @classmethod
+    def _stage(cls, value: Any) -> Any:
+        return _stage_name(value) if isinstance(value, str) else value
+
+    @field_validator("paypal_env", "paypal_secret_id", "app_secret_id", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def paypal_secret(self) -> str:
+        """The stage's PayPal secret id (ValueError when no stage is set)."""
+        return paypal_secret_name(self._require_stage(), self.paypal_secret_id)
+
+    @property
+    def app_secret(self) -> str:
+        """The stage's app secret id (ValueError when no stage is set)."""
+        return app_secret_name(self._require_stage(), self.app_secret_id)
+
+    @property
+    def parameters_path(self) -> str:
+        """The stage's SSM parameter path (ValueError when no stage is set)."""
+        return ssm_path(self._require_stage())
+
+    def _require_stage(self) -> str:
+        if self.stage is None:
+            raise ValueError("PAYWIRE_STAGE is not set")
+        return self.stage
+
+    @classmethod
+    def load(cls, **overrides: Any) -> StageSource:
+        """The stage source from the environment, or ConfigError naming the setting."""
+        try:
+            return cls(**overrides)
+        except PydanticValidationError as exc:
+            problems = _problems(exc)
+            raise ConfigError("invalid settings: " + "; ".join(problems),
+                              details={"problems": problems}) from None
+
+
 class Settings(BaseSettings):
     """Everything paywire reads at start-up."""
 
     model_config = SettingsConfigDict(env_prefix="PAYWIRE_", env_file=".env",
                                       env_file_encoding="utf-8", extra="ignore",
                                       hide_input_in_errors=True, validate_default=True)
+
+    # the stage (AWS): its secrets are read by `paywire.aws.secrets.stage_settings()`
+    stage: str | None = None
+    # The environment the stage's PayPal secret records; set from the secret, never by hand.
+    stage_environment: PayPalEnv | None = None
+    # Secret ids when not `paywire/<stage>/paypal` and `paywire/<stage>/app`.
+    paypal_secret_id: str | None = None
+    app_secret_id: str | None = None
+    # Ask PayPal for a token at a stage's start-up (a refused one fails it, explained).
+    startup_credentials_check: bool = True
 
     # storage
     data_dir: Path = Path(".paywire")
@@ -186,6 +310,16 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("stage", mode="before")
+    @classmethod
+    def _stage(cls, value: Any) -> Any:
+        return _stage_name(value) if isinstance(value, str) else value
+
+    @field_validator("paypal_secret_id", "app_secret_id", mode="before")
+    @classmethod
+    def _blank_id_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("paypal_client_secret", mode="before")
     @classmethod
     def _blank_secret_is_unset(cls, value: Any) -> Any:
@@ -199,16 +333,35 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        self._check_stage()
         self._check_paypal()
         self._check_shop()
         self._check_timing()
         self._check_webhooks()
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'paywire.db'}"
-        elif not self.is_sqlite and not self.database_url.startswith("postgresql"):
-            raise ValueError("PAYWIRE_DATABASE_URL must be a sqlite+aiosqlite:// or "
-                             "postgresql+psycopg:// URL")
+        elif dynamodb_table(self.database_url) is None and not self.is_sqlite and (
+                not self.database_url.startswith("postgresql")):
+            raise ValueError("PAYWIRE_DATABASE_URL must be a sqlite+aiosqlite://, "
+                             "postgresql+psycopg:// or dynamodb://<table> URL")
         return self
+
+    def _check_stage(self) -> None:
+        if self.stage is None:
+            if self.stage_environment is not None:
+                raise ValueError("PAYWIRE_STAGE_ENVIRONMENT comes from a stage's secret, and "
+                                 "PAYWIRE_STAGE is not set")
+            return
+        if self.stage_environment is None:
+            raise ValueError(f"PAYWIRE_STAGE={self.stage}: a stage's settings come from its "
+                             f"secrets ({self.paypal_secret_name} in AWS Secrets Manager); load "
+                             "them with paywire.aws.secrets.stage_settings() (pip install "
+                             "'paywire[aws]')")
+        if self.paypal_env != self.stage_environment:
+            raise ValueError(f"the stage secret {self.paypal_secret_name} records environment "
+                             f"{self.stage_environment} but PAYWIRE_PAYPAL_ENV is "
+                             f"{self.paypal_env}: make them agree (or unset PAYWIRE_PAYPAL_ENV "
+                             "and let the stage choose)")
 
     def _check_paypal(self) -> None:
         env = self.paypal_env
@@ -331,6 +484,27 @@ class Settings(BaseSettings):
         return self.catalog_path or DEMO_CATALOG
 
     @property
+    def paypal_secret_name(self) -> str | None:
+        """The stage's PayPal secret id (None without a stage)."""
+        return None if self.stage is None else paypal_secret_name(self.stage,
+                                                                  self.paypal_secret_id)
+
+    @property
+    def app_secret_name(self) -> str | None:
+        """The stage's app secret id (None without a stage)."""
+        return None if self.stage is None else app_secret_name(self.stage, self.app_secret_id)
+
+    @property
+    def is_dynamodb(self) -> bool:
+        """True when the store is a DynamoDB table (`dynamodb://<table>`)."""
+        return self.database_url.startswith(DYNAMODB_SCHEME)
+
+    @property
+    def dynamodb_table(self) -> str | None:
+        """The DynamoDB table of the store (None for SQL stores)."""
+        return dynamodb_table(self.database_url)
+
+    @property
     def is_sqlite(self) -> bool:
         """True when the store is an embedded SQLite file (migrated automatically)."""
         return self.database_url.startswith("sqlite")
@@ -353,13 +527,19 @@ class Settings(BaseSettings):
         try:
             return cls(**overrides)
         except PydanticValidationError as exc:
-            problems = []
-            for err in exc.errors(include_input=False, include_url=False):
-                ctx_error = (err.get("ctx") or {}).get("error")
-                message = str(ctx_error) if ctx_error is not None else err["msg"]
-                loc = [str(part) for part in err["loc"]]
-                if loc and not message.startswith("PAYWIRE_"):
-                    message = f"{env_name(loc[0])}: {message}"
-                problems.append(message)
+            problems = _problems(exc)
             raise ConfigError("invalid settings: " + "; ".join(problems),
                               details={"problems": problems}) from None
+
+
+def _problems(exc: PydanticValidationError) -> list[str]:
+    """Each validation error as one line naming its setting, never quoting a value."""
+    problems = []
+    for err in exc.errors(include_input=False, include_url=False):
+        ctx_error = (err.get("ctx") or {}).get("error")
+        message = str(ctx_error) if ctx_error is not None else err["msg"]
+        loc = [str(part) for part in err["loc"]]
+        if loc and not message.startswith("PAYWIRE_"):
+            message = f"{env_name(loc[0])}: {message}"
+        problems.append(message)
+    return problems

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -21,7 +23,7 @@ from paywire.domain.money import Money
 from paywire.domain.order import Intent, OrderLine
 from paywire.settings import DEMO_CATALOG
 from paywire.store.sql import SqlStore
-from paywire.testing import EmulatorServer, free_port
+from paywire.testing import EmulatorServer, MotoServer, free_port
 from testkit import CLIENT_ID, CLIENT_SECRET
 from webhookkit import PayPal, delivery, eventually, transmissions
 
@@ -271,3 +273,62 @@ def test_doctor_green_then_red_with_fixes(world: World) -> None:
     dead = doctor(world, 1)["outbox"]
     assert dead["status"] == "fail" and "1 message(s) dead" in dead["detail"]
     assert "paywire outbox retry ID" in dead["fix"]
+
+
+def test_doctor_reads_a_stage_from_its_secrets_and_explains_refusals(
+        world: World, moto_server: MotoServer) -> None:
+    """With PAYWIRE_STAGE, doctor reads the stage's secrets from AWS (moto): all green with the
+    right credentials; a wrong client secret in the secret (the right one still in the
+    environment, ignored) is explained naming the secret, never its value; a stage without
+    secrets fails naming the secret id and AWS's error code."""
+    stage = "doc" + uuid.uuid4().hex[:10]
+    sm = boto3.client("secretsmanager", endpoint_url=moto_server.endpoint_url,
+                      region_name=moto_server.REGION, aws_access_key_id="testing",
+                      aws_secret_access_key="testing")
+    paypal = {"environment": "emulator", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+              "webhook_id": world.webhook_id}
+    sm.create_secret(Name=f"paywire/{stage}/paypal", SecretString=json.dumps(paypal))
+    sm.create_secret(Name=f"paywire/{stage}/app", SecretString=json.dumps({"api_keys": []}))
+    # The world's PAYWIRE_PAYPAL_CLIENT_SECRET stays set: a stage ignores it.
+    env = {**moto_server.env, "PAYWIRE_STAGE": stage}
+
+    checks = doctor(world, 0, **env)
+    assert {c["status"] for c in checks.values()} == {"ok"}
+    assert f"stage {stage} (secrets paywire/{stage}/paypal" in checks["settings"]["detail"]
+
+    wrong = "stage-secret-that-paypal-refuses"
+    sm.put_secret_value(SecretId=f"paywire/{stage}/paypal",
+                        SecretString=json.dumps({**paypal, "client_secret": wrong}))
+    result = run(world, "doctor", "--json", code=1, **env)
+    creds = {c["name"]: c for c in parsed(result)["checks"]}["credentials"]
+    assert creds["status"] == "fail" and "invalid_client" in creds["detail"]
+    assert f"the stage secret paywire/{stage}/paypal claims environment emulator" in (
+        creds["detail"])
+    assert wrong not in result.output
+
+    missing = doctor(world, 1, **{**env, "PAYWIRE_STAGE": stage + "x"})["settings"]
+    assert f"paywire/{stage}x/paypal" in missing["detail"]
+    assert "ResourceNotFoundException" in missing["detail"]
+    sm.close()
+
+
+def test_doctor_checks_a_dynamodb_table(world: World, moto_server: MotoServer,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On dynamodb://<table> (moto): a missing table fails naming the fix and skips the store
+    checks; once set up (table, indexes, TTL) the database and store checks pass."""
+    from paywire.store.dynamo import ensure_table
+
+    table = "doctor-" + uuid.uuid4().hex[:10]
+    env = {**moto_server.env, "PAYWIRE_DATABASE_URL": f"dynamodb://{table}"}
+    checks = doctor(world, 1, **env)
+    assert checks["database"]["status"] == "fail"
+    assert f"DynamoDB table {table}: ResourceNotFoundException" in checks["database"]["detail"]
+    assert "paywire migrate" in checks["database"]["fix"]
+    assert {checks[n]["status"] for n in ("outbox", "orders", "rejections")} == {"skip"}
+
+    for name, value in moto_server.env.items():
+        monkeypatch.setenv(name, value)
+    asyncio.run(ensure_table(table))
+    checks = doctor(world, 0, **env)
+    assert checks["database"]["status"] == "ok" and "TTL on" in checks["database"]["detail"]
+    assert {checks[n]["status"] for n in ("outbox", "orders", "rejections")} == {"ok"}

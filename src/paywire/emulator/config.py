@@ -6,13 +6,19 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Literal
 
+from paywire.emulator.aps.config import ApsEmulatorConfig
+
 HOUR = 3600.0
 DAY = 24 * HOUR
 
 
 @dataclass(frozen=True)
 class AppCredentials:
-    """One REST app: a client id/secret pair, labelled sandbox or live."""
+    """One REST app: a client id/secret pair, labelled sandbox or live.
+
+    On PayPal's sandbox host only sandbox apps get a token, on its live host only live apps; on
+    any other host (loopback) both do (see `oauth.host_environment`).
+    """
 
     client_id: str
     client_secret: str = field(repr=False)
@@ -35,6 +41,8 @@ class EmulatorConfig:
     """Everything the emulator can be told at start; every field has PayPal's default."""
 
     apps: list[AppCredentials] = field(default_factory=lambda: [AppCredentials.generate()])
+    # Amazon Payment Services, served under /aps by the same process (its own credentials).
+    aps: ApsEmulatorConfig = field(default_factory=ApsEmulatorConfig)
     token_ttl_seconds: int = 32400
     # The payer must approve within this window (PayPal's default: 3 hours).
     order_expiry_seconds: float = 3 * HOUR

@@ -1,4 +1,10 @@
-"""`POST /v1/oauth2/token`: client credentials over HTTP Basic, answered in OAuth's shape."""
+"""`POST /v1/oauth2/token`: client credentials over HTTP Basic, answered in OAuth's shape.
+
+PayPal keeps sandbox and live apps apart by host: `api-m.sandbox.paypal.com` refuses a live
+app's credentials with 401 `invalid_client`, and `api-m.paypal.com` a sandbox app's. The
+emulator does the same when a request names one of those hosts (its `Host` header); on any
+other host (loopback, a test server) it serves both kinds of app.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,8 @@ import base64
 import binascii
 import hmac
 import secrets
-from urllib.parse import parse_qs
+from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,6 +29,20 @@ SCOPES = " ".join([
     "https://uri.paypal.com/services/disputes/read-seller",
     "openid",
 ])
+
+
+LIVE_HOSTS = ("api-m.paypal.com", "api.paypal.com")
+SANDBOX_SUFFIX = ".sandbox.paypal.com"
+
+
+def host_environment(host: str) -> Literal["sandbox", "live"] | None:
+    """The PayPal environment a `Host` header names (None: neither, both kinds of app served)."""
+    name = (urlsplit(f"//{host.strip()}").hostname or "").rstrip(".")
+    if name.endswith(SANDBOX_SUFFIX):
+        return "sandbox"
+    if name in LIVE_HOSTS:
+        return "live"
+    return None
 
 
 def _oauth_error(status: int, error: str, description: str) -> Response:
@@ -51,6 +72,10 @@ async def token(request: Request) -> Response:
         return _oauth_error(401, "invalid_client", "Client Authentication failed")
     app = emu.apps.get(creds[0])
     if app is None or not hmac.compare_digest(app.client_secret.encode(), creds[1].encode()):
+        return _oauth_error(401, "invalid_client", "Client Authentication failed")
+    environment = host_environment(request.headers.get("host", ""))
+    if environment is not None and app.environment != environment:
+        # The other environment's app: PayPal answers exactly as for unknown credentials.
         return _oauth_error(401, "invalid_client", "Client Authentication failed")
     try:
         form = parse_qs(body.decode("utf-8"), strict_parsing=False)

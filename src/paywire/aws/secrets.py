@@ -1,0 +1,393 @@
+"""A stage's settings on AWS: secrets from Secrets Manager, plain values from SSM, with a TTL.
+
+`PAYWIRE_STAGE` (e.g. `prod`) names the stage. It selects the secrets (overridable by
+`PAYWIRE_PAYPAL_SECRET_ID` / `PAYWIRE_APP_SECRET_ID`):
+
+- `paywire/<stage>/paypal` = `{"environment": "sandbox"|"live", "client_id", "client_secret",
+  "webhook_id", "other_webhook_ids"?}`: `environment` selects PayPal's host;
+- `paywire/<stage>/app` = `{"api_keys": [...], "fulfilment_secret": "whsec_...",
+  "fulfilment_url"?, "database_url"?}`;
+
+and the SSM path `/paywire/<stage>` whose parameters `/paywire/<stage>/<setting>` (the setting's
+name without `PAYWIRE_`, lower case, e.g. `/paywire/prod/return_url`) hold plain values.
+
+Precedence, highest first: explicit overrides (`stage_settings(**overrides)`: CLI flags, tests);
+the stage's secrets; its SSM parameters; `PAYWIRE_*` environment variables (and `.env`);
+defaults. Secret values (the PayPal client secret, API keys, the fulfilment secret) come from
+Secrets Manager only: an SSM parameter for one is refused, and an environment variable for one
+is ignored (a WARNING names it). The environment the PayPal secret records is the stage's:
+`PAYWIRE_PAYPAL_ENV`, if set too, must agree or start-up fails naming both (`emulator` is
+accepted for offline runs such as `paywire dev --aws`).
+
+Values are read at run time (never written into `os.environ`) and cached for
+`PAYWIRE_SECRETS_TTL_SECONDS` (default 300); the first call after that re-reads them. A failed
+re-read keeps serving the cached values for `PAYWIRE_SECRETS_STALE_GRACE_SECONDS` (default 900,
+a WARNING each time, retried at most every 30 s), then fails; a failed first read raises
+ConfigError naming the secret id and AWS's error code, never a value. Unchanged values give the
+very same `Settings` object back, so a caller may rebuild what it wired only when it changes.
+When the PayPal credentials are new (the first read, a rotation), a token is requested from the
+stage's host: a refusal fails start-up with the sandbox/live explanation (`credentials_check`);
+new credentials refused at a re-read count as a failed refresh (the old ones keep serving).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from paywire.domain.errors import ConfigError
+from paywire.settings import Settings, StageSource, env_name
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger("paywire.aws.secrets")
+
+Clock = Callable[[], float]
+ClientFactory = Callable[[str], Any]
+
+# Settings whose values are secret: Secrets Manager only.
+SECRET_FIELDS = ("paypal_client_secret", "api_keys", "fulfilment_secret")
+# The PayPal secret's keys and the settings they fill (`environment` is handled apart).
+PAYPAL_KEYS = {"client_id": "paypal_client_id", "client_secret": "paypal_client_secret",
+               "webhook_id": "paypal_webhook_id",
+               "other_webhook_ids": "paypal_other_webhook_ids"}
+APP_KEYS = {"api_keys": "api_keys", "fulfilment_secret": "fulfilment_secret",
+            "fulfilment_url": "fulfilment_url", "database_url": "database_url"}
+ENVIRONMENTS = ("sandbox", "live", "emulator")
+# Settings that choose where the others come from: never from SSM.
+SOURCE_FIELDS = ("stage", "stage_environment", "paypal_env", "paypal_secret_id",
+                 "app_secret_id", "secrets_ttl_seconds", "secrets_stale_grace_seconds")
+STALE_RETRY_SECONDS = 30.0
+_HINTS = {
+    "ResourceNotFoundException": "create it (README, deploy section) or set {var}",
+    "AccessDeniedException": "grant this role secretsmanager:GetSecretValue on it",
+    "DecryptionFailure": "grant this role kms:Decrypt on the secret's KMS key",
+}
+
+
+@dataclass(frozen=True)
+class StageValues:
+    """One read of a stage's sources: settings values (secret ones as SecretStr) and the
+    environment its PayPal secret records."""
+
+    stage: str
+    environment: str
+    values: Mapping[str, Any]
+
+    def __repr__(self) -> str:
+        return f"StageValues(stage={self.stage!r}, environment={self.environment!r}, " \
+               f"settings={sorted(self.values)!r})"
+
+
+@dataclass
+class _Cache:
+    source: StageSource  # where the values came from: another source is another stage
+    values: StageValues
+    read_at: float  # when the values were last read successfully
+    ttl: float
+    grace: float
+    refresh_at: float  # when the next read is due
+    built: tuple[dict[str, Any], Settings] | None = None  # (overrides, what they built)
+
+
+class SecretPayloadFilter(logging.Filter):
+    """Redacts botocore's DEBUG lines that carry a Secrets Manager payload.
+
+    botocore logs every request's parameters and every response body at DEBUG: a
+    GetSecretValue answer would put the secret into the logs of anyone who turns DEBUG on.
+    """
+
+    MARKERS = ("SecretString", "SecretBinary")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record; blank its message if it holds a secret payload."""
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError, KeyError):  # a malformed record: logging reports it
+            return True
+        if any(marker in text for marker in self.MARKERS):
+            record.msg, record.args = "%s", ("[a Secrets Manager payload, redacted]",)
+        return True
+
+
+@functools.cache
+def redact_secret_payloads() -> None:
+    """Install `SecretPayloadFilter` on the botocore loggers that print payloads (once)."""
+    for name in ("botocore.endpoint", "botocore.parsers", "botocore.hooks", "botocore.auth",
+                 "botocore.retryhandler", "botocore.httpsession"):
+        logging.getLogger(name).addFilter(SecretPayloadFilter())
+
+
+def boto3_client(service: str) -> Any:
+    """A boto3 client from the standard AWS environment (region, endpoint, credentials), with
+    short timeouts and bounded retries; ConfigError without the extra or a region."""
+    try:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
+    except ImportError as exc:
+        raise ConfigError("PAYWIRE_STAGE is set: reading a stage's secrets needs the AWS extra: "
+                          "pip install 'paywire[aws]'") from exc
+    redact_secret_payloads()
+    config = Config(connect_timeout=3, read_timeout=5,
+                    retries={"max_attempts": 3, "mode": "standard"})
+    try:
+        return boto3.session.Session().client(service, config=config)
+    except BotoCoreError as exc:
+        raise ConfigError(f"cannot make an AWS {service} client: {type(exc).__name__} (set "
+                          "AWS_REGION)", details={"aws_error_code": type(exc).__name__}
+                          ) from exc
+
+
+def aws_error_code(exc: Exception) -> str:
+    """AWS's error code of a botocore error (`ResourceNotFoundException`), else its type."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = (response.get("Error") or {}).get("Code")
+        if isinstance(code, str) and code:
+            return code
+    return type(exc).__name__
+
+
+class StageSecrets:
+    """Reads a stage's secrets and SSM parameters and builds its `Settings`, cached with a TTL.
+
+    `clock` (monotonic seconds) and `clients` (service name → boto3 client) are the seams tests
+    replace; `http` is the client the start-up credentials check uses (None: its own).
+    """
+
+    def __init__(self, *, clock: Clock = time.monotonic, clients: ClientFactory = boto3_client,
+                 check_credentials: bool = True, http: httpx.Client | None = None) -> None:
+        self._clock = clock
+        self._clients = clients
+        self._made: dict[str, Any] = {}
+        self._check_credentials = check_credentials
+        self._http = http
+        self._cache: _Cache | None = None
+        self._checked: tuple[str, str | None, SecretStr | None] | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        stage = self._cache.values.stage if self._cache is not None else None
+        return f"StageSecrets(stage={stage!r})"
+
+    def settings(self, **overrides: Any) -> Settings:
+        """The stage's settings: cached, re-read after the TTL (see the module docstring)."""
+        key = dict(overrides)  # compared by value (SecretStr too), never printed
+        source = StageSource.load()
+        with self._lock:
+            now = self._clock()
+            cache = self._cache if (self._cache is not None
+                                    and self._cache.source == source) else None
+            if cache is not None and now < cache.refresh_at:
+                if cache.built is not None and cache.built[0] == key:
+                    return cache.built[1]
+                settings = self._build(cache.values, overrides)
+                cache.built = (key, settings)
+                return settings
+            return self._refresh(source, cache, now, key, overrides)
+
+    def _refresh(self, source: StageSource, cache: _Cache | None, now: float,
+                 key: dict[str, Any], overrides: dict[str, Any]) -> Settings:
+        try:
+            values = self.read(source)
+            if (cache is not None and cache.built is not None and cache.built[0] == key
+                    and values == cache.values):
+                settings = cache.built[1]  # unchanged: the same object back
+            else:
+                settings = self._build(values, overrides)
+        except ConfigError as exc:
+            deadline = cache.read_at + cache.ttl + cache.grace if cache is not None else now
+            if cache is None or now >= deadline:
+                raise
+            # Retried now and then (not at every call of an outage), and at the deadline.
+            cache.refresh_at = min(now + min(cache.ttl, STALE_RETRY_SECONDS), deadline)
+            log.warning("stage settings not refreshed: %s; serving those read %.0f s ago "
+                        "(for up to %.0f s more)", exc.message, now - cache.read_at,
+                        deadline - now)
+            if cache.built is None or cache.built[0] != key:
+                cache.built = (key, self._build(cache.values, overrides))
+            return cache.built[1]
+        ttl = source.secrets_ttl_seconds
+        self._cache = _Cache(source, values, read_at=now, ttl=ttl,
+                             grace=source.secrets_stale_grace_seconds, refresh_at=now + ttl,
+                             built=(key, settings))
+        return settings
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _client(self, service: str) -> Any:
+        if service not in self._made:
+            self._made[service] = self._clients(service)
+        return self._made[service]
+
+    def read(self, source: StageSource) -> StageValues:
+        """Read the stage's two secrets and its SSM parameters (uncached); ConfigError naming
+        the secret id or path and AWS's error code when one cannot be read or is malformed."""
+        if source.stage is None:
+            raise ConfigError("PAYWIRE_STAGE is not set: no stage to read settings for")
+        paypal = self._secret(source.paypal_secret, "PAYWIRE_PAYPAL_SECRET_ID")
+        app = self._secret(source.app_secret, "PAYWIRE_APP_SECRET_ID")
+        environment = paypal.pop("environment", None)
+        if environment not in ENVIRONMENTS:
+            raise ConfigError(f"the stage secret {source.paypal_secret} must record "
+                              "\"environment\": \"sandbox\" or \"live\"",
+                              details={"secret_id": source.paypal_secret})
+        if source.paypal_env is not None and source.paypal_env != environment:
+            raise ConfigError(f"the stage secret {source.paypal_secret} records environment "
+                              f"{environment} but PAYWIRE_PAYPAL_ENV is {source.paypal_env}: "
+                              "make them agree (or unset PAYWIRE_PAYPAL_ENV and let the stage "
+                              "choose)", details={"secret_id": source.paypal_secret})
+        for name in ("client_id", "client_secret"):
+            if not isinstance(paypal.get(name), str) or not paypal[name].strip():
+                raise ConfigError(f"the stage secret {source.paypal_secret} has no {name}",
+                                  details={"secret_id": source.paypal_secret})
+        values = self._parameters(source)
+        values.update(_mapped(paypal, PAYPAL_KEYS, source.paypal_secret))
+        values.update(_mapped(app, APP_KEYS, source.app_secret))
+        return StageValues(source.stage, str(environment), values)
+
+    def _secret(self, secret_id: str, override_var: str) -> dict[str, Any]:
+        client = self._client("secretsmanager")  # first: it explains a missing extra
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = client.get_secret_value(SecretId=secret_id)
+        except (ClientError, BotoCoreError) as exc:
+            code = aws_error_code(exc)
+            hint = _HINTS.get(code, "check the secret and this role's access to it")
+            raise ConfigError(f"cannot read the stage secret {secret_id} from AWS Secrets "
+                              f"Manager: {code}; {hint.format(var=override_var)}",
+                              details={"secret_id": secret_id, "aws_error_code": code}) from exc
+        text = answer.get("SecretString")
+        if text is None and isinstance(answer.get("SecretBinary"), bytes):
+            text = answer["SecretBinary"].decode("utf-8", errors="replace")
+        try:
+            data = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            data = None  # the parser's error would quote the secret
+        if not isinstance(data, dict):
+            raise ConfigError(f"the stage secret {secret_id} is not a JSON object",
+                              details={"secret_id": secret_id})
+        return data
+
+    def _parameters(self, source: StageSource) -> dict[str, Any]:
+        path = source.parameters_path
+        client = self._client("ssm")
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        found: dict[str, Any] = {}
+        try:
+            pages = client.get_paginator("get_parameters_by_path").paginate(
+                Path=path, Recursive=False, WithDecryption=True)
+            for page in pages:
+                for parameter in page.get("Parameters", []):
+                    name = str(parameter["Name"]).removeprefix(path + "/")
+                    found[name] = _parameter(path, name, parameter.get("Value"))
+        except (ClientError, BotoCoreError) as exc:
+            code = aws_error_code(exc)
+            raise ConfigError(f"cannot read the stage's SSM parameters under {path}/: {code}; "
+                              "grant this role ssm:GetParametersByPath on them",
+                              details={"path": path, "aws_error_code": code}) from exc
+        return found
+
+    # --- building -------------------------------------------------------------------------
+
+    def _build(self, values: StageValues, overrides: dict[str, Any]) -> Settings:
+        ignored = [env_name(f) for f in SECRET_FIELDS if env_name(f) in os.environ]
+        if ignored:
+            log.warning("%s ignored: a stage's secrets come from Secrets Manager only",
+                        ", ".join(ignored))
+        kwargs: dict[str, Any] = {"paypal_client_secret": None, "api_keys": [],
+                                  "fulfilment_secret": None}
+        kwargs.update(values.values)
+        kwargs.update(stage=values.stage, stage_environment=values.environment,
+                      paypal_env=values.environment)
+        kwargs.update(overrides)
+        settings = Settings.load(**kwargs)
+        if self._check_credentials and settings.startup_credentials_check:
+            self._check(settings)
+        return settings
+
+    def _check(self, settings: Settings) -> None:
+        from paywire.credentials_check import require_credentials
+
+        key = (settings.paypal_url, settings.paypal_client_id, settings.paypal_client_secret)
+        if key == self._checked:
+            return
+        if require_credentials(settings, http=self._http):
+            self._checked = key
+
+
+def _parameter(path: str, name: str, value: Any) -> Any:
+    field = name.lower()
+    where = f"SSM parameter {path}/{name}"
+    if field in SECRET_FIELDS:
+        raise ConfigError(f"{where} holds a secret: secrets belong in the stage's secret in "
+                          "AWS Secrets Manager, never in SSM", details={"parameter": name})
+    if field in SOURCE_FIELDS or field not in Settings.model_fields:
+        raise ConfigError(f"{where} is not a setting paywire takes from SSM (a parameter is "
+                          "named after its setting without PAYWIRE_, lower case)",
+                          details={"parameter": name})
+    if field == "database_url" and isinstance(value, str) and urlsplit(value).password:
+        raise ConfigError(f"{where} holds a password: put database_url in the stage's app "
+                          "secret instead", details={"parameter": name})
+    return value
+
+
+def _mapped(data: dict[str, Any], keys: dict[str, str], secret_id: str) -> dict[str, Any]:
+    unknown = sorted(set(data) - set(keys))
+    if unknown:
+        raise ConfigError(f"the stage secret {secret_id} has unknown keys: {', '.join(unknown)} "
+                          f"(it takes {', '.join(sorted(keys))})",
+                          details={"secret_id": secret_id})
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        field = keys[key]
+        if field in SECRET_FIELDS:
+            value = _secret_value(value, secret_id, key)
+        out[field] = value
+    return out
+
+
+def _secret_value(value: Any, secret_id: str, key: str) -> SecretStr | list[SecretStr] | None:
+    if value is None:
+        return [] if key == "api_keys" else None
+    if isinstance(value, str):
+        if key == "api_keys":
+            return [SecretStr(part.strip()) for part in value.split(",") if part.strip()]
+        return SecretStr(value) if value.strip() else None
+    if key == "api_keys" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [SecretStr(v) for v in value if v.strip()]
+    raise ConfigError(f"the stage secret {secret_id}: {key} must be a string"
+                      + (" or a list of strings" if key == "api_keys" else ""),
+                      details={"secret_id": secret_id})
+
+
+@functools.cache
+def _process_secrets() -> StageSecrets:
+    """This process's one cache of its stage's secrets (a Lambda container keeps it warm)."""
+    return StageSecrets()
+
+
+def stage_settings(**overrides: Any) -> Settings:
+    """The stage's settings for this process (`PAYWIRE_STAGE`), cached with the TTL."""
+    return _process_secrets().settings(**overrides)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The process's settings: the stage's when `PAYWIRE_STAGE` is set, else `Settings.load`."""
+    if StageSource.load().stage is not None:
+        return stage_settings(**overrides)
+    return Settings.load(**overrides)

@@ -1,0 +1,336 @@
+"""A stage's settings read from Secrets Manager and SSM on a moto server process over HTTP:
+precedence, the TTL cache on an injected clock, a failed refresh served stale within the grace
+period, clear errors for missing or malformed secrets and a sandbox/live mismatch, and no secret
+value in any log (botocore's DEBUG included), error or repr."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from paywire.aws.secrets import StageSecrets, load_settings
+from paywire.domain.errors import ConfigError
+from paywire.settings import DEMO_CATALOG, Settings, StageSource
+from paywire.testing import MotoServer
+
+CLIENT_SECRET = "pp-client-secret-7f3a9c"
+ROTATED_SECRET = "pp-client-secret-rotated-41d2"
+API_KEYS = ["stage-admin-key-aaaaaaaaaaaa", "stage-server-key-bbbbbbbbbbb"]
+WHSEC = "whsec_c3RhZ2UtZnVsZmlsbWVudC1zZWNyZXQtMDE="
+ENV_SECRET = "env-client-secret-must-be-ignored"
+
+
+class Clock:
+    """Monotonic seconds that move only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        """The current reading."""
+        return self.now
+
+
+@dataclass
+class Stage:
+    """A fresh stage name with Secrets Manager and SSM clients on the moto server."""
+
+    name: str
+    sm: Any
+    ssm: Any
+
+    @property
+    def paypal_id(self) -> str:
+        """The stage's PayPal secret id."""
+        return f"paywire/{self.name}/paypal"
+
+    @property
+    def app_id(self) -> str:
+        """The stage's app secret id."""
+        return f"paywire/{self.name}/app"
+
+    def put_paypal(self, environment: str = "sandbox", secret: str = CLIENT_SECRET,
+                   **extra: Any) -> None:
+        """Create (or replace the value of) the stage's PayPal secret."""
+        value = json.dumps({"environment": environment, "client_id": f"id-{self.name}",
+                            "client_secret": secret, "webhook_id": "WH-STAGE", **extra})
+        self._put(self.paypal_id, value)
+
+    def put_app(self, **values: Any) -> None:
+        """Create (or replace the value of) the stage's app secret."""
+        self._put(self.app_id, json.dumps(values or {
+            "api_keys": API_KEYS, "fulfilment_secret": WHSEC,
+            "fulfilment_url": "https://shop.example/from-secret"}))
+
+    def _put(self, secret_id: str, value: str) -> None:
+        try:
+            self.sm.put_secret_value(SecretId=secret_id, SecretString=value)
+        except self.sm.exceptions.ResourceNotFoundException:
+            self.sm.create_secret(Name=secret_id, SecretString=value)
+
+    def param(self, name: str, value: str, kind: str = "String") -> None:
+        """An SSM parameter /paywire/<stage>/<name>."""
+        self.ssm.put_parameter(Name=f"/paywire/{self.name}/{name}", Value=value, Type=kind,
+                               Overwrite=True)
+
+
+@pytest.fixture(scope="module")
+def clients(moto_server: MotoServer) -> Iterator[tuple[Any, Any]]:
+    """Secrets Manager and SSM clients for the moto server (made once: they are slow to make)."""
+    kw = {"endpoint_url": moto_server.endpoint_url, "region_name": moto_server.REGION,
+          "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    sm, ssm = boto3.client("secretsmanager", **kw), boto3.client("ssm", **kw)
+    yield sm, ssm
+    sm.close()
+    ssm.close()
+
+
+@pytest.fixture
+def stage(clients: tuple[Any, Any], moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch,
+          tmp_path: Path) -> Stage:
+    """A fresh stage (a unique name), the process environment pointed at moto and at it."""
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in [n for n in os.environ if n.startswith("PAYWIRE_")]:
+        monkeypatch.delenv(name)
+    for name, value in moto_server.env.items():
+        monkeypatch.setenv(name, value)
+    s = Stage("t" + uuid.uuid4().hex[:12], *clients)
+    monkeypatch.setenv("PAYWIRE_STAGE", s.name)
+    monkeypatch.setenv("PAYWIRE_CATALOG_PATH", str(DEMO_CATALOG))
+    return s
+
+
+def loader(clock: Clock | None = None, stage: Stage | None = None) -> StageSecrets:
+    """A stage loader without the start-up token request (test_credentials_check covers it):
+    its own boto3 clients from the environment, or (faster) the stage's clients."""
+    if stage is None:
+        return StageSecrets(clock=clock or Clock(), check_credentials=False)
+    made = {"secretsmanager": stage.sm, "ssm": stage.ssm}
+    return StageSecrets(clock=clock or Clock(), check_credentials=False, clients=made.__getitem__)
+
+
+def refusal(stage_loader: StageSecrets) -> ConfigError:
+    """The ConfigError loading the stage's settings raises."""
+    with pytest.raises(ConfigError) as info:
+        stage_loader.settings()
+    return info.value
+
+
+def test_settings_come_from_secrets_then_ssm_then_the_environment(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Secrets beat SSM, SSM beats PAYWIRE_* (paginated past one page of 10); a client secret
+    in the environment is ignored with a WARNING; nothing is written into os.environ."""
+    stage.put_paypal()
+    stage.put_app()
+    params = {"return_url": "https://shop.example/ssm-return",
+              "cancel_url": "https://shop.example/ssm-cancel",
+              "fulfilment_url": "https://shop.example/from-ssm", "reconcile_batch": "77",
+              "outbox_batch": "33", "truth_fetch_batch": "11", "max_rejections": "5000",
+              "paypal_timeout_seconds": "7", "idempotency_ttl_seconds": "7200",
+              "webhook_cert_timeout_seconds": "3", "outbox_interval_seconds": "2.5"}
+    for name, value in params.items():
+        stage.param(name, value)
+    stage.param("cors_origins", "https://a.example,https://b.example", "StringList")
+    monkeypatch.setenv("PAYWIRE_RETURN_URL", "https://env.example/return")
+    monkeypatch.setenv("PAYWIRE_OUTBOX_CONCURRENCY", "4")
+    monkeypatch.setenv("PAYWIRE_DATABASE_URL", "dynamodb://paywire-table")
+    monkeypatch.setenv("PAYWIRE_PAYPAL_CLIENT_SECRET", ENV_SECRET)
+    environ_before = dict(os.environ)
+
+    s = loader().settings()
+
+    assert (s.stage, s.stage_environment, s.paypal_env) == (stage.name, "sandbox", "sandbox")
+    assert s.paypal_url == "https://api-m.sandbox.paypal.com"
+    assert s.paypal_client_id == f"id-{stage.name}" and s.paypal_webhook_id == "WH-STAGE"
+    assert s.paypal_client_secret is not None
+    assert s.paypal_client_secret.get_secret_value() == CLIENT_SECRET
+    assert [k.get_secret_value() for k in s.api_keys] == API_KEYS
+    assert s.fulfilment_secret is not None and s.fulfilment_secret.get_secret_value() == WHSEC
+    assert s.fulfilment_url == "https://shop.example/from-secret"  # secret > SSM
+    assert s.return_url == "https://shop.example/ssm-return"  # SSM > environment
+    assert s.outbox_concurrency == 4 and s.dynamodb_table == "paywire-table"  # environment
+    assert (s.reconcile_batch, s.outbox_batch, s.truth_fetch_batch) == (77, 33, 11)
+    assert s.cors_origins == ["https://a.example", "https://b.example"]
+    assert (s.max_rejections, s.paypal_timeout_seconds, s.outbox_interval_seconds) == (
+        5000, 7, 2.5)
+    assert dict(os.environ) == environ_before
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("PAYWIRE_PAYPAL_CLIENT_SECRET ignored" in w for w in warnings), warnings
+    monkeypatch.setenv("PAYWIRE_STARTUP_CREDENTIALS_CHECK", "false")  # no call to PayPal
+    assert load_settings().stage == stage.name  # the process-wide entry point
+
+
+def test_secrets_are_cached_for_the_ttl_then_re_read(stage: Stage,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within the TTL a rotated secret is not seen (the same object comes back); after it the
+    next call reads the new value; unchanged values keep the same object."""
+    monkeypatch.setenv("PAYWIRE_SECRETS_TTL_SECONDS", "60")
+    stage.put_paypal()
+    stage.put_app()
+    clock = Clock()
+    secrets = loader(clock)
+    first = secrets.settings()
+    stage.put_paypal(secret=ROTATED_SECRET)
+    clock.now += 59
+    assert secrets.settings() is first
+    clock.now += 2
+    second = secrets.settings()
+    assert second is not first and second.paypal_client_secret is not None
+    assert second.paypal_client_secret.get_secret_value() == ROTATED_SECRET
+    clock.now += 61
+    assert secrets.settings() is second
+    overridden = secrets.settings(reconcile_batch=5)
+    assert overridden.reconcile_batch == 5 and overridden.paypal_client_secret is not None
+    assert overridden.paypal_client_secret.get_secret_value() == ROTATED_SECRET
+
+
+def test_a_failed_refresh_serves_stale_values_within_the_grace_period(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A secret gone at refresh: the cached values keep serving for the grace period with a
+    WARNING naming the secret and AWS's error code; after it, ConfigError; back once it is."""
+    monkeypatch.setenv("PAYWIRE_SECRETS_TTL_SECONDS", "60")
+    monkeypatch.setenv("PAYWIRE_SECRETS_STALE_GRACE_SECONDS", "120")
+    stage.put_paypal()
+    stage.put_app()
+    clock = Clock()
+    secrets = loader(clock)
+    first = secrets.settings()
+    stage.sm.delete_secret(SecretId=stage.paypal_id, ForceDeleteWithoutRecovery=True)
+    clock.now += 61
+    assert secrets.settings() is first
+    warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert stage.paypal_id in warning and "ResourceNotFoundException" in warning
+    clock.now += 118  # 179 s after the read: still within TTL + grace
+    assert secrets.settings() is first
+    clock.now += 2
+    error = refusal(secrets)
+    assert stage.paypal_id in error.message and "ResourceNotFoundException" in error.message
+    assert error.details["aws_error_code"] == "ResourceNotFoundException"
+    stage.put_paypal(secret=ROTATED_SECRET)
+    recovered = secrets.settings()
+    assert recovered.paypal_client_secret is not None
+    assert recovered.paypal_client_secret.get_secret_value() == ROTATED_SECRET
+
+
+def test_a_missing_secret_fails_the_first_read_naming_it(stage: Stage) -> None:
+    """No PayPal secret, then no app secret: ConfigError naming the id, the code and the fix."""
+    error = refusal(loader(stage=stage))
+    assert stage.paypal_id in error.message and "ResourceNotFoundException" in error.message
+    assert "PAYWIRE_PAYPAL_SECRET_ID" in error.message
+    stage.put_paypal()
+    error = refusal(loader(stage=stage))
+    assert stage.app_id in error.message and "ResourceNotFoundException" in error.message
+
+
+def test_secret_ids_can_be_overridden(stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PAYWIRE_PAYPAL_SECRET_ID / PAYWIRE_APP_SECRET_ID name other secrets."""
+    stage.put_paypal()
+    stage.put_app()
+    other = Stage(stage.name + "x", stage.sm, stage.ssm)
+    other.put_paypal(environment="live", secret=ROTATED_SECRET)
+    monkeypatch.setenv("PAYWIRE_PAYPAL_SECRET_ID", other.paypal_id)
+    s = loader(stage=stage).settings()
+    assert s.paypal_env == "live" and s.paypal_secret_name == other.paypal_id
+    assert s.paypal_client_secret is not None
+    assert s.paypal_client_secret.get_secret_value() == ROTATED_SECRET
+
+
+def test_the_secret_environment_must_agree_with_paypal_env(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sandbox secret with PAYWIRE_PAYPAL_ENV=live fails naming both, never a value; the
+    same for an override; agreeing values load."""
+    stage.put_paypal(environment="sandbox")
+    stage.put_app()
+    monkeypatch.setenv("PAYWIRE_PAYPAL_ENV", "live")
+    error = refusal(loader(stage=stage))
+    assert "environment sandbox" in error.message and "PAYWIRE_PAYPAL_ENV is live" in error.message
+    assert stage.paypal_id in error.message and CLIENT_SECRET not in error.message
+    monkeypatch.setenv("PAYWIRE_PAYPAL_ENV", "sandbox")
+    assert loader(stage=stage).settings().paypal_env == "sandbox"
+    with pytest.raises(ConfigError, match="PAYWIRE_PAYPAL_ENV is live"):
+        loader(stage=stage).settings(paypal_env="live")
+
+
+def test_malformed_secrets_and_parameters_are_refused_by_name(stage: Stage) -> None:
+    """Not JSON, unknown keys, no environment, a secret in SSM, an unknown parameter: each
+    fails naming the secret or parameter and never quoting a value."""
+    stage.put_app()
+    stage._put(stage.paypal_id, f"client_secret={CLIENT_SECRET}")
+    error = refusal(loader(stage=stage))
+    assert "is not a JSON object" in error.message and CLIENT_SECRET not in str(error.details)
+    stage.put_paypal(client_secert=CLIENT_SECRET)
+    assert "unknown keys: client_secert" in refusal(loader(stage=stage)).message
+    stage._put(stage.paypal_id, json.dumps({"client_id": "x", "client_secret": CLIENT_SECRET}))
+    assert "must record \"environment\"" in refusal(loader(stage=stage)).message
+    stage.put_paypal()
+    stage.param("api_keys", API_KEYS[0])
+    error = refusal(loader(stage=stage))
+    assert f"/paywire/{stage.name}/api_keys holds a secret" in error.message
+    stage.ssm.delete_parameter(Name=f"/paywire/{stage.name}/api_keys")
+    stage.param("retrun_url", "https://typo.example")
+    assert "retrun_url is not a setting" in refusal(loader(stage=stage)).message
+    stage.ssm.delete_parameter(Name=f"/paywire/{stage.name}/retrun_url")
+    stage.put_app(api_keys=["short-key-7c1"], fulfilment_secret=WHSEC)
+    error = refusal(loader(stage=stage))
+    assert "PAYWIRE_API_KEYS: key #1 is shorter" in error.message
+    assert "short-key-7c1" not in error.message and WHSEC not in error.message
+
+
+def test_no_secret_value_reaches_logs_errors_or_reprs(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """Every logger at DEBUG (botocore's payload logs included) through a load, a rotation, a
+    failed refresh and a failed first read: no secret value in any log, output, error or repr."""
+    monkeypatch.setenv("PAYWIRE_SECRETS_TTL_SECONDS", "10")
+    stage.put_paypal()
+    stage.put_app()
+    caplog.set_level(logging.DEBUG)
+    for name in list(logging.root.manager.loggerDict):
+        caplog.set_level(logging.DEBUG, logger=name)
+    clock = Clock()
+    secrets = loader(clock)
+    texts: list[str] = []
+    first = secrets.settings()
+    stage.put_paypal(secret=ROTATED_SECRET)
+    clock.now += 11
+    second = secrets.settings()
+    stage.sm.delete_secret(SecretId=stage.app_id, ForceDeleteWithoutRecovery=True)
+    clock.now += 11
+    assert secrets.settings() is second
+    failed = refusal(loader())  # a first read without the app secret
+    texts += [failed.message, repr(failed), str(failed.details)]
+    stage.put_app()
+    values = secrets.read(StageSource.load())
+    texts += [repr(first), str(first), repr(second), repr(secrets), repr(values),
+              str(values), repr(first.model_dump())]
+    out, err = capfd.readouterr()
+    assert any(r.name.startswith("botocore") for r in caplog.records), "botocore was silent"
+    places = {"logs": caplog.text, "stdout": out, "stderr": err, "errors and reprs": "\n".join(
+        texts)}
+    secret_values = {"client secret": CLIENT_SECRET, "rotated secret": ROTATED_SECRET,
+                     "api key 0": API_KEYS[0], "api key 1": API_KEYS[1], "whsec": WHSEC}
+    leaks = [f"{name} in {where}" for name, value in secret_values.items()
+             for where, text in places.items() if value in text]
+    assert not leaks, leaks
+
+
+def test_an_emulator_stage_loads_for_offline_runs(stage: Stage) -> None:
+    """A secret recording the emulator (`paywire dev --aws`) loads as an emulator stage; API
+    keys may be one comma-separated string, and a null fulfilment secret is unset."""
+    stage.put_paypal(environment="emulator")
+    stage.put_app(api_keys=",".join(API_KEYS), fulfilment_secret=None)
+    s = loader(stage=stage).settings()
+    assert isinstance(s, Settings) and s.paypal_env == "emulator"
+    assert [k.get_secret_value() for k in s.api_keys] == API_KEYS
+    assert s.fulfilment_secret is None
+    stage.put_app(api_keys=None)
+    assert loader(stage=stage).settings().api_keys == []
