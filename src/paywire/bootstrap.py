@@ -3,11 +3,14 @@
 Nothing else instantiates adapters. `build(settings)` loads the catalog (refusing prices PayPal
 cannot take), migrates an embedded SQLite database, and wires `SqlStore`, `PayPalClient`, a UTC
 clock, `CheckoutService`, webhook ingest (local or postback verification, PayPal's event
-parser), the truth fetcher and the reconciler. `create_app(settings)` is the FastAPI app whose
+parser; `bootstrap_webhooks` chooses the verifier), the truth fetcher and the reconciler.
+`create_app(settings)` is the FastAPI app whose
 lifespan builds the container, runs the truth fetcher and the reconciler as background tasks
-(each behind its setting), and closes both at shutdown. A
-PostgreSQL database is never migrated here: run `paywire migrate` (a deploy step, so replicas
-never race on DDL).
+(each behind its setting; none in a Lambda function, where they run as functions of their own),
+and closes both at shutdown. The store is chosen by URL: `dynamodb://<table>` is the DynamoDB
+store (imported only then: it needs `paywire[aws]`), anything else SQL (SQLAlchemy and Alembic
+are likewise imported only when used: a Lambda cold start on DynamoDB skips them). PostgreSQL
+is never migrated here: run `paywire migrate` (a deploy step, so replicas never race on DDL).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,17 +31,18 @@ import httpx
 from fastapi import FastAPI
 
 from paywire.api.app import create_api
+from paywire.bootstrap_webhooks import EmulatorCaVerifier, webhook_verifier
+from paywire.bootstrap_webhooks import NoWebhookId as NoWebhookId  # re-exported
 from paywire.catalog_file import load_catalog
 from paywire.delivery.http_callback import HttpCallbackTarget
 from paywire.delivery.python_callable import CallableTarget
 from paywire.domain.catalog import Catalog
-from paywire.domain.errors import ConfigError, ProviderError, SignatureError
+from paywire.domain.errors import ConfigError, ProviderError
 from paywire.domain.order import OrderStatus
-from paywire.ports import Clock, PaymentProvider, Store, VerifiedDelivery, WebhookVerifier
+from paywire.ports import Clock, DeliveryTarget, PaymentProvider, Store, WebhookVerifier
 from paywire.providers.paypal import mapping
 from paywire.providers.paypal.client import PayPalClient
 from paywire.providers.paypal.events import PayPalEventParser
-from paywire.providers.paypal.webhook_verifier import LocalVerifier, PostbackVerifier
 from paywire.services.checkout import CheckoutService
 from paywire.services.fulfilment import OutboxWorker
 from paywire.services.operations import OperationRunner
@@ -46,8 +50,6 @@ from paywire.services.reconcile import Reconciler
 from paywire.services.truth import TruthFetcher
 from paywire.services.webhooks import WebhookIngest
 from paywire.settings import Settings
-from paywire.store import migrate
-from paywire.store.sql import SqlStore, sync_url
 
 log = logging.getLogger("paywire")
 
@@ -94,6 +96,8 @@ def sqlite_path(settings: Settings) -> Path | None:
     """The embedded SQLite file of `settings.database_url` (None for other databases)."""
     if not settings.is_sqlite:
         return None
+    from paywire.store.sql import sync_url
+
     database = sync_url(settings.database_url).database
     return Path(database) if database else None
 
@@ -108,6 +112,8 @@ def migrate_embedded(settings: Settings) -> None:
     except OSError as exc:
         raise ConfigError(f"PAYWIRE_DATA_DIR / PAYWIRE_DATABASE_URL: cannot create "
                           f"{path.parent} ({exc.strerror or exc})") from exc
+    from paywire.store import migrate
+
     migrate.upgrade(settings.database_url)
 
 
@@ -123,94 +129,20 @@ def paypal_client(settings: Settings) -> PayPalClient:
                         backoff_base=settings.paypal_retry_backoff_seconds)
 
 
-class NoWebhookId:
-    """The verifier while PAYWIRE_PAYPAL_WEBHOOK_ID is unset (emulator mode only): every
-    delivery is refused for good, and the rejection log says what to set."""
-
-    async def verify(self, headers: Mapping[str, str], body: bytes) -> VerifiedDelivery:
-        """Refuse: nothing can be verified without our webhook id."""
-        raise SignatureError("paywire has no webhook id to verify against", check="webhook_id",
-                             likely_cause="PAYWIRE_PAYPAL_WEBHOOK_ID is not set: set it to the "
-                                          "id of this URL's webhook subscription", status=403)
-
-
-class EmulatorCaVerifier:
-    """Local verification that trusts the emulator's CA, fetched from the emulator: at
-    start-up (`prime`), or at the first delivery if the emulator was not up yet (until then a
-    delivery is answered 503 and PayPal's retry comes back)."""
-
-    def __init__(self, ca_url: str, http: httpx.AsyncClient,
-                 make: Callable[[list[bytes]], WebhookVerifier]) -> None:
-        self.ca_url = ca_url
-        self.http = http
-        self.make = make
-        self._inner: WebhookVerifier | None = None
-        self._lock = asyncio.Lock()
-
-    async def prime(self) -> None:
-        """Fetch the CA unless already held; ProviderError(transient) if the emulator is down."""
-        async with self._lock:
-            if self._inner is not None:
-                return
-            try:
-                response = await self.http.get(self.ca_url)
-                response.raise_for_status()
-            except httpx.HTTPError as exc:
-                raise ProviderError(f"cannot fetch the emulator's webhook CA from {self.ca_url}: "
-                                    f"{type(exc).__name__}", provider="paypal",
-                                    kind="transient") from exc
-            try:
-                self._inner = self.make([response.content])
-            except ValueError as exc:  # not PEM: no CA to trust
-                raise ConfigError(f"the emulator's webhook CA at {self.ca_url} is not a PEM "
-                                  "certificate (set PAYWIRE_WEBHOOK_CA_BUNDLE)") from exc
-
-    async def verify(self, headers: Mapping[str, str], body: bytes) -> VerifiedDelivery:
-        """Verify against the emulator's CA (fetched now if need be)."""
-        await self.prime()
-        assert self._inner is not None  # noqa: S101 - set by prime() or it raised
-        return await self._inner.verify(headers, body)
-
-
-def webhook_verifier(settings: Settings, client: PayPalClient, clock: Clock,
-                     http: httpx.AsyncClient) -> WebhookVerifier:
-    """Local (default) or postback verification, as `settings` say.
-
-    Postback keeps a local verifier beside it, never to accept anything, only to explain a
-    FAILURE (another environment's webhook id, the simulator, a re-serialised body).
-    """
-    webhook_id = settings.paypal_webhook_id
-    if webhook_id is None:
-        log.warning("PAYWIRE_PAYPAL_WEBHOOK_ID is not set: every webhook delivery is refused")
-        return NoWebhookId()
-    max_age = timedelta(seconds=settings.webhook_max_age_seconds)
-    https_hosts, http_hosts = settings.cert_hosts
-
-    def local(ca_pems: list[bytes] | None) -> LocalVerifier:
-        return LocalVerifier(
-            [webhook_id, *settings.paypal_other_webhook_ids], http=http,
-            allowed_hosts=https_hosts, allow_http_hosts=http_hosts, ca_pems=ca_pems,
-            clock=clock.now, max_age=max_age,
-            fetch_timeout=settings.webhook_cert_timeout_seconds,
-            max_cert_bytes=settings.webhook_cert_max_bytes,
-            cache_ttl=timedelta(seconds=settings.webhook_cert_cache_seconds))
-
-    def verifier(ca_pems: list[bytes] | None) -> WebhookVerifier:
-        if settings.webhook_verification == "postback":
-            return PostbackVerifier(client, webhook_id, clock=clock.now, max_age=max_age,
-                                    diagnoser=local(ca_pems))
-        return local(ca_pems)
-
-    if settings.webhook_ca_bundle is not None:
+def store_for(settings: Settings) -> Store:
+    """The store `settings.database_url` names: DynamoDB for `dynamodb://<table>` (region and
+    endpoint from the standard AWS environment), SQL otherwise."""
+    if settings.is_dynamodb:
         try:
-            bundle = settings.webhook_ca_bundle.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"PAYWIRE_WEBHOOK_CA_BUNDLE: cannot read "
-                              f"{settings.webhook_ca_bundle} ({exc.strerror or exc})") from exc
-        return verifier([bundle])
-    if settings.emulator_ca_url is not None:
-        return EmulatorCaVerifier(settings.emulator_ca_url, http, verifier)
-    return verifier(None)  # certifi's roots
+            from paywire.store.dynamo import DynamoStore
+        except ImportError as exc:
+            raise ConfigError("PAYWIRE_DATABASE_URL names DynamoDB, which needs the AWS extra: "
+                              "pip install 'paywire[aws]'") from exc
+        store: Store = DynamoStore.from_url(settings.database_url)
+        return store
+    from paywire.store.sql import SqlStore
+
+    return SqlStore(settings.database_url)
 
 
 def worker_id() -> str:
@@ -236,7 +168,12 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
     # trust_env=False: a proxy from the environment must not sit between us and the cert host.
     http = httpx.AsyncClient(timeout=settings.webhook_cert_timeout_seconds,
                              follow_redirects=False, trust_env=False)
-    store = SqlStore(settings.database_url)
+    try:
+        store = store_for(settings)
+    except ConfigError:
+        await http.aclose()
+        await client.aclose()
+        raise
     runner = OperationRunner(store, clock,
                              lease=timedelta(seconds=settings.operation_lease_seconds))
     checkout = CheckoutService(store, provider, clock, return_url=settings.return_url,
@@ -274,9 +211,10 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
                      verifier=verifier, http=http, reconciler=reconciler, outbox=outbox)
 
 
-def outbox_worker(settings: Settings, store: Store, clock: Clock) -> OutboxWorker | None:
-    """The outbox worker for the fulfilment targets `settings` name (None if there are none)."""
-    targets: list[HttpCallbackTarget | CallableTarget] = []
+def fulfilment_targets(settings: Settings) -> list[DeliveryTarget]:
+    """The shop's own delivery targets `settings` name (signed HTTP callback, Python callable),
+    possibly none."""
+    targets: list[DeliveryTarget] = []
     if settings.fulfilment_url:
         if settings.fulfilment_secret is None:
             raise ConfigError("PAYWIRE_FULFILMENT_SECRET must be set with PAYWIRE_FULFILMENT_URL "
@@ -285,6 +223,15 @@ def outbox_worker(settings: Settings, store: Store, clock: Clock) -> OutboxWorke
                                           timeout=settings.fulfilment_timeout_seconds))
     if settings.fulfilment_callable:
         targets.append(CallableTarget(settings.fulfilment_callable))
+    return targets
+
+
+def outbox_worker(settings: Settings, store: Store, clock: Clock,
+                  targets: list[DeliveryTarget] | None = None) -> OutboxWorker | None:
+    """The outbox worker for `targets` (default: the fulfilment targets `settings` name); None
+    if there are none. Lease, batch, backoff and maximum age come from `settings`."""
+    if targets is None:
+        targets = fulfilment_targets(settings)
     if not targets:
         return None
     sec = settings
@@ -378,15 +325,19 @@ async def background(container: Container) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings, *, wrap_provider: ProviderWrapper | None = None,
-               clock: Clock | None = None) -> FastAPI:
+               clock: Clock | None = None, background_tasks: bool = True) -> FastAPI:
     """The paywire HTTP API for `settings`; its lifespan builds the container, runs the
-    background work (`background`) and closes both."""
+    background work (`background`, unless `background_tasks` is False: a Lambda function,
+    frozen between requests, runs none) and closes both."""
 
     @asynccontextmanager
     async def open_container() -> AsyncIterator[Container]:
         container = await build(settings, wrap_provider=wrap_provider, clock=clock)
         try:
-            async with background(container):
+            if background_tasks:
+                async with background(container):
+                    yield container
+            else:
                 yield container
         finally:
             await container.aclose()
@@ -395,5 +346,12 @@ def create_app(settings: Settings, *, wrap_provider: ProviderWrapper | None = No
 
 
 def app_from_env() -> FastAPI:
-    """`paywire serve`'s app factory (uvicorn workers import it): settings from the environment."""
+    """`paywire serve`'s app factory (uvicorn workers import it): settings from the environment,
+    or the stage's (Secrets Manager and SSM) when `PAYWIRE_STAGE` is set."""
+    from paywire.settings import StageSource
+
+    if StageSource.load().stage is not None:
+        from paywire.aws.secrets import stage_settings
+
+        return create_app(stage_settings())
     return create_app(Settings.load())

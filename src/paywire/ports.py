@@ -575,6 +575,11 @@ class DeliveryTarget(Protocol):
 
     `deliver` raises `DeliveryError` (retryable or not) when the message was not accepted; a
     target must tolerate receiving one message id more than once (at-least-once delivery).
+
+    A target may also say `hands_off = True`: it hands the message to a queue whose consumer
+    delivers it to the shop (SQS in the serverless deployment), so an accepted message is
+    `queued`, not `delivered` (read with `getattr(target, "hands_off", False)`; a plain target
+    needs no such attribute).
     """
 
     name: str

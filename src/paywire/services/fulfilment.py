@@ -14,6 +14,9 @@ A crash between sending and marking is the at-least-once case::
 The shop hears M twice under the same id and keeps one. Failures back off exponentially with
 jitter; a message older than `max_age` (or refused for good by a target) goes `dead` with an
 ERROR log line and a counter, until an operator revives it (`paywire outbox retry ID`).
+
+A worker whose targets hand messages to a queue (`hands_off`, e.g. SQS) marks an accepted
+message `queued` instead: the queue's consumer delivers it and settles the row.
 """
 
 from __future__ import annotations
@@ -45,6 +48,33 @@ def no_jitter(delay: float) -> float:
     return delay
 
 
+def hands_off(targets: Sequence[DeliveryTarget]) -> bool:
+    """True if every target hands messages to a queue (accepted = `queued`), False if none
+    does; ValueError for a mix (a queue's consumer delivers to the shop itself, so a message
+    sent both ways would reach the shop by two roads)."""
+    flags = {bool(getattr(target, "hands_off", False)) for target in targets}
+    if len(flags) > 1:
+        raise ValueError("an outbox worker's targets must all hand messages to a queue or none "
+                         "may (the queue's consumer delivers to the shop)")
+    return flags == {True}
+
+
+async def hand_over(targets: Sequence[DeliveryTarget],
+                    message: OutboxMessage) -> DeliveryError | None:
+    """Hand the message to every target in turn; the first failure (later targets are not
+    tried), or None if all accepted. A target raising anything but DeliveryError counts as a
+    retryable failure (logged with its traceback)."""
+    for target in targets:
+        try:
+            await target.deliver(message)
+        except DeliveryError as exc:
+            return exc
+        except Exception as exc:
+            log.exception("delivery target %s raised", target.name)
+            return DeliveryError(f"{type(exc).__name__}: {exc}", target=target.name)
+    return None
+
+
 class OutboxWorker:
     """Delivers outbox messages to the configured targets."""
 
@@ -59,6 +89,7 @@ class OutboxWorker:
             raise ValueError("an outbox worker needs at least one delivery target")
         self.store = store
         self.targets = list(targets)
+        self.hands_off = hands_off(self.targets)
         self.clock = clock
         self.owner = owner
         self.lease = lease
@@ -111,8 +142,8 @@ class OutboxWorker:
         failure = await self._deliver(message)
         now = self.clock.now()
         if failure is None:
-            status, next_at, error = "delivered", None, None
-            self.counters["delivered"] += 1
+            status, next_at, error = ("queued" if self.hands_off else "delivered"), None, None
+            self.counters[status] += 1
         else:
             error = f"{failure.target}: {failure.message}"[:MAX_ERROR]
             too_old = now - message.created_at >= self.max_age
@@ -141,15 +172,7 @@ class OutboxWorker:
 
     async def _deliver(self, message: OutboxMessage) -> DeliveryError | None:
         """Hand the message to every target; the first failure, or None if all accepted."""
-        for target in self.targets:
-            try:
-                await target.deliver(message)
-            except DeliveryError as exc:
-                return exc
-            except Exception as exc:
-                log.exception("delivery target %s raised", target.name)
-                return DeliveryError(f"{type(exc).__name__}: {exc}", target=target.name)
-        return None
+        return await hand_over(self.targets, message)
 
     def _backoff(self, attempts: int) -> timedelta:
         base = self.base_delay.total_seconds()

@@ -1,0 +1,67 @@
+"""The HTTP API as a Lambda function: API Gateway (HTTP API, payload 2.0) → Mangum → FastAPI.
+
+`handler` serves the checkout API, the admin API and `POST /webhooks/paypal`. API Gateway may
+base64-encode a request body (`isBase64Encoded`); Mangum decodes it, so the webhook route
+verifies PayPal's signature over exactly the bytes PayPal sent.
+
+Mangum's own lifespan handling would build (and close) the container on *every* invocation, so
+it runs with `lifespan="off"` and the app's lifespan is entered here instead, once per
+execution environment (`Runtime`), and kept open while the environment lives. No background
+loop runs in the function: the truth fetcher, reconciler and outbox run as functions of their
+own on schedules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from mangum import Mangum
+
+from paywire.aws.config import AwsConfig
+from paywire.aws.runtime import (
+    ConfigFactory,
+    LambdaFunction,
+    SettingsFactory,
+    default_config,
+    default_settings,
+)
+from paywire.bootstrap import create_app
+from paywire.settings import Settings
+
+AppFactory = Callable[[Settings], FastAPI]
+
+
+def lambda_app(settings: Settings) -> FastAPI:
+    """The paywire API for a Lambda function: no background tasks."""
+    return create_app(settings, background_tasks=False)
+
+
+class HttpApi(LambdaFunction[Mangum]):
+    """The HTTP API handler: one FastAPI app (and container) per execution environment."""
+
+    http = True
+
+    def __init__(self, *, settings_factory: SettingsFactory = default_settings,
+                 config_factory: ConfigFactory = default_config,
+                 app_factory: AppFactory = lambda_app) -> None:
+        super().__init__(settings_factory=settings_factory, config_factory=config_factory)
+        self.app_factory = app_factory
+
+    @asynccontextmanager
+    async def open(self, settings: Settings, config: AwsConfig) -> AsyncIterator[Mangum]:
+        """The app with its lifespan entered (the container built), behind Mangum."""
+        app = self.app_factory(settings)
+        async with app.router.lifespan_context(app):
+            yield Mangum(app, lifespan="off", api_gateway_base_path=config.api_base_path)
+
+    def handle(self, event: dict[str, Any], context: Any) -> Any:
+        """Serve one API Gateway request."""
+        with self.runtime.session() as adapter:
+            # Mangum runs the environment's loop (set as this thread's loop by `session`).
+            return adapter(event, context)
+
+
+handler = HttpApi()

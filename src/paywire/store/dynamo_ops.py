@@ -1,0 +1,220 @@
+"""The DynamoDB unit of work's operations half: outbox delivery (claim with a lease, finish,
+settle, revive, list, count), reconciliation bookkeeping and the inbox listing.
+
+Outbox claims pick candidates from the sparse due index (only pending messages carry its keys;
+a leased one is keyed by its lease's end) and take each with a conditional UpdateItem; finish,
+settle and revive are single conditional UpdateItems that answer at once. Counts are
+`Select=COUNT` queries of the status index, one per status: exact once the index has caught up,
+and free of a counter item that every announcing transaction would have to write — DynamoDB
+cancels concurrent transactions on one item, so such a counter would serialize every webhook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from paywire.domain.order import Order, OrderStatus
+from paywire.ports import InboxEvent, OutboxMessage, ReconcileState, Refund
+from paywire.store import dynamo_expr as dx
+from paywire.store import dynamo_items as di
+from paywire.store import dynamo_webhook_items as dw
+from paywire.store.dynamo_items import Item
+from paywire.store.dynamo_webhooks import DynamoWebhookUnitOfWork
+
+OUTBOX_STATUSES = ("pending", "queued", "delivered", "dead")
+SETTLED_STATUSES = ("delivered", "dead")
+
+
+class DynamoOpsUnitOfWork(DynamoWebhookUnitOfWork):
+    """`DynamoWebhookUnitOfWork` plus outbox delivery and reconciliation bookkeeping."""
+
+    # --- outbox delivery -----------------------------------------------------------------------
+
+    async def claim_outbox(self, owner: str, now: datetime, lease_until: datetime,
+                           limit: int) -> list[OutboxMessage]:
+        """Claim up to `limit` pending messages due by `now` whose lease is free or lapsed,
+        oldest due first (new messages are due when created); only the messages this call won,
+        oldest created first."""
+        won = await self._claim("DUE#OUTBOX", owner, now, lease_until, limit)
+        messages = [di.outbox_from(item) for item in won]
+        return sorted(messages, key=lambda message: (message.created_at, message.id))
+
+    async def finish_outbox(self, message_id: str, owner: str, *, status: str, attempts: int,
+                            next_attempt_at: datetime | None, last_error: str | None,
+                            now: datetime) -> bool:
+        """Record a delivery attempt and release the lease if `owner` still holds it
+        (`delivered` stamps `delivered_at`; `pending` needs the retry time)."""
+        if status not in OUTBOX_STATUSES:
+            raise ValueError(f"outbox status must be one of {list(OUTBOX_STATUSES)}")
+        if status == "pending" and next_attempt_at is None:
+            raise ValueError("a pending (retried) message needs next_attempt_at")
+        return await self._settle(
+            message_id, dx.compare("lease_owner", "=", owner), status=status,
+            attempts=attempts, last_error=last_error,
+            next_attempt_at=None if next_attempt_at is None else di.ts(next_attempt_at),
+            delivered_at=di.ts(now) if status == "delivered" else None)
+
+    async def settle_outbox(self, message_id: str, *, status: str, last_error: str | None,
+                            now: datetime) -> bool:
+        """Record a queue consumer's outcome (delivered or dead) unless already delivered;
+        counts the attempt. True if recorded."""
+        if status not in SETTLED_STATUSES:
+            raise ValueError(f"a settled outbox status must be one of {list(SETTLED_STATUSES)}")
+        return await self._settle(
+            message_id, dx.compare("status", "<>", "delivered"), status=status, attempts=None,
+            last_error=last_error, next_attempt_at=None,
+            delivered_at=di.ts(now) if status == "delivered" else None)
+
+    async def _settle(self, message_id: str, cond: dx.Cond, *, status: str,
+                      attempts: int | None, last_error: str | None,
+                      next_attempt_at: str | None, delivered_at: str | None) -> bool:
+        """One conditional UpdateItem that moves a message to `status` and drops its lease
+        (`attempts` None: count one more). Its status index entry follows the status; its due
+        index entry stays only while pending (keyed by the retry time)."""
+        self._check_open()
+        await self._flush()
+        due = ({"dpk": "DUE#OUTBOX", "dsk": di.due_key(next_attempt_at, message_id)}
+               if status == "pending" and next_attempt_at is not None else {})
+        done = await self._table.update_if(
+            di.outbox_key(message_id), dx.all_of(dx.exists, cond),
+            set_={"status": status, "last_error": last_error, "next_attempt_at": next_attempt_at,
+                  "delivered_at": delivered_at, "spk": f"OUTBOX#{status}", **due,
+                  **({"attempts": attempts} if attempts is not None else {})},
+            remove=["lease_owner", "lease_until", *(() if due else ("dpk", "dsk"))],
+            add={"attempts": 1} if attempts is None else None)
+        return done is not None
+
+    async def get_outbox(self, message_id: str) -> OutboxMessage | None:
+        """One message, or None."""
+        item = await self._read(di.outbox_key(message_id))
+        return di.outbox_from(item) if item is not None else None
+
+    async def list_outbox(self, *, status: str | None = None, limit: int = 50,
+                          before: tuple[datetime, str] | None = None) -> list[OutboxMessage]:
+        """Messages newest first (ties by id), optionally of one status; `before` =
+        (created_at, id) of the last one seen (keyset)."""
+        self._require_limit(limit)
+        after = None if before is None else (di.ts(before[0]), before[1])
+
+        def accept(item: Item) -> bool:
+            return item["kind"] == "outbox" and (status is None or item["status"] == status) and (
+                after is None or (item["created_at"], item["id"]) < after)
+
+        index, partition = ((di.BY_TIME, "OUTBOX") if status is None
+                            else (di.BY_STATUS, f"OUTBOX#{status}"))
+        found = await self._collect(index, partition, ascending=False, limit=limit,
+                                    bound=None if before is None else di.below(*before),
+                                    kinds=("outbox",), accept=accept)
+        found.sort(key=lambda i: (i["created_at"], i["id"]), reverse=True)
+        return [di.outbox_from(i) for i in found[:limit]]
+
+    async def revive_outbox(self, message_id: str, now: datetime) -> bool:
+        """Make a dead message pending again (no attempts, due `now`, no lease); its last error
+        stays for the operator. True if revived (False if absent or not dead)."""
+        self._check_open()
+        await self._flush()
+        due = di.ts(now)
+        revived = await self._table.update_if(
+            di.outbox_key(message_id), dx.all_of(dx.exists, dx.compare("status", "=", "dead")),
+            set_={"status": "pending", "attempts": 0, "next_attempt_at": due,
+                  "spk": "OUTBOX#pending", "dpk": "DUE#OUTBOX",
+                  "dsk": di.due_key(due, message_id)},
+            remove=["lease_owner", "lease_until"])
+        return revived is not None
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """How many messages are in each status (every known status present, zero or not)."""
+        self._check_open()
+        counts = {s: await self._table.count(di.BY_STATUS, f"OUTBOX#{s}")
+                  for s in OUTBOX_STATUSES}
+        for entry in self._dirty.values():  # this unit's own, not yet committed
+            if entry.base is not None and entry.base.get("kind") == "outbox":
+                counts[entry.base["status"]] -= 1
+            if entry.item is not None and entry.item.get("kind") == "outbox":
+                counts[entry.item["status"]] = counts.get(entry.item["status"], 0) + 1
+        return counts
+
+    # --- reconciliation ------------------------------------------------------------------------
+
+    async def reconcile_candidates(self, updated_before: Mapping[OrderStatus, datetime],
+                                   now: datetime, limit: int
+                                   ) -> list[tuple[Order, ReconcileState | None]]:
+        """Orders in the given statuses last updated before that status's cut-off whose next
+        check is due by `now` (or never checked), least recently updated first (ties by id),
+        each with its state. Walks each status's (updated_at) index partition from the oldest,
+        reading the orders and their states from the table."""
+        self._require_limit(limit)
+        if not updated_before:
+            return []
+        cutoffs = {str(s): di.ts(cutoff) for s, cutoff in updated_before.items()}
+        moment = di.ts(now)
+        states: dict[str, Item | None] = {}
+
+        def accept(item: Item) -> bool:
+            cutoff = cutoffs.get(item["status"]) if item["kind"] == "order" else None
+            return cutoff is not None and item["updated_at"] < cutoff
+
+        async def due(orders: list[Item]) -> list[Item]:
+            found = await self._read_many(di.reconcile_key(o["id"]) for o in orders)
+            kept = []
+            for order in orders:
+                state = found[di.reconcile_key(order["id"])]
+                if state is None or state["next_check_at"] <= moment:
+                    states[order["id"]] = state
+                    kept.append(order)
+            return kept
+
+        found: dict[str, Item] = {}
+        for status, cutoff in cutoffs.items():
+            for item in await self._collect(
+                    di.BY_DUE, f"RECON#{status}", bound=cutoff, ascending=True, limit=limit,
+                    kinds=("order",), accept=accept, refine=due, min_page=25):
+                found[item["id"]] = item
+        chosen = sorted(found.values(), key=lambda i: (i["updated_at"], i["id"]))[:limit]
+        return [(di.order_from(i), None if (s := states.get(i["id"])) is None
+                 else di.reconcile_from(s)) for i in chosen]
+
+    async def save_reconcile_state(self, state: ReconcileState) -> None:
+        """Insert or replace the order's reconciliation state (an unconditional put)."""
+        item = di.reconcile_item(state)
+        self._write(di.reconcile_key(state.order_id), item, base=None, base_known=False,
+                    cond=None, what=f"reconcile state of order {state.order_id}")
+
+    async def clear_reconcile_state(self, order_id: str) -> None:
+        """Forget the order's reconciliation state (nothing to do if there is none)."""
+        self._write(di.reconcile_key(order_id), None, base=None, base_known=False, cond=None,
+                    what=f"reconcile state of order {order_id}")
+
+    async def pending_refunds(self, updated_before: datetime, limit: int) -> list[Refund]:
+        """Refunds still pending last updated before the cut-off, oldest update first."""
+        self._require_limit(limit)
+        cutoff = di.ts(updated_before)
+
+        def accept(item: Item) -> bool:
+            return bool(item["kind"] == "refund" and item["status"] == "pending"
+                        and item["updated_at"] < cutoff)
+
+        found = await self._collect(di.BY_STATUS, "REFUND#pending", bound=cutoff,
+                                    ascending=True, limit=limit, kinds=("refund",),
+                                    accept=accept)
+        found.sort(key=lambda i: (i["updated_at"], i["id"]))
+        return [di.refund_from(i) for i in found[:limit]]
+
+    # --- inbox listing -------------------------------------------------------------------------
+
+    async def list_inbox(self, *, limit: int = 50,
+                         before: tuple[datetime, str] | None = None) -> list[InboxEvent]:
+        """Stored events newest first (ties by event id); `before` = (received_at, event_id)."""
+        self._require_limit(limit)
+        after = None if before is None else (di.ts(before[0]), before[1])
+
+        def accept(item: Item) -> bool:
+            return item["kind"] == "inbox" and (
+                after is None or (item["received_at"], item["event_id"]) < after)
+
+        found = await self._collect(di.BY_TIME, "INBOX", ascending=False, limit=limit,
+                                    bound=None if before is None else di.below(*before),
+                                    kinds=("inbox",), accept=accept)
+        found.sort(key=lambda i: (i["received_at"], i["event_id"], i["provider"]), reverse=True)
+        return [dw.inbox_from(i) for i in found[:limit]]

@@ -1,0 +1,451 @@
+"""SQS delivery on the moto server: the SQS target, the drainer and the consumer handler.
+
+Queues are real (moto server over HTTP, fresh names per test); the consumer is the Lambda
+handler `paywire.aws.sqs_consumer.SqsConsumer`, fed events built by `paywire.aws.events` from
+real `ReceiveMessage` answers (`paywire.aws.local.poll_queue`, which deletes what the handler
+did not report failed, as Lambda's event source mapping does). The shop verifies every
+delivery with `paywire.verify_delivery`. The store is a migrated SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import botocore.config
+import pytest
+from botocore.exceptions import ClientError
+
+from awskit import (
+    SHOP_SECRET,
+    Queue,
+    Shop,
+    client,
+    drain_queue,
+    make_queue,
+    restored_logging,
+    running_shop,
+)
+from paywire.aws.config import AwsConfig
+from paywire.aws.drainer import Drainer, DrainSession
+from paywire.aws.events import LocalContext
+from paywire.aws.local import poll_queue
+from paywire.aws.runtime import default_config, default_settings
+from paywire.aws.sqs_consumer import SqsConsumer
+from paywire.delivery.sqs import SqsTarget, delivery_error, envelope, read_envelope
+from paywire.domain.errors import DeliveryError
+from paywire.domain.facts import Announcement
+from paywire.domain.money import Money
+from paywire.domain.order import Intent, Order, OrderLine
+from paywire.ports import OutboxMessage
+from paywire.settings import Settings
+from paywire.store import migrate
+from paywire.store.sql import SqlStore
+from paywire.testing import MotoServer, free_port
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _logging() -> Iterator[None]:
+    """The handlers configure Powertools' logger; other suites get logging back as it was."""
+    with restored_logging():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3 clients built from the environment (as in Lambda) talk to the moto server."""
+    for name, value in moto_server.env.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A migrated SQLite database for the module, and its data directory."""
+    data_dir = tmp_path_factory.mktemp("aws-sqs")
+    url = f"sqlite+aiosqlite:///{data_dir / 'paywire.db'}"
+    migrate.upgrade(url)
+    return url, data_dir
+
+
+@pytest.fixture
+async def store(database: tuple[str, Path]) -> AsyncIterator[SqlStore]:
+    """The real store on the module's database."""
+    store = SqlStore(database[0])
+    yield store
+    await store.close()
+
+
+@pytest.fixture(scope="module")
+def shop() -> Iterator[Shop]:
+    """The shop's fulfilment endpoint (message ids are fresh per test)."""
+    with running_shop() as shop:
+        yield shop
+
+
+@pytest.fixture
+def sqs(moto_server: MotoServer) -> Any:
+    """An SQS client on the moto server."""
+    return client(moto_server, "sqs")
+
+
+def settings_for(database: tuple[str, Path], shop: Shop) -> Settings:
+    """paywire's settings for the consumer: the shop's callback, the module's database."""
+    url, data_dir = database
+    return Settings.load(_env_file=None, paypal_env="emulator",
+                         paypal_base_url=f"http://127.0.0.1:{free_port()}",
+                         paypal_client_id="client", paypal_client_secret="secret-value-1",
+                         database_url=url, data_dir=data_dir, fulfilment_url=shop.url,
+                         fulfilment_secret=SHOP_SECRET, fulfilment_timeout_seconds=5)
+
+
+@pytest.fixture
+def consumer(database: tuple[str, Path], shop: Shop) -> Iterator[SqsConsumer]:
+    """The consumer handler; the last allowed receive is the 2nd."""
+    settings = settings_for(database, shop)
+    config = AwsConfig(sqs_max_receives=2)
+    handler = SqsConsumer(settings_factory=lambda: settings, config_factory=lambda: config)
+    yield handler
+    handler.close()
+
+
+async def seed(store: SqlStore, n: int = 1, *, order_id: str | None = None,
+               kind: str = "order.completed") -> list[OutboxMessage]:
+    """`n` announcements in the outbox, for one order (written too) unless given."""
+    tag = secrets.token_hex(4)
+    now = datetime.now(UTC)
+    order_id = order_id or f"ord_{tag}"
+    async with store.transaction() as uow:
+        if await uow.get_order(order_id) is None:
+            line = OrderLine("mug", "Mug", 1, Money.parse("12.50", "USD"))
+            await uow.insert_order(Order.new(order_id, Intent.CAPTURE, [line], now))
+        for i in range(n):
+            payload = {"type": kind, "order_id": order_id, "n": i}
+            assert await uow.add_announcement(
+                Announcement(f"{kind}:{order_id}:{tag}:{i}", kind, order_id, payload),
+                f"msg_{tag}_{i}", now)
+        found = [await uow.get_outbox(f"msg_{tag}_{i}") for i in range(n)]
+    return [m for m in found if m is not None]
+
+
+async def rows(store: SqlStore, messages: list[OutboxMessage]) -> list[OutboxMessage]:
+    """The messages as stored now."""
+    async with store.transaction() as uow:
+        found = [await uow.get_outbox(m.id) for m in messages]
+    return [m for m in found if m is not None]
+
+
+async def send(queue: Queue, *messages: OutboxMessage) -> None:
+    """Hand the messages to the queue through the SQS target."""
+    target = SqsTarget(queue.url)
+    try:
+        for message in messages:
+            await target.deliver(message)
+    finally:
+        await target.aclose()
+
+
+async def poll(sqs: Any, queue: Queue, handler: SqsConsumer, **options: Any) -> Any:
+    """One event source mapping poll, the handler run in a worker thread (as Lambda would)."""
+    return await asyncio.to_thread(poll_queue, sqs, queue.url, handler, arn=queue.arn,
+                                   **options)
+
+
+# --- the target ------------------------------------------------------------------------------
+
+
+async def test_target_sends_the_envelope_with_attributes_on_a_standard_queue(
+        store: SqlStore, sqs: Any) -> None:
+    """A standard queue gets the envelope as the body, the message id and type as message
+    attributes, and no FIFO ids."""
+    queue = make_queue(sqs)
+    [message] = await seed(store)
+    await send(queue, message)
+    [got] = drain_queue(sqs, queue.url)
+    envelope = read_envelope(got["Body"])
+    assert (envelope.id, envelope.key, envelope.type, envelope.order_id) == (
+        message.id, message.key, message.type, message.order_id)
+    assert envelope.payload == message.payload and envelope.created_at == message.created_at
+    assert json.loads(got["Body"])["id"] == message.id
+    attributes = got["MessageAttributes"]
+    assert attributes["message_id"] == {"StringValue": message.id, "DataType": "String"}
+    assert attributes["type"]["StringValue"] == "order.completed"
+    assert "MessageGroupId" not in got["Attributes"]
+
+
+async def test_target_groups_by_order_and_deduplicates_by_message_id_on_fifo(
+        store: SqlStore, sqs: Any) -> None:
+    """On a FIFO queue the group is the order id and the deduplication id the message id: a
+    message sent twice within the window is queued once, and one order's stay in order."""
+    queue = make_queue(sqs, fifo=True)
+    first = await seed(store, 2)
+    other = await seed(store, 1)
+    await send(queue, first[0], other[0], first[1], first[0])
+    got = drain_queue(sqs, queue.url)
+    ids = [read_envelope(m["Body"]).id for m in got]
+    assert sorted(ids) == sorted(m.id for m in [*first, *other])
+    assert [i for i in ids if i in {m.id for m in first}] == [first[0].id, first[1].id]
+    for m in got:
+        envelope = read_envelope(m["Body"])
+        assert m["Attributes"]["MessageGroupId"] == envelope.order_id
+        assert m["Attributes"]["MessageDeduplicationId"] == envelope.id
+
+
+async def test_target_errors_are_mapped_without_credentials(store: SqlStore, sqs: Any,
+                                                            moto_server: MotoServer) -> None:
+    """A missing queue is refused for good; an unreachable endpoint, throttling and a 5xx are
+    retryable; a denied access is not; no error carries a credential."""
+    [message] = await seed(store)
+    missing = SqsTarget(f"{moto_server.endpoint_url}/123456789012/no-such-queue-{free_port()}")
+    with pytest.raises(DeliveryError) as gone:
+        await missing.deliver(message)
+    await missing.aclose()
+    assert not gone.value.retryable and gone.value.target == "sqs"
+    assert "NonExistentQueue" in gone.value.message or "QueueDoesNotExist" in gone.value.message
+    dead_end = f"http://127.0.0.1:{free_port()}"
+    unreachable = SqsTarget(f"{dead_end}/123456789012/q", client=client_for(dead_end))
+    with pytest.raises(DeliveryError) as down:
+        await unreachable.deliver(message)
+    assert down.value.retryable and "cannot reach SQS" in down.value.message
+    cases = {("ThrottlingException", 400): True, ("InternalError", 500): True,
+             ("AccessDenied", 403): False, ("KmsThrottled", 400): True,
+             ("InvalidParameterValue", 400): False}
+    for (code, status), retryable in cases.items():
+        err = ClientError({"Error": {"Code": code, "Message": "Credential=testing/x"},
+                           "ResponseMetadata": {"HTTPStatusCode": status}}, "SendMessage")
+        mapped = delivery_error(err, target="sqs", queue_url="https://sqs.example/1/q")
+        assert mapped.retryable is retryable, code
+        assert mapped.status == status and code in mapped.message
+    for error in (gone.value, down.value, mapped):
+        text = f"{error.message} {error.details}"
+        assert "testing" not in text and "Credential" not in text
+
+
+def client_for(endpoint: str) -> Any:
+    """An SQS client for `endpoint` that gives up at once (no retries, short timeouts)."""
+    import boto3
+
+    return boto3.client("sqs", endpoint_url=endpoint, region_name="eu-west-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        config=botocore.config.Config(retries={"max_attempts": 1},
+                                                      connect_timeout=1, read_timeout=1))
+
+
+# --- the drainer -----------------------------------------------------------------------------
+
+
+async def test_drainer_moves_due_rows_to_sqs_as_queued(tmp_path: Path, sqs: Any,
+                                                       shop: Shop) -> None:
+    """The drainer sends every due row (rounds of a small batch) and marks each queued; with
+    no time left it starts no round."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'drain.db'}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    queue = make_queue(sqs)
+    store = SqlStore(url)
+    settings = settings_for((url, tmp_path), shop).model_copy(update={"outbox_batch": 3})
+    drainer = Drainer(settings_factory=lambda: settings,
+                      config_factory=lambda: AwsConfig(sqs_queue_url=queue.url))
+    try:
+        messages = await seed(store, 7)
+        idle = await asyncio.to_thread(drainer, {}, LocalContext(timeout_seconds=1))
+        assert idle["rounds"] == 0 and all(m.status == "pending"
+                                           for m in await rows(store, messages))
+        report = await asyncio.to_thread(drainer, {"source": "aws.events"}, LocalContext())
+        assert report["queued"] == 7 and report["claimed"] == 7 and report["rounds"] == 3
+        assert [m.status for m in await rows(store, messages)] == ["queued"] * 7
+        got = drain_queue(sqs, queue.url)
+        assert sorted(read_envelope(m["Body"]).id for m in got) == sorted(m.id for m in messages)
+        again = await asyncio.to_thread(drainer, {}, LocalContext())
+        assert again["claimed"] == 0 and drainer.runtime.builds == 1
+    finally:
+        drainer.close()
+        await store.close()
+
+
+# --- the consumer ----------------------------------------------------------------------------
+
+
+async def test_consumer_delivers_a_message_sent_twice_once(store: SqlStore, sqs: Any,
+                                                           shop: Shop,
+                                                           consumer: SqsConsumer) -> None:
+    """Two copies in one batch and a third later (past FIFO's window, say): the shop accepts
+    the message once, the row is delivered after one attempt, every copy is acknowledged."""
+    queue = make_queue(sqs)
+    [message] = await seed(store)
+    await send(queue, message, message)
+    first = await poll(sqs, queue, consumer)
+    assert first.received == 2 and first.failed == [] and len(first.deleted) == 2
+    await send(queue, message)
+    later = await poll(sqs, queue, consumer)
+    assert later.received == 1 and later.failed == []
+    assert shop.accepted[message.id] == 1 and shop.seen.count(message.id) == 1
+    [row] = await rows(store, [message])
+    assert row.status == "delivered" and row.attempts == 1 and row.delivered_at is not None
+
+
+async def test_consumer_reports_only_the_failed_records(store: SqlStore, sqs: Any, shop: Shop,
+                                                        consumer: SqsConsumer) -> None:
+    """Of four messages the shop refuses two: exactly those are reported failed (and stay on
+    the queue); the other two are delivered and deleted."""
+    queue = make_queue(sqs)
+    messages = [(await seed(store))[0] for _ in range(4)]
+    shop.refuse.update({messages[1].id, messages[3].id})
+    await send(queue, *messages)
+    result = await poll(sqs, queue, consumer)
+    by_item = {r["messageId"]: read_envelope(r["body"]).id for r in result.event["Records"]}
+    assert result.received == 4
+    assert sorted(by_item[i] for i in result.failed) == sorted([messages[1].id, messages[3].id])
+    assert result.answer == {"batchItemFailures": [{"itemIdentifier": i} for i in result.failed]}
+    assert [m.status for m in await rows(store, messages)] == [
+        "delivered", "pending", "delivered", "pending"]
+    waiting = sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["All"])["Attributes"]
+    assert waiting["ApproximateNumberOfMessagesNotVisible"] == "2"
+
+
+async def test_fifo_failure_fails_the_rest_of_its_group_untried(store: SqlStore, sqs: Any,
+                                                                shop: Shop,
+                                                                consumer: SqsConsumer) -> None:
+    """a1 a2 b1 a3 with a2 refused: a1 and b1 delivered; a2 failed; a3 reported failed
+    without reaching the shop (it must not overtake a2)."""
+    queue = make_queue(sqs, fifo=True)
+    a1, a2, a3 = await seed(store, 3)
+    [b1] = await seed(store)
+    shop.refuse.add(a2.id)
+    await send(queue, a1, a2, b1, a3)
+    result = await poll(sqs, queue, consumer)
+    by_item = {r["messageId"]: read_envelope(r["body"]).id for r in result.event["Records"]}
+    assert result.received == 4
+    assert [by_item[i] for i in result.failed] == [a2.id, a3.id]
+    assert a3.id not in shop.seen and shop.accepted[a1.id] == shop.accepted[b1.id] == 1
+    assert [m.status for m in await rows(store, [a1, a2, b1, a3])] == [
+        "delivered", "pending", "delivered", "pending"]
+
+
+async def test_poison_message_goes_dead_with_an_alert_and_ends_in_the_dlq(
+        store: SqlStore, sqs: Any, shop: Shop, consumer: SqsConsumer,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Redrive after 2 receives: the first failure is retried; on the 2nd receive the row
+    goes dead, the order is flagged with order.needs_attention in the outbox and an ERROR is
+    logged; the queue then moves the message to its DLQ. An unreadable body ends there too."""
+    queue = make_queue(sqs, max_receives=2)
+    [message] = await seed(store)
+    shop.refuse.add(message.id)
+    await send(queue, message)
+    sqs.send_message(QueueUrl=queue.url, MessageBody="{not an envelope")
+    with caplog.at_level(logging.ERROR, logger="paywire.queue"):
+        first = await poll(sqs, queue, consumer, visibility_timeout=0)
+        assert len(first.failed) == 2 and (await rows(store, [message]))[0].status == "pending"
+        assert not [r for r in caplog.records if message.id in r.getMessage()]
+        second = await poll(sqs, queue, consumer, visibility_timeout=0)
+    assert len(second.failed) == 2
+    assert (await poll(sqs, queue, consumer)).received == 0  # moved on this receive
+    [row] = await rows(store, [message])
+    assert row.status == "dead" and row.attempts == 1 and "503" in (row.last_error or "")
+    async with store.transaction() as uow:
+        order = await uow.get_order(message.order_id)
+        outbox = await uow.outbox_for_order(message.order_id)
+    assert order is not None and order.needs_attention == "undelivered:order.completed"
+    alerts = [m for m in outbox if m.type == "order.needs_attention"]
+    assert len(alerts) == 1 and alerts[0].payload["reason"] == "undelivered:order.completed"
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    dead = [r for r in errors if message.id in r.getMessage() and "dead" in r.getMessage()]
+    assert len(dead) == 1 and dead[0].__dict__["order_id"] == message.order_id
+    assert len([r for r in errors if "unreadable" in r.getMessage()]) == 2
+    assert dead[0].__dict__["reason"] == "max_receives"
+    dlq = drain_queue(sqs, queue.dlq_url or "")
+    assert sorted(m["Body"] for m in dlq) == sorted([envelope(message), "{not an envelope"])
+
+
+async def test_gone_endpoint_is_dead_at_once_and_acknowledged(store: SqlStore, sqs: Any,
+                                                              shop: Shop,
+                                                              consumer: SqsConsumer) -> None:
+    """A 410 from the shop will never succeed: dead and flagged on the first receive, and the
+    message acknowledged (the row is the record; `paywire outbox retry` revives it)."""
+    queue = make_queue(sqs, max_receives=2)
+    [message] = await seed(store)
+    shop.gone.add(message.id)
+    await send(queue, message)
+    result = await poll(sqs, queue, consumer)
+    assert result.failed == [] and len(result.deleted) == 1
+    [row] = await rows(store, [message])
+    assert row.status == "dead" and "410" in (row.last_error or "")
+    async with store.transaction() as uow:
+        order = await uow.get_order(message.order_id)
+    assert order is not None and order.needs_attention == "undelivered:order.completed"
+
+
+async def test_logs_are_json_with_the_invocation_and_redacted(
+        store: SqlStore, sqs: Any, consumer: SqsConsumer,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Handler log lines are JSON objects with the service, request id and cold-start flag;
+    a secret of the settings, a whsec_ secret or a bearer token never reaches the output."""
+    queue = make_queue(sqs)
+    [message] = await seed(store)
+    await send(queue, message)
+    context = LocalContext(function_name="paywire-sqs-test")
+    await asyncio.to_thread(poll_queue, sqs, queue.url, consumer, arn=queue.arn,
+                            context=context)
+    log = logging.getLogger("paywire.aws.test")
+    log.error("leaking %s and %s", "secret-value-1", SHOP_SECRET)
+    log.error("header Authorization: Bearer abc.def-123 for %s", message.id)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith("{")]
+    batch = [line for line in lines if line["message"].startswith("SQS batch")]
+    assert batch and batch[-1]["service"] == "paywire"
+    assert batch[-1]["function_request_id"] == context.aws_request_id
+    assert batch[-1]["function_name"] == "paywire-sqs-test"
+    assert isinstance(batch[-1]["cold_start"], bool)
+    leaks = [line for line in lines if line["message"].startswith(("leaking", "header"))]
+    assert len(leaks) == 2
+    text = json.dumps(lines)
+    assert "secret-value-1" not in text and SHOP_SECRET not in text and "abc.def-123" not in text
+    assert leaks[0]["message"] == "leaking *** and ***"
+    assert leaks[1]["message"] == f"header Authorization: Bearer *** for {message.id}"
+
+
+async def test_container_is_rebuilt_only_when_the_settings_change(
+        database: tuple[str, Path], shop: Shop, sqs: Any) -> None:
+    """Invocations reuse the environment's container while the settings factory returns equal
+    settings (a fresh but equal object included), and build a new one when they change."""
+    queue = make_queue(sqs)
+    base = settings_for(database, shop)
+    current = [base]
+    drainer = Drainer(settings_factory=lambda: current[0],
+                      config_factory=lambda: AwsConfig(sqs_queue_url=queue.url))
+    no_time = LocalContext(timeout_seconds=0)  # builds the session, starts no round
+    try:
+        for settings in (base, base.model_copy(), base, base.model_copy(
+                update={"outbox_batch": 7}), base.model_copy(update={"outbox_batch": 7})):
+            current[0] = settings
+            assert (await asyncio.to_thread(drainer, {}, no_time))["rounds"] == 0
+        assert drainer.runtime.builds == 2
+
+        async def batch(session: DrainSession) -> int:
+            return session.worker.batch
+
+        assert await asyncio.to_thread(drainer.runtime.run, batch) == 7
+    finally:
+        drainer.close()
+
+
+def test_default_settings_are_parsed_again_only_when_the_environment_changes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without a stage, each invocation's settings come from the environment, parsed once and
+    reused until a PAYWIRE_ variable changes (parsing costs milliseconds per request)."""
+    monkeypatch.chdir(tmp_path)  # no .env file
+    monkeypatch.delenv("PAYWIRE_STAGE", raising=False)
+    monkeypatch.setenv("PAYWIRE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PAYWIRE_SQS_MAX_RECEIVES", "4")
+    first, config = default_settings(), default_config()
+    assert default_settings() is first and default_config() is config
+    assert first.data_dir == tmp_path and config.sqs_max_receives == 4
+    monkeypatch.setenv("PAYWIRE_OUTBOX_BATCH", "9")
+    monkeypatch.setenv("PAYWIRE_SQS_MAX_RECEIVES", "6")
+    again = default_settings()
+    assert again is not first and again.outbox_batch == 9
+    assert default_config().sqs_max_receives == 6
