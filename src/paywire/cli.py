@@ -108,6 +108,26 @@ def serve(
                 log_level="info")
 
 
+def _migrate_dynamodb(settings: Settings) -> None:
+    """Create the table and its indexes if absent, enable TTL and check it (idempotent)."""
+    import asyncio
+    from urllib.parse import parse_qs, urlsplit
+
+    from paywire.domain.errors import PaywireError
+    from paywire.store.dynamo import ensure_table
+
+    table = settings.dynamodb_table
+    assert table is not None  # noqa: S101 - is_dynamodb
+    query = {k: v[-1] for k, v in parse_qs(urlsplit(settings.database_url).query).items()}
+    try:
+        asyncio.run(ensure_table(table, region=query.get("region"),
+                                 endpoint_url=query.get("endpoint_url")))
+    except PaywireError as exc:
+        console.print(f"[red]migration failed:[/] {exc.message}", highlight=False)
+        raise typer.Exit(code=1) from None
+    console.print(f"DynamoDB table {table} is ready (indexes and TTL checked)", highlight=False)
+
+
 @app.command()
 def migrate(
     database_url: Annotated[str | None, typer.Option(
@@ -121,6 +141,9 @@ def migrate(
     from paywire.store import migrate as migrations
 
     settings = _settings(database_url=database_url)
+    if settings.is_dynamodb:
+        _migrate_dynamodb(settings)
+        return
     try:
         if settings.is_sqlite:
             migrate_embedded(settings)
@@ -146,12 +169,15 @@ def dev(
     emulator_port: Annotated[int, typer.Option(help="Port of the PayPal emulator.")] = 8090,
     data_dir: Annotated[Path, typer.Option(help="Where the SQLite database lives.")] = Path(
         ".paywire"),
+    aws: Annotated[bool, typer.Option(
+        "--aws", help="Serve paywire through its Lambda handlers against a local moto server "
+        "(DynamoDB, SQS, Secrets Manager), as deployed on AWS.")] = False,
 ) -> None:
     """Run the PayPal emulator, paywire's API and the demo shop in one process (Ctrl-C stops)."""
     from paywire.devserver import DevOptions, run
 
     code = run(DevOptions(host=host, port=port, emulator_port=emulator_port, data_dir=data_dir),
-               out=typer.echo)
+               out=typer.echo, aws=aws)
     if code:
         raise typer.Exit(code=code)
 

@@ -231,11 +231,13 @@ class DevStack:
             except (httpx.HTTPError, KeyError, ValueError) as exc:
                 raise DevStackError(f"could not register the webhook with the emulator: "
                                     f"{exc!r}") from exc
+            await self.before_paywire()
             paywire = self._server(self._paywire_front())
             tasks.append(self._start(paywire, self._sock, "paywire"))
             await self._wait_started(paywire, tasks)
             if self._stopping:
                 return
+            await self.after_paywire()
             if on_ready is not None:
                 on_ready(self)
             self.ready.set()
@@ -243,11 +245,21 @@ class DevStack:
         finally:
             self._exit_all()
             results = await asyncio.gather(*tasks, return_exceptions=True)
+            await self.cleanup()
             self._emulator_sock.close()
             self._sock.close()
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+    async def before_paywire(self) -> None:
+        """Hook: runs once the emulator is up and the webhook registered (`dev --aws`)."""
+
+    async def after_paywire(self) -> None:
+        """Hook: runs once paywire serves (`dev --aws` starts its schedules here)."""
+
+    async def cleanup(self) -> None:
+        """Hook: runs after every server stopped."""
 
     def _start(self, server: _Server, sock: socket.socket, name: str) -> asyncio.Task[None]:
         async def run() -> None:
@@ -272,6 +284,10 @@ class DevStack:
             if loop.time() > deadline:
                 raise DevStackError(f"servers did not start within {START_TIMEOUT:.0f} s")
             await asyncio.sleep(0.02)
+
+    def banner(self) -> list[str]:
+        """What the command prints once everything is up."""
+        return banner(self)
 
     def stop(self) -> None:
         """Ask every server to stop; asked again, stop without waiting for open connections."""
@@ -308,16 +324,25 @@ async def _serve_until_signalled(stack: DevStack, out: Callable[[str], None]) ->
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stack.stop)
     try:
-        await stack.serve(lambda s: out("\n".join(banner(s))))
+        await stack.serve(lambda s: out("\n".join(s.banner())))
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
 
-def run(options: DevOptions, out: Callable[[str], None] = print) -> int:
-    """Serve the dev stack until SIGINT/SIGTERM; the process exit code."""
+def _make(options: DevOptions | None, aws: bool) -> DevStack:
+    if aws:
+        from paywire.devserver_aws import AwsDevStack
+
+        return AwsDevStack(options)
+    return DevStack(options)
+
+
+def run(options: DevOptions, out: Callable[[str], None] = print, *, aws: bool = False) -> int:
+    """Serve the dev stack (`aws`: through the Lambda handlers against moto) until
+    SIGINT/SIGTERM; the process exit code."""
     try:
-        stack = DevStack(options)
+        stack = _make(options, aws)
         asyncio.run(_serve_until_signalled(stack, out))
     except (DevStackError, ConfigError) as exc:
         print(f"paywire dev: {exc}", file=sys.stderr)
@@ -327,9 +352,10 @@ def run(options: DevOptions, out: Callable[[str], None] = print) -> int:
 
 
 @contextlib.contextmanager
-def running(options: DevOptions | None = None) -> Iterator[DevStack]:
-    """The dev stack on a background thread for the block (tests: pass port 0 for free ports)."""
-    stack = DevStack(options or DevOptions(port=0, emulator_port=0, log_level="warning"))
+def running(options: DevOptions | None = None, *, aws: bool = False) -> Iterator[DevStack]:
+    """The dev stack on a background thread for the block (tests: pass port 0 for free ports;
+    `aws`: the `dev --aws` stack)."""
+    stack = _make(options or DevOptions(port=0, emulator_port=0, log_level="warning"), aws)
     failure: list[Exception] = []
 
     def target() -> None:
@@ -348,6 +374,6 @@ def running(options: DevOptions | None = None) -> Iterator[DevStack]:
         yield stack
     finally:
         stack.stop()  # the servers poll their exit flags, so any thread may set them
-        thread.join(timeout=15)
+        thread.join(timeout=30)
     if failure:
         raise failure[0]
