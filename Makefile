@@ -31,7 +31,7 @@ endif
 help:
 	@echo "make dev      create .venv, install paywire, run emulator + API + demo shop (DEV_ARGS=...)"
 	@echo "make test     install test deps, Chromium, start PostgreSQL, lint, type-check, pytest"
-	@echo "make lint     ruff check, mypy (strict), lint-imports"
+	@echo "make lint     ruff check, mypy (strict), lint-imports, cfn-lint"
 	@echo "make pytest   only the test suite (PYTEST_ARGS=...)"
 	@echo "make lock     regenerate constraints.txt from a fresh throwaway venv"
 	@echo "make clean    remove caches, build output and install stamps (keeps .venv)"
@@ -76,6 +76,7 @@ lint: install-test
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/cfn-lint deploy/aws/template.yaml
 
 pytest: install-test
 	@rc=0; $(BIN)/pytest $(PYTEST_ARGS) || rc=$$?; \

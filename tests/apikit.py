@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from paywire.bootstrap import ProviderWrapper, create_app
-from paywire.ports import OutboxMessage
+from paywire.ports import OutboxMessage, Store
 from paywire.settings import Settings
 from paywire.store import migrate
 from paywire.store.sql import SqlStore
@@ -32,6 +32,15 @@ API_KEY = "test-admin-key-0123456789"
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}
 POSTGRES_URL = os.environ.get("PAYWIRE_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def open_store(database_url: str) -> Store:
+    """A store of our own on `database_url` (a DynamoDB one for dynamodb://<table>)."""
+    if database_url.startswith("dynamodb://"):
+        from paywire.store.dynamo import DynamoStore
+
+        return DynamoStore.from_url(database_url)
+    return SqlStore(database_url)
 
 
 def sqlite_url(tmp_path: Path) -> str:
@@ -93,7 +102,7 @@ class Paywire:
 
     async def outbox(self, order_id: str) -> list[OutboxMessage]:
         """The order's announcements, read through the store port."""
-        store = SqlStore(self.database_url)
+        store = open_store(self.database_url)
         try:
             async with store.transaction() as uow:
                 return await uow.outbox_for_order(order_id)

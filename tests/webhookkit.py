@@ -22,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from apikit import open_store
 from paywire.bootstrap import build
 from paywire.domain.order import Order
 from paywire.emulator.delivery import Transmission
 from paywire.ports import InboxEvent, OutboxMessage, TruthTask, WebhookRejection
 from paywire.settings import Settings
-from paywire.store.sql import SqlStore
 from paywire.testing import EmulatorServer, ServerThread
 
 T = TypeVar("T")
@@ -169,7 +169,7 @@ async def post(url: str, d: Delivery, *, body: bytes | None = None,
 
 async def read(database_url: str, fn: Callable[[Any], Awaitable[T]]) -> T:
     """Run `fn(uow)` in a transaction of a store of our own."""
-    store = SqlStore(database_url)
+    store = open_store(database_url)
     try:
         async with store.transaction() as uow:
             return await fn(uow)

@@ -172,8 +172,12 @@ def store_down(database_url: str) -> Callable[[], None]:
 
     PostgreSQL: the database stops accepting connections and paywire's are terminated.
     SQLite (an embedded file has no server to stop): the inbox table is renamed away, so every
-    ingest unit of work fails as on a broken store, and renamed back to restore it.
+    ingest unit of work fails as on a broken store, and renamed back to restore it. DynamoDB
+    (moto): the table is backed up and deleted, every call then failing, and restored from the
+    backup under its name.
     """
+    if database_url.startswith("dynamodb://"):
+        return _dynamodb_down(database_url.removeprefix("dynamodb://"))
     url = sa.make_url(database_url)
     if url.get_backend_name() == "sqlite":
         path = str(url.database)
@@ -204,5 +208,26 @@ def store_down(database_url: str) -> Callable[[], None]:
     def restore() -> None:
         allow(True)
         admin.dispose()
+
+    return restore
+
+
+def _dynamodb_down(table: str) -> Callable[[], None]:
+    """Back the table up and delete it; the function that restores it (same name, same items,
+    same indexes; TTL is enabled again as `ensure_table` would)."""
+    import boto3
+
+    from paywire.store.dynamo import TTL_ATTRIBUTE
+
+    client = boto3.client("dynamodb")  # the module's AWS environment: the moto server
+    backup = client.create_backup(TableName=table, BackupName=f"{table}-down")
+    client.delete_table(TableName=table)
+
+    def restore() -> None:
+        arn = backup["BackupDetails"]["BackupArn"]
+        client.restore_table_from_backup(TargetTableName=table, BackupArn=arn)
+        client.update_time_to_live(TableName=table, TimeToLiveSpecification={
+            "Enabled": True, "AttributeName": TTL_ATTRIBUTE})
+        client.close()
 
     return restore

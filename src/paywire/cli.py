@@ -200,15 +200,14 @@ def webhook_rejections(
 
     from rich.table import Table
 
-    from paywire.bootstrap import migrate_embedded
+    from paywire.bootstrap import migrate_embedded, store_for
     from paywire.domain.errors import PaywireError
     from paywire.ports import WebhookRejection
-    from paywire.store.sql import SqlStore
 
     settings = _settings()
 
     async def fetch() -> list[WebhookRejection]:
-        store = SqlStore(settings.database_url)
+        store = store_for(settings)
         try:
             async with store.transaction() as uow:
                 return await uow.list_rejections(limit=limit)
@@ -362,14 +361,19 @@ def outbox_worker(
     import asyncio
     import signal
 
-    from paywire.bootstrap import SystemClock, migrate_embedded, outbox_worker, run_truth_fetcher
+    from paywire.bootstrap import (
+        SystemClock,
+        migrate_embedded,
+        outbox_worker,
+        run_truth_fetcher,
+        store_for,
+    )
     from paywire.domain.errors import PaywireError
-    from paywire.store.sql import SqlStore
 
     settings = _settings(outbox_interval_seconds=interval)
 
     async def serve() -> None:
-        store = SqlStore(settings.database_url)
+        store = store_for(settings)
         try:
             worker = outbox_worker(settings, store, SystemClock())
             if worker is None:

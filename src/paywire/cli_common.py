@@ -96,13 +96,12 @@ def _run(coro: Awaitable[T]) -> T:
 
 def with_store(fn: Callable[[OpsUnitOfWork], Awaitable[T]]) -> T:
     """Run `fn` in one transaction of the configured store (SQLite migrated first)."""
-    from paywire.bootstrap import migrate_embedded
-    from paywire.store.sql import SqlStore
+    from paywire.bootstrap import migrate_embedded, store_for
 
     settings = load_settings()
 
     async def main() -> T:
-        store = SqlStore(settings.database_url)
+        store = store_for(settings)
         try:
             async with store.transaction() as uow:
                 return await fn(uow)

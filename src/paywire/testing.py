@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -85,11 +84,57 @@ def run_emulator(config: EmulatorConfig | None = None) -> Iterator[EmulatorServe
         server.stop()
 
 
+# moto's server, made faithful where paywire's tests lean on DynamoDB's guarantees. moto runs
+# each request in a thread of its own and does not apply a DynamoDB request atomically: a
+# conditional write checks, then writes, so two concurrent ones can both pass, and a cancelled
+# transaction restores a copy of the table taken before it, undoing writes made meanwhile. So
+# DynamoDB requests run one at a time (other services stay concurrent: an SQS long poll must
+# not block the rest). And moto copies the whole table once per action of a transaction (for
+# that rollback), before writing anything: one copy serves them all.
+MOTO_LAUNCHER = """
+import copy, sys, threading, types
+import moto.dynamodb.models as models
+from moto.dynamodb.responses import DynamoHandler
+
+lock = threading.Lock()
+call_action = DynamoHandler.call_action
+
+def one_at_a_time(self):
+    with lock:
+        return call_action(self)
+
+DynamoHandler.call_action = one_at_a_time
+transact = models.DynamoDBBackend.transact_write_items
+
+def transact_write_items(self, transact_items):
+    tables = {}
+
+    def deepcopy(value, memo=None):
+        if not isinstance(value, models.Table):
+            return copy.deepcopy(value, memo)
+        if id(value) not in tables:
+            tables[id(value)] = copy.deepcopy(value, memo)
+        return tables[id(value)]
+
+    models.copy = types.SimpleNamespace(deepcopy=deepcopy)
+    try:
+        return transact(self, transact_items)
+    finally:
+        models.copy = copy
+
+models.DynamoDBBackend.transact_write_items = transact_write_items
+from moto.server import main
+main(sys.argv[1:])
+"""
+
+
 class MotoServer:
     """A moto server *process* (`moto_server`) on a free loopback port: AWS over real HTTP.
 
-    Never in-process patching: boto3 talks to `endpoint_url` exactly as it would to AWS. Dummy
-    credentials and a region go in `env` for clients built from the environment.
+    Never in-process patching: boto3 talks to `endpoint_url` exactly as it would to AWS. The
+    server process itself runs `MOTO_LAUNCHER`, which closes two gaps between moto and DynamoDB
+    (atomic conditional writes, one rollback copy per transaction). Dummy credentials and a
+    region go in `env` for clients built from the environment.
     """
 
     REGION = "eu-west-1"
@@ -112,10 +157,8 @@ class MotoServer:
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the process and wait until it answers."""
-        exe = shutil.which("moto_server", path=os.path.dirname(sys.executable))
-        command = [exe] if exe else [sys.executable, "-m", "moto.server"]
         self.process = subprocess.Popen(  # noqa: S603
-            [*command, "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-c", MOTO_LAUNCHER, "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout

@@ -4,29 +4,53 @@ SQLite: the migrations run once into a template file, copied per test. PostgreSQ
 per session (`paywire_test_<random>` on the local server, dropped at the end) with every table
 truncated before each test, since DDL per test would cost more than the tests. Set
 PAYWIRE_TEST_POSTGRES_URL to use another server; an unreachable one skips the postgres tests
-locally and fails them under CI=true.
+locally and fails them under CI=true. DynamoDB: a fresh table per test
+(`paywire-test-<random>`, made by the store's own setup) on the session's moto server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+import boto3
 import pytest
 import sqlalchemy as sa
+from botocore.httpsession import URLLib3Session
 
+from paywire.ports import Store
 from paywire.store import migrate
+from paywire.store.dynamo import DynamoStore
 from paywire.store.sql import SqlStore
 from paywire.store.sql_tables import ALL_TABLES
+from paywire.testing import MotoServer
 
 POSTGRES_URL = os.environ.get("PAYWIRE_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgres"]
+STORE_BACKENDS = [*BACKENDS, "dynamodb"]
+# The contract suites date their records 2025-03-04 (their T0); the DynamoDB store reads the
+# time (to expire rejections) from a clock stopped that day, as the records' own world.
+CONTRACT_DAY = datetime(2025, 3, 4, 12, tzinfo=UTC)
+
+
+class StoppedClock:
+    """A clock that always answers the same instant."""
+
+    def __init__(self, instant: datetime) -> None:
+        self.instant = instant
+
+    def now(self) -> datetime:
+        """The instant."""
+        return self.instant
 
 
 @dataclass
@@ -85,10 +109,9 @@ def postgres_database() -> Iterator[PostgresDatabase]:
         admin.dispose()
 
 
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty, migrated database on each backend."""
-    if request.param == "sqlite":
+def sql_store_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
+    """The URL of an empty, migrated SQL database (sqlite or postgres)."""
+    if backend == "sqlite":
         path = tmp_path / "paywire.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite+aiosqlite:///{path}"
@@ -97,11 +120,70 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return database.url
 
 
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[SqlStore]:
-    """A `SqlStore` on the test's database, closed (engine disposed) afterwards."""
-    sql_store = SqlStore(store_url)
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty, migrated database on each SQL backend."""
+    return sql_store_url(request, request.param, tmp_path)
+
+
+def dynamodb_client(moto_server: MotoServer) -> Any:
+    """A DynamoDB client for the moto server."""
+    return boto3.client("dynamodb", endpoint_url=moto_server.endpoint_url,
+                        region_name=moto_server.REGION, aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
+def one_request_at_a_time(client: Any) -> URLLib3Session:
+    """Make `client` send one request at a time (the HTTP session it then uses).
+
+    DynamoDB applies each request atomically; moto's server does not: it checks a condition
+    and writes in separate steps, so two concurrent conditional writes can both pass, and a
+    cancelled transaction restores a copy of the whole table taken before it, undoing writes
+    that ran meanwhile. One request at a time gives the atomicity AWS gives; the units of
+    work under test still interleave between their requests.
+    """
+    lock = threading.Lock()
+    http = URLLib3Session(timeout=60)
+
+    def send(request: Any, **_: Any) -> Any:
+        with lock:
+            return http.send(request)
+
+    client.meta.events.register("before-send.dynamodb", send)
+    return http
+
+
+@pytest.fixture(scope="session")
+def dynamodb(moto_server: MotoServer) -> Iterator[Any]:
+    """One DynamoDB client on the session's moto server, shared by the tests' stores."""
+    client = dynamodb_client(moto_server)
+    http = one_request_at_a_time(client)
+    yield client
+    client.close()
+    http.close()
+
+
+async def fresh_dynamo_store(client: Any, **options: Any) -> DynamoStore:
+    """A `DynamoStore` on a new table, created by the store's own setup."""
+    store = DynamoStore(f"paywire-test-{secrets.token_hex(6)}", client=client, **options)
+    await store.setup()
+    return store
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """An empty store on each backend, closed afterwards."""
+    if request.param != "dynamodb":
+        sql_store = SqlStore(sql_store_url(request, request.param, tmp_path))
+        try:
+            yield sql_store
+        finally:
+            await sql_store.close()
+        return
+    client = request.getfixturevalue("dynamodb")
+    dynamo_store = await fresh_dynamo_store(client, clock=StoppedClock(CONTRACT_DAY))
     try:
-        yield sql_store
+        yield dynamo_store
     finally:
-        await sql_store.close()
+        await dynamo_store.close()
+        await asyncio.to_thread(client.delete_table, TableName=dynamo_store.table_name)

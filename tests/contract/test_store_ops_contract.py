@@ -18,8 +18,7 @@ from paywire.domain.errors import ValidationError
 from paywire.domain.facts import Announcement
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
-from paywire.ports import InboxEvent, OutboxMessage, ReconcileState, Refund
-from paywire.store.sql import SqlStore
+from paywire.ports import InboxEvent, OutboxMessage, ReconcileState, Refund, Store
 
 T0 = datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 S = OrderStatus
@@ -41,11 +40,13 @@ def msg_id(n: int) -> str:
     return f"msg-{n:03d}"
 
 
-async def add_messages(store: SqlStore, count: int) -> None:
-    """Put `count` announcements in the outbox, the n-th created (and due) at T0 + n seconds."""
-    async with store.transaction() as uow:
-        for n in range(count):
-            assert await uow.add_announcement(announcement(n), msg_id(n), at(n))
+async def add_messages(store: Store, count: int) -> None:
+    """Put `count` announcements in the outbox, the n-th created (and due) at T0 + n seconds,
+    20 per unit of work (a DynamoDB transaction holds at most 100 items)."""
+    for first in range(0, count, 20):
+        async with store.transaction() as uow:
+            for n in range(first, min(first + 20, count)):
+                assert await uow.add_announcement(announcement(n), msg_id(n), at(n))
 
 
 def order(order_id: str, status: OrderStatus, updated: datetime) -> Order:
@@ -74,7 +75,7 @@ def event(event_id: str, received: datetime, provider: str = "paypal") -> InboxE
                       body=b'{"id":"' + event_id.encode() + b'"}')
 
 
-async def test_new_message_reads_back_unleased_and_undelivered(store: SqlStore) -> None:
+async def test_new_message_reads_back_unleased_and_undelivered(store: Store) -> None:
     """An added announcement reads back pending, due at creation, with no error or delivery."""
     await add_messages(store, 1)
     async with store.transaction() as uow:
@@ -85,7 +86,7 @@ async def test_new_message_reads_back_unleased_and_undelivered(store: SqlStore) 
                                 created_at=T0, next_attempt_at=T0)
 
 
-async def test_claim_takes_due_messages_oldest_first_and_leases_them(store: SqlStore) -> None:
+async def test_claim_takes_due_messages_oldest_first_and_leases_them(store: Store) -> None:
     """A claim takes due pending messages oldest first, up to the limit, leasing them."""
     await add_messages(store, 4)
     async with store.transaction() as uow:
@@ -101,7 +102,7 @@ async def test_claim_takes_due_messages_oldest_first_and_leases_them(store: SqlS
     assert [(m.id, m.lease_owner) for m in late] == [(msg_id(3), "w-2")]
 
 
-async def test_finish_records_outcome_and_releases_lease(store: SqlStore) -> None:
+async def test_finish_records_outcome_and_releases_lease(store: Store) -> None:
     """Finishing records status, attempts, retry time and error; delivery stamps delivered_at."""
     await add_messages(store, 3)
     async with store.transaction() as uow:
@@ -130,7 +131,7 @@ async def test_finish_records_outcome_and_releases_lease(store: SqlStore) -> Non
         [(msg_id(1), 1, "HTTP 503", "w-2")]
 
 
-async def test_queued_message_is_settled_by_its_consumer_once(store: SqlStore) -> None:
+async def test_queued_message_is_settled_by_its_consumer_once(store: Store) -> None:
     """A message handed to a queue is not claimed again; its consumer settles it (delivered or
     dead) without a lease, and a second delivered report of it changes nothing."""
     await add_messages(store, 2)
@@ -163,7 +164,7 @@ async def test_queued_message_is_settled_by_its_consumer_once(store: SqlStore) -
     assert counts.get("delivered") == 1 and counts.get("dead") == 1
 
 
-async def test_lapsed_lease_is_reclaimable_and_old_owner_refused(store: SqlStore) -> None:
+async def test_lapsed_lease_is_reclaimable_and_old_owner_refused(store: Store) -> None:
     """Once a lease lapses another claimer takes the message; the old owner can no longer finish."""
     await add_messages(store, 1)
     async with store.transaction() as uow:
@@ -183,7 +184,7 @@ async def test_lapsed_lease_is_reclaimable_and_old_owner_refused(store: SqlStore
     assert final is not None and (final.status, final.delivered_at) == ("delivered", at(33))
 
 
-async def test_concurrent_claimers_never_share_a_message(store: SqlStore) -> None:
+async def test_concurrent_claimers_never_share_a_message(store: Store) -> None:
     """Four claimers on their own connections never share a message and together claim all 200."""
     await add_messages(store, 200)
 
@@ -209,7 +210,7 @@ async def test_concurrent_claimers_never_share_a_message(store: SqlStore) -> Non
                for owner in (m.lease_owner for m in won))
 
 
-async def test_revive_only_a_dead_message(store: SqlStore) -> None:
+async def test_revive_only_a_dead_message(store: Store) -> None:
     """Reviving makes a dead message pending, due now, attempts reset; anything else is refused."""
     await add_messages(store, 2)
     async with store.transaction() as uow:
@@ -228,7 +229,7 @@ async def test_revive_only_a_dead_message(store: SqlStore) -> None:
     assert [m.id for m in again] == [msg_id(0)]
 
 
-async def test_list_outbox_pages_newest_first_and_counts(store: SqlStore) -> None:
+async def test_list_outbox_pages_newest_first_and_counts(store: Store) -> None:
     """Messages list newest first by keyset, optionally by status; counts cover every status."""
     async with store.transaction() as uow:
         assert await uow.outbox_counts() == {"pending": 0, "queued": 0, "delivered": 0,
@@ -253,7 +254,7 @@ async def test_list_outbox_pages_newest_first_and_counts(store: SqlStore) -> Non
     assert counts == {"pending": 3, "queued": 0, "delivered": 1, "dead": 1}
 
 
-async def test_reconcile_candidates_by_status_cutoff_and_due_time(store: SqlStore) -> None:
+async def test_reconcile_candidates_by_status_cutoff_and_due_time(store: Store) -> None:
     """Candidates: listed status, updated before its cut-off, unchecked or due; oldest first."""
     async with store.transaction() as uow:
         for o in (order("pend-old", S.PENDING, at(10)), order("pend-new", S.PENDING, at(100)),
@@ -276,7 +277,7 @@ async def test_reconcile_candidates_by_status_cutoff_and_due_time(store: SqlStor
     assert found[2][0] == stored and stored is not None and len(stored.lines) == 1
 
 
-async def test_save_replaces_and_clear_forgets_reconcile_state(store: SqlStore) -> None:
+async def test_save_replaces_and_clear_forgets_reconcile_state(store: Store) -> None:
     """Saving twice keeps the latest state; clearing makes the order a never-checked candidate."""
     async with store.transaction() as uow:
         await uow.insert_order(order("o-1", S.PENDING, at(10)))
@@ -292,7 +293,7 @@ async def test_save_replaces_and_clear_forgets_reconcile_state(store: SqlStore) 
     assert [(o.id, s) for o, s in cleared] == [("o-1", None)]
 
 
-async def test_pending_refunds_before_cutoff_oldest_first(store: SqlStore) -> None:
+async def test_pending_refunds_before_cutoff_oldest_first(store: Store) -> None:
     """Only pending refunds last updated before the cut-off, least recently updated first."""
     async with store.transaction() as uow:
         for r in (refund("r-b", "pending", at(20)), refund("r-a", "pending", at(10)),
@@ -306,7 +307,7 @@ async def test_pending_refunds_before_cutoff_oldest_first(store: SqlStore) -> No
     assert [r.id for r in limited] == ["r-a", "r-b"]
 
 
-async def test_list_inbox_pages_newest_first(store: SqlStore) -> None:
+async def test_list_inbox_pages_newest_first(store: Store) -> None:
     """Stored events list newest first, ties by event id, paged by (received_at, event_id)."""
     async with store.transaction() as uow:
         for e in (event("WH-1", at(1)), event("WH-3", at(3)), event("WH-2a", at(2)),

@@ -1,9 +1,10 @@
-"""The outbox worker over real HTTP and both stores: at least once, one message id per fact.
+"""The outbox worker over real HTTP and every store: at least once, one message id per fact.
 
 A shop receiver (Starlette on a loopback port) verifies every request with
 `paywire.verify_delivery` and records what it saw: which message ids, how many times, and how
 many deliveries of one id were in flight at once. Outbox rows are seeded with
-`uow.add_announcement` on a fresh, migrated database per module and backend.
+`uow.add_announcement` on a fresh, migrated database per module and backend (DynamoDB: a fresh
+table on the session's moto server, with the AWS environment pointing there for the module).
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import boto3
 import pytest
+from botocore.httpsession import URLLib3Session
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,11 +38,12 @@ from paywire.delivery.http_callback import HttpCallbackTarget, delivery_body
 from paywire.delivery.python_callable import CallableTarget
 from paywire.domain.errors import SignatureError
 from paywire.domain.facts import Announcement
-from paywire.ports import DeliveryTarget, OutboxMessage
+from paywire.ports import DeliveryTarget, OutboxMessage, Store
 from paywire.services.fulfilment import OutboxWorker, no_jitter
 from paywire.store import migrate
+from paywire.store.dynamo import DynamoStore, ensure_table
 from paywire.store.sql import SqlStore
-from paywire.testing import ServerThread
+from paywire.testing import MotoServer, ServerThread
 from webhookstack import backend_database
 
 SECRET = "whsec_" + base64.b64encode(b"paywire-outbox-test-secret-0123").decode()
@@ -102,19 +108,90 @@ class Shop:
                 self.inflight[delivery.id] -= 1
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+# A store opened from the module's URL, the way `paywire worker` opens it (bootstrap).
+OPEN_STORE = ("from paywire.store.dynamo import DynamoStore\n"
+              "from paywire.store.sql import SqlStore\n"
+              "def open_store(url):\n"
+              "    if url.startswith('dynamodb://'):\n"
+              "        return DynamoStore.from_url(url)\n"
+              "    return SqlStore(url)\n")
+
+
+@contextmanager
+def dynamodb_table(moto: MotoServer) -> Iterator[str]:
+    """A fresh paywire table on the moto server, its dynamodb:// URL, with the AWS environment
+    (region, endpoint, dummy credentials) set for the block; the table is deleted after."""
+    name = f"paywire-outbox-{secrets.token_hex(4)}"
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in moto.env.items():
+            env.setenv(key, value)
+        client = boto3.client("dynamodb")
+        try:
+            asyncio.run(ensure_table(name, client=client))
+            yield f"dynamodb://{name}"
+        finally:
+            client.delete_table(TableName=name)
+            client.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "dynamodb"])
 def database(request: pytest.FixtureRequest,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh, migrated database for the module, on each backend."""
+    if request.param == "dynamodb":
+        with dynamodb_table(request.getfixturevalue("moto_server")) as url:
+            yield url
+        return
     with backend_database(request.param, tmp_path_factory.mktemp(request.param)) as url:
         migrate.upgrade(url)
         yield url
 
 
+class Stores:
+    """Opens stores on the module's database; DynamoDB ones share one client that sends one
+    request at a time, since moto's server (unlike DynamoDB) does not apply each request
+    atomically: two concurrent conditional writes can both pass its check."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.client: Any = None
+        self.http: URLLib3Session | None = None
+
+    def open(self) -> Store:
+        """A store of its own on the database."""
+        if not self.database.startswith("dynamodb://"):
+            return SqlStore(self.database)
+        if self.client is None:
+            lock, self.http = threading.Lock(), URLLib3Session(timeout=60)
+            http = self.http
+
+            def send(request: Any, **_: Any) -> Any:
+                with lock:
+                    return http.send(request)
+
+            self.client = boto3.client("dynamodb")
+            self.client.meta.events.register("before-send.dynamodb", send)
+        return DynamoStore.from_url(self.database, client=self.client)
+
+    def close(self) -> None:
+        """Close the shared client."""
+        if self.client is not None and self.http is not None:
+            self.client.close()
+            self.http.close()
+
+
+@pytest.fixture(scope="module")
+def stores(database: str) -> Iterator[Stores]:
+    """Store opener for the module's database."""
+    opener = Stores(database)
+    yield opener
+    opener.close()
+
+
 @pytest.fixture
-async def store(database: str) -> AsyncIterator[SqlStore]:
+async def store(stores: Stores) -> AsyncIterator[Store]:
     """The real store on the module's database."""
-    store = SqlStore(database)
+    store = stores.open()
     yield store
     await store.close()
 
@@ -130,23 +207,25 @@ def shop() -> Iterator[Shop]:
     shop.server.stop()
 
 
-async def seed(store: SqlStore, n: int, *, age: timedelta = timedelta(0)) -> list[str]:
-    """`n` fresh order.completed announcements in the outbox; their message ids."""
+async def seed(store: Store, n: int, *, age: timedelta = timedelta(0)) -> list[str]:
+    """`n` fresh order.completed announcements in the outbox, 20 per unit of work (a DynamoDB
+    transaction holds at most 100 items); their message ids."""
     tag = secrets.token_hex(4)
     now = datetime.now(UTC) - age
     ids = [f"msg_{tag}_{i:04d}" for i in range(n)]
-    async with store.transaction() as uow:
-        for i, message_id in enumerate(ids):
-            order_id = f"ord_{tag}_{i}"
-            payload = {"type": "order.completed", "order_id": order_id, "amount": "10.00",
-                       "currency": "USD"}
-            assert await uow.add_announcement(
-                Announcement(f"order.completed:{order_id}", "order.completed", order_id, payload),
-                message_id, now)
+    for first in range(0, n, 20):
+        async with store.transaction() as uow:
+            for i, message_id in enumerate(ids[first:first + 20], start=first):
+                order_id = f"ord_{tag}_{i}"
+                payload = {"type": "order.completed", "order_id": order_id, "amount": "10.00",
+                           "currency": "USD"}
+                assert await uow.add_announcement(
+                    Announcement(f"order.completed:{order_id}", "order.completed", order_id,
+                                 payload), message_id, now)
     return ids
 
 
-async def outcome(store: SqlStore, ids: list[str]) -> list[OutboxMessage]:
+async def outcome(store: Store, ids: list[str]) -> list[OutboxMessage]:
     """The messages as stored now."""
     async with store.transaction() as uow:
         found = [await uow.get_outbox(i) for i in ids]
@@ -154,7 +233,7 @@ async def outcome(store: SqlStore, ids: list[str]) -> list[OutboxMessage]:
     return [m for m in found if m is not None]
 
 
-async def drain(workers: list[OutboxWorker], store: SqlStore, ids: list[str],
+async def drain(workers: list[OutboxWorker], store: Store, ids: list[str],
                 timeout: float = 30) -> list[OutboxMessage]:
     """Run the workers side by side until none of `ids` is pending."""
     loop = asyncio.get_running_loop()
@@ -164,14 +243,17 @@ async def drain(workers: list[OutboxWorker], store: SqlStore, ids: list[str],
         while loop.time() < deadline:
             if not await worker.run_once():
                 await asyncio.sleep(0.01)
-            if not [m for m in await outcome(store, ids) if m.status == "pending"]:
+            async with store.transaction() as uow:
+                # One listing rather than a read per message (a round trip each on DynamoDB).
+                pending = {m.id for m in await uow.list_outbox(status="pending", limit=1000)}
+            if not pending & set(ids):
                 return
 
     await asyncio.gather(*(spin(w) for w in workers))
     return await outcome(store, ids)
 
 
-def worker(store: SqlStore, targets: list[DeliveryTarget], owner: str = "w",
+def worker(store: Store, targets: list[DeliveryTarget], owner: str = "w",
            **options: object) -> OutboxWorker:
     """An outbox worker with fast retries and no jitter."""
     settings: dict[str, object] = {**FAST, **options}
@@ -179,7 +261,7 @@ def worker(store: SqlStore, targets: list[DeliveryTarget], owner: str = "w",
                         **settings)  # type: ignore[arg-type]
 
 
-async def test_shop_down_then_up_hears_every_fact_under_one_id(store: SqlStore,
+async def test_shop_down_then_up_hears_every_fact_under_one_id(store: Store,
                                                               shop: Shop) -> None:
     """A shop answering 503 for a while then 2xx gets every fact, each under one webhook-id."""
     ids = await seed(store, 6)
@@ -196,7 +278,7 @@ async def test_shop_down_then_up_hears_every_fact_under_one_id(store: SqlStore,
     assert all(m.attempts >= 1 and m.last_error is None for m in done)
 
 
-async def test_kill_9_mid_delivery_resends_under_the_same_id(store: SqlStore, shop: Shop,
+async def test_kill_9_mid_delivery_resends_under_the_same_id(store: Store, shop: Shop,
                                                             database: str) -> None:
     """A worker killed while the shop holds its request loses nothing: the next one re-sends
     the same message id, which the shop recognises as a duplicate."""
@@ -208,10 +290,10 @@ async def test_kill_9_mid_delivery_resends_under_the_same_id(store: SqlStore, sh
         "from paywire.bootstrap import SystemClock\n"
         "from paywire.delivery.http_callback import HttpCallbackTarget\n"
         "from paywire.services.fulfilment import OutboxWorker\n"
-        "from paywire.store.sql import SqlStore\n"
+        + OPEN_STORE +
         "async def main():\n"
         "    target = HttpCallbackTarget(sys.argv[2], os.environ['SHOP_SECRET'], timeout=60)\n"
-        "    w = OutboxWorker(SqlStore(sys.argv[1]), [target], SystemClock(), owner='doomed',\n"
+        "    w = OutboxWorker(open_store(sys.argv[1]), [target], SystemClock(), owner='doomed',\n"
         "                     lease=timedelta(seconds=1), batch=1)\n"
         "    await w.run(asyncio.Event(), 0.02)\n"
         "asyncio.run(main())\n")
@@ -241,18 +323,18 @@ async def test_kill_9_mid_delivery_resends_under_the_same_id(store: SqlStore, sh
 
 
 async def test_four_workers_deliver_each_row_to_one_claimer_at_a_time(
-        store: SqlStore, shop: Shop, database: str) -> None:
+        store: Store, shop: Shop, stores: Stores) -> None:
     """Four workers on one outbox never have the same message in flight twice."""
     ids = await seed(store, 80)
     shop.fail_every, shop.delay = 5, 0.002
-    stores = [SqlStore(database) for _ in range(4)]
+    opened = [stores.open() for _ in range(4)]
     targets = [HttpCallbackTarget(shop.url, SECRET, timeout=5) for _ in range(4)]
     workers = [worker(s, [t], f"w{i}", batch=8, lease=timedelta(seconds=20))
-               for i, (s, t) in enumerate(zip(stores, targets, strict=True))]
+               for i, (s, t) in enumerate(zip(opened, targets, strict=True))]
     try:
         done = await drain(workers, store, ids, timeout=40)
     finally:
-        for s, t in zip(stores, targets, strict=True):
+        for s, t in zip(opened, targets, strict=True):
             await t.aclose()
             await s.close()
     assert [m.status for m in done] == ["delivered"] * len(ids)
@@ -263,7 +345,7 @@ async def test_four_workers_deliver_each_row_to_one_claimer_at_a_time(
     assert sum(1 for w in workers if w.counters["delivered"]) >= 2  # the work was shared
 
 
-async def test_too_old_goes_dead_with_an_error_log(store: SqlStore, shop: Shop,
+async def test_too_old_goes_dead_with_an_error_log(store: Store, shop: Shop,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     """A message past the max age that still fails goes dead, logged at ERROR and counted;
     reviving it delivers it."""
@@ -292,7 +374,7 @@ async def test_too_old_goes_dead_with_an_error_log(store: SqlStore, shop: Shop,
     assert revived.status == "delivered"
 
 
-async def test_gone_is_dead_at_once(store: SqlStore, shop: Shop) -> None:
+async def test_gone_is_dead_at_once(store: Store, shop: Shop) -> None:
     """410 Gone from the shop is not retried: the message goes dead on the first attempt."""
     ids = await seed(store, 1)
     shop.status = 410
@@ -315,7 +397,7 @@ def record_call(message_id: str, kind: str, payload: dict[str, object]) -> None:
     CALLS.append((message_id, kind, str(payload["order_id"])))
 
 
-async def test_callable_and_http_targets_get_every_message(store: SqlStore, shop: Shop) -> None:
+async def test_callable_and_http_targets_get_every_message(store: Store, shop: Shop) -> None:
     """With two targets a message is delivered once both accept it; a failing callable makes
     the whole message retry, under the same id at both."""
     CALLS.clear()
@@ -353,7 +435,7 @@ def test_verify_delivery_refuses_forgeries() -> None:
 
 
 async def test_paywire_worker_command_delivers_and_stops_on_sigint(
-        store: SqlStore, shop: Shop, database: str, tmp_path: os.PathLike[str]) -> None:
+        store: Store, shop: Shop, database: str, tmp_path: os.PathLike[str]) -> None:
     """`paywire worker` (a real process) delivers the outbox, then exits 0 on SIGINT."""
     ids = await seed(store, 3)
     env = {**os.environ, "PAYWIRE_DATABASE_URL": database, "PAYWIRE_FULFILMENT_URL": shop.url,

@@ -254,11 +254,10 @@ class DynamoTable:
         the item as written, or None if the condition failed."""
         e = Expr()
         clauses = []
-        sets = [f"{e.name(k)} = {e.value(_SERIALIZER.serialize(v))}"
-                for k, v in (set_ or {}).items() if v is not None]
+        sets = [f"{e.name(k)} = {e.value(v)}" for k, v in (set_ or {}).items() if v is not None]
         removes = [e.name(k) for k in remove]
         removes += [e.name(k) for k, v in (set_ or {}).items() if v is None]
-        adds = [f"{e.name(k)} {e.value({'N': str(n)})}" for k, n in (add or {}).items()]
+        adds = [f"{e.name(k)} {e.value(n)}" for k, n in (add or {}).items()]
         if sets:
             clauses.append("SET " + ", ".join(sets))
         if removes:
@@ -266,14 +265,11 @@ class DynamoTable:
         if adds:
             clauses.append("ADD " + ", ".join(adds))
         condition = cond(e)
-        values = {p: v if isinstance(v, dict) else _SERIALIZER.serialize(v)
-                  for p, v in e.values.items()}
         try:
             answer = await self.call(
                 "update_item", TableName=self.name, Key=_wire_key(key),
                 UpdateExpression=" ".join(clauses), ConditionExpression=condition,
-                ExpressionAttributeNames=e.names, ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW")
+                ReturnValues="ALL_NEW", **_names_values(e))
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
                 return None
@@ -382,8 +378,8 @@ def _names_values(e: Expr) -> dict[str, Any]:
     if e.names:
         out["ExpressionAttributeNames"] = dict(e.names)
     if e.values:
-        out["ExpressionAttributeValues"] = {
-            p: v if isinstance(v, dict) else _SERIALIZER.serialize(v) for p, v in e.values.items()}
+        out["ExpressionAttributeValues"] = {p: _SERIALIZER.serialize(v)
+                                            for p, v in e.values.items()}
     return out
 
 

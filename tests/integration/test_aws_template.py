@@ -1,0 +1,556 @@
+"""The SAM template (deploy/aws/template.yaml), as issue 9 asks: linted by cfn-lint; translated by
+aws-sam-translator with every CodeUri rewritten to a zip on moto's S3; its CloudFormation checked
+(routes, schedules, alarm, IAM, TTL and the table, queues, event source mappings, outputs);
+created as a stack in a moto server process of this module's own (minus the event source
+mappings), failing on any resource type moto skipped outside `MOTO_GAPS`; then the created
+functions' configuration read back, and their handlers run in-process with exactly that
+configuration on events built from real GetRecords / ReceiveMessage answers, every AWS request
+they make checked against their own role."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib
+import json
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from awskit import SHOP_SECRET, Shop, restored_logging, running_shop
+from awstemplatekit import (
+    ACCOUNT,
+    TEMPLATE,
+    AwsRecorder,
+    Deployed,
+    LoggedMotoServer,
+    actions_of,
+    check_calls_against_roles,
+    client,
+    code_zip,
+    fresh_stage_cache,
+    function_configurations,
+    http_routes,
+    load_template,
+    logged_moto,
+    outputs,
+    resources_of_type,
+    role_statements,
+    route_matches,
+    scheduled_event,
+    stream_filter_matches,
+    translate,
+    unsupported_types,
+    with_code_uri,
+)
+from paywire.aws.events import sqs_event, stream_event
+from paywire.aws.http import lambda_app
+from paywire.settings import DEMO_CATALOG, Settings
+from paywire.testing import EmulatorServer
+from testkit import CLIENT_ID, CLIENT_SECRET
+
+STAGE = f"tt{uuid.uuid4().hex[:8]}"
+MAX_RECEIVES = 3
+PARAMETERS = {"Stage": STAGE, "PayPalEnvironment": "sandbox",
+              "MaxReceiveCount": MAX_RECEIVES}
+CODE_BUCKET = f"paywire-code-{STAGE}"
+CODE_KEY = "paywire/lambda.zip"
+
+# Resource types moto's CloudFormation cannot create, and why that is acceptable here: the
+# HTTP API (the handler is driven in-process with API Gateway v2 events instead) and the DLQ
+# alarm (its definition is asserted on the translated template).
+MOTO_GAPS = {
+    "AWS::ApiGatewayV2::Api": "HTTP API: routes asserted on the translated OpenAPI body",
+    "AWS::ApiGatewayV2::Stage": "HTTP API stage ($default, auto-deployed)",
+    "AWS::CloudWatch::Alarm": "DLQ alarm: asserted on the translated template",
+}
+# AWS services whose data paywire's functions touch: no `*` action, no `*` resource on them.
+DATA_SERVICES = ("dynamodb", "sqs", "secretsmanager", "ssm", "s3", "kms")
+
+FUNCTIONS = {
+    # logical id: handler
+    "HttpFunction": "paywire.aws.http.handler",
+    "OutboxConsumerFunction": "paywire.aws.sqs_consumer.handler",
+    "OutboxDrainerFunction": "paywire.aws.drainer.handler",
+    "ReconcilerFunction": "paywire.aws.reconciler.handler",
+    "OutboxStreamFunction": "paywire.aws.stream.handler",
+}
+TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
+                 "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                 "dynamodb:ConditionCheckItem"}
+CONFIG_ACTIONS = {"secretsmanager:GetSecretValue", "ssm:GetParametersByPath"}
+LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+EXPECTED_ACTIONS = {
+    "HttpFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS,
+    "ReconcilerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS,
+    "OutboxDrainerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS
+    | {"sqs:SendMessage"},
+    "OutboxConsumerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS
+    | {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+       "sqs:GetQueueAttributes"},
+    "OutboxStreamFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS
+    | {"sqs:SendMessage", "dynamodb:DescribeStream", "dynamodb:GetRecords",
+       "dynamodb:GetShardIterator", "dynamodb:ListStreams"},
+}
+# What every function's environment holds (contracts): names only, never a secret value.
+ENVIRONMENT = {"PAYWIRE_STAGE", "PAYWIRE_PAYPAL_ENV", "PAYWIRE_DATABASE_URL",
+               "PAYWIRE_SQS_QUEUE_URL", "PAYWIRE_SQS_MAX_RECEIVES", "POWERTOOLS_SERVICE_NAME",
+               "POWERTOOLS_LOG_LEVEL"}
+
+
+# --- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedMotoServer]:
+    """A moto server process of this module's own, its log kept in a file."""
+    yield from logged_moto(tmp_path_factory.mktemp("moto") / "moto.log")
+
+
+@pytest.fixture(scope="module")
+def translated(moto: LoggedMotoServer) -> dict[str, Any]:
+    """The template translated to CloudFormation, its code in a zip on moto's S3."""
+    s3 = client(moto, "s3")
+    s3.create_bucket(Bucket=CODE_BUCKET,
+                     CreateBucketConfiguration={"LocationConstraint": moto.REGION})
+    s3.put_object(Bucket=CODE_BUCKET, Key=CODE_KEY, Body=code_zip())
+    with pytest.MonkeyPatch.context() as mp:
+        # The translator resolves AWS::Region from the environment (boto3's session).
+        mp.setenv("AWS_DEFAULT_REGION", moto.REGION)
+        return translate(with_code_uri(load_template(), f"s3://{CODE_BUCKET}/{CODE_KEY}"),
+                         PARAMETERS)
+
+
+@pytest.fixture(scope="module")
+def stack(moto: LoggedMotoServer, translated: dict[str, Any]) -> dict[str, Any]:
+    """The translated template created as a stack in moto, minus the event source mappings
+    (moto would try to run their Lambda functions in Docker). Answers the stack description
+    plus `unsupported`: the resource types moto reported it skipped."""
+    template = json.loads(json.dumps(translated))
+    for name in resources_of_type(template, "AWS::Lambda::EventSourceMapping"):
+        del template["Resources"][name]
+    offset = moto.log_size()
+    cloudformation = client(moto, "cloudformation")
+    cloudformation.create_stack(
+        StackName=f"paywire-{STAGE}", TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in PARAMETERS.items()],
+        Capabilities=["CAPABILITY_IAM"])
+    description: dict[str, Any] = cloudformation.describe_stacks(
+        StackName=f"paywire-{STAGE}")["Stacks"][0]
+    description["unsupported"] = unsupported_types(moto.log_since(offset))
+    description["resources"] = {
+        r["LogicalResourceId"]: r for r in cloudformation.list_stack_resources(
+            StackName=f"paywire-{STAGE}")["StackResourceSummaries"] if r["LogicalResourceId"]}
+    description["expected"] = {name: r["Type"] for name, r in template["Resources"].items()}
+    return description
+
+
+# --- 1. lint ---------------------------------------------------------------------------------
+
+
+def test_cfn_lint_passes() -> None:
+    """cfn-lint (as `make lint` runs it) finds nothing in the template."""
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True,  # noqa: S603
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+# --- 2 and 3. the translated CloudFormation --------------------------------------------------
+
+
+def app_routes() -> list[tuple[str, str]]:
+    """(METHOD, path) of every operation the HTTP function's app publishes in its OpenAPI
+    document, plus the document and its docs page (Swagger's OAuth2 redirect page is left
+    unrouted: paywire's API takes bearer keys, not OAuth2 logins)."""
+    app = lambda_app(Settings(_env_file=None))
+    found = [("GET", "/docs"), ("GET", "/openapi.json")]
+    for path, operations in app.openapi()["paths"].items():
+        found.extend((method.upper(), path) for method in operations
+                     if method in ("get", "put", "post", "delete", "patch", "options", "head"))
+    return found
+
+
+def test_http_api_routes_cover_the_app_and_nothing_else(translated: dict[str, Any]) -> None:
+    """Every route of the paywire app reaches the HTTP function through the HTTP API (payload
+    2.0, Lambda proxy), and every HTTP API route leads to some app route."""
+    routes = http_routes(translated)
+    assert ("POST", "/webhooks/paypal") in routes
+    assert ("POST", "/webhooks/paypal") in app_routes()
+    for method, path in app_routes():
+        assert any(route_matches(r, method, path) for r in routes), (method, path)
+    for route, integration in routes.items():
+        assert any(route_matches(route, m, p) for m, p in app_routes()), route
+        assert integration["type"] == "aws_proxy"
+        assert integration["payloadFormatVersion"] == "2.0"
+        assert "${HttpFunction.Arn}" in integration["uri"]["Fn::Sub"]
+    stage = resources_of_type(translated, "AWS::ApiGatewayV2::Stage")
+    assert [s["Properties"]["StageName"] for s in stage.values()] == ["$default"]
+    permissions = {p["Properties"]["SourceArn"]["Fn::Sub"][0].rsplit("}/", 1)[-1]
+                   for p in resources_of_type(translated, "AWS::Lambda::Permission").values()
+                   if p["Properties"]["Principal"] == "apigateway.amazonaws.com"}
+    # API Gateway's source ARNs spell a greedy path variable `*`.
+    assert permissions == {f"{'*' if m == 'ANY' else m}{p.replace('{proxy+}', '*')}"
+                           for m, p in routes}
+
+
+def test_schedules_are_eventbridge_rules(translated: dict[str, Any]) -> None:
+    """The drainer runs every minute and the reconciler every 5 minutes, as EventBridge rules
+    (`Schedule`, not the Scheduler's `ScheduleV2`), each allowed to invoke its function."""
+    rules = resources_of_type(translated, "AWS::Events::Rule")
+    schedules = {rule["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0]:
+                 rule["Properties"]["ScheduleExpression"] for rule in rules.values()}
+    assert schedules == {"OutboxDrainerFunction": "rate(1 minute)",
+                         "ReconcilerFunction": "rate(5 minutes)"}
+    assert resources_of_type(translated, "AWS::Scheduler::Schedule") == {}
+    invokers = {p["Properties"]["FunctionName"]["Ref"]
+                for p in resources_of_type(translated, "AWS::Lambda::Permission").values()
+                if p["Properties"]["Principal"] == "events.amazonaws.com"}
+    assert invokers == {"OutboxDrainerFunction", "ReconcilerFunction"}
+
+
+def test_dlq_alarm_fires_on_any_visible_message(translated: dict[str, Any]) -> None:
+    """One alarm watches the outbox DLQ: any visible message (> 0) breaches it."""
+    alarms = resources_of_type(translated, "AWS::CloudWatch::Alarm")
+    assert len(alarms) == 1
+    alarm = next(iter(alarms.values()))["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {
+        "Fn::GetAtt": ["OutboxDeadLetterQueue", "QueueName"]}}]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_each_role_grants_only_what_its_function_needs(translated: dict[str, Any]) -> None:
+    """Per function: its own role with exactly the expected actions, no AWS managed policy,
+    no `*` action, no `*` resource on a data service, secrets and SSM of this stage only."""
+    roles = {f["Properties"]["Role"]["Fn::GetAtt"][0]: name
+             for name, f in resources_of_type(translated, "AWS::Lambda::Function").items()}
+    assert set(roles.values()) == set(FUNCTIONS)
+    assert set(roles) == set(EXPECTED_ACTIONS)
+    for role, expected in EXPECTED_ACTIONS.items():
+        statements = role_statements(translated, role)
+        assert [s for s in statements if "ManagedPolicyArn" in s] == [], role
+        assert actions_of(statements) == expected, role
+        for statement in statements:
+            assert statement["Effect"] == "Allow"
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [
+                statement["Action"]]
+            assert all("*" not in action for action in actions), (role, actions)
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [
+                statement["Resource"]]
+            assert "*" not in resources, (role, statement)
+            if any(a.split(":")[0] in DATA_SERVICES for a in actions):
+                assert all(isinstance(r, dict) for r in resources), (role, resources)
+            for resource in resources:
+                text = json.dumps(resource)
+                if "secretsmanager" in text:
+                    assert any(f"secret:paywire/${{Stage}}/{name}-??????" in text
+                               for name in ("paypal", "app")), text
+                if ":ssm:" in text:
+                    assert "parameter/paywire/${Stage}" in text, text
+
+
+def test_table_matches_the_store(translated: dict[str, Any]) -> None:
+    """The table is the store's: keys and indexes as `table_definition()` creates them, TTL on
+    the store's TTL attribute, point-in-time recovery on, a NEW_IMAGE stream, kept on delete."""
+    from paywire.store import dynamo
+
+    table = translated["Resources"]["Table"]
+    assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    props = table["Properties"]
+    expected = dynamo.table_definition(props["TableName"], stream=True)
+
+    def by_name(items: list[dict[str, Any]], key: str) -> dict[str, Any]:
+        return {item[key]: item for item in items}
+
+    assert by_name(props["AttributeDefinitions"], "AttributeName") == by_name(
+        expected["AttributeDefinitions"], "AttributeName")
+    assert props["KeySchema"] == expected["KeySchema"]
+    assert by_name(props.get("GlobalSecondaryIndexes", []), "IndexName") == by_name(
+        expected.get("GlobalSecondaryIndexes", []), "IndexName")
+    assert props["BillingMode"] == expected.get("BillingMode", "PAY_PER_REQUEST")
+    assert props["TimeToLiveSpecification"] == {"AttributeName": dynamo.TTL_ATTRIBUTE,
+                                                "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    # CloudFormation has no StreamEnabled: a StreamSpecification enables the stream.
+    assert props["StreamSpecification"] == {
+        "StreamViewType": expected["StreamSpecification"]["StreamViewType"]}
+    assert set(props) - {"TableName"} >= set(expected) - {"TableName"}
+
+
+def test_event_sources_and_queue_timing(translated: dict[str, Any]) -> None:
+    """SQS feeds the consumer with partial batch failures, the table's stream feeds the stream
+    function; the queue's visibility timeout is at least 6x the consumer's timeout and its
+    redrive count is the one the consumer is told."""
+    mappings = {m["Properties"]["FunctionName"]["Ref"]: m["Properties"] for m in
+                resources_of_type(translated, "AWS::Lambda::EventSourceMapping").values()}
+    assert set(mappings) == {"OutboxConsumerFunction", "OutboxStreamFunction"}
+    sqs = mappings["OutboxConsumerFunction"]
+    assert sqs["EventSourceArn"] == {"Fn::GetAtt": ["OutboxQueue", "Arn"]}
+    assert sqs["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    stream = mappings["OutboxStreamFunction"]
+    assert stream["EventSourceArn"] == {"Fn::GetAtt": ["Table", "StreamArn"]}
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["BisectBatchOnFunctionError"] is True
+    assert stream["MaximumRecordAgeInSeconds"] <= 24 * 3600  # a stream record's life
+    from paywire.aws.stream import OUTBOX_SORT_KEY
+
+    assert [json.loads(f["Pattern"]) for f in stream["FilterCriteria"]["Filters"]] == [
+        {"eventName": ["INSERT"], "dynamodb": {"Keys": {"sk": {"S": [OUTBOX_SORT_KEY]}}}}]
+
+    resources = translated["Resources"]
+    queue = resources["OutboxQueue"]["Properties"]
+    consumer = resources["OutboxConsumerFunction"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * consumer["Timeout"]
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["OutboxDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": {"Ref": "MaxReceiveCount"}}
+    assert consumer["Environment"]["Variables"]["PAYWIRE_SQS_MAX_RECEIVES"] == {
+        "Ref": "MaxReceiveCount"}
+
+
+def test_functions_environment_holds_no_secret(translated: dict[str, Any]) -> None:
+    """Every function runs Python 3.11 with its contract handler and exactly the contract's
+    environment: names and URLs, no credential (secrets are read at run time)."""
+    functions = resources_of_type(translated, "AWS::Lambda::Function")
+    assert {name: f["Properties"]["Handler"] for name, f in functions.items()} == FUNCTIONS
+    for name, function in functions.items():
+        props = function["Properties"]
+        assert props["Runtime"] == "python3.11", name
+        variables = props["Environment"]["Variables"]
+        assert set(variables) == ENVIRONMENT, name
+        assert variables["PAYWIRE_DATABASE_URL"] == {"Fn::Sub": "dynamodb://${Table}"}
+        assert variables["PAYWIRE_SQS_QUEUE_URL"] == {"Ref": "OutboxQueue"}
+        assert variables["PAYWIRE_STAGE"] == {"Ref": "Stage"}
+        assert variables["PAYWIRE_PAYPAL_ENV"] == {"Ref": "PayPalEnvironment"}
+        assert not any(word in key for key in variables
+                       for word in ("SECRET", "CLIENT", "API_KEY", "PASSWORD", "TOKEN"))
+
+
+def test_outputs_name_the_urls_and_resources(translated: dict[str, Any]) -> None:
+    """Outputs: the API and webhook URLs, the table, the queue and its DLQ."""
+    out = translated["Outputs"]
+    assert out["WebhookUrl"]["Value"] == {"Fn::Sub": "https://${HttpApi}.execute-api."
+                                          "${AWS::Region}.${AWS::URLSuffix}/webhooks/paypal"}
+    assert out["ApiUrl"]["Value"] == {
+        "Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+    assert out["TableName"]["Value"] == {"Ref": "Table"}
+    assert out["OutboxQueueUrl"]["Value"] == {"Ref": "OutboxQueue"}
+    assert out["OutboxDeadLetterQueueUrl"]["Value"] == {"Ref": "OutboxDeadLetterQueue"}
+
+
+def test_parameters_constrain_stage_and_environment(translated: dict[str, Any]) -> None:
+    """`Stage` admits short lower-case names only, so every name made from it is valid (the
+    longest function name fits Lambda's 64 characters); `PayPalEnvironment` is sandbox or
+    live, nothing else."""
+    parameters = load_template()["Parameters"]
+    pattern = parameters["Stage"]["AllowedPattern"]
+    for good in ("dev", "prod", "eu-live2", "a" * 20):
+        assert re.fullmatch(pattern, good), good
+    for bad in ("", "Prod", "2dev", "dev_1", "a/b", "dev ", "a" * 21):
+        assert not re.fullmatch(pattern, bad), bad
+    assert parameters["PayPalEnvironment"]["AllowedValues"] == ["sandbox", "live"]
+    longest = "a" * 20
+    for function in resources_of_type(translated, "AWS::Lambda::Function").values():
+        name = function["Properties"]["FunctionName"]["Fn::Sub"].replace("${Stage}", longest)
+        assert len(name) <= 64, name
+    for queue in resources_of_type(translated, "AWS::SQS::Queue").values():
+        name = queue["Properties"]["QueueName"]["Fn::Sub"].replace("${Stage}", longest)
+        assert len(name) <= 80, name
+
+
+# --- 4. the stack in moto --------------------------------------------------------------------
+
+
+def test_moto_reports_unsupported_types(moto: LoggedMotoServer) -> None:
+    """The log capture works: a stack with a type no moto supports is reported as such (so an
+    empty report for the real stack means something)."""
+    offset = moto.log_size()
+    client(moto, "cloudformation").create_stack(
+        StackName=f"canary-{STAGE}", TemplateBody=json.dumps({"Resources": {
+            "Canary": {"Type": "AWS::PaywireCanary::Thing", "Properties": {}}}}))
+    assert unsupported_types(moto.log_since(offset)) == {"AWS::PaywireCanary::Thing"}
+
+
+def test_stack_creates_with_only_allowlisted_gaps(stack: dict[str, Any]) -> None:
+    """The stack completes in moto; the only resource types moto skipped are the allowlisted
+    ones, and everything else exists."""
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert stack["unsupported"] <= set(MOTO_GAPS), stack["unsupported"] - set(MOTO_GAPS)
+    created = {name: r["ResourceType"] for name, r in stack["resources"].items()}
+    assert created == {name: kind for name, kind in stack["expected"].items()
+                       if kind not in MOTO_GAPS}
+    out = outputs(stack)
+    assert out["TableName"] == f"paywire-{STAGE}"
+    assert out["OutboxQueueUrl"].endswith(f"/paywire-{STAGE}-outbox")
+    assert out["OutboxDeadLetterQueueUrl"].endswith(f"/paywire-{STAGE}-outbox-dlq")
+
+
+def test_created_queue_redrives_to_the_dlq(moto: LoggedMotoServer, stack: dict[str, Any]) -> None:
+    """The created queue's redrive policy names the DLQ with the stack's MaxReceiveCount."""
+    sqs = client(moto, "sqs")
+    out = outputs(stack)
+    attributes = sqs.get_queue_attributes(QueueUrl=out["OutboxQueueUrl"],
+                                          AttributeNames=["All"])["Attributes"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=out["OutboxDeadLetterQueueUrl"],
+                                       AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn,
+                                                       "maxReceiveCount": MAX_RECEIVES}
+
+
+# --- 5. the created functions ----------------------------------------------------------------
+
+
+def test_created_functions_resolve_to_paywire_handlers(moto: LoggedMotoServer,
+                                                       stack: dict[str, Any]) -> None:
+    """Each created function's handler is an importable callable in `paywire.aws`, and its
+    environment points at this stack's table and queue."""
+    out = outputs(stack)
+    configs = function_configurations(moto, STAGE)
+    assert sorted(c["Handler"] for c in configs.values()) == sorted(FUNCTIONS.values())
+    code_sha = base64.b64encode(hashlib.sha256(code_zip()).digest()).decode()
+    assert {c["CodeSha256"] for c in configs.values()} == {code_sha}  # the rewritten CodeUri
+    assert {c["Runtime"] for c in configs.values()} == {"python3.11"}
+    for name, config in configs.items():
+        module_name, _, attribute = config["Handler"].rpartition(".")
+        assert module_name.startswith("paywire.aws."), name
+        handler = getattr(importlib.import_module(module_name), attribute)
+        assert callable(handler), name
+        variables = {k: str(v) for k, v in config["Environment"]["Variables"].items()}
+        assert variables == {
+            "PAYWIRE_STAGE": STAGE, "PAYWIRE_PAYPAL_ENV": "sandbox",
+            "PAYWIRE_DATABASE_URL": f"dynamodb://{out['TableName']}",
+            "PAYWIRE_SQS_QUEUE_URL": out["OutboxQueueUrl"],
+            "PAYWIRE_SQS_MAX_RECEIVES": str(MAX_RECEIVES),
+            "POWERTOOLS_SERVICE_NAME": "paywire", "POWERTOOLS_LOG_LEVEL": "INFO"}, name
+
+
+API_KEY = "template-test-admin-key-0123456789"
+WEBHOOK_ID = "WH-TEMPLATE-TEST"
+
+
+@pytest.fixture
+def deployed(moto: LoggedMotoServer, stack: dict[str, Any], emulator: EmulatorServer,
+             monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[Deployed, Shop]]:
+    """The stage configured as the README's deploy section says (its two secrets, its SSM
+    parameters: here PayPal's host is the emulator and the catalog the demo one), a shop
+    receiving announcements, and the handlers' AWS traffic recorded on its way to moto."""
+    recorder = AwsRecorder(moto.endpoint_url)
+    recorder.server.start()
+    monkeypatch.chdir(tmp_path)  # no developer's .env
+    for name, value in moto.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", recorder.url)
+    try:
+        with running_shop() as shop, restored_logging():
+            secrets = client(moto, "secretsmanager")
+            secrets.create_secret(Name=f"paywire/{STAGE}/paypal", SecretString=json.dumps({
+                "environment": "sandbox", "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET, "webhook_id": WEBHOOK_ID}))
+            secrets.create_secret(Name=f"paywire/{STAGE}/app", SecretString=json.dumps({
+                "api_keys": [API_KEY], "fulfilment_secret": SHOP_SECRET,
+                "fulfilment_url": shop.url}))
+            ssm = client(moto, "ssm")
+            for name, value in {"paypal_base_url": emulator.url,
+                                "catalog_path": str(DEMO_CATALOG),
+                                "return_url": "https://shop.example/paid",
+                                "cancel_url": "https://shop.example/cart"}.items():
+                ssm.put_parameter(Name=f"/paywire/{STAGE}/{name}", Value=value, Type="String")
+            deployed = Deployed(moto, STAGE, function_configurations(moto, STAGE), recorder,
+                                monkeypatch)
+            try:
+                yield deployed, shop
+            finally:
+                for config in deployed.configs.values():
+                    module_name, _, attribute = config["Handler"].rpartition(".")
+                    handler = getattr(importlib.import_module(module_name), attribute)
+                    handler.close()
+    finally:
+        recorder.server.stop()
+        fresh_stage_cache()  # its clients point at the recorder, gone now
+
+
+def test_handlers_run_with_the_created_configuration(
+        deployed: tuple[Deployed, Shop], translated: dict[str, Any], stack: dict[str, Any],
+        emulator: EmulatorServer) -> None:
+    """With the created functions' own configuration: an order is bought through the HTTP
+    function, the stream function (fed a real GetRecords answer) hands its announcement to
+    SQS, the drainer finds nothing left, the consumer (fed a real ReceiveMessage answer)
+    delivers it to the shop once, the reconciler runs; and every AWS request each function
+    made is allowed by its own role as IAM holds it."""
+    fn, shop = deployed
+    moto, out = fn.moto, outputs(stack)
+    routes = list(http_routes(translated))
+
+    created = fn.http("POST", "/v1/checkout/orders", routes,
+                      {"items": [{"sku": "mug", "quantity": 2}]})
+    assert created.status == 201, created.body
+    order = created.json()
+    approved = httpx.post(f"{emulator.url}/_emulator/orders/{order['provider_order_id']}/approve",
+                          json={"scenario": "approve"}, timeout=10)
+    assert approved.status_code == 200, approved.text
+    captured = fn.http("POST", f"/v1/checkout/orders/{order['id']}/capture", routes)
+    assert captured.status == 200 and captured.json()["status"] == "COMPLETED", captured.body
+    shown = fn.http("GET", f"/v1/orders/{order['id']}", routes,
+                    headers={"authorization": f"Bearer {API_KEY}"})
+    assert shown.status == 200 and shown.json()["status"] == "COMPLETED", shown.body
+
+    # The table's stream, read as Lambda's mapping reads it and filtered by its pattern.
+    stream_arn = client(moto, "dynamodb").describe_table(
+        TableName=out["TableName"])["Table"]["LatestStreamArn"]
+    streams = client(moto, "dynamodbstreams")
+    records: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records.extend(streams.get_records(ShardIterator=iterator)["Records"])
+    mapping = translated["Resources"]["OutboxStreamFunctionNewOutboxItems"]["Properties"]
+    pattern = json.loads(mapping["FilterCriteria"]["Filters"][0]["Pattern"])
+    new_outbox = [r for r in records if stream_filter_matches(pattern, r)]
+    assert len(new_outbox) == 1 and len(records) > 1  # order.completed among the order's items
+    assert fn.invoke("outbox-stream", stream_event(new_outbox, stream_arn)) == {
+        "batchItemFailures": []}
+
+    rules = {r["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0]: name
+             for name, r in resources_of_type(translated, "AWS::Events::Rule").items()}
+    account, region = ACCOUNT, moto.REGION
+
+    def schedule(function: str) -> dict[str, Any]:
+        rule_arn = f"arn:aws:events:{region}:{account}:rule/{rules[function]}"
+        return scheduled_event(rule_arn, region, account)
+
+    drained = fn.invoke("outbox-drainer", schedule("OutboxDrainerFunction"))
+    assert drained["claimed"] == 0, drained  # the stream function already sent it
+
+    sqs = client(moto, "sqs")
+    queue_arn = sqs.get_queue_attributes(QueueUrl=out["OutboxQueueUrl"],
+                                         AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    answer = sqs.receive_message(QueueUrl=out["OutboxQueueUrl"], MaxNumberOfMessages=10,
+                                 AttributeNames=["All"], MessageAttributeNames=["All"])
+    assert len(answer["Messages"]) == 1
+    assert fn.invoke("outbox-consumer", sqs_event(answer, queue_arn)) == {
+        "batchItemFailures": []}
+    assert list(shop.types.values()) == ["order.completed"] and shop.bad == 0
+    assert sorted(shop.accepted.values()) == [1]
+
+    report = fn.invoke("reconciler", schedule("ReconcilerFunction"))
+    assert report["errors"] == 0, report
+
+    seen = check_calls_against_roles(moto, fn)
+    # The recording saw the traffic the assertions above rely on: every function read the
+    # stage's configuration, and between them they read, wrote, queried and sent.
+    for function, actions in seen.items():
+        assert {"secretsmanager:GetSecretValue", "ssm:GetParametersByPath"} <= actions, (
+            function, actions)
+    assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
+            "sqs:SendMessage"} <= set().union(*seen.values()), seen
