@@ -27,9 +27,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsDevStack]:
     """The `dev --aws` stack on free loopback ports."""
     options = DevOptions(port=0, emulator_port=0, log_level="warning",
                          data_dir=tmp_path_factory.mktemp("paywire-dev-aws"))
+    def environment() -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if k.startswith(("PAYWIRE_", "AWS_"))}
+
+    before = environment()
     with running(options, aws=True) as started:
         assert isinstance(started, AwsDevStack)
+        assert os.environ["PAYWIRE_STAGE"] == "dev"  # the handlers' configuration, as in Lambda
         yield started
+    assert environment() == before, "the AWS dev stack left its environment behind"
 
 
 def aws(stack: AwsDevStack, service: str) -> Any:
