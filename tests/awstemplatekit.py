@@ -14,14 +14,7 @@ import ast
 import importlib
 import io
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -136,55 +129,24 @@ def unsupported_types(log_text: str) -> set[str]:
 
 
 class LoggedMotoServer(MotoServer):
-    """A moto server process whose stdout and stderr go to a file (the session server's go to
+    """A moto server process whose output goes to a file (the session server's goes to
     /dev/null), so its CloudFormation warnings can be read."""
 
     def __init__(self, log_path: Path) -> None:
-        super().__init__()
-        self.log_path = log_path
-        self._log_file: io.BufferedWriter | None = None
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start the process with its output in `log_path` and wait until it answers."""
-        exe = shutil.which("moto_server", path=os.path.dirname(sys.executable))
-        command = [exe] if exe else [sys.executable, "-m", "moto.server"]
-        self._log_file = self.log_path.open("wb")
-        self.process = subprocess.Popen(  # noqa: S603
-            [*command, "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=self._log_file, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"moto_server exited with {self.process.returncode}")
-            try:
-                with urllib.request.urlopen(  # noqa: S310
-                        f"{self.endpoint_url}/moto-api/data.json", timeout=1):
-                    return
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"moto_server on {self.endpoint_url} did not start"
-                                       ) from None
-                time.sleep(0.1)
+        super().__init__(log_path=log_path)
+        self.log: Path = log_path
 
     def log_since(self, offset: int) -> str:
         """What the server wrote from byte `offset` on."""
         if self._log_file is not None:
             self._log_file.flush()
-        with self.log_path.open("rb") as fh:
+        with self.log.open("rb") as fh:
             fh.seek(offset)
             return fh.read().decode("utf-8", "replace")
 
     def log_size(self) -> int:
         """How many bytes the server has written so far."""
-        return self.log_path.stat().st_size
-
-    def stop(self) -> None:
-        """Terminate the process and close its log."""
-        super().stop()
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        return self.log.stat().st_size
 
 
 def logged_moto(log_path: Path) -> Iterator[LoggedMotoServer]:

@@ -12,7 +12,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import uvicorn
 
@@ -139,9 +140,11 @@ class MotoServer:
 
     REGION = "eu-west-1"
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
         self.port = port or free_port()
+        self.log_path = log_path  # where its stdout/stderr go (None: discarded)
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_file: BinaryIO | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -157,9 +160,12 @@ class MotoServer:
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the process and wait until it answers."""
+        output: BinaryIO | int = subprocess.DEVNULL
+        if self.log_path is not None:
+            self._log_file = output = self.log_path.open("wb")
         self.process = subprocess.Popen(  # noqa: S603
             [sys.executable, "-c", MOTO_LAUNCHER, "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=output, stderr=subprocess.STDOUT if self.log_path else subprocess.DEVNULL,
             env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout
         while True:
@@ -193,6 +199,9 @@ class MotoServer:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
 
 
 @contextmanager
