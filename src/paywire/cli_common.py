@@ -32,11 +32,14 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code=code)
 
 
-def load_settings() -> Settings:
+def load_settings(*, webhook_setup: bool = False) -> Settings:
     """Settings from PAYWIRE_* and .env — or, with `PAYWIRE_STAGE` set, the stage's (Secrets
-    Manager and SSM) — or a one-line error naming the setting (exit 2)."""
+    Manager and SSM) — or a one-line error naming the setting (exit 2). `webhook_setup`: for
+    the commands that manage webhooks, which need no webhook id (they make it) nor catalog."""
+    from paywire import settings as settings_module
     from paywire.settings import Settings, StageSource
 
+    token = settings_module.webhook_setup.set(webhook_setup)
     try:
         if StageSource.load().stage is not None:
             from paywire.aws.secrets import stage_settings
@@ -45,6 +48,8 @@ def load_settings() -> Settings:
         return Settings.load()
     except ConfigError as exc:
         fail(f"configuration: {exc.message}", code=2)
+    finally:
+        settings_module.webhook_setup.reset(token)
 
 
 def emit_json(data: object) -> None:

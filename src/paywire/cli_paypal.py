@@ -92,7 +92,7 @@ def register(
     as_json: Json = False,
 ) -> None:
     """Subscribe paywire's URL at PayPal and store the webhook id paywire verifies against."""
-    settings = load_settings()
+    settings = load_settings(webhook_setup=True)
     types = [t.strip() for t in events.split(",") if t.strip()]
     if not types:
         raise typer.BadParameter("give at least one event type, or '*'", param_hint="--events")
@@ -117,7 +117,7 @@ def register(
 
 def list_webhooks(as_json: Json = False) -> None:
     """This app's webhook subscriptions at PayPal (ours marked)."""
-    settings = load_settings()
+    settings = load_settings(webhook_setup=True)
     hooks = call(settings, lambda api: api.list_all())
     ours = settings.paypal_webhook_id
     if as_json:
@@ -136,7 +136,7 @@ def list_webhooks(as_json: Json = False) -> None:
 
 def delete(webhook_id: Annotated[str, typer.Argument(help="The webhook id.")]) -> None:
     """Delete a webhook subscription at PayPal."""
-    settings = load_settings()
+    settings = load_settings(webhook_setup=True)
     if not call(settings, lambda api: api.delete(webhook_id)):
         fail(f"PayPal knows no webhook {webhook_id} for this app")
     console.print(f"deleted webhook {webhook_id}", highlight=False, markup=False)

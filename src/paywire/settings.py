@@ -14,6 +14,7 @@ loaded from the environment alone (`Settings.load()` refuses `PAYWIRE_STAGE` wit
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -23,6 +24,10 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from paywire.domain.errors import ConfigError
+
+# True while settings load for `paywire webhooks register|list|delete`: the commands that create
+# the webhook id need neither it nor a catalog (`cli_common.load_settings(webhook_setup=True)`).
+webhook_setup: ContextVar[bool] = ContextVar("paywire_webhook_setup", default=False)
 
 PayPalEnv = Literal["sandbox", "live", "emulator"]
 
@@ -398,7 +403,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"PAYWIRE_API_KEYS: key #{i} is shorter than "
                                  f"{MIN_API_KEY_CHARS} characters")
         if self.catalog_path is None:
-            if self.paypal_env != "emulator":
+            if self.paypal_env != "emulator" and not webhook_setup.get():
                 raise ValueError("PAYWIRE_CATALOG_PATH must be set (the demo catalog is for the "
                                  "emulator only)")
             return
@@ -419,7 +424,8 @@ class Settings(BaseSettings):
 
     def _check_webhooks(self) -> None:
         env = self.paypal_env
-        if env in ("sandbox", "live") and self.paypal_webhook_id is None:
+        if env in ("sandbox", "live") and self.paypal_webhook_id is None and (
+                not webhook_setup.get()):
             raise ValueError(f"PAYWIRE_PAYPAL_WEBHOOK_ID must be set for PAYWIRE_PAYPAL_ENV={env} "
                              "(the id PayPal shows for the webhook subscription)")
         if self.paypal_webhook_id is not None and (

@@ -43,6 +43,22 @@ def test_sandbox_and_live_need_a_webhook_id(env: str) -> None:
     assert "PAYWIRE_PAYPAL_WEBHOOK_ID" in refused(**{**LIVE, "paypal_env": env})
 
 
+def test_webhook_commands_load_without_the_id_they_create() -> None:
+    """`paywire webhooks register` makes the webhook id, so its settings load without one (nor a
+    catalog); the flag is scoped: the next load refuses again."""
+    from paywire import settings as settings_module
+
+    bare = {k: v for k, v in LIVE.items() if k != "catalog_path"}
+    token = settings_module.webhook_setup.set(True)
+    try:
+        loaded = load(**bare)
+    finally:
+        settings_module.webhook_setup.reset(token)
+    assert loaded.paypal_webhook_id is None and loaded.catalog_path is None
+    assert "PAYWIRE_CATALOG_PATH" in refused(**bare)
+    assert "PAYWIRE_PAYPAL_WEBHOOK_ID" in refused(**LIVE)
+
+
 @pytest.mark.parametrize(("values", "needle"), [
     ({"webhook_cert_http_hosts": "evil.example:80"}, "PAYWIRE_WEBHOOK_CERT_HTTP_HOSTS"),
     ({"webhook_cert_hosts": "https://api.paypal.com/"}, "PAYWIRE_WEBHOOK_CERT_HOSTS"),
