@@ -23,6 +23,7 @@ import functools
 import logging
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import (
     AbstractAsyncContextManager,
@@ -192,7 +193,7 @@ class Runtime(Generic[T]):
                 asyncio.set_event_loop(None)
 
 
-class LambdaFunction(Generic[T]):
+class LambdaFunction(ABC, Generic[T]):
     """A Lambda entry point: `handler(event, context)`, over a `Runtime` of its session.
 
     Subclasses give `open` (the session for some settings) and `handle` (one invocation).
@@ -207,13 +208,13 @@ class LambdaFunction(Generic[T]):
         self.runtime: Runtime[T] = Runtime(self.open, settings_factory=settings_factory,
                                            config_factory=config_factory)
 
+    @abstractmethod
     def open(self, settings: Settings, config: AwsConfig) -> AbstractAsyncContextManager[T]:
         """The session this function runs on, for `settings` and `config`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def handle(self, event: dict[str, Any], context: Any) -> Any:
         """Answer one invocation."""
-        raise NotImplementedError
 
     def __call__(self, event: dict[str, Any], context: Any) -> Any:
         """The Lambda handler."""
