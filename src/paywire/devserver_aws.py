@@ -26,6 +26,7 @@ moto keeps everything in memory: the data is gone when the stack stops.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import os
@@ -62,11 +63,13 @@ class AwsDevStack(DevStack):
     """`DevStack` with paywire served through its Lambda handlers against moto."""
 
     def __init__(self, options: DevOptions | None = None) -> None:
-        try:
-            from paywire.testing import MotoServer
-        except ImportError as exc:  # pragma: no cover - the test extra always has it
-            raise DevStackError(f"paywire dev --aws needs {exc.name}: "
-                                "pip install 'paywire[aws-local]'") from exc
+        missing = [name for name in ("boto3", "mangum", "aws_lambda_powertools", "moto")
+                   if importlib.util.find_spec(name) is None]
+        if missing:
+            raise DevStackError(f"paywire dev --aws needs {', '.join(missing)}: "
+                                "pip install 'paywire[aws]' 'moto[server]'")
+        from paywire.testing import MotoServer
+
         super().__init__(options)
         self.moto = MotoServer()
         self.queue_url: str | None = None
