@@ -15,7 +15,6 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from paywire.domain.errors import ValidationError
 from paywire.domain.facts import Announcement
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
@@ -27,6 +26,7 @@ from paywire.ports import (
     ReconcileState,
     Refund,
 )
+from paywire.store.columns import minor_in, money_of
 
 Item = dict[str, Any]
 Key = tuple[str, str]
@@ -166,19 +166,6 @@ def lookup_item(key: Key, target: str, **extra: str) -> Item:
 # --- orders --------------------------------------------------------------------------------------
 
 
-def _minor(money: Money | None, currency: str, name: str) -> int | None:
-    if money is None:
-        return None
-    if money.currency != currency:
-        raise ValidationError(f"{name} is in {money.currency}, the order in {currency}",
-                              field=name)
-    return money.minor
-
-
-def _money(minor: int | None, currency: str) -> Money | None:
-    return None if minor is None else Money(minor, currency)
-
-
 def order_item(order: Order) -> Item:
     """The order's item: lines inside it, indexed by time, by status and for reconciliation."""
     currency = order.amount.currency
@@ -188,9 +175,9 @@ def order_item(order: Order) -> Item:
         "pk": pk, "sk": sk, "kind": "order", "id": order.id, "version": order.version,
         "status": str(order.status), "intent": str(order.intent), "currency": currency,
         "amount_minor": order.amount.minor,
-        "captured_minor": _minor(order.captured, currency, "captured"),
-        "refunded_minor": _minor(order.refunded, currency, "refunded"),
-        "refund_reserved_minor": _minor(order.refund_reserved, currency, "refund_reserved"),
+        "captured_minor": minor_in(order.captured, currency, "captured"),
+        "refunded_minor": minor_in(order.refunded, currency, "refunded"),
+        "refund_reserved_minor": minor_in(order.refund_reserved, currency, "refund_reserved"),
         "created_at": created, "updated_at": updated, "provider": order.provider,
         "provider_order_id": order.provider_order_id, "approve_url": order.approve_url,
         "capture_id": order.capture_id, "authorization_id": order.authorization_id,
@@ -218,9 +205,9 @@ def order_from(item: Item) -> Order:
         version=item["version"], provider=item["provider"],
         provider_order_id=item.get("provider_order_id"), approve_url=item.get("approve_url"),
         capture_id=item.get("capture_id"), authorization_id=item.get("authorization_id"),
-        captured=_money(item.get("captured_minor"), currency),
-        refunded=_money(item.get("refunded_minor"), currency),
-        refund_reserved=_money(item.get("refund_reserved_minor"), currency),
+        captured=money_of(item.get("captured_minor"), currency),
+        refunded=money_of(item.get("refunded_minor"), currency),
+        refund_reserved=money_of(item.get("refund_reserved_minor"), currency),
         disputed=bool(item["disputed"]), needs_attention=item.get("needs_attention"),
         capture_attempt=item["capture_attempt"], metadata=dict(undoc(item["metadata"]) or {}),
     )

@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import RowMapping as Row
 
-from paywire.domain.errors import ValidationError
 from paywire.domain.facts import Announcement
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
@@ -28,19 +27,7 @@ from paywire.ports import (
     TruthTask,
     WebhookRejection,
 )
-
-
-def _minor(money: Money | None, currency: str, name: str) -> int | None:
-    if money is None:
-        return None
-    if money.currency != currency:
-        raise ValidationError(f"{name} is in {money.currency}, the order in {currency}",
-                              field=name)
-    return money.minor
-
-
-def _money(minor: int | None, currency: str) -> Money | None:
-    return None if minor is None else Money(minor, currency)
+from paywire.store.columns import minor_in, money_of
 
 
 def order_values(order: Order) -> dict[str, Any]:
@@ -49,9 +36,9 @@ def order_values(order: Order) -> dict[str, Any]:
     return {
         "id": order.id, "version": order.version, "status": str(order.status),
         "intent": str(order.intent), "currency": currency, "amount_minor": order.amount.minor,
-        "captured_minor": _minor(order.captured, currency, "captured"),
-        "refunded_minor": _minor(order.refunded, currency, "refunded"),
-        "refund_reserved_minor": _minor(order.refund_reserved, currency, "refund_reserved"),
+        "captured_minor": minor_in(order.captured, currency, "captured"),
+        "refunded_minor": minor_in(order.refunded, currency, "refunded"),
+        "refund_reserved_minor": minor_in(order.refund_reserved, currency, "refund_reserved"),
         "created_at": order.created_at, "updated_at": order.updated_at,
         "provider": order.provider, "provider_order_id": order.provider_order_id,
         "approve_url": order.approve_url, "capture_id": order.capture_id,
@@ -82,9 +69,9 @@ def order_from(row: Row, lines: Sequence[Row]) -> Order:
         provider=row["provider"], provider_order_id=row["provider_order_id"],
         approve_url=row["approve_url"], capture_id=row["capture_id"],
         authorization_id=row["authorization_id"],
-        captured=_money(row["captured_minor"], currency),
-        refunded=_money(row["refunded_minor"], currency),
-        refund_reserved=_money(row["refund_reserved_minor"], currency),
+        captured=money_of(row["captured_minor"], currency),
+        refunded=money_of(row["refunded_minor"], currency),
+        refund_reserved=money_of(row["refund_reserved_minor"], currency),
         disputed=bool(row["disputed"]), needs_attention=row["needs_attention"],
         capture_attempt=row["capture_attempt"], metadata=dict(row["metadata"] or {}),
     )
