@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -171,12 +171,7 @@ class StageSource(BaseSettings):
     @classmethod
     def load(cls, **overrides: Any) -> StageSource:
         """The stage source from the environment, or ConfigError naming the setting."""
-        try:
-            return cls(**overrides)
-        except PydanticValidationError as exc:
-            problems = _problems(exc)
-            raise ConfigError("invalid settings: " + "; ".join(problems),
-                              details={"problems": problems}) from None
+        return load_validated(cls, overrides)
 
 
 class Settings(BaseSettings):
@@ -530,12 +525,22 @@ class Settings(BaseSettings):
 
         The message names each offending setting and never quotes a value.
         """
-        try:
-            return cls(**overrides)
-        except PydanticValidationError as exc:
-            problems = _problems(exc)
-            raise ConfigError("invalid settings: " + "; ".join(problems),
-                              details={"problems": problems}) from None
+        return load_validated(cls, overrides)
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_validated(cls: type[SettingsT], overrides: dict[str, Any],
+                   what: str = "invalid settings") -> SettingsT:
+    """`cls(**overrides)` (the environment below the overrides), or ConfigError listing each
+    offending setting by its variable, never quoting a value."""
+    try:
+        return cls(**overrides)
+    except PydanticValidationError as exc:
+        problems = _problems(exc)
+        raise ConfigError(f"{what}: " + "; ".join(problems),
+                          details={"problems": problems}) from None
 
 
 def _problems(exc: PydanticValidationError) -> list[str]:

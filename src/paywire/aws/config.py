@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paywire.domain.errors import ConfigError
+from paywire.settings import load_validated
 
 
 class AwsConfig(BaseSettings):
@@ -47,18 +48,7 @@ class AwsConfig(BaseSettings):
     def load(cls, **overrides: Any) -> AwsConfig:
         """The configuration from the environment (and `overrides`), or ConfigError naming the
         offending settings (never their values)."""
-        try:
-            return cls(**overrides)
-        except ValidationError as exc:
-            problems = []
-            for err in exc.errors(include_input=False, include_url=False):
-                ctx_error = (err.get("ctx") or {}).get("error")
-                message = str(ctx_error) if ctx_error is not None else err["msg"]
-                name = f"PAYWIRE_{str(err['loc'][0]).upper()}" if err["loc"] else "settings"
-                problems.append(message if message.startswith("PAYWIRE_")
-                                else f"{name}: {message}")
-            raise ConfigError("invalid Lambda settings: " + "; ".join(problems),
-                              details={"problems": problems}) from None
+        return load_validated(cls, overrides, "invalid Lambda settings")
 
     def queue_url(self) -> str:
         """The outbox queue's URL; ConfigError if it is not set."""
