@@ -348,10 +348,6 @@ def create_app(settings: Settings, *, wrap_provider: ProviderWrapper | None = No
 def app_from_env() -> FastAPI:
     """`paywire serve`'s app factory (uvicorn workers import it): settings from the environment,
     or the stage's (Secrets Manager and SSM) when `PAYWIRE_STAGE` is set."""
-    from paywire.settings import StageSource
+    from paywire.aws.secrets import load_settings  # imports boto3 only for a stage
 
-    if StageSource.load().stage is not None:
-        from paywire.aws.secrets import stage_settings
-
-        return create_app(stage_settings())
-    return create_app(Settings.load())
+    return create_app(load_settings())

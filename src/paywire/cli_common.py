@@ -37,15 +37,11 @@ def load_settings(*, webhook_setup: bool = False) -> Settings:
     Manager and SSM) — or a one-line error naming the setting (exit 2). `webhook_setup`: for
     the commands that manage webhooks, which need no webhook id (they make it) nor catalog."""
     from paywire import settings as settings_module
-    from paywire.settings import Settings, StageSource
+    from paywire.aws.secrets import load_settings as process_settings
 
     token = settings_module.webhook_setup.set(webhook_setup)
     try:
-        if StageSource.load().stage is not None:
-            from paywire.aws.secrets import stage_settings
-
-            return stage_settings()
-        return Settings.load()
+        return process_settings()
     except ConfigError as exc:
         fail(f"configuration: {exc.message}", code=2)
     finally:
