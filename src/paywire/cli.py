@@ -111,17 +111,20 @@ def serve(
 def _migrate_dynamodb(settings: Settings) -> None:
     """Create the table and its indexes if absent, enable TTL and check it (idempotent)."""
     import asyncio
-    from urllib.parse import parse_qs, urlsplit
 
     from paywire.domain.errors import PaywireError
-    from paywire.store.dynamo import ensure_table
+    from paywire.store.dynamo import DynamoStore
 
-    table = settings.dynamodb_table
-    assert table is not None  # noqa: S101 - is_dynamodb
-    query = {k: v[-1] for k, v in parse_qs(urlsplit(settings.database_url).query).items()}
+    async def setup() -> str:
+        store = DynamoStore.from_url(settings.database_url)
+        try:
+            await store.setup()
+        finally:
+            await store.close()
+        return store.table_name
+
     try:
-        asyncio.run(ensure_table(table, region=query.get("region"),
-                                 endpoint_url=query.get("endpoint_url")))
+        table = asyncio.run(setup())
     except PaywireError as exc:
         console.print(f"[red]migration failed:[/] {exc.message}", highlight=False)
         raise typer.Exit(code=1) from None
