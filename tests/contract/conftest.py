@@ -14,7 +14,6 @@ import asyncio
 import os
 import secrets
 import shutil
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +23,6 @@ from typing import Any, NoReturn
 import boto3
 import pytest
 import sqlalchemy as sa
-from botocore.httpsession import URLLib3Session
 
 from paywire.ports import Store
 from paywire.store import migrate
@@ -133,34 +131,12 @@ def dynamodb_client(moto_server: MotoServer) -> Any:
                         aws_secret_access_key="testing")
 
 
-def one_request_at_a_time(client: Any) -> URLLib3Session:
-    """Make `client` send one request at a time (the HTTP session it then uses).
-
-    DynamoDB applies each request atomically; moto's server does not: it checks a condition
-    and writes in separate steps, so two concurrent conditional writes can both pass, and a
-    cancelled transaction restores a copy of the whole table taken before it, undoing writes
-    that ran meanwhile. One request at a time gives the atomicity AWS gives; the units of
-    work under test still interleave between their requests.
-    """
-    lock = threading.Lock()
-    http = URLLib3Session(timeout=60)
-
-    def send(request: Any, **_: Any) -> Any:
-        with lock:
-            return http.send(request)
-
-    client.meta.events.register("before-send.dynamodb", send)
-    return http
-
-
 @pytest.fixture(scope="session")
 def dynamodb(moto_server: MotoServer) -> Iterator[Any]:
     """One DynamoDB client on the session's moto server, shared by the tests' stores."""
     client = dynamodb_client(moto_server)
-    http = one_request_at_a_time(client)
     yield client
     client.close()
-    http.close()
 
 
 async def fresh_dynamo_store(client: Any, **options: Any) -> DynamoStore:

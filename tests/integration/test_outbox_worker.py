@@ -22,16 +22,15 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import boto3
 import pytest
-from botocore.httpsession import URLLib3Session
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from apikit import open_store
 from paywire import verify_delivery
 from paywire.bootstrap import SystemClock
 from paywire.delivery.http_callback import HttpCallbackTarget, delivery_body
@@ -41,8 +40,7 @@ from paywire.domain.facts import Announcement
 from paywire.ports import DeliveryTarget, OutboxMessage, Store
 from paywire.services.fulfilment import OutboxWorker, no_jitter
 from paywire.store import migrate
-from paywire.store.dynamo import DynamoStore, ensure_table
-from paywire.store.sql import SqlStore
+from paywire.store.dynamo import ensure_table
 from paywire.testing import MotoServer, ServerThread
 from webhookstack import backend_database
 
@@ -147,51 +145,10 @@ def database(request: pytest.FixtureRequest,
         yield url
 
 
-class Stores:
-    """Opens stores on the module's database; DynamoDB ones share one client that sends one
-    request at a time, since moto's server (unlike DynamoDB) does not apply each request
-    atomically: two concurrent conditional writes can both pass its check."""
-
-    def __init__(self, database: str) -> None:
-        self.database = database
-        self.client: Any = None
-        self.http: URLLib3Session | None = None
-
-    def open(self) -> Store:
-        """A store of its own on the database."""
-        if not self.database.startswith("dynamodb://"):
-            return SqlStore(self.database)
-        if self.client is None:
-            lock, self.http = threading.Lock(), URLLib3Session(timeout=60)
-            http = self.http
-
-            def send(request: Any, **_: Any) -> Any:
-                with lock:
-                    return http.send(request)
-
-            self.client = boto3.client("dynamodb")
-            self.client.meta.events.register("before-send.dynamodb", send)
-        return DynamoStore.from_url(self.database, client=self.client)
-
-    def close(self) -> None:
-        """Close the shared client."""
-        if self.client is not None and self.http is not None:
-            self.client.close()
-            self.http.close()
-
-
-@pytest.fixture(scope="module")
-def stores(database: str) -> Iterator[Stores]:
-    """Store opener for the module's database."""
-    opener = Stores(database)
-    yield opener
-    opener.close()
-
-
 @pytest.fixture
-async def store(stores: Stores) -> AsyncIterator[Store]:
+async def store(database: str) -> AsyncIterator[Store]:
     """The real store on the module's database."""
-    store = stores.open()
+    store = open_store(database)
     yield store
     await store.close()
 
@@ -323,11 +280,11 @@ async def test_kill_9_mid_delivery_resends_under_the_same_id(store: Store, shop:
 
 
 async def test_four_workers_deliver_each_row_to_one_claimer_at_a_time(
-        store: Store, shop: Shop, stores: Stores) -> None:
+        store: Store, shop: Shop, database: str) -> None:
     """Four workers on one outbox never have the same message in flight twice."""
     ids = await seed(store, 80)
     shop.fail_every, shop.delay = 5, 0.002
-    opened = [stores.open() for _ in range(4)]
+    opened = [open_store(database) for _ in range(4)]  # four stores, as four processes
     targets = [HttpCallbackTarget(shop.url, SECRET, timeout=5) for _ in range(4)]
     workers = [worker(s, [t], f"w{i}", batch=8, lease=timedelta(seconds=20))
                for i, (s, t) in enumerate(zip(opened, targets, strict=True))]
