@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,8 +35,7 @@ SHOP_SECRET = "whsec_" + base64.b64encode(b"paywire-aws-shop-secret-0123456").de
 
 def client(moto: MotoServer, service: str) -> Any:
     """A boto3 client for `service` on the moto server."""
-    return boto3.client(service, endpoint_url=moto.endpoint_url, region_name=moto.REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return moto.client(service)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-import boto3
 import httpx
 import pytest
 from samtranslator.translator.transform import transform
@@ -315,8 +314,7 @@ def stream_filter_matches(pattern: dict[str, Any], record: dict[str, Any]) -> bo
 
 def client(server: MotoServer, service: str) -> Any:
     """A boto3 client for `service` on the moto server."""
-    return boto3.client(service, endpoint_url=server.endpoint_url, region_name=server.REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return server.client(service)
 
 
 def outputs(stack: dict[str, Any]) -> dict[str, str]:

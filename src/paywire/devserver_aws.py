@@ -31,7 +31,6 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
 
 from starlette.types import ASGIApp
 
@@ -80,15 +79,6 @@ class AwsDevStack(DevStack):
 
     # -- AWS resources
 
-    def _client(self, service: str) -> Any:
-        import boto3
-
-        env = self.moto.env
-        return boto3.client(service, endpoint_url=self.moto.endpoint_url,
-                            region_name=env["AWS_DEFAULT_REGION"],
-                            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
-
     async def provision(self) -> None:
         """Start moto and create the template's resources and the stage's secrets in it."""
         try:
@@ -101,13 +91,13 @@ class AwsDevStack(DevStack):
         from paywire.store.dynamo import ensure_table
 
         try:
-            await ensure_table(TABLE, client=self._client("dynamodb"))
+            await ensure_table(TABLE, client=self.moto.client("dynamodb"))
             await asyncio.to_thread(self._create_queues_and_secrets)
         except (PaywireError, BotoCoreError, ClientError) as exc:
             raise DevStackError(f"could not create the AWS resources in moto: {exc}") from exc
 
     def _create_queues_and_secrets(self) -> None:
-        sqs = self._client("sqs")
+        sqs = self.moto.client("sqs")
         self.dlq_url = sqs.create_queue(QueueName=DLQ)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=["QueueArn"])[
             "Attributes"]["QueueArn"]
@@ -115,7 +105,7 @@ class AwsDevStack(DevStack):
             "VisibilityTimeout": str(VISIBILITY_SECONDS),
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
                                          "maxReceiveCount": str(MAX_RECEIVES)})})["QueueUrl"]
-        secrets = self._client("secretsmanager")
+        secrets = self.moto.client("secretsmanager")
         secrets.create_secret(Name=f"paywire/{STAGE}/paypal", SecretString=json.dumps({
             "environment": "emulator", "client_id": DEV_CLIENT_ID,
             "client_secret": DEV_CLIENT_SECRET, "webhook_id": self.webhook_id}))
@@ -167,7 +157,7 @@ class AwsDevStack(DevStack):
         from paywire.aws.events import LocalContext
         from paywire.aws.local import poll_queue, queue_arn
 
-        sqs = self._client("sqs")
+        sqs = self.moto.client("sqs")
         assert self.queue_url is not None  # noqa: S101 - provisioned first
         queue_url = self.queue_url
         arn = await asyncio.to_thread(queue_arn, sqs, queue_url)

@@ -158,6 +158,16 @@ class MotoServer:
                 "AWS_DEFAULT_REGION": self.REGION, "AWS_REGION": self.REGION,
                 "AWS_ENDPOINT_URL": self.endpoint_url}
 
+    def client(self, service: str) -> Any:
+        """A boto3 client for `service` on this server (dummy credentials, its region)."""
+        import boto3
+
+        env = self.env
+        return boto3.client(service, endpoint_url=self.endpoint_url,
+                            region_name=env["AWS_DEFAULT_REGION"],
+                            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
     def start(self, timeout: float = 30.0) -> None:
         """Start the process and wait until it answers."""
         output: BinaryIO | int = subprocess.DEVNULL

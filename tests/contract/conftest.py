@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-import boto3
 import pytest
 import sqlalchemy as sa
 
@@ -126,9 +125,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def dynamodb_client(moto_server: MotoServer) -> Any:
     """A DynamoDB client for the moto server."""
-    return boto3.client("dynamodb", endpoint_url=moto_server.endpoint_url,
-                        region_name=moto_server.REGION, aws_access_key_id="testing",
-                        aws_secret_access_key="testing")
+    return moto_server.client("dynamodb")
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
@@ -43,11 +42,7 @@ class DevAws:
 
     def aws(self, service: str) -> Any:
         """A boto3 client for the stack's moto server."""
-        env = MotoServer().env
-        return boto3.client(service, endpoint_url=self.moto_url,
-                            region_name=env["AWS_DEFAULT_REGION"],
-                            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+        return MotoServer(port=int(self.moto_url.rsplit(":", 1)[1])).client(service)
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> float:
         """Signal the process, wait for it; the seconds it took to exit."""

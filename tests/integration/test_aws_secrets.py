@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from paywire.aws.secrets import StageSecrets, load_settings
@@ -86,9 +85,7 @@ class Stage:
 @pytest.fixture(scope="module")
 def clients(moto_server: MotoServer) -> Iterator[tuple[Any, Any]]:
     """Secrets Manager and SSM clients for the moto server (made once: they are slow to make)."""
-    kw = {"endpoint_url": moto_server.endpoint_url, "region_name": moto_server.REGION,
-          "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    sm, ssm = boto3.client("secretsmanager", **kw), boto3.client("ssm", **kw)
+    sm, ssm = moto_server.client("secretsmanager"), moto_server.client("ssm")
     yield sm, ssm
     sm.close()
     ssm.close()

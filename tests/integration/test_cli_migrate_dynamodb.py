@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
-
 from paywire.store.dynamo import TTL_ATTRIBUTE
 from paywire.testing import MotoServer
 
@@ -27,8 +25,6 @@ def test_migrate_creates_the_table_with_ttl_and_is_idempotent(moto_server: MotoS
                               timeout=60, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"DynamoDB table {table} is ready" in done.stdout
-    client = boto3.client("dynamodb", endpoint_url=moto_server.endpoint_url,
-                          region_name=moto_server.REGION, aws_access_key_id="testing",
-                          aws_secret_access_key="testing")
+    client = moto_server.client("dynamodb")
     ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", TTL_ATTRIBUTE)

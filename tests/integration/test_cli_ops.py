@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -282,9 +281,7 @@ def test_doctor_reads_a_stage_from_its_secrets_and_explains_refusals(
     environment, ignored) is explained naming the secret, never its value; a stage without
     secrets fails naming the secret id and AWS's error code."""
     stage = "doc" + uuid.uuid4().hex[:10]
-    sm = boto3.client("secretsmanager", endpoint_url=moto_server.endpoint_url,
-                      region_name=moto_server.REGION, aws_access_key_id="testing",
-                      aws_secret_access_key="testing")
+    sm = moto_server.client("secretsmanager")
     paypal = {"environment": "emulator", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
               "webhook_id": world.webhook_id}
     sm.create_secret(Name=f"paywire/{stage}/paypal", SecretString=json.dumps(paypal))

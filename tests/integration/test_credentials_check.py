@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
@@ -122,9 +121,7 @@ def secrets_manager(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) ->
     """A Secrets Manager client on the moto server; the process environment pointed at it."""
     for name, value in moto_server.env.items():
         monkeypatch.setenv(name, value)
-    client = boto3.client("secretsmanager", endpoint_url=moto_server.endpoint_url,
-                          region_name=moto_server.REGION, aws_access_key_id="testing",
-                          aws_secret_access_key="testing")
+    client = moto_server.client("secretsmanager")
     yield client
     client.close()
 
