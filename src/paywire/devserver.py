@@ -352,10 +352,12 @@ def run(options: DevOptions, out: Callable[[str], None] = print, *, aws: bool = 
 
 
 @contextlib.contextmanager
-def running(options: DevOptions | None = None, *, aws: bool = False) -> Iterator[DevStack]:
-    """The dev stack on a background thread for the block (tests: pass port 0 for free ports;
-    `aws`: the `dev --aws` stack)."""
-    stack = _make(options or DevOptions(port=0, emulator_port=0, log_level="warning"), aws)
+def running(options: DevOptions | None = None) -> Iterator[DevStack]:
+    """The dev stack on a background thread for the block (tests: pass port 0 for free ports).
+
+    Not for `dev --aws`: its Lambda handlers set up logging and the environment for the whole
+    process, as in Lambda, so it runs as a process of its own (`paywire dev --aws`)."""
+    stack = DevStack(options or DevOptions(port=0, emulator_port=0, log_level="warning"))
     failure: list[Exception] = []
 
     def target() -> None:

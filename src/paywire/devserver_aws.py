@@ -75,7 +75,6 @@ class AwsDevStack(DevStack):
         self.dlq_url: str | None = None
         self._jobs: list[asyncio.Task[None]] = []
         self.counters = {"drains": 0, "polls": 0, "delivered": 0, "reconciles": 0}
-        self._saved_environment: dict[str, str | None] = {}
 
     # -- AWS resources
 
@@ -136,11 +135,9 @@ class AwsDevStack(DevStack):
         from paywire.aws.http import handler as http_handler
         from paywire.aws.local import ApiGateway
 
-        # The handlers read their configuration from the environment, as in Lambda; it is put
-        # back as it was when the stack stops (an in-process stack in tests must not leak it).
-        environment = self.function_environment()
-        self._saved_environment = {name: os.environ.get(name) for name in environment}
-        os.environ.update(environment)
+        # The handlers read their configuration from the process environment, as in Lambda
+        # (so this stack runs as a process of its own: `paywire dev --aws`).
+        os.environ.update(self.function_environment())
         shop = create_shop_app(ShopConfig(paypal_sdk_base=self.emulator_url,
                                           client_id=DEV_CLIENT_ID, currency=self.currency,
                                           prefix=SHOP_PREFIX,
@@ -203,12 +200,6 @@ class AwsDevStack(DevStack):
             job.cancel()
         await asyncio.gather(*self._jobs, return_exceptions=True)
         await asyncio.to_thread(self.moto.stop)
-        for name, value in self._saved_environment.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_environment = {}
 
 
 def banner(stack: AwsDevStack) -> list[str]:
