@@ -40,6 +40,11 @@ from paywire.domain.catalog import Catalog
 from paywire.domain.errors import ConfigError, ProviderError
 from paywire.domain.order import OrderStatus
 from paywire.ports import Clock, DeliveryTarget, PaymentProvider, Store, WebhookVerifier
+from paywire.providers.aps.client import ApsClient
+from paywire.providers.aps.events import ApsEventParser, ApsWebhookVerifier
+from paywire.providers.aps.forms import Merchant
+from paywire.providers.aps.provider import ApsProvider
+from paywire.providers.aps.signature import Signer
 from paywire.providers.paypal import mapping
 from paywire.providers.paypal.client import PayPalClient
 from paywire.providers.paypal.events import PayPalEventParser
@@ -80,6 +85,9 @@ class Container:
     http: httpx.AsyncClient  # certificate and CA fetches (never the PayPal API's client)
     reconciler: Reconciler
     outbox: OutboxWorker | None = None  # None when no fulfilment target is configured
+    # Amazon Payment Services, when the shop offers it: its provider and feedback ingest.
+    aps: PaymentProvider | None = None
+    aps_webhooks: WebhookIngest | None = None
 
     async def aclose(self) -> None:
         """Release the HTTP clients and the store's connections."""
@@ -88,6 +96,8 @@ class Container:
                 await self.outbox.aclose()
             await self.http.aclose()
             await self.provider.aclose()
+            if self.aps is not None:
+                await self.aps.aclose()
         finally:
             await self.store.close()
 
@@ -127,6 +137,26 @@ def paypal_client(settings: Settings) -> PayPalClient:
                         timeout=settings.paypal_timeout_seconds,
                         max_attempts=settings.paypal_max_retries + 1,
                         backoff_base=settings.paypal_retry_backoff_seconds)
+
+
+def aps_parts(settings: Settings, clock: Clock) -> tuple[ApsProvider, ApsWebhookVerifier]:
+    """The APS provider and feedback verifier for `settings` (which checked they are set)."""
+    s = settings
+    if s.aps_access_code is None or s.aps_request_phrase is None or (
+            s.aps_response_phrase is None or s.aps_merchant_identifier is None
+            or s.aps_return_url is None):
+        raise ConfigError("APS is not configured: set PAYWIRE_APS_ACCESS_CODE, "
+                          "PAYWIRE_APS_MERCHANT_IDENTIFIER, both PAYWIRE_APS_*_PHRASE and "
+                          "PAYWIRE_APS_RETURN_URL")
+    merchant = Merchant(access_code=s.aps_access_code.get_secret_value(),
+                        merchant_identifier=s.aps_merchant_identifier,
+                        signer=Signer(s.aps_sha_type, s.aps_request_phrase,
+                                      s.aps_response_phrase),
+                        language=s.aps_language)
+    api_url, page_url = s.aps_urls
+    client = ApsClient(api_url, merchant, page_url=page_url, timeout=s.aps_timeout_seconds)
+    return (ApsProvider(client, return_url=s.aps_return_url),
+            ApsWebhookVerifier(client.verifier, clock))
 
 
 def store_for(settings: Settings) -> Store:
@@ -176,15 +206,29 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
         raise
     runner = OperationRunner(store, clock,
                              lease=timedelta(seconds=settings.operation_lease_seconds))
-    checkout = CheckoutService(store, provider, clock, return_url=settings.return_url,
+    aps: PaymentProvider | None = None
+    aps_webhooks: WebhookIngest | None = None
+    if "aps" in settings.providers:
+        aps_provider, aps_verifier = aps_parts(settings, clock)
+        aps = aps_provider if wrap_provider is None else wrap_provider(aps_provider)
+        aps_webhooks = WebhookIngest(store, aps_verifier, ApsEventParser(), clock,
+                                     provider=aps.name, max_rejections=settings.max_rejections)
+    # The first provider the settings name is the default for new orders.
+    ordered = sorted([p for p in (provider, aps) if p is not None],
+                     key=lambda p: settings.providers.index(p.name)
+                     if p.name in settings.providers else len(settings.providers))
+    checkout = CheckoutService(store, ordered[0], clock, return_url=settings.return_url,
                                cancel_url=settings.cancel_url, runner=runner,
                                approval_window=timedelta(
-                                   seconds=settings.paypal_approval_window_seconds))
+                                   seconds=settings.paypal_approval_window_seconds),
+                               others=tuple(ordered[1:]))
     try:
         verifier = webhook_verifier(settings, client, clock, http)
     except ConfigError:
         await http.aclose()
         await client.aclose()
+        if aps is not None:
+            await aps.aclose()
         await store.close()
         raise
     webhooks = WebhookIngest(store, verifier, PayPalEventParser(), clock, provider=provider.name,
@@ -201,6 +245,8 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
     except ConfigError:
         await http.aclose()
         await client.aclose()
+        if aps is not None:
+            await aps.aclose()
         await store.close()
         raise
     log.info("paywire wired: PayPal %s at %s, store %s, %d products, webhooks verified %s",
@@ -208,7 +254,8 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
              len(catalog.products), settings.webhook_verification)
     return Container(settings=settings, store=store, provider=provider, clock=clock,
                      catalog=catalog, checkout=checkout, webhooks=webhooks, truth=truth,
-                     verifier=verifier, http=http, reconciler=reconciler, outbox=outbox)
+                     verifier=verifier, http=http, reconciler=reconciler, outbox=outbox,
+                     aps=aps, aps_webhooks=aps_webhooks)
 
 
 def fulfilment_targets(settings: Settings) -> list[DeliveryTarget]:

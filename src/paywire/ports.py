@@ -432,8 +432,22 @@ class Store(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class CheckoutForm:
+    """A signed form the buyer's browser posts to the provider's payment page (APS's hosted
+    page): post `fields` as hidden inputs to `url`. Card data goes from the browser to the
+    provider, never through paywire."""
+
+    url: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderOrder:
-    """An order as created at the provider."""
+    """An order as created at the provider.
+
+    `approve_url` is where the buyer approves a redirect-style payment (PayPal); providers that
+    take the card on a posted form (APS) answer no URL and give `PaymentProvider.checkout_form`.
+    """
 
     provider_order_id: str
     status: str
@@ -484,10 +498,19 @@ class ProviderOrderState:
     amount: Money | None
     captures: tuple[CaptureResult, ...] = ()
     authorizations: tuple[AuthorizationResult, ...] = ()
+    # The payment attempt this truth is about (providers with a reference per attempt): a
+    # DENIED then ends only that attempt (see `Fact.attempt`).
+    attempt: int | None = None
 
 
 class PaymentProvider(Protocol):
-    """A payment provider's operations, in domain terms. Errors are `ProviderError`."""
+    """A payment provider's operations, in domain terms. Errors are `ProviderError`.
+
+    Every call about an order also gets the `order` itself (keyword, may be None only where a
+    test calls a provider directly): providers that key their calls on the merchant's own
+    references (APS: `merchant_reference` = order id + attempt, the amount left to refund)
+    read them from it; providers with their own order objects (PayPal) ignore it.
+    """
 
     name: str
 
@@ -500,30 +523,40 @@ class PaymentProvider(Protocol):
         """Create the order at the provider."""
         ...
 
-    async def capture_order(self, provider_order_id: str, *, request_id: str) -> CaptureResult:
+    def checkout_form(self, order: Order) -> CheckoutForm | None:
+        """The signed form the buyer posts to pay the order's current attempt, for providers
+        that take the card on their own page from a posted form; None for the others."""
+        ...
+
+    async def capture_order(self, provider_order_id: str, *, request_id: str,
+                            order: Order | None = None) -> CaptureResult:
         """Capture an approved CAPTURE-intent order."""
         ...
 
-    async def authorize_order(self, provider_order_id: str, *,
-                              request_id: str) -> AuthorizationResult:
+    async def authorize_order(self, provider_order_id: str, *, request_id: str,
+                              order: Order | None = None) -> AuthorizationResult:
         """Authorize an approved AUTHORIZE-intent order."""
         ...
 
     async def capture_authorization(self, authorization_id: str, amount: Money | None, *,
-                                    request_id: str, final: bool = True) -> CaptureResult:
+                                    request_id: str, final: bool = True,
+                                    order: Order | None = None) -> CaptureResult:
         """Capture (part of) an authorization."""
         ...
 
-    async def void_authorization(self, authorization_id: str, *, request_id: str) -> None:
+    async def void_authorization(self, authorization_id: str, *, request_id: str,
+                                 order: Order | None = None) -> None:
         """Void an authorization."""
         ...
 
     async def refund_capture(self, capture_id: str, amount: Money | None, *, request_id: str,
-                             invoice_id: str | None = None) -> RefundResult:
+                             invoice_id: str | None = None,
+                             order: Order | None = None) -> RefundResult:
         """Refund (part of) a capture; `amount` None = all that is left."""
         ...
 
-    async def get_order(self, provider_order_id: str) -> ProviderOrderState:
+    async def get_order(self, provider_order_id: str, *,
+                        order: Order | None = None) -> ProviderOrderState:
         """The provider's truth about an order."""
         ...
 

@@ -30,6 +30,14 @@ from paywire.domain.errors import ConfigError
 webhook_setup: ContextVar[bool] = ContextVar("paywire_webhook_setup", default=False)
 
 PayPalEnv = Literal["sandbox", "live", "emulator"]
+ProviderName = Literal["paypal", "aps"]
+APS_URLS = {  # (server-to-server API, hosted payment page)
+    "sandbox": ("https://sbpaymentservices.payfort.com/FortAPI/paymentApi",
+                "https://sbcheckout.payfort.com/FortAPI/paymentPage"),
+    "live": ("https://paymentservices.payfort.com/FortAPI/paymentApi",
+             "https://checkout.payfort.com/FortAPI/paymentPage"),
+}
+APS_SECRETS = ("aps_access_code", "aps_request_phrase", "aps_response_phrase")
 
 PAYPAL_BASE_URLS: dict[str, str] = {
     "sandbox": "https://api-m.sandbox.paypal.com",
@@ -205,6 +213,25 @@ class Settings(BaseSettings):
     paypal_max_retries: int = Field(default=3, ge=0, le=10)
     paypal_retry_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
 
+    # The payment providers this shop offers; the first is the default for new orders.
+    providers: Annotated[list[ProviderName], NoDecode] = Field(
+        default_factory=lambda: list[ProviderName](["paypal"]), min_length=1)
+
+    # Amazon Payment Services (when "aps" is in `providers`). In emulator mode the URLs
+    # default to the APS emulator inside `paywire emulator` (`<PayPal emulator URL>/aps/...`).
+    aps_env: PayPalEnv = "emulator"
+    aps_api_url: str | None = None
+    aps_page_url: str | None = None
+    aps_access_code: SecretStr | None = None
+    aps_merchant_identifier: str | None = None
+    aps_request_phrase: SecretStr | None = None
+    aps_response_phrase: SecretStr | None = None
+    aps_sha_type: str = "SHA-256"  # checked where the signer is made (bootstrap)
+    aps_language: Literal["en", "ar"] = "en"
+    # Where APS sends the buyer back: paywire's `/v1/aps/return` as the browser reaches it.
+    aps_return_url: str | None = None
+    aps_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+
     # the shop
     catalog_path: Path | None = None
     return_url: str | None = None
@@ -325,7 +352,20 @@ class Settings(BaseSettings):
     def _blank_secret_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("aps_api_url", "aps_page_url", "aps_merchant_identifier", "aps_return_url",
+                     mode="before")
+    @classmethod
+    def _blank_aps_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("aps_access_code", "aps_request_phrase", "aps_response_phrase",
+                     mode="before")
+    @classmethod
+    def _blank_aps_secret_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
     @field_validator("cors_origins", "api_keys", "paypal_other_webhook_ids", "webhook_cert_hosts",
+                     "providers",
                      "webhook_cert_http_hosts", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
@@ -338,6 +378,7 @@ class Settings(BaseSettings):
         self._check_shop()
         self._check_timing()
         self._check_webhooks()
+        self._check_aps()
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'paywire.db'}"
         elif dynamodb_table(self.database_url) is None and not self.is_sqlite and (
@@ -345,6 +386,36 @@ class Settings(BaseSettings):
             raise ValueError("PAYWIRE_DATABASE_URL must be a sqlite+aiosqlite://, "
                              "postgresql+psycopg:// or dynamodb://<table> URL")
         return self
+
+    def _check_aps(self) -> None:
+        if len(set(self.providers)) != len(self.providers):
+            raise ValueError("PAYWIRE_PROVIDERS names a provider twice")
+        if "aps" not in self.providers:
+            return
+        missing = [env_name(f) for f in (*APS_SECRETS, "aps_merchant_identifier",
+                                          "aps_return_url") if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"PAYWIRE_PROVIDERS includes aps, so {', '.join(missing)} must be "
+                             "set (`paywire emulator` prints the APS credentials it accepts)")
+        live = self.aps_env == "live"
+        for name in ("aps_api_url", "aps_page_url", "aps_return_url"):
+            value = getattr(self, name)
+            if value is not None:
+                _http_url(name, value, https_only=live and name != "aps_return_url")
+        if self.aps_env == "emulator" and self.aps_api_url is None and (
+                self.paypal_env != "emulator"):
+            raise ValueError("PAYWIRE_APS_ENV=emulator needs PAYWIRE_APS_API_URL and "
+                             "PAYWIRE_APS_PAGE_URL when PayPal is not on the emulator")
+
+    @property
+    def aps_urls(self) -> tuple[str, str]:
+        """(server-to-server API URL, hosted payment page URL) for `aps_env`."""
+        if self.aps_env == "emulator":
+            base = f"{self.paypal_url}/aps/FortAPI"
+            default = (f"{base}/paymentApi", f"{base}/paymentPage")
+        else:
+            default = APS_URLS[self.aps_env]
+        return self.aps_api_url or default[0], self.aps_page_url or default[1]
 
     def _check_stage(self) -> None:
         if self.stage is None:

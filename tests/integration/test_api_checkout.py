@@ -194,9 +194,11 @@ class CrashAfterFirstCapture:
     def __getattr__(self, attr: str) -> Any:
         return getattr(self.real, attr)
 
-    async def capture_order(self, provider_order_id: str, *, request_id: str) -> CaptureResult:
+    async def capture_order(self, provider_order_id: str, *, request_id: str,
+                            order: Any = None) -> CaptureResult:
         """Capture for real; the first time, lose the answer."""
-        result = await self.real.capture_order(provider_order_id, request_id=request_id)
+        result = await self.real.capture_order(provider_order_id, request_id=request_id,
+                                               order=order)
         if not self.crashed:
             self.crashed = True
             raise SimulatedCrash("the process died before committing the capture")

@@ -25,6 +25,7 @@ from schemathesis.openapi import from_url
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from apikit import ADMIN, serve, sqlite_url
+from apskit import aps_overrides
 from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.testing import EmulatorServer
 from testkit import CLIENT_ID, CLIENT_SECRET, IN_CI
@@ -42,7 +43,7 @@ def paywire_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenApi
     emulator.start()
     try:
         with serve(emulator, sqlite_url(work), work, truth_fetch_enabled=False,
-                   paypal_webhook_id="WH-SCHEMATHESIS") as pw:
+                   paypal_webhook_id="WH-SCHEMATHESIS", **aps_overrides(emulator)) as pw:
             yield from_url(f"{pw.url}/openapi.json")
     finally:
         emulator.stop()
@@ -54,6 +55,7 @@ OPERATIONS = [
     "POST /v1/checkout/orders/{order_id}/authorize", "GET /v1/orders/{order_id}", "GET /v1/orders",
     "POST /v1/orders/{order_id}/refunds", "POST /v1/orders/{order_id}/capture",
     "POST /v1/orders/{order_id}/void", "GET /healthz", "GET /readyz", "POST /webhooks/paypal",
+    "POST /webhooks/aps",
     "GET /v1/admin/webhook-rejections", "GET /v1/admin/truth-tasks",
 ]
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import paywire
-from paywire.api import errors, routes, webhooks
+from paywire.api import aps_return, errors, routes, webhooks
 from paywire.api.auth import ApiKeys
 from paywire.api.idempotency import HEADER, IdempotencyGate
 from paywire.api.middleware import RequestContextMiddleware
@@ -65,6 +65,7 @@ def create_api(settings: Settings,
     errors.install(app)
     app.include_router(routes.router)
     app.include_router(webhooks.router)
+    app.include_router(aps_return.router)
     # Added innermost first: the request id wraps everything, CORS wraps the 413s. Webhooks
     # read their raw bytes under their own limit, so the general one routes around them.
     app.add_middleware(webhooks.BodyLimitExcept, max_bytes=settings.max_body_bytes)

@@ -60,6 +60,7 @@ PROVIDER_KINDS: dict[str, tuple[int, str]] = {
     "payer_action": (422, "payer_action_required"),  # the buyer must approve again
     "declined": (422, "payment_declined"),
     "not_approved": (409, "order_not_approved"),
+    "awaiting_payer": (409, "payment_not_completed"),  # the buyer is still on the payment page
     "already_done": (409, "already_processed"),
     "duplicate_invoice": (409, "duplicate_invoice"),
     "over_refund": (409, "over_refund"),

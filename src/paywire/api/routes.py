@@ -69,8 +69,28 @@ _E: dict[int | str, dict[str, Any]] = {
 router = APIRouter()
 
 
-def _order(order: Order) -> JSONResponse:
-    return JSONResponse(dump(OrderOut.of(order)))
+def _out(order: Order, c: ApiContainer) -> OrderOut:
+    try:
+        form = c.checkout.checkout_form(order)
+    except ValidationError:  # an order the provider can no longer build a form for
+        form = None
+    return OrderOut.of(order, form)
+
+
+def _order(order: Order, c: ApiContainer) -> JSONResponse:
+    return JSONResponse(dump(_out(order, c)))
+
+
+def _provider_choice(body: CreateOrderIn, c: ApiContainer) -> str:
+    name = body.provider or c.checkout.provider.name
+    if name not in c.checkout.providers:
+        raise ValidationError(f"this shop does not offer {name!r} (it offers "
+                              f"{', '.join(sorted(c.checkout.providers))})", field="provider")
+    # Card payments on APS's page are tied to the buyer's e-mail (APS requires it).
+    if name == "aps" and not body.customer_email:
+        raise ValidationError("customer_email is required to pay by card (APS)",
+                              field="customer_email")
+    return name
 
 
 def _priced_lines(body: CreateOrderIn, catalog: Catalog, trusted: bool) -> list[OrderLine]:
@@ -105,12 +125,15 @@ async def create_order(body: CreateOrderIn, request: Request, who: CallerDep, c:
     """
     lines = _priced_lines(body, c.catalog, who.trusted)
     intent = Intent(body.intent)
+    provider = _provider_choice(body, c)
+    metadata = {"customer_email": body.customer_email} if body.customer_email else None
 
     def render(order: Order, _refund: Refund | None) -> tuple[int, dict[str, Any]]:
-        return 201, dump(OrderOut.of(order))
+        return 201, dump(_out(order, c))
 
     async def work(ticket: IdempotencyTicket | None) -> tuple[int, dict[str, Any]]:
-        return render(await c.checkout.create_order(lines, intent, ticket=ticket), None)
+        return render(await c.checkout.create_order(lines, intent, ticket=ticket,
+                                                    provider=provider, metadata=metadata), None)
 
     return await gate.run(
         key=idempotency_key, scope=f"{who.id}|POST /v1/checkout/orders",
@@ -122,20 +145,20 @@ async def create_order(body: CreateOrderIn, request: Request, who: CallerDep, c:
              tags=["checkout"])
 async def capture_order(order_id: OrderRef, c: Container) -> JSONResponse:
     """Capture an approved order (our id or PayPal's). Repeats answer the same result."""
-    return _order(await c.checkout.capture(order_id))
+    return _order(await c.checkout.capture(order_id), c)
 
 
 @router.post("/v1/checkout/orders/{order_id}/authorize", response_model=OrderOut, responses=_E,
              tags=["checkout"])
 async def authorize_order(order_id: OrderRef, c: Container) -> JSONResponse:
     """Authorize an approved AUTHORIZE order (our id or PayPal's)."""
-    return _order(await c.checkout.authorize(order_id))
+    return _order(await c.checkout.authorize(order_id), c)
 
 
 @router.get("/v1/orders/{order_id}", response_model=OrderOut, responses=_E, tags=["orders"])
 async def get_order(order_id: OrderRef, c: Container) -> JSONResponse:
     """An order by our id or PayPal's."""
-    return _order(await c.checkout.get(order_id))
+    return _order(await c.checkout.get(order_id), c)
 
 
 # --- admin: orders, refunds, authorizations ----------------------------------------------------
@@ -206,14 +229,14 @@ async def refund_order(order_id: OrderRef, request: Request, who: AdminDep, c: C
              tags=["admin"])
 async def capture_authorization(order_id: OrderRef, _: AdminDep, c: Container) -> JSONResponse:
     """Capture an AUTHORIZED order's authorization in full."""
-    return _order(await c.checkout.capture_authorization(order_id))
+    return _order(await c.checkout.capture_authorization(order_id), c)
 
 
 @router.post("/v1/orders/{order_id}/void", response_model=OrderOut, responses=_E,
              tags=["admin"])
 async def void_authorization(order_id: OrderRef, _: AdminDep, c: Container) -> JSONResponse:
     """Void an AUTHORIZED order's authorization."""
-    return _order(await c.checkout.void(order_id))
+    return _order(await c.checkout.void(order_id), c)
 
 
 # --- probes -----------------------------------------------------------------------------------

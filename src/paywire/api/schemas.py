@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from paywire.domain.catalog import Catalog, Product
 from paywire.domain.money import Money
 from paywire.domain.order import Order, OrderLine
-from paywire.ports import Refund
+from paywire.ports import CheckoutForm, Refund
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,126}$"
 DECIMAL_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,4})?$"
@@ -55,11 +55,18 @@ class LineIn(Strict):
 
 
 class CreateOrderIn(Strict):
-    """A checkout: catalog `items` (priced by the server), or priced `lines` with an API key."""
+    """A checkout: catalog `items` (priced by the server), or priced `lines` with an API key.
+
+    `provider` picks one of the shop's payment providers (default: its first); APS needs the
+    buyer's `customer_email`."""
 
     items: list[ItemIn] | None = Field(default=None, min_length=1, max_length=MAX_ITEMS)
     lines: list[LineIn] | None = Field(default=None, min_length=1, max_length=MAX_ITEMS)
     intent: Literal["CAPTURE", "AUTHORIZE"] = "CAPTURE"
+    provider: Literal["paypal", "aps"] | None = None
+    customer_email: str | None = Field(default=None, max_length=254,
+                                       pattern=r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$",
+                                       examples=["buyer@example.com"])
 
     @model_validator(mode="after")
     def _one_of(self) -> CreateOrderIn:
@@ -110,8 +117,20 @@ class LineOut(BaseModel):
                    unit_amount=MoneyOut.of(line.unit_price))
 
 
+class CheckoutFormOut(BaseModel):
+    """A signed form for the buyer's browser to post (APS's hosted payment page): render
+    `fields` as hidden inputs of a `<form method="post" action="{url}">` and submit it."""
+
+    url: str
+    fields: dict[str, str]
+
+
 class OrderOut(BaseModel):
-    """An order as paywire records it."""
+    """An order as paywire records it.
+
+    `checkout_form` is set while an unpaid order is paid on the provider's own page from a
+    posted form (APS); `payment_attempt` counts the buyer's attempts (a declined card opens
+    the next one, with a fresh form)."""
 
     id: str
     provider: str
@@ -130,11 +149,15 @@ class OrderOut(BaseModel):
     lines: list[LineOut]
     created_at: datetime
     updated_at: datetime
+    payment_attempt: int = 1
+    checkout_form: CheckoutFormOut | None = None
 
     @classmethod
-    def of(cls, order: Order) -> OrderOut:
-        """The wire form of an order."""
-        return cls(id=order.id, provider=order.provider,
+    def of(cls, order: Order, form: CheckoutForm | None = None) -> OrderOut:
+        """The wire form of an order (with its checkout form, if it has one)."""
+        return cls(id=order.id, provider=order.provider, payment_attempt=order.capture_attempt,
+                   checkout_form=CheckoutFormOut(url=form.url, fields=dict(form.fields))
+                   if form is not None else None,
                    provider_order_id=order.provider_order_id, status=str(order.status),
                    intent=str(order.intent), amount=MoneyOut.of(order.amount),
                    approve_url=order.approve_url, capture_id=order.capture_id,

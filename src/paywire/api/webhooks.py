@@ -47,7 +47,8 @@ from paywire.services.webhooks import WebhookIngest
 from paywire.settings import Settings
 
 WEBHOOK_PATH = "/webhooks/paypal"
-RAW_BODY_PATHS = frozenset({WEBHOOK_PATH})
+APS_WEBHOOK_PATH = "/webhooks/aps"
+RAW_BODY_PATHS = frozenset({WEBHOOK_PATH, APS_WEBHOOK_PATH})
 
 
 class WebhookContainer(Protocol):
@@ -56,6 +57,7 @@ class WebhookContainer(Protocol):
     settings: Settings
     store: Store
     webhooks: WebhookIngest
+    aps_webhooks: WebhookIngest | None
 
 
 def _container(request: Request) -> WebhookContainer:
@@ -126,7 +128,7 @@ class WebhookAck(BaseModel):
 
 
 _WEBHOOK_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 413, 503)}
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 503)}
 
 
 # The body is read raw (never parsed by the framework); documented here for the reader.
@@ -144,10 +146,38 @@ async def paypal_webhook(request: Request, c: Container) -> JSONResponse:
     that fails verification for good (recorded, with the check that failed and its likely
     cause); 503 when something on our side is down, so PayPal's retry succeeds later.
     """
+    return await _ingest(request, c, c.webhooks)
+
+
+_RAW_FEEDBACK = {"requestBody": {
+    "required": True, "description": "APS's signed feedback parameters, exactly as sent",
+    "content": {"application/json": {"schema": {"type": "object"}},
+                "application/x-www-form-urlencoded": {"schema": {"type": "object"}}}}}
+
+
+@router.post(APS_WEBHOOK_PATH, response_model=WebhookAck, responses=_WEBHOOK_ERRORS,
+             tags=["webhooks"], openapi_extra=_RAW_FEEDBACK)
+async def aps_feedback(request: Request, c: Container) -> JSONResponse:
+    """Amazon Payment Services' direct transaction feedback and notification feedback (one
+    URL serves both): JSON, or form-encoded as a tolerance.
+
+    The response signature is checked over every received parameter before anything is read;
+    each delivery is stored once (keyed by the hash of its canonical signed parameters) and
+    answered 200 only after that; a bad signature is refused 400 and recorded with its
+    explanation; 503 when something on our side is down, so APS retries. 404 when the shop
+    does not offer APS.
+    """
+    if c.aps_webhooks is None:
+        return error_response(404, "not_found", "this shop does not take APS payments "
+                              "(PAYWIRE_PROVIDERS)", request_id=request_id_of(request))
+    return await _ingest(request, c, c.aps_webhooks)
+
+
+async def _ingest(request: Request, c: WebhookContainer, ingest: WebhookIngest) -> JSONResponse:
     body = await read_raw_body(request, c.settings.webhook_max_body_bytes)
     rid = request_id_of(request)
     try:
-        outcome = await c.webhooks.receive(request.headers, body)
+        outcome = await ingest.receive(request.headers, body)
     except (StorageError, ProviderError, ConflictError) as exc:
         # Transient on our side: never recorded as a rejection, retried by PayPal.
         _, content = render(exc, rid)

@@ -57,9 +57,11 @@ class ProviderError(PaywireError):
     code = "provider_error"
 
     # What the refusal means to paywire, whatever the provider called it.
+    # `awaiting_payer`: the buyer has not finished paying on the provider's own page yet (APS's
+    # hosted page, a 3-D Secure challenge): ask again later under the same key.
     KINDS = ("transient", "invalid", "not_found", "not_approved", "declined", "payer_action",
              "already_done", "duplicate_invoice", "over_refund", "auth", "bad_signature",
-             "unknown")
+             "awaiting_payer", "unknown")
 
     def __init__(self, message: str, *, provider: str, kind: str = "unknown",
                  status: int | None = None, name: str | None = None, issue: str | None = None,

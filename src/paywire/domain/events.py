@@ -27,3 +27,6 @@ class ProviderEvent:
     provider_order_id: str | None = None
     capture_id: str | None = None
     dispute_id: str | None = None
+    # Set when no rule covers what the event reports (a response code the provider should not
+    # answer): the order is flagged for a person, nothing is guessed.
+    attention: str | None = None

@@ -30,6 +30,10 @@ class Fact:
     amount: Money | None = None  # the capture's or refund's amount, as the provider reports it
     reason: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    # The payment attempt this fact is about, for providers that take a new reference per
+    # attempt (APS): a DENIED of the order's current attempt opens the next attempt (the buyer
+    # may try another card) instead of ending the order; of an earlier attempt it is stale.
+    attempt: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from paywire.domain.errors import NotFoundError, ProviderError
+from paywire.domain.errors import ConfigError, NotFoundError, ProviderError
 from paywire.domain.order import Order
 from paywire.ports import Clock, PaymentProvider, Refund, Store, UnitOfWork
 from paywire.services.operations import OperationRunner
 
 # Provider refusals that are worth retrying later under the same key (the call may have run).
-RESUMABLE = ("transient", "auth", "unknown")
+RESUMABLE = ("transient", "auth", "unknown", "awaiting_payer")
 
 
 def new_id(prefix: str) -> str:
@@ -47,9 +47,15 @@ class ServiceBase:
     def __init__(self, store: Store, provider: PaymentProvider, clock: Clock, *,
                  return_url: str | None = None, cancel_url: str | None = None,
                  runner: OperationRunner | None = None,
-                 approval_window: timedelta = timedelta(hours=3)) -> None:
+                 approval_window: timedelta = timedelta(hours=3),
+                 others: tuple[PaymentProvider, ...] = ()) -> None:
         self.store = store
-        self.provider = provider
+        self.provider = provider  # the default: new orders go here unless they name another
+        self.providers: dict[str, PaymentProvider] = {provider.name: provider}
+        for other in others:
+            if other.name in self.providers:
+                raise ConfigError(f"payment provider {other.name!r} is configured twice")
+            self.providers[other.name] = other
         self.clock = clock
         self.return_url = return_url
         self.cancel_url = cancel_url
@@ -59,14 +65,28 @@ class ServiceBase:
         # the window reads a 404 as expiry.
         self.approval_window = approval_window
 
+    def provider_named(self, name: str) -> PaymentProvider:
+        """The configured provider called `name` (ConfigError if this shop has none)."""
+        provider = self.providers.get(name)
+        if provider is None:
+            raise ConfigError(f"payment provider {name!r} is not configured for this shop "
+                              f"(configured: {', '.join(sorted(self.providers))})")
+        return provider
+
+    def provider_for(self, order: Order) -> PaymentProvider:
+        """The provider `order` was created at."""
+        return self.provider_named(order.provider)
+
     # --- reads ---------------------------------------------------------------------------
 
     async def get(self, ref: str) -> Order:
-        """An order by our id or the provider's order id."""
+        """An order by our id or a provider's order id."""
         async with self.store.transaction() as uow:
             order = await uow.get_order(ref)
-            if order is None:
-                order = await uow.find_order_by_provider_id(self.provider.name, ref)
+            for name in self.providers:
+                if order is not None:
+                    break
+                order = await uow.find_order_by_provider_id(name, ref)
         if order is None:
             raise NotFoundError(f"no order {ref!r}")
         return order

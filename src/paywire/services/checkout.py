@@ -7,6 +7,7 @@ work that records the call's outcome, so a crash or retry at any point converges
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from paywire.domain.errors import IllegalTransition, ProviderError
@@ -16,6 +17,7 @@ from paywire.domain.order import Intent, Order, OrderLine, OrderStatus, Verdict
 from paywire.ports import (
     AuthorizationResult,
     CaptureResult,
+    CheckoutForm,
     HistoryEntry,
     ProviderOrderState,
 )
@@ -33,13 +35,20 @@ class CheckoutService(RefundService):
     # --- create --------------------------------------------------------------------------
 
     async def create_order(self, lines: list[OrderLine], intent: Intent, *,
-                           ticket: IdempotencyTicket | None = None) -> Order:
-        """Record the order, then create it at the provider under `<order id>:create`."""
+                           ticket: IdempotencyTicket | None = None, provider: str | None = None,
+                           metadata: dict[str, str] | None = None) -> Order:
+        """Record the order, then create it at the provider under `<order id>:create`.
+
+        `provider` names one of this shop's providers (default: the first configured);
+        `metadata` is kept with the order (APS needs the buyer's `customer_email`)."""
         order_id = ticket.resource_id if ticket else new_id("ord")
-        order = Order.new(order_id, intent, lines, self.clock.now(), provider=self.provider.name)
+        at = self.provider_named(provider) if provider else self.provider
+        order = Order.new(order_id, intent, lines, self.clock.now(), provider=at.name)
+        if metadata:
+            order = dataclasses.replace(order, metadata=dict(metadata))
         for line in lines:
-            self.provider.check_amount(line.unit_price)
-        self.provider.check_amount(order.amount)
+            at.check_amount(line.unit_price)
+        at.check_amount(order.amount)
         async with self.store.transaction() as uow:
             existing = await uow.get_order(order_id)
             if existing is None:
@@ -63,10 +72,10 @@ class CheckoutService(RefundService):
             await self.ops.claim(key, order.id, "create")
         except OperationDone as done:
             if done.op.status == "failed":
-                raise stored_error(done.op.error, self.provider.name) from None
+                raise stored_error(done.op.error, order.provider) from None
             return await self.get(order.id)
         try:
-            created = await self.provider.create_order(order, request_id=key,
+            created = await self.provider_for(order).create_order(order, request_id=key,
                                                        return_url=self.return_url,
                                                        cancel_url=self.cancel_url)
         except ProviderError as exc:
@@ -128,14 +137,16 @@ class CheckoutService(RefundService):
         try:
             await self.ops.claim(key, order.id, kind)
         except OperationDone as done:
-            return await self._after_done(order.id, done)
+            return await self._after_done(order, done)
         fact: Fact
         try:
             if intent is Intent.CAPTURE:
-                captured = await self.provider.capture_order(provider_id, request_id=key)
+                captured = await self.provider_for(order).capture_order(
+                    provider_id, request_id=key, order=order)
                 fact, result = _capture_fact(captured, "api"), _result_json(captured)
             else:
-                authorized = await self.provider.authorize_order(provider_id, request_id=key)
+                authorized = await self.provider_for(order).authorize_order(
+                    provider_id, request_id=key, order=order)
                 fact, result = _authorization_fact(authorized, "api"), _result_json(authorized)
         except ProviderError as exc:
             return await self._call_failed(order, key, exc)
@@ -152,10 +163,10 @@ class CheckoutService(RefundService):
         try:
             await self.ops.claim(key, order.id, "capture_authorization")
         except OperationDone as done:
-            return await self._after_done(order.id, done)
+            return await self._after_done(order, done)
         try:
-            result = await self.provider.capture_authorization(order.authorization_id, None,
-                                                               request_id=key, final=True)
+            result = await self.provider_for(order).capture_authorization(
+                order.authorization_id, None, request_id=key, final=True, order=order)
         except ProviderError as exc:
             return await self._call_failed(order, key, exc)
         return await self._settle(order.id, key, _capture_fact(result, "api"), result)
@@ -171,9 +182,10 @@ class CheckoutService(RefundService):
         try:
             await self.ops.claim(key, order.id, "void")
         except OperationDone as done:
-            return await self._after_done(order.id, done)
+            return await self._after_done(order, done)
         try:
-            await self.provider.void_authorization(order.authorization_id, request_id=key)
+            await self.provider_for(order).void_authorization(order.authorization_id,
+                                                              request_id=key, order=order)
         except ProviderError as exc:
             return await self._call_failed(order, key, exc)
         fact = Fact(S.VOIDED, "api", authorization_id=order.authorization_id)
@@ -184,11 +196,18 @@ class CheckoutService(RefundService):
             raise IllegalTransition(f"order {order.id} was never created at {order.provider}")
         return order.provider_order_id
 
-    async def _after_done(self, order_id: str, done: OperationDone) -> Order:
+    async def _after_done(self, order: Order, done: OperationDone) -> Order:
         # Another caller made this call: answer what it led to (or the refusal it got).
         if done.op.status == "failed":
-            raise stored_error(done.op.error, self.provider.name)
-        return await self.get(order_id)
+            raise stored_error(done.op.error, order.provider)
+        return await self.get(order.id)
+
+    def checkout_form(self, order: Order) -> CheckoutForm | None:
+        """The signed form the buyer posts to pay `order`'s current attempt, while it is
+        unpaid, for providers that take the card on their own page (None otherwise)."""
+        if order.status not in (S.CREATED, S.APPROVED) or order.provider_order_id is None:
+            return None
+        return self.provider_for(order).checkout_form(order)
 
     async def _settle(self, order_id: str, key: str, fact: Fact, result: object) -> Order:
         async def commit() -> Order:
@@ -208,7 +227,8 @@ class CheckoutService(RefundService):
         if exc.kind in ("already_done", "duplicate_invoice") and order.provider_order_id:
             # The money already moved (e.g. a replay past the provider's key retention):
             # fetch the provider's truth and apply it instead of reporting a failure.
-            state = await self.provider.get_order(order.provider_order_id)
+            state = await self.provider_for(order).get_order(order.provider_order_id,
+                                                             order=order)
             return await self.apply_truth(order.id, state, source="api", key=key)
         if exc.kind in RESUMABLE:
             await self.ops.release(key, exc)
@@ -253,7 +273,8 @@ class CheckoutService(RefundService):
         elif state.authorizations:
             fact = _authorization_fact(state.authorizations[0], source)
         else:
-            fact = Fact(state.status, source, reason=state.provider_status)
+            fact = Fact(state.status, source, reason=state.provider_status,
+                        attempt=state.attempt)
 
         async def commit() -> Order:
             now = self.clock.now()

@@ -190,7 +190,8 @@ class Reconciler:
                    report: ReconcileReport) -> Order:
         now = self.clock.now()
         try:
-            truth = await self.provider.get_order(provider_order_id)
+            truth = await self.checkout.provider_for(order).get_order(provider_order_id,
+                                                                      order=order)
         except ProviderError as exc:
             if exc.kind != "not_found":
                 report.errors += 1
@@ -278,7 +279,9 @@ class Reconciler:
                 continue  # the refund call itself is still to be resumed by its operation
             report.refunds_checked += 1
             try:
-                result = await self.provider.get_refund(refund.provider_refund_id)
+                order = await self.checkout.get(refund.order_id)
+                result = await self.checkout.provider_for(order).get_refund(
+                    refund.provider_refund_id)
                 if result.status == "completed":
                     report.refunds_completed += await self._refund_completed(refund, result,
                                                                              report)

@@ -75,8 +75,8 @@ class RefundService(ServiceBase):
         except OperationDone:
             return await self.get(order.id), await self.get_refund(refund.id)
         try:
-            result = await self.provider.refund_capture(capture_id, refund.amount,
-                                                        request_id=key, invoice_id=refund.id)
+            result = await self.provider_for(order).refund_capture(
+                capture_id, refund.amount, request_id=key, invoice_id=refund.id, order=order)
         except ProviderError as exc:
             if exc.kind in RESUMABLE:
                 await self.ops.release(key, exc)

@@ -65,6 +65,9 @@ async def apply_transition(uow: UnitOfWork, order: Order, fact: Fact,
     announcement. STALE records the fact and changes nothing. CONFLICT records it and changes
     nothing: the caller fetches the provider's truth and applies that instead.
     """
+    if fact.attempt is not None and fact.target is S.DENIED and order.status in (
+            S.CREATED, S.APPROVED):
+        return await _attempt_declined(uow, order, fact, now)
     verdict = decide(order.status, fact.target)
     if verdict is not Verdict.APPLY:
         await record(uow, order, fact, verdict.value, now)
@@ -81,6 +84,21 @@ async def apply_transition(uow: UnitOfWork, order: Order, fact: Fact,
     await record(uow, order, fact, verdict.value, now)
     await announce(uow, announcement_for(moved, fact), now)
     return moved, verdict
+
+
+async def _attempt_declined(uow: UnitOfWork, order: Order, fact: Fact,
+                            now: datetime) -> tuple[Order, Verdict]:
+    # One card declined is not the order's end: the buyer may try another card under the next
+    # attempt's reference. A decline of an earlier attempt changes nothing.
+    if fact.attempt != order.capture_attempt:
+        await record(uow, order, fact, Verdict.STALE.value, now, to=order.status,
+                     attempt=fact.attempt, current_attempt=order.capture_attempt)
+        return order, Verdict.STALE
+    moved = order.evolve(now, capture_attempt=order.capture_attempt + 1)
+    await uow.update_order(moved, order.version)
+    await record(uow, order, fact, "NOTE", now, to=order.status, attempt=fact.attempt,
+                 declined=True, next_attempt=moved.capture_attempt)
+    return moved, Verdict.APPLY
 
 
 async def apply_refund(uow: UnitOfWork, order: Order, fact: Fact, now: datetime,

@@ -14,7 +14,7 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from paywire.domain.errors import PaywireError, ProviderError
+from paywire.domain.errors import ConfigError, PaywireError, ProviderError
 from paywire.domain.facts import Fact
 from paywire.domain.order import Order, OrderStatus
 from paywire.ports import Clock, PaymentProvider, Store, TruthTask
@@ -99,14 +99,18 @@ class TruthFetcher:
 
     async def _settle(self, task: TruthTask) -> None:
         refund = None
+        try:
+            provider = self.checkout.provider_named(task.provider)
+        except ConfigError as exc:
+            raise Unresolvable(exc.message) from None
         if task.kind == "refund":
-            refund = await self.provider.get_refund(task.resource_id)
+            refund = await provider.get_refund(task.resource_id)
             if refund.capture_id is None:
                 raise Unresolvable(f"refund {task.resource_id} names no capture")
-            provider_order_id = (await self.provider.get_capture(refund.capture_id)
+            provider_order_id = (await provider.get_capture(refund.capture_id)
                                  ).provider_order_id
         elif task.kind == "capture":
-            provider_order_id = (await self.provider.get_capture(task.resource_id)
+            provider_order_id = (await provider.get_capture(task.resource_id)
                                  ).provider_order_id
         elif task.kind == "order":
             provider_order_id = task.resource_id
@@ -114,8 +118,8 @@ class TruthFetcher:
             provider_order_id = await self._provider_order_of(task.order_id)
         if provider_order_id is None:
             raise Unresolvable(f"{task.kind} {task.resource_id} names no order")
-        order = await self._order_for(provider_order_id, task.order_id)
-        state = await self.provider.get_order(provider_order_id)
+        order = await self._order_for(provider.name, provider_order_id, task.order_id)
+        state = await provider.get_order(provider_order_id, order=order)
         order = await self.checkout.apply_truth(order.id, state, source="reconcile")
         if refund is not None and refund.status == "completed":
             fact = Fact(S.REFUNDED, "reconcile", refund_id=refund.refund_id, amount=refund.amount,
@@ -140,9 +144,10 @@ class TruthFetcher:
             order = await uow.get_order(order_id)
         return order.provider_order_id if order else None
 
-    async def _order_for(self, provider_order_id: str, order_id: str | None) -> Order:
+    async def _order_for(self, provider: str, provider_order_id: str,
+                         order_id: str | None) -> Order:
         async with self.store.transaction() as uow:
-            order = await uow.find_order_by_provider_id(self.provider.name, provider_order_id)
+            order = await uow.find_order_by_provider_id(provider, provider_order_id)
         if order is None:
             raise Unresolvable(f"the provider's order {provider_order_id} is not one of ours")
         if order_id is not None and order.id != order_id:

@@ -32,7 +32,7 @@ from paywire.ports import (
 )
 from paywire.services.operations import retry_on_conflict
 from paywire.services.refund_facts import apply_provider_refund
-from paywire.services.transitions import announce, apply_transition, record
+from paywire.services.transitions import announce, apply_transition, flag_attention, record
 
 S = OrderStatus
 
@@ -177,6 +177,12 @@ class WebhookIngest:
         if event.dispute_id is not None:
             await self._dispute(uow, order, event, now)
             return "applied", order.id, None
+        if event.attention is not None:
+            # No rule covers what the provider reported: a person looks, nothing is guessed.
+            if order.needs_attention is None:
+                await flag_attention(uow, order, event.attention, now, source="webhook",
+                                     event_id=event.event_id, event_type=event.event_type)
+            return "applied", order.id, f"needs attention: {event.attention}"
         fact = event.fact
         if fact is None and event.resource_kind in ("order", "capture", "refund",
                                                    "authorization"):

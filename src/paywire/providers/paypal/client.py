@@ -34,6 +34,7 @@ from paywire.domain.order import Order
 from paywire.ports import (
     AuthorizationResult,
     CaptureResult,
+    CheckoutForm,
     ProviderOrder,
     ProviderOrderState,
     RefundResult,
@@ -307,21 +308,27 @@ class PayPalClient:
         return await self._parsed(mapping.parse_order_created, "POST", "/v2/checkout/orders",
                                   what="create order", request_id=request_id, body=body)
 
-    async def capture_order(self, provider_order_id: str, *, request_id: str) -> CaptureResult:
+    def checkout_form(self, order: Order) -> CheckoutForm | None:
+        """None: the buyer approves at PayPal's `approve_url`, no form is posted."""
+        return None
+
+    async def capture_order(self, provider_order_id: str, *, request_id: str,
+                            order: Order | None = None) -> CaptureResult:
         """Capture an approved CAPTURE-intent order."""
         path = f"/v2/checkout/orders/{_seg(provider_order_id)}/capture"
         return await self._parsed(mapping.parse_capture, "POST", path, what="capture order",
                                   request_id=request_id)
 
-    async def authorize_order(self, provider_order_id: str, *,
-                              request_id: str) -> AuthorizationResult:
+    async def authorize_order(self, provider_order_id: str, *, request_id: str,
+                              order: Order | None = None) -> AuthorizationResult:
         """Authorize an approved AUTHORIZE-intent order."""
         path = f"/v2/checkout/orders/{_seg(provider_order_id)}/authorize"
         return await self._parsed(mapping.parse_authorization, "POST", path,
                                   what="authorize order", request_id=request_id)
 
     async def capture_authorization(self, authorization_id: str, amount: Money | None, *,
-                                    request_id: str, final: bool = True) -> CaptureResult:
+                                    request_id: str, final: bool = True,
+                                    order: Order | None = None) -> CaptureResult:
         """Capture `amount` of an authorization (None = all that is left)."""
         body: dict[str, Any] = {"final_capture": final}
         if amount is not None:
@@ -330,14 +337,16 @@ class PayPalClient:
         return await self._parsed(mapping.parse_capture, "POST", path,
                                   what="capture authorization", request_id=request_id, body=body)
 
-    async def void_authorization(self, authorization_id: str, *, request_id: str) -> None:
+    async def void_authorization(self, authorization_id: str, *, request_id: str,
+                                 order: Order | None = None) -> None:
         """Void an authorization."""
         path = f"/v2/payments/authorizations/{_seg(authorization_id)}/void"
         await self._call("POST", path, what="void authorization", request_id=request_id)
 
     async def refund_capture(self, capture_id: str, amount: Money | None, *, request_id: str,
                              invoice_id: str | None = None,
-                             note_to_payer: str | None = None) -> RefundResult:
+                             note_to_payer: str | None = None,
+                             order: Order | None = None) -> RefundResult:
         """Refund `amount` of a capture (None = all that is left)."""
         body: dict[str, Any] = {}
         if amount is not None:
@@ -350,7 +359,8 @@ class PayPalClient:
         return await self._parsed(mapping.parse_refund, "POST", path, what="refund capture",
                                   request_id=request_id, body=body)
 
-    async def get_order(self, provider_order_id: str) -> ProviderOrderState:
+    async def get_order(self, provider_order_id: str, *,
+                        order: Order | None = None) -> ProviderOrderState:
         """PayPal's truth about an order."""
         path = f"/v2/checkout/orders/{_seg(provider_order_id)}"
         return await self._parsed(mapping.parse_order_state, "GET", path, what="get order")

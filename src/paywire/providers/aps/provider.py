@@ -1,0 +1,345 @@
+"""APS behind `ports.PaymentProvider`: paywire's order flows in APS's model.
+
+APS has no order object. Our order id is the root of every reference: attempt `n` of an order
+pays under `merchant_reference = <order id>-<n>` (`amounts.merchant_reference`), and the
+order's `provider_order_id` is our own order id. The flows:
+
+- `create_order` makes no call: it checks the order can be paid at APS and answers no
+  `approve_url`; `checkout_form(order)` is the signed hosted payment page form for the current
+  attempt (PURCHASE for a CAPTURE order, AUTHORIZATION for an AUTHORIZE one). The buyer pays on
+  APS's page (3-D Secure there too) and the result arrives on the feedback channels.
+- `capture_order` / `authorize_order` *confirm* the current attempt by CHECK_STATUS (the money
+  moved on APS's page, not here): paid → the capture/authorization (`fort_id` is its id);
+  declined → `ProviderError(kind="declined")` (the service then opens the next attempt); not
+  paid yet or waiting on 3-D Secure → `awaiting_payer`; uncertain → `transient`; a code no rule
+  covers → `unknown`.
+- CAPTURE, VOID_AUTHORIZATION and REFUND carry `maintenance_reference` derived from the
+  operation key (`amounts.maintenance_reference`): a retry after a crash re-sends the same
+  reference, APS answers "duplicate reference" and the client resolves it by CHECK_STATUS. An
+  uncertain answer is `transient` (the operation is resumed under the same reference), never a
+  failure.
+- `get_order` is CHECK_STATUS of the current attempt, as a `ProviderOrderState`
+  (`attempt` set, so a DENIED ends only that attempt).
+
+A refund's id (`refund_id`) is its fact key plus the merchant reference, the same string the
+notification of that refund yields (`events.py`), so the API's answer and the feedback count it
+once, and two equal partial refunds (two maintenance references) stay two.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from paywire.domain.errors import ProviderError, ValidationError
+from paywire.domain.money import Money
+from paywire.domain.order import Intent, Order, OrderStatus
+from paywire.ports import (
+    AuthorizationResult,
+    CaptureResult,
+    CheckoutForm,
+    ProviderOrder,
+    ProviderOrderState,
+    RefundResult,
+)
+from paywire.providers.aps.amounts import (
+    maintenance_reference,
+    merchant_reference,
+    parse_merchant_reference,
+)
+from paywire.providers.aps.client import ApsClient
+from paywire.providers.aps.mapping import (
+    AUTHORIZATION,
+    PROVIDER,
+    PURCHASE,
+    REFUND,
+    Outcome,
+)
+from paywire.providers.aps.results import ApsResult, TransactionStatus
+
+S = OrderStatus
+REFUND_ID_SEP = "@"
+
+
+def refund_id_of(result: ApsResult) -> str:
+    """A refund's id: its fact key, then the transaction's merchant reference and currency
+    (what asking about it later needs)."""
+    currency = result.amount.currency if result.amount is not None else ""
+    return REFUND_ID_SEP.join((result.fact_key(), result.merchant_reference or "", currency))
+
+
+def attempt_reference(order: Order) -> str:
+    """The merchant reference of the order's current payment attempt."""
+    return merchant_reference(order.id, order.capture_attempt)
+
+
+def _error(kind: str, message: str, code: str | None = None) -> ProviderError:
+    return ProviderError(message, provider=PROVIDER, kind=kind, name=code,
+                         retryable=kind == "transient")
+
+
+def _need(order: Order | None, what: str) -> Order:
+    if order is None:
+        raise _error("invalid", f"APS {what} needs the order (its references derive from it)")
+    return order
+
+
+class ApsProvider:
+    """`PaymentProvider` over an `ApsClient` (one merchant account).
+
+    `return_url` is where APS sends the buyer back: paywire's own return page
+    (`/v1/aps/return`), which shows the result and applies nothing.
+    """
+
+    name = PROVIDER
+
+    def __init__(self, client: ApsClient, *, return_url: str, language: str | None = None,
+                 order_description: str | None = None) -> None:
+        if not return_url.startswith(("https://", "http://")):
+            raise ValueError("the APS return URL must be an absolute http(s) URL")
+        self.client = client
+        self.return_url = return_url
+        self.language = language
+        self.order_description = order_description
+
+    def __repr__(self) -> str:
+        return f"ApsProvider({self.client!r})"
+
+    def check_amount(self, amount: Money) -> None:
+        """Refuse (ValidationError) a currency or amount APS cannot take."""
+        self.client.check_amount(amount)
+
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+        await self.client.aclose()
+
+    # --- create: nothing to call; the buyer posts the form --------------------------------
+
+    async def create_order(self, order: Order, *, request_id: str, return_url: str | None = None,
+                           cancel_url: str | None = None) -> ProviderOrder:
+        """No call: check the form can be built, and answer our order id as APS's."""
+        try:
+            self.checkout_form(order)
+        except ValidationError as exc:
+            raise _error("invalid", f"APS cannot take this order: {exc.message}") from None
+        return ProviderOrder(provider_order_id=order.id, status="CREATED", approve_url=None)
+
+    def checkout_form(self, order: Order) -> CheckoutForm:
+        """The signed hosted payment page form for the order's current attempt."""
+        email = order.metadata.get("customer_email", "")
+        if not email:
+            raise ValidationError("APS needs the buyer's customer_email", field="customer_email")
+        command = PURCHASE if order.intent is Intent.CAPTURE else AUTHORIZATION
+        form = self.client.payment_page(
+            command=command, merchant_reference=attempt_reference(order), amount=order.amount,
+            customer_email=email, return_url=self.return_url, language=self.language,
+            order_description=self.order_description or f"Order {order.id}")
+        return CheckoutForm(url=form.url, fields=dict(form.params))
+
+    # --- confirm a payment made on APS's page ------------------------------------------------
+
+    async def capture_order(self, provider_order_id: str, *, request_id: str,
+                            order: Order | None = None) -> CaptureResult:
+        """Confirm the current attempt's PURCHASE (see the module doc)."""
+        order = _need(order, "capture")
+        truth = await self._paid(order)
+        state = self._state(order, truth)
+        if not state.captures:
+            if state.status is S.PENDING:
+                return CaptureResult(capture_id=truth.fort_id or "", status=S.PENDING,
+                                     amount=order.amount,
+                                     provider_status=truth.transaction_code or "")
+            raise _error("unknown", f"APS reports {truth.transaction_code} for a purchase, "
+                         "with nothing captured", truth.transaction_code)
+        return state.captures[0]
+
+    async def authorize_order(self, provider_order_id: str, *, request_id: str,
+                              order: Order | None = None) -> AuthorizationResult:
+        """Confirm the current attempt's AUTHORIZATION (see the module doc)."""
+        order = _need(order, "authorize")
+        truth = await self._paid(order)
+        state = self._state(order, truth)
+        if state.authorizations:
+            return state.authorizations[0]
+        if state.captures:  # captured since: the authorization is used up
+            cap = state.captures[0]
+            return AuthorizationResult(authorization_id=cap.capture_id, status=S.COMPLETED,
+                                       amount=cap.amount, provider_status=cap.provider_status)
+        if state.status is S.PENDING:
+            return AuthorizationResult(authorization_id=truth.fort_id or "", status=S.PENDING,
+                                       amount=order.amount,
+                                       provider_status=truth.transaction_code or "")
+        raise _error("unknown", f"APS reports {truth.transaction_code} for an authorization, "
+                     "with nothing authorized", truth.transaction_code)
+
+    async def _paid(self, order: Order) -> TransactionStatus:
+        reference = attempt_reference(order)
+        truth = await self.client.check_status(reference, currency=order.amount.currency)
+        t = truth.transaction
+        if not truth.found or t is None:
+            q = truth.query
+            if q.kind == "not_found":
+                raise _error("awaiting_payer", f"the buyer has not paid {reference} on APS's "
+                             "page yet", q.response_code)
+            raise q.error()
+        if t.outcome is Outcome.DECLINED:
+            raise _error("declined", f"APS declined {reference}: {t.reason}", t.response_code)
+        if t.outcome is Outcome.ON_HOLD:
+            raise _error("awaiting_payer", f"{reference} waits for the buyer's 3-D Secure "
+                         "check", t.response_code)
+        if t.outcome is Outcome.UNCERTAIN:
+            raise _error("transient", f"APS reports {reference} as uncertain ({t.reason}); "
+                         "asking again later", t.response_code)
+        if t.outcome in (Outcome.UNKNOWN, Outcome.ERROR, Outcome.DUPLICATE_REFERENCE):
+            raise _error("unknown", f"APS answered {t.response_code} for {reference}: "
+                         f"{t.reason}", t.response_code)
+        return truth
+
+    # --- maintenance ---------------------------------------------------------------------
+
+    async def capture_authorization(self, authorization_id: str, amount: Money | None, *,
+                                    request_id: str, final: bool = True,
+                                    order: Order | None = None) -> CaptureResult:
+        """CAPTURE (all of, or `amount` of) the authorization `authorization_id` (a fort id)."""
+        order = _need(order, "capture")
+        amount = amount or order.amount
+        result = await self.client.capture(
+            merchant_reference=attempt_reference(order), fort_id=authorization_id,
+            maintenance_reference=maintenance_reference(request_id), amount=amount)
+        self._settled(result)
+        status = S.PENDING if result.outcome is Outcome.PENDING else S.COMPLETED
+        return CaptureResult(capture_id=result.fort_id or authorization_id, status=status,
+                             amount=amount, provider_status=result.response_code,
+                             provider_order_id=order.id)
+
+    async def void_authorization(self, authorization_id: str, *, request_id: str,
+                                 order: Order | None = None) -> None:
+        """VOID_AUTHORIZATION of `authorization_id` (a fort id)."""
+        order = _need(order, "void")
+        result = await self.client.void_authorization(
+            merchant_reference=attempt_reference(order), fort_id=authorization_id,
+            maintenance_reference=maintenance_reference(request_id),
+            currency=order.amount.currency)
+        self._settled(result)
+        if result.outcome is Outcome.PENDING:
+            raise _error("transient", "APS has the void pending; asking again later",
+                         result.response_code)
+
+    async def refund_capture(self, capture_id: str, amount: Money | None, *, request_id: str,
+                             invoice_id: str | None = None,
+                             order: Order | None = None) -> RefundResult:
+        """REFUND `amount` (None: all left) of the transaction `capture_id` (a fort id).
+
+        APS is asked only for what paywire's records leave to refund (captured − refunded);
+        refunds in flight are reserved by the service before it calls here.
+        """
+        order = _need(order, "refund")
+        zero = Money.zero(order.amount.currency)
+        left = (order.captured or order.amount) - (order.refunded or zero)
+        amount = amount or left
+        result = await self.client.refund(
+            merchant_reference=attempt_reference(order), fort_id=capture_id,
+            maintenance_reference=maintenance_reference(request_id), amount=amount,
+            refundable=left)
+        self._settled(result)
+        status = "pending" if result.outcome is Outcome.PENDING else "completed"
+        result = _with_request(result, attempt_reference(order), amount,
+                               maintenance_reference(request_id), capture_id)
+        return RefundResult(refund_id=refund_id_of(result), status=status, amount=amount,
+                            provider_status=result.response_code, capture_id=capture_id)
+
+    @staticmethod
+    def _settled(result: ApsResult) -> None:
+        """Raise for anything but SUCCESS / PENDING (see the module doc)."""
+        outcome = result.outcome
+        if outcome in (Outcome.SUCCESS, Outcome.PENDING):
+            return
+        c = result.classification
+        if outcome is Outcome.UNCERTAIN:
+            raise _error("transient", f"APS {result.command} is uncertain ({c.reason}): resumed "
+                         "under the same maintenance reference", c.response_code)
+        if outcome in (Outcome.UNKNOWN, Outcome.DUPLICATE_REFERENCE, Outcome.ON_HOLD):
+            raise _error("unknown", f"APS {result.command} answered {c.response_code}: "
+                         f"{c.reason}", c.response_code)
+        raise c.error()
+
+    # --- truth -----------------------------------------------------------------------------
+
+    async def get_order(self, provider_order_id: str, *,
+                        order: Order | None = None) -> ProviderOrderState:
+        """CHECK_STATUS of the order's current attempt (`not_found` if APS has none)."""
+        order = _need(order, "get_order")
+        reference = attempt_reference(order)
+        truth = await self.client.check_status(reference, currency=order.amount.currency)
+        t = truth.transaction
+        if not truth.found or t is None:
+            raise truth.query.error(f"APS CHECK_STATUS {reference}: "
+                                    f"{truth.query.response_code} {truth.query.reason}")
+        if t.needs_attention or t.outcome in (Outcome.ERROR, Outcome.DUPLICATE_REFERENCE):
+            raise _error("unknown", f"APS reports {t.response_code} for {reference}: {t.reason}",
+                         t.response_code)
+        return self._state(order, truth)
+
+    def _state(self, order: Order, truth: TransactionStatus) -> ProviderOrderState:
+        status = truth.order_status()
+        t = truth.transaction
+        code = truth.transaction_code or ""
+        if status is None:
+            why = t.reason if t is not None else "no transaction"
+            raise _error("transient", f"APS has {attempt_reference(order)} unsettled ({code}: "
+                         f"{why}); asking again later", code or None)
+        fort_id = truth.fort_id or ""
+        captures: tuple[CaptureResult, ...] = ()
+        authorizations: tuple[AuthorizationResult, ...] = ()
+        if truth.captured is not None and truth.captured.minor > 0:
+            captures = (CaptureResult(capture_id=fort_id, status=status, amount=truth.captured,
+                                      provider_status=code, provider_order_id=order.id),)
+        elif truth.authorized is not None and truth.authorized.minor > 0 and status in (
+                S.AUTHORIZED, S.VOIDED):
+            authorizations = (AuthorizationResult(authorization_id=fort_id, status=status,
+                                                  amount=truth.authorized,
+                                                  provider_status=code),)
+        return ProviderOrderState(provider_order_id=order.id, status=status,
+                                  provider_status=code, amount=order.amount, captures=captures,
+                                  authorizations=authorizations, attempt=order.capture_attempt)
+
+    async def get_capture(self, capture_id: str) -> CaptureResult:
+        """APS has no capture object apart from its transaction: ask about the order."""
+        raise _error("invalid", "APS answers about transactions, not captures: fetch the order")
+
+    async def get_refund(self, refund_id: str) -> RefundResult:
+        """A refund's standing from CHECK_STATUS of its transaction.
+
+        APS reports totals and the transaction's *last* operation, not each refund: the refund
+        is completed when the last operation is a successful REFUND of this amount and the
+        refunded total covers it, failed when it is a failed REFUND, pending otherwise.
+        """
+        pieces = refund_id.split(REFUND_ID_SEP)
+        parts = pieces[0].split(":")
+        if len(pieces) != 3 or len(parts) != 4 or parse_merchant_reference(pieces[1]) is None:
+            raise _error("invalid", f"not an APS refund id: {refund_id[:80]!r}")
+        reference, currency = pieces[1], pieces[2]
+        fort_id, command, minor, _ref = parts
+        if command != REFUND or not minor.isdigit() or not currency:
+            raise _error("invalid", f"not an APS refund id: {refund_id[:80]!r}")
+        truth = await self.client.check_status(reference, currency=currency,
+                                               fort_id=fort_id or None)
+        amount = Money(int(minor), currency)
+        t = truth.transaction
+        status = "pending"
+        if t is not None and t.command == REFUND:
+            refunded = truth.refunded.minor if truth.refunded else 0
+            if t.outcome is Outcome.SUCCESS and refunded >= amount.minor:
+                status = "completed"
+            elif t.outcome is Outcome.DECLINED:
+                status = "failed"
+        return RefundResult(refund_id=refund_id, status=status, amount=amount,
+                            provider_status=truth.transaction_code or "", capture_id=fort_id)
+
+
+def _with_request(result: ApsResult, reference: str, amount: Money, maintenance: str,
+                  fort_id: str) -> ApsResult:
+    """`result` with what the request sent filling what the answer left out (fact key)."""
+    return dataclasses.replace(result, merchant_reference=result.merchant_reference or reference,
+                               amount=result.amount or amount,
+                               maintenance_reference=result.maintenance_reference or maintenance,
+                               fort_id=result.fort_id or fort_id)

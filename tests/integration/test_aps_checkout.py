@@ -1,0 +1,84 @@
+"""Paying by card through APS, end to end over HTTP: paywire + the APS emulator + SQLite.
+
+The buyer is driven over HTTP on the emulator's hosted payment page (`apskit.pay_on_page`); the
+emulator's signed direct feedback reaches paywire's `/webhooks/aps`, which moves the order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from apikit import Paywire, serve, sqlite_url
+from apskit import CHALLENGE, DECLINE, aps_overrides, pay_on_page, point_feedback, until
+from paywire.testing import EmulatorServer
+
+
+@pytest.fixture
+def paywire(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Paywire]:
+    with serve(emulator, sqlite_url(tmp_path), tmp_path, **aps_overrides(emulator)) as pw:
+        point_feedback(emulator, pw.url)
+        yield pw
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10) as client:
+        yield client
+
+
+def create(http: httpx.Client, pw: Paywire, **extra: Any) -> dict[str, Any]:
+    body = {"items": [{"sku": "mug", "quantity": 1}], "provider": "aps",
+            "customer_email": "buyer@example.com", **extra}
+    resp = http.post(f"{pw.url}/v1/checkout/orders", json=body)
+    assert resp.status_code == 201, resp.text
+    order: dict[str, Any] = resp.json()
+    return order
+
+
+def order_of(http: httpx.Client, pw: Paywire, order_id: str) -> dict[str, Any]:
+    resp = http.get(f"{pw.url}/v1/orders/{order_id}")
+    assert resp.status_code == 200, resp.text
+    order: dict[str, Any] = resp.json()
+    return order
+
+
+def status_becomes(http: httpx.Client, pw: Paywire, order_id: str, status: str) -> None:
+    until(lambda: order_of(http, pw, order_id)["status"] == status)
+
+
+async def test_card_payment_with_3ds_completes_and_announces_once(
+        http: httpx.Client, paywire: Paywire) -> None:
+    order = create(http, paywire)
+    assert order["provider"] == "aps" and order["approve_url"] is None
+    form = order["checkout_form"]
+    assert form["fields"]["merchant_reference"] == f"{order['id']}-1"
+    assert form["fields"]["command"] == "PURCHASE"
+    returned = pay_on_page(http, form, card=CHALLENGE)
+    assert returned["response_code"] == "14000"
+    status_becomes(http, paywire, order["id"], "COMPLETED")
+    done = order_of(http, paywire, order["id"])
+    assert done["capture_id"] == returned["fort_id"] and done["checkout_form"] is None
+    messages = await paywire.outbox(order["id"])
+    assert [m.type for m in messages].count("order.completed") == 1
+    page = http.post(f"{paywire.url}/v1/aps/return", data=returned)
+    assert page.status_code == 200 and "Payment received" in page.text
+    forged = http.post(f"{paywire.url}/v1/aps/return", data={**returned, "amount": "1"})
+    assert forged.status_code == 400 and "not verified" in forged.text
+
+
+async def test_declined_card_opens_a_second_attempt(http: httpx.Client,
+                                                    paywire: Paywire) -> None:
+    order = create(http, paywire)
+    returned = pay_on_page(http, order["checkout_form"], card=DECLINE)
+    assert returned["status"] == "13"
+    until(lambda: order_of(http, paywire, order["id"])["payment_attempt"] == 2)
+    again = order_of(http, paywire, order["id"])
+    assert again["status"] == "CREATED"
+    assert again["checkout_form"]["fields"]["merchant_reference"] == f"{order['id']}-2"
+    pay_on_page(http, again["checkout_form"])
+    status_becomes(http, paywire, order["id"], "COMPLETED")
