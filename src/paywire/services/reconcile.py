@@ -193,6 +193,14 @@ class Reconciler:
             truth = await self.checkout.provider_for(order).get_order(provider_order_id,
                                                                       order=order)
         except ProviderError as exc:
+            if exc.kind == "awaiting_payer":
+                # Nothing at the provider yet because the buyer has not paid on its page (APS):
+                # normal until the approval window passes, then the checkout expired.
+                if now - order.created_at > self.checkout.approval_window:
+                    moved = await self._expire(order.id, "not_paid_within_window")
+                    report.expired += moved.status is S.EXPIRED
+                    return moved
+                return order
             if exc.kind != "not_found":
                 report.errors += 1
                 log.warning("provider error reconciling %s: %s", order.id, exc.message,

@@ -266,11 +266,18 @@ class ApsProvider:
 
     async def get_order(self, provider_order_id: str, *,
                         order: Order | None = None) -> ProviderOrderState:
-        """CHECK_STATUS of the order's current attempt (`not_found` if APS has none)."""
+        """CHECK_STATUS of the order's current attempt. APS knows an attempt only once the
+        buyer submitted the payment page: "not found" for an unpaid order is `awaiting_payer`
+        (normal until the checkout window passes), never the configuration fault a missing
+        PayPal order would be."""
         order = _need(order, "get_order")
         reference = attempt_reference(order)
         truth = await self.client.check_status(reference, currency=order.amount.currency)
         t = truth.transaction
+        if not truth.found and truth.query.kind == "not_found" and order.status in (
+                S.CREATED, S.APPROVED):
+            raise _error("awaiting_payer", f"the buyer has not paid {reference} on APS's page "
+                         "yet", truth.query.response_code)
         if not truth.found or t is None:
             raise truth.query.error(f"APS CHECK_STATUS {reference}: "
                                     f"{truth.query.response_code} {truth.query.reason}")
