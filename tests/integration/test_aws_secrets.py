@@ -331,3 +331,26 @@ def test_an_emulator_stage_loads_for_offline_runs(stage: Stage) -> None:
     assert s.fulfilment_secret is None
     stage.put_app(api_keys=None)
     assert loader(stage=stage).settings().api_keys == []
+
+
+def test_a_stage_takes_cards_through_aps_with_its_phrases_from_the_app_secret(
+        stage: Stage, caplog: pytest.LogCaptureFixture) -> None:
+    """APS's access code and phrases come from the app secret only (an SSM parameter for one
+    is refused); the merchant identifier, URLs and the providers list are plain parameters."""
+    stage.put_paypal()
+    stage.put_app(api_keys=API_KEYS, aps_access_code="ACCESS-STAGE",
+                  aps_request_phrase="REQ-PHRASE-STAGE", aps_response_phrase="RESP-PHRASE-STAGE")
+    stage.param("providers", "paypal,aps", "StringList")
+    stage.param("aps_env", "sandbox")
+    stage.param("aps_merchant_identifier", "MERCH-STAGE")
+    stage.param("aps_return_url", "https://pay.example/v1/aps/return")
+    s = loader(stage=stage).settings()
+    assert s.providers == ["paypal", "aps"] and s.aps_merchant_identifier == "MERCH-STAGE"
+    assert s.aps_request_phrase is not None
+    assert s.aps_request_phrase.get_secret_value() == "REQ-PHRASE-STAGE"
+    assert s.aps_urls[0] == "https://sbpaymentservices.payfort.com/FortAPI/paymentApi"
+    for text in (repr(s), caplog.text):
+        assert "PHRASE-STAGE" not in text and "ACCESS-STAGE" not in text
+    stage.param("aps_response_phrase", "FROM-SSM")
+    refused = refusal(loader(stage=stage))
+    assert "aps_response_phrase" in refused.message and "FROM-SSM" not in refused.message

@@ -57,13 +57,18 @@ Clock = Callable[[], float]
 ClientFactory = Callable[[str], Any]
 
 # Settings whose values are secret: Secrets Manager only.
-SECRET_FIELDS = ("paypal_client_secret", "api_keys", "fulfilment_secret")
+SECRET_FIELDS = ("paypal_client_secret", "api_keys", "fulfilment_secret", "aps_access_code",
+                 "aps_request_phrase", "aps_response_phrase")
 # The PayPal secret's keys and the settings they fill (`environment` is handled apart).
 PAYPAL_KEYS = {"client_id": "paypal_client_id", "client_secret": "paypal_client_secret",
                "webhook_id": "paypal_webhook_id",
                "other_webhook_ids": "paypal_other_webhook_ids"}
+# The app secret also holds the APS merchant account's secrets when the shop takes cards
+# through APS (its merchant identifier, URLs and providers list are plain SSM parameters).
 APP_KEYS = {"api_keys": "api_keys", "fulfilment_secret": "fulfilment_secret",
-            "fulfilment_url": "fulfilment_url", "database_url": "database_url"}
+            "fulfilment_url": "fulfilment_url", "database_url": "database_url",
+            "aps_access_code": "aps_access_code", "aps_request_phrase": "aps_request_phrase",
+            "aps_response_phrase": "aps_response_phrase"}
 ENVIRONMENTS = ("sandbox", "live", "emulator")
 # Settings that choose where the others come from: never from SSM.
 SOURCE_FIELDS = ("stage", "stage_environment", "paypal_env", "paypal_secret_id",
@@ -310,7 +315,8 @@ class StageSecrets:
             log.warning("%s ignored: a stage's secrets come from Secrets Manager only",
                         ", ".join(ignored))
         kwargs: dict[str, Any] = {"paypal_client_secret": None, "api_keys": [],
-                                  "fulfilment_secret": None}
+                                  "fulfilment_secret": None, "aps_access_code": None,
+                                  "aps_request_phrase": None, "aps_response_phrase": None}
         kwargs.update(values.values)
         kwargs.update(stage=values.stage, stage_environment=values.environment,
                       paypal_env=values.environment)
