@@ -155,7 +155,7 @@ def aps_parts(settings: Settings, clock: Clock) -> tuple[ApsProvider, ApsWebhook
                         language=s.aps_language)
     api_url, page_url = s.aps_urls
     client = ApsClient(api_url, merchant, page_url=page_url, timeout=s.aps_timeout_seconds)
-    return (ApsProvider(client, return_url=s.aps_return_url),
+    return (ApsProvider(client, return_url=s.aps_return_url, flow=s.aps_checkout),
             ApsWebhookVerifier(client.verifier, clock))
 
 

@@ -529,13 +529,16 @@ class PaymentProvider(Protocol):
         ...
 
     async def capture_order(self, provider_order_id: str, *, request_id: str,
-                            order: Order | None = None) -> CaptureResult:
-        """Capture an approved CAPTURE-intent order."""
+                            order: Order | None = None,
+                            token: str | None = None) -> CaptureResult:
+        """Capture an approved CAPTURE-intent order. `token` is a payment token the buyer's
+        tokenization produced (APS's tokenization form), for providers that pay with one."""
         ...
 
     async def authorize_order(self, provider_order_id: str, *, request_id: str,
-                              order: Order | None = None) -> AuthorizationResult:
-        """Authorize an approved AUTHORIZE-intent order."""
+                              order: Order | None = None,
+                              token: str | None = None) -> AuthorizationResult:
+        """Authorize an approved AUTHORIZE-intent order (`token` as for `capture_order`)."""
         ...
 
     async def capture_authorization(self, authorization_id: str, amount: Money | None, *,

@@ -231,6 +231,10 @@ class Settings(BaseSettings):
     # Where APS sends the buyer back: paywire's `/v1/aps/return` as the browser reaches it.
     aps_return_url: str | None = None
     aps_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    # "hosted": the buyer pays on APS's payment page; "tokenization": APS's tokenization form
+    # makes a token of the card, and paywire pays with it server to server (3-D Secure then
+    # sends the buyer to APS's 3ds_url).
+    aps_checkout: Literal["hosted", "tokenization"] = "hosted"
 
     # the shop
     catalog_path: Path | None = None

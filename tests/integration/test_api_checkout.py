@@ -195,10 +195,9 @@ class CrashAfterFirstCapture:
         return getattr(self.real, attr)
 
     async def capture_order(self, provider_order_id: str, *, request_id: str,
-                            order: Any = None) -> CaptureResult:
+                            **kw: Any) -> CaptureResult:
         """Capture for real; the first time, lose the answer."""
-        result = await self.real.capture_order(provider_order_id, request_id=request_id,
-                                               order=order)
+        result = await self.real.capture_order(provider_order_id, request_id=request_id, **kw)
         if not self.crashed:
             self.crashed = True
             raise SimulatedCrash("the process died before committing the capture")

@@ -6,6 +6,8 @@ emulator's signed direct feedback reaches paywire's `/webhooks/aps`, which moves
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,17 @@ import httpx
 import pytest
 
 from apikit import Paywire, serve, sqlite_url
-from apskit import CHALLENGE, DECLINE, aps_overrides, pay_on_page, point_feedback, until
+from apskit import (
+    CARD,
+    CHALLENGE,
+    DECLINE,
+    SUCCESS,
+    aps_overrides,
+    hidden_fields,
+    pay_on_page,
+    point_feedback,
+    until,
+)
 from paywire.testing import EmulatorServer
 
 
@@ -82,3 +94,63 @@ async def test_declined_card_opens_a_second_attempt(http: httpx.Client,
     assert again["checkout_form"]["fields"]["merchant_reference"] == f"{order['id']}-2"
     pay_on_page(http, again["checkout_form"])
     status_becomes(http, paywire, order["id"], "COMPLETED")
+
+
+@pytest.fixture
+def tokenizing(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Paywire]:
+    with serve(emulator, sqlite_url(tmp_path), tmp_path, aps_checkout="tokenization",
+               **aps_overrides(emulator)) as pw:
+        point_feedback(emulator, pw.url)
+        yield pw
+
+
+def tokenize(http: httpx.Client, form: dict[str, Any], card: str) -> dict[str, str]:
+    """The buyer's browser posts the tokenization form with the card fields (a merchant
+    page): APS answers the token on return_url (an auto-submitted form; not followed)."""
+    page = http.post(form["url"], data={**form["fields"], "card_number": CARD[card],
+                                         "expiry_date": "3512", "card_security_code": "123",
+                                         "card_holder_name": "A Buyer"})
+    assert page.status_code == 200, page.text[:300]
+    return hidden_fields(page.text)
+
+
+async def test_tokenized_card_with_3ds_is_paid_server_to_server(
+        http: httpx.Client, tokenizing: Paywire) -> None:
+    pw = tokenizing
+    order = create(http, pw)
+    form = order["checkout_form"]
+    assert form["fields"]["service_command"] == "TOKENIZATION"
+    returned = tokenize(http, form, CHALLENGE)
+    assert returned["response_code"] == "18000"
+    landing = http.post(f"{pw.url}/v1/aps/return", data=returned)
+    assert landing.status_code == 303  # to APS's 3ds_url
+    challenge = http.get(landing.headers["location"])
+    assert challenge.status_code == 200 and 'id="approve"' in challenge.text
+    action = re.search(r'action="([^"]+)"', challenge.text)
+    assert action is not None
+    done = http.post(html.unescape(action.group(1)),
+                     data={**hidden_fields(challenge.text), "action": "approve"})
+    result = hidden_fields(done.text)
+    assert result["response_code"] == "14000" and result["command"] == "PURCHASE"
+    status_becomes(http, pw, order["id"], "COMPLETED")
+    again = http.post(f"{pw.url}/v1/aps/return", data=returned)  # the token page reloaded
+    assert again.status_code == 200 and "Payment received" in again.text
+    purchases = [r for r in http.get(f"{pw.emulator.url}/aps/_aps/requests").json()["requests"]
+                 if r["command"] == "PURCHASE"]
+    assert len(purchases) == 1
+    assert [m.type for m in await pw.outbox(order["id"])].count("order.completed") == 1
+
+
+async def test_tokenized_card_declined_then_paid_on_the_next_attempt(
+        http: httpx.Client, tokenizing: Paywire) -> None:
+    pw = tokenizing
+    order = create(http, pw)
+    declined = http.post(f"{pw.url}/v1/aps/return",
+                         data=tokenize(http, order["checkout_form"], DECLINE))
+    assert declined.status_code == 200 and "declined" in declined.text
+    again = order_of(http, pw, order["id"])
+    assert again["status"] == "CREATED" and again["payment_attempt"] == 2
+    paid = http.post(f"{pw.url}/v1/aps/return",
+                     data=tokenize(http, again["checkout_form"], SUCCESS))
+    assert paid.status_code == 200 and "Payment received" in paid.text
+    assert order_of(http, pw, order["id"])["status"] == "COMPLETED"

@@ -7,6 +7,11 @@ server-to-server channels, which it prefers: "paid" only once the stored order i
 verified success not yet confirmed server-to-server reads "confirming"; a declined attempt
 invites another card (the order's next attempt); parameters that fail verification show no
 result at all. The "continue" link goes to the shop's return URL with `order_id`.
+
+With APS's tokenization flow (`PAYWIRE_APS_CHECKOUT=tokenization`) this page is also where the
+buyer's card arrives as a token: it pays with it server to server (the operation key of the
+order's current attempt makes a reload harmless), and a 3-D Secure step answers a 303 to APS's
+`3ds_url`; the final result comes back here and, authoritative, on the feedback channels.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from typing import Annotated, Protocol
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from paywire.domain.errors import SignatureError, ValidationError
-from paywire.domain.order import OrderStatus
+from paywire.domain.errors import PaywireError, ProviderError, SignatureError, ValidationError
+from paywire.domain.order import Order, OrderStatus
 from paywire.ports import Store
+from paywire.services.checkout import CheckoutService
 from paywire.services.webhooks import WebhookIngest
 from paywire.settings import Settings
 
@@ -36,6 +42,7 @@ class ReturnContainer(Protocol):
 
     settings: Settings
     store: Store
+    checkout: CheckoutService
     aps_webhooks: WebhookIngest | None
 
 
@@ -76,7 +83,7 @@ def _continue(settings: Settings, order_id: str) -> str | None:
 
 
 @router.api_route(RETURN_PATH, methods=["GET", "POST"], include_in_schema=False)
-async def aps_return(request: Request, c: Container) -> HTMLResponse:
+async def aps_return(request: Request, c: Container) -> Response:
     """The buyer's landing page after APS's payment page (see the module doc)."""
     ingest = c.aps_webhooks
     if ingest is None:
@@ -101,6 +108,12 @@ async def aps_return(request: Request, c: Container) -> HTMLResponse:
     if order is None or order.provider != "aps":
         return _page(404, "Unknown order", "This payment result is not for an order of ours.")
     link = _continue(c.settings, order.id)
+    if event.payment_token is not None and order.status is S.CREATED and (
+            event.attempt == order.capture_attempt):  # a stale token pays nothing
+        paid = await _pay_with_token(c, order, event.payment_token, link)
+        if isinstance(paid, Response):
+            return paid
+        order = paid
     fact = event.fact
     if order.status in (S.COMPLETED, S.PARTIALLY_REFUNDED, S.REFUNDED):
         return _page(200, "Payment received", f"Order {order.id} is paid.", link)
@@ -117,3 +130,21 @@ async def aps_return(request: Request, c: Container) -> HTMLResponse:
                      "we are confirming it with APS. Your receipt will show it shortly.", link)
     return _page(200, "Payment processing", "Your payment is being processed; your receipt "
                  "will show the result.", link)
+
+
+async def _pay_with_token(c: ReturnContainer, order: Order, token: str,
+                          link: str | None) -> Order | Response:
+    try:
+        return await c.checkout.pay(order.id, token=token)
+    except ProviderError as exc:
+        redirect = exc.details.get("redirect_url") if exc.kind == "awaiting_payer" else None
+        if isinstance(redirect, str) and redirect.startswith(("https://", "http://")):
+            return RedirectResponse(redirect, status_code=303)
+        if exc.kind == "declined":
+            return _page(200, "Card declined", "Your card was declined; nothing was charged. "
+                         "You can try another card.", link)
+        return _page(502, "Payment not confirmed", "We could not complete the payment with "
+                     "APS just now; your receipt will show the result.", link)
+    except PaywireError:
+        return _page(503, "Payment not confirmed", "We could not complete the payment just "
+                     "now; your receipt will show the result.", link)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from paywire.domain.facts import Fact
 
@@ -30,3 +30,8 @@ class ProviderEvent:
     # Set when no rule covers what the event reports (a response code the provider should not
     # answer): the order is flagged for a person, nothing is guessed.
     attention: str | None = None
+    # A payment token the buyer's tokenization produced (APS's tokenization result on the
+    # return page): the server pays with it; never stored.
+    payment_token: str | None = field(default=None, repr=False)
+    # The payment attempt the event is about (providers with a reference per attempt).
+    attempt: int | None = None

@@ -116,15 +116,21 @@ class CheckoutService(RefundService):
 
     # --- capture / authorize -------------------------------------------------------------
 
-    async def capture(self, ref: str) -> Order:
-        """Capture an approved CAPTURE order; a repeat answers the order as it now stands."""
-        return await self._pay(ref, Intent.CAPTURE)
+    async def capture(self, ref: str, *, token: str | None = None) -> Order:
+        """Capture an approved CAPTURE order; a repeat answers the order as it now stands.
+        `token`: the buyer's payment token, for providers that pay with one (APS)."""
+        return await self._pay(ref, Intent.CAPTURE, token)
 
-    async def authorize(self, ref: str) -> Order:
+    async def authorize(self, ref: str, *, token: str | None = None) -> Order:
         """Authorize an approved AUTHORIZE order; a repeat answers the order as it now stands."""
-        return await self._pay(ref, Intent.AUTHORIZE)
+        return await self._pay(ref, Intent.AUTHORIZE, token)
 
-    async def _pay(self, ref: str, intent: Intent) -> Order:
+    async def pay(self, ref: str, *, token: str | None = None) -> Order:
+        """Capture or authorize, as the order's intent says."""
+        order = await self.get(ref)
+        return await self._pay(order.id, order.intent, token)
+
+    async def _pay(self, ref: str, intent: Intent, token: str | None = None) -> Order:
         order = await self.get(ref)
         if order.intent is not intent:
             verb = "capture" if order.intent is Intent.CAPTURE else "authorize"
@@ -142,11 +148,11 @@ class CheckoutService(RefundService):
         try:
             if intent is Intent.CAPTURE:
                 captured = await self.provider_for(order).capture_order(
-                    provider_id, request_id=key, order=order)
+                    provider_id, request_id=key, order=order, token=token)
                 fact, result = _capture_fact(captured, "api"), _result_json(captured)
             else:
                 authorized = await self.provider_for(order).authorize_order(
-                    provider_id, request_id=key, order=order)
+                    provider_id, request_id=key, order=order, token=token)
                 fact, result = _authorization_fact(authorized, "api"), _result_json(authorized)
         except ProviderError as exc:
             return await self._call_failed(order, key, exc)

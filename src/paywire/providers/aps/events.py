@@ -37,6 +37,7 @@ from paywire.providers.aps.mapping import (
     PROVIDER,
     PURCHASE,
     REFUND,
+    TOKENIZATION,
     VOID,
     Outcome,
 )
@@ -112,10 +113,15 @@ def event_of(params: Mapping[str, Any]) -> ProviderEvent:
     order_id, attempt = located
     base: dict[str, Any] = {"provider": PROVIDER, "event_id": key, "event_type": event_type,
                             "order_id": order_id, "provider_order_id": order_id,
-                            "resource_kind": "order", "resource_id": order_id}
+                            "resource_kind": "order", "resource_id": order_id,
+                            "attempt": attempt}
     if result.outcome is Outcome.UNKNOWN:
         return ProviderEvent(**base, attention=f"aps_unmapped:{result.command}:"
                              f"{result.response_code}"[:120])
+    if result.command == TOKENIZATION:
+        # The buyer's card as a token (return page only): the server pays with it.
+        token = result.token_name if result.outcome is Outcome.SUCCESS else None
+        return ProviderEvent(**{**base, "resource_kind": "other"}, payment_token=token)
     fact = _fact(result, attempt)
     if fact is not None:
         return ProviderEvent(**base, fact=fact, capture_id=fact.capture_id)

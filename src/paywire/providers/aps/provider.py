@@ -8,8 +8,13 @@ order's `provider_order_id` is our own order id. The flows:
   `approve_url`; `checkout_form(order)` is the signed hosted payment page form for the current
   attempt (PURCHASE for a CAPTURE order, AUTHORIZATION for an AUTHORIZE one). The buyer pays on
   APS's page (3-D Secure there too) and the result arrives on the feedback channels.
-- `capture_order` / `authorize_order` *confirm* the current attempt by CHECK_STATUS (the money
-  moved on APS's page, not here): paid → the capture/authorization (`fort_id` is its id);
+- With `flow="tokenization"` the form is APS's tokenization form instead: the buyer's card
+  becomes a `token_name` on the return page, which pays with it (`capture_order` /
+  `authorize_order` with `token`): a server PURCHASE/AUTHORIZATION under the attempt's
+  reference. An answer `20064` (3-D Secure) is `awaiting_payer` with the `3ds_url` in its
+  details (`redirect_url`): the buyer goes there, and the result arrives as feedback.
+- `capture_order` / `authorize_order` without a token *confirm* the current attempt by
+  CHECK_STATUS (the money moved on APS's page): paid → the capture/authorization (`fort_id`);
   declined → `ProviderError(kind="declined")` (the service then opens the next attempt); not
   paid yet or waiting on 3-D Secure → `awaiting_payer`; uncertain → `transient`; a code no rule
   covers → `unknown`.
@@ -58,6 +63,7 @@ from paywire.providers.aps.results import ApsResult, TransactionStatus
 
 S = OrderStatus
 REFUND_ID_SEP = "@"
+FLOWS = ("hosted", "tokenization")
 
 
 def refund_id_of(result: ApsResult) -> str:
@@ -93,9 +99,12 @@ class ApsProvider:
     name = PROVIDER
 
     def __init__(self, client: ApsClient, *, return_url: str, language: str | None = None,
-                 order_description: str | None = None) -> None:
+                 order_description: str | None = None, flow: str = "hosted") -> None:
         if not return_url.startswith(("https://", "http://")):
             raise ValueError("the APS return URL must be an absolute http(s) URL")
+        if flow not in FLOWS:
+            raise ValueError(f"the APS checkout flow is one of {FLOWS}")
+        self.flow = flow
         self.client = client
         self.return_url = return_url
         self.language = language
@@ -128,6 +137,11 @@ class ApsProvider:
         email = order.metadata.get("customer_email", "")
         if not email:
             raise ValidationError("APS needs the buyer's customer_email", field="customer_email")
+        if self.flow == "tokenization":
+            form = self.client.tokenization_page(merchant_reference=attempt_reference(order),
+                                                 return_url=self.return_url,
+                                                 language=self.language)
+            return CheckoutForm(url=form.url, fields=dict(form.params))
         command = PURCHASE if order.intent is Intent.CAPTURE else AUTHORIZATION
         form = self.client.payment_page(
             command=command, merchant_reference=attempt_reference(order), amount=order.amount,
@@ -138,9 +152,17 @@ class ApsProvider:
     # --- confirm a payment made on APS's page ------------------------------------------------
 
     async def capture_order(self, provider_order_id: str, *, request_id: str,
-                            order: Order | None = None) -> CaptureResult:
-        """Confirm the current attempt's PURCHASE (see the module doc)."""
+                            order: Order | None = None,
+                            token: str | None = None) -> CaptureResult:
+        """PURCHASE with `token`, or confirm the current attempt's (see the module doc)."""
         order = _need(order, "capture")
+        if token is not None:
+            result = await self._pay_with_token(order, token, PURCHASE)
+            status = S.PENDING if result.outcome is Outcome.PENDING else S.COMPLETED
+            return CaptureResult(capture_id=result.fort_id or "", status=status,
+                                 amount=result.amount or order.amount,
+                                 provider_status=result.response_code,
+                                 provider_order_id=order.id)
         truth = await self._paid(order)
         state = self._state(order, truth)
         if not state.captures:
@@ -153,9 +175,16 @@ class ApsProvider:
         return state.captures[0]
 
     async def authorize_order(self, provider_order_id: str, *, request_id: str,
-                              order: Order | None = None) -> AuthorizationResult:
-        """Confirm the current attempt's AUTHORIZATION (see the module doc)."""
+                              order: Order | None = None,
+                              token: str | None = None) -> AuthorizationResult:
+        """AUTHORIZATION with `token`, or confirm the current attempt's (see the module doc)."""
         order = _need(order, "authorize")
+        if token is not None:
+            result = await self._pay_with_token(order, token, AUTHORIZATION)
+            status = S.PENDING if result.outcome is Outcome.PENDING else S.AUTHORIZED
+            return AuthorizationResult(authorization_id=result.fort_id or "", status=status,
+                                       amount=result.amount or order.amount,
+                                       provider_status=result.response_code)
         truth = await self._paid(order)
         state = self._state(order, truth)
         if state.authorizations:
@@ -170,6 +199,26 @@ class ApsProvider:
                                        provider_status=truth.transaction_code or "")
         raise _error("unknown", f"APS reports {truth.transaction_code} for an authorization, "
                      "with nothing authorized", truth.transaction_code)
+
+    async def _pay_with_token(self, order: Order, token: str, command: str) -> ApsResult:
+        """The server PURCHASE/AUTHORIZATION on a tokenized card, under the attempt's reference
+        (a repeat is a duplicate reference, which the client resolves by CHECK_STATUS)."""
+        email = order.metadata.get("customer_email", "")
+        pay = self.client.purchase if command == PURCHASE else self.client.authorize
+        result = await pay(merchant_reference=attempt_reference(order), amount=order.amount,
+                           token_name=token, customer_email=email, return_url=self.return_url,
+                           language=self.language)
+        outcome, c = result.outcome, result.classification
+        if outcome is Outcome.ON_HOLD and result.three_ds_url:
+            raise ProviderError(f"{attempt_reference(order)} waits for the buyer's 3-D Secure "
+                                "check", provider=PROVIDER, kind="awaiting_payer",
+                                name=c.response_code,
+                                details={"redirect_url": result.three_ds_url})
+        if outcome is Outcome.DECLINED:
+            raise _error("declined", f"APS declined {attempt_reference(order)}: {c.reason}",
+                         c.response_code)
+        self._settled(result)
+        return result
 
     async def _paid(self, order: Order) -> TransactionStatus:
         reference = attempt_reference(order)

@@ -313,14 +313,16 @@ class PayPalClient:
         return None
 
     async def capture_order(self, provider_order_id: str, *, request_id: str,
-                            order: Order | None = None) -> CaptureResult:
+                            order: Order | None = None,
+                            token: str | None = None) -> CaptureResult:
         """Capture an approved CAPTURE-intent order."""
         path = f"/v2/checkout/orders/{_seg(provider_order_id)}/capture"
         return await self._parsed(mapping.parse_capture, "POST", path, what="capture order",
                                   request_id=request_id)
 
     async def authorize_order(self, provider_order_id: str, *, request_id: str,
-                              order: Order | None = None) -> AuthorizationResult:
+                              order: Order | None = None,
+                              token: str | None = None) -> AuthorizationResult:
         """Authorize an approved AUTHORIZE-intent order."""
         path = f"/v2/checkout/orders/{_seg(provider_order_id)}/authorize"
         return await self._parsed(mapping.parse_authorization, "POST", path,

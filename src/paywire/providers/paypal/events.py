@@ -116,9 +116,19 @@ class _Envelope:
 
     def event(self, kind: str, resource_id: str | None, fact: Fact | None = None,
               **locators: str | None) -> ProviderEvent:
+        unknown = set(locators) - _LOCATORS
+        if unknown:
+            raise TypeError(f"unknown event locators {sorted(unknown)}")
         return ProviderEvent(provider=PROVIDER, event_id=self.event_id,
                              event_type=self.event_type, resource_kind=kind,
-                             resource_id=resource_id, fact=fact, **locators)
+                             resource_id=resource_id, fact=fact,
+                             order_id=locators.get("order_id"),
+                             provider_order_id=locators.get("provider_order_id"),
+                             capture_id=locators.get("capture_id"),
+                             dispute_id=locators.get("dispute_id"))
+
+
+_LOCATORS = frozenset({"order_id", "provider_order_id", "capture_id", "dispute_id"})
 
 
 def _refuse_constant(name: str) -> Any:
