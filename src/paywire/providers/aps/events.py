@@ -146,6 +146,8 @@ def _fact(result: ApsResult, attempt: int) -> Fact | None:
         if cmd == VOID:
             return Fact(S.VOIDED, "webhook", authorization_id=result.fort_id, detail=detail)
         if cmd == REFUND and result.amount is not None:
+            # paywire's refunds carry their refund id as the maintenance reference.
+            detail["invoice_id"] = result.maintenance_reference or ""
             return Fact(S.REFUNDED, "webhook", refund_id=refund_id_of(result),
                         amount=result.amount, capture_id=result.fort_id, detail=detail)
         return None

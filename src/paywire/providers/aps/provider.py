@@ -285,14 +285,16 @@ class ApsProvider:
         zero = Money.zero(order.amount.currency)
         left = (order.captured or order.amount) - (order.refunded or zero)
         amount = amount or left
+        # Our refund id as the maintenance reference (stable across retries of this refund):
+        # the notification of this refund then names the refund paywire reserved, which the
+        # feedback adopts instead of counting a second refund if it arrives first.
+        reference = maintenance_reference(invoice_id or request_id)
         result = await self.client.refund(
             merchant_reference=attempt_reference(order), fort_id=capture_id,
-            maintenance_reference=maintenance_reference(request_id), amount=amount,
-            refundable=left)
+            maintenance_reference=reference, amount=amount, refundable=left)
         self._settled(result)
         status = "pending" if result.outcome is Outcome.PENDING else "completed"
-        result = _with_request(result, attempt_reference(order), amount,
-                               maintenance_reference(request_id), capture_id)
+        result = _with_request(result, attempt_reference(order), amount, reference, capture_id)
         return RefundResult(refund_id=refund_id_of(result), status=status, amount=amount,
                             provider_status=result.response_code, capture_id=capture_id)
 
