@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from apikit import Paywire, serve, sqlite_url
+from apikit import ADMIN, Paywire, serve, sqlite_url
 from apskit import (
     CARD,
     CHALLENGE,
@@ -154,3 +154,29 @@ async def test_tokenized_card_declined_then_paid_on_the_next_attempt(
                      data=tokenize(http, again["checkout_form"], SUCCESS))
     assert paid.status_code == 200 and "Payment received" in paid.text
     assert order_of(http, pw, order["id"])["status"] == "COMPLETED"
+
+
+async def test_a_refund_notified_before_its_payment_is_counted_after_check_status(
+        http: httpx.Client, emulator: EmulatorServer, tmp_path: Path) -> None:
+    """The purchase's feedback is lost; a back-office refund's notification arrives first:
+    queued as a refund truth fetch, which settles the payment by CHECK_STATUS and then counts
+    the refund once."""
+    with serve(emulator, sqlite_url(tmp_path), tmp_path, truth_fetch_interval_seconds=0.2,
+               truth_fetch_base_delay_seconds=0.1, **aps_overrides(emulator)) as pw:
+        point_feedback(emulator, None)
+        order = create(http, pw)
+        pay_on_page(http, order["checkout_form"])
+        point_feedback(emulator, pw.url)
+        ref = order["checkout_form"]["fields"]["merchant_reference"]
+        refund = http.post(f"{emulator.url}/aps/_aps/transactions/{ref}/refund",
+                           json={"amount": 100})
+        assert refund.status_code == 200, refund.text
+        status_becomes(http, pw, order["id"], "PARTIALLY_REFUNDED")
+        done = order_of(http, pw, order["id"])
+        assert done["refunded"]["value"] == "1.00"
+        types = [m.type for m in await pw.outbox(order["id"])]
+        assert types.count("order.completed") == 1
+        assert types.count("order.partially_refunded") == 1
+        tasks = http.get(f"{pw.url}/v1/admin/truth-tasks", headers=ADMIN).json()["data"]
+        assert [(t["kind"], t["status"], t["order_id"]) for t in tasks] == [
+            ("refund", "done", order["id"])]

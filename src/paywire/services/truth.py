@@ -105,10 +105,14 @@ class TruthFetcher:
             raise Unresolvable(exc.message) from None
         if task.kind == "refund":
             refund = await provider.get_refund(task.resource_id)
-            if refund.capture_id is None:
+            if refund.capture_id is not None:
+                provider_order_id = (await provider.get_capture(refund.capture_id)
+                                     ).provider_order_id
+            elif task.order_id is not None:
+                # A provider without capture objects (APS): the order the event was tied to.
+                provider_order_id = await self._provider_order_of(task.order_id)
+            else:
                 raise Unresolvable(f"refund {task.resource_id} names no capture")
-            provider_order_id = (await provider.get_capture(refund.capture_id)
-                                 ).provider_order_id
         elif task.kind == "capture":
             provider_order_id = (await provider.get_capture(task.resource_id)
                                  ).provider_order_id

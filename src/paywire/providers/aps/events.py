@@ -123,6 +123,12 @@ def event_of(params: Mapping[str, Any]) -> ProviderEvent:
         token = result.token_name if result.outcome is Outcome.SUCCESS else None
         return ProviderEvent(**{**base, "resource_kind": "other"}, payment_token=token)
     fact = _fact(result, attempt)
+    if fact is not None and fact.refund_id is not None:
+        # A refund the order cannot take yet (its payment's feedback not in) is fetched as a
+        # refund: CHECK_STATUS settles the payment, then the refund is counted.
+        return ProviderEvent(**{**base, "resource_kind": "refund",
+                                "resource_id": fact.refund_id}, fact=fact,
+                             capture_id=fact.capture_id)
     if fact is not None:
         return ProviderEvent(**base, fact=fact, capture_id=fact.capture_id)
     if result.command in PAYMENT_COMMANDS and result.outcome in (

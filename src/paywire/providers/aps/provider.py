@@ -390,8 +390,10 @@ class ApsProvider:
                 status = "completed"
             elif t.outcome is Outcome.DECLINED:
                 status = "failed"
+        # No capture id: APS has no capture object to look the order up by (the truth fetch
+        # goes through the order the refund's event was tied to).
         return RefundResult(refund_id=refund_id, status=status, amount=amount,
-                            provider_status=truth.transaction_code or "", capture_id=fort_id)
+                            provider_status=truth.transaction_code or "")
 
 
 def _with_request(result: ApsResult, reference: str, amount: Money, maintenance: str,
