@@ -11,7 +11,8 @@ from typing import Any
 from paywire.domain.errors import ConfigError, NotFoundError, ProviderError
 from paywire.domain.order import Order
 from paywire.ports import Clock, PaymentProvider, Refund, Store, UnitOfWork
-from paywire.services.operations import OperationRunner
+from paywire.services.operations import OperationRunner, retry_on_conflict
+from paywire.services.transitions import flag_attention
 
 # Provider refusals that are worth retrying later under the same key (the call may have run).
 RESUMABLE = ("transient", "auth", "unknown", "awaiting_payer")
@@ -105,6 +106,23 @@ class ServiceBase:
         async with self.store.transaction() as uow:
             await uow.complete_idempotency(ticket.scope, ticket.key, ticket.resource_id, status,
                                            body)
+
+    async def flag_if_asked(self, order_id: str, exc: ProviderError) -> None:
+        """Flag the order for a person when the provider's answer asks for one (an answer no
+        rule covers: `exc.details["needs_attention"]` names why); once per reason."""
+        reason = exc.details.get("needs_attention")
+        if not isinstance(reason, str) or not reason:
+            return
+
+        async def commit() -> None:
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                cur = await self._must(uow, order_id)
+                if cur.needs_attention != reason:
+                    await flag_attention(uow, cur, reason[:120], now, source="api",
+                                         error=exc.message[:300])
+
+        await retry_on_conflict(commit)
 
     @staticmethod
     async def _must(uow: UnitOfWork, order_id: str) -> Order:

@@ -230,6 +230,7 @@ class CheckoutService(RefundService):
         return await retry_on_conflict(commit)
 
     async def _call_failed(self, order: Order, key: str, exc: ProviderError) -> Order:
+        await self.flag_if_asked(order.id, exc)
         if exc.kind in ("already_done", "duplicate_invoice") and order.provider_order_id:
             # The money already moved (e.g. a replay past the provider's key retention):
             # fetch the provider's truth and apply it instead of reporting a failure.

@@ -78,6 +78,7 @@ class RefundService(ServiceBase):
             result = await self.provider_for(order).refund_capture(
                 capture_id, refund.amount, request_id=key, invoice_id=refund.id, order=order)
         except ProviderError as exc:
+            await self.flag_if_asked(order.id, exc)
             if exc.kind in RESUMABLE:
                 await self.ops.release(key, exc)
                 raise

@@ -79,8 +79,11 @@ def attempt_reference(order: Order) -> str:
 
 
 def _error(kind: str, message: str, code: str | None = None) -> ProviderError:
+    # An answer no rule covers is never guessed at: the services flag the order for a person
+    # (`details["needs_attention"]`) and leave the operation to be resumed.
+    details = {"needs_attention": f"aps_unmapped:{code or 'none'}"} if kind == "unknown" else None
     return ProviderError(message, provider=PROVIDER, kind=kind, name=code,
-                         retryable=kind == "transient")
+                         retryable=kind == "transient", details=details)
 
 
 def _need(order: Order | None, what: str) -> Order:
