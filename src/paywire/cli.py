@@ -32,24 +32,46 @@ def emulator(
     webhook_time_scale: Annotated[
         float, typer.Option(help="Real seconds per emulated second in webhook retries.")] = 1.0,
     seed: Annotated[int | None, typer.Option(help="Seed for fault rules and shuffles.")] = None,
+    aps_access_code: Annotated[str | None, typer.Option(
+        help="APS merchant account: access code (random unless given).")] = None,
+    aps_merchant_identifier: Annotated[str | None, typer.Option(
+        help="APS merchant account: merchant identifier.")] = None,
+    aps_request_phrase: Annotated[str | None, typer.Option(
+        help="APS merchant account: SHA request phrase.")] = None,
+    aps_response_phrase: Annotated[str | None, typer.Option(
+        help="APS merchant account: SHA response phrase.")] = None,
+    aps_sha_type: Annotated[str, typer.Option(
+        help="APS merchant account: SHA type.")] = "SHA-256",
+    aps_feedback_url: Annotated[str | None, typer.Option(
+        help="Where APS's direct and notification feedback go (paywire's /webhooks/aps).")
+    ] = None,
 ) -> None:
-    """Run the stateful PayPal sandbox emulator."""
+    """Run the stateful PayPal sandbox emulator, with Amazon Payment Services under /aps."""
     import uvicorn
 
+    from paywire.cli_aps import emulator_config, print_account
     from paywire.emulator import AppCredentials, EmulatorConfig, create_app
 
     if (client_id is None) != (client_secret is None):
         raise typer.BadParameter("give both --client-id and --client-secret, or neither")
     creds = (AppCredentials(client_id, client_secret) if client_id and client_secret
              else AppCredentials.generate())
-    cfg = EmulatorConfig(apps=[creds], token_ttl_seconds=token_ttl,
+    aps = emulator_config(access_code=aps_access_code, merchant_identifier=aps_merchant_identifier,
+                          request_phrase=aps_request_phrase, response_phrase=aps_response_phrase,
+                          sha_type=aps_sha_type, feedback_url=aps_feedback_url, seed=seed)
+    cfg = EmulatorConfig(apps=[creds], aps=aps, token_ttl_seconds=token_ttl,
                          order_expiry_seconds=order_expiry,
                          webhook_time_scale=webhook_time_scale, seed=seed)
-    console.print(f"[bold]paywire PayPal emulator[/] on http://{host}:{port}")
+    base = f"http://{host}:{port}"
+    console.print(f"[bold]paywire PayPal emulator[/] on {base}")
     console.print(f"  client id:     {creds.client_id}")
     # The emulator's own throwaway sandbox credentials: printing them is the point.
     console.print(f"  client secret: {creds.client_secret}")
-    console.print(f"  control API:   http://{host}:{port}/_emulator/")
+    console.print(f"  control API:   {base}/_emulator/")
+    print_account(console, aps, base, paypal_lines=(
+        "PAYWIRE_PAYPAL_ENV=emulator", f"PAYWIRE_PAYPAL_BASE_URL={base}",
+        f"PAYWIRE_PAYPAL_CLIENT_ID={creds.client_id}",
+        f"PAYWIRE_PAYPAL_CLIENT_SECRET={creds.client_secret}"))
     uvicorn.run(create_app(cfg), host=host, port=port, log_level="info")
 
 

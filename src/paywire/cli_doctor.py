@@ -6,8 +6,11 @@ request to the configured host; a refusal is explained as a sandbox/live mix-up 
 and the environment claimed, see `paywire.credentials_check`); the configured webhook
 id exists at PayPal with our URL and the event types paywire acts on; the certificate host is
 reachable (only hosts on the allowlist are fetched); the outbox backlog; orders flagged as
-needing attention; webhook deliveries refused in the last day with their explained causes.
-Exit 1 when any check fails (`--strict`: or warns).
+needing attention; webhook deliveries refused in the last day with their explained causes; and,
+when `aps` is in PAYWIRE_PROVIDERS, Amazon Payment Services (`paywire.cli_doctor_aps`: the
+account's settings, the signature self-test, a CHECK_STATUS naming a wrong credential or
+phrase, the feedback URL to enter in APS's dashboard). The PayPal checks are skipped when
+`paypal` is not in PAYWIRE_PROVIDERS. Exit 1 when any check fails (`--strict`: or warns).
 """
 
 from __future__ import annotations
@@ -51,14 +54,17 @@ class Check:
 def doctor(
     url: Annotated[str | None, typer.Option(
         help="paywire's public webhook URL, to compare with PayPal's subscription.")] = None,
+    aps_url: Annotated[str | None, typer.Option(
+        "--aps-feedback-url", help="paywire's public APS feedback URL (default: "
+        "PAYWIRE_APS_RETURN_URL's base + /webhooks/aps).")] = None,
     strict: Annotated[bool, typer.Option(help="Warnings fail too.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Check settings, database, PayPal credentials and webhook, certs, outbox and orders."""
+    """Check settings, database, PayPal and APS credentials, webhooks, certs, outbox, orders."""
     settings, check = _settings()
     checks = [check]
     if settings is not None:
-        checks += asyncio.run(_all(settings, url))
+        checks += asyncio.run(_all(settings, url, aps_url))
     bad = {"fail", "warn"} if strict else {"fail"}
     failed = any(c.status in bad for c in checks)
     if as_json:
@@ -88,8 +94,8 @@ def _settings() -> tuple[Settings | None, Check]:
                "or this role's access to it" if stage is not None else
                "set the named PAYWIRE_* variable (environment or .env)")
         return None, Check("settings", "fail", exc.message, fix)
-    found = (f"PayPal {settings.paypal_env} at {settings.paypal_url}; store "
-             f"{settings.database_url_redacted}")
+    found = (f"providers {','.join(settings.providers)}; PayPal {settings.paypal_env} at "
+             f"{settings.paypal_url}; store {settings.database_url_redacted}")
     if settings.stage is not None:
         found = (f"stage {settings.stage} (secrets {settings.paypal_secret_name}, "
                  f"{settings.app_secret_name}): {found}")
@@ -110,15 +116,23 @@ def _print(checks: list[Check], failed: bool) -> None:
                   else "[green]all good[/]")
 
 
-async def _all(settings: Settings, url: str | None) -> list[Check]:
+async def _all(settings: Settings, url: str | None, aps_url: str | None) -> list[Check]:
     checks = [await asyncio.to_thread(_database, settings)]
     if checks[0].status == "ok":
         checks += await _store(settings)
     else:
         checks += [Check(n, "skip", "the database is not usable") for n in
                    ("outbox", "orders", "rejections")]
-    checks += await _paypal(settings, url)
-    checks.append(await _certs(settings))
+    if "paypal" in settings.providers:
+        checks += await _paypal(settings, url)
+        checks.append(await _certs(settings))
+    else:
+        checks += [Check(n, "skip", "paypal is not in PAYWIRE_PROVIDERS")
+                   for n in ("credentials", "webhook", "certs")]
+    if "aps" in settings.providers:
+        from paywire.cli_doctor_aps import aps_checks
+
+        checks += await aps_checks(settings, aps_url)
     return checks
 
 
@@ -235,14 +249,17 @@ async def _attention(uow: OpsUnitOfWork) -> Check:
         shown = "; ".join(flagged[:5]) + (f"; and {len(flagged) - 5} more"
                                           if len(flagged) > 5 else "")
         return Check("orders", "fail", f"{len(flagged)} order(s) need attention: {shown}",
-                     "look at each with `paywire orders show ID` and settle it at PayPal; "
-                     "`paywire reconcile` asks PayPal again")
+                     "look at each with `paywire orders show ID` and settle it at its "
+                     "provider (PayPal or APS); `paywire reconcile` asks the provider again")
     return Check("orders", "ok", f"none of the newest {scanned} needs attention")
 
 
 async def _rejections(uow: OpsUnitOfWork) -> Check:
+    from paywire.cli_doctor_aps import is_probe
+
     since = datetime.now(UTC) - REJECTIONS_WINDOW
-    recent = [r for r in await uow.list_rejections(limit=200) if r.received_at >= since]
+    recent = [r for r in await uow.list_rejections(limit=200)
+              if r.received_at >= since and not is_probe(r)]
     if not recent:
         return Check("rejections", "ok", "no webhook delivery refused in the last 24 h")
     causes: dict[str, int] = {}
