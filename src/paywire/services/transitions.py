@@ -65,8 +65,8 @@ async def apply_transition(uow: UnitOfWork, order: Order, fact: Fact,
     announcement. STALE records the fact and changes nothing. CONFLICT records it and changes
     nothing: the caller fetches the provider's truth and applies that instead.
     """
-    if fact.attempt is not None and fact.target is S.DENIED and order.status in (
-            S.CREATED, S.APPROVED):
+    if fact.attempt is not None and fact.target is S.DENIED and (
+            order.status in (S.CREATED, S.APPROVED) or fact.attempt != order.capture_attempt):
         return await _attempt_declined(uow, order, fact, now)
     verdict = decide(order.status, fact.target)
     if verdict is not Verdict.APPLY:
