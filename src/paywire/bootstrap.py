@@ -75,19 +75,21 @@ class Container:
 
     settings: Settings
     store: Store
-    provider: PaymentProvider
+    provider: PaymentProvider  # the default provider (the first PAYWIRE_PROVIDERS names)
     clock: Clock
     catalog: Catalog
     checkout: CheckoutService
-    webhooks: WebhookIngest
+    # PayPal's webhook ingest and verifier (None when the shop does not offer PayPal).
+    webhooks: WebhookIngest | None
     truth: TruthFetcher
-    verifier: WebhookVerifier
+    verifier: WebhookVerifier | None
     http: httpx.AsyncClient  # certificate and CA fetches (never the PayPal API's client)
     reconciler: Reconciler
     outbox: OutboxWorker | None = None  # None when no fulfilment target is configured
-    # Amazon Payment Services, when the shop offers it: its provider and feedback ingest.
+    # Each offered provider (None when not offered); APS's feedback ingest.
     aps: PaymentProvider | None = None
     aps_webhooks: WebhookIngest | None = None
+    paypal: PaymentProvider | None = None
 
     async def aclose(self) -> None:
         """Release the HTTP clients and the store's connections."""
@@ -95,9 +97,9 @@ class Container:
             if self.outbox is not None:
                 await self.outbox.aclose()
             await self.http.aclose()
-            await self.provider.aclose()
-            if self.aps is not None:
-                await self.aps.aclose()
+            for provider in (self.paypal, self.aps):
+                if provider is not None:
+                    await provider.aclose()
         finally:
             await self.store.close()
 
@@ -187,75 +189,78 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
     `wrap_provider` lets a test put a fake around the real PayPal client (the provider seam);
     `clock` replaces the wall clock. No network call is made here (see `background`).
     """
-    catalog = load_catalog(settings.catalog_file, mapping.check_amount)
-    if settings.is_sqlite:
-        await asyncio.to_thread(migrate_embedded, settings)
     clock = clock or SystemClock()
-    client = paypal_client(settings)
-    provider: PaymentProvider = client
-    if wrap_provider is not None:
-        provider = wrap_provider(provider)
-    # trust_env=False: a proxy from the environment must not sit between us and the cert host.
-    http = httpx.AsyncClient(timeout=settings.webhook_cert_timeout_seconds,
-                             follow_redirects=False, trust_env=False)
-    try:
+
+    def wrap(provider: PaymentProvider) -> PaymentProvider:
+        return provider if wrap_provider is None else wrap_provider(provider)
+
+    async with contextlib.AsyncExitStack() as undo:  # on a refusal, close what was opened
+        providers: list[PaymentProvider] = []
+        paypal: PayPalClient | None = None
+        if "paypal" in settings.providers:
+            paypal = paypal_client(settings)
+            undo.push_async_callback(paypal.aclose)
+            providers.append(wrap(paypal))
+        aps: PaymentProvider | None = None
+        aps_verifier: ApsWebhookVerifier | None = None
+        if "aps" in settings.providers:
+            aps_provider, aps_verifier = aps_parts(settings, clock)
+            undo.push_async_callback(aps_provider.aclose)
+            aps = wrap(aps_provider)
+            providers.append(aps)
+        # The first provider the settings name is the default for new orders; the catalog's
+        # prices must suit it (each order's amount is checked by its own provider too).
+        named: list[str] = list(settings.providers)
+        providers.sort(key=lambda p: named.index(p.name))
+        default = providers[0]
+        catalog = load_catalog(settings.catalog_file,
+                               mapping.check_amount if paypal is default else default.check_amount)
+        if settings.is_sqlite:
+            await asyncio.to_thread(migrate_embedded, settings)
+        # trust_env=False: a proxy from the environment must not sit between us and the cert
+        # host.
+        http = httpx.AsyncClient(timeout=settings.webhook_cert_timeout_seconds,
+                                 follow_redirects=False, trust_env=False)
+        undo.push_async_callback(http.aclose)
         store = store_for(settings)
-    except ConfigError:
-        await http.aclose()
-        await client.aclose()
-        raise
-    runner = OperationRunner(store, clock,
-                             lease=timedelta(seconds=settings.operation_lease_seconds))
-    aps: PaymentProvider | None = None
-    aps_webhooks: WebhookIngest | None = None
-    if "aps" in settings.providers:
-        aps_provider, aps_verifier = aps_parts(settings, clock)
-        aps = aps_provider if wrap_provider is None else wrap_provider(aps_provider)
-        aps_webhooks = WebhookIngest(store, aps_verifier, ApsEventParser(), clock,
-                                     provider=aps.name, max_rejections=settings.max_rejections)
-    # The first provider the settings name is the default for new orders.
-    ordered = sorted([p for p in (provider, aps) if p is not None],
-                     key=lambda p: settings.providers.index(p.name)
-                     if p.name in settings.providers else len(settings.providers))
-    checkout = CheckoutService(store, ordered[0], clock, return_url=settings.return_url,
-                               cancel_url=settings.cancel_url, runner=runner,
-                               approval_window=timedelta(
-                                   seconds=settings.paypal_approval_window_seconds),
-                               others=tuple(ordered[1:]))
-    try:
-        verifier = webhook_verifier(settings, client, clock, http)
-    except ConfigError:
-        await http.aclose()
-        await client.aclose()
-        if aps is not None:
-            await aps.aclose()
-        await store.close()
-        raise
-    webhooks = WebhookIngest(store, verifier, PayPalEventParser(), clock, provider=provider.name,
-                             max_rejections=settings.max_rejections)
-    truth = TruthFetcher(
-        store, provider, checkout, clock, owner=worker_id(),
-        lease=timedelta(seconds=settings.truth_fetch_lease_seconds),
-        base_delay=timedelta(seconds=settings.truth_fetch_base_delay_seconds),
-        max_delay=timedelta(seconds=settings.truth_fetch_max_delay_seconds),
-        max_attempts=settings.truth_fetch_max_attempts, batch=settings.truth_fetch_batch)
-    reconciler = reconciler_for(settings, store, provider, checkout, truth, clock)
-    try:
+        undo.push_async_callback(store.close)
+        runner = OperationRunner(store, clock,
+                                 lease=timedelta(seconds=settings.operation_lease_seconds))
+        checkout = CheckoutService(store, default, clock, return_url=settings.return_url,
+                                   cancel_url=settings.cancel_url, runner=runner,
+                                   approval_window=timedelta(
+                                       seconds=settings.paypal_approval_window_seconds),
+                                   others=tuple(providers[1:]))
+        verifier: WebhookVerifier | None = None
+        webhooks: WebhookIngest | None = None
+        if paypal is not None:
+            verifier = webhook_verifier(settings, paypal, clock, http)
+            webhooks = WebhookIngest(store, verifier, PayPalEventParser(), clock,
+                                     provider=paypal.name,
+                                     max_rejections=settings.max_rejections)
+        aps_webhooks = None if aps_verifier is None else WebhookIngest(
+            store, aps_verifier, ApsEventParser(), clock, provider="aps",
+            max_rejections=settings.max_rejections)
+        truth = TruthFetcher(
+            store, default, checkout, clock, owner=worker_id(),
+            lease=timedelta(seconds=settings.truth_fetch_lease_seconds),
+            base_delay=timedelta(seconds=settings.truth_fetch_base_delay_seconds),
+            max_delay=timedelta(seconds=settings.truth_fetch_max_delay_seconds),
+            max_attempts=settings.truth_fetch_max_attempts, batch=settings.truth_fetch_batch)
+        reconciler = reconciler_for(settings, store, default, checkout, truth, clock)
         outbox = outbox_worker(settings, store, clock)
-    except ConfigError:
-        await http.aclose()
-        await client.aclose()
-        if aps is not None:
-            await aps.aclose()
-        await store.close()
-        raise
-    log.info("paywire wired: PayPal %s at %s, store %s, %d products, webhooks verified %s",
-             settings.paypal_env, settings.paypal_url, settings.database_url_redacted,
-             len(catalog.products), settings.webhook_verification)
-    return Container(settings=settings, store=store, provider=provider, clock=clock,
-                     catalog=catalog, checkout=checkout, webhooks=webhooks, truth=truth,
-                     verifier=verifier, http=http, reconciler=reconciler, outbox=outbox,
-                     aps=aps, aps_webhooks=aps_webhooks)
+        container = Container(settings=settings, store=store, provider=default, clock=clock,
+                              catalog=catalog, checkout=checkout, webhooks=webhooks,
+                              truth=truth, verifier=verifier, http=http, reconciler=reconciler,
+                              outbox=outbox, aps=aps, aps_webhooks=aps_webhooks,
+                              paypal=None if paypal is None else providers[
+                                  [p.name for p in providers].index("paypal")])
+        undo.pop_all()
+    log.info("paywire wired: providers %s (PayPal %s, APS %s), store %s, %d products, "
+             "webhooks verified %s", ",".join(settings.providers), settings.paypal_env,
+             settings.aps_env, settings.database_url_redacted, len(catalog.products),
+             settings.webhook_verification)
+    return container
 
 
 def fulfilment_targets(settings: Settings) -> list[DeliveryTarget]:

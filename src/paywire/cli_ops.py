@@ -22,7 +22,7 @@ from paywire.cli_common import (
     with_container,
     with_store,
 )
-from paywire.domain.errors import PaywireError
+from paywire.domain.errors import NotFoundError, PaywireError
 from paywire.domain.money import Money
 from paywire.domain.order import OrderStatus
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from paywire.bootstrap import Container
     from paywire.domain.order import Order
     from paywire.ports import OpsUnitOfWork
+    from paywire.services.webhooks import IngestOutcome, WebhookIngest
 
 orders_app = typer.Typer(help="Orders as paywire records them.", no_args_is_help=True)
 events_app = typer.Typer(help="Stored (verified) provider webhook events.", no_args_is_help=True)
@@ -258,9 +259,10 @@ def events_replay(
         with Progress(console=console, transient=True, disable=len(event_ids) < 2 or as_json
                       ) as bar:
             task = bar.add_task("replaying", total=len(event_ids))
+            ingests = [i for i in (c.webhooks, c.aps_webhooks) if i is not None]
             for event_id in event_ids:
                 try:
-                    done = await c.webhooks.replay(event_id)
+                    done = await replay_any(ingests, event_id)
                     out.append({"event_id": event_id, "outcome": done.outcome,
                                 "order_id": done.order_id, "note": done.reason})
                 except PaywireError as exc:
@@ -354,3 +356,15 @@ def outbox_retry(message_id: Annotated[str, typer.Argument(help="A dead message'
     if problem:
         fail(problem)
     console.print(f"message {message_id} revived: the worker delivers it next", highlight=False)
+
+
+async def replay_any(ingests: list[WebhookIngest], event_id: str) -> IngestOutcome:
+    """Replay the stored event `event_id` with the ingest of the provider that stored it."""
+    for ingest in ingests[:-1]:
+        try:
+            return await ingest.replay(event_id)
+        except NotFoundError:
+            continue
+    if not ingests:
+        raise NotFoundError(f"no stored event {event_id}")
+    return await ingests[-1].replay(event_id)

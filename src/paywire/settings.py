@@ -412,6 +412,18 @@ class Settings(BaseSettings):
                              "PAYWIRE_APS_PAGE_URL when PayPal is not on the emulator")
 
     @property
+    def is_live(self) -> bool:
+        """Whether any provider this shop offers takes real money."""
+        return (("paypal" in self.providers and self.paypal_env == "live")
+                or ("aps" in self.providers and self.aps_env == "live"))
+
+    @property
+    def is_emulated(self) -> bool:
+        """Whether every provider this shop offers is an emulator."""
+        return (("paypal" not in self.providers or self.paypal_env == "emulator")
+                and ("aps" not in self.providers or self.aps_env == "emulator"))
+
+    @property
     def aps_urls(self) -> tuple[str, str]:
         """(server-to-server API URL, hosted payment page URL) for `aps_env`."""
         if self.aps_env == "emulator":
@@ -449,7 +461,7 @@ class Settings(BaseSettings):
             if env == "sandbox" and host == "api-m.paypal.com":
                 raise ValueError("PAYWIRE_PAYPAL_BASE_URL is PayPal's live API while "
                                  "PAYWIRE_PAYPAL_ENV=sandbox: set PAYWIRE_PAYPAL_ENV=live")
-        if env in ("sandbox", "live"):
+        if env in ("sandbox", "live") and "paypal" in self.providers:
             missing = [env_name(f) for f in ("paypal_client_id", "paypal_client_secret")
                        if getattr(self, f) is None]
             if missing:
@@ -457,7 +469,7 @@ class Settings(BaseSettings):
                                  f"PAYWIRE_PAYPAL_ENV={env}")
 
     def _check_shop(self) -> None:
-        live = self.paypal_env == "live"
+        live = self.is_live
         for field in ("return_url", "cancel_url"):
             value = getattr(self, field)
             if value is not None:
@@ -473,7 +485,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"PAYWIRE_API_KEYS: key #{i} is shorter than "
                                  f"{MIN_API_KEY_CHARS} characters")
         if self.catalog_path is None:
-            if self.paypal_env != "emulator" and not webhook_setup.get():
+            if not self.is_emulated and not webhook_setup.get():
                 raise ValueError("PAYWIRE_CATALOG_PATH must be set (the demo catalog is for the "
                                  "emulator only)")
             return
@@ -495,7 +507,7 @@ class Settings(BaseSettings):
     def _check_webhooks(self) -> None:
         env = self.paypal_env
         if env in ("sandbox", "live") and self.paypal_webhook_id is None and (
-                not webhook_setup.get()):
+                "paypal" in self.providers) and not webhook_setup.get():
             raise ValueError(f"PAYWIRE_PAYPAL_WEBHOOK_ID must be set for PAYWIRE_PAYPAL_ENV={env} "
                              "(the id PayPal shows for the webhook subscription)")
         if self.paypal_webhook_id is not None and (

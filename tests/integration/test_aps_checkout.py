@@ -180,3 +180,22 @@ async def test_a_refund_notified_before_its_payment_is_counted_after_check_statu
         tasks = http.get(f"{pw.url}/v1/admin/truth-tasks", headers=ADMIN).json()["data"]
         assert [(t["kind"], t["status"], t["order_id"]) for t in tasks] == [
             ("refund", "done", order["id"])]
+
+
+async def test_a_shop_may_offer_aps_alone(http: httpx.Client, emulator: EmulatorServer,
+                                          tmp_path: Path) -> None:
+    with serve(emulator, sqlite_url(tmp_path), tmp_path, paypal_client_id=None,
+               paypal_client_secret=None,
+               **aps_overrides(emulator, providers=("aps",))) as pw:
+        point_feedback(emulator, pw.url)
+        resp = http.post(f"{pw.url}/v1/checkout/orders", json={
+            "items": [{"sku": "mug", "quantity": 2}], "customer_email": "b@example.com"})
+        assert resp.status_code == 201, resp.text
+        order = resp.json()
+        assert order["provider"] == "aps" and order["checkout_form"] is not None
+        paypal = http.post(f"{pw.url}/v1/checkout/orders", json={
+            "items": [{"sku": "mug", "quantity": 1}], "provider": "paypal"})
+        assert paypal.status_code == 422 and "does not offer 'paypal'" in paypal.text
+        assert http.post(f"{pw.url}/webhooks/paypal", content=b"{}").status_code == 404
+        pay_on_page(http, order["checkout_form"])
+        status_becomes(http, pw, order["id"], "COMPLETED")

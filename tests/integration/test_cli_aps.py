@@ -25,6 +25,7 @@ from apskit import aps_overrides, aps_state
 from paywire.cli import app
 from paywire.cli_doctor_aps import PROBE_REFERENCE
 from paywire.emulator import AppCredentials, EmulatorConfig
+from paywire.settings import DEMO_CATALOG
 from paywire.testing import EmulatorServer, free_port
 from testkit import CLIENT_ID, CLIENT_SECRET
 from webhookkit import PayPal
@@ -69,7 +70,9 @@ def account(emulator: EmulatorServer, tmp_path: Path, return_base: str,
            "PAYWIRE_PAYPAL_CLIENT_ID": CLIENT_ID, "PAYWIRE_PAYPAL_CLIENT_SECRET": CLIENT_SECRET,
            "PAYWIRE_DATABASE_URL": sqlite_url(tmp_path), "PAYWIRE_DATA_DIR": str(tmp_path),
            "PAYWIRE_PAYPAL_WEBHOOK_ID": webhook_id, "PAYWIRE_PROVIDERS": "paypal,aps",
-           "PAYWIRE_PAYPAL_RETRY_BACKOFF_SECONDS": "0.01", "COLUMNS": "250"}
+           "PAYWIRE_PAYPAL_RETRY_BACKOFF_SECONDS": "0.01", "COLUMNS": "250",
+           # A shop off the emulator (APS sandbox/live below) names its catalog.
+           "PAYWIRE_CATALOG_PATH": str(DEMO_CATALOG)}
     env.update({f"PAYWIRE_{k.upper()}": str(v) for k, v in aps.items() if k.startswith("aps_")})
     secrets = [aps["aps_access_code"], aps["aps_request_phrase"], aps["aps_response_phrase"],
                *WRONG.values()]

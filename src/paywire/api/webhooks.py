@@ -56,7 +56,7 @@ class WebhookContainer(Protocol):
 
     settings: Settings
     store: Store
-    webhooks: WebhookIngest
+    webhooks: WebhookIngest | None  # None: the shop does not offer PayPal
     aps_webhooks: WebhookIngest | None
 
 
@@ -146,6 +146,9 @@ async def paypal_webhook(request: Request, c: Container) -> JSONResponse:
     that fails verification for good (recorded, with the check that failed and its likely
     cause); 503 when something on our side is down, so PayPal's retry succeeds later.
     """
+    if c.webhooks is None:
+        return error_response(404, "not_found", "this shop does not take PayPal payments "
+                              "(PAYWIRE_PROVIDERS)", request_id=request_id_of(request))
     return await _ingest(request, c, c.webhooks)
 
 
