@@ -6,6 +6,12 @@ Start-up order matters: the emulator starts first, then a webhook is registered 
 paywire's `/webhooks/paypal`, then paywire (SQLite under the data directory, migrated on start)
 starts configured for the emulator with fixed, printed dev credentials.
 
+Both providers are offered (`providers=paypal,aps`, PayPal the default): card payments go
+through the APS emulator the same process serves under `/aps`. Its merchant account is fresh
+per start (the credentials are read from the emulator's own config, never printed: the banner
+lists the test cards instead); its direct and notification feedback go to paywire's
+`/webhooks/aps`, and its hosted page sends the buyer back to paywire's `/v1/aps/return`.
+
 The stack binds its sockets itself before anything starts, so a port in use is a one-line
 error naming the option, port 0 picks a free port (tests), and SIGINT/SIGTERM stop every server
 through one handler: uvicorn's own per-server signal capture is switched off, because it would
@@ -37,6 +43,8 @@ from paywire.catalog_file import load_catalog
 from paywire.domain.errors import ConfigError
 from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.emulator import create_app as create_emulator_app
+from paywire.emulator.aps.cards import CARDS
+from paywire.emulator.aps.config import ApsCredentials, ApsEmulatorConfig
 from paywire.settings import Settings
 from paywire.web.shop import ShopConfig, create_shop_app
 
@@ -45,6 +53,9 @@ DEV_CLIENT_ID = "paywire-dev-client-id"
 DEV_CLIENT_SECRET = "paywire-dev-client-secret"  # noqa: S105 - a dev-only emulator credential
 SHOP_PREFIX = "/shop"
 WEBHOOK_PATH = "/webhooks/paypal"
+APS_WEBHOOK_PATH = "/webhooks/aps"
+APS_RETURN_PATH = "/v1/aps/return"
+APS_FORTAPI = "/aps/FortAPI"  # the APS emulator's API and payment page, inside the emulator
 START_TIMEOUT = 30.0
 GRACEFUL_SHUTDOWN = 3
 
@@ -115,8 +126,10 @@ def _url(host: str, sock: socket.socket) -> str:
 
 
 def dev_settings(options: DevOptions, url: str, emulator_url: str,
-                 webhook_id: str | None, fulfilment_secret: str | None = None) -> Settings:
-    """paywire's settings for the dev stack: the emulator, its dev app, SQLite in the data dir.
+                 webhook_id: str | None, fulfilment_secret: str | None = None,
+                 aps: ApsCredentials | None = None) -> Settings:
+    """paywire's settings for the dev stack: the emulator, its dev app, SQLite in the data dir;
+    with `aps` (the APS emulator's merchant account) cards through APS as a second provider.
 
     Other settings (a catalog, API keys) still come from `PAYWIRE_*` variables and `.env`.
     """
@@ -134,6 +147,15 @@ def dev_settings(options: DevOptions, url: str, emulator_url: str,
     }
     if webhook_id is not None:
         values["paypal_webhook_id"] = webhook_id
+    if aps is not None:  # the emulator serves APS under /aps
+        values.update(providers=["paypal", "aps"], aps_env="emulator",
+                      aps_api_url=f"{emulator_url}{APS_FORTAPI}/paymentApi",
+                      aps_page_url=f"{emulator_url}{APS_FORTAPI}/paymentPage",
+                      aps_access_code=aps.access_code,
+                      aps_merchant_identifier=aps.merchant_identifier,
+                      aps_request_phrase=aps.request_phrase,
+                      aps_response_phrase=aps.response_phrase, aps_sha_type=aps.sha_type,
+                      aps_return_url=f"{url}{APS_RETURN_PATH}")
     if fulfilment_secret is not None:  # the demo shop hears announcements, as a shop would
         values.update(fulfilment_url=f"{url}{SHOP_PREFIX}/fulfilment",
                       fulfilment_secret=fulfilment_secret, outbox_worker_enabled=True,
@@ -162,16 +184,21 @@ class DevStack:
             raise
         self.url = _url(host, self._sock)
         self.emulator_url = _url(host, self._emulator_sock)
+        self.credentials = AppCredentials(DEV_CLIENT_ID, DEV_CLIENT_SECRET)
+        self.webhook_id: str | None = None
+        # One emulator process, two providers: APS (a fresh merchant account) under /aps, its
+        # feedback channels aimed at paywire's /webhooks/aps.
+        self.emulator_config = EmulatorConfig(apps=[self.credentials], aps=ApsEmulatorConfig(
+            direct_feedback_url=self.aps_webhook_url,
+            notification_feedback_url=self.aps_webhook_url))
         try:  # settings and catalog checked before anything starts
-            self.settings = dev_settings(self.options, self.url, self.emulator_url, None)
+            self.settings = self._settings()
             self.currency = catalog_currency(self.settings)
         except ConfigError:
             self._emulator_sock.close()
             self._sock.close()
             raise
-        self.credentials = AppCredentials(DEV_CLIENT_ID, DEV_CLIENT_SECRET)
-        self.emulator_app = create_emulator_app(EmulatorConfig(apps=[self.credentials]))
-        self.webhook_id: str | None = None
+        self.emulator_app = create_emulator_app(self.emulator_config)
         # A fresh Standard Webhooks secret per start, shared by paywire and the demo shop.
         self.fulfilment_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.ready = threading.Event()
@@ -188,6 +215,28 @@ class DevStack:
         """Where the emulator delivers webhooks."""
         return f"{self.url}{WEBHOOK_PATH}"
 
+    @property
+    def aps_webhook_url(self) -> str:
+        """Where the APS emulator sends its direct and notification feedback."""
+        return f"{self.url}{APS_WEBHOOK_PATH}"
+
+    @property
+    def aps_credentials(self) -> ApsCredentials:
+        """The APS emulator's merchant account (fresh per start; never printed)."""
+        return self.emulator_config.aps.credentials
+
+    def _settings(self, fulfilment_secret: str | None = None) -> Settings:
+        return dev_settings(self.options, self.url, self.emulator_url, self.webhook_id,
+                            fulfilment_secret, aps=self.aps_credentials)
+
+    def shop_config(self) -> ShopConfig:
+        """The demo shop's configuration: PayPal's SDK from the emulator, cards through APS
+        when paywire offers them."""
+        page_url = self.settings.aps_urls[1] if "aps" in self.settings.providers else None
+        return ShopConfig(paypal_sdk_base=self.emulator_url, client_id=DEV_CLIENT_ID,
+                          currency=self.currency, prefix=SHOP_PREFIX,
+                          fulfilment_secret=self.fulfilment_secret, card_page_url=page_url)
+
     def _server(self, app: ASGIApp) -> _Server:
         server = _Server(uvicorn.Config(app, log_level=self.options.log_level, lifespan="on",
                                         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN))
@@ -195,14 +244,9 @@ class DevStack:
         return server
 
     def _paywire_front(self) -> ASGIApp:
-        self.settings = dev_settings(self.options, self.url, self.emulator_url, self.webhook_id,
-                                     self.fulfilment_secret)
+        self.settings = self._settings(self.fulfilment_secret)
         paywire = create_paywire_app(self.settings)
-        shop = create_shop_app(ShopConfig(paypal_sdk_base=self.emulator_url,
-                                          client_id=DEV_CLIENT_ID, currency=self.currency,
-                                          prefix=SHOP_PREFIX,
-                                          fulfilment_secret=self.fulfilment_secret))
-        return DevFront(paywire, shop)
+        return DevFront(paywire, create_shop_app(self.shop_config()))
 
     async def register_webhook(self) -> str:
         """Subscribe paywire's webhook URL to every event type at the emulator; its id."""
@@ -315,7 +359,23 @@ def banner(stack: DevStack) -> list[str]:
         f"  webhooks         {stack.webhook_id} registered for {stack.webhook_url} (all events);",
         f"                   deliveries: {stack.emulator_url}/_emulator/deliveries",
         f"  fulfilment       signed callbacks to {stack.url}{SHOP_PREFIX}/fulfilment",
+        *aps_banner(stack),
         "Press Ctrl-C to stop.",
+    ]
+
+
+def aps_banner(stack: DevStack) -> list[str]:
+    """The banner's card-payment lines: where cards go, and the emulator's test cards."""
+    if "aps" not in stack.settings.providers:
+        return []
+    width = max(len(c.number) for c in CARDS)
+    return [
+        f"  card payments    through the APS emulator: {stack.emulator_url}{APS_FORTAPI}/ "
+        f"(control API: {stack.emulator_url}/aps/_aps/)",
+        f"                   feedback to {stack.aps_webhook_url}; buyers return to "
+        f"{stack.url}{APS_RETURN_PATH}",
+        "  test cards       (any future expiry YYMM, any 3-digit security code)",
+        *(f"                   {c.number:<{width}}  {c.brand:<10}  {c.label}" for c in CARDS),
     ]
 
 

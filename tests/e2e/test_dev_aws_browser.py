@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevAws]:
         dev.stop()
 
 
+def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether `condition()` holds within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 @pytest.mark.browser
 def test_buyer_pays_and_the_shop_is_told_through_sqs(page: Page, stack: DevAws) -> None:
     """SDK buttons → approval popup → capture through the HTTP handler; the signed webhook and
@@ -114,14 +124,23 @@ def test_buyer_pays_and_the_shop_is_told_through_sqs(page: Page, stack: DevAws) 
     assert order["status"] == "COMPLETED"
     scanned = stack.aws("dynamodb").scan(TableName=TABLE)["Items"]
     assert any(order_id in str(item) for item in scanned), "the order is not in DynamoDB"
+    # The consumer logs its batch and the poller deletes the message after the handler returns,
+    # i.e. just after the shop heard of the order (the receipt polls every second): wait.
     sqs = stack.aws("sqs")
-    for name in (QUEUE, DLQ):
-        queue_url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-        counts = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
-        assert set(counts["Attributes"].values()) == {"0"}, (name, counts)
-    logs = stack.out.read_text()
-    assert '"function_name":"paywire-consumer"' in logs.replace(" ", "")
+    counts: dict[str, Any] = {}
+
+    def queues_empty() -> bool:
+        for name in (QUEUE, DLQ):
+            queue_url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            counts[name] = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+        return all(set(c["Attributes"].values()) == {"0"} for c in counts.values())
+
+    def consumer_logged() -> bool:
+        return '"function_name":"paywire-consumer"' in stack.out.read_text().replace(" ", "")
+
+    assert eventually(queues_empty), counts
+    assert eventually(consumer_logged), stack.out.read_text()[-2000:]
 
 
 def test_dev_aws_command_stops_cleanly_with_its_moto(tmp_path: Path) -> None:
@@ -129,7 +148,7 @@ def test_dev_aws_command_stops_cleanly_with_its_moto(tmp_path: Path) -> None:
     server process with it."""
     dev = start_dev_aws(tmp_path)
     try:
-        catalog = httpx.get(f"{dev.url}/v1/catalog")
+        catalog = httpx.get(f"{dev.url}/v1/catalog", timeout=30)
         assert catalog.status_code == 200 and catalog.json()["products"]
         assert httpx.get(f"{dev.moto_url}/moto-api/data.json").status_code == 200
     finally:

@@ -43,8 +43,26 @@
     return td;
   }
 
+  /** Post a provider's signed checkout form ({url, fields}) from this page, as a buyer would:
+   * a <form method="post"> of hidden inputs, submitted (the page's form-action allows it). */
+  function postForm(form) {
+    const el = document.createElement("form");
+    el.method = "post";
+    el.action = form.url;
+    for (const [name, value] of Object.entries(form.fields)) {
+      const input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      input.value = value;
+      el.append(input);
+    }
+    el.hidden = true;
+    document.body.append(el);
+    el.submit();
+  }
+
   window.paywireShop = {
-    api: api, show: show, money: money, cell: cell,
+    api: api, show: show, money: money, cell: cell, postForm: postForm,
     prefix: document.body.dataset.prefix || "",
   };
 })();

@@ -4,6 +4,10 @@
  * sends skus and quantities (never prices) to POST /v1/checkout/orders and resolves to PayPal's
  * order id; onApprove captures through POST /v1/checkout/orders/{PayPal id}/capture and goes to
  * the receipt of our order.
+ *
+ * "Pay by card" (shown when paywire takes cards through APS) asks for the buyer's e-mail,
+ * creates the order with provider "aps" and posts its signed checkout_form to APS's payment
+ * page; APS brings the buyer back through paywire's return page to the shop's receipt.
  */
 (function () {
   "use strict";
@@ -87,6 +91,40 @@
     }).render("#paypal-buttons");
   }
 
+  function wireCardButton() {
+    const button = document.getElementById("pay-by-card");
+    if (!button) { return; }
+    const email = document.getElementById("card-email");
+    button.addEventListener("click", async function () {
+      if (selectedItems().length === 0) {
+        shop.show("Choose a quantity for at least one product first.", "error");
+        return;
+      }
+      const address = email.value.trim();
+      if (!address || !email.checkValidity()) {
+        shop.show("Enter your e-mail address to pay by card.", "error");
+        email.focus();
+        return;
+      }
+      button.disabled = true;
+      shop.show("Creating your order…");
+      try {
+        const order = await shop.api("/v1/checkout/orders", {
+          method: "POST",
+          body: {items: selectedItems(), provider: "aps", customer_email: address},
+        });
+        if (!order.checkout_form) {
+          throw new Error("paywire answered no card payment form for this order");
+        }
+        shop.show("Order for " + shop.money(order.amount) + " created; opening the card page…");
+        shop.postForm(order.checkout_form);
+      } catch (err) {
+        button.disabled = false;
+        shop.show("Could not start the card payment: " + err.message, "error");
+      }
+    });
+  }
+
   async function start() {
     try {
       renderCatalog(await shop.api("/v1/catalog"));
@@ -94,6 +132,7 @@
       shop.show("Could not load the catalog: " + err.message, "error");
       return;
     }
+    wireCardButton();
     renderButtons();
   }
 
