@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import html
 import re
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -199,3 +201,35 @@ async def test_a_shop_may_offer_aps_alone(http: httpx.Client, emulator: Emulator
         assert http.post(f"{pw.url}/webhooks/paypal", content=b"{}").status_code == 404
         pay_on_page(http, order["checkout_form"])
         status_becomes(http, pw, order["id"], "COMPLETED")
+
+
+async def test_one_decline_opens_one_attempt_when_feedback_races_the_shops_capture(
+        http: httpx.Client, emulator: EmulatorServer, paywire: Paywire) -> None:
+    """The decline's feedback lands while the shop's capture call (CHECK_STATUS of attempt 1,
+    held 2 s) is out: both learn of the same decline, and the order moves to attempt 2 once,
+    so the form the buyer is shown (attempt 2) is the one paywire asks APS about."""
+    pw, e = paywire, emulator.url
+    order = create(http, pw)
+    drop = http.post(f"{e}/aps/_aps/faults", json={"action": "drop"}).json()["id"]
+    pay_on_page(http, order["checkout_form"], card=DECLINE)
+    assert order_of(http, pw, order["id"])["payment_attempt"] == 1  # its feedback was lost
+    http.delete(f"{e}/aps/_aps/faults/{drop}")
+    held = http.post(f"{e}/aps/_aps/faults", json={
+        "target": "http", "path": "^/FortAPI/paymentApi", "action": "latency",
+        "seconds": 2.0}).json()["id"]
+    answer: dict[str, httpx.Response] = {}
+    shop = threading.Thread(target=lambda: answer.update(r=httpx.post(
+        f"{pw.url}/v1/checkout/orders/{order['id']}/capture", timeout=20)))
+    shop.start()
+    time.sleep(0.5)
+    resent = http.post(f"{e}/aps/_aps/transactions/{order['id']}-1/feedback", json={})
+    assert resent.status_code == 202
+    until(lambda: order_of(http, pw, order["id"])["payment_attempt"] == 2)
+    shop.join()
+    http.delete(f"{e}/aps/_aps/faults/{held}")
+    assert answer["r"].status_code == 422
+    assert answer["r"].json()["error"]["code"] == "payment_declined"
+    now = order_of(http, pw, order["id"])
+    assert (now["status"], now["payment_attempt"]) == ("CREATED", 2)
+    pay_on_page(http, now["checkout_form"])
+    status_becomes(http, pw, order["id"], "COMPLETED")

@@ -248,8 +248,11 @@ class CheckoutService(RefundService):
             now = self.clock.now()
             async with self.store.transaction() as uow:
                 cur = await self._must(uow, order.id)
-                await uow.update_order(cur.evolve(now, capture_attempt=cur.capture_attempt + 1),
-                                       cur.version)
+                if cur.capture_attempt == order.capture_attempt:
+                    # Unless this attempt's decline already opened the next one (its feedback
+                    # or a truth fetch got here first): one decline, one new attempt.
+                    await uow.update_order(
+                        cur.evolve(now, capture_attempt=cur.capture_attempt + 1), cur.version)
                 await uow.finish_operation(key, "failed", None, error_json(exc), now)
                 await uow.append_history(HistoryEntry(
                     order_id=cur.id, at=now, source="api", verdict="NOTE",
