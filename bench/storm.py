@@ -1,28 +1,43 @@
 """Storm: N orders through paywire while webhooks misbehave and processes are kill -9'd.
 
     .venv/bin/python bench/storm.py [--orders 2000] [--seed 1] [--store sqlite|postgres]
-                                    [--kills 5] [--faults] [--concurrency 16]
+                                    [--kills 5] [--faults] [--concurrency 16] [--aps-share 0.5]
 
-Processes (all on free loopback ports): the PayPal emulator (`paywire emulator`, webhook clock
-compressed, fault rules: each delivery duplicated with some probability — so one to three
-copies arrive — reordered, some dropped for good), paywire's API (`paywire serve`: one process on
-SQLite, two on PostgreSQL, each with its own webhook subscription so every event reaches both),
-the outbox worker(s) (`paywire worker`: one on SQLite, two on PostgreSQL) and, in this process, a
-shop receiver that verifies every fulfilment callback with `paywire.verify_delivery` and counts
-deliveries per message id (`webhook-id`) and per fact (type, order id[, refund/dispute id]).
+Processes (all on free loopback ports): the emulator (PayPal, and APS under `/aps`; webhook and
+feedback clocks compressed; fault rules: each delivery duplicated with some probability — so one
+to three copies of a PayPal webhook arrive — reordered, delayed, some dropped for good), paywire's
+API (`paywire serve`: one process on SQLite, two on PostgreSQL, each with its own PayPal webhook
+subscription so every event reaches both; APS's direct feedback goes to the first, its
+notification feedback to the last), the outbox worker(s) (`paywire worker`: one on SQLite, two on
+PostgreSQL) and, in this process, a shop receiver that verifies every fulfilment callback with
+`paywire.verify_delivery` and counts deliveries per message id (`webhook-id`) and per fact (type,
+order id[, refund/dispute id, attention reason]).
 
-Each order is created through paywire's API, approved at the emulator's control API and then
-captured: about half through paywire's API, the rest straight at PayPal (as a merchant's other
-tool would), so that only webhooks and reconciliation can tell paywire. Meanwhile API and worker
-processes are killed with SIGKILL at random moments and restarted on the same port. At the end
-`paywire reconcile` runs until a pass changes nothing, and the harness waits for quiescence
-(outbox drained, every emulator transmission settled, the receiver quiet).
+A share of the orders (`--aps-share`, default 0.5; 0 = PayPal only, as before APS) is paid by
+card through Amazon Payment Services: created with `"provider": "aps"`, then a simulated buyer
+posts the order's `checkout_form` to the APS emulator's hosted page over HTTP and pays with one of
+the test cards — success, a 3-D Secure challenge approved, a decline followed by a second attempt
+with a good card (the buyer waits for paywire to open it), uncertain (15777: only CHECK_STATUS
+tells it went through), pending (19; resolved later through the emulator's control API). About
+half of those are then confirmed through paywire's capture endpoint, the rest left to the
+feedback channels and reconciliation (CHECK_STATUS).
 
-Printed: orders, the final-state histogram, lost (paid at PayPal but not COMPLETED in paywire, or
-COMPLETED but never announced), stuck (non-final), double fulfilments (one fact under two message
-ids), redundant redeliveries of one message id and the time to quiescence. Exit 1 unless 0 lost,
-0 stuck and 0 double. `--faults` adds provider faults (503/429/timeouts) on a share of PayPal
-calls. The small storm in `tests/integration/test_storm.py` imports this module.
+The PayPal orders are created through paywire's API, approved at the emulator's control API and
+then captured: about half through paywire's API, the rest straight at PayPal (as a merchant's
+other tool would), so that only webhooks and reconciliation can tell paywire. Meanwhile API and
+worker processes are killed with SIGKILL at random moments and restarted on the same port. At the
+end `paywire reconcile` runs until a pass changes nothing, and the harness waits for quiescence
+(outbox drained, every emulator transmission and feedback settled, the receiver quiet).
+
+Printed: orders, the final-state histogram, lost (paid at the provider but not COMPLETED in
+paywire, or COMPLETED but never announced), stuck (non-final), double fulfilments (one fact under
+two message ids), for APS double charges (two successful PURCHASEs for one order), phantom
+payments (COMPLETED in paywire, nothing paid at APS) and wrong announcements (an
+`order.completed` naming a transaction that is not the order's successful one, e.g. a declined
+attempt), redundant redeliveries of one message id and the time to quiescence. Exit 1 unless all
+of those are 0. `--faults` adds provider faults (503/429/timeouts) on a share of PayPal calls and
+of APS server-to-server calls. The small storm in `tests/integration/test_storm.py` imports this
+module.
 """
 
 from __future__ import annotations
@@ -49,12 +64,15 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from benchkit import APS_CONFIG_ENV, aps_emulator_config, aps_pay
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from paywire import verify_delivery
+from paywire.emulator.aps.cards import CHALLENGE, DECLINE, PENDING, SUCCESS, UNCERTAIN
+from paywire.emulator.aps.config import ApsCredentials
 from paywire.store.sql import SqlStore
 from paywire.testing import ServerThread, free_port
 
@@ -83,6 +101,26 @@ HTTP_FAULTS = [
      "probability": 0.01},
 ]
 RETRYABLE = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# APS feedback retries: the emulator's assumed schedule (10 x 10 s), compressed (0.5 s apart).
+APS_FEEDBACK_TIME_SCALE = 0.05
+APS_FEEDBACK_FAULTS = [  # per attempt; one duplicate rule (APS's deliverer sends 1 or 2 copies)
+    {"target": "webhook", "action": "duplicate", "probability": 0.4},
+    {"target": "webhook", "action": "reorder", "probability": 0.2, "seconds": 2.0},
+    {"target": "webhook", "action": "delay", "probability": 0.1, "seconds": 1.0},
+    {"target": "webhook", "action": "drop", "probability": 0.1},
+]
+APS_API_PATH = r"^/FortAPI/paymentApi"  # server-to-server only; the buyer's pages stay up
+APS_HTTP_FAULTS = [
+    {"target": "http", "path": APS_API_PATH, "action": "error", "status": 503,
+     "probability": 0.05},
+    # processed at once, answered after paywire's 3 s timeout: the uncertain case
+    {"target": "http", "path": APS_API_PATH, "action": "latency", "seconds": 4.0,
+     "probability": 0.01},
+]
+# The cards APS buyers pay with (behaviour, weight); DECLINE is followed by a second attempt.
+APS_CARD_MIX = [(SUCCESS, 0.3), (CHALLENGE, 0.2), (DECLINE, 0.2), (UNCERTAIN, 0.15),
+                (PENDING, 0.15)]
+APS_EMAIL = "buyer-{n}@storm.example"
 
 
 @dataclass
@@ -96,6 +134,7 @@ class StormConfig:
     faults: bool = False
     concurrency: int = 16
     quiesce_timeout: float = 600.0
+    aps_share: float = 0.5  # share of the orders paid by card through APS (0: PayPal only)
     log: Callable[[str], None] = field(default=lambda line: None)
 
 
@@ -125,11 +164,18 @@ class StormResult:
     errors: list[str]
     webhook_deliveries: int = 0
     webhook_faults: dict[str, int] = field(default_factory=dict)
+    aps: ApsFigures | None = None  # None: a PayPal-only storm
+    message_types: dict[str, int] = field(default_factory=dict)  # message ids per type
+    # order id -> its history, for the orders found wrong (evidence for a bug report)
+    evidence: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """0 lost, 0 stuck, 0 double fulfilments, and quiescence reached."""
-        return not (self.lost or self.unannounced or self.stuck or self.double) and self.quiet
+        """0 lost, 0 stuck, 0 double fulfilments (nor, on APS, double charges, phantom
+        payments or announcements of the wrong transaction), and quiescence reached."""
+        aps_bad = self.aps is not None and self.aps.bad
+        return not (self.lost or self.unannounced or self.stuck or self.double
+                    or aps_bad) and self.quiet
 
     def lines(self) -> list[str]:
         """The report."""
@@ -141,12 +187,13 @@ class StormResult:
             f" seed {c.seed}, provider faults {'on' if c.faults else 'off'}, "
             f"on a {os.cpu_count()}-core machine (CI machines have 2 cores)",
             f"  captures: {self.api_captures} through paywire's API, {self.direct_captures} "
-            f"straight at PayPal (webhooks + reconciliation only)",
+            f"straight at PayPal or left to APS's feedback (webhooks + reconciliation only)",
             f"  kill -9: {len(self.kills)} ({', '.join(self.kills) or 'none'})",
             f"  PayPal webhook attempts: {self.webhook_deliveries} "
             f"(faults: {', '.join(f'{k} {v}' for k, v in sorted(self.webhook_faults.items()))})",
+            *(self.aps.lines() if self.aps is not None else ["  APS: off (PayPal only)"]),
             f"  final states: {hist}",
-            f"  lost: {len(self.lost)} (paid at PayPal, not COMPLETED in paywire)"
+            f"  lost: {len(self.lost)} (paid at the provider, not COMPLETED in paywire)"
             + (f" e.g. {self.lost[:5]}" if self.lost else ""),
             f"  unannounced: {len(self.unannounced)} (COMPLETED, order.completed never reached "
             "the shop)" + (f" e.g. {self.unannounced[:5]}" if self.unannounced else ""),
@@ -155,6 +202,8 @@ class StormResult:
             f"  double fulfilments: {len(self.double)} (one fact under two message ids)"
             + (f" e.g. {list(self.double.items())[:3]}" if self.double else ""),
             f"  double progress notices: {self.double_progress} (order.approved/authorized)",
+            f"  shop messages by type: "
+            f"{', '.join(f'{k} {v}' for k, v in sorted(self.message_types.items()))}",
             f"  shop deliveries: {self.deliveries} of {self.messages} message ids; redundant "
             f"redeliveries of one message id: {self.redundant}; forged/unverifiable: "
             f"{self.forged}",
@@ -164,8 +213,69 @@ class StormResult:
         ]
         if self.errors:
             out.append(f"  harness errors: {len(self.errors)}, e.g. {self.errors[:3]}")
+        for order_id, history in list(self.evidence.items())[:3]:
+            out.append(f"  history of {order_id}:")
+            out.extend(f"    {line}" for line in history)
         out.append("  PASS" if self.ok else "  FAIL")
         return out
+
+
+@dataclass
+class ApsFigures:
+    """The APS half of a storm."""
+
+    orders: int
+    cards: dict[str, int]  # behaviour of the first card -> orders
+    confirmed_via_api: int  # the shop called paywire's capture after the buyer paid
+    declined_attempts: int  # attempts declined at APS (each followed by a second one)
+    attempts_skipped: dict[str, int]  # order id -> attempt numbers paywire jumped over
+    double_charged: dict[str, int]  # order id -> successful PURCHASEs (more than one)
+    phantom: list[str]  # COMPLETED in paywire, nothing captured at APS
+    wrong_capture: dict[str, list[str]]  # order id -> announced capture ids not its payment
+    feedback: dict[str, int]  # feedbacks APS sent, by how each ended (delivered/dropped/failed)
+    feedback_attempts: int
+    feedback_faults: dict[str, int]
+    feedback_outcomes: dict[str, int]  # attempts by HTTP status or error
+    check_status_calls: int
+    http_faults: dict[str, int]  # APS server-to-server faults fired (`--faults`)
+    resolved_pending: int
+    returns_verified: int  # buyer returns posted to /v1/aps/return and shown as verified
+
+    @property
+    def bad(self) -> bool:
+        """Anything that must be 0."""
+        return bool(self.double_charged or self.phantom or self.wrong_capture)
+
+    def lines(self) -> list[str]:
+        """The APS part of the report."""
+        cards = ", ".join(f"{k} {v}" for k, v in sorted(self.cards.items()))
+        faults = ", ".join(f"{k} {v}" for k, v in sorted(self.feedback_faults.items()))
+        return [
+            f"  APS: {self.orders} orders (first card: {cards}); {self.declined_attempts} "
+            f"declined attempts, each followed by a second; {self.resolved_pending} pending "
+            f"resolved at the back office; {self.confirmed_via_api} confirmed through paywire's "
+            "capture, the rest by feedback + reconciliation only",
+            f"  APS feedback: {sum(self.feedback.values())} sent ("
+            f"{', '.join(f'{k} {v}' for k, v in sorted(self.feedback.items()))}), "
+            f"{self.feedback_attempts} attempts (faults: "
+            f"{faults or 'none'}; outcomes: "
+            f"{', '.join(f'{k} {v}' for k, v in sorted(self.feedback_outcomes.items()))}); "
+            f"CHECK_STATUS calls {self.check_status_calls}; buyer returns verified "
+            f"{self.returns_verified}"
+            + (f"; APS API faults fired: "
+               f"{', '.join(f'{k} {v}' for k, v in sorted(self.http_faults.items()))}"
+               if self.http_faults else ""),
+            f"  APS double charges: {len(self.double_charged)}"
+            + (f" e.g. {list(self.double_charged.items())[:3]}" if self.double_charged else "")
+            + f"; phantom payments: {len(self.phantom)}"
+            + (f" e.g. {self.phantom[:3]}" if self.phantom else "")
+            + f"; announced with the wrong transaction: {len(self.wrong_capture)}"
+            + (f" e.g. {list(self.wrong_capture.items())[:3]}" if self.wrong_capture else ""),
+            f"  APS attempts skipped: {len(self.attempts_skipped)} (one decline opened more "
+            "than one new attempt)"
+            + (f" e.g. {list(self.attempts_skipped.items())[:3]}"
+               if self.attempts_skipped else ""),
+        ]
 
 
 # --- the shop's receiver -------------------------------------------------------------------
@@ -179,6 +289,7 @@ class Receiver:
         self.by_message: Counter[str] = Counter()
         self.by_fact: dict[tuple[str, ...], set[str]] = defaultdict(set)
         self.types: dict[str, str] = {}
+        self.completed_captures: dict[str, set[str]] = defaultdict(set)  # order id -> ids
         self.forged = 0
         self.last = time.monotonic()
         self._lock = threading.Lock()
@@ -198,6 +309,8 @@ class Receiver:
             self.by_message[d.id] += 1
             self.types[d.id] = d.type
             self.by_fact[fact_key(d.type, d.order_id, d.data)].add(d.id)
+            if d.type == "order.completed":
+                self.completed_captures[d.order_id].add(str(d.data.get("capture_id")))
         return Response(status_code=204)
 
     @property
@@ -207,20 +320,28 @@ class Receiver:
 
 
 def fact_key(kind: str, order_id: str, data: dict[str, Any]) -> tuple[str, ...]:
-    """(type, order id[, refund/dispute id]): what one fact is."""
-    extra = [str(data[k]) for k in ("refund_id", "dispute_id") if data.get(k)]
+    """(type, order id[, refund/dispute id, attention reason]): what one fact is (an order is
+    flagged once per reason)."""
+    names = ("refund_id", "dispute_id") + (("reason",) if kind == "order.needs_attention" else ())
+    extra = [str(data[k]) for k in names if data.get(k)]
     return (kind, order_id, *extra)
 
 
 # --- processes ---------------------------------------------------------------------------
 
 
+PAYWIRE_CLI = [sys.executable, "-c", "from paywire.cli import main; main()"]
+# `paywire emulator` plus a known APS merchant account and feedback URLs (see benchkit).
+EMULATOR_WITH_APS = [sys.executable, str(Path(__file__).resolve().with_name("benchkit.py"))]
+
+
 class Proc:
     """One paywire child process that can be killed and restarted on the same port."""
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path,
-                 health: str | None) -> None:
+                 health: str | None, program: list[str] | None = None) -> None:
         self.name, self.args, self.env, self.health = name, args, env, health
+        self.program = program or PAYWIRE_CLI
         self.logfile = logdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -228,8 +349,7 @@ class Proc:
         """Spawn it (output appended to its log file)."""
         with self.logfile.open("ab") as out:
             self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-                [sys.executable, "-c", "from paywire.cli import main; main()", *self.args],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT)
+                [*self.program, *self.args], env=self.env, stdout=out, stderr=subprocess.STDOUT)
 
     async def wait_up(self, limit: float = 60.0) -> None:
         """Until its health URL answers (API) or a moment has passed (worker)."""
@@ -427,6 +547,12 @@ class Order:
     provider_id: str = ""
     via_api: bool = True
     captured: bool = False
+    provider: str = "paypal"
+    card: str = ""  # APS: the behaviour of the buyer's first card
+    declined: int = 0  # APS: attempts declined
+    resolved: bool = False  # APS: a pending payment resolved at the back office
+    returned: bool = False  # APS: the buyer's return was posted to paywire and verified
+    skipped: int = 0  # APS: attempts paywire skipped (one decline counted more than once)
 
 
 class Storm:
@@ -446,40 +572,55 @@ class Storm:
         secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.receiver = Receiver(secret)
         self._next_api = 0
+        self.aps_on = cfg.aps_share > 0
+        self.aps_credentials = ApsCredentials.generate()
+        self.aps_http_fired: dict[str, int] = {}  # APS API fault rule -> times it fired
 
     # -- set-up
 
     async def start(self, database_url: str) -> PayPal:
         """Emulator, receiver, webhook subscriptions, migration, API and worker processes."""
         self.receiver.server.start(timeout=30)
+        n_api = 2 if self.cfg.store == "postgres" else 1
+        ports = [free_port() for _ in range(n_api)]
         port = free_port()
         self.emulator_url = f"http://127.0.0.1:{port}"
-        self.emulator = Proc("emulator", [
-            "emulator", "--port", str(port), "--client-id", CLIENT_ID,
-            "--client-secret", CLIENT_SECRET, "--webhook-time-scale", str(WEBHOOK_TIME_SCALE),
-            "--seed", str(self.cfg.seed)], base_env(), self.workdir,
-            f"{self.emulator_url}/_emulator/")
+        args = ["emulator", "--port", str(port), "--client-id", CLIENT_ID,
+                "--client-secret", CLIENT_SECRET, "--webhook-time-scale",
+                str(WEBHOOK_TIME_SCALE), "--seed", str(self.cfg.seed)]
+        if self.aps_on:
+            # `paywire emulator` takes no APS account or feedback URLs: benchkit's launcher
+            # does. Direct feedback reaches the first API process, notifications the last.
+            emu_env = {**base_env(), APS_CONFIG_ENV: aps_emulator_config(
+                self.aps_credentials, f"http://127.0.0.1:{ports[0]}/webhooks/aps",
+                f"http://127.0.0.1:{ports[-1]}/webhooks/aps",
+                time_scale=APS_FEEDBACK_TIME_SCALE, seed=self.cfg.seed)}
+            self.emulator = Proc("emulator", args, emu_env, self.workdir,
+                                 f"{self.emulator_url}/_emulator/", program=EMULATOR_WITH_APS)
+        else:
+            self.emulator = Proc("emulator", args, base_env(), self.workdir,
+                                 f"{self.emulator_url}/_emulator/")
         self.emulator.start()
         await self.emulator.wait_up()
         self.emu = httpx.AsyncClient(base_url=self.emulator_url, timeout=30,
                                      limits=httpx.Limits(max_connections=64))
         paypal = PayPal(self.emu)
-        n_api = 2 if self.cfg.store == "postgres" else 1
-        ports = [free_port() for _ in range(n_api)]
         hook_ids = []
         for p in ports:  # one subscription per API process: every event reaches each of them
             hook = await paypal.call("POST", "/v1/notifications/webhooks", {
                 "url": f"http://127.0.0.1:{p}/webhooks/paypal",
                 "event_types": [{"name": "*"}]})
             hook_ids.append(str(hook["id"]))
-        env = paywire_env(database_url, self.emulator_url, self.workdir, self.receiver, None)
+        aps_env = self.aps_settings(f"http://127.0.0.1:{ports[0]}") if self.aps_on else {}
+        env = {**paywire_env(database_url, self.emulator_url, self.workdir, self.receiver, None),
+               **aps_env}
         migrated = run_cli(env, "migrate")
         if migrated.returncode != 0:
             raise RuntimeError(f"paywire migrate failed: {migrated.stdout}{migrated.stderr}")
         self.env = env
         for i, (p, hook_id) in enumerate(zip(ports, hook_ids, strict=True)):
-            api_env = paywire_env(database_url, self.emulator_url, self.workdir, self.receiver,
-                                  hook_id)
+            api_env = {**paywire_env(database_url, self.emulator_url, self.workdir,
+                                     self.receiver, hook_id), **aps_env}
             self.apis.append(Proc(f"api{i + 1}", ["serve", "--port", str(p)], api_env,
                                   self.workdir, f"http://127.0.0.1:{p}/healthz"))
             self.workers.append(Proc(f"worker{i + 1}", ["worker"], env, self.workdir, None))
@@ -492,7 +633,25 @@ class Storm:
         for rule in WEBHOOK_FAULTS + (HTTP_FAULTS if self.cfg.faults else []):
             await retrying("fault rule", lambda rule=rule: self.emu.post(  # type: ignore[misc]
                 "/_emulator/faults", json=rule), lambda r: r.status_code in (200, 201))
+        if self.aps_on:
+            for rule in APS_FEEDBACK_FAULTS + (APS_HTTP_FAULTS if self.cfg.faults else []):
+                await retrying("APS fault rule", lambda rule=rule: self.emu.post(  # type: ignore[misc]
+                    "/aps/_aps/faults", json=rule), lambda r: r.status_code == 201)
         return paypal
+
+    def aps_settings(self, return_base: str) -> dict[str, str]:
+        """paywire's settings for the emulator's APS merchant account (PayPal stays first)."""
+        cred = self.aps_credentials
+        return {
+            "PAYWIRE_PROVIDERS": "paypal,aps", "PAYWIRE_APS_ENV": "emulator",
+            "PAYWIRE_APS_ACCESS_CODE": cred.access_code,
+            "PAYWIRE_APS_MERCHANT_IDENTIFIER": cred.merchant_identifier,
+            "PAYWIRE_APS_REQUEST_PHRASE": cred.request_phrase,
+            "PAYWIRE_APS_RESPONSE_PHRASE": cred.response_phrase,
+            "PAYWIRE_APS_SHA_TYPE": cred.sha_type,
+            "PAYWIRE_APS_RETURN_URL": f"{return_base}/v1/aps/return",
+            "PAYWIRE_APS_TIMEOUT_SECONDS": "3",
+        }
 
     def stop(self) -> None:
         """Every child process, then the receiver."""
@@ -508,6 +667,13 @@ class Storm:
         return self.api_urls[self._next_api]
 
     async def one(self, paypal: PayPal, o: Order) -> None:
+        """One order, through its provider."""
+        if o.provider == "aps":
+            await self.one_aps(o)
+        else:
+            await self.one_paypal(paypal, o)
+
+    async def one_paypal(self, paypal: PayPal, o: Order) -> None:
         """Create, approve, capture (through paywire or at PayPal) one order."""
         key = f"storm-{self.cfg.seed}-{o.n}"
         created = await retrying(f"create {o.n}", lambda: self.api.post(
@@ -528,10 +694,81 @@ class Storm:
                               request_id=f"{key}-direct-capture")
         o.captured = True
 
+    async def one_aps(self, o: Order) -> None:
+        """Create an APS order, be its buyer on the hosted page (a declined card, then the
+        next attempt's form with a good one), resolve a pending payment at the back office,
+        post the buyer's return to paywire, and for about half confirm through paywire's
+        capture; the rest is left to the feedback channels and reconciliation."""
+        key = f"storm-{self.cfg.seed}-{o.n}"
+        created = await retrying(f"create {o.n}", lambda: self.api.post(
+            f"{self.api_url()}/v1/checkout/orders", headers={"Idempotency-Key": key},
+            json={"items": [{"sku": SKU, "quantity": 1 + o.n % 3}], "intent": "CAPTURE",
+                  "provider": "aps", "customer_email": APS_EMAIL.format(n=o.n)}),
+            lambda r: r.status_code in (200, 201))
+        body = created.json()
+        o.id, o.provider_id = body["id"], body["provider_order_id"]
+        form = body.get("checkout_form") or await self.aps_form(o, 1)
+        card = o.card
+        if card == DECLINE:
+            returned = await aps_pay(self.emu, form, DECLINE)
+            if returned.get("status") != "13":
+                raise RuntimeError(f"a declined card answered {returned.get('response_code')}")
+            o.declined += 1
+            if o.via_api:  # the shop asks at once: declined (422), or paywire knows (409)
+                await retrying(f"capture declined {o.n}", lambda: self.api.post(
+                    f"{self.api_url()}/v1/checkout/orders/{o.id}/capture"),
+                    lambda r: r.status_code in (409, 422))
+            form = await self.aps_form(o, 2)  # paywire opens the next attempt
+            card = SUCCESS if o.n % 2 else CHALLENGE
+        returned = await aps_pay(self.emu, form, card)
+        reference = returned.get("merchant_reference", "")
+        if o.via_api:
+            await retrying(f"capture {o.n}", lambda: self.api.post(
+                f"{self.api_url()}/v1/checkout/orders/{o.id}/capture"),
+                lambda r: r.status_code == 200 and r.json().get("status") in (
+                    "COMPLETED", "PENDING"))
+        if card == PENDING:
+            await asyncio.sleep(self.rng.uniform(0.1, 1.5))
+            await retrying(f"resolve {o.n}", lambda: self.emu.post(
+                f"/aps/_aps/transactions/{reference}/resolve", json={"result": "success"}),
+                lambda r: r.status_code == 200)
+            o.resolved = True
+        page = await retrying(f"return {o.n}", lambda: self.api.post(
+            f"{self.api_url()}/v1/aps/return", data=returned), lambda r: r.status_code == 200)
+        o.returned = "not verified" not in page.text
+        o.captured = True
+
+    async def aps_form(self, o: Order, attempt: int) -> dict[str, Any]:
+        """The order's checkout form once paywire is at `attempt` (a declined attempt opens
+        the next when its feedback arrives, or when reconciliation asks CHECK_STATUS)."""
+        end = time.monotonic() + 120
+        seen: Any = None
+        while time.monotonic() < end:
+            with contextlib.suppress(httpx.TransportError):
+                r = await self.api.get(f"{self.api_url()}/v1/orders/{o.id}")
+                if r.status_code == 200:
+                    seen = r.json()
+                    form = seen.get("checkout_form")
+                    now_at = int(seen.get("payment_attempt") or 0)
+                    if now_at >= attempt and form:
+                        if now_at > attempt:  # one decline counted twice: reported
+                            o.skipped = now_at - attempt
+                            self.cfg.log(f"order {o.n} ({o.id}): paywire opened attempt "
+                                         f"{now_at}, expected {attempt}")
+                        return dict(form)
+            await asyncio.sleep(0.2)
+        state = {k: seen.get(k) for k in ("status", "payment_attempt")} if seen else None
+        raise RuntimeError(f"attempt {attempt} never opened: {state}")
+
     async def load(self, paypal: PayPal) -> None:
         """Every order, `concurrency` at a time, while the killer runs."""
+        cards = [c for c, _ in APS_CARD_MIX]
+        weights = [w for _, w in APS_CARD_MIX]
         for o in self.orders:
             o.via_api = self.rng.random() < 0.5
+            if self.rng.random() < self.cfg.aps_share:
+                o.provider = "aps"
+                o.card = self.rng.choices(cards, weights)[0]
         queue = iter(self.orders)
 
         async def worker() -> None:
@@ -540,7 +777,8 @@ class Storm:
                 try:
                     await self.one(paypal, o)
                     if time.monotonic() - t0 > 10:
-                        self.cfg.log(f"order {o.n} ({o.id}) took {time.monotonic() - t0:.0f} s")
+                        self.cfg.log(f"order {o.n} ({o.id}, {o.provider} {o.card}) took "
+                                     f"{time.monotonic() - t0:.0f} s")
                 except Exception as exc:  # noqa: BLE001 - reported, the storm goes on
                     self.errors.append(f"order {o.n} ({o.id or 'not created'}): {exc}")
                 self.done += 1
@@ -607,6 +845,7 @@ class Storm:
         while time.monotonic() < end:
             passes += await self.reconcile_until_quiet()
             _, pending_tx = await paypal.events_settled()
+            pending_tx += await self.aps_feedback_pending()
             outbox = await self.outbox_pending(database_url)
             idle = time.monotonic() - self.receiver.last
             stuck = len(await self.non_final(database_url))
@@ -618,6 +857,29 @@ class Storm:
                 return True, passes  # nothing left moving: what is non-final is stuck
             await asyncio.sleep(2)
         return False, passes
+
+    async def aps_feedback_pending(self) -> int:
+        """APS feedbacks still being delivered (retrying)."""
+        if not self.aps_on:
+            return 0
+        r = await retrying("APS deliveries", lambda: self.emu.get("/aps/_aps/deliveries"),
+                           lambda r: r.status_code == 200)
+        return sum(1 for f in r.json()["feedback"] if f["status"] == "pending")
+
+    async def histories(self, database_url: str, order_ids: list[str]) -> dict[str, list[str]]:
+        """Each order's history, one line per entry (source, verdict, move, detail)."""
+        store = SqlStore(database_url)
+        out: dict[str, list[str]] = {}
+        try:
+            async with store.transaction() as uow:
+                for order_id in order_ids:
+                    out[order_id] = [
+                        f"{h.at:%H:%M:%S.%f} {h.source} {h.verdict} {h.from_status}->"
+                        f"{h.to_status} {json.dumps(h.detail, default=str)[:300]}"
+                        for h in await uow.history(order_id)]
+        finally:
+            await store.close()
+        return out
 
     async def statuses(self, database_url: str) -> dict[str, str]:
         """paywire's status of every order it holds (also any the harness never got an answer
@@ -661,6 +923,14 @@ async def run_storm(cfg: StormConfig) -> StormResult:
             load_seconds = time.monotonic() - t0
             await retrying("clear faults", lambda: storm.emu.delete("/_emulator/faults"),
                            lambda r: r.status_code in (200, 204))
+            if storm.aps_on:
+                rules = (await retrying("APS faults", lambda: storm.emu.get("/aps/_aps/faults"),
+                                        lambda r: r.status_code == 200)).json()["rules"]
+                storm.aps_http_fired = {
+                    f"{r['action']} {r['status'] if r['action'] == 'error' else r['seconds']}":
+                    r["fired"] for r in rules if r["target"] == "http"}
+                await retrying("clear APS faults", lambda: storm.emu.delete("/aps/_aps/faults"),
+                               lambda r: r.status_code == 204)
             for proc in [*storm.apis, *storm.workers]:  # all running for the end
                 if proc.proc is None or proc.proc.poll() is not None:
                     proc.start()
@@ -695,12 +965,19 @@ async def verdict(storm: Storm, paypal: PayPal, database_url: str, load_seconds:
         return truth.get("status") == "COMPLETED" and any(
             c.get("status") == "COMPLETED" for c in caps)
 
-    created = [o for o in storm.orders if o.provider_id]
+    created = [o for o in storm.orders if o.provider_id and o.provider == "paypal"]
     paid_at_paypal = await asyncio.gather(*(paid(o) for o in created))
     lost = [o.id for o, p in zip(created, paid_at_paypal, strict=True)
             if p and statuses.get(o.id) != "COMPLETED"]
+    aps = await aps_verdict(storm, statuses) if storm.aps_on else None
+    if aps is not None:
+        lost += aps.lost
     rec = storm.receiver
     announced = {key[1] for key in rec.by_fact if key[0] == "order.completed"}
+    suspects = [*lost, *stuck]
+    if aps is not None:
+        f = aps.figures
+        suspects += [*f.double_charged, *f.phantom, *f.wrong_capture, *f.attempts_skipped]
     unannounced = sorted(i for i, s in statuses.items()
                          if s == "COMPLETED" and i not in announced)
     double = {k: sorted(v) for k, v in rec.by_fact.items()
@@ -717,7 +994,60 @@ async def verdict(storm: Storm, paypal: PayPal, database_url: str, load_seconds:
         quiet=quiet, reconcile_passes=passes,
         api_captures=sum(o.via_api and o.captured for o in storm.orders),
         direct_captures=sum(not o.via_api and o.captured for o in storm.orders),
-        errors=storm.errors, webhook_deliveries=len(log), webhook_faults=dict(faults))
+        errors=storm.errors, webhook_deliveries=len(log), webhook_faults=dict(faults),
+        aps=aps.figures if aps is not None else None,
+        message_types=dict(Counter(rec.types.values())),
+        evidence=await storm.histories(database_url, list(dict.fromkeys(suspects))[:10]))
+
+
+@dataclass
+class ApsVerdict:
+    """The APS orders against APS's own books."""
+
+    figures: ApsFigures
+    lost: list[str]  # paid at APS, not COMPLETED in paywire
+
+
+async def aps_verdict(storm: Storm, statuses: dict[str, str]) -> ApsVerdict:
+    """Every APS order against the emulator's transactions: paid exactly once when COMPLETED,
+    announced with the transaction that paid it, never with a declined one."""
+    emu = storm.emu
+    txs = (await retrying("APS transactions", lambda: emu.get("/aps/_aps/transactions"),
+                          lambda r: r.status_code == 200)).json()["transactions"]
+    deliveries = (await retrying("APS deliveries", lambda: emu.get("/aps/_aps/deliveries"),
+                                 lambda r: r.status_code == 200)).json()
+    requests = (await retrying("APS requests", lambda: emu.get("/aps/_aps/requests"),
+                               lambda r: r.status_code == 200)).json()["requests"]
+    paid: dict[str, set[str]] = defaultdict(set)  # order id -> fort ids that took the money
+    for t in txs:
+        order_id = str(t["merchant_reference"]).rsplit("-", 1)[0]
+        if t["command"] == "PURCHASE" and int(t["captured_amount"]) > 0:
+            paid[order_id].add(str(t["fort_id"]))
+    orders = [o for o in storm.orders if o.provider == "aps"]
+    known = {o.id for o in orders if o.id}
+    lost = sorted(i for i in known if paid.get(i) and statuses.get(i) != "COMPLETED")
+    phantom = sorted(i for i in known if statuses.get(i) == "COMPLETED" and not paid.get(i))
+    double = {i: len(f) for i, f in paid.items() if len(f) > 1}
+    announced = storm.receiver.completed_captures
+    wrong = {i: sorted(announced[i] - paid.get(i, set())) for i in known
+             if announced.get(i, set()) - paid.get(i, set())}
+    attempts = deliveries["attempts"]
+    return ApsVerdict(figures=ApsFigures(
+        orders=len(orders), cards=dict(Counter(o.card for o in orders)),
+        confirmed_via_api=sum(o.via_api and o.captured for o in orders),
+        declined_attempts=sum(o.declined for o in orders),
+        attempts_skipped={o.id: o.skipped for o in orders if o.skipped},
+        double_charged=double, phantom=phantom, wrong_capture=wrong,
+        feedback=dict(Counter(str(f["status"]) for f in deliveries["feedback"])),
+        feedback_attempts=len(attempts),
+        feedback_faults=dict(Counter(str(a["fault"]) for a in attempts if a.get("fault"))),
+        feedback_outcomes=dict(Counter(
+            str(a["status"]) if a.get("status") is not None
+            else str(a.get("error") or "").split(":")[0] for a in attempts)),
+        check_status_calls=sum(1 for r in requests if r["command"] == "CHECK_STATUS"),
+        http_faults=storm.aps_http_fired,
+        resolved_pending=sum(o.resolved for o in orders),
+        returns_verified=sum(o.returned for o in orders)), lost=lost)
 
 
 
@@ -731,6 +1061,8 @@ def main() -> None:
     parser.add_argument("--faults", action="store_true",
                         help="provider 503/429/timeouts on a share of PayPal calls")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--aps-share", type=float, default=0.5,
+                        help="share of the orders paid by card through APS (0: PayPal only)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args()
     started = time.monotonic()
@@ -740,7 +1072,8 @@ def main() -> None:
             print(f"[{time.monotonic() - started:7.1f}s] {line}", file=sys.stderr, flush=True)
 
     cfg = StormConfig(orders=args.orders, seed=args.seed, store=args.store, kills=args.kills,
-                      faults=args.faults, concurrency=args.concurrency, log=log)
+                      faults=args.faults, concurrency=args.concurrency,
+                      aps_share=args.aps_share, log=log)
 
     def interrupted(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # unwinds through run_storm's cleanup: no orphaned children

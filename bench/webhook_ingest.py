@@ -27,17 +27,14 @@ import asyncio
 import base64
 import os
 import sqlite3
-import statistics
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import benchkit
 import httpx
-from benchkit import wait_up
+from benchkit import Result, load, serve_echo, wait_up
 
 from paywire.testing import free_port
 
@@ -72,31 +69,6 @@ def serve_paywire(port: int, emulator_url: str, data_dir: str, webhook_id: str,
                              paypal_webhook_id=webhook_id, webhook_verification=mode)
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                 access_log=False)
-
-
-async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The baseline: read the whole body, answer 200 with it."""
-    if scope["type"] != "http":
-        while (await receive())["type"] != "lifespan.shutdown":
-            pass
-        return
-    body, more = b"", True
-    while more:
-        message = await receive()
-        body += message.get("body", b"")
-        more = message.get("more_body", False)
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
-def serve_echo(port: int) -> None:
-    """The echo app under the same uvicorn settings as paywire."""
-    import uvicorn
-
-    uvicorn.run(echo_app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                lifespan="off")
 
 
 def spawn(*args: str) -> subprocess.Popen[bytes]:
@@ -165,49 +137,6 @@ def copy_sqlite(src: Path, dst: Path) -> None:
 
 
 # --- load ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    """One measured run against one server."""
-
-    name: str
-    seconds: float
-    latencies: list[float]
-    statuses: dict[str, int]
-
-    @property
-    def rate(self) -> float:
-        """Requests per second of wall time."""
-        return len(self.latencies) / self.seconds
-
-    def percentile(self, p: int) -> float:
-        """Latency at percentile `p`, in milliseconds."""
-        cuts = statistics.quantiles(self.latencies, n=100, method="inclusive")
-        return 1000 * cuts[p - 1]
-
-
-async def load(name: str, url: str, deliveries: list[Delivery], concurrency: int) -> Result:
-    """POST every delivery once to `url` with `concurrency` workers."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-    queue = iter(deliveries)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-
-        async def worker() -> None:
-            for d in queue:
-                t0 = time.perf_counter()
-                r = await client.post(url, content=d.body, headers=d.headers)
-                latencies.append(time.perf_counter() - t0)
-                key = str(r.status_code)
-                if r.status_code == 200 and r.content.startswith(b'{"outcome"'):
-                    key = r.json()["outcome"]  # paywire's answer: applied, duplicate...
-                statuses[key] = statuses.get(key, 0) + 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Result(name, time.perf_counter() - started, latencies, statuses)
 
 
 async def measure(targets: list[tuple[str, str]], deliveries: list[Delivery], warm: int,
