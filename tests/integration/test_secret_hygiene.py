@@ -4,9 +4,10 @@ paywire runs over real HTTP against the emulator: an order created, approved, ca
 refunded through the API, PayPal's webhooks delivered to it, the outbox delivering to a shop
 with a `whsec_` secret, and a second paywire whose token fetch fails on a wrong client secret.
 The PayPal client secrets, every access token the emulator issued, the API key, the `whsec_`
-secret and the emulator's webhook signing key must appear in no log record, no captured
-stdout/stderr, no error body the test received, and no repr/str of the settings or the wired
-container and its parts.
+secret, the emulator's webhook signing key, and the APS access code and SHA phrases (a card
+paid through APS, refunded, forged feedback and a forged return page) must appear in no log
+record, no captured stdout/stderr, no error body the test received, and no repr/str of the
+settings or the wired container and its parts.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from apikit import ADMIN, API_KEY, buy, serve, settings_for, sqlite_url
+from apskit import aps_overrides, aps_state, pay_on_page, point_feedback
 from paywire.bootstrap import build
 from paywire.testing import EmulatorServer, free_port
 from testkit import CLIENT_ID, CLIENT_SECRET
@@ -32,9 +34,12 @@ WRONG_SECRET = "wrong-client-secret-that-must-not-leak-42"
 
 def _secrets(emulator: EmulatorServer) -> dict[str, str]:
     """Every secret of the run, by name (the signing key as its PEM body lines)."""
+    cred = aps_state(emulator).config.credentials
     found = {"client secret": CLIENT_SECRET, "wrong client secret": WRONG_SECRET,
              "api key": API_KEY, "whsec secret": WHSEC,
-             "whsec key": WHSEC.removeprefix("whsec_"), "whsec raw": WHSEC_RAW.decode()}
+             "whsec key": WHSEC.removeprefix("whsec_"), "whsec raw": WHSEC_RAW.decode(),
+             "aps access code": cred.access_code, "aps request phrase": cred.request_phrase,
+             "aps response phrase": cred.response_phrase}
     tokens = list(emulator.emu.tokens)
     assert tokens, "the emulator issued no token"
     found.update({f"access token {i}": t for i, t in enumerate(tokens)})
@@ -65,7 +70,7 @@ async def test_no_secret_reaches_logs_error_bodies_or_reprs(
         db = sqlite_url(tmp_path)
         shop_settings = {"fulfilment_url": f"{shop.url}/fulfil", "fulfilment_secret": WHSEC,
                          "outbox_worker_enabled": True, "outbox_interval_seconds": 0.05,
-                         "paypal_webhook_id": webhook_id}
+                         "paypal_webhook_id": webhook_id, **aps_overrides(emulator)}
         with serve(emulator, db, tmp_path, listen_port=port, **shop_settings) as pw:
             async with httpx.AsyncClient(base_url=pw.url, timeout=30) as c:
                 order = await buy(c, emulator)
@@ -74,9 +79,23 @@ async def test_no_secret_reaches_logs_error_bodies_or_reprs(
                 refund = await c.post(f"/v1/orders/{order['id']}/refunds", headers=ADMIN,
                                       json={"amount": "5.00", "reason": "hygiene"})
                 assert refund.status_code == 201, refund.text
+                point_feedback(emulator, pw.url)
+                card = await c.post("/v1/checkout/orders", json={
+                    "items": [{"sku": "mug", "quantity": 1}], "provider": "aps",
+                    "customer_email": "b@example.com"})
+                assert card.status_code == 201, card.text
+                with httpx.Client(timeout=30) as browser:
+                    returned = pay_on_page(browser, card.json()["checkout_form"])
+                await eventually(lambda: _paid(c, card.json()["id"]), "the card payment")
+                refund = await c.post(f"/v1/orders/{card.json()['id']}/refunds", headers=ADMIN,
+                                      json={"amount": "1.00"})
+                assert refund.status_code == 201, refund.text
+                forged = {**returned, "amount": "1"}
                 for bad in (await c.get("/v1/orders", headers={"Authorization": "Bearer no"}),
                             await c.get("/v1/orders/ord_missing", headers=ADMIN),
-                            await c.post("/webhooks/paypal", content=b"{}")):
+                            await c.post("/webhooks/paypal", content=b"{}"),
+                            await c.post("/webhooks/aps", json=forged),
+                            await c.post("/v1/aps/return", data=forged)):
                     assert bad.status_code >= 400
                     errors.append(bad.text)
             await quiet(emulator)
@@ -95,7 +114,8 @@ async def test_no_secret_reaches_logs_error_bodies_or_reprs(
             reprs.extend(f(x) for x in (settings, container, container.provider,
                                         container.store, container.truth, container.outbox,
                                         container.webhooks, container.verifier,
-                                        container.reconciler, container.checkout)
+                                        container.reconciler, container.checkout,
+                                        container.aps, container.aps_webhooks)
                          for f in (repr, str))
         finally:
             await container.aclose()
@@ -108,6 +128,10 @@ async def test_no_secret_reaches_logs_error_bodies_or_reprs(
     leaks = [f"{name} in {where}" for name, secret in _secrets(emulator).items()
              for where, text in places.items() if secret in text]
     assert not leaks, leaks
+
+
+async def _paid(c: httpx.AsyncClient, order_id: str) -> bool:
+    return (await c.get(f"/v1/orders/{order_id}")).json()["status"] == "COMPLETED"
 
 
 async def _fulfilled(shop: Recorder) -> bool:
