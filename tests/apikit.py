@@ -25,7 +25,7 @@ from paywire.ports import OutboxMessage, Store
 from paywire.settings import Settings
 from paywire.store import migrate
 from paywire.store.sql import SqlStore
-from paywire.testing import EmulatorServer, ServerThread
+from paywire.testing import EmulatorServer, MotoServer, ServerThread
 from testkit import CLIENT_ID, CLIENT_SECRET
 
 API_KEY = "test-admin-key-0123456789"
@@ -46,6 +46,29 @@ def open_store(database_url: str) -> Store:
 def sqlite_url(tmp_path: Path) -> str:
     """An embedded SQLite database in the test's directory (migrated by paywire on start)."""
     return f"sqlite+aiosqlite:///{tmp_path / 'paywire.db'}"
+
+
+@contextmanager
+def dynamodb_table(moto: MotoServer, prefix: str = "paywire") -> Iterator[str]:
+    """A fresh paywire table on the moto server, its dynamodb:// URL, with the AWS environment
+    (region, endpoint, dummy credentials) set for the block; the table is deleted after."""
+    import asyncio
+
+    import boto3
+
+    from paywire.store.dynamo import ensure_table
+
+    name = f"{prefix}-{secrets.token_hex(4)}"
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in moto.env.items():
+            env.setenv(key, value)
+        client = boto3.client("dynamodb")
+        try:
+            asyncio.run(ensure_table(name, client=client))
+            yield f"dynamodb://{name}"
+        finally:
+            client.delete_table(TableName=name)
+            client.close()
 
 
 @contextmanager

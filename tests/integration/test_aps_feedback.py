@@ -13,22 +13,26 @@ announcements by type, the inbox and the truth queue.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import boto3
 import httpx
 import pytest
 
-from apikit import ADMIN, Paywire, postgres_database, serve, settings_for, sqlite_url
+from apikit import (
+    ADMIN,
+    Paywire,
+    dynamodb_table,
+    postgres_database,
+    serve,
+    settings_for,
+    sqlite_url,
+)
 from apskit import (
     aps_control,
     aps_fault,
@@ -54,8 +58,7 @@ from paywire.providers.aps.amounts import maintenance_reference
 from paywire.providers.aps.signature import delivery_key
 from paywire.services.reconcile import YOUNG_404, ReconcileReport
 from paywire.settings import Settings
-from paywire.store.dynamo import ensure_table
-from paywire.testing import EmulatorServer, MotoServer
+from paywire.testing import EmulatorServer
 from testkit import CLIENT_ID, CLIENT_SECRET
 from webhookkit import drain_truth, outbox, read, truth_tasks
 from webhookkit import order as stored_order
@@ -84,23 +87,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("database", BACKENDS + extra, indirect=True, scope="module")
 
 
-@contextmanager
-def dynamodb_table(moto: MotoServer) -> Iterator[str]:
-    """A fresh paywire table on the moto server, its dynamodb:// URL, with the AWS environment
-    (region, endpoint, dummy credentials) set meanwhile; the table is deleted after."""
-    name = f"paywire-aps-{secrets.token_hex(4)}"
-    with pytest.MonkeyPatch.context() as env:
-        for key, value in moto.env.items():
-            env.setenv(key, value)
-        client = boto3.client("dynamodb")
-        try:
-            asyncio.run(ensure_table(name, client=client))
-            yield f"dynamodb://{name}"
-        finally:
-            client.delete_table(TableName=name)
-            client.close()
-
-
 @pytest.fixture(scope="module")
 def database(request: pytest.FixtureRequest,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
@@ -113,7 +99,7 @@ def database(request: pytest.FixtureRequest,
         with postgres_database() as url:
             yield url, data_dir
     else:
-        with dynamodb_table(request.getfixturevalue("moto_server")) as url:
+        with dynamodb_table(request.getfixturevalue("moto_server"), "paywire-aps") as url:
             yield url, data_dir
 
 

@@ -20,17 +20,15 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-import boto3
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from apikit import open_store
+from apikit import dynamodb_table, open_store
 from paywire import verify_delivery
 from paywire.bootstrap import SystemClock
 from paywire.delivery.http_callback import HttpCallbackTarget, delivery_body
@@ -40,8 +38,7 @@ from paywire.domain.facts import Announcement
 from paywire.ports import DeliveryTarget, OutboxMessage, Store
 from paywire.services.fulfilment import OutboxWorker, no_jitter
 from paywire.store import migrate
-from paywire.store.dynamo import ensure_table
-from paywire.testing import MotoServer, ServerThread
+from paywire.testing import ServerThread
 from webhookstack import backend_database
 
 SECRET = "whsec_" + base64.b64encode(b"paywire-outbox-test-secret-0123").decode()
@@ -115,29 +112,12 @@ OPEN_STORE = ("from paywire.store.dynamo import DynamoStore\n"
               "    return SqlStore(url)\n")
 
 
-@contextmanager
-def dynamodb_table(moto: MotoServer) -> Iterator[str]:
-    """A fresh paywire table on the moto server, its dynamodb:// URL, with the AWS environment
-    (region, endpoint, dummy credentials) set for the block; the table is deleted after."""
-    name = f"paywire-outbox-{secrets.token_hex(4)}"
-    with pytest.MonkeyPatch.context() as env:
-        for key, value in moto.env.items():
-            env.setenv(key, value)
-        client = boto3.client("dynamodb")
-        try:
-            asyncio.run(ensure_table(name, client=client))
-            yield f"dynamodb://{name}"
-        finally:
-            client.delete_table(TableName=name)
-            client.close()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql", "dynamodb"])
 def database(request: pytest.FixtureRequest,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh, migrated database for the module, on each backend."""
     if request.param == "dynamodb":
-        with dynamodb_table(request.getfixturevalue("moto_server")) as url:
+        with dynamodb_table(request.getfixturevalue("moto_server"), "paywire-outbox") as url:
             yield url
         return
     with backend_database(request.param, tmp_path_factory.mktemp(request.param)) as url:

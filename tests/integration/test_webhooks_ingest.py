@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
-from apikit import ADMIN, Paywire, buy, serve
+from apikit import ADMIN, Paywire, buy, dynamodb_table, serve
 from paywire.domain.order import OrderStatus
-from paywire.store.dynamo import ensure_table
-from paywire.testing import EmulatorServer, MotoServer
+from paywire.testing import EmulatorServer
 from testkit import two_app_config
 from webhookkit import (
     delivery,
@@ -56,30 +53,13 @@ from webhookstack import (
 S = OrderStatus
 
 
-@contextmanager
-def dynamodb_table(moto: MotoServer) -> Iterator[str]:
-    """A fresh paywire table on the moto server, its dynamodb:// URL, with the AWS environment
-    (region, endpoint, dummy credentials) set for the block; the table is deleted after."""
-    name = f"paywire-ingest-{secrets.token_hex(4)}"
-    with pytest.MonkeyPatch.context() as env:
-        for key, value in moto.env.items():
-            env.setenv(key, value)
-        client = boto3.client("dynamodb")
-        try:
-            asyncio.run(ensure_table(name, client=client))
-            yield f"dynamodb://{name}"
-        finally:
-            client.delete_table(TableName=name)
-            client.close()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql", "dynamodb"])
 def database(request: pytest.FixtureRequest,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A fresh database for the module, on each backend."""
     data_dir = tmp_path_factory.mktemp(f"ingest-{request.param}")
     if request.param == "dynamodb":
-        with dynamodb_table(request.getfixturevalue("moto_server")) as url:
+        with dynamodb_table(request.getfixturevalue("moto_server"), "paywire-ingest") as url:
             yield url, data_dir
         return
     with backend_database(request.param, data_dir) as url:
