@@ -45,7 +45,6 @@ from paywire.providers.aps.events import ApsEventParser, ApsWebhookVerifier
 from paywire.providers.aps.forms import Merchant
 from paywire.providers.aps.provider import ApsProvider
 from paywire.providers.aps.signature import Signer
-from paywire.providers.paypal import mapping
 from paywire.providers.paypal.client import PayPalClient
 from paywire.providers.paypal.events import PayPalEventParser
 from paywire.services.checkout import CheckoutService
@@ -197,10 +196,12 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
     async with contextlib.AsyncExitStack() as undo:  # on a refusal, close what was opened
         providers: list[PaymentProvider] = []
         paypal: PayPalClient | None = None
+        offered_paypal: PaymentProvider | None = None
         if "paypal" in settings.providers:
             paypal = paypal_client(settings)
             undo.push_async_callback(paypal.aclose)
-            providers.append(wrap(paypal))
+            offered_paypal = wrap(paypal)
+            providers.append(offered_paypal)
         aps: PaymentProvider | None = None
         aps_verifier: ApsWebhookVerifier | None = None
         if "aps" in settings.providers:
@@ -213,8 +214,7 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
         named: list[str] = list(settings.providers)
         providers.sort(key=lambda p: named.index(p.name))
         default = providers[0]
-        catalog = load_catalog(settings.catalog_file,
-                               mapping.check_amount if paypal is default else default.check_amount)
+        catalog = load_catalog(settings.catalog_file, default.check_amount)
         if settings.is_sqlite:
             await asyncio.to_thread(migrate_embedded, settings)
         # trust_env=False: a proxy from the environment must not sit between us and the cert
@@ -253,8 +253,7 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
                               catalog=catalog, checkout=checkout, webhooks=webhooks,
                               truth=truth, verifier=verifier, http=http, reconciler=reconciler,
                               outbox=outbox, aps=aps, aps_webhooks=aps_webhooks,
-                              paypal=None if paypal is None else providers[
-                                  [p.name for p in providers].index("paypal")])
+                              paypal=offered_paypal)
         undo.pop_all()
     log.info("paywire wired: providers %s (PayPal %s, APS %s), store %s, %d products, "
              "webhooks verified %s", ",".join(settings.providers), settings.paypal_env,
