@@ -152,7 +152,7 @@ class AwsDevStack(DevStack):
         """The drainer, the queue poller and the reconciler, on their schedules."""
         from paywire.aws import drainer, reconciler, sqs_consumer
         from paywire.aws.events import LocalContext
-        from paywire.aws.local import poll_queue, queue_arn
+        from paywire.aws.local import invoke, poll_queue, queue_arn
 
         sqs = self.moto.client("sqs")
         assert self.queue_url is not None  # noqa: S101 - provisioned first
@@ -161,8 +161,8 @@ class AwsDevStack(DevStack):
         scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 
         def drain() -> None:
-            drainer.handler(scheduled, LocalContext(function_name="paywire-drainer",
-                                                    timeout_seconds=60))
+            invoke(drainer.handler, scheduled, LocalContext(function_name="paywire-drainer",
+                                                            timeout_seconds=60))
             self.counters["drains"] += 1
 
         def poll() -> None:
@@ -173,8 +173,8 @@ class AwsDevStack(DevStack):
             self.counters["delivered"] += len(done.deleted)
 
         def reconcile() -> None:
-            reconciler.handler(scheduled, LocalContext(function_name="paywire-reconciler",
-                                                       timeout_seconds=300))
+            invoke(reconciler.handler, scheduled,
+                   LocalContext(function_name="paywire-reconciler", timeout_seconds=300))
             self.counters["reconciles"] += 1
 
         self._jobs = [asyncio.create_task(self._every(name, seconds, job), name=name)

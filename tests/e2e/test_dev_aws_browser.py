@@ -141,6 +141,10 @@ def test_buyer_pays_and_the_shop_is_told_through_sqs(page: Page, stack: DevAws) 
 
     assert eventually(queues_empty), counts
     assert eventually(consumer_logged), stack.out.read_text()[-2000:]
+    # Each line names the function that wrote it, though all of them run in one process.
+    batches = [line.replace(" ", "") for line in stack.out.read_text().splitlines()
+               if '"name": "paywire.aws.sqs"' in line or '"name":"paywire.aws.sqs"' in line]
+    assert batches and all('"function_name":"paywire-consumer"' in b for b in batches), batches
 
 
 def test_dev_aws_command_stops_cleanly_with_its_moto(tmp_path: Path) -> None:

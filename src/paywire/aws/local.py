@@ -8,11 +8,16 @@
   attributes), the event built from that answer, the consumer invoked, the messages it did not
   report failed deleted (the failed ones come back after the visibility timeout; after
   `maxReceiveCount` receives the queue moves them to its dead-letter queue).
+- `invoke`: every local invocation goes through it, one at a time per process. Lambda runs one
+  invocation at a time in an execution environment, and the handlers' log context (function
+  name, request id: Powertools keeps it process-wide) relies on that; run side by side in one
+  process (`paywire dev --aws`), invocations would stamp each other's names on their lines.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +27,13 @@ from starlette.types import Receive, Scope, Send
 from paywire.aws.events import LocalContext, http_answer, http_event, sqs_event
 
 Handler = Callable[[dict[str, Any], Any], Any]
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def invoke(handler: Handler, event: dict[str, Any], context: Any) -> Any:
+    """`handler(event, context)`, alone in this process (see the module doc)."""
+    with _ONE_AT_A_TIME:
+        return handler(event, context)
 
 
 class ApiGateway:
@@ -66,7 +78,7 @@ class ApiGateway:
         context = LocalContext(function_name=self.function_name,
                                timeout_seconds=self.timeout_seconds)
         self.invocations += 1
-        answer = http_answer(await asyncio.to_thread(self.handler, event, context))
+        answer = http_answer(await asyncio.to_thread(invoke, self.handler, event, context))
         out_headers = [(k.encode("latin-1"), v.encode("latin-1"))
                        for k, v in answer.headers.items() if k != "content-length"]
         out_headers += [(b"set-cookie", c.encode("latin-1")) for c in answer.cookies]
@@ -117,7 +129,7 @@ def poll_queue(client: Any, queue_url: str, handler: Handler, *, arn: str | None
     poll = Poll(event)
     if not poll.received:
         return poll
-    poll.answer = handler(event, context or LocalContext(function_name="paywire-sqs"))
+    poll.answer = invoke(handler, event, context or LocalContext(function_name="paywire-sqs"))
     failures = (poll.answer or {}).get("batchItemFailures", [])
     poll.failed = [str(f["itemIdentifier"]) for f in failures]
     done = [r for r in event["Records"] if r["messageId"] not in poll.failed]
