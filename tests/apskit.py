@@ -94,6 +94,16 @@ def pay_on_page(http: httpx.Client, form: dict[str, Any], *, card: str = SUCCESS
     return hidden_fields(done.text)
 
 
+def tokenize(http: httpx.Client, aps_url: str, number: str = CARD[SUCCESS]) -> str:
+    """A token for a test card, made through the APS emulator's control API at `aps_url`
+    (the APS app's own base URL: `<emulator>/aps` inside `paywire emulator`)."""
+    resp = http.post(f"{aps_url}/_aps/tokens", json={"card_number": number,
+                                                     "expiry_date": "3512"})
+    assert resp.status_code == 201, resp.text
+    name: str = resp.json()["token_name"]
+    return name
+
+
 def until(condition: Callable[[], object], timeout: float = 10.0, step: float = 0.05) -> None:
     """Wait until `condition()` holds."""
     deadline = time.monotonic() + timeout

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from apskit import tokenize
 from paywire.domain.errors import OverRefund, ProviderError, SignatureError, ValidationError
 from paywire.domain.money import Money
 from paywire.domain.order import OrderStatus
@@ -115,10 +116,7 @@ async def client(emu: tuple[str, ApsState], sleeps: Sleeps) -> AsyncIterator[Aps
 
 def token(url: str, number: str = SUCCESS_CARD) -> str:
     """Tokenize a test card through the control API."""
-    resp = HTTP.post(f"{url}/_aps/tokens", json={"card_number": number, "expiry_date": "3512"})
-    assert resp.status_code == 201, resp.text
-    name: str = resp.json()["token_name"]
-    return name
+    return tokenize(HTTP, url, number)
 
 
 def fault(url: str, **rule: Any) -> dict[str, Any]:

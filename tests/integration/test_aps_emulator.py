@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from apskit import tokenize
 from paywire.emulator.aps import ApsCredentials, ApsEmulatorConfig, create_aps_app
 from paywire.emulator.aps.state import ApsState
 from paywire.providers.aps.signature import Signer
@@ -166,10 +167,7 @@ def call(url: str, params: dict[str, str], *, sign: bool = True) -> dict[str, An
 
 def token(url: str, number: str = SUCCESS_CARD) -> str:
     """Tokenize a test card through the control API."""
-    resp = HTTP.post(f"{url}/_aps/tokens", json={"card_number": number, "expiry_date": "3512"})
-    assert resp.status_code == 201, resp.text
-    name: str = resp.json()["token_name"]
-    return name
+    return tokenize(HTTP, url, number)
 
 
 def pay(url: str, ref: str, number: str = SUCCESS_CARD, command: str = "PURCHASE",
