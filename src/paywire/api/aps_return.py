@@ -74,6 +74,11 @@ def _page(status: int, title: str, text: str, link: str | None = None) -> HTMLRe
     return resp
 
 
+def _declined(link: str | None) -> HTMLResponse:
+    return _page(200, "Card declined", "Your card was declined; nothing was charged. You can "
+                 "try another card.", link)
+
+
 def _continue(settings: Settings, order_id: str) -> str | None:
     if not settings.return_url:
         return None
@@ -123,8 +128,7 @@ async def aps_return(request: Request, c: Container) -> Response:
         return _page(200, "Payment not completed", f"Order {order.id} is "
                      f"{order.status.value.lower()}.", link)
     if fact is not None and fact.target is S.DENIED:
-        return _page(200, "Card declined", "Your card was declined; nothing was charged. You "
-                     "can try another card.", link)
+        return _declined(link)
     if fact is not None and fact.target in (S.COMPLETED, S.AUTHORIZED):
         return _page(200, "Confirming your payment", "APS reports your payment went through; "
                      "we are confirming it with APS. Your receipt will show it shortly.", link)
@@ -141,8 +145,7 @@ async def _pay_with_token(c: ReturnContainer, order: Order, token: str,
         if isinstance(redirect, str) and redirect.startswith(("https://", "http://")):
             return RedirectResponse(redirect, status_code=303)
         if exc.kind == "declined":
-            return _page(200, "Card declined", "Your card was declined; nothing was charged. "
-                         "You can try another card.", link)
+            return _declined(link)
         return _page(502, "Payment not confirmed", "We could not complete the payment with "
                      "APS just now; your receipt will show the result.", link)
     except PaywireError:
