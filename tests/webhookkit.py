@@ -9,9 +9,11 @@ API, so that the webhook is the only way paywire can learn of them.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import threading
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -164,6 +166,43 @@ async def post(url: str, d: Delivery, *, body: bytes | None = None,
         return await c.post(url, content=d.body if body is None else body, headers=sent)
 
 
+# --- a CRC-32 collision: what PayPal's signature does not protect ---------------------------
+
+# CRC-32 run backwards, one byte at a time (the reflected polynomial 0xEDB88320).
+_REVERSE = [0] * 256
+for _i in range(256):
+    _r = _i << 24
+    for _ in range(8):
+        _r = (((_r ^ 0xEDB88320) << 1) | 1 if _r & 0x80000000 else _r << 1) & 0xFFFFFFFF
+    _REVERSE[_i] = _r
+
+
+def _force_crc(prefix: bytes, suffix: bytes, crc: int) -> bytes:
+    """Four bytes that, between `prefix` and `suffix`, make the whole CRC-32 equal `crc`."""
+    forward = zlib.crc32(prefix) ^ 0xFFFFFFFF  # the register after the prefix
+    backward = crc ^ 0xFFFFFFFF
+    for byte in reversed(forward.to_bytes(4, "little") + suffix):
+        backward = ((backward << 8) & 0xFFFFFFFF) ^ _REVERSE[backward >> 24] ^ byte
+    return backward.to_bytes(4, "little")
+
+
+def collide(genuine: bytes, event: dict[str, Any]) -> bytes:
+    """`event` (any PayPal event an attacker wants) as JSON bytes with the same CRC-32 as the
+    `genuine` body, so the genuine transmission headers verify over it: four printable bytes
+    are forced into the end of its `summary`, whose text is varied until they are."""
+    allowed = set(range(0x21, 0x7F)) - {ord('"'), ord("\\")}
+    event = dict(event)
+    for n in range(100_000):
+        event["summary"] = f"Payment {n} @@@@"  # four bytes to be forced
+        head, _, tail = json.dumps(event, separators=(",", ":")).encode().partition(b"@@@@")
+        forced = _force_crc(head, tail, zlib.crc32(genuine))
+        if all(b in allowed for b in forced):
+            forged = head + forced + tail
+            assert zlib.crc32(forged) == zlib.crc32(genuine) and json.loads(forged)
+            return forged
+    raise AssertionError("no printable collision found")
+
+
 # --- paywire's store, read through the port ----------------------------------------------
 
 
@@ -218,6 +257,17 @@ async def truth_tasks(database_url: str) -> list[TruthTask]:
         return list(await uow.list_truth_tasks(limit=1000))
 
     return await read(database_url, get)
+
+
+async def confirmed(database_url: str) -> None:
+    """Wait until paywire has confirmed (or given up for now on) every PayPal event it
+    answered `confirming`: no confirmation is still waiting for its first run or leased."""
+    async def probe() -> bool:
+        return not [t for t in await truth_tasks(database_url)
+                    if t.id.startswith("paypal:confirm:") and t.status == "pending"
+                    and (t.attempts == 0 or t.lease_owner is not None)]
+
+    await eventually(probe, "paywire's confirmations")
 
 
 async def drain_truth(settings: Settings) -> int:

@@ -235,9 +235,10 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
         webhooks: WebhookIngest | None = None
         if paypal is not None:
             verifier = webhook_verifier(settings, paypal, clock, http)
+            # PayPal signs a CRC-32 of the body only: its claims are confirmed with its API.
             webhooks = WebhookIngest(store, verifier, PayPalEventParser(), clock,
                                      provider=paypal.name,
-                                     max_rejections=settings.max_rejections)
+                                     max_rejections=settings.max_rejections, confirm=True)
         aps_webhooks = None if aps_verifier is None else WebhookIngest(
             store, aps_verifier, ApsEventParser(), clock, provider="aps",
             max_rejections=settings.max_rejections)

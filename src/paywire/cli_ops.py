@@ -263,8 +263,14 @@ def events_replay(
             for event_id in event_ids:
                 try:
                     done = await replay_any(ingests, event_id)
+                    note = done.reason
+                    if done.confirm_task is not None:
+                        # A PayPal claim: confirmed with PayPal now, not left to the queue.
+                        ran = await c.truth.confirm_now(done.confirm_task)
+                        note = (f"{note}; confirmed with the provider" if ran else
+                                f"{note}; another worker is confirming it")
                     out.append({"event_id": event_id, "outcome": done.outcome,
-                                "order_id": done.order_id, "note": done.reason})
+                                "order_id": done.order_id, "note": note})
                 except PaywireError as exc:
                     out.append({"event_id": event_id, "outcome": "error", "order_id": None,
                                 "note": exc.message})

@@ -73,7 +73,7 @@ class HistoryEntry:
     order_id: str
     at: datetime
     source: str  # api | webhook | reconcile | operator
-    verdict: str  # APPLY | STALE | CONFLICT | NOTE
+    verdict: str  # APPLY | STALE | CONFLICT | NOTE | CONTRADICTED
     from_status: OrderStatus
     to_status: OrderStatus
     detail: dict[str, Any] = field(default_factory=dict)
@@ -334,6 +334,13 @@ class WebhookUnitOfWork(UnitOfWork, Protocol):
         (conditional update per task: concurrent claimers never get the same task)."""
         ...
 
+    async def claim_truth_task(self, task_id: str, owner: str, now: datetime,
+                               lease_until: datetime) -> TruthTask | None:
+        """Claim one pending task by id, due or not, if its lease is free or lapsed (the
+        in-process fast path of a task just queued); the task as leased, or None if taken,
+        closed or absent."""
+        ...
+
     async def finish_truth_task(self, task_id: str, owner: str, *, status: str, attempts: int,
                                 next_attempt_at: datetime, last_error: str | None,
                                 now: datetime) -> bool:
@@ -486,6 +493,17 @@ class RefundResult:
     amount: Money
     provider_status: str
     capture_id: str | None = None  # the capture it refunds, when the provider says
+    invoice_id: str | None = None  # the merchant's reference on it (paywire's own refund id)
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeResult:
+    """A dispute as the provider reports it: open or closed, and the captures it names."""
+
+    dispute_id: str
+    open: bool  # False once the provider reports it resolved
+    provider_status: str
+    capture_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -569,6 +587,11 @@ class PaymentProvider(Protocol):
 
     async def get_refund(self, refund_id: str) -> RefundResult:
         """The provider's truth about a refund (with its capture id)."""
+        ...
+
+    async def get_dispute(self, dispute_id: str) -> DisputeResult:
+        """The provider's truth about a dispute (ProviderError `invalid` for a provider that
+        reports none through its API)."""
         ...
 
     async def aclose(self) -> None:

@@ -273,6 +273,9 @@ class Settings(BaseSettings):
     # PEM trust anchors for the signing certificate's chain; default certifi's (the emulator's
     # CA, fetched at start-up, in emulator mode).
     webhook_ca_bundle: Path | None = None
+    # Confirm a PayPal event's claim with PayPal's API right after answering the delivery, in
+    # this process; off, the truth fetcher (or `paywire reconcile`) confirms it from the queue.
+    webhook_confirm_inline: bool = True
     webhook_max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=10 * 1024 * 1024)
     # Transmissions older than this are refused; at least PayPal's 3-day retry horizon.
     webhook_max_age_seconds: float = Field(default=4 * 86400.0, le=90 * 86400)

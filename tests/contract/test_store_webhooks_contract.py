@@ -174,6 +174,25 @@ async def test_enqueue_reopens_a_closed_task(store: Store, outcome: str) -> None
     assert reopened == [task("CAP-1", at(50), reason="denied after completed", order_id="o-1")]
 
 
+async def test_claim_by_id_takes_one_pending_task_due_or_not(store: Store) -> None:
+    """A task claimed by id is leased even before it is due; a held lease, a closed task or an
+    unknown id is not claimed, and a lapsed lease is claimed again."""
+    async with store.transaction() as uow:
+        await uow.enqueue_truth(task("CAP-1", at(5), order_id="o-1"))
+        won = await uow.claim_truth_task("paypal:capture:CAP-1", "w-1", T0, at(30))
+        assert won is not None
+        assert (won.lease_owner, won.lease_until, won.order_id) == ("w-1", at(30), "o-1")
+        assert await uow.claim_truth_task("paypal:capture:CAP-1", "w-2", at(29), at(60)) is None
+        assert await uow.claim_truth_tasks("w-2", at(10), at(40), limit=5) == []
+        again = await uow.claim_truth_task("paypal:capture:CAP-1", "w-2", at(31), at(60))
+        assert again is not None and again.lease_owner == "w-2"
+        assert await uow.finish_truth_task("paypal:capture:CAP-1", "w-2", status="done",
+                                           attempts=1, next_attempt_at=at(31), last_error=None,
+                                           now=at(31))
+        assert await uow.claim_truth_task("paypal:capture:CAP-1", "w-3", at(40), at(70)) is None
+        assert await uow.claim_truth_task("paypal:capture:NOPE", "w-3", at(40), at(70)) is None
+
+
 async def test_concurrent_claimers_never_share_a_task(store: Store) -> None:
     """Concurrent claimers with different owners get disjoint tasks and together get them all."""
     ids = {f"paypal:capture:CAP-{n:02d}" for n in range(12)}

@@ -26,6 +26,7 @@ from paywire.domain.order import OrderStatus
 from paywire.testing import EmulatorServer
 from testkit import two_app_config
 from webhookkit import (
+    confirmed,
     delivery,
     drain_truth,
     eventually,
@@ -132,6 +133,7 @@ async def _paid_and_refunded(s: Stack) -> tuple[dict[str, str], set[tuple[str, s
     capture_id = await s.paypal.capture(bought["provider_order_id"])
     refund_id = await s.paypal.refund(capture_id, "5.00")
     await quiet(s.emulator, timeout=20)
+    await confirmed(s.db)
     await drain_truth(s.settings())  # what paywire would not guess at, settled by PayPal
     names = {bought["id"]: "ORDER", capture_id: "CAPTURE", refund_id: "REFUND"}
     final = await order(s.db, bought["id"])
@@ -294,10 +296,10 @@ async def test_reconcile_exits_non_zero_when_the_truth_cannot_be_settled(stack: 
     assert "not one of ours" in (failed[0].last_error or "")
 
 
-async def test_amount_mismatch_is_settled_by_the_background_truth_fetch(stack: Stack) -> None:
-    """A capture for less than our price (the order patched at PayPal) is queued, never
-    fulfilled; a serving paywire's in-process truth fetcher applies PayPal's answer: the order
-    needs attention (amount_mismatch), and no order.completed is ever announced."""
+async def test_amount_mismatch_is_confirmed_and_never_fulfilled(stack: Stack) -> None:
+    """A capture for less than our price (the order patched at PayPal) is confirmed with
+    PayPal's API, never applied from the body: PayPal's answer leaves the order needing
+    attention (amount_mismatch), its confirmations done, and no order.completed announced."""
     s = stack
     async with client(s.paywire) as c:
         created = (await c.post("/v1/checkout/orders", json={
@@ -312,17 +314,12 @@ async def test_amount_mismatch_is_settled_by_the_background_truth_fetch(stack: S
     await s.paypal.approve(paypal_id)
     await s.paypal.capture(paypal_id)
     await quiet(s.emulator)
-    task_id = f"paypal:order:{paypal_id}"
-    queued = {t.id: t for t in await truth_tasks(s.db)}[task_id]
-    assert queued.status == "pending" and queued.reason == "amount_mismatch"
-    assert (await order(s.db, created["id"])).status is S.APPROVED
 
     async def settled() -> bool:
-        return {t.id: t for t in await truth_tasks(s.db)}[task_id].status == "done"
+        mine = [t for t in await truth_tasks(s.db) if t.order_id == created["id"]]
+        return bool(mine) and all(t.status == "done" for t in mine)
 
-    with serve(s.emulator, s.db, s.data_dir, paypal_webhook_id=s.webhook_id,
-               truth_fetch_interval_seconds=0.05):
-        await eventually(settled, "the background truth fetch")
+    await eventually(settled, "the confirmations")
     final = await order(s.db, created["id"])
     assert final.needs_attention == "amount_mismatch" and final.status is not S.COMPLETED
     types = [m.type for m in await outbox(s.db, final.id)]

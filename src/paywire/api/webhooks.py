@@ -9,7 +9,7 @@ Answers follow what PayPal's retry can achieve (architecture.md, invariant 6):
 
 | outcome | status |
 |---|---|
-| verified: applied, duplicate, queued for a truth fetch, ignored | 200 |
+| verified: applied, confirming (with PayPal's API), duplicate, queued, ignored | 200 |
 | refused for good: missing headers, bad signature, another webhook id, cert URL off the | 400 |
 | allowlist, bad or expired chain, too old, malformed JSON (the ingest's `status`) | |
 | no webhook id configured (emulator mode only; `bootstrap.NoWebhookId`) | 403 |
@@ -21,6 +21,11 @@ as 400), so a 400 never means "try again". A refusal is `{"error": {"code": "web
 "message", "details": {"check", "likely_cause"}, "request_id"}}`, recorded by the ingest once
 per transmission id. A 503 carries the error tree's code (`storage_unavailable`,
 `provider_unavailable`, `conflict`) and is never recorded as a rejection.
+
+A PayPal event the ingest answers `confirming` (see `services.confirm`) is confirmed with
+PayPal's API right after the answer is sent, in this process (`PAYWIRE_WEBHOOK_CONFIRM_INLINE`);
+the stored confirmation task is the fallback the truth fetcher runs if this process dies first
+or PayPal is slow or down.
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -41,10 +48,19 @@ from paywire.api.auth import AdminDep
 from paywire.api.errors import ApiError, error_response, render, request_id_of
 from paywire.api.middleware import BodyLimitMiddleware
 from paywire.api.schemas import ErrorOut, dump
-from paywire.domain.errors import ConflictError, ProviderError, StorageError, ValidationError
+from paywire.domain.errors import (
+    ConflictError,
+    PaywireError,
+    ProviderError,
+    StorageError,
+    ValidationError,
+)
 from paywire.ports import Store, TruthTask, WebhookRejection
+from paywire.services.truth import TruthFetcher
 from paywire.services.webhooks import WebhookIngest
 from paywire.settings import Settings
+
+log = logging.getLogger("paywire.webhooks")
 
 WEBHOOK_PATH = "/webhooks/paypal"
 APS_WEBHOOK_PATH = "/webhooks/aps"
@@ -58,6 +74,7 @@ class WebhookContainer(Protocol):
     store: Store
     webhooks: WebhookIngest | None  # None: the shop does not offer PayPal
     aps_webhooks: WebhookIngest | None
+    truth: TruthFetcher
 
 
 def _container(request: Request) -> WebhookContainer:
@@ -122,8 +139,10 @@ async def read_raw_body(request: Request, limit: int) -> bytes:
 class WebhookAck(BaseModel):
     """A verified delivery, acknowledged (new or not)."""
 
-    outcome: str = Field(description="applied | duplicate | queued (for a truth fetch) | "
-                                     "ignored (stored, not acted on)", examples=["applied"])
+    outcome: str = Field(description="applied | confirming (stored; applied once the "
+                                     "provider's API confirms it) | duplicate | queued (for a "
+                                     "truth fetch) | ignored (stored, not acted on)",
+                         examples=["applied"])
     event_id: str | None
 
 
@@ -186,11 +205,25 @@ async def _ingest(request: Request, c: WebhookContainer, ingest: WebhookIngest) 
         _, content = render(exc, rid)
         return JSONResponse(content, status_code=503, headers={"Retry-After": "30"})
     if outcome.outcome != "rejected" and 200 <= outcome.status < 300:
-        return JSONResponse(dump(WebhookAck(outcome=outcome.outcome, event_id=outcome.event_id)))
+        later = None
+        if outcome.confirm_task is not None and c.settings.webhook_confirm_inline:
+            later = BackgroundTask(_confirm, c.truth, outcome.confirm_task)
+        return JSONResponse(dump(WebhookAck(outcome=outcome.outcome, event_id=outcome.event_id)),
+                            background=later)
     status = outcome.status if 400 <= outcome.status < 500 else 400
     return error_response(status, "webhook_rejected",
                           outcome.reason or "the delivery failed verification", request_id=rid,
                           details={"check": outcome.check, "likely_cause": outcome.likely_cause})
+
+
+async def _confirm(truth: TruthFetcher, task_id: str) -> None:
+    """Confirm a stored event with the provider once its answer is sent; whatever goes wrong
+    leaves the task to the truth fetcher."""
+    try:
+        await truth.confirm_now(task_id)
+    except PaywireError as exc:
+        log.warning("confirming %s in the background failed (the truth queue retries): %s",
+                    task_id, exc.message)
 
 
 # --- admin: what came in and what is queued --------------------------------------------------

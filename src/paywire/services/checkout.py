@@ -276,15 +276,7 @@ class CheckoutService(RefundService):
     async def apply_truth(self, order_id: str, state: ProviderOrderState, *, source: str,
                           key: str | None = None) -> Order:
         """Apply what the provider says about the order (after a conflict or a replay)."""
-        if state.captures:
-            fact = _capture_fact(state.captures[0], source)
-            if fact.target in (S.PARTIALLY_REFUNDED, S.REFUNDED):
-                fact = Fact(S.COMPLETED, source, capture_id=fact.capture_id, amount=fact.amount)
-        elif state.authorizations:
-            fact = _authorization_fact(state.authorizations[0], source)
-        else:
-            fact = Fact(state.status, source, reason=state.provider_status,
-                        attempt=state.attempt)
+        fact = truth_fact(state, source)
 
         async def commit() -> Order:
             now = self.clock.now()
@@ -310,6 +302,19 @@ class CheckoutService(RefundService):
 
 
 S_PAID = (S.COMPLETED, S.PARTIALLY_REFUNDED, S.REFUNDED)
+
+
+def truth_fact(state: ProviderOrderState, source: str) -> Fact:
+    """The fact a provider's whole truth about an order states: its first capture (refunds
+    are counted as their own facts), else its first authorization, else its order status."""
+    if state.captures:
+        fact = _capture_fact(state.captures[0], source)
+        if fact.target in (S.PARTIALLY_REFUNDED, S.REFUNDED):
+            fact = Fact(S.COMPLETED, source, capture_id=fact.capture_id, amount=fact.amount)
+        return fact
+    if state.authorizations:
+        return _authorization_fact(state.authorizations[0], source)
+    return Fact(state.status, source, reason=state.provider_status, attempt=state.attempt)
 
 
 def _capture_fact(result: CaptureResult, source: str) -> Fact:

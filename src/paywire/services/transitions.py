@@ -13,6 +13,7 @@ from paywire.domain.facts import (
     Fact,
     announcement_for,
     attention_announcement,
+    dispute_announcement,
 )
 from paywire.domain.money import Money
 from paywire.domain.order import Order, OrderStatus, Verdict, decide
@@ -141,3 +142,19 @@ async def flag_attention(uow: UnitOfWork, order: Order, reason: str, now: dateti
                                           detail={"needs_attention": reason, **detail}))
     await announce(uow, attention_announcement(flagged, reason), now)
     return flagged
+
+
+async def apply_dispute(uow: UnitOfWork, order: Order, dispute_id: str, now: datetime, *,
+                        opened: bool, source: str, **detail: Any) -> Order:
+    """Record a dispute on `order`: an open one marks it disputed and is announced once per
+    dispute; a resolved one is a history line only."""
+    if opened and not order.disputed:
+        moved = order.evolve(now, disputed=True)
+        await uow.update_order(moved, order.version)
+        order = moved
+    await uow.append_history(HistoryEntry(
+        order_id=order.id, at=now, source=source, verdict="NOTE", from_status=order.status,
+        to_status=order.status, detail={"dispute_id": dispute_id, **detail}))
+    if opened:
+        await announce(uow, dispute_announcement(order, dispute_id), now)
+    return order

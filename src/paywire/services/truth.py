@@ -5,6 +5,13 @@ worker claims due tasks with a lease (several workers never take the same one), 
 provider's object, resolves it to the provider's order and applies the whole order's truth
 through `apply_transition` (and refunds through their own bookkeeping). Failures back off
 exponentially; a task that keeps failing, or whose answer is inconsistent, goes to a person.
+
+Confirmation tasks (`services.confirm`: a PayPal webhook's claim, queued by the ingest) run the
+same way, usually at once in the background of the webhook's answer (`confirm_now`), with this
+queue as the fallback when PayPal is slow or down or the process died after answering. A claim
+about a refund or a dispute reads that object (one GET); any other reads the order. A claim
+PayPal's answer contradicts, or an object PayPal does not know, changes nothing and is recorded
+as CONTRADICTED on the order (never flagged for a person: a forgery is not our problem to fix).
 """
 
 from __future__ import annotations
@@ -16,12 +23,13 @@ from datetime import timedelta
 
 from paywire.domain.errors import ConfigError, PaywireError, ProviderError
 from paywire.domain.facts import Fact
-from paywire.domain.order import Order, OrderStatus
-from paywire.ports import Clock, PaymentProvider, Store, TruthTask
-from paywire.services.checkout import CheckoutService
+from paywire.domain.order import PAID, Order, OrderStatus
+from paywire.ports import Clock, DisputeResult, PaymentProvider, RefundResult, Store, TruthTask
+from paywire.services.checkout import CheckoutService, truth_fact
+from paywire.services.confirm import Claim, record_contradiction
 from paywire.services.operations import retry_on_conflict
 from paywire.services.refund_facts import apply_provider_refund
-from paywire.services.transitions import flag_attention
+from paywire.services.transitions import apply_dispute, flag_attention
 
 log = logging.getLogger("paywire.truth")
 S = OrderStatus
@@ -61,6 +69,18 @@ class TruthFetcher:
             await self._process(task)
         return len(tasks)
 
+    async def confirm_now(self, task_id: str) -> bool:
+        """Run one queued task at once if nobody holds it (the in-process fast path after a
+        webhook's answer); False if another worker has it or it is already closed. A failure
+        leaves it pending with its backoff, for the queue to finish."""
+        now = self.clock.now()
+        async with self.store.transaction() as uow:
+            task = await uow.claim_truth_task(task_id, self.owner, now, now + self.lease)
+        if task is None:
+            return False
+        await self._process(task)
+        return True
+
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
         """Process the queue until `stop` is set (an in-process background loop)."""
         while not stop.is_set():
@@ -76,7 +96,11 @@ class TruthFetcher:
     async def _process(self, task: TruthTask) -> None:
         attempts = task.attempts + 1
         try:
-            await self._settle(task)
+            claim = Claim.of(task)
+            if claim is not None:
+                await self._confirm(task, claim)
+            else:
+                await self._settle(task)
         except (ProviderError, Unresolvable) as exc:
             now = self.clock.now()
             final = isinstance(exc, Unresolvable) or attempts >= self.max_attempts or (
@@ -99,10 +123,7 @@ class TruthFetcher:
 
     async def _settle(self, task: TruthTask) -> None:
         refund = None
-        try:
-            provider = self.checkout.provider_named(task.provider)
-        except ConfigError as exc:
-            raise Unresolvable(exc.message) from None
+        provider = self._provider(task.provider)
         if task.kind == "refund":
             refund = await provider.get_refund(task.resource_id)
             if refund.capture_id is not None:
@@ -140,6 +161,139 @@ class TruthFetcher:
                                              now, source="reconcile")
 
             await retry_on_conflict(count)
+
+    async def _confirm(self, task: TruthTask, claim: Claim) -> None:
+        """Check a webhook's claim with one GET and apply what the provider answers."""
+        if task.order_id is None:
+            raise Unresolvable(f"confirmation {task.id} names no order")
+        provider = self._provider(task.provider)
+        if task.kind in ("refund", "dispute"):
+            try:
+                found: RefundResult | DisputeResult = await (
+                    provider.get_refund(task.resource_id) if task.kind == "refund"
+                    else provider.get_dispute(task.resource_id))
+            except ProviderError as exc:
+                if exc.kind != "not_found":
+                    raise
+                await self._contradicted(task.order_id, claim,
+                                         f"PayPal knows no {task.kind} {task.resource_id}")
+                return
+            if isinstance(found, RefundResult):
+                if found.status == "completed" and found.capture_id is not None:
+                    await self._adopt_capture(provider, task.order_id, (found.capture_id,))
+                await self._confirm_refund(task.order_id, claim, found)
+            else:
+                await self._adopt_capture(provider, task.order_id, found.capture_ids)
+                await self._confirm_dispute(task.order_id, claim, found)
+            return
+        order = await self._order(task.order_id)
+        if task.kind != "order" or order.provider_order_id != task.resource_id:
+            await self._settle(task)  # an order paywire holds no provider id for: find it
+            return
+        state = await provider.get_order(task.resource_id, order=order)
+        why = claim.contradiction(truth_fact(state, "webhook").target, {
+            *(c.capture_id for c in state.captures),
+            *(a.authorization_id for a in state.authorizations)})
+        if why is not None:
+            # The body was not what PayPal sent (or PayPal has not caught up with it, which the
+            # reconciler settles): nothing moves on its account.
+            await self._contradicted(order.id, claim, why)
+            return
+        await self.checkout.apply_truth(order.id, state, source="webhook")
+
+    async def _adopt_capture(self, provider: PaymentProvider, order_id: str,
+                             capture_ids: tuple[str, ...]) -> None:
+        """A refund or dispute PayPal confirms names a capture the order does not hold yet
+        (its capture events are late): if PayPal puts that capture in this order, apply the
+        order's truth first. A capture another order of ours holds is left to the caller,
+        which records the contradiction."""
+        order = await self._order(order_id)
+        if order.provider_order_id is None or order.capture_id in capture_ids:
+            return
+        for capture_id in capture_ids:
+            async with self.store.transaction() as uow:
+                if await uow.find_order_by_capture_id(provider.name, capture_id) is not None:
+                    continue
+            capture = await provider.get_capture(capture_id)
+            if capture.provider_order_id == order.provider_order_id:
+                state = await provider.get_order(order.provider_order_id, order=order)
+                await self.checkout.apply_truth(order.id, state, source="webhook")
+                return
+
+    async def _confirm_refund(self, order_id: str, claim: Claim, refund: RefundResult) -> None:
+        async def count() -> None:
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                cur = await uow.get_order(order_id)
+                if cur is None:
+                    raise Unresolvable(f"order {order_id} vanished")
+                why = None
+                if refund.status != "completed":
+                    why = f"PayPal says refund {refund.refund_id} is {refund.provider_status}"
+                elif refund.capture_id is None or refund.capture_id != cur.capture_id:
+                    why = (f"PayPal says refund {refund.refund_id} refunds capture "
+                           f"{refund.capture_id or 'none'}, not this order's "
+                           f"{cur.capture_id or 'none'}")
+                elif cur.status not in PAID and cur.status is not S.REVERSED:
+                    why = f"the order is {cur.status}: nothing to refund yet"
+                if why is not None:
+                    await record_contradiction(uow, cur, claim, why, now)
+                    return
+                detail = {"provider_status": refund.provider_status}
+                if refund.invoice_id:
+                    detail["invoice_id"] = refund.invoice_id
+                fact = Fact(S.REFUNDED, "webhook", refund_id=refund.refund_id,
+                            amount=refund.amount, capture_id=refund.capture_id, detail=detail)
+                if not await apply_provider_refund(uow, cur, fact, now):
+                    await flag_attention(uow, cur, f"refund_mismatch:{refund.refund_id}", now,
+                                         source="webhook")
+
+        await retry_on_conflict(count)
+
+    async def _confirm_dispute(self, order_id: str, claim: Claim,
+                               dispute: DisputeResult) -> None:
+        async def mark() -> None:
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                cur = await uow.get_order(order_id)
+                if cur is None:
+                    raise Unresolvable(f"order {order_id} vanished")
+                if cur.capture_id is None or cur.capture_id not in dispute.capture_ids:
+                    await record_contradiction(
+                        uow, cur, claim, f"PayPal's dispute {dispute.dispute_id} names "
+                        f"{', '.join(dispute.capture_ids) or 'no capture'}, not this order's", now)
+                    return
+                await apply_dispute(uow, cur, dispute.dispute_id, now, opened=dispute.open,
+                                    source="webhook", event_type=claim.event_type,
+                                    provider_status=dispute.provider_status)
+
+        await retry_on_conflict(mark)
+
+    async def _contradicted(self, order_id: str, claim: Claim, why: str) -> None:
+        log.warning("webhook %s (%s) contradicted by the provider: %s", claim.event_id,
+                    claim.event_type, why)
+
+        async def note() -> None:
+            now = self.clock.now()
+            async with self.store.transaction() as uow:
+                cur = await uow.get_order(order_id)
+                if cur is not None:
+                    await record_contradiction(uow, cur, claim, why, now)
+
+        await retry_on_conflict(note)
+
+    def _provider(self, name: str) -> PaymentProvider:
+        try:
+            return self.checkout.provider_named(name)
+        except ConfigError as exc:
+            raise Unresolvable(exc.message) from None
+
+    async def _order(self, order_id: str) -> Order:
+        async with self.store.transaction() as uow:
+            order = await uow.get_order(order_id)
+        if order is None:
+            raise Unresolvable(f"order {order_id} vanished")
+        return order
 
     async def _provider_order_of(self, order_id: str | None) -> str | None:
         if order_id is None:

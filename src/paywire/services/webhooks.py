@@ -3,8 +3,15 @@
 One delivery, one answer chosen by what a retry can achieve (architecture.md, invariant 6):
 verified (new or duplicate) → 200; failed verification for good → 4xx, recorded once per
 transmission id with the reason; anything transient on our side → raised, answered 5xx.
-The event row, the transition, the history line and the announcements share one transaction,
-and the inbox's put-if-absent is its gate: a concurrent duplicate rolls the whole unit back.
+The event row, the transition (or the queued confirmation), the history line and the
+announcements share one transaction, and the inbox's put-if-absent is its gate: a concurrent
+duplicate rolls the whole unit back.
+
+With `confirm` (PayPal, whose signature covers only a CRC-32 of the body: see
+`services.confirm`), a fact that would move money or announce something is not applied from
+the body: the event is stored with a confirmation task, answered 200 `confirming`, and the
+truth fetcher applies what PayPal's API answers. A fact that only repeats what the order
+already holds (a stale verdict, a refund already counted) is recorded without a second look.
 """
 
 from __future__ import annotations
@@ -17,8 +24,8 @@ from datetime import datetime
 
 from paywire.domain.errors import NotFoundError, SignatureError, ValidationError
 from paywire.domain.events import ProviderEvent
-from paywire.domain.facts import Fact, dispute_announcement
-from paywire.domain.order import Order, OrderStatus, Verdict
+from paywire.domain.facts import Fact
+from paywire.domain.order import Order, OrderStatus, Verdict, decide
 from paywire.ports import (
     Clock,
     EventParser,
@@ -30,9 +37,10 @@ from paywire.ports import (
     WebhookUnitOfWork,
     WebhookVerifier,
 )
+from paywire.services.confirm import DISPUTED, Claim, confirm_task
 from paywire.services.operations import retry_on_conflict
 from paywire.services.refund_facts import apply_provider_refund
-from paywire.services.transitions import announce, apply_transition, flag_attention, record
+from paywire.services.transitions import apply_dispute, apply_transition, flag_attention, record
 
 S = OrderStatus
 
@@ -42,26 +50,27 @@ class IngestOutcome:
     """How a delivery was answered and why."""
 
     status: int
-    outcome: str  # applied | duplicate | queued | ignored | rejected
+    outcome: str  # applied | confirming | duplicate | queued | ignored | rejected
     event_id: str | None = None
     order_id: str | None = None
     check: str | None = None
     reason: str | None = None
     likely_cause: str | None = None
+    # The confirmation queued for this delivery (outcome `confirming`): run it now, in the
+    # background, or leave it to the truth fetcher.
+    confirm_task: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    status: str
+    order_id: str | None = None
+    note: str | None = None
+    confirm_task: str | None = None
 
 
 class _Duplicate(Exception):
     """A concurrent delivery of the same event won the inbox insert: undo ours."""
-
-
-class _Forged(Exception):
-    """A genuine signature reused with another body: undo everything, then reject."""
-
-
-FORGED = SignatureError(
-    "a genuine signature arrived with a different body than before", check="replay",
-    status=400, likely_cause="PayPal signs only a CRC-32 of the body, which can be forged: "
-                             "someone replayed a genuine transmission with a colliding body")
 
 
 def truth_task(provider: str, kind: str, resource_id: str, reason: str, now: datetime,
@@ -76,13 +85,15 @@ class WebhookIngest:
     """Receives one provider's webhook deliveries."""
 
     def __init__(self, store: Store, verifier: WebhookVerifier, parser: EventParser,
-                 clock: Clock, *, provider: str = "paypal", max_rejections: int = 10_000) -> None:
+                 clock: Clock, *, provider: str = "paypal", max_rejections: int = 10_000,
+                 confirm: bool = False) -> None:
         self.store = store
         self.verifier = verifier
         self.parser = parser
         self.clock = clock
         self.provider = provider
         self.max_rejections = max_rejections
+        self.confirm = confirm
 
     async def receive(self, headers: Mapping[str, str], body: bytes) -> IngestOutcome:
         """Verify, then store and apply one delivery."""
@@ -95,10 +106,7 @@ class WebhookIngest:
         except ValidationError as exc:
             if exc.field == "resource":
                 # Genuine (verified) but unusable: keep it for a person, and stop the retries.
-                try:
-                    return await self._store_unusable(body, delivery.transmission_id, exc)
-                except _Forged:
-                    return await self._reject(headers, body, FORGED)
+                return await self._store_unusable(body, delivery.transmission_id, exc)
             bad = SignatureError(f"verified, but not a usable event: {exc.message}", check="json",
                                  likely_cause="the body is not a PayPal event", status=400)
             return await self._reject(headers, body, bad)
@@ -106,34 +114,35 @@ class WebhookIngest:
         async def store_and_apply() -> IngestOutcome:
             try:
                 async with self.store.transaction() as uow:
-                    await self._check_reuse(uow, delivery.transmission_id, body)
-                    if await uow.get_inbox_event(self.provider, event.event_id) is not None:
-                        raise _Duplicate
                     now = self.clock.now()
-                    status, order_id, note = await self._apply(uow, event, now)
+                    seen = await uow.get_inbox_event(self.provider, event.event_id)
+                    if seen is not None:
+                        if not self.confirm or seen.body == body:
+                            raise _Duplicate
+                        # Another body under a stored event id: one of the two is not what
+                        # PayPal sent (a CRC-32 collision), and which one only PayPal's API can
+                        # tell. Neither is refused: this one's claims are confirmed on their own.
+                        done = await self._apply(uow, event, now, body)
+                        return IngestOutcome(200, done.status, event.event_id, done.order_id,
+                                             reason="a different body under a stored event "
+                                                    "id: confirmed with PayPal, not applied",
+                                             confirm_task=done.confirm_task)
+                    done = await self._apply(uow, event, now, body)
                     stored = InboxEvent(provider=self.provider, event_id=event.event_id,
                                         event_type=event.event_type, received_at=now, body=body,
-                                        transmission_id=delivery.transmission_id, status=status,
-                                        order_id=order_id, note=note)
+                                        transmission_id=delivery.transmission_id,
+                                        status=done.status, order_id=done.order_id,
+                                        note=done.note)
                     if not await uow.put_inbox_event(stored):
                         raise _Duplicate
             except _Duplicate:
                 return IngestOutcome(200, "duplicate", event.event_id)
-            except _Forged:
-                return await self._reject(headers, body, FORGED)
-            return IngestOutcome(200, status, event.event_id, order_id)
+            return IngestOutcome(200, done.status, event.event_id, done.order_id,
+                                 confirm_task=done.confirm_task)
 
         # Two events of one order arrive together (a capture's COMPLETED pair): the loser of the
         # order's compare-and-set runs again from a fresh read rather than answering 5xx.
         return await retry_on_conflict(store_and_apply)
-
-    async def _check_reuse(self, uow: WebhookUnitOfWork, transmission_id: str,
-                           body: bytes) -> None:
-        # PayPal's retries of one transmission resend identical bytes; a different body under
-        # the same (genuinely signed) transmission id can only be a CRC-32 collision forgery.
-        seen = await uow.find_inbox_by_transmission(self.provider, transmission_id)
-        if seen is not None and seen.body != body:
-            raise _Forged
 
     async def _store_unusable(self, body: bytes, transmission_id: str,
                               exc: ValidationError) -> IngestOutcome:
@@ -142,7 +151,6 @@ class WebhookIngest:
         if not event_id:
             return await self._reject({}, body, SignatureError(exc.message, check="json"))
         async with self.store.transaction() as uow:
-            await self._check_reuse(uow, transmission_id, body)
             written = await uow.put_inbox_event(InboxEvent(
                 provider=self.provider, event_id=event_id, event_type=event_type,
                 received_at=self.clock.now(), body=body, transmission_id=transmission_id,
@@ -165,24 +173,30 @@ class WebhookIngest:
         return IngestOutcome(exc.status, "rejected", event_id, None, exc.check, exc.message,
                              exc.likely_cause)
 
-    async def _apply(self, uow: WebhookUnitOfWork, event: ProviderEvent,
-                     now: datetime) -> tuple[str, str | None, str | None]:
+    async def _apply(self, uow: WebhookUnitOfWork, event: ProviderEvent, now: datetime,
+                     body: bytes) -> _Applied:
         order = await locate(uow, self.provider, event)
         if order is None:
             if event.resource_id is None or event.resource_kind == "other":
-                return "ignored", None, "no order of ours and nothing to fetch"
+                return _Applied("ignored", None, "no order of ours and nothing to fetch")
+            # Applied from the provider's answer to our own GET, never from the body.
             await uow.enqueue_truth(truth_task(self.provider, event.resource_kind,
                                                event.resource_id, "unknown_order", now))
-            return "queued", None, "unknown order: truth fetch queued"
-        if event.dispute_id is not None:
-            await self._dispute(uow, order, event, now)
-            return "applied", order.id, None
+            return _Applied("queued", None, "unknown order: truth fetch queued")
         if event.attention is not None:
             # No rule covers what the provider reported: a person looks, nothing is guessed.
             if order.needs_attention is None:
                 await flag_attention(uow, order, event.attention, now, source="webhook",
                                      event_id=event.event_id, event_type=event.event_type)
-            return "applied", order.id, f"needs attention: {event.attention}"
+            return _Applied("applied", order.id, f"needs attention: {event.attention}")
+        if self.confirm:
+            confirming = await self._confirm(uow, order, event, now, body)
+            if confirming is not None:
+                return confirming
+        if event.dispute_id is not None:
+            await apply_dispute(uow, order, event.dispute_id, now, opened=_opens(event),
+                                source="webhook", event_type=event.event_type)
+            return _Applied("applied", order.id)
         fact = event.fact
         if fact is None and event.resource_kind in ("order", "capture", "refund",
                                                    "authorization"):
@@ -194,10 +208,11 @@ class WebhookIngest:
                 order_id=order.id, at=now, source="webhook", verdict="NOTE",
                 from_status=order.status, to_status=order.status,
                 detail={"event_type": event.event_type, "event_id": event.event_id}))
-            return "ignored", order.id, f"{event.event_type} is recorded, not acted on"
+            return _Applied("ignored", order.id,
+                            f"{event.event_type} is recorded, not acted on")
         if fact.target is S.REFUNDED:
             if await apply_provider_refund(uow, order, fact, now):
-                return "applied", order.id, None
+                return _Applied("applied", order.id)
             return await self._queue(uow, order, event, "refund_mismatch", now)
         if fact.target in (S.COMPLETED, S.PENDING, S.AUTHORIZED) and fact.amount is not None and (
                 fact.amount != order.amount):
@@ -205,10 +220,51 @@ class WebhookIngest:
         _, verdict = await apply_transition(uow, order, fact, now)
         if verdict is Verdict.CONFLICT:
             return await self._queue(uow, order, event, f"conflict:{fact.target}", now)
-        return "applied", order.id, None
+        return _Applied("applied", order.id)
+
+    async def _confirm(self, uow: WebhookUnitOfWork, order: Order, event: ProviderEvent,
+                       now: datetime, body: bytes) -> _Applied | None:
+        """Queue the confirmation of a claim that would change something; None when the event
+        changes nothing whatever PayPal says (applied here as the stale record it is)."""
+        fact = event.fact
+        what: tuple[str, str | None]
+        if event.dispute_id is not None:
+            if not _opens(event):
+                return None  # a resolution is a history line: nothing moves, nothing is sent
+            claim = Claim(event.event_id, event.event_type, DISPUTED, event.dispute_id)
+            what = ("dispute", event.dispute_id)
+        elif fact is None:
+            return None  # no claim: queued for the truth or only recorded, as without confirm
+        elif fact.target is S.REFUNDED:
+            known = await uow.find_refund_by_provider_id(fact.refund_id) if (
+                fact.refund_id) else None
+            if known is not None and known.status == "completed":
+                return None  # counted already: recorded as stale
+            claim = Claim(event.event_id, event.event_type, str(fact.target), fact.refund_id)
+            what = ("refund", fact.refund_id)
+        else:
+            if fact.attempt is None and decide(order.status, fact.target) is Verdict.STALE:
+                return None  # already there or past it: recorded as stale, nothing moves
+            claim = Claim(event.event_id, event.event_type, str(fact.target),
+                          fact.capture_id or fact.authorization_id)
+            # Our own record says which PayPal order to read, not the body.
+            what = (("order", order.provider_order_id) if order.provider_order_id
+                    else (event.resource_kind, event.resource_id))
+        kind, resource = what
+        if resource is None:
+            return _Applied("ignored", order.id, f"{event.event_type}: nothing to confirm")
+        task = confirm_task(self.provider, claim, kind, resource, body, order.id, now)
+        await uow.enqueue_truth(task)
+        await uow.append_history(HistoryEntry(
+            order_id=order.id, at=now, source="webhook", verdict="NOTE",
+            from_status=order.status, to_status=order.status,
+            detail={"event_type": event.event_type, "event_id": event.event_id,
+                    "claimed": claim.target, "confirming": f"{kind} {resource}"}))
+        return _Applied("confirming", order.id, f"confirming with the provider: {kind} "
+                        f"{resource}", task.id)
 
     async def _queue(self, uow: WebhookUnitOfWork, order: Order, event: ProviderEvent,
-                     reason: str, now: datetime) -> tuple[str, str | None, str | None]:
+                     reason: str, now: datetime) -> _Applied:
         # Not guessed at: the provider's own object decides (invariant 7).
         resource: str | None
         if event.resource_kind == "refund" and event.resource_id:
@@ -218,29 +274,13 @@ class WebhookIngest:
         else:
             kind, resource = event.resource_kind, event.resource_id
         if resource is None:
-            return "ignored", order.id, f"{reason}: nothing to fetch"
+            return _Applied("ignored", order.id, f"{reason}: nothing to fetch")
         await uow.enqueue_truth(truth_task(self.provider, kind, resource, reason, now,
                                            order_id=order.id))
         fact = event.fact or Fact(order.status, "webhook")
         await record(uow, order, fact, "NOTE", now, to=order.status, queued=reason,
                      event_id=event.event_id)
-        return "queued", order.id, f"{reason}: truth fetch queued"
-
-    async def _dispute(self, uow: WebhookUnitOfWork, order: Order, event: ProviderEvent,
-                       now: datetime) -> None:
-        dispute_id = event.dispute_id or ""
-        opened = event.event_type.endswith(".CREATED") or event.event_type.endswith(".UPDATED")
-        if opened and not order.disputed:
-            moved = order.evolve(now, disputed=True)
-            await uow.update_order(moved, order.version)
-            order = moved
-        await uow.append_history(HistoryEntry(
-            order_id=order.id, at=now, source="webhook", verdict="NOTE",
-            from_status=order.status, to_status=order.status,
-            detail={"dispute_id": dispute_id, "event_type": event.event_type}))
-        if opened:
-            await announce(uow, dispute_announcement(order, dispute_id), now)
-
+        return _Applied("queued", order.id, f"{reason}: truth fetch queued")
 
     async def replay(self, event_id: str) -> IngestOutcome:
         """Re-apply a stored event's bytes (verified when stored): no second inbox row, and
@@ -257,8 +297,9 @@ class WebhookIngest:
                 except ValidationError as exc:
                     return IngestOutcome(200, "ignored", event_id, stored.order_id,
                                          reason=f"not a usable event: {exc.message}")
-                status, order_id, note = await self._apply(uow, event, self.clock.now())
-            return IngestOutcome(200, status, event_id, order_id, reason=note)
+                done = await self._apply(uow, event, self.clock.now(), stored.body)
+            return IngestOutcome(200, done.status, event_id, done.order_id, reason=done.note,
+                                 confirm_task=done.confirm_task)
 
         return await retry_on_conflict(again)
 
@@ -280,6 +321,11 @@ async def locate(uow: WebhookUnitOfWork, provider: str, event: ProviderEvent) ->
             if order is not None:
                 return order
     return None
+
+
+def _opens(event: ProviderEvent) -> bool:
+    """Whether a dispute event reports the dispute open (created or updated, not resolved)."""
+    return event.event_type.endswith((".CREATED", ".UPDATED"))
 
 
 def _peek(body: bytes) -> tuple[str | None, str | None]:

@@ -150,6 +150,17 @@ class SqlWebhookUnitOfWork(SqlUnitOfWork):
         tasks = [rows.truth_from(row) for row in won]
         return sorted(tasks, key=lambda task: (task.next_attempt_at, task.id))
 
+    async def claim_truth_task(self, task_id: str, owner: str, now: datetime,
+                               lease_until: datetime) -> TruthTask | None:
+        """Claim one pending task by id, due or not, if its lease is free or lapsed; the task
+        as leased, or None (taken, closed or absent)."""
+        t = truth_tasks
+        stmt = (sa.update(t).where(t.c.id == task_id, t.c.status == "pending",
+                                   sa.or_(t.c.lease_until.is_(None), t.c.lease_until < now))
+                .values(lease_owner=owner, lease_until=lease_until).returning(*t.c))
+        row = (await self._run(stmt)).mappings().first()
+        return None if row is None else rows.truth_from(row)
+
     async def _claim_leased(self, t: sa.Table, owner: str, now: datetime,
                             lease_until: datetime, limit: int,
                             first: sa.Column[Any]) -> list[sa.RowMapping]:

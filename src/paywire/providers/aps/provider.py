@@ -42,6 +42,7 @@ from paywire.ports import (
     AuthorizationResult,
     CaptureResult,
     CheckoutForm,
+    DisputeResult,
     ProviderOrder,
     ProviderOrderState,
     RefundResult,
@@ -366,6 +367,10 @@ class ApsProvider:
     async def get_capture(self, capture_id: str) -> CaptureResult:
         """APS has no capture object apart from its transaction: ask about the order."""
         raise _error("invalid", "APS answers about transactions, not captures: fetch the order")
+
+    async def get_dispute(self, dispute_id: str) -> DisputeResult:
+        """APS has no dispute API (chargebacks reach the merchant outside it)."""
+        raise _error("invalid", "APS reports no disputes through its API")
 
     async def get_refund(self, refund_id: str) -> RefundResult:
         """A refund's standing from CHECK_STATUS of its transaction.

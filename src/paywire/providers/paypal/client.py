@@ -35,6 +35,7 @@ from paywire.ports import (
     AuthorizationResult,
     CaptureResult,
     CheckoutForm,
+    DisputeResult,
     ProviderOrder,
     ProviderOrderState,
     RefundResult,
@@ -382,6 +383,11 @@ class PayPalClient:
         """A refund as PayPal reports it now."""
         path = f"/v2/payments/refunds/{_seg(refund_id)}"
         return await self._parsed(mapping.parse_refund, "GET", path, what="get refund")
+
+    async def get_dispute(self, dispute_id: str) -> DisputeResult:
+        """A dispute as PayPal reports it now."""
+        path = f"/v1/customer/disputes/{_seg(dispute_id)}"
+        return await self._parsed(mapping.parse_dispute, "GET", path, what="get dispute")
 
     # --- webhooks: postback verification --------------------------------------------------
 

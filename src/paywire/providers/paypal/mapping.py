@@ -17,6 +17,7 @@ from paywire.domain.order import Order, OrderStatus
 from paywire.ports import (
     AuthorizationResult,
     CaptureResult,
+    DisputeResult,
     ProviderOrder,
     ProviderOrderState,
     RefundResult,
@@ -279,10 +280,32 @@ def up_capture_id(data: Any) -> str | None:
 def parse_refund(data: Any) -> RefundResult:
     """A refund, with the capture it refunds (from its `up` link)."""
     provider_status = _str(data, "status", "refund")
+    invoice = data.get("invoice_id")
     return RefundResult(refund_id=_str(data, "id", "refund"),
                         status=lookup(REFUND_STATUS, provider_status, "refund"),
                         amount=_money(data, "refund"), provider_status=provider_status,
-                        capture_id=up_capture_id(data))
+                        capture_id=up_capture_id(data),
+                        invoice_id=invoice if isinstance(invoice, str) and invoice else None)
+
+
+# A dispute is open until PayPal resolves it (Disputes v1 `status`); OTHER is still open.
+DISPUTE_OPEN_STATUSES = frozenset({"OPEN", "WAITING_FOR_BUYER_RESPONSE",
+                                   "WAITING_FOR_SELLER_RESPONSE", "UNDER_REVIEW", "OTHER"})
+
+
+def parse_dispute(data: Any) -> DisputeResult:
+    """A dispute (`GET /v1/customer/disputes/{id}`): open or resolved, and its captures (the
+    disputed transactions' `seller_transaction_id`)."""
+    provider_status = _str(data, "status", "dispute")
+    if provider_status != "RESOLVED" and provider_status not in DISPUTE_OPEN_STATUSES:
+        raise _unknown(f"PayPal dispute status {provider_status[:40]!r} is not known")
+    txs = data.get("disputed_transactions")
+    captures = tuple(t["seller_transaction_id"] for t in (txs if isinstance(txs, list) else ())
+                     if isinstance(t, Mapping) and isinstance(t.get("seller_transaction_id"), str)
+                     and t["seller_transaction_id"])
+    return DisputeResult(dispute_id=_str(data, "dispute_id", "dispute"),
+                         open=provider_status != "RESOLVED", provider_status=provider_status,
+                         capture_ids=captures)
 
 
 def completed_status(captures: tuple[CaptureResult, ...],
