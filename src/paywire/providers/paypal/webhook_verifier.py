@@ -130,7 +130,7 @@ class LocalVerifier:
         self._names = leaf_names
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient(
-            timeout=fetch_timeout, follow_redirects=False)
+            timeout=fetch_timeout, follow_redirects=False, trust_env=False)
         self._cache: dict[str, _Cached] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
