@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,10 +25,11 @@ from cryptography import x509
 
 from paywire.bootstrap import paypal_client
 from paywire.bootstrap_webhooks import webhook_verifier
-from paywire.domain.errors import ConfigError, SignatureError
+from paywire.domain.errors import ConfigError, ProviderError, SignatureError
 from paywire.providers.paypal import webhook_signature as ws
 from paywire.providers.paypal.webhook_verifier import LocalVerifier
 from paywire.settings import DEMO_CATALOG, Settings
+from testkit import tls_server
 
 VECTORS_ENV = "PAYWIRE_WEBHOOK_VECTORS"
 VECTORS_DIR = Path(os.environ.get(VECTORS_ENV) or "/work/shared/paypal_webhook_vectors")
@@ -285,3 +287,23 @@ async def test_fetched_trust_refuses_an_http_cert_url_without_fetching() -> None
         err = await refused(vf, {**v.headers, "PAYPAL-CERT-URL": http_url}, v.body)
     assert err.check == "cert_url" and host.fetched == []
 
+
+
+async def test_fetched_trust_rests_on_verified_tls(tmp_path: Path) -> None:
+    """Over real loopback TLS: a client that verifies the host's certificate fetches PayPal's
+    leaf and the genuine delivery verifies; the default client (certifi's roots) refuses the
+    self-signed host -> transient 'TLS verification failed', never a trusted certificate."""
+    v = load_vector("node_sample_103e3700")
+    with tls_server(tmp_path, body=v.pem) as (port, server_pem):
+        host = f"127.0.0.1:{port}"
+        url = f"https://{host}/v1/notifications/certs/CERT-360caa42-fca2a594-a5cafa77"
+        headers = {**v.headers, "PAYPAL-CERT-URL": url}
+        clock = Clock(v.sent_at + timedelta(minutes=1))
+        trusting = ssl.create_default_context(cadata=server_pem.decode())
+        async with httpx.AsyncClient(verify=trusting, trust_env=False) as http, LocalVerifier(
+                [v.webhook_id], http=http, allowed_hosts=[host], clock=clock.now) as vf:
+            assert (await vf.verify(headers, v.body)).webhook_id == v.webhook_id
+        async with LocalVerifier([v.webhook_id], allowed_hosts=[host], clock=clock.now) as vf:
+            with pytest.raises(ProviderError) as err:
+                await vf.verify(headers, v.body)
+    assert err.value.kind == "transient" and "TLS verification failed" in err.value.message
