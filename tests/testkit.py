@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import os
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address
+from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.testing import EmulatorServer
@@ -67,3 +79,63 @@ def events(emulator: EmulatorServer, event_type: str) -> list[dict[str, Any]]:
 
 # Whether the suite runs under CI (`.ci/run` sets CI=true): derandomized, nothing skipped.
 IN_CI = os.environ.get("CI") == "true"
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path, bytes]:
+    """A self-signed certificate for 127.0.0.1: (cert file, key file, cert PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address(
+                "127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    cert_file, key_file = tmp / "cert.pem", tmp / "key.pem"
+    cert_file.write_bytes(pem)
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file, pem
+
+
+@contextmanager
+def tls_server(tmp: Path, body: bytes | None = None) -> Iterator[tuple[int, bytes]]:
+    """A loopback HTTPS server with a self-signed certificate for 127.0.0.1, answering `body`
+    (200) or 404 to anything: (port, its certificate PEM)."""
+    cert_file, key_file, pem = self_signed(tmp)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    tls.settimeout(2)
+                    tls.recv(65536)
+                    status = b"200 OK" if body is not None else b"404 Not Found"
+                    content = body or b""
+                    tls.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: "
+                                + str(len(content)).encode() + b"\r\nConnection: close\r\n\r\n"
+                                + content)
+            except (ssl.SSLError, OSError):
+                pass  # the client refused our certificate: that is the point
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], pem
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()

@@ -1,9 +1,11 @@
 """Webhook verification as the settings describe it (part of the composition root).
 
-`webhook_verifier(settings, ...)` picks local verification (PayPal's certificate chain checked
-here; the default) or postback (PayPal asked), with the trust anchors the settings name: a CA
-bundle file, the emulator's CA (fetched from the emulator, `EmulatorCaVerifier`) or certifi's
-roots. Without a webhook id every delivery is refused for good (`NoWebhookId`).
+`webhook_verifier(settings, ...)` picks local verification (PayPal's certificate checked here;
+the default) or postback (PayPal asked), under the trust model the settings name
+(`Settings.cert_trust`, docs/webhook-trust.md): `fetched` (the certificate as fetched over
+verified TLS from PayPal's allowlisted hosts; the default for sandbox and live), or `bundle`
+chained to a CA bundle file or to the emulator's CA (fetched from the emulator,
+`EmulatorCaVerifier`). Without a webhook id every delivery is refused for good (`NoWebhookId`).
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def webhook_verifier(settings: Settings, client: PayPalClient, clock: Clock,
         return LocalVerifier(
             [webhook_id, *settings.paypal_other_webhook_ids], http=http,
             allowed_hosts=https_hosts, allow_http_hosts=http_hosts, ca_pems=ca_pems,
-            clock=clock.now, max_age=max_age,
+            trust="bundle" if ca_pems is not None else "fetched", clock=clock.now, max_age=max_age,
             fetch_timeout=settings.webhook_cert_timeout_seconds,
             max_cert_bytes=settings.webhook_cert_max_bytes,
             cache_ttl=timedelta(seconds=settings.webhook_cert_cache_seconds))
@@ -102,6 +104,8 @@ def webhook_verifier(settings: Settings, client: PayPalClient, clock: Clock,
                                     diagnoser=local(ca_pems))
         return local(ca_pems)
 
+    if settings.cert_trust == "fetched":
+        return verifier(None)  # trusted as fetched over verified TLS (http is the caller's)
     if settings.webhook_ca_bundle is not None:
         try:
             bundle = settings.webhook_ca_bundle.read_bytes()
@@ -109,6 +113,6 @@ def webhook_verifier(settings: Settings, client: PayPalClient, clock: Clock,
             raise ConfigError(f"PAYWIRE_WEBHOOK_CA_BUNDLE: cannot read "
                               f"{settings.webhook_ca_bundle} ({exc.strerror or exc})") from exc
         return verifier([bundle])
-    if settings.emulator_ca_url is not None:
-        return EmulatorCaVerifier(settings.emulator_ca_url, http, verifier)
-    return verifier(None)  # certifi's roots
+    if settings.emulator_ca_url is None:  # Settings refuse bundle trust without a bundle here
+        raise ConfigError("PAYWIRE_WEBHOOK_CERT_TRUST=bundle needs PAYWIRE_WEBHOOK_CA_BUNDLE")
+    return EmulatorCaVerifier(settings.emulator_ca_url, http, verifier)

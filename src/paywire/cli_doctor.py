@@ -4,8 +4,10 @@ Checks, in order: settings load (a stage's from its secrets in AWS, when `PAYWIR
 set); the database is reachable and its schema current; PayPal takes the credentials (one token
 request to the configured host; a refusal is explained as a sandbox/live mix-up naming the host
 and the environment claimed, see `paywire.credentials_check`); the configured webhook
-id exists at PayPal with our URL and the event types paywire acts on; the certificate host is
-reachable (only hosts on the allowlist are fetched); the outbox backlog; orders flagged as
+id exists at PayPal with our URL and the event types paywire acts on; the webhook certificate
+trust model in use (docs/webhook-trust.md) and whether PayPal's certificate host answers over
+verified TLS (only hosts on the allowlist are contacted; a short deadline, so an offline machine
+gets its answer at once); the outbox backlog; orders flagged as
 needing attention; webhook deliveries refused in the last day with their explained causes; and,
 when `aps` is in PAYWIRE_PROVIDERS, Amazon Payment Services (`paywire.cli_doctor_aps`: the
 account's settings, the signature self-test, a CHECK_STATUS naming a wrong credential or
@@ -16,6 +18,7 @@ phrase, the feedback URL to enter in APS's dashboard). The PayPal checks are ski
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
@@ -29,6 +32,7 @@ from paywire.cli_common import console, emit_json
 from paywire.cli_paypal import WEBHOOK_ID_VAR, webhooks_api
 from paywire.credentials_check import check_credentials
 from paywire.domain.errors import ConfigError, PaywireError, ProviderError
+from paywire.providers.paypal.webhook_signature import CERT_PATH_PREFIX
 
 if TYPE_CHECKING:
     from paywire.ports import OpsUnitOfWork
@@ -39,6 +43,7 @@ PENDING_BACKLOG = 1000  # pending messages beyond which the worker is probably n
 ATTENTION_SCAN = 5000  # newest orders scanned for needs-attention flags
 REJECTIONS_WINDOW = timedelta(hours=24)
 REGISTER = "paywire webhooks register --url https://<your-host>/webhooks/paypal --env-file .env"
+CERT_PROBE_SECONDS = 5.0  # the certificate host check's cap, whatever the fetch timeout
 
 
 @dataclass
@@ -125,7 +130,7 @@ async def _all(settings: Settings, url: str | None, aps_url: str | None) -> list
                    ("outbox", "orders", "rejections")]
     if "paypal" in settings.providers:
         checks += await _paypal(settings, url)
-        checks.append(await _certs(settings))
+        checks.append(await certs_check(settings))
     else:
         checks += [Check(n, "skip", "paypal is not in PAYWIRE_PROVIDERS")
                    for n in ("credentials", "webhook", "certs")]
@@ -322,26 +327,72 @@ async def _webhook(settings: Settings, api: WebhooksApi, url: str | None) -> Che
                  f"({', '.join(hook.event_types)})")
 
 
-async def _certs(settings: Settings) -> Check:
-    timeout = settings.webhook_cert_timeout_seconds
-    if settings.emulator_ca_url is not None:
-        target, need_ok = settings.emulator_ca_url, True
-    else:
-        https_hosts, _ = settings.cert_hosts
-        sandbox = settings.paypal_env == "sandbox"
-        hosts = [h for h in https_hosts if ("sandbox" in h) == sandbox] or https_hosts
-        if not hosts:
-            return Check("certs", "fail", "no certificate host is allowed",
-                         "set PAYWIRE_WEBHOOK_CERT_HOSTS")
-        target, need_ok = f"https://{hosts[0]}/v1/notifications/certs/", False
+def trust_model(settings: Settings) -> str:
+    """How webhook signing certificates are trusted under `settings`, in a phrase."""
+    if settings.cert_trust == "fetched":
+        return ("trust fetched: PayPal's signing certificate is trusted as fetched over verified "
+                "TLS from its allowlisted hosts (names, dates and key usage checked)")
+    if settings.webhook_ca_bundle is not None:
+        return (f"trust bundle: the signing certificate must chain to PAYWIRE_WEBHOOK_CA_BUNDLE="
+                f"{settings.webhook_ca_bundle}")
+    return f"trust bundle: the emulator's CA from {settings.emulator_ca_url}"
+
+
+async def probe_cert_host(url: str, seconds: float, *,
+                          verify: ssl.SSLContext | bool = True) -> str | None:
+    """None when `url` answers at all (any status) over verified TLS, else what went wrong:
+    "TLS verification failed (...)", "unreachable: DNS lookup failed", ... within `seconds`."""
+    from paywire.providers.paypal.webhook_verifier import fetch_failure
+
     try:
-        async with httpx.AsyncClient(timeout=timeout, trust_env=False,
-                                     follow_redirects=False) as http:
-            resp = await http.get(target)
+        async with asyncio.timeout(seconds), httpx.AsyncClient(
+                timeout=seconds, trust_env=False, follow_redirects=False,
+                verify=verify) as http:
+            await http.get(url)
+    except TimeoutError:
+        return f"unreachable: no answer within {seconds:g} s"
     except httpx.HTTPError as exc:
-        return Check("certs", "fail", f"{target} unreachable: {type(exc).__name__}",
-                     "allow outbound HTTPS to PayPal's certificate host (firewall, proxy, DNS)")
-    if need_ok and resp.status_code != 200:
-        return Check("certs", "fail", f"{target} answered {resp.status_code}",
-                     "start the emulator, or correct PAYWIRE_PAYPAL_BASE_URL")
-    return Check("certs", "ok", f"{target} reachable")
+        why = fetch_failure(exc)
+        return why if why.startswith("TLS") else f"unreachable: {why}"
+    return None
+
+
+async def certs_check(settings: Settings) -> Check:
+    """The trust model, and whether the certificate host (the emulator's CA URL in emulator
+    mode) can be reached the way deliveries will need it."""
+    model = trust_model(settings)
+    timeout = min(settings.webhook_cert_timeout_seconds, CERT_PROBE_SECONDS)
+    if settings.emulator_ca_url is not None:
+        target = settings.emulator_ca_url
+        try:
+            async with httpx.AsyncClient(timeout=timeout, trust_env=False,
+                                         follow_redirects=False) as http:
+                resp = await http.get(target)
+        except httpx.HTTPError as exc:
+            return Check("certs", "fail", f"{model}; {target} unreachable: "
+                         f"{type(exc).__name__}", "start the emulator, or correct "
+                         "PAYWIRE_PAYPAL_BASE_URL")
+        if resp.status_code != 200:
+            return Check("certs", "fail", f"{model}; {target} answered {resp.status_code}",
+                         "start the emulator, or correct PAYWIRE_PAYPAL_BASE_URL")
+        return Check("certs", "ok", f"{model}; {target} reachable")
+    https_hosts, _ = settings.cert_hosts
+    sandbox = settings.paypal_env == "sandbox"
+    hosts = [h for h in https_hosts if ("sandbox" in h) == sandbox] or https_hosts
+    if not hosts:
+        return Check("certs", "fail", f"{model}; no certificate host is allowed",
+                     "set PAYWIRE_WEBHOOK_CERT_HOSTS")
+    target = f"https://{hosts[0]}{CERT_PATH_PREFIX}"
+    problem = await probe_cert_host(target, timeout)
+    if problem is None:
+        return Check("certs", "ok", f"{model}; {target} reachable over verified TLS")
+    if problem.startswith("TLS"):
+        fix = ("something on the way presents a certificate this machine's CA roots (certifi) "
+               "do not trust -- a TLS-intercepting proxy or firewall, or an outdated certifi: "
+               f"let paywire reach {hosts[0]} directly or upgrade certifi. Until then every "
+               "delivery is answered 503 (PayPal retries for 3 days)")
+    else:
+        fix = (f"allow outbound DNS and HTTPS (443) to {hosts[0]} from this host (firewall, "
+               "egress rules, DNS). Until then every delivery is answered 503 and PayPal "
+               "retries it for 3 days")
+    return Check("certs", "fail", f"{model}; {target} {problem}", fix)

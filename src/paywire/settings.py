@@ -270,8 +270,13 @@ class Settings(BaseSettings):
     webhook_cert_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(PAYPAL_CERT_HOSTS))
     webhook_cert_http_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # PEM trust anchors for the signing certificate's chain; default certifi's (the emulator's
-    # CA, fetched at start-up, in emulator mode).
+    # What makes the signing certificate trusted (docs/webhook-trust.md): `fetched` (default for
+    # sandbox/live) -- it came over verified https from an allowlisted PayPal host and names
+    # PayPal's message-verification service; `bundle` -- it chains to the CA certificates in
+    # PAYWIRE_WEBHOOK_CA_BUNDLE (the default when that is set, and in emulator mode, where the
+    # emulator's CA is fetched at start-up unless a bundle is set). Unset: chosen as said.
+    webhook_cert_trust: Literal["fetched", "bundle"] | None = None
+    # PEM trust anchors for the signing certificate's chain (PAYWIRE_WEBHOOK_CERT_TRUST=bundle).
     webhook_ca_bundle: Path | None = None
     # Confirm a PayPal event's claim with PayPal's API right after answering the delivery, in
     # this process; off, the truth fetcher (or `paywire reconcile`) confirms it from the queue.
@@ -339,7 +344,8 @@ class Settings(BaseSettings):
     reconcile_refund_pending_after_seconds: float = Field(default=3600.0, ge=0, le=30 * 86400)
 
     @field_validator("paypal_base_url", "paypal_client_id", "return_url", "cancel_url",
-                     "catalog_path", "paypal_webhook_id", "webhook_ca_bundle", mode="before")
+                     "catalog_path", "paypal_webhook_id", "webhook_ca_bundle",
+                     "webhook_cert_trust", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -529,6 +535,17 @@ class Settings(BaseSettings):
         if self.webhook_max_age_seconds < PAYPAL_RETRY_HORIZON_SECONDS:
             raise ValueError("PAYWIRE_WEBHOOK_MAX_AGE_SECONDS must be at least 259200 (PayPal "
                              "retries a delivery for 3 days)")
+        if self.webhook_cert_trust == "fetched" and self.webhook_ca_bundle is not None:
+            raise ValueError("PAYWIRE_WEBHOOK_CA_BUNDLE is read only with "
+                             "PAYWIRE_WEBHOOK_CERT_TRUST=bundle: unset one of them")
+        if self.webhook_cert_trust == "fetched" and env == "emulator":
+            raise ValueError("PAYWIRE_WEBHOOK_CERT_TRUST=fetched is for sandbox and live: the "
+                             "emulator's certificate is trusted through its CA (bundle)")
+        if self.webhook_cert_trust == "bundle" and env != "emulator" and (
+                self.webhook_ca_bundle is None):
+            raise ValueError("PAYWIRE_WEBHOOK_CERT_TRUST=bundle needs PAYWIRE_WEBHOOK_CA_BUNDLE "
+                             "(PEM: PayPal's root and intermediate, since PayPal serves the "
+                             "signing certificate alone), or leave it unset for fetched trust")
         if self.webhook_ca_bundle is not None:
             try:
                 with self.webhook_ca_bundle.open("rb") as fh:
@@ -563,6 +580,16 @@ class Settings(BaseSettings):
             parts = urlsplit(self.paypal_url)
             (http_hosts if parts.scheme == "http" else https_hosts).append(parts.netloc.lower())
         return https_hosts, http_hosts
+
+    @property
+    def cert_trust(self) -> Literal["fetched", "bundle"]:
+        """The trust model for webhook signing certificates: as set, else `bundle` with a CA
+        bundle or in emulator mode, else `fetched`."""
+        if self.webhook_cert_trust is not None:
+            return self.webhook_cert_trust
+        if self.webhook_ca_bundle is not None or self.paypal_env == "emulator":
+            return "bundle"
+        return "fetched"
 
     @property
     def emulator_ca_url(self) -> str | None:

@@ -66,6 +66,8 @@ def test_webhook_commands_load_without_the_id_they_create() -> None:
     ({"webhook_max_age_seconds": 3600}, "PAYWIRE_WEBHOOK_MAX_AGE_SECONDS"),
     ({"webhook_ca_bundle": "/nonexistent/ca.pem"}, "PAYWIRE_WEBHOOK_CA_BUNDLE"),
     ({"webhook_verification": "trust-me"}, "PAYWIRE_WEBHOOK_VERIFICATION"),
+    ({"webhook_cert_trust": "anything"}, "PAYWIRE_WEBHOOK_CERT_TRUST"),
+    ({"webhook_cert_trust": "bundle"}, "PAYWIRE_WEBHOOK_CA_BUNDLE"),
     ({"truth_fetch_lease_seconds": 5}, "PAYWIRE_TRUTH_FETCH_LEASE_SECONDS"),
     ({"truth_fetch_base_delay_seconds": 60, "truth_fetch_max_delay_seconds": 10},
      "PAYWIRE_TRUTH_FETCH_MAX_DELAY_SECONDS"),
@@ -93,3 +95,20 @@ def test_an_https_emulator_is_allowed_over_https_only() -> None:
     assert s.cert_hosts == ([*PAYPAL_CERT_HOSTS, "emulator.dev.example:8443"], [])
     assert s.truth_fetch_enabled and s.truth_fetch_interval_seconds == 5.0
     assert s.truth_fetch_lease_seconds >= s.paypal_timeout_seconds
+
+
+def test_cert_trust_defaults_and_combinations(tmp_path: Any) -> None:
+    """Sandbox/live trust the certificate as fetched over TLS unless a CA bundle is set; the
+    emulator is always trusted through a CA; contradictions are refused, naming the setting."""
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    live = {**LIVE, "paypal_webhook_id": "WH-LIVE"}
+    assert load(**live).cert_trust == "fetched"
+    assert load(**live, webhook_cert_trust="").cert_trust == "fetched"
+    assert load(**live, webhook_ca_bundle=str(bundle)).cert_trust == "bundle"
+    assert load(**live, webhook_cert_trust="bundle",
+                webhook_ca_bundle=str(bundle)).cert_trust == "bundle"
+    assert load().cert_trust == "bundle"  # the emulator: its CA
+    assert "PAYWIRE_WEBHOOK_CA_BUNDLE" in refused(**live, webhook_cert_trust="fetched",
+                                                  webhook_ca_bundle=str(bundle))
+    assert "PAYWIRE_WEBHOOK_CERT_TRUST" in refused(webhook_cert_trust="fetched")

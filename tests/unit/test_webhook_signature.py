@@ -255,26 +255,59 @@ def test_trusted_chain_returns_its_validity_window() -> None:
                                                      LEAF.not_valid_after_utc)
 
 
-@pytest.mark.parametrize(("leaf", "ca", "at", "expected"), [
-    (LEAF, CA, NOW + 400 * DAY, "expired"),
-    (LEAF, CA, NOW - 2 * DAY, "not valid before"),
-    (issue(LEAF_NAME, LEAF_KEY, (CA, CA_KEY), NOW - 30 * DAY, NOW - DAY), CA, NOW, "expired"),
-    (LEAF, issue("elsewhere CA", OTHER_KEY, ca=True), NOW, "does not chain"),
-    (issue(LEAF_NAME, LEAF_KEY), CA, NOW, "does not chain"),  # self-signed, PayPal's name
-    (issue(LEAF_NAME, LEAF_KEY, (CA, OTHER_KEY)), CA, NOW, "does not chain"),  # bad issuer sig
+@pytest.mark.parametrize(("leaf", "ca", "at", "check", "expected"), [
+    (LEAF, CA, NOW + 400 * DAY, "cert_dates", "expired"),
+    (LEAF, CA, NOW - 2 * DAY, "cert_dates", "not valid before"),
+    (issue(LEAF_NAME, LEAF_KEY, (CA, CA_KEY), NOW - 30 * DAY, NOW - DAY), CA, NOW, "cert_dates",
+     "expired"),
+    (LEAF, issue("elsewhere CA", OTHER_KEY, ca=True), NOW, "cert_chain", "does not chain"),
+    (issue(LEAF_NAME, LEAF_KEY), CA, NOW, "cert_chain", "does not chain"),  # self-signed
+    (issue(LEAF_NAME, LEAF_KEY, (CA, OTHER_KEY)), CA, NOW, "cert_chain",
+     "does not chain"),  # bad issuer signature
     (LEAF, issue("test webhook CA", CA_KEY, ca=True, start=NOW - 9 * DAY, end=NOW - 2 * DAY),
-     NOW, "CA certificate expired"),
-    (issue("evil.example", LEAF_KEY, (CA, CA_KEY)), CA, NOW, "subject"),
-    (issue(LEAF_NAME, LEAF_KEY, (CA, CA_KEY), signing=False), CA, NOW, "key usage"),
+     NOW, "cert_dates", "CA certificate expired"),
+    (issue("evil.example", LEAF_KEY, (CA, CA_KEY)), CA, NOW, "cert_leaf", "subject"),
+    (issue(LEAF_NAME, LEAF_KEY, (CA, CA_KEY), signing=False), CA, NOW, "cert_leaf",
+     "key usage"),
+    (issue(LEAF_NAME, LEAF_KEY, (CA, CA_KEY), ca=True), CA, NOW, "cert_leaf", "CA certificate"),
 ], ids=["leaf-expired", "leaf-not-yet-valid", "leaf-expired-2", "untrusted-ca",
-        "self-signed", "bad-issuer-signature", "ca-expired", "wrong-name", "no-signing-usage"])
+        "self-signed", "bad-issuer-signature", "ca-expired", "wrong-name", "no-signing-usage",
+        "leaf-is-a-ca"])
 def test_bad_chains_are_refused(leaf: x509.Certificate, ca: x509.Certificate, at: datetime,
-                                expected: str) -> None:
-    """Expired, not yet valid, untrusted, wrong name or usage -> `cert_chain`."""
+                                check: str, expected: str) -> None:
+    """Outside its dates -> `cert_dates`; untrusted -> `cert_chain`; not a PayPal signing
+    certificate (name, usage, a CA) -> `cert_leaf`."""
     with pytest.raises(SignatureError) as err:
         ws.check_chain(leaf, [ca], at)
-    assert err.value.check == "cert_chain"
-    assert expected in err.value.message
+    assert (err.value.check, expected in err.value.message) == (check, True), err.value.message
+
+
+def _no_key_usage(cn: str) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(CA.subject)
+            .public_key(LEAF_KEY.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY).sign(CA_KEY, hashes.SHA256()))
+
+
+def test_leaf_checks_alone_for_fetched_trust() -> None:
+    """`check_leaf` (fetched trust) needs no CA: PayPal's name, dates and a stated
+    digital-signature usage; any other subject, a missing usage or a CA is `cert_leaf`."""
+    untrusted_issuer = issue(LEAF_NAME, LEAF_KEY, (issue("nobody", OTHER_KEY, ca=True),
+                                                   OTHER_KEY))
+    assert ws.check_leaf(untrusted_issuer, NOW, require_key_usage=True) == (
+        untrusted_issuer.not_valid_before_utc, untrusted_issuer.not_valid_after_utc)
+    bare = _no_key_usage(LEAF_NAME)
+    assert ws.check_leaf(bare, NOW)
+    refusals = [(bare, "no key usage"), (issue("evil.example", LEAF_KEY), "subject"),
+                (issue(LEAF_NAME, LEAF_KEY, ca=True), "CA certificate"),
+                (issue(LEAF_NAME, LEAF_KEY, signing=False), "key usage")]
+    for cert, expected in refusals:
+        with pytest.raises(SignatureError) as err:
+            ws.check_leaf(cert, NOW, require_key_usage=True)
+        assert err.value.check == "cert_leaf" and expected in err.value.message, expected
+    with pytest.raises(SignatureError) as err:
+        ws.check_leaf(LEAF, NOW + 400 * DAY, require_key_usage=True)
+    assert err.value.check == "cert_dates"
 
 
 def test_intermediates_served_with_the_leaf_complete_the_chain() -> None:

@@ -93,9 +93,10 @@ class DeliveryError(PaywireError):
 class SignatureError(PaywireError):
     """A webhook delivery that fails verification for good (answered 4xx, recorded).
 
-    `check` names the check that failed (e.g. "signature", "cert_url", "cert_chain",
-    "transmission_time", "headers", "json"); `likely_cause` says what probably happened (a
-    sandbox/live webhook id mix-up, a proxy that rewrote the body, PayPal's simulator...).
+    `check` names the check that failed (e.g. "signature", "cert_url", "cert_dates",
+    "cert_leaf", "cert_chain", "transmission_time", "headers", "json"); `likely_cause` says
+    what probably happened (a sandbox/live webhook id mix-up, a proxy that rewrote the body,
+    PayPal's simulator...).
     """
 
     code = "signature_error"

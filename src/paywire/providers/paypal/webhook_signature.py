@@ -221,19 +221,20 @@ def parse_certificates(pem: bytes) -> list[x509.Certificate]:
     return certs
 
 
-def _chain_error(reason: str, cause: str) -> SignatureError:
-    return SignatureError(f"signing certificate refused: {reason}", check="cert_chain",
+def _cert_error(check: str, reason: str, cause: str) -> SignatureError:
+    return SignatureError(f"signing certificate refused: {reason}", check=check,
                           likely_cause=cause)
 
 
 def _check_dates(cert: x509.Certificate, now: datetime, what: str) -> None:
     if now < cert.not_valid_before_utc:
-        raise _chain_error(f"the {what} is not valid before {cert.not_valid_before_utc}",
-                           "a certificate dated in the future: forged, or our clock is wrong")
+        raise _cert_error("cert_dates", f"the {what} is not valid before "
+                          f"{cert.not_valid_before_utc}",
+                          "a certificate dated in the future: forged, or our clock is wrong")
     if now > cert.not_valid_after_utc:
-        raise _chain_error(f"the {what} expired at {cert.not_valid_after_utc}",
-                           "an expired certificate: PayPal rotates them, so this is a replay "
-                           "or a forgery (or our clock is wrong)")
+        raise _cert_error("cert_dates", f"the {what} expired at {cert.not_valid_after_utc}",
+                          "an expired certificate: PayPal rotates them, so this is a replay "
+                          "or a forgery (or our clock is wrong)")
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -263,25 +264,45 @@ def leaf_names(cert: x509.Certificate) -> set[str]:
     return names
 
 
+def check_leaf(leaf: x509.Certificate, now: datetime, *,
+               names: Collection[str] | None = PAYPAL_LEAF_NAMES,
+               require_key_usage: bool = False) -> tuple[datetime, datetime]:
+    """Check that `leaf` is a PayPal message-verification certificate valid at `now`.
+
+    Outside its dates -> `cert_dates`; not named as one of `names` (None skips the check), a CA
+    certificate, or a key usage without digital signatures (or none at all, with
+    `require_key_usage`) -> `cert_leaf`. Returns the leaf's validity window (for caching).
+    """
+    _check_dates(leaf, now, "signing certificate")
+    if names is not None and not leaf_names(leaf) & {n.lower() for n in names}:
+        raise _cert_error("cert_leaf", f"its subject is none of {', '.join(names)}",
+                          "not PayPal's webhook signing certificate: forged")
+    if _is_ca(leaf):
+        raise _cert_error("cert_leaf", "it is a CA certificate, not a signing certificate",
+                          "not PayPal's webhook signing certificate: forged")
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        if require_key_usage:
+            raise _cert_error("cert_leaf", "it states no key usage (digital signature)",
+                              "not PayPal's webhook signing certificate: forged") from None
+    else:
+        if not usage.digital_signature:
+            raise _cert_error("cert_leaf", "its key usage excludes digital signatures",
+                              "forged")
+    return leaf.not_valid_before_utc, leaf.not_valid_after_utc
+
+
 def check_chain(leaf: x509.Certificate, ca_certs: Sequence[x509.Certificate], now: datetime, *,
                 intermediates: Sequence[x509.Certificate] = (),
                 names: Collection[str] | None = PAYPAL_LEAF_NAMES) -> tuple[datetime, datetime]:
-    """Check the leaf's dates, name and key usage, and its chain to a CA in `ca_certs`.
+    """`check_leaf`, then the leaf's chain to a CA in `ca_certs` (`cert_chain`; a CA outside
+    its dates -> `cert_dates`).
 
     Returns the window in which the whole path is valid (for caching the verdict). `names`
     None skips the subject check.
     """
-    _check_dates(leaf, now, "signing certificate")
-    if names is not None and not leaf_names(leaf) & {n.lower() for n in names}:
-        raise _chain_error(f"its subject is none of {', '.join(names)}",
-                           "not PayPal's webhook signing certificate: forged")
-    try:
-        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
-        if not usage.digital_signature:
-            raise _chain_error("its key usage excludes digital signatures", "forged")
-    except x509.ExtensionNotFound:
-        pass
-    start, end = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    start, end = check_leaf(leaf, now, names=names)
     current = leaf
     for _ in range(MAX_CHAIN_DEPTH):
         for anchor in ca_certs:
@@ -296,9 +317,11 @@ def check_chain(leaf: x509.Certificate, ca_certs: Sequence[x509.Certificate], no
         _check_dates(parent, now, "intermediate certificate")
         start, end = max(start, parent.not_valid_before_utc), min(end, parent.not_valid_after_utc)
         current = parent
-    raise _chain_error("it does not chain to a trusted CA",
-                       "an untrusted issuer: forged, or (in dev) the emulator's CA is not the "
-                       "configured trust anchor")
+    raise _cert_error("cert_chain", "it does not chain to a trusted CA",
+                      "an untrusted issuer: forged, the CA bundle lacks PayPal's current "
+                      "issuing chain (PayPal serves the leaf alone: the bundle needs the "
+                      "intermediate too), or (in dev) the emulator's CA is not the configured "
+                      "trust anchor")
 
 
 # --- why a signature failed ---------------------------------------------------------------------

@@ -1,9 +1,13 @@
 """`ports.WebhookVerifier` for PayPal: local verification (default) and postback.
 
 Local: headers, algorithm, transmission age and the cert URL allowlist are checked before any
-I/O; only then is the certificate fetched (short timeout, size cap, no redirects), parsed,
-chained to the configured CA bundle and cached by URL with its verdict; the signature is checked
-for our webhook id over the raw bytes, with no PayPal API call. Postback: the same local header
+I/O; only then is the certificate fetched (short timeout, size cap, no redirects), parsed and
+cached by URL. What makes it trusted is the trust model (docs/webhook-trust.md): `fetched` (the
+default for PayPal) trusts the certificate because it came over verified TLS from an allowlisted
+PayPal host and path, and names PayPal's message-verification service, in its dates, with
+digital-signature key usage; `bundle` chains it to configured CA certificates instead (the
+emulator's CA in dev, or PAYWIRE_WEBHOOK_CA_BUNDLE). Then the signature is checked for our webhook
+id over the raw bytes, with no PayPal API call. Postback: the same local header
 checks, then `verify-webhook-signature` with the received bytes spliced in unchanged.
 Refused for good -> `SignatureError` (4xx, explained); could not check -> transient
 `ProviderError` (5xx, PayPal retries).
@@ -15,13 +19,14 @@ import asyncio
 import json
 import logging
 import re
+import socket
+import ssl
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
-import certifi
 import httpx
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
@@ -33,6 +38,7 @@ from paywire.providers.paypal import webhook_signature as sig
 log = logging.getLogger("paywire.providers.paypal.webhooks")
 
 MAX_CACHED_CERTS = 32
+CertTrust = Literal["fetched", "bundle"]
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
 
 
@@ -41,15 +47,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def load_ca_bundle(pems: Sequence[bytes] | None) -> list[x509.Certificate]:
-    """The trust anchors: the given PEM blobs, or certifi's bundle when None.
+def load_ca_bundle(pems: Sequence[bytes]) -> list[x509.Certificate]:
+    """The trust anchors in the given PEM blobs.
 
     Certificates this cryptography cannot (or will soon not) load are skipped one by one, so a
     single odd root in a system bundle does not take the whole bundle down.
     """
-    if pems is None:
-        with open(certifi.where(), "rb") as f:
-            pems = [f.read()]
     certs = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
@@ -76,12 +79,21 @@ def _transient(what: str, url: str, cause: str) -> ProviderError:
 
 
 class LocalVerifier:
-    """Verifies deliveries locally against PayPal's signing certificate (no API call)."""
+    """Verifies deliveries locally against PayPal's signing certificate (no API call).
+
+    `trust`: "fetched" (the default without `ca_pems`) trusts a certificate fetched over
+    verified https from an allowlisted host that names PayPal's message-verification service;
+    plain-http cert hosts are refused with it, since nothing authenticates their bytes. The
+    `http` client must verify TLS (httpx's default; `verify=False` would void this model).
+    "bundle" (the default with `ca_pems`) chains the certificate to the CA certificates in
+    `ca_pems` instead, whatever the channel it came over.
+    """
 
     def __init__(self, webhook_ids: Sequence[str], *, http: httpx.AsyncClient | None = None,
                  allowed_hosts: Collection[str] = sig.PAYPAL_CERT_HOSTS,
                  allowed_path_prefix: str = sig.CERT_PATH_PREFIX,
                  allow_http_hosts: Collection[str] = (), ca_pems: Sequence[bytes] | None = None,
+                 trust: CertTrust | None = None,
                  clock: Callable[[], datetime] = utc_now,
                  max_age: timedelta = sig.DEFAULT_MAX_AGE,
                  max_future: timedelta = sig.DEFAULT_MAX_FUTURE, fetch_timeout: float = 5.0,
@@ -95,16 +107,30 @@ class LocalVerifier:
             raise ConfigError(f"webhook verification: cert host allowlist: {exc}") from None
         if not allowed_path_prefix.startswith("/") or not allowed_path_prefix.endswith("/"):
             raise ConfigError("webhook verification: the cert path prefix is /.../")
+        self.trust: CertTrust = trust or ("bundle" if ca_pems is not None else "fetched")
+        if self.trust == "bundle" and ca_pems is None:
+            raise ConfigError("webhook verification: trust 'bundle' needs CA certificates")
+        if self.trust == "fetched":
+            if ca_pems is not None:
+                raise ConfigError("webhook verification: trust 'fetched' takes no CA bundle "
+                                  "(it would be ignored); use trust 'bundle'")
+            if allow_http_hosts:
+                raise ConfigError("webhook verification: a plain-http cert host can never be "
+                                  "trusted by fetch alone (nothing authenticates its bytes); "
+                                  "use trust 'bundle' with its CA")
+            if leaf_names is None:
+                raise ConfigError("webhook verification: trust 'fetched' needs the signing "
+                                  "certificate's names")
         self.webhook_id, self.other_webhook_ids = webhook_ids[0], list(webhook_ids[1:])
         self._hosts, self._http_hosts = tuple(allowed_hosts), tuple(allow_http_hosts)
         self._prefix = allowed_path_prefix
-        self._ca = load_ca_bundle(ca_pems)
+        self._ca = load_ca_bundle(ca_pems) if ca_pems is not None else []
         self._clock, self._max_age, self._max_future = clock, max_age, max_future
         self._timeout, self._max_bytes, self._ttl = fetch_timeout, max_cert_bytes, cache_ttl
         self._names = leaf_names
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient(
-            timeout=fetch_timeout, follow_redirects=False)
+            timeout=fetch_timeout, follow_redirects=False, trust_env=False)
         self._cache: dict[str, _Cached] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -151,13 +177,24 @@ class LocalVerifier:
                            other_webhook_ids=self.other_webhook_ids)
 
     async def trusted_leaf(self, cert_url: str, now: datetime) -> x509.Certificate:
-        """The signing certificate at an allowlisted URL, fetched or cached, chain checked."""
+        """The signing certificate at an allowlisted URL, fetched or cached, checked under the
+        trust model (`fetched`: https only, the leaf's own checks; `bundle`: its chain)."""
         url = sig.check_cert_url(cert_url, self._hosts, self._prefix, self._http_hosts)
+        if self.trust == "fetched" and not url.startswith("https://"):
+            # Unreachable while the constructor refuses http hosts; kept so that no cache
+            # entry fetched over plain http (the key is the URL, scheme included) is trusted.
+            raise SignatureError("the cert URL is not https", check="cert_url",
+                                 likely_cause="a certificate fetched without verified TLS "
+                                              "cannot be trusted", details={"cert_url": url})
         entry = await self._entry(url, now)
         window = entry.trusted
         if window is None or not window[0] <= now <= window[1]:
-            entry.trusted = sig.check_chain(entry.certs[0], self._ca, now,
-                                            intermediates=entry.certs[1:], names=self._names)
+            if self.trust == "fetched":
+                entry.trusted = sig.check_leaf(entry.certs[0], now, names=self._names,
+                                               require_key_usage=True)
+            else:
+                entry.trusted = sig.check_chain(entry.certs[0], self._ca, now,
+                                                intermediates=entry.certs[1:], names=self._names)
         return entry.certs[0]
 
     def _fresh(self, url: str, now: datetime) -> _Cached | None:
@@ -213,7 +250,21 @@ class LocalVerifier:
                             details={"cert_url": url})
                 return bytes(data)
         except (httpx.HTTPError, TimeoutError) as exc:
-            raise _transient("certificate fetch", url, type(exc).__name__) from exc
+            raise _transient("certificate fetch", url, fetch_failure(exc)) from exc
+
+
+def fetch_failure(exc: BaseException) -> str:
+    """What went wrong reaching a cert host, for logs and doctor: TLS verification apart."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"TLS verification failed ({seen.verify_message})"
+        if isinstance(seen, ssl.SSLError):
+            return f"TLS handshake failed ({seen.reason or type(seen).__name__})"
+        if isinstance(seen, socket.gaierror):
+            return "DNS lookup failed"
+        seen = seen.__cause__ or seen.__context__
+    return type(exc).__name__
 
 
 # --- postback ----------------------------------------------------------------------------------
