@@ -478,7 +478,7 @@ class AuthorizationResult:
     """An authorization as the provider reports it."""
 
     authorization_id: str
-    status: OrderStatus  # AUTHORIZED | PENDING | VOIDED | COMPLETED (captured) | DENIED
+    status: OrderStatus  # AUTHORIZED | PENDING | VOIDED | COMPLETED (captured) | DENIED | EXPIRED
     amount: Money
     provider_status: str
     expires_at: datetime | None = None

@@ -106,6 +106,28 @@ def test_error_bodies_follow_their_status(specs: PayPalSpecs) -> None:
     assert specs.validate_response("GET", path, 404, typo) != []
 
 
+def test_issues_documented_outside_the_spec_are_allowed_only_where_documented(
+        specs: PayPalSpecs) -> None:
+    """REAUTHORIZATION_TOO_SOON passes on reauthorize's 422 only, and still needs a description."""
+    too_soon = {
+        "name": "UNPROCESSABLE_ENTITY",
+        "message": "The requested action could not be performed, semantically incorrect, or "
+                   "failed business validation.",
+        "debug_id": DEBUG_ID,
+        "details": [{"issue": "REAUTHORIZATION_TOO_SOON",
+                     "description": "A reauthorization is only allowed once from Day 4."}],
+    }
+    base = "/v2/payments/authorizations/0VF52814937998046"
+    assert specs.validate_response("POST", f"{base}/reauthorize", 422, too_soon) == []
+    assert specs.validate_response("POST", f"{base}/capture", 422, too_soon) != []
+    bare = too_soon | {"details": [{"issue": "REAUTHORIZATION_TOO_SOON"}]}
+    assert "$.details[0]" in wheres(specs.validate_response("POST", f"{base}/reauthorize", 422,
+                                                            bare))
+    invented = too_soon | {"details": [{"issue": "REAUTHORIZATION_TOO_LATE",
+                                        "description": "Made up."}]}
+    assert specs.validate_response("POST", f"{base}/reauthorize", 422, invented) != []
+
+
 def test_default_response_ref_is_followed(specs: PayPalSpecs) -> None:
     """An undocumented status falls back to `#/components/responses/default` (error_default)."""
     path = "/v2/payments/captures/0VF52814937998046"

@@ -324,8 +324,9 @@ def test_capture_void_refund(aps: tuple[str, ApsState], receiver: Inbox) -> None
     fort = auth["fort_id"]
 
     def op(command: str, ref: str, amount: str | None = "400") -> str:
-        params = base_params(command=command, merchant_reference="ord_f-1", fort_id=fort,
-                             maintenance_reference=ref)
+        params = base_params(command=command, merchant_reference="ord_f-1", fort_id=fort)
+        if command == "REFUND":  # APS takes a maintenance_reference on REFUND only
+            params["maintenance_reference"] = ref
         if amount is not None:
             params.update(amount=amount, currency="AED")
         code: str = call(url, params)["response_code"]
@@ -354,10 +355,31 @@ def test_void_authorization(aps: tuple[str, ApsState]) -> None:
     url, _ = aps
     fort = pay(url, "ord_g-1", command="AUTHORIZATION")["fort_id"]
     common = base_params(merchant_reference="ord_g-1", fort_id=fort)
-    assert call(url, {**common, "command": "VOID_AUTHORIZATION",
-                      "maintenance_reference": "v1"})["response_code"] == "08000"
-    assert call(url, {**common, "command": "CAPTURE", "maintenance_reference": "c1",
+    assert call(url, {**common, "command": "VOID_AUTHORIZATION"})["response_code"] == "08000"
+    assert call(url, {**common, "command": "CAPTURE",
                       "amount": "1", "currency": "AED"})["response_code"] == "05034"
+
+
+def test_maintenance_reference_only_on_refund(aps: tuple[str, ApsState],
+                                              receiver: Inbox) -> None:
+    """CAPTURE and VOID_AUTHORIZATION carrying maintenance_reference are refused as an invalid
+    extra parameter (00027) and change nothing; REFUND takes it."""
+    url, state = aps
+    fort = pay(url, "ord_h-1", command="AUTHORIZATION", amount="1000")["fort_id"]
+    common = base_params(merchant_reference="ord_h-1", fort_id=fort)
+    capture = {**common, "command": "CAPTURE", "amount": "1000", "currency": "AED"}
+    for params in ({**capture, "maintenance_reference": "c1"},
+                   {**common, "command": "VOID_AUTHORIZATION", "maintenance_reference": "v1"}):
+        answer = call(url, params)
+        assert (answer["response_code"], answer["status"]) == ("00027", "00")
+        assert answer["response_message"] == "Invalid extra parameters"
+    tx = state.transactions["ord_h-1"]
+    assert (tx.captured, tx.voided, tx.operations) == (0, False, [])
+    assert call(url, capture)["response_code"] == "04000"
+    refund = {**common, "command": "REFUND", "amount": "300", "currency": "AED",
+              "maintenance_reference": "r1"}
+    assert call(url, refund)["response_code"] == "06000"
+    assert [o.maintenance_reference for o in tx.operations] == [None, "r1"]
     assert call(url, {**common, "command": "REFUND", "maintenance_reference": "r1",
                       "amount": "1", "currency": "USD"})["response_code"] == "00013"
     other = call(url, {**common, "fort_id": "1" * 18, "command": "VOID_AUTHORIZATION"})

@@ -260,14 +260,16 @@ def test_authorization_capture_idempotent(paypal: httpx.Client) -> None:
 
 def test_expired_authorization_cannot_be_captured(paypal: httpx.Client,
                                                   emulator: EmulatorServer) -> None:
-    """Past expiration_time a capture answers AUTHORIZATION_EXPIRED (the status stays CREATED)."""
+    """Past its 29 days an authorization still reads CREATED with expiration_time passed (no
+    EXPIRED status: see docs/emulator-authorizations.md); capture answers AUTHORIZATION_EXPIRED."""
     auth = authorized(paypal)
-    r = paypal.post("/_emulator/clock/advance", json={"seconds": 30 * DAY})
-    assert r.status_code == 200
-    paypal.headers.update(auth_headers(emulator.url))  # the old token expired too
+    after_honor_period(paypal, emulator, days=29)
     r = paypal.post(f"/v2/payments/authorizations/{auth['id']}/capture")
     assert (r.status_code, issue_of(r)) == (422, "AUTHORIZATION_EXPIRED")
-    assert paypal.get(f"/v2/payments/authorizations/{auth['id']}").json()["status"] == "CREATED"
+    shown = paypal.get(f"/v2/payments/authorizations/{auth['id']}").json()
+    assert (shown["status"], shown["expiration_time"]) == ("CREATED", auth["expiration_time"])
+    r = paypal.post(f"/v2/payments/authorizations/{auth['id']}/reauthorize")
+    assert (r.status_code, issue_of(r)) == (422, "TRANSACTION_REFUSED")
 
 
 def test_void_answers_204_and_emits(paypal: httpx.Client, emulator: EmulatorServer) -> None:
@@ -293,9 +295,21 @@ def test_void_with_representation(paypal: httpx.Client) -> None:
     assert (r.json()["id"], r.json()["status"]) == (auth["id"], "VOIDED")
 
 
-def test_reauthorize(paypal: httpx.Client) -> None:
-    """Reauthorizing makes a new capturable authorization; a reauthorization cannot be redone."""
+def after_honor_period(paypal: httpx.Client, emulator: EmulatorServer,
+                       days: float = 3.5) -> None:
+    """Move the emulator's clock `days` on (past the 3-day honor period) and renew the token."""
+    r = paypal.post("/_emulator/clock/advance", json={"seconds": days * DAY})
+    assert r.status_code == 200
+    paypal.headers.update(auth_headers(emulator.url))  # the old token expired meanwhile
+
+
+def test_reauthorize(paypal: httpx.Client, emulator: EmulatorServer) -> None:
+    """After the honor period a reauthorization is a new capturable authorization, once."""
     auth = authorized(paypal, "10.00")
+    after_honor_period(paypal, emulator)
+    r = paypal.post(f"/v2/payments/authorizations/{auth['id']}/reauthorize",
+                    json={"amount": {"currency_code": "EUR", "value": "1.00"}})
+    assert (r.status_code, issue_of(r)) == (422, "AUTH_CURRENCY_MISMATCH")
     r = paypal.post(f"/v2/payments/authorizations/{auth['id']}/reauthorize",
                     json={"amount": usd("11.00")}, headers=FULL)
     assert r.status_code == 201
@@ -310,9 +324,53 @@ def test_reauthorize(paypal: httpx.Client) -> None:
     assert (r.status_code, issue_of(r)) == (422, "CANNOT_BE_VOIDED")
     cap = paypal.post(f"{base}/capture", headers=FULL).json()
     assert cap["amount"] == usd("11.00")
+
+
+def test_reauthorize_inside_honor_period_is_too_soon(paypal: httpx.Client,
+                                                     emulator: EmulatorServer) -> None:
+    """Inside the 3-day honor period (the original's, then the reauthorization's) PayPal answers
+    422 REAUTHORIZATION_TOO_SOON; once it is over the reauthorization is made (201)."""
+    auth = authorized(paypal)
+    url = f"/v2/payments/authorizations/{auth['id']}/reauthorize"
+    r = paypal.post(url)
+    assert (r.status_code, issue_of(r)) == (422, "REAUTHORIZATION_TOO_SOON")
+    assert r.json()["details"][0]["description"].startswith("A reauthorization is only allowed")
+    after_honor_period(paypal, emulator, days=2.9)
+    r = paypal.post(url)
+    assert (r.status_code, issue_of(r)) == (422, "REAUTHORIZATION_TOO_SOON")
+    after_honor_period(paypal, emulator, days=0.2)  # day 3.1: the honor period is over
+    first = paypal.post(url, headers=FULL)
+    assert first.status_code == 201, first.text
+    r = paypal.post(url)  # the reauthorization restarted the honor period
+    assert (r.status_code, issue_of(r)) == (422, "REAUTHORIZATION_TOO_SOON")
+    after_honor_period(paypal, emulator)
+    r = paypal.post(url, headers=FULL)
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] != first.json()["id"]
+
+
+@pytest.mark.parametrize(("original", "asked", "status"), [
+    ("100.00", "115.00", 201),  # exactly 115%
+    ("100.00", "115.01", 422),  # the 115% limb
+    ("500.00", "575.00", 201),  # exactly USD 75 more (and exactly 115%)
+    ("1000.00", "1075.00", 201),  # USD 75 more, below 115%
+    ("1000.00", "1075.01", 422),  # the USD 75 limb, though below 115% (1150.00)
+    ("10.00", "9.00", 201),  # less than the original
+])
+def test_reauthorize_amount_cap(paypal: httpx.Client, emulator: EmulatorServer, original: str,
+                                asked: str, status: int) -> None:
+    """A reauthorization may ask up to 115% of the original and at most USD 75 more, whichever is
+    lower; above it PayPal answers 422 AUTHORIZATION_AMOUNT_EXCEEDED."""
+    auth = authorized(paypal, original)
+    after_honor_period(paypal, emulator)
     r = paypal.post(f"/v2/payments/authorizations/{auth['id']}/reauthorize",
-                    json={"amount": {"currency_code": "EUR", "value": "1.00"}})
-    assert (r.status_code, issue_of(r)) == (422, "AUTH_CURRENCY_MISMATCH")
+                    json={"amount": usd(asked)}, headers=FULL)
+    assert r.status_code == status, r.text
+    if status == 422:
+        assert issue_of(r) == "AUTHORIZATION_AMOUNT_EXCEEDED"
+        assert r.json()["details"][0]["value"] == asked
+    else:
+        assert r.json()["amount"] == usd(asked)
 
 
 def test_pending_capture_completes(paypal: httpx.Client, emulator: EmulatorServer) -> None:

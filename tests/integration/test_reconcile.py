@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from apikit import approve, control, settings_for
 from paywire.bootstrap import Container, build, create_app
 from paywire.cli import app as cli
+from paywire.domain.errors import ProviderError
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
 from paywire.ports import ReconcileState, Refund
@@ -154,6 +155,38 @@ async def test_never_approved_order_expires_once(rig: Rig) -> None:
     assert (report.expired, report.flagged) == (1, 0)
     assert (await rig.get(order.id)).status is S.EXPIRED
     rig.clock.advance(hours=1)
+    await rig.container.reconciler.run_once()
+    assert (await rig.announced(order.id)).count("order.expired") == 1
+
+
+async def test_authorization_past_its_29_days_expires_the_order(rig: Rig) -> None:
+    """An AUTHORIZED order is left alone on day 28 and EXPIRED (announced once) after day 29,
+    though PayPal still reads the authorization CREATED; capturing it is refused, not retried."""
+    line = OrderLine("mug", "Mug", 1, Money.parse("10.00", "USD"))
+    order = await rig.container.checkout.create_order([line], Intent.AUTHORIZE)
+    assert order.provider_order_id is not None
+    await approve(rig.emulator, order.provider_order_id)
+    order = await rig.container.checkout.authorize(order.id)
+    assert order.status is S.AUTHORIZED and order.authorization_id is not None
+    await rig.paypal_clock(28 * 86400)
+    rig.clock.advance(days=28)
+    report = await rig.container.reconciler.run_once()
+    assert (report.checked, report.expired, report.flagged) == (1, 0, 0)
+    assert (await rig.get(order.id)).status is S.AUTHORIZED
+    await rig.paypal_clock(86400 + 60)
+    rig.clock.advance(days=1, minutes=1)
+    provider = rig.container.checkout.provider_for(order)
+    with pytest.raises(ProviderError) as refused:
+        await provider.capture_authorization(order.authorization_id, None, request_id="late-1",
+                                             final=True, order=order)
+    assert (refused.value.issue, refused.value.kind, refused.value.retryable) == (
+        "AUTHORIZATION_EXPIRED", "declined", False)
+    state = await provider.get_order(order.provider_order_id, order=order)
+    assert [a.provider_status for a in state.authorizations] == ["CREATED"]
+    report = await rig.container.reconciler.run_once()
+    assert (report.expired, report.flagged) == (1, 0)
+    assert (await rig.get(order.id)).status is S.EXPIRED
+    rig.clock.advance(days=1)
     await rig.container.reconciler.run_once()
     assert (await rig.announced(order.id)).count("order.expired") == 1
 

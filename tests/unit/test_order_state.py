@@ -47,6 +47,10 @@ def test_table_examples() -> None:
     assert decide(S.EXPIRED, S.APPROVED) is Verdict.STALE
     assert decide(S.VOIDED, S.COMPLETED) is Verdict.CONFLICT
     assert decide(S.CREATED, S.COMPLETED) is Verdict.APPLY
+    # An authorization past its 29 days expires the order; once captured it cannot.
+    assert decide(S.AUTHORIZED, S.EXPIRED) is Verdict.APPLY
+    assert decide(S.EXPIRED, S.AUTHORIZED) is Verdict.STALE
+    assert decide(S.COMPLETED, S.EXPIRED) is Verdict.CONFLICT
 
 
 CHAINS = [

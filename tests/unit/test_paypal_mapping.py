@@ -173,7 +173,8 @@ def test_order_request_item_total_is_the_sum(cur: str, specs: list[tuple[int, in
 
 
 @pytest.mark.parametrize(("table", "enum"), [
-    (m.CAPTURE_STATUS, CAPTURE_ENUM), (m.AUTHORIZATION_STATUS, AUTHORIZATION_ENUM),
+    # EXPIRED: from an older revision of PayPal's reference (docs/emulator-authorizations.md).
+    (m.CAPTURE_STATUS, CAPTURE_ENUM), (m.AUTHORIZATION_STATUS, [*AUTHORIZATION_ENUM, "EXPIRED"]),
     (m.REFUND_STATUS, REFUND_ENUM), (m.ORDER_STATUS, ORDER_ENUM),
 ])
 def test_status_tables_are_total(table: dict[str, Any], enum: list[str]) -> None:
@@ -241,7 +242,8 @@ def test_order_states_before_payment(status: str, want: OrderStatus) -> None:
     (["REFUNDED"], [], S.REFUNDED), (["REFUNDED", "COMPLETED"], [], S.PARTIALLY_REFUNDED),
     (["DECLINED", "COMPLETED"], [], S.COMPLETED), ([], ["CREATED"], S.AUTHORIZED),
     ([], ["PENDING"], S.PENDING), ([], ["VOIDED"], S.VOIDED), ([], ["DENIED"], S.DENIED),
-    (["COMPLETED"], ["PARTIALLY_CAPTURED"], S.COMPLETED),
+    (["COMPLETED"], ["PARTIALLY_CAPTURED"], S.COMPLETED), ([], ["EXPIRED"], S.EXPIRED),
+    ([], ["EXPIRED", "CREATED"], S.AUTHORIZED),
 ])
 def test_completed_order_derives_from_payments(captures: list[str], auths: list[str],
                                                want: OrderStatus) -> None:
@@ -275,6 +277,20 @@ def test_parse_created_authorization_and_refund() -> None:
                                                                       Money(100, "USD"))
 
 
+def test_authorization_expiry_falls_back_on_29_days_from_creation() -> None:
+    """Without expiration_time an authorization expires 29 days after its create_time; a
+    timestamp without a zone is the explicit unknown."""
+    data = auth_json("CREATED")
+    del data["expiration_time"]
+    assert m.parse_authorization(data).expires_at is None
+    data["create_time"] = "2025-01-01T00:00:00Z"
+    assert m.parse_authorization(data).expires_at == datetime(2025, 1, 30, tzinfo=UTC)
+    data["create_time"] = "2025-01-01T00:00:00"
+    with pytest.raises(ProviderError) as info:
+        m.parse_authorization(data)
+    assert info.value.kind == "unknown"
+
+
 ISSUES = {
     "ORDER_ALREADY_CAPTURED": "already_done", "ORDER_ALREADY_AUTHORIZED": "already_done",
     "AUTHORIZATION_ALREADY_CAPTURED": "already_done", "CAPTURE_FULLY_REFUNDED": "already_done",
@@ -287,6 +303,7 @@ ISSUES = {
     "AMOUNT_MISMATCH": "invalid", "ITEM_TOTAL_MISMATCH": "invalid",
     "CURRENCY_MISMATCH": "invalid", "MALFORMED_REQUEST_JSON": "invalid",
     "PERMISSION_DENIED": "auth",
+    "REAUTHORIZATION_TOO_SOON": "invalid", "AUTHORIZATION_AMOUNT_EXCEEDED": "invalid",
 }
 
 

@@ -44,7 +44,8 @@ SIDE_EXITS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.DENIED: frozenset({S.CREATED, S.APPROVED, S.PENDING}),
     S.FAILED: frozenset({S.CREATED, S.APPROVED, S.AUTHORIZED, S.PENDING}),
     S.VOIDED: frozenset({S.CREATED, S.APPROVED, S.AUTHORIZED}),
-    S.EXPIRED: frozenset({S.CREATED, S.APPROVED}),
+    # An unpaid checkout's window, or an uncaptured authorization's 29 days, ran out.
+    S.EXPIRED: frozenset({S.CREATED, S.APPROVED, S.AUTHORIZED}),
     S.REVERSED: frozenset({S.COMPLETED, S.PARTIALLY_REFUNDED}),
 }
 TERMINAL = frozenset({S.REFUNDED, *SIDE_EXITS})

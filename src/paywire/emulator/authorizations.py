@@ -20,6 +20,18 @@ from paywire.emulator.state import Authorization, Capture, EmulatorState, Purcha
 
 # PayPal lets a merchant split an authorization into at most this many captures.
 MAX_CAPTURES = 10
+# A reauthorization may ask for up to 115% of the original amount, but no more than USD 75
+# over it, whichever is lower (PayPal's reauthorize reference). The USD limb is applied to USD
+# authorizations only: the emulator converts no currencies.
+REAUTHORIZE_MAX_PERCENT = 115
+REAUTHORIZE_MAX_INCREASE_USD_MINOR = 7500
+
+
+def over_reauthorization_cap(currency: str, original_minor: int, asked_minor: int) -> bool:
+    """Whether a reauthorization of `asked_minor` exceeds what PayPal allows of the original."""
+    if asked_minor * 100 > original_minor * REAUTHORIZE_MAX_PERCENT:
+        return True
+    return currency == "USD" and asked_minor - original_minor > REAUTHORIZE_MAX_INCREASE_USD_MINOR
 
 
 def _authorization(ctx: Ctx) -> Authorization:
@@ -166,11 +178,22 @@ async def reauthorize(ctx: Ctx) -> Response:
         # a DENIED/PENDING one) PayPal's documented refusal is TRANSACTION_REFUSED.
         if auth.status != "CREATED" or ctx.now >= auth.expiration_time:
             raise issue(422, "TRANSACTION_REFUSED", *where)
+        # Only once the honor period is over: the original's, or that of its latest
+        # reauthorization, which restarted it (PayPal's REAUTHORIZATION_TOO_SOON, documented
+        # on its Payments v2 error pages though not in the OpenAPI file).
+        honored_until = max([auth.honor_until, *(a.honor_until for a in
+                                                 ctx.emu.authorizations.values()
+                                                 if a.parent_id == auth.id)])
+        if ctx.now < honored_until:
+            raise issue(422, "REAUTHORIZATION_TOO_SOON", *where)
         minor = auth.amount_minor
         if amount is not None:
             currency, minor = amount
             if currency != auth.currency:
                 raise issue(422, "AUTH_CURRENCY_MISMATCH", "/amount/currency_code", currency)
+            if over_reauthorization_cap(auth.currency, auth.amount_minor, minor):
+                raise issue(422, "AUTHORIZATION_AMOUNT_EXCEEDED", "/amount/value",
+                            body["amount"]["value"])
         now = ctx.now
         # The validity still counts from the original authorization; only the honor period
         # starts again.

@@ -312,6 +312,20 @@ SCHEMA_ISSUES: dict[str, dict[str, str | None]] = {
     },
 }
 
+# Issues PayPal documents on its Payments v2 error pages
+# (https://developer.paypal.com/api/payments/v2/errors/<issue>) for an operation whose OpenAPI
+# table (payments 2.5) omits them: (operation, status) -> issue -> the page's description.
+ERROR_PAGE_ISSUES: dict[tuple[str, int], dict[str, str]] = {
+    ("authorizations.reauthorize", 422): {
+        "REAUTHORIZATION_TOO_SOON": "A reauthorization is only allowed once from Day 4 to Day "
+                                    "29 since the date of the original authorization.",
+        "AUTHORIZATION_AMOUNT_EXCEEDED": "Authorization amount specified exceeded allowable "
+                                         "limit. Specify a different amount and try the request "
+                                         "again. Alternately, contact Customer Support to "
+                                         "increase your limits.",
+    },
+}
+
 GENERIC_DESCRIPTIONS: dict[str, str] = {
     "INTERNAL_SERVER_ERROR": "An internal server error has occurred.",
     "RATE_LIMIT_REACHED": "Too many requests. Blocked due to rate limiting.",
@@ -331,6 +345,9 @@ def api_of(operation: str) -> str:
 
 def describe(operation: str, status: int, issue: str) -> str | None:
     """PayPal's documented description of `issue` when `operation` answers `status`."""
+    documented = ERROR_PAGE_ISSUES.get((operation, status), {})
+    if issue in documented:
+        return documented[issue]
     table = OPERATION_TABLES.get((operation, status), f"{api_of(operation)}:{status}")
     for key in (table, f"{api_of(operation)}:{status}"):
         found = SCHEMA_ISSUES.get(key, {})

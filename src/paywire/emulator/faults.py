@@ -34,6 +34,8 @@ class FaultRule:
     path: str = ".*"
     event_type: str = ".*"
     url: str = ".*"
+    # APS only: the S2S call's `command` / `query_command` (e.g. "^CAPTURE$").
+    command: str = ".*"
     status: int = 500
     seconds: float = 0.0
     probability: float = 1.0
@@ -43,12 +45,14 @@ class FaultRule:
     _path_re: re.Pattern[str] = field(init=False, repr=False)
     _event_re: re.Pattern[str] = field(init=False, repr=False)
     _url_re: re.Pattern[str] = field(init=False, repr=False)
+    _command_re: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         try:
             self._path_re = re.compile(self.path)
             self._event_re = re.compile(self.event_type)
             self._url_re = re.compile(self.url)
+            self._command_re = re.compile(self.command)
         except re.error as exc:
             raise RuleError(f"invalid regular expression: {exc}") from exc
 
@@ -79,7 +83,8 @@ class FaultRule:
         if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
             raise RuleError("seconds must be a non-negative number")
         strings = {k: data.get(k, d) for k, d in
-                   (("method", "*"), ("path", ".*"), ("event_type", ".*"), ("url", ".*"))}
+                   (("method", "*"), ("path", ".*"), ("event_type", ".*"), ("url", ".*"),
+                    ("command", ".*"))}
         for k, v in strings.items():
             if not isinstance(v, str) or len(v) > 500:
                 raise RuleError(f"{k} must be a string")
@@ -90,7 +95,8 @@ class FaultRule:
             id="FR-" + secrets.token_hex(6), target="webhook" if target == "webhook" else "http",
             action=str(action),
             method=strings["method"].upper(), path=strings["path"],
-            event_type=strings["event_type"], url=strings["url"], status=status,
+            event_type=strings["event_type"], url=strings["url"], command=strings["command"],
+            status=status,
             seconds=float(seconds), probability=float(prob), count=count, body=body,
         )
 
@@ -99,7 +105,8 @@ class FaultRule:
         return {
             "id": self.id, "target": self.target, "action": self.action, "method": self.method,
             "path": self.path, "event_type": self.event_type, "url": self.url,
-            "status": self.status, "seconds": self.seconds, "probability": self.probability,
+            "command": self.command, "status": self.status, "seconds": self.seconds,
+            "probability": self.probability,
             "count": self.count, "fired": self.fired, "body": self.body,
         }
 
@@ -114,10 +121,11 @@ class FaultRule:
         self.fired += 1
         return True
 
-    def matches_http(self, method: str, path: str) -> bool:
+    def matches_http(self, method: str, path: str, command: str = "") -> bool:
         """Whether this rule applies to the request (before drawing)."""
         return (self.target == "http" and self.method in ("*", method)
-                and self._path_re.search(path) is not None)
+                and self._path_re.search(path) is not None
+                and self._command_re.search(command) is not None)
 
     def matches_delivery(self, event_type: str, url: str) -> bool:
         """Whether this rule applies to a delivery attempt (before drawing)."""
@@ -147,9 +155,10 @@ class FaultInjector:
         """Deactivate every rule."""
         self.rules = []
 
-    def for_http(self, method: str, path: str) -> list[FaultRule]:
+    def for_http(self, method: str, path: str, command: str = "") -> list[FaultRule]:
         """Rules that fire for this request, in the order they were added."""
-        return [r for r in self.rules if r.matches_http(method, path) and r._draw(self.rng)]
+        return [r for r in self.rules
+                if r.matches_http(method, path, command) and r._draw(self.rng)]
 
     def for_delivery(self, event_type: str, url: str) -> list[FaultRule]:
         """Rules that fire for this delivery attempt, in the order they were added."""

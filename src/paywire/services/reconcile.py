@@ -15,6 +15,9 @@ An order that never reached the provider (no provider order id) is EXPIRED once 
 CREATED maximum age: whatever the create call did, a PayPal order made then has expired
 unapproved by now, so nothing can be paid on it — the shop hears `order.expired`, as for any
 abandoned checkout.
+
+An AUTHORIZED order whose authorization ran out (it reads EXPIRED, or its expiration_time has
+passed: PayPal keeps showing CREATED after the 29 days) is EXPIRED, not flagged as stuck.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from paywire.domain.errors import PaywireError, ProviderError
 from paywire.domain.facts import Fact
 from paywire.domain.order import Order, OrderStatus
 from paywire.ports import (
+    AuthorizationResult,
     Clock,
     PaymentProvider,
     ProviderOrderState,
@@ -57,6 +61,22 @@ DEFAULT_MAX_AGE: Mapping[OrderStatus, timedelta] = {
     S.APPROVED: timedelta(days=1), S.PENDING: timedelta(days=7),
     S.AUTHORIZED: timedelta(days=29)}
 YOUNG_404 = "provider_404_young"
+
+
+def authorization_lapsed(order: Order, truth: ProviderOrderState, now: datetime) -> bool:
+    """Whether an AUTHORIZED order's authorizations can no longer be captured because they ran
+    out: each one still open reads EXPIRED, or is past its expiry (PayPal keeps showing CREATED
+    after the 29 days; only a capture's AUTHORIZATION_EXPIRED tells), and nothing was captured."""
+    if order.status is not S.AUTHORIZED or truth.captures or not truth.authorizations:
+        return False
+
+    def lapsed(auth: AuthorizationResult) -> bool:
+        return auth.status is S.EXPIRED or (auth.status is S.AUTHORIZED
+                                            and auth.expires_at is not None
+                                            and now >= auth.expires_at)
+
+    open_ = [a for a in truth.authorizations if a.status in (S.AUTHORIZED, S.PENDING, S.EXPIRED)]
+    return bool(open_) and all(lapsed(a) for a in open_)
 
 
 @dataclass
@@ -216,6 +236,10 @@ class Reconciler:
             return order
         if self._expired_by_provider(order, truth, now):
             moved = await self._expire(order.id, "provider_voided_after_window")
+            report.expired += moved.status is S.EXPIRED
+            return moved
+        if authorization_lapsed(order, truth, now):
+            moved = await self._expire(order.id, "authorization_expired")
             report.expired += moved.status is S.EXPIRED
             return moved
         seen = (truth.captures[0].status if truth.captures else

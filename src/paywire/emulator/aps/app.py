@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -39,8 +40,10 @@ class ApsFaults:
         if path.startswith("/_aps"):
             await self.app(scope, receive, send)
             return
+        body = await _drain(receive)
+        receive = _replay(body, receive)
         with self.state.lock:
-            rules = self.state.faults.for_http(scope["method"], path)
+            rules = self.state.faults.for_http(scope["method"], path, _command_of(body))
         final = next((r for r in rules if r.action in ("error", "timeout")), None)
         if final is not None:
             if final.action == "timeout":
@@ -68,6 +71,45 @@ class ApsFaults:
         await asyncio.sleep(delay)
         for message in held:
             await send(message)
+
+
+async def _drain(receive: Receive) -> bytes:
+    """The whole request body."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app `body` again, then the server's own (disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _command_of(body: bytes) -> str:
+    """An S2S call's `command` or `query_command` (fault rules may match it), else ""."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    found = data.get("command") or data.get("query_command")
+    return found if isinstance(found, str) else ""
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

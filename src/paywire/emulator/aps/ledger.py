@@ -168,12 +168,20 @@ def answer(state: ApsState, tx: Transaction, base_url: str, code: str | None = N
 # --- maintenance ----------------------------------------------------------------------------
 
 
+# The maintenance commands APS documents `maintenance_reference` for.
+MAINTENANCE_REFERENCE_COMMANDS = frozenset({"REFUND"})
+
+
 def maintain(state: ApsState, params: Mapping[str, str]) -> tuple[dict[str, str], bool]:
     """CAPTURE / VOID_AUTHORIZATION / REFUND: (unsigned answer, whether it changed anything)."""
     command = params["command"]
     out = echo_of(params)
     try:
         require(params, "merchant_reference")
+        if "maintenance_reference" in params and command not in MAINTENANCE_REFERENCE_COMMANDS:
+            # APS's documentation and its official PHP SDK carry it on REFUND only; elsewhere it
+            # is an extra parameter, which APS refuses.
+            raise Refusal("00027")
         maintenance_ref = params.get("maintenance_reference") or None
         if maintenance_ref is not None:
             check_reference(maintenance_ref)

@@ -204,17 +204,19 @@ class ApsClient:
     # --- maintenance -------------------------------------------------------------------------
 
     async def capture(self, *, merchant_reference: str, fort_id: str,
-                      maintenance_reference: str, amount: Money) -> ApsResult:
-        """CAPTURE (part of) an authorization."""
-        params = self._maintenance(CAPTURE, merchant_reference, fort_id, maintenance_reference)
+                      amount: Money) -> ApsResult:
+        """CAPTURE (part of) an authorization. APS documents no `maintenance_reference` on it
+        (REFUND only), so a resend is not recognisable: ask CHECK_STATUS before resending."""
+        params = self._maintenance(CAPTURE, merchant_reference, fort_id, None)
         params.update({"amount": to_aps_amount(amount, self.currencies),
                        "currency": amount.currency})
         return await self._transaction(CAPTURE, params, amount)
 
     async def void_authorization(self, *, merchant_reference: str, fort_id: str,
-                                 maintenance_reference: str, currency: str) -> ApsResult:
-        """VOID_AUTHORIZATION (`currency` reads CHECK_STATUS totals if it must resolve)."""
-        params = self._maintenance(VOID, merchant_reference, fort_id, maintenance_reference)
+                                 currency: str) -> ApsResult:
+        """VOID_AUTHORIZATION (no `maintenance_reference`, as for CAPTURE; `currency` reads
+        CHECK_STATUS totals if it must resolve)."""
+        params = self._maintenance(VOID, merchant_reference, fort_id, None)
         return await self._transaction(VOID, params, None, currency=currency)
 
     async def refund(self, *, merchant_reference: str, fort_id: str, maintenance_reference: str,
@@ -233,13 +235,15 @@ class ApsClient:
         return await self._transaction(REFUND, params, amount)
 
     def _maintenance(self, command: str, reference: str, fort_id: str,
-                     maintenance_reference: str) -> dict[str, str]:
+                     maintenance_reference: str | None) -> dict[str, str]:
         if not fort_id:
             raise ValidationError("APS maintenance calls need the fort_id", field="fort_id")
         params = self.merchant.base_params()
         params.update({"command": command, "merchant_reference": check_reference(reference),
-                       "fort_id": fort_id, "maintenance_reference": check_reference(
-                           maintenance_reference, "maintenance_reference")})
+                       "fort_id": fort_id})
+        if maintenance_reference is not None:  # REFUND only: APS refuses it elsewhere (00027)
+            params["maintenance_reference"] = check_reference(maintenance_reference,
+                                                              "maintenance_reference")
         return params
 
     # --- CHECK_STATUS ------------------------------------------------------------------------

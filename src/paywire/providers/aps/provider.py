@@ -18,11 +18,14 @@ order's `provider_order_id` is our own order id. The flows:
   declined → `ProviderError(kind="declined")` (the service then opens the next attempt); not
   paid yet or waiting on 3-D Secure → `awaiting_payer`; uncertain → `transient`; a code no rule
   covers → `unknown`.
-- CAPTURE, VOID_AUTHORIZATION and REFUND carry `maintenance_reference` derived from the
-  operation key (`amounts.maintenance_reference`): a retry after a crash re-sends the same
-  reference, APS answers "duplicate reference" and the client resolves it by CHECK_STATUS. An
-  uncertain answer is `transient` (the operation is resumed under the same reference), never a
-  failure.
+- REFUND carries `maintenance_reference` derived from the operation key
+  (`amounts.maintenance_reference`): a retry after a crash re-sends the same reference, APS
+  answers "duplicate reference" and the client resolves it by CHECK_STATUS. APS (its
+  documentation and official PHP SDK) takes `maintenance_reference` on REFUND only, and refuses
+  an undocumented parameter (00027), so CAPTURE and VOID_AUTHORIZATION go without one and each
+  asks CHECK_STATUS first: already captured (voided) → that answer, no second call; a capture
+  (void) still in flight → `transient`; otherwise the call is sent. An uncertain answer is
+  `transient` (the operation is resumed, checking first again), never a failure.
 - `get_order` is CHECK_STATUS of the current attempt, as a `ProviderOrderState`
   (`attempt` set, so a DENIED ends only that attempt).
 
@@ -55,9 +58,11 @@ from paywire.providers.aps.amounts import (
 from paywire.providers.aps.client import ApsClient
 from paywire.providers.aps.mapping import (
     AUTHORIZATION,
+    CAPTURE,
     PROVIDER,
     PURCHASE,
     REFUND,
+    VOID,
     Outcome,
 )
 from paywire.providers.aps.results import ApsResult, TransactionStatus
@@ -255,9 +260,20 @@ class ApsProvider:
         """CAPTURE (all of, or `amount` of) the authorization `authorization_id` (a fort id)."""
         order = _need(order, "capture")
         amount = amount or order.amount
-        result = await self.client.capture(
-            merchant_reference=attempt_reference(order), fort_id=authorization_id,
-            maintenance_reference=maintenance_reference(request_id), amount=amount)
+        reference = attempt_reference(order)
+        truth = await self._check_first(CAPTURE, reference, authorization_id, amount.currency)
+        if truth.captured is not None and truth.captured.minor > 0:
+            # An earlier attempt of this capture reached APS: answer it instead of resending.
+            if truth.captured < amount:
+                raise _error("unknown", f"APS has {truth.captured} of {reference} captured, not "
+                             f"the {amount} asked: not capturing again",
+                             truth.transaction_code)
+            return CaptureResult(capture_id=truth.fort_id or authorization_id,
+                                 status=S.COMPLETED, amount=truth.captured,
+                                 provider_status=truth.transaction_code or "",
+                                 provider_order_id=order.id)
+        result = await self.client.capture(merchant_reference=reference,
+                                           fort_id=authorization_id, amount=amount)
         self._settled(result)
         status = S.PENDING if result.outcome is Outcome.PENDING else S.COMPLETED
         return CaptureResult(capture_id=result.fort_id or authorization_id, status=status,
@@ -268,9 +284,13 @@ class ApsProvider:
                                  order: Order | None = None) -> None:
         """VOID_AUTHORIZATION of `authorization_id` (a fort id)."""
         order = _need(order, "void")
+        reference = attempt_reference(order)
+        truth = await self._check_first(VOID, reference, authorization_id,
+                                        order.amount.currency)
+        if truth.order_status() is S.VOIDED:
+            return  # an earlier attempt of this void reached APS
         result = await self.client.void_authorization(
-            merchant_reference=attempt_reference(order), fort_id=authorization_id,
-            maintenance_reference=maintenance_reference(request_id),
+            merchant_reference=reference, fort_id=authorization_id,
             currency=order.amount.currency)
         self._settled(result)
         if result.outcome is Outcome.PENDING:
@@ -301,6 +321,20 @@ class ApsProvider:
         result = _with_request(result, attempt_reference(order), amount, reference, capture_id)
         return RefundResult(refund_id=refund_id_of(result), status=status, amount=amount,
                             provider_status=result.response_code, capture_id=capture_id)
+
+    async def _check_first(self, command: str, reference: str, fort_id: str,
+                           currency: str) -> TransactionStatus:
+        """CHECK_STATUS before a CAPTURE / VOID_AUTHORIZATION, which carry no reference of their
+        own: what an earlier attempt did is read from the transaction. One still in flight
+        (its last operation is this command, pending or uncertain) is `transient`: never sent
+        twice. A transaction APS does not know is left for the call itself to answer."""
+        truth = await self.client.check_status(reference, currency=currency, fort_id=fort_id)
+        t = truth.transaction
+        if truth.found and t is not None and t.command == command and t.outcome in (
+                Outcome.PENDING, Outcome.UNCERTAIN, Outcome.ON_HOLD):
+            raise _error("transient", f"APS has a {command} of {reference} in flight "
+                         f"({t.reason}); asking again later", t.response_code)
+        return truth
 
     @staticmethod
     def _settled(result: ApsResult) -> None:

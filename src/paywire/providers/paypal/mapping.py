@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from paywire.domain.errors import ProviderError, ValidationError
@@ -143,10 +143,17 @@ CAPTURE_STATUS: dict[str, OrderStatus] = {
     "COMPLETED": S.COMPLETED, "PENDING": S.PENDING, "DECLINED": S.DENIED, "FAILED": S.FAILED,
     "PARTIALLY_REFUNDED": S.PARTIALLY_REFUNDED, "REFUNDED": S.REFUNDED,
 }
+# EXPIRED is not in the OpenAPI file (payments 2.5) nor in PayPal's current SDK, but an older
+# revision of PayPal's reference listed it: should PayPal send it, it means what it says. A
+# CREATED authorization past its expiration_time is expired too (the reconciler's
+# `authorization_lapsed`); see docs/emulator-authorizations.md.
 AUTHORIZATION_STATUS: dict[str, OrderStatus] = {
     "CREATED": S.AUTHORIZED, "PENDING": S.PENDING, "CAPTURED": S.COMPLETED,
     "PARTIALLY_CAPTURED": S.COMPLETED, "VOIDED": S.VOIDED, "DENIED": S.DENIED,
+    "EXPIRED": S.EXPIRED,
 }
+# How long PayPal honours an authorization at most: 29 days from its creation.
+AUTHORIZATION_VALIDITY = timedelta(days=29)
 REFUND_STATUS: dict[str, str] = {
     "COMPLETED": "completed", "PENDING": "pending", "FAILED": "failed", "CANCELLED": "failed",
 }
@@ -211,17 +218,27 @@ def _capture(data: Mapping[str, Any], order_id: str | None) -> CaptureResult:
                          reason=reason, provider_order_id=order_id)
 
 
+def _instant(data: Mapping[str, Any], key: str) -> datetime | None:
+    """The aware timestamp at `data[key]`, None when absent; malformed is the explicit unknown."""
+    value = data.get(key)
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise _unknown(f"PayPal authorization {key} {value!r}") from exc
+    if at.tzinfo is None:
+        raise _unknown(f"PayPal authorization {key} {value!r} has no zone")
+    return at
+
+
 def _authorization(data: Mapping[str, Any]) -> AuthorizationResult:
     provider_status = _str(data, "status", "authorization")
-    expires = data.get("expiration_time")
-    expires_at = None
-    if isinstance(expires, str):
-        try:
-            expires_at = datetime.fromisoformat(expires)
-        except ValueError as exc:
-            raise _unknown(f"PayPal authorization expiration_time {expires!r}") from exc
-        if expires_at.tzinfo is None:
-            raise _unknown(f"PayPal authorization expiration_time {expires!r} has no zone")
+    expires_at = _instant(data, "expiration_time")
+    if expires_at is None:
+        # Without PayPal's own expiry, its documented validity from the authorization's creation.
+        created = _instant(data, "create_time")
+        expires_at = created + AUTHORIZATION_VALIDITY if created is not None else None
     return AuthorizationResult(
         authorization_id=_str(data, "id", "authorization"),
         status=lookup(AUTHORIZATION_STATUS, provider_status, "authorization"),
@@ -322,7 +339,7 @@ def completed_status(captures: tuple[CaptureResult, ...],
         if status in caps:
             return status
     auths = {a.status for a in authorizations}
-    for status in (S.COMPLETED, S.AUTHORIZED, S.PENDING, S.DENIED, S.VOIDED):
+    for status in (S.COMPLETED, S.AUTHORIZED, S.PENDING, S.DENIED, S.VOIDED, S.EXPIRED):
         if status in auths:
             return status
     raise _unknown("PayPal order is COMPLETED but holds no capture or authorization")
@@ -390,7 +407,11 @@ ISSUE_KINDS: dict[str, str] = {
              "PATCH_VALUE_REQUIRED UNSUPPORTED_PATCH_PARAMETER_VALUE "
              "MAX_CAPTURE_AMOUNT_EXCEEDED MAX_CAPTURE_COUNT_EXCEEDED "
              "MAX_AUTHORIZATION_COUNT_EXCEEDED REAUTHORIZATION_NOT_SUPPORTED CANNOT_BE_VOIDED "
-             "REFUND_AMOUNT_TOO_LOW invalid_request unsupported_grant_type"),
+             "REFUND_AMOUNT_TOO_LOW invalid_request unsupported_grant_type "
+             # Reauthorize refusals on PayPal's Payments v2 error pages, not in its OpenAPI
+             # file: asking inside the 3-day honor period, or above 115% / USD 75 over the
+             # original. Neither comes right by retrying the same call.
+             "REAUTHORIZATION_TOO_SOON AUTHORIZATION_AMOUNT_EXCEEDED"),
 }
 STATUS_KINDS: dict[int, str] = {400: "invalid", 401: "auth", 403: "auth", 404: "not_found"}
 
