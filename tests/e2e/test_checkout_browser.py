@@ -53,10 +53,12 @@ def expected_total(stack: DevStack) -> dict[str, str]:
 def test_buyer_pays_through_sdk_buttons(page: Page, stack: DevStack) -> None:
     """Approving in the SDK popup lands on a COMPLETED receipt, priced by the server."""
     sent: list[Any] = []
+    creates: list[Request] = []
 
     def record(request: Request) -> None:
         if request.method == "POST" and request.url.endswith("/v1/checkout/orders"):
             sent.append(request.post_data_json)
+            creates.append(request)
 
     page.on("request", record)
     fill_basket(page, stack)
@@ -74,13 +76,16 @@ def test_buyer_pays_through_sdk_buttons(page: Page, stack: DevStack) -> None:
     assert sent == [{"items": [{"sku": s, "quantity": q} for s, q in BASKET.items()],
                      "intent": "CAPTURE"}]
     order = httpx.get(f"{stack.url}/v1/orders/{page.inner_text('#order-id')}").json()
-    assert order["status"] == "COMPLETED"
-    assert order["amount"] == total
+    assert (order["status"], order["amount"], order["approve_url"]) == ("COMPLETED", total, None)
+    assert "provider_order_id" not in order and "capture_id" not in order  # the buyer's view
+    response = creates[0].response()
+    assert response is not None
+    paypal_id = response.json()["provider_order_id"]  # what the SDK's createOrder resolved to
     with httpx.Client(base_url=stack.emulator_url, timeout=10) as paypal:
         token = paypal.post("/v1/oauth2/token", data={"grant_type": "client_credentials"},
                             auth=(stack.credentials.client_id,
                                   stack.credentials.client_secret)).json()["access_token"]
-        at_paypal = paypal.get(f"/v2/checkout/orders/{order['provider_order_id']}",
+        at_paypal = paypal.get(f"/v2/checkout/orders/{paypal_id}",
                                headers={"Authorization": f"Bearer {token}"}).json()
     capture = at_paypal["purchase_units"][0]["payments"]["captures"][0]
     assert (at_paypal["status"], capture["amount"]) == ("COMPLETED", total)

@@ -21,6 +21,7 @@ from paywire.api.errors import error_response, request_id_of
 from paywire.api.idempotency import IdempotencyGate, fingerprint
 from paywire.api.schemas import (
     ID_PATTERN,
+    BuyerOrderOut,
     CatalogOut,
     CreateOrderIn,
     ErrorOut,
@@ -34,7 +35,7 @@ from paywire.domain.catalog import Catalog
 from paywire.domain.errors import PaywireError, ValidationError
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
-from paywire.ports import Refund, Store
+from paywire.ports import CheckoutForm, Refund, Store
 from paywire.services.base import IdempotencyTicket
 from paywire.services.checkout import CheckoutService
 
@@ -69,12 +70,19 @@ _E: dict[int | str, dict[str, Any]] = {
 router = APIRouter()
 
 
-def _out(order: Order, c: ApiContainer) -> OrderOut:
+PRIVATE = {"Cache-Control": "no-store", "Vary": "Authorization"}
+"""An answer that depends on the caller and may carry a signed form: never cached."""
+
+
+def _form(order: Order, c: ApiContainer) -> CheckoutForm | None:
     try:
-        form = c.checkout.checkout_form(order)
+        return c.checkout.checkout_form(order)
     except ValidationError:  # an order the provider can no longer build a form for
-        form = None
-    return OrderOut.of(order, form)
+        return None
+
+
+def _out(order: Order, c: ApiContainer) -> OrderOut:
+    return OrderOut.of(order, _form(order, c))
 
 
 def _order(order: Order, c: ApiContainer) -> JSONResponse:
@@ -155,10 +163,19 @@ async def authorize_order(order_id: OrderRef, c: Container) -> JSONResponse:
     return _order(await c.checkout.authorize(order_id), c)
 
 
-@router.get("/v1/orders/{order_id}", response_model=OrderOut, responses=_E, tags=["orders"])
-async def get_order(order_id: OrderRef, c: Container) -> JSONResponse:
-    """An order by our id or PayPal's."""
-    return _order(await c.checkout.get(order_id), c)
+@router.get("/v1/orders/{order_id}", response_model=OrderOut | BuyerOrderOut, responses=_E,
+            tags=["orders"])
+async def get_order(order_id: OrderRef, who: CallerDep, c: Container) -> JSONResponse:
+    """An order by our id or PayPal's.
+
+    With an API key: the whole order (`OrderOut`). Without one: only what the buyer's pages
+    need (`BuyerOrderOut`: status, amount, lines, provider, attempt, and the next step while it
+    is the buyer's), since an order id travels in URLs, logs and referrers. A wrong key is 401,
+    never the buyer's view. Either answer is `Cache-Control: no-store`.
+    """
+    order = await c.checkout.get(order_id)
+    view = _out(order, c) if who.trusted else BuyerOrderOut.of(order, _form(order, c))
+    return JSONResponse(dump(view), headers=PRIVATE)
 
 
 # --- admin: orders, refunds, authorizations ----------------------------------------------------
