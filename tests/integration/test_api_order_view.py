@@ -68,7 +68,7 @@ def create(http: httpx.Client, pw: Paywire, **extra: Any) -> dict[str, Any]:
 
 async def test_paypal_order_shows_the_buyer_the_approval_link_only_while_it_is_next(
         http: httpx.Client, paywire: Paywire, emulator: EmulatorServer) -> None:
-    """Unpaid: status, amount, lines and the approval link; paid: no link, no PayPal ids."""
+    """Unpaid: the approval link; paid (GET or a repeated capture): no link, no PayPal ids."""
     created = create(http, paywire)
     before = buyer_view(http, paywire, created["id"])
     assert (before["status"], before["approve_url"]) == ("CREATED", created["approve_url"])
@@ -79,6 +79,9 @@ async def test_paypal_order_shows_the_buyer_the_approval_link_only_while_it_is_n
     await approve(emulator, created["provider_order_id"])
     captured = http.post(f"{paywire.url}/v1/checkout/orders/{created['id']}/capture")
     assert captured.status_code == 200 and captured.json()["status"] == "COMPLETED"
+    repeat = http.post(f"{paywire.url}/v1/checkout/orders/{created['id']}/capture")
+    assert set(repeat.json()) == BUYER_FIELDS  # a repeat tells the id's holder no more
+    assert repeat.headers["cache-control"] == "no-store"
     full = looked_up(http, paywire, created["id"], ADMIN).json()
     assert set(full) == BUYER_FIELDS | OPERATOR_ONLY
     assert full["capture_id"] and full["provider_order_id"] == created["provider_order_id"]

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Protocol
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from paywire.api.auth import AdminDep, CallerDep, unauthorized
+from paywire.api.auth import AdminDep, Caller, CallerDep, unauthorized
 from paywire.api.errors import error_response, request_id_of
 from paywire.api.idempotency import IdempotencyGate, fingerprint
 from paywire.api.schemas import (
@@ -149,18 +149,27 @@ async def create_order(body: CreateOrderIn, request: Request, who: CallerDep, c:
         prefix="ord", render_answer=render, work=work, request_id=request_id_of(request))
 
 
-@router.post("/v1/checkout/orders/{order_id}/capture", response_model=OrderOut, responses=_E,
-             tags=["checkout"])
-async def capture_order(order_id: OrderRef, c: Container) -> JSONResponse:
-    """Capture an approved order (our id or PayPal's). Repeats answer the same result."""
-    return _order(await c.checkout.capture(order_id), c)
+def _viewed(order: Order, c: ApiContainer, who: Caller) -> JSONResponse:
+    """The whole order for a key holder, the buyer's view for anyone else; never cached."""
+    view = _out(order, c) if who.trusted else BuyerOrderOut.of(order, _form(order, c))
+    return JSONResponse(dump(view), headers=PRIVATE)
 
 
-@router.post("/v1/checkout/orders/{order_id}/authorize", response_model=OrderOut, responses=_E,
-             tags=["checkout"])
-async def authorize_order(order_id: OrderRef, c: Container) -> JSONResponse:
-    """Authorize an approved AUTHORIZE order (our id or PayPal's)."""
-    return _order(await c.checkout.authorize(order_id), c)
+@router.post("/v1/checkout/orders/{order_id}/capture", response_model=OrderOut | BuyerOrderOut,
+             responses=_E, tags=["checkout"])
+async def capture_order(order_id: OrderRef, who: CallerDep, c: Container) -> JSONResponse:
+    """Capture an approved order (our id or PayPal's). Repeats answer the same result.
+
+    Answered like `GET /v1/orders/{id}`: the whole order with an API key, else the buyer's view
+    (a repeat must not tell an id's holder more than the GET would)."""
+    return _viewed(await c.checkout.capture(order_id), c, who)
+
+
+@router.post("/v1/checkout/orders/{order_id}/authorize",
+             response_model=OrderOut | BuyerOrderOut, responses=_E, tags=["checkout"])
+async def authorize_order(order_id: OrderRef, who: CallerDep, c: Container) -> JSONResponse:
+    """Authorize an approved AUTHORIZE order (our id or PayPal's); answered like the capture."""
+    return _viewed(await c.checkout.authorize(order_id), c, who)
 
 
 @router.get("/v1/orders/{order_id}", response_model=OrderOut | BuyerOrderOut, responses=_E,
@@ -173,9 +182,7 @@ async def get_order(order_id: OrderRef, who: CallerDep, c: Container) -> JSONRes
     is the buyer's), since an order id travels in URLs, logs and referrers. A wrong key is 401,
     never the buyer's view. Either answer is `Cache-Control: no-store`.
     """
-    order = await c.checkout.get(order_id)
-    view = _out(order, c) if who.trusted else BuyerOrderOut.of(order, _form(order, c))
-    return JSONResponse(dump(view), headers=PRIVATE)
+    return _viewed(await c.checkout.get(order_id), c, who)
 
 
 # --- admin: orders, refunds, authorizations ----------------------------------------------------
