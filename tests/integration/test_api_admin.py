@@ -110,7 +110,7 @@ async def test_authorize_then_admin_capture(
     order = await buy(client, emulator, intent="AUTHORIZE")
     wrong = await client.post(f"/v1/checkout/orders/{order['id']}/capture")
     assert_error(wrong, 409, "illegal_transition")
-    r = await client.post(f"/v1/checkout/orders/{order['id']}/authorize")
+    r = await client.post(f"/v1/checkout/orders/{order['id']}/authorize", headers=ADMIN)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "AUTHORIZED" and r.json()["authorization_id"]
     r = await client.post(f"/v1/orders/{order['id']}/capture", headers=ADMIN)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from apikit import (
+    ADMIN,
     Paywire,
     approve,
     assert_error,
@@ -87,9 +88,12 @@ async def test_create_approve_capture_completes_and_announces_once(
     assert captured.status_code == 200, captured.text
     done = captured.json()
     assert done["status"] == "COMPLETED" and done["id"] == order["id"]
-    assert done["captured"] == {"currency_code": "USD", "value": "45.00"}
-    again = await client.post(f"/v1/checkout/orders/{order['id']}/capture")
-    assert again.json()["capture_id"] == done["capture_id"]
+    assert "capture_id" not in done  # the browser gets the buyer's view
+    again = (await client.post(f"/v1/checkout/orders/{order['id']}/capture",
+                               headers=ADMIN)).json()
+    assert (again["status"], again["captured"]) == (
+        "COMPLETED", {"currency_code": "USD", "value": "45.00"})
+    assert again["capture_id"]
     fetched = await client.get(f"/v1/orders/{order['provider_order_id']}")
     assert fetched.json()["status"] == "COMPLETED"
     assert types(await paywire.outbox(order["id"])).count("order.completed") == 1
@@ -170,7 +174,8 @@ async def test_concurrent_captures_make_one_paypal_call(
         async with httpx.AsyncClient(base_url=pw.url, timeout=60) as c:
             order = await buy(c, emulator)
             answers = await asyncio.gather(*(
-                c.post(f"/v1/checkout/orders/{order['id']}/capture") for _ in range(20)))
+                c.post(f"/v1/checkout/orders/{order['id']}/capture", headers=ADMIN)
+                for _ in range(20)))
             assert {a.status_code for a in answers} == {200}
             bodies = [a.json() for a in answers]
             assert {(b["status"], b["capture_id"]) for b in bodies} == {
@@ -242,7 +247,7 @@ async def test_amount_mismatch_needs_attention_and_is_never_announced_paid(
              "value": [{"name": "tampered", "quantity": "1", "unit_amount": one}]}])
         assert patched.status_code == 204, patched.text
     await approve(emulator, created["provider_order_id"])
-    r = await client.post(f"/v1/checkout/orders/{created['id']}/capture")
+    r = await client.post(f"/v1/checkout/orders/{created['id']}/capture", headers=ADMIN)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["needs_attention"] == "amount_mismatch" and body["status"] != "COMPLETED"

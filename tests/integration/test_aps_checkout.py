@@ -55,7 +55,8 @@ def create(http: httpx.Client, pw: Paywire, **extra: Any) -> dict[str, Any]:
 
 
 def order_of(http: httpx.Client, pw: Paywire, order_id: str) -> dict[str, Any]:
-    resp = http.get(f"{pw.url}/v1/orders/{order_id}")
+    """The whole order (the operator's view: with the key)."""
+    resp = http.get(f"{pw.url}/v1/orders/{order_id}", headers=ADMIN)
     assert resp.status_code == 200, resp.text
     order: dict[str, Any] = resp.json()
     return order

@@ -145,8 +145,8 @@ class World:
         return created
 
     def get(self, order_id: str) -> dict[str, Any]:
-        """The order through the API."""
-        r = self.http.get(f"{self.paywire.url}/v1/orders/{order_id}")
+        """The whole order through the API (the operator's view: with the key)."""
+        r = self.http.get(f"{self.paywire.url}/v1/orders/{order_id}", headers=ADMIN)
         assert r.status_code == 200, r.text
         found: dict[str, Any] = r.json()
         return found

@@ -35,9 +35,12 @@ Server-priced, crash-proof PayPal payments.
 
 Browsers send catalog skus and quantities (`POST /v1/checkout/orders`); paywire prices the order
 itself, creates it at PayPal and captures it once approved. Admin endpoints take
-`Authorization: Bearer <API key>`. Every error is `{"error": {"code", "message", "details",
-"request_id"}}`; every response carries `X-Request-Id`. Mutating POSTs accept an
-`Idempotency-Key` (replayed answers carry `Idempotent-Replayed: true`).
+`Authorization: Bearer <API key>`. `GET /v1/orders/{id}` and the checkout's capture and
+authorize answer the whole order only with a key, and without one only what the buyer's pages
+need (a wrong key is 401). Every error is
+`{"error": {"code", "message", "details", "request_id"}}`; every response carries
+`X-Request-Id`. Mutating POSTs accept an `Idempotency-Key` (replayed answers carry
+`Idempotent-Replayed: true`).
 """
 
 

@@ -16,11 +16,12 @@ from typing import Annotated, Any, Protocol
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from paywire.api.auth import AdminDep, CallerDep, unauthorized
+from paywire.api.auth import AdminDep, Caller, CallerDep, unauthorized
 from paywire.api.errors import error_response, request_id_of
 from paywire.api.idempotency import IdempotencyGate, fingerprint
 from paywire.api.schemas import (
     ID_PATTERN,
+    BuyerOrderOut,
     CatalogOut,
     CreateOrderIn,
     ErrorOut,
@@ -34,7 +35,7 @@ from paywire.domain.catalog import Catalog
 from paywire.domain.errors import PaywireError, ValidationError
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
-from paywire.ports import Refund, Store
+from paywire.ports import CheckoutForm, Refund, Store
 from paywire.services.base import IdempotencyTicket
 from paywire.services.checkout import CheckoutService
 
@@ -69,12 +70,19 @@ _E: dict[int | str, dict[str, Any]] = {
 router = APIRouter()
 
 
-def _out(order: Order, c: ApiContainer) -> OrderOut:
+PRIVATE = {"Cache-Control": "no-store", "Vary": "Authorization"}
+"""An answer that depends on the caller and may carry a signed form: never cached."""
+
+
+def _form(order: Order, c: ApiContainer) -> CheckoutForm | None:
     try:
-        form = c.checkout.checkout_form(order)
+        return c.checkout.checkout_form(order)
     except ValidationError:  # an order the provider can no longer build a form for
-        form = None
-    return OrderOut.of(order, form)
+        return None
+
+
+def _out(order: Order, c: ApiContainer) -> OrderOut:
+    return OrderOut.of(order, _form(order, c))
 
 
 def _order(order: Order, c: ApiContainer) -> JSONResponse:
@@ -141,24 +149,40 @@ async def create_order(body: CreateOrderIn, request: Request, who: CallerDep, c:
         prefix="ord", render_answer=render, work=work, request_id=request_id_of(request))
 
 
-@router.post("/v1/checkout/orders/{order_id}/capture", response_model=OrderOut, responses=_E,
-             tags=["checkout"])
-async def capture_order(order_id: OrderRef, c: Container) -> JSONResponse:
-    """Capture an approved order (our id or PayPal's). Repeats answer the same result."""
-    return _order(await c.checkout.capture(order_id), c)
+def _viewed(order: Order, c: ApiContainer, who: Caller) -> JSONResponse:
+    """The whole order for a key holder, the buyer's view for anyone else; never cached."""
+    view = _out(order, c) if who.trusted else BuyerOrderOut.of(order, _form(order, c))
+    return JSONResponse(dump(view), headers=PRIVATE)
 
 
-@router.post("/v1/checkout/orders/{order_id}/authorize", response_model=OrderOut, responses=_E,
-             tags=["checkout"])
-async def authorize_order(order_id: OrderRef, c: Container) -> JSONResponse:
-    """Authorize an approved AUTHORIZE order (our id or PayPal's)."""
-    return _order(await c.checkout.authorize(order_id), c)
+@router.post("/v1/checkout/orders/{order_id}/capture", response_model=OrderOut | BuyerOrderOut,
+             responses=_E, tags=["checkout"])
+async def capture_order(order_id: OrderRef, who: CallerDep, c: Container) -> JSONResponse:
+    """Capture an approved order (our id or PayPal's). Repeats answer the same result.
+
+    Answered like `GET /v1/orders/{id}`: the whole order with an API key, else the buyer's view
+    (a repeat must not tell an id's holder more than the GET would)."""
+    return _viewed(await c.checkout.capture(order_id), c, who)
 
 
-@router.get("/v1/orders/{order_id}", response_model=OrderOut, responses=_E, tags=["orders"])
-async def get_order(order_id: OrderRef, c: Container) -> JSONResponse:
-    """An order by our id or PayPal's."""
-    return _order(await c.checkout.get(order_id), c)
+@router.post("/v1/checkout/orders/{order_id}/authorize",
+             response_model=OrderOut | BuyerOrderOut, responses=_E, tags=["checkout"])
+async def authorize_order(order_id: OrderRef, who: CallerDep, c: Container) -> JSONResponse:
+    """Authorize an approved AUTHORIZE order (our id or PayPal's); answered like the capture."""
+    return _viewed(await c.checkout.authorize(order_id), c, who)
+
+
+@router.get("/v1/orders/{order_id}", response_model=OrderOut | BuyerOrderOut, responses=_E,
+            tags=["orders"])
+async def get_order(order_id: OrderRef, who: CallerDep, c: Container) -> JSONResponse:
+    """An order by our id or PayPal's.
+
+    With an API key: the whole order (`OrderOut`). Without one: only what the buyer's pages
+    need (`BuyerOrderOut`: status, amount, lines, provider, attempt, and the next step while it
+    is the buyer's), since an order id travels in URLs, logs and referrers. A wrong key is 401,
+    never the buyer's view. Either answer is `Cache-Control: no-store`.
+    """
+    return _viewed(await c.checkout.get(order_id), c, who)
 
 
 # --- admin: orders, refunds, authorizations ----------------------------------------------------

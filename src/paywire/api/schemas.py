@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from paywire.domain.catalog import Catalog, Product
 from paywire.domain.money import Money
-from paywire.domain.order import Order, OrderLine
+from paywire.domain.order import Order, OrderLine, OrderStatus
 from paywire.ports import CheckoutForm, Refund
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,126}$"
@@ -23,6 +23,8 @@ DECIMAL_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,4})?$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_ITEMS = 100
+PAYABLE = frozenset({OrderStatus.CREATED, OrderStatus.APPROVED})
+"""Statuses in which the buyer may still pay on a provider's page (a checkout form's window)."""
 
 
 class Strict(BaseModel):
@@ -126,7 +128,7 @@ class CheckoutFormOut(BaseModel):
 
 
 class OrderOut(BaseModel):
-    """An order as paywire records it.
+    """An order as paywire records it (the operator's view: with an API key).
 
     `checkout_form` is set while an unpaid order is paid on the provider's own page from a
     posted form (APS); `payment_attempt` counts the buyer's attempts (a declined card opens
@@ -167,6 +169,39 @@ class OrderOut(BaseModel):
                    refundable=MoneyOut.of(order.refundable), needs_attention=order.needs_attention,
                    disputed=order.disputed, lines=[LineOut.of(x) for x in order.lines],
                    created_at=order.created_at, updated_at=order.updated_at)
+
+
+class BuyerOrderOut(BaseModel):
+    """An order as its buyer's pages see it (`GET /v1/orders/{id}` without an API key).
+
+    What a receipt shows (status, amount, lines, which provider, the attempt) and the next step
+    while it is the buyer's to take: `approve_url` while a PayPal order awaits approval,
+    `checkout_form` while an unpaid card order (APS) awaits payment. Nothing else: no provider
+    ids, captures, refunds, history or metadata (those need the API key). The APS form carries
+    the account's access code and the buyer's e-mail because APS's payment page requires them
+    in the form the browser posts; it is answered only while paying is the next step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    provider: str
+    status: str
+    amount: MoneyOut
+    lines: list[LineOut]
+    payment_attempt: int
+    approve_url: str | None
+    checkout_form: CheckoutFormOut | None
+
+    @classmethod
+    def of(cls, order: Order, form: CheckoutForm | None = None) -> BuyerOrderOut:
+        """The buyer's view of `order`; `form` is its checkout form while one is open."""
+        awaiting_approval = order.status is OrderStatus.CREATED
+        return cls(id=order.id, provider=order.provider, status=str(order.status),
+                   amount=MoneyOut.of(order.amount), lines=[LineOut.of(x) for x in order.lines],
+                   payment_attempt=order.capture_attempt,
+                   approve_url=order.approve_url if awaiting_approval else None,
+                   checkout_form=CheckoutFormOut(url=form.url, fields=dict(form.fields))
+                   if form is not None and order.status in PAYABLE else None)
 
 
 class RefundOut(BaseModel):

@@ -1,5 +1,8 @@
 /* paywire demo shop: the receipt page, showing GET /v1/orders/{id} as paywire recorded it.
  *
+ * It calls without an API key, so it gets the buyer's view of the order (status, amount,
+ * lines, provider, attempt, and the next step): no provider ids, captures or refunds.
+ *
  * It polls the order until it settles and, when the shop hears paywire's announcements, the
  * shop's own record of order.completed until the order is fulfilled. An unpaid card order
  * (APS) carries the signed form of its current attempt: after a declined card that is a fresh
@@ -26,8 +29,8 @@
       label.textContent = "Card payment through Amazon Payment Services, attempt";
       id.textContent = String(order.payment_attempt);
     } else {
-      label.textContent = "PayPal order";
-      id.textContent = order.provider_order_id || "";
+      label.textContent = "Payment through PayPal";
+      id.textContent = "";
     }
   }
 
