@@ -15,9 +15,13 @@ headers), are recorded from the emulator's log. The postback paywire starts on a
 database taken then, so both paywires know the orders and have applied none of the events.
 
 Measured, in one run with `--concurrency` workers over loopback HTTP: the same deliveries to the
-echo app, to paywire (local: RSA verification with the certificate cached, inbox insert,
-transition, outbox, one transaction) and to paywire (postback: one more HTTP round trip to the
-emulator per delivery); each after a warm-up of its own deliveries. Not part of `make test`.
+echo app, to paywire (local: RSA verification with the certificate cached, inbox insert and the
+confirmation task in one transaction, answered `confirming`; then, after the answer, one GET of
+the order at the emulator and the transition and outbox row) and to paywire (postback: one more
+HTTP round trip to the emulator per delivery); each after a warm-up of its own deliveries. Then,
+from the local paywire's own database: the time from an order's first delivery being stored to
+its `order.completed` announcement being written for the shop (PayPal's claims are confirmed
+with its API first, so this is what a shop waits for). Not part of `make test`.
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ import asyncio
 import base64
 import os
 import sqlite3
+import statistics
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import benchkit
@@ -149,7 +156,35 @@ async def measure(targets: list[tuple[str, str]], deliveries: list[Delivery], wa
     return results
 
 
-def report(results: list[Result], concurrency: int) -> None:
+@dataclass(frozen=True)
+class Announced:
+    """Delivery-to-announcement times of the local paywire's orders, in milliseconds."""
+
+    orders: int
+    delays: list[float]
+
+
+def announced(db: Path, orders: int, wait: float = 30.0) -> Announced:
+    """For each order: first delivery stored (inbox `received_at`) -> `order.completed` written
+    (outbox `created_at`), both paywire's own clock; waits for the confirmations to finish."""
+    query = ("SELECT MIN(i.received_at), o.created_at FROM outbox o JOIN inbox_events i "
+             "ON i.order_id = o.order_id WHERE o.type = 'order.completed' GROUP BY o.order_id")
+    deadline = time.monotonic() + wait
+    while True:
+        conn = sqlite3.connect(db)
+        try:
+            rows = conn.execute(query).fetchall()
+        finally:
+            conn.close()
+        if len(rows) >= orders or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    delays = [1000 * (datetime.fromisoformat(done) - datetime.fromisoformat(first)
+                      ).total_seconds() for first, done in rows]
+    return Announced(orders, delays)
+
+
+def report(results: list[Result], concurrency: int, shop: Announced) -> None:
     """The figures and the ratios against the echo baseline."""
     echo = results[0]
     print(f"webhook ingest: {len(echo.latencies)} signed deliveries per server (distinct event "
@@ -165,9 +200,17 @@ def report(results: list[Result], concurrency: int) -> None:
         print(f"ratio {r.name.strip()} / echo: throughput {r.rate / echo.rate:.2f}x, "
               f"p50 {r.percentile(50) / echo.percentile(50):.1f}x, "
               f"p99 {r.percentile(99) / echo.percentile(99):.1f}x")
+    if len(shop.delays) >= 2:
+        cuts = statistics.quantiles(shop.delays, n=100, method="inclusive")
+        print(f"delivery -> order.completed written (local paywire, confirmed with PayPal's "
+              f"API): {len(shop.delays)} of {shop.orders} orders, p50 {cuts[49]:.1f} ms, "
+              f"p99 {cuts[98]:.1f} ms, max {max(shop.delays):.1f} ms")
+    else:
+        print(f"delivery -> order.completed written: only {len(shop.delays)} of {shop.orders} "
+              "orders announced")
 
 
-def run(deliveries: int, concurrency: int) -> list[Result]:
+def run(deliveries: int, concurrency: int) -> tuple[list[Result], Announced]:
     """Start everything, record deliveries, measure, stop."""
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="paywire-bench-") as tmp:
@@ -191,11 +234,12 @@ def run(deliveries: int, concurrency: int) -> list[Result]:
             procs.append(spawn("paywire", str(ports[3]), emulator, str(postback_dir),
                                webhook_id, "postback"))
             wait_up(f"{postback}/healthz", procs[-1])
-            return asyncio.run(measure(
+            results = asyncio.run(measure(
                 [("bare ASGI echo", sink), ("paywire, local verification",
                                             f"{local}/webhooks/paypal"),
                  ("paywire, postback verification", f"{postback}/webhooks/paypal")],
                 recorded, 3 * WARMUP_ORDERS, concurrency))
+            return results, announced(local_dir / "paywire.db", orders)
         finally:
             for proc in procs:
                 proc.terminate()
@@ -232,7 +276,8 @@ def main() -> None:
         return
     if args.deliveries < 30 or args.concurrency < 1:
         parser.error("--deliveries must be at least 30 and --concurrency at least 1")
-    report(run(args.deliveries, args.concurrency), args.concurrency)
+    results, shop = run(args.deliveries, args.concurrency)
+    report(results, args.concurrency, shop)
 
 
 if __name__ == "__main__":
