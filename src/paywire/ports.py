@@ -336,9 +336,9 @@ class WebhookUnitOfWork(UnitOfWork, Protocol):
 
     async def claim_truth_task(self, task_id: str, owner: str, now: datetime,
                                lease_until: datetime) -> TruthTask | None:
-        """Claim one pending task by id, due or not, if its lease is free or lapsed (the
+        """Claim one pending task by id if it is due and its lease is free or lapsed (the
         in-process fast path of a task just queued); the task as leased, or None if taken,
-        closed or absent."""
+        backing off, closed or absent."""
         ...
 
     async def finish_truth_task(self, task_id: str, owner: str, *, status: str, attempts: int,

@@ -281,6 +281,9 @@ class Settings(BaseSettings):
     # Confirm a PayPal event's claim with PayPal's API right after answering the delivery, in
     # this process; off, the truth fetcher (or `paywire reconcile`) confirms it from the queue.
     webhook_confirm_inline: bool = True
+    # How long that in-process confirmation may take before the queue is left to finish it
+    # (it runs after the answer is sent, but a Lambda function's answer waits for it).
+    webhook_confirm_inline_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     webhook_max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=10 * 1024 * 1024)
     # Transmissions older than this are refused; at least PayPal's 3-day retry horizon.
     webhook_max_age_seconds: float = Field(default=4 * 86400.0, le=90 * 86400)
@@ -541,6 +544,15 @@ class Settings(BaseSettings):
         if self.webhook_cert_trust == "fetched" and env == "emulator":
             raise ValueError("PAYWIRE_WEBHOOK_CERT_TRUST=fetched is for sandbox and live: the "
                              "emulator's certificate is trusted through its CA (bundle)")
+        if self.cert_trust == "fetched":
+            foreign = [h for h in self.webhook_cert_hosts
+                       if not (h.lower().partition(":")[0] == "paypal.com"
+                               or h.lower().partition(":")[0].endswith(".paypal.com"))]
+            if foreign:
+                raise ValueError(f"PAYWIRE_WEBHOOK_CERT_HOSTS: {', '.join(foreign)} is not a "
+                                 "PayPal host; PAYWIRE_WEBHOOK_CERT_TRUST=fetched trusts a "
+                                 "certificate for where it was fetched from, so only "
+                                 "*.paypal.com hosts may serve it (use bundle trust otherwise)")
         if self.webhook_cert_trust == "bundle" and env != "emulator" and (
                 self.webhook_ca_bundle is None):
             raise ValueError("PAYWIRE_WEBHOOK_CERT_TRUST=bundle needs PAYWIRE_WEBHOOK_CA_BUNDLE "

@@ -174,12 +174,13 @@ async def test_enqueue_reopens_a_closed_task(store: Store, outcome: str) -> None
     assert reopened == [task("CAP-1", at(50), reason="denied after completed", order_id="o-1")]
 
 
-async def test_claim_by_id_takes_one_pending_task_due_or_not(store: Store) -> None:
-    """A task claimed by id is leased even before it is due; a held lease, a closed task or an
-    unknown id is not claimed, and a lapsed lease is claimed again."""
+async def test_claim_by_id_takes_one_due_pending_task(store: Store) -> None:
+    """A due task is claimed by id; one not yet due (backing off), a held lease, a closed task
+    or an unknown id is not, and a lapsed lease is claimed again."""
     async with store.transaction() as uow:
         await uow.enqueue_truth(task("CAP-1", at(5), order_id="o-1"))
-        won = await uow.claim_truth_task("paypal:capture:CAP-1", "w-1", T0, at(30))
+        assert await uow.claim_truth_task("paypal:capture:CAP-1", "w-1", at(4), at(30)) is None
+        won = await uow.claim_truth_task("paypal:capture:CAP-1", "w-1", at(5), at(30))
         assert won is not None
         assert (won.lease_owner, won.lease_until, won.order_id) == ("w-1", at(30), "o-1")
         assert await uow.claim_truth_task("paypal:capture:CAP-1", "w-2", at(29), at(60)) is None

@@ -186,6 +186,7 @@ async def test_forged_capture_changes_nothing_and_the_genuine_event_applies(rig:
     assert r.gets(mark, paypal_id) == [f"/v2/checkout/orders/{paypal_id}"]
     still = await order(r.db, order_id)
     assert still.status is S.CREATED and still.capture_id is None and still.captured is None
+    assert still.needs_attention is None
     assert await outbox(r.db, order_id) == []
     lines = [h for h in await history(r.db, order_id) if h.verdict == "CONTRADICTED"]
     assert len(lines) == 1 and "PayPal's order says APPROVED" in lines[0].detail["reason"]
@@ -222,6 +223,7 @@ async def test_forged_refund_changes_nothing_and_a_real_refund_counts_once(rig: 
     assert len(r.gets(mark, "")) == 1
     still = await order(r.db, order_id)
     assert still.status is S.COMPLETED and still.refunded is None
+    assert still.needs_attention is None
     assert [m.type for m in await outbox(r.db, order_id)] == ["order.completed"]
     lines = [h for h in await history(r.db, order_id) if h.verdict == "CONTRADICTED"]
     assert len(lines) == 1 and "knows no refund" in lines[0].detail["reason"]
@@ -278,6 +280,31 @@ async def test_forged_approval_and_a_forged_body_under_a_genuine_event_id(rig: R
     done = await order(r.db, bought["id"])
     assert done.status is S.COMPLETED and done.capture_id == capture_id
     assert [m.type for m in await outbox(r.db, bought["id"])] == ["order.completed"]
+
+
+async def test_an_expired_order_voided_event_pages_nobody(rig: Rig) -> None:
+    """PayPal voids an order left unapproved and then answers 404 for it: the genuine
+    CHECKOUT.ORDER.VOIDED is confirmed with that one GET, recorded as contradicted (the order
+    is gone at PayPal), and flags no order for a person; expiry is the reconciler's call."""
+    r = rig
+    async with client(r.paywire) as c:
+        created = (await c.post("/v1/checkout/orders", json={
+            "items": [{"sku": "mug", "quantity": 1}]})).json()
+    async with httpx.AsyncClient(base_url=r.emulator.url) as emu:
+        gone = await emu.post(f"/_emulator/orders/{created['provider_order_id']}/expire")
+        assert gone.status_code == 200, gone.text
+    await quiet(r.emulator)
+    voided = r.held(created["provider_order_id"], "CHECKOUT.ORDER.VOIDED")
+    mark = len(r.emulator.emu.request_log)
+    answer = await post(r.paywire.webhook_url, voided)
+    assert answer.json()["outcome"] == "confirming", answer.text
+    await confirmed(r, created["id"], 1)
+    assert r.gets(mark, "") == [f"/v2/checkout/orders/{created['provider_order_id']}"]
+    still = await order(r.db, created["id"])
+    assert still.status is S.CREATED and still.needs_attention is None
+    assert await outbox(r.db, created["id"]) == []
+    lines = [h for h in await history(r.db, created["id"]) if h.verdict == "CONTRADICTED"]
+    assert len(lines) == 1 and "PayPal knows no order" in lines[0].detail["reason"]
 
 
 # --- kill -9 between the answer and the confirmation -----------------------------------------

@@ -112,3 +112,18 @@ def test_cert_trust_defaults_and_combinations(tmp_path: Any) -> None:
     assert "PAYWIRE_WEBHOOK_CA_BUNDLE" in refused(**live, webhook_cert_trust="fetched",
                                                   webhook_ca_bundle=str(bundle))
     assert "PAYWIRE_WEBHOOK_CERT_TRUST" in refused(webhook_cert_trust="fetched")
+
+
+def test_fetched_trust_takes_certificates_from_paypal_hosts_only(tmp_path: Any) -> None:
+    """Under fetched trust the host vouches for the certificate, so a cert host outside
+    paypal.com is refused, naming the setting; a PayPal host (with a port) or bundle trust may
+    add others."""
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    live = {**LIVE, "paypal_webhook_id": "WH-LIVE"}
+    for host in ("certs.example.com", "paypal.com.evil.example", "notpaypal.com"):
+        assert "PAYWIRE_WEBHOOK_CERT_HOSTS" in refused(**live, webhook_cert_hosts=host)
+    assert load(**live, webhook_cert_hosts="api.paypal.com,api.sandbox.paypal.com:443"
+                ).cert_trust == "fetched"
+    assert load(**live, webhook_cert_hosts="certs.example.com",
+                webhook_ca_bundle=str(bundle)).cert_trust == "bundle"

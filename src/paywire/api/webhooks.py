@@ -30,6 +30,7 @@ or PayPal is slow or down.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -207,7 +208,8 @@ async def _ingest(request: Request, c: WebhookContainer, ingest: WebhookIngest) 
     if outcome.outcome != "rejected" and 200 <= outcome.status < 300:
         later = None
         if outcome.confirm_task is not None and c.settings.webhook_confirm_inline:
-            later = BackgroundTask(_confirm, c.truth, outcome.confirm_task)
+            later = BackgroundTask(_confirm, c.truth, outcome.confirm_task,
+                                   c.settings.webhook_confirm_inline_timeout_seconds)
         return JSONResponse(dump(WebhookAck(outcome=outcome.outcome, event_id=outcome.event_id)),
                             background=later)
     status = outcome.status if 400 <= outcome.status < 500 else 400
@@ -216,11 +218,15 @@ async def _ingest(request: Request, c: WebhookContainer, ingest: WebhookIngest) 
                           details={"check": outcome.check, "likely_cause": outcome.likely_cause})
 
 
-async def _confirm(truth: TruthFetcher, task_id: str) -> None:
-    """Confirm a stored event with the provider once its answer is sent; whatever goes wrong
-    leaves the task to the truth fetcher."""
+async def _confirm(truth: TruthFetcher, task_id: str, limit_seconds: float) -> None:
+    """Confirm a stored event with the provider once its answer is sent, for at most
+    `limit_seconds`; whatever goes wrong leaves the task to the truth fetcher."""
     try:
-        await truth.confirm_now(task_id)
+        async with asyncio.timeout(limit_seconds):
+            await truth.confirm_now(task_id)
+    except TimeoutError:
+        log.warning("confirming %s took over %.0f s: the truth queue finishes it once its lease "
+                    "lapses", task_id, limit_seconds)
     except PaywireError as exc:
         log.warning("confirming %s in the background failed (the truth queue retries): %s",
                     task_id, exc.message)

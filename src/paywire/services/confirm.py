@@ -80,11 +80,13 @@ def confirm_task(provider: str, claim: Claim, kind: str, resource_id: str, body:
                      created_at=now, next_attempt_at=now, order_id=order_id)
 
 
-async def record_contradiction(uow: UnitOfWork, order: Order, claim: Claim, why: str,
+async def record_contradiction(uow: UnitOfWork, order: Order, claim: Claim | None, why: str,
                                now: datetime, **detail: Any) -> None:
-    """The history line of a body the provider's answer contradicts (nothing else moves)."""
+    """The history line of a body the provider's answer contradicts (nothing else moves);
+    `claim` None for a truth fetch of something a body named that the provider does not know."""
+    about = {} if claim is None else {"event_id": claim.event_id,
+                                      "event_type": claim.event_type, "claimed": claim.target}
     await uow.append_history(HistoryEntry(
         order_id=order.id, at=now, source="webhook", verdict="CONTRADICTED",
         from_status=order.status, to_status=order.status,
-        detail={"event_id": claim.event_id, "event_type": claim.event_type,
-                "claimed": claim.target, "reason": why, **detail}))
+        detail={**about, "reason": why, **detail}))

@@ -95,14 +95,27 @@ class TruthFetcher:
 
     async def _process(self, task: TruthTask) -> None:
         attempts = task.attempts + 1
+        claim = Claim.of(task)
         try:
-            claim = Claim.of(task)
             if claim is not None:
                 await self._confirm(task, claim)
             else:
                 await self._settle(task)
         except (ProviderError, Unresolvable) as exc:
             now = self.clock.now()
+            unknown = isinstance(exc, Unresolvable) or exc.kind == "not_found"
+            if unknown and task.order_id and (claim is not None or task.kind != "order"):
+                # What a webhook body named is unknown to the provider or not this order's: the
+                # body was not the provider's (PayPal signs only its CRC-32). A history line,
+                # not a person's problem; the reconciler still settles the order itself.
+                why = exc.message if isinstance(exc, Unresolvable) else (
+                    f"PayPal knows no {task.kind} {task.resource_id} ({exc.message})")
+                await self._contradicted(task.order_id, claim, why, task=task.id)
+                async with self.store.transaction() as uow:
+                    await uow.finish_truth_task(task.id, self.owner, status="done",
+                                                attempts=attempts, next_attempt_at=now,
+                                                last_error=exc.message[:500], now=now)
+                return
             final = isinstance(exc, Unresolvable) or attempts >= self.max_attempts or (
                 isinstance(exc, ProviderError) and exc.kind in ("invalid", "not_found"))
             delay = min(self.base_delay * (2 ** (attempts - 1)), self.max_delay)
@@ -168,16 +181,9 @@ class TruthFetcher:
             raise Unresolvable(f"confirmation {task.id} names no order")
         provider = self._provider(task.provider)
         if task.kind in ("refund", "dispute"):
-            try:
-                found: RefundResult | DisputeResult = await (
-                    provider.get_refund(task.resource_id) if task.kind == "refund"
-                    else provider.get_dispute(task.resource_id))
-            except ProviderError as exc:
-                if exc.kind != "not_found":
-                    raise
-                await self._contradicted(task.order_id, claim,
-                                         f"PayPal knows no {task.kind} {task.resource_id}")
-                return
+            found: RefundResult | DisputeResult = await (
+                provider.get_refund(task.resource_id) if task.kind == "refund"
+                else provider.get_dispute(task.resource_id))
             if isinstance(found, RefundResult):
                 if found.status == "completed" and found.capture_id is not None:
                     await self._adopt_capture(provider, task.order_id, (found.capture_id,))
@@ -269,16 +275,17 @@ class TruthFetcher:
 
         await retry_on_conflict(mark)
 
-    async def _contradicted(self, order_id: str, claim: Claim, why: str) -> None:
-        log.warning("webhook %s (%s) contradicted by the provider: %s", claim.event_id,
-                    claim.event_type, why)
+    async def _contradicted(self, order_id: str, claim: Claim | None, why: str,
+                            **detail: str) -> None:
+        log.warning("webhook %s (%s) contradicted by the provider: %s",
+                    claim.event_id if claim else "-", claim.event_type if claim else "-", why)
 
         async def note() -> None:
             now = self.clock.now()
             async with self.store.transaction() as uow:
                 cur = await uow.get_order(order_id)
                 if cur is not None:
-                    await record_contradiction(uow, cur, claim, why, now)
+                    await record_contradiction(uow, cur, claim, why, now, **detail)
 
         await retry_on_conflict(note)
 

@@ -5,7 +5,8 @@ verified (new or duplicate) → 200; failed verification for good → 4xx, recor
 transmission id with the reason; anything transient on our side → raised, answered 5xx.
 The event row, the transition (or the queued confirmation), the history line and the
 announcements share one transaction, and the inbox's put-if-absent is its gate: a concurrent
-duplicate rolls the whole unit back.
+duplicate rolls the whole unit back. (With `confirm`, a different body under a stored event id
+is not a duplicate: its claims are queued for confirmation, and no second inbox row is written.)
 
 With `confirm` (PayPal, whose signature covers only a CRC-32 of the body: see
 `services.confirm`), a fact that would move money or announce something is not applied from
@@ -124,8 +125,8 @@ class WebhookIngest:
                         # tell. Neither is refused: this one's claims are confirmed on their own.
                         done = await self._apply(uow, event, now, body)
                         return IngestOutcome(200, done.status, event.event_id, done.order_id,
-                                             reason="a different body under a stored event "
-                                                    "id: confirmed with PayPal, not applied",
+                                             reason=f"a different body under a stored event "
+                                                    f"id: {done.note or done.status}",
                                              confirm_task=done.confirm_task)
                     done = await self._apply(uow, event, now, body)
                     stored = InboxEvent(provider=self.provider, event_id=event.event_id,

@@ -170,14 +170,16 @@ class DynamoWebhookUnitOfWork(DynamoUnitOfWork):
 
     async def claim_truth_task(self, task_id: str, owner: str, now: datetime,
                                lease_until: datetime) -> TruthTask | None:
-        """Claim one pending task by id, due or not, if its lease is free or lapsed (one
-        conditional update); the task as leased, or None (taken, closed or absent)."""
+        """Claim one pending task by id if it is due and its lease is free or lapsed (one
+        conditional update); the task as leased, or None (taken, backing off, closed or
+        absent)."""
         self._check_open()
         await self._flush()
         until = di.ts(lease_until)
         key = di.truth_key(task_id)
         won = await self._table.update_if(
-            key, dx.all_of(dx.exists, dx.compare("status", "=", "pending"), dx.lease_free(now)),
+            key, dx.all_of(dx.exists, dx.compare("status", "=", "pending"),
+                           dx.compare("next_attempt_at", "<=", di.ts(now)), dx.lease_free(now)),
             set_={"lease_owner": owner, "lease_until": until,
                   "dsk": f"{until}#{key[0].split('#', 1)[1]}"})
         return None if won is None else dw.truth_from(won)

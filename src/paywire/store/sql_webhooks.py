@@ -152,10 +152,11 @@ class SqlWebhookUnitOfWork(SqlUnitOfWork):
 
     async def claim_truth_task(self, task_id: str, owner: str, now: datetime,
                                lease_until: datetime) -> TruthTask | None:
-        """Claim one pending task by id, due or not, if its lease is free or lapsed; the task
-        as leased, or None (taken, closed or absent)."""
+        """Claim one pending task by id if it is due and its lease is free or lapsed; the task
+        as leased, or None (taken, backing off, closed or absent)."""
         t = truth_tasks
         stmt = (sa.update(t).where(t.c.id == task_id, t.c.status == "pending",
+                                   t.c.next_attempt_at <= now,
                                    sa.or_(t.c.lease_until.is_(None), t.c.lease_until < now))
                 .values(lease_owner=owner, lease_until=lease_until).returning(*t.c))
         row = (await self._run(stmt)).mappings().first()
