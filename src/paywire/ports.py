@@ -308,11 +308,6 @@ class WebhookUnitOfWork(UnitOfWork, Protocol):
         """The stored event, or None."""
         ...
 
-    async def find_inbox_by_transmission(self, provider: str,
-                                         transmission_id: str) -> InboxEvent | None:
-        """An event stored from this transmission id (any one), or None."""
-        ...
-
     async def record_rejection(self, rejection: WebhookRejection, max_rows: int) -> bool:
         """Record unless (provider, transmission_id) exists; keep at most `max_rows` (oldest
         go first). True if written."""

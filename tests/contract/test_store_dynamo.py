@@ -303,8 +303,8 @@ async def test_expired_rejection_reads_absent_while_still_stored(
 
 async def test_unique_names_are_lookup_items_written_with_their_records(
         store: DynamoStore, dynamodb: Any) -> None:
-    """Provider ids, transmission ids and announcement keys are items of their own, written in
-    the same transaction as the record they name."""
+    """Provider ids, refund ids and announcement keys are items of their own, written in the
+    same transaction as the record they name."""
     refund = Refund("r-1", "o-1", Money(500, "USD"), "completed", "refund:r-1", T0, T0,
                     provider_refund_id="PR-1")
     async with store.transaction() as uow:
@@ -314,10 +314,10 @@ async def test_unique_names_are_lookup_items_written_with_their_records(
         assert await uow.add_announcement(completed("o-1"), "msg-1", T0)
     targets = {pk: raw(dynamodb, store.table_name, pk, "LOOKUP")
                for pk in ("PPID#paypal#PP-1", "PAYID#paypal#CAP-1", "RFID#PR-1",
-                          "TXID#paypal#tx-WH-1", "OUTKEY#order.completed:o-1")}
+                          "OUTKEY#order.completed:o-1")}
     assert {pk: item["target"]["S"] for pk, item in targets.items() if item} == {
         "PPID#paypal#PP-1": "o-1", "PAYID#paypal#CAP-1": "o-1", "RFID#PR-1": "r-1",
-        "TXID#paypal#tx-WH-1": "WH-1", "OUTKEY#order.completed:o-1": "msg-1"}
+        "OUTKEY#order.completed:o-1": "msg-1"}
 
 
 async def test_concurrent_claims_of_one_provider_order_id_conflict(store: DynamoStore) -> None:

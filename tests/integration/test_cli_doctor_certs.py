@@ -40,13 +40,18 @@ async def test_probe_tells_tls_failure_from_unreachable(tmp_path: Path) -> None:
 
 async def test_certs_check_reports_the_trust_model_and_tls(tmp_path: Path) -> None:
     """The doctor's `certs` check names the trust model (fetched by default, bundle with a CA
-    bundle) and fails with a hint on a host whose TLS does not verify or that is offline."""
-    with tls_server(tmp_path) as (port, _):
-        check = await certs_check(sandbox(webhook_cert_hosts=f"127.0.0.1:{port}"))
-    assert check.status == "fail" and "trust fetched" in check.detail
-    assert "TLS verification failed" in check.detail and "proxy" in check.fix
+    bundle) and fails with a hint on a host whose TLS does not verify or that is offline
+    (fetched trust takes PayPal's hosts only: this machine reaches none of them)."""
+    fetched = await certs_check(sandbox())
+    assert fetched.status == "fail" and "trust fetched" in fetched.detail
+    assert "unreachable" in fetched.detail and "api.sandbox.paypal.com" in fetched.detail
     bundle = tmp_path / "bundle.pem"
-    bundle.write_bytes((tmp_path / "cert.pem").read_bytes())
+    with tls_server(tmp_path) as (port, _):
+        bundle.write_bytes((tmp_path / "cert.pem").read_bytes())
+        check = await certs_check(sandbox(webhook_cert_hosts=f"127.0.0.1:{port}",
+                                          webhook_ca_bundle=str(bundle)))
+    assert check.status == "fail" and "trust bundle" in check.detail
+    assert "TLS verification failed" in check.detail and "proxy" in check.fix
     offline = await certs_check(sandbox(webhook_cert_hosts=f"127.0.0.1:{free_port()}",
                                         webhook_ca_bundle=str(bundle)))
     assert offline.status == "fail" and "trust bundle" in offline.detail

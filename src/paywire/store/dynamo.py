@@ -23,7 +23,6 @@ Items (every one has `pk`, `sk` and `kind`; absent values are absent attributes)
     PPID#<provider>#<order id>      LOOKUP        lookup       unique: provider order -> order
     PAYID#<provider>#<pay id>       LOOKUP        lookup       capture/authorization -> order
     RFID#<provider refund id>       LOOKUP        lookup       provider refund -> refund
-    TXID#<provider>#<transmission>  LOOKUP        lookup       transmission -> first event
     OUTKEY#<announcement key>       LOOKUP        lookup       unique: fact key -> message
 
 Components are ids as given, or "~<sha256>" for long ones or ones containing '#'. Times are

@@ -64,27 +64,12 @@ class DynamoWebhookUnitOfWork(DynamoUnitOfWork):
         if await self._read(di.inbox_key(event.provider, event.event_id)) is not None:
             return False
         self._create(item, f"inbox event {event.provider}/{event.event_id}", dx.absent)
-        if event.transmission_id:
-            await self._first_claim(
-                di.lookup_key("TXID", event.provider, event.transmission_id), event.event_id,
-                f"transmission {event.transmission_id}", provider=event.provider)
         return True
 
     async def get_inbox_event(self, provider: str, event_id: str) -> InboxEvent | None:
         """The stored event, or None."""
         item = await self._read(di.inbox_key(provider, event_id))
         return dw.inbox_from(item) if item is not None else None
-
-    async def find_inbox_by_transmission(self, provider: str,
-                                         transmission_id: str) -> InboxEvent | None:
-        """The first event stored from this transmission, or None."""
-        pointer = await self._read(di.lookup_key("TXID", provider, transmission_id))
-        if pointer is None:
-            return None
-        event = await self.get_inbox_event(provider, pointer["target"])
-        if event is None or event.transmission_id != transmission_id:
-            return None
-        return event
 
     # --- rejection log ---------------------------------------------------------------------------
 

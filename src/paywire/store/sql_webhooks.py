@@ -73,16 +73,6 @@ class SqlWebhookUnitOfWork(SqlUnitOfWork):
         row = result.mappings().first()
         return rows.inbox_from(row) if row is not None else None
 
-    async def find_inbox_by_transmission(self, provider: str,
-                                         transmission_id: str) -> InboxEvent | None:
-        """An event stored from this transmission, or None."""
-        t = inbox_events
-        result = await self._run(sa.select(t).where(t.c.provider == provider,
-                                                     t.c.transmission_id == transmission_id)
-                                 .limit(1))
-        row = result.mappings().first()
-        return rows.inbox_from(row) if row is not None else None
-
     # --- rejection log ----------------------------------------------------------------------------
 
     async def record_rejection(self, rejection: WebhookRejection, max_rows: int) -> bool:
