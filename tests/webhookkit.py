@@ -14,7 +14,8 @@ import secrets
 import threading
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -27,10 +28,12 @@ from starlette.routing import Route
 from apikit import open_store
 from paywire.bootstrap import build
 from paywire.domain.order import Order
+from paywire.emulator import EmulatorConfig
 from paywire.emulator.delivery import Transmission
 from paywire.ports import InboxEvent, OutboxMessage, TruthTask, WebhookRejection
 from paywire.settings import Settings
 from paywire.testing import EmulatorServer, ServerThread
+from testkit import CLIENT_ID, CLIENT_SECRET
 
 T = TypeVar("T")
 # Announcements made once per fact (architecture.md); progress notices (order.approved,
@@ -318,3 +321,41 @@ class Recorder:
     def url(self) -> str:
         """The server's base URL."""
         return self.server.url
+
+
+@dataclass
+class Recording:
+    """An emulator whose webhook subscription delivers to a recorder: PayPal's genuine
+    deliveries, kept from paywire until a test posts them."""
+
+    emulator: EmulatorServer
+    recorder: Recorder
+    paypal: PayPal
+    webhook_id: str
+
+    @property
+    def hook(self) -> str:
+        """Where PayPal delivers (the recorder)."""
+        return f"{self.recorder.url}/hook"
+
+    def deliveries(self) -> list[Delivery]:
+        """Every delivery sent so far, in the order first sent."""
+        sent = sorted(transmissions(self.emulator, self.hook), key=lambda t: t.first_time)
+        return [delivery(t) for t in sent]
+
+
+@contextmanager
+def recording(config: EmulatorConfig) -> Iterator[Recording]:
+    """An emulator on `config` and a recorder subscribed to every event type, both stopped on
+    exit."""
+    emulator = EmulatorServer(config)
+    recorder = Recorder()
+    emulator.start()
+    recorder.server.start()
+    try:
+        paypal = PayPal(emulator, CLIENT_ID, CLIENT_SECRET)
+        webhook_id = asyncio.run(paypal.subscribe(f"{recorder.url}/hook"))
+        yield Recording(emulator, recorder, paypal, webhook_id)
+    finally:
+        recorder.server.stop()
+        emulator.stop()

@@ -24,9 +24,8 @@ from hypothesis import strategies as st
 
 from apikit import serve, sqlite_url
 from paywire.emulator import AppCredentials, EmulatorConfig
-from paywire.testing import EmulatorServer
 from testkit import CLIENT_ID, CLIENT_SECRET, IN_CI
-from webhookkit import Delivery, PayPal, Recorder, delivery, quiet, read, transmissions
+from webhookkit import Delivery, PayPal, quiet, read, recording
 
 SIGNED = ("paypal-transmission-id", "paypal-transmission-time", "paypal-transmission-sig",
           "paypal-cert-url", "paypal-auth-algo")
@@ -61,26 +60,15 @@ async def _act(paypal: PayPal, paywire_url: str) -> list[str]:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     """Genuine deliveries paywire never saw, and a paywire that verifies them locally."""
     work = tmp_path_factory.mktemp("fuzz")
-    emulator = EmulatorServer(EmulatorConfig(apps=[AppCredentials(CLIENT_ID, CLIENT_SECRET)],
-                                             webhook_time_scale=0.001, seed=11))
-    recorder = Recorder()
-    emulator.start()
-    recorder.server.start()
-    try:
-        paypal = PayPal(emulator, CLIENT_ID, CLIENT_SECRET)
-        webhook_id = asyncio.run(paypal.subscribe(f"{recorder.url}/hook"))
+    config = EmulatorConfig(apps=[AppCredentials(CLIENT_ID, CLIENT_SECRET)],
+                            webhook_time_scale=0.001, seed=11)
+    with recording(config) as rec:
         url = sqlite_url(work)
-        with serve(emulator, url, work, truth_fetch_enabled=False,
-                   paypal_webhook_id=webhook_id) as pw:
-            orders = asyncio.run(_act(paypal, pw.url))
-            asyncio.run(quiet(emulator))
-            sent = sorted(transmissions(emulator, f"{recorder.url}/hook"),
-                          key=lambda t: t.first_time)
-            yield Recorded([delivery(t) for t in sent], pw.webhook_url, url, orders,
-                           emulator.url)
-    finally:
-        recorder.server.stop()
-        emulator.stop()
+        with serve(rec.emulator, url, work, truth_fetch_enabled=False,
+                   paypal_webhook_id=rec.webhook_id) as pw:
+            orders = asyncio.run(_act(rec.paypal, pw.url))
+            asyncio.run(quiet(rec.emulator))
+            yield Recorded(rec.deliveries(), pw.webhook_url, url, orders, rec.emulator.url)
 
 
 def _headers(d: Delivery) -> Headers:

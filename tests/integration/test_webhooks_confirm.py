@@ -46,6 +46,7 @@ from webhookkit import (
     post,
     quiet,
     read,
+    recording,
     transmissions,
     truth_tasks,
 )
@@ -96,20 +97,10 @@ def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         ) -> Iterator[Rig]:
     """The rig on each SQL backend."""
     data_dir = tmp_path_factory.mktemp(f"confirm-{request.param}")
-    emulator = EmulatorServer(two_app_config())
-    recorder = Recorder()
-    emulator.start()
-    recorder.server.start()
-    try:
-        paypal = PayPal(emulator, CLIENT_ID, CLIENT_SECRET)
-        webhook_id = asyncio.run(paypal.subscribe(f"{recorder.url}/hook"))
-        with backend_database(request.param, data_dir) as url, serve(
-                emulator, url, data_dir, paypal_webhook_id=webhook_id,
-                truth_fetch_enabled=False) as pw:
-            yield Rig(emulator, paypal, recorder, pw, webhook_id, data_dir)
-    finally:
-        recorder.server.stop()
-        emulator.stop()
+    with recording(two_app_config()) as rec, backend_database(request.param, data_dir) as url, \
+            serve(rec.emulator, url, data_dir, paypal_webhook_id=rec.webhook_id,
+                  truth_fetch_enabled=False) as pw:
+        yield Rig(rec.emulator, rec.paypal, rec.recorder, pw, rec.webhook_id, data_dir)
 
 
 @asynccontextmanager

@@ -33,7 +33,7 @@ from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.store.sql import sync_url
 from paywire.testing import EmulatorServer
 from testkit import CLIENT_ID, CLIENT_SECRET
-from webhookkit import Delivery, PayPal, Recorder, delivery, fact_keys, quiet, transmissions
+from webhookkit import Delivery, PayPal, fact_keys, quiet, recording
 
 Outcome = tuple[tuple[Any, ...], ...]
 
@@ -77,25 +77,16 @@ async def _act(paypal: PayPal, paywire_url: str) -> list[str]:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     """Real deliveries for three orders, and the database that knows the orders."""
     work = tmp_path_factory.mktemp("property")
-    emulator = EmulatorServer(EmulatorConfig(apps=[AppCredentials(CLIENT_ID, CLIENT_SECRET)],
-                                             webhook_time_scale=0.001, seed=7))
-    recorder = Recorder()
-    emulator.start()
-    recorder.server.start()
-    try:
-        paypal = PayPal(emulator, CLIENT_ID, CLIENT_SECRET)
-        webhook_id = asyncio.run(paypal.subscribe(f"{recorder.url}/hook"))
+    config = EmulatorConfig(apps=[AppCredentials(CLIENT_ID, CLIENT_SECRET)],
+                            webhook_time_scale=0.001, seed=7)
+    with recording(config) as rec:
         url = sqlite_url(work)
-        with serve(emulator, url, work, truth_fetch_enabled=False) as pw:
-            orders = asyncio.run(_act(paypal, pw.url))
-            asyncio.run(quiet(emulator))
+        with serve(rec.emulator, url, work, truth_fetch_enabled=False) as pw:
+            orders = asyncio.run(_act(rec.paypal, pw.url))
+            asyncio.run(quiet(rec.emulator))
         template = work / "template.db"
         _copy(url, template)
-        sent = sorted(transmissions(emulator, f"{recorder.url}/hook"), key=lambda t: t.first_time)
-        yield Recorded(emulator, webhook_id, template, orders, [delivery(t) for t in sent])
-    finally:
-        recorder.server.stop()
-        emulator.stop()
+        yield Recorded(rec.emulator, rec.webhook_id, template, orders, rec.deliveries())
 
 
 def _copy(url: str, to: Path) -> None:
