@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from apikit import ADMIN, Paywire, buy, serve
+from apikit import ADMIN, Paywire, buy, serve, settings_for
 from paywire.domain.order import OrderStatus
 from paywire.ports import HistoryEntry
 from paywire.testing import EmulatorServer, free_port
@@ -40,6 +40,7 @@ from webhookkit import (
     Recorder,
     collide,
     delivery,
+    drain_truth,
     eventually,
     order,
     outbox,
@@ -296,6 +297,35 @@ async def test_an_expired_order_voided_event_pages_nobody(rig: Rig) -> None:
     assert await outbox(r.db, created["id"]) == []
     lines = [h for h in await history(r.db, created["id"]) if h.verdict == "CONTRADICTED"]
     assert len(lines) == 1 and "PayPal knows no order" in lines[0].detail["reason"]
+
+
+async def test_an_order_s_events_confirmed_from_the_queue_cost_one_get(rig: Rig) -> None:
+    """With in-process confirmation off, an order's three genuine events (approved, capture
+    completed, order completed) wait in the queue; the truth fetcher confirms the first with
+    one GET, and the other two only repeat what that GET taught paywire: no second GET, one
+    order.completed."""
+    r = rig
+    async with client(r.paywire) as c:
+        bought = await buy(c, r.emulator)
+    paypal_id = bought["provider_order_id"]
+    await r.paypal.capture(paypal_id)
+    await quiet(r.emulator)
+    events = [r.held(paypal_id, t) for t in ("CHECKOUT.ORDER.APPROVED",
+                                             "PAYMENT.CAPTURE.COMPLETED",
+                                             "CHECKOUT.ORDER.COMPLETED")]
+    queued = settings_for(r.emulator, r.db, r.data_dir, paypal_webhook_id=r.webhook_id,
+                          webhook_confirm_inline=False, truth_fetch_enabled=False)
+    with serve(r.emulator, r.db, r.data_dir, paypal_webhook_id=r.webhook_id,
+               webhook_confirm_inline=False, truth_fetch_enabled=False) as quiet_paywire:
+        for d in events:
+            answer = await post(quiet_paywire.webhook_url, d)
+            assert answer.json()["outcome"] == "confirming", answer.text
+    assert (await order(r.db, bought["id"])).status is S.CREATED
+    mark = len(r.emulator.emu.request_log)
+    assert await drain_truth(queued) == 3
+    assert r.gets(mark, "") == [f"/v2/checkout/orders/{paypal_id}"]
+    assert (await order(r.db, bought["id"])).status is S.COMPLETED
+    assert [m.type for m in await outbox(r.db, bought["id"])] == ["order.completed"]
 
 
 # --- kill -9 between the answer and the confirmation -----------------------------------------

@@ -8,6 +8,7 @@ work that records the call's outcome, so a crash or retry at any point converges
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from paywire.domain.errors import IllegalTransition, ProviderError
@@ -19,6 +20,7 @@ from paywire.ports import (
     CaptureResult,
     CheckoutForm,
     HistoryEntry,
+    OpsUnitOfWork,
     ProviderOrderState,
 )
 from paywire.services.base import RESUMABLE, IdempotencyTicket, error_json, new_id, stored_error
@@ -274,8 +276,11 @@ class CheckoutService(RefundService):
         return await retry_on_conflict(commit)
 
     async def apply_truth(self, order_id: str, state: ProviderOrderState, *, source: str,
-                          key: str | None = None) -> Order:
-        """Apply what the provider says about the order (after a conflict or a replay)."""
+                          key: str | None = None,
+                          also: Callable[[OpsUnitOfWork], Awaitable[object]] | None = None
+                          ) -> Order:
+        """Apply what the provider says about the order (after a conflict or a replay); `also`
+        runs in the same unit of work (the truth fetcher closes its task there)."""
         fact = truth_fact(state, source)
 
         async def commit() -> Order:
@@ -295,6 +300,8 @@ class CheckoutService(RefundService):
                 if key is not None:
                     await uow.finish_operation(key, "succeeded", {"truth": state.provider_status},
                                                None, now)
+                if also is not None:
+                    await also(uow)
                 return moved
 
         return await retry_on_conflict(commit)

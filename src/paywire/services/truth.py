@@ -24,7 +24,15 @@ from datetime import timedelta
 from paywire.domain.errors import ConfigError, PaywireError, ProviderError
 from paywire.domain.facts import Fact
 from paywire.domain.order import PAID, Order, OrderStatus
-from paywire.ports import Clock, DisputeResult, PaymentProvider, RefundResult, Store, TruthTask
+from paywire.ports import (
+    Clock,
+    DisputeResult,
+    OpsUnitOfWork,
+    PaymentProvider,
+    RefundResult,
+    Store,
+    TruthTask,
+)
 from paywire.services.checkout import CheckoutService, truth_fact
 from paywire.services.confirm import Claim, record_contradiction
 from paywire.services.operations import retry_on_conflict
@@ -76,9 +84,10 @@ class TruthFetcher:
         now = self.clock.now()
         async with self.store.transaction() as uow:
             task = await uow.claim_truth_task(task_id, self.owner, now, now + self.lease)
+            order = await uow.get_order(task.order_id) if task and task.order_id else None
         if task is None:
             return False
-        await self._process(task)
+        await self._process(task, order)
         return True
 
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
@@ -93,12 +102,15 @@ class TruthFetcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=interval)
 
-    async def _process(self, task: TruthTask) -> None:
+    async def _process(self, task: TruthTask, order: Order | None = None) -> None:
+        """Run one claimed task and close it (done, pending with backoff, or failed); `order`
+        is the task's order as read with the claim, if it was."""
         attempts = task.attempts + 1
         claim = Claim.of(task)
         try:
             if claim is not None:
-                await self._confirm(task, claim)
+                if await self._confirm(task, claim, order):
+                    return  # closed in the unit of work that applied PayPal's answer
             else:
                 await self._settle(task)
         except (ProviderError, Unresolvable) as exc:
@@ -175,8 +187,9 @@ class TruthFetcher:
 
             await retry_on_conflict(count)
 
-    async def _confirm(self, task: TruthTask, claim: Claim) -> None:
-        """Check a webhook's claim with one GET and apply what the provider answers."""
+    async def _confirm(self, task: TruthTask, claim: Claim, order: Order | None) -> bool:
+        """Check a webhook's claim with one GET and apply what the provider answers; True if
+        the task was closed with it."""
         if task.order_id is None:
             raise Unresolvable(f"confirmation {task.id} names no order")
         provider = self._provider(task.provider)
@@ -191,11 +204,16 @@ class TruthFetcher:
             else:
                 await self._adopt_capture(provider, task.order_id, found.capture_ids)
                 await self._confirm_dispute(task.order_id, claim, found)
-            return
-        order = await self._order(task.order_id)
+            return False
+        order = order or await self._order(task.order_id)
         if task.kind != "order" or order.provider_order_id != task.resource_id:
             await self._settle(task)  # an order paywire holds no provider id for: find it
-            return
+            return False
+        held = {p for p in (order.capture_id, order.authorization_id) if p}
+        if claim.contradiction(order.status, held) is None:
+            # Since the event was queued, paywire learned from PayPal what it claims (another
+            # event's confirmation, an API answer): it only repeats that, so no second GET.
+            return False
         state = await provider.get_order(task.resource_id, order=order)
         why = claim.contradiction(truth_fact(state, "webhook").target, {
             *(c.capture_id for c in state.captures),
@@ -204,8 +222,16 @@ class TruthFetcher:
             # The body was not what PayPal sent (or PayPal has not caught up with it, which the
             # reconciler settles): nothing moves on its account.
             await self._contradicted(order.id, claim, why)
-            return
-        await self.checkout.apply_truth(order.id, state, source="webhook")
+            return False
+
+        async def close(uow: OpsUnitOfWork) -> None:
+            now = self.clock.now()
+            await uow.finish_truth_task(task.id, self.owner, status="done",
+                                        attempts=task.attempts + 1, next_attempt_at=now,
+                                        last_error=None, now=now)
+
+        await self.checkout.apply_truth(order.id, state, source="webhook", also=close)
+        return True
 
     async def _adopt_capture(self, provider: PaymentProvider, order_id: str,
                              capture_ids: tuple[str, ...]) -> None:
