@@ -31,6 +31,7 @@ from paywire.testing import MotoServer, ServerThread
 
 DEDUP_VAR = "POWERTOOLS_LOG_DEDUPLICATION_DISABLED"
 SHOP_SECRET = "whsec_" + base64.b64encode(b"paywire-aws-shop-secret-0123456").decode()
+TEMPLATE_MAX_RECEIVES = 200  # deploy/aws/template.yaml's MaxReceiveCount default (a test compares)
 
 
 def client(moto: MotoServer, service: str) -> Any:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from botocore.exceptions import ClientError
 
 from awskit import (
     SHOP_SECRET,
+    TEMPLATE_MAX_RECEIVES,
     Queue,
     Shop,
     client,
@@ -44,6 +46,7 @@ from paywire.domain.facts import Announcement
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine
 from paywire.ports import OutboxMessage
+from paywire.services.queue_delivery import backoff
 from paywire.settings import Settings
 from paywire.store import migrate
 from paywire.store.sql import SqlStore
@@ -94,22 +97,58 @@ def sqs(moto_server: MotoServer) -> Any:
     return client(moto_server, "sqs")
 
 
-def settings_for(database: tuple[str, Path], shop: Shop) -> Settings:
+def settings_for(database: tuple[str, Path], shop: Shop, **options: Any) -> Settings:
     """paywire's settings for the consumer: the shop's callback, the module's database."""
     url, data_dir = database
     return Settings.load(_env_file=None, paypal_env="emulator",
                          paypal_base_url=f"http://127.0.0.1:{free_port()}",
                          paypal_client_id="client", paypal_client_secret="secret-value-1",
                          database_url=url, data_dir=data_dir, fulfilment_url=shop.url,
-                         fulfilment_secret=SHOP_SECRET, fulfilment_timeout_seconds=5)
+                         fulfilment_secret=SHOP_SECRET, fulfilment_timeout_seconds=5,
+                         **options)
 
 
 @pytest.fixture
 def consumer(database: tuple[str, Path], shop: Shop) -> Iterator[SqsConsumer]:
-    """The consumer handler; the last allowed receive is the 2nd."""
-    settings = settings_for(database, shop)
+    """The consumer handler; a failed record is due again at once (no backoff), and the last
+    allowed receive is the 2nd."""
+    settings = settings_for(database, shop, outbox_base_delay_seconds=0)
     config = AwsConfig(sqs_max_receives=2)
     handler = SqsConsumer(settings_factory=lambda: settings, config_factory=lambda: config)
+    yield handler
+    handler.close()
+
+
+class ManualClock:
+    """A clock the test moves (compressed time); starts at the wall clock's now."""
+
+    def __init__(self) -> None:
+        self.at = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        """The current (test) time."""
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.at += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The consumer's clock, moved by the test."""
+    return ManualClock()
+
+
+@pytest.fixture
+def backoff_consumer(database: tuple[str, Path], shop: Shop,
+                     clock: ManualClock) -> Iterator[SqsConsumer]:
+    """The consumer handler with the default backoff (5 s doubling to 1 h), maximum age (3
+    days) and the template's MaxReceiveCount, on the test's clock."""
+    settings = settings_for(database, shop)
+    config = AwsConfig(sqs_max_receives=TEMPLATE_MAX_RECEIVES)
+    handler = SqsConsumer(settings_factory=lambda: settings, config_factory=lambda: config,
+                          clock=clock)
     yield handler
     handler.close()
 
@@ -288,15 +327,15 @@ async def test_consumer_delivers_a_message_sent_twice_once(store: SqlStore, sqs:
     assert row.status == "delivered" and row.attempts == 1 and row.delivered_at is not None
 
 
-async def test_consumer_reports_only_the_failed_records(store: SqlStore, sqs: Any, shop: Shop,
-                                                        consumer: SqsConsumer) -> None:
+async def test_consumer_reports_only_the_failed_records(
+        store: SqlStore, sqs: Any, shop: Shop, backoff_consumer: SqsConsumer) -> None:
     """Of four messages the shop refuses two: exactly those are reported failed (and stay on
-    the queue); the other two are delivered and deleted."""
+    the queue, hidden for their backoff); the other two are delivered and deleted."""
     queue = make_queue(sqs)
     messages = [(await seed(store))[0] for _ in range(4)]
     shop.refuse.update({messages[1].id, messages[3].id})
     await send(queue, *messages)
-    result = await poll(sqs, queue, consumer)
+    result = await poll(sqs, queue, backoff_consumer)
     by_item = {r["messageId"]: read_envelope(r["body"]).id for r in result.event["Records"]}
     assert result.received == 4
     assert sorted(by_item[i] for i in result.failed) == sorted([messages[1].id, messages[3].id])
@@ -305,6 +344,80 @@ async def test_consumer_reports_only_the_failed_records(store: SqlStore, sqs: An
         "delivered", "pending", "delivered", "pending"]
     waiting = sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["All"])["Attributes"]
     assert waiting["ApproximateNumberOfMessagesNotVisible"] == "2"
+
+
+def make_visible(sqs: Any, queue: Queue, result: Any) -> None:
+    """Time passes: the messages of a poll's batch are visible again now (their backoff is
+    over in the test's compressed time)."""
+    sqs.change_message_visibility_batch(QueueUrl=queue.url, Entries=[
+        {"Id": str(i), "ReceiptHandle": r["receiptHandle"], "VisibilityTimeout": 0}
+        for i, r in enumerate(result.event["Records"])])
+
+
+async def test_shop_down_two_hours_then_up_gets_every_announcement_once(
+        store: SqlStore, sqs: Any, shop: Shop, backoff_consumer: SqsConsumer,
+        clock: ManualClock, caplog: pytest.LogCaptureFixture) -> None:
+    """The shop down for two (compressed) hours: each failed message is hidden for its backoff
+    (5 s doubling to 1 h, jittered), the clock jumps by that much, nothing goes dead; back up,
+    every announcement arrives exactly once."""
+    queue = make_queue(sqs, max_receives=TEMPLATE_MAX_RECEIVES)
+    messages = await seed(store, 5)
+    ids = {m.id for m in messages}
+    shop.refuse.update(ids)
+    await send(queue, *messages)
+    start, receives = clock.now(), 0
+    with caplog.at_level(logging.INFO, logger="paywire.queue"):
+        while clock.now() - start < timedelta(hours=2):
+            caplog.clear()
+            result = await poll(sqs, queue, backoff_consumer, visibility_timeout=0)
+            receives += 1
+            assert result.received == 5 and len(result.failed) == 5, receives
+            waits = [r.__dict__["retry_in"] for r in caplog.records if "retry_in" in r.__dict__]
+            full = backoff(receives, timedelta(seconds=5), timedelta(hours=1))
+            assert len(waits) == 5 and all(full / 2 <= w <= math.ceil(full) for w in waits)
+            hidden = await poll(sqs, queue, backoff_consumer, visibility_timeout=0)
+            assert hidden.received == 0  # hidden by the consumer's backoff, not the receive
+            clock.advance(max(waits))
+            make_visible(sqs, queue, result)
+    assert 10 <= receives <= 16  # ~1.4 h of doubling, then 30-60 min apart
+    assert [m.status for m in await rows(store, messages)] == ["pending"] * 5
+    shop.refuse.difference_update(ids)
+    up = await poll(sqs, queue, backoff_consumer)
+    assert up.received == 5 and up.failed == [] and len(up.deleted) == 5
+    assert {r["attributes"]["ApproximateReceiveCount"] for r in up.event["Records"]} == {
+        str(receives + 1)}
+    assert all(shop.accepted[i] == 1 for i in ids)  # once each, after one try per receive
+    assert all(shop.seen.count(i) == receives + 1 for i in ids)
+    assert [m.status for m in await rows(store, messages)] == ["delivered"] * 5
+    assert drain_queue(sqs, queue.url) == [] and drain_queue(sqs, queue.dlq_url or "") == []
+
+
+async def test_still_failing_at_max_age_is_dead_flagged_and_acknowledged(
+        store: SqlStore, sqs: Any, shop: Shop, backoff_consumer: SqsConsumer,
+        clock: ManualClock, caplog: pytest.LogCaptureFixture) -> None:
+    """A message whose row reaches the maximum age (3 days) while the shop still fails is
+    settled dead with an ERROR, its order flagged, and acknowledged: neither on the queue nor
+    in the DLQ (the row is the record; `paywire outbox retry` revives it)."""
+    queue = make_queue(sqs, max_receives=TEMPLATE_MAX_RECEIVES)
+    [message] = await seed(store)
+    shop.refuse.add(message.id)
+    await send(queue, message)
+    first = await poll(sqs, queue, backoff_consumer, visibility_timeout=0)
+    assert len(first.failed) == 1
+    clock.advance(timedelta(days=3, minutes=1).total_seconds())
+    make_visible(sqs, queue, first)
+    with caplog.at_level(logging.ERROR, logger="paywire.queue"):
+        last = await poll(sqs, queue, backoff_consumer)
+    assert last.received == 1 and last.failed == [] and len(last.deleted) == 1
+    [row] = await rows(store, [message])
+    assert row.status == "dead" and "503" in (row.last_error or "")
+    [dead] = [r for r in caplog.records
+              if message.id in r.getMessage() and r.levelno == logging.ERROR]
+    assert "dead" in dead.getMessage() and dead.__dict__["reason"] == "max_age"
+    async with store.transaction() as uow:
+        order = await uow.get_order(message.order_id)
+    assert order is not None and order.needs_attention == "undelivered:order.completed"
+    assert drain_queue(sqs, queue.url) == [] and drain_queue(sqs, queue.dlq_url or "") == []
 
 
 async def test_fifo_failure_fails_the_rest_of_its_group_untried(store: SqlStore, sqs: Any,

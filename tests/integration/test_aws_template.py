@@ -554,3 +554,28 @@ def test_handlers_run_with_the_created_configuration(
             function, actions)
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
             "sqs:SendMessage"} <= set().union(*seen.values()), seen
+
+
+def test_redrive_waits_for_paywires_own_max_age() -> None:
+    """The default MaxReceiveCount lies above the receives the consumer's backoff takes to reach
+    the outbox's default maximum age, and the queue keeps a message longer than that age, so
+    SQS neither dead-letters nor drops a message paywire still retries."""
+    from datetime import timedelta
+
+    from paywire.services.queue_delivery import receives_to_max_age
+
+    template = load_template()
+    defaults = Settings.model_fields
+    needed = receives_to_max_age(
+        timedelta(seconds=defaults["outbox_max_age_seconds"].default),
+        timedelta(seconds=defaults["outbox_base_delay_seconds"].default),
+        timedelta(seconds=defaults["outbox_max_delay_seconds"].default))
+    assert needed is not None and 100 < needed < 200
+    max_receives = template["Parameters"]["MaxReceiveCount"]
+    assert max_receives["Default"] > needed and max_receives["MaxValue"] <= 1000
+    queue = template["Resources"]["OutboxQueue"]["Properties"]
+    assert queue["MessageRetentionPeriod"] >= defaults["outbox_max_age_seconds"].default + 86400
+    from awskit import TEMPLATE_MAX_RECEIVES
+    from paywire.devserver_aws import MAX_RECEIVES
+
+    assert max_receives["Default"] == TEMPLATE_MAX_RECEIVES == MAX_RECEIVES

@@ -36,6 +36,7 @@ from typing import Any, Generic, TypeVar
 from paywire.aws import logs
 from paywire.aws.config import AwsConfig
 from paywire.bootstrap import Container, build
+from paywire.ports import Clock
 from paywire.settings import Settings
 
 log = logging.getLogger("paywire.aws")
@@ -81,9 +82,11 @@ def default_config() -> AwsConfig:
 
 
 @asynccontextmanager
-async def open_container(settings: Settings) -> AsyncIterator[Container]:
-    """The container for `settings` (no background tasks), closed on exit."""
-    container = await build(settings)
+async def open_container(settings: Settings, *,
+                         clock: Clock | None = None) -> AsyncIterator[Container]:
+    """The container for `settings` (no background tasks; `clock` replaces the wall clock),
+    closed on exit."""
+    container = await build(settings, clock=clock)
     try:
         yield container
     finally:

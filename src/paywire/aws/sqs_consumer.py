@@ -6,23 +6,41 @@ delivers through the shop's own targets (the Standard Webhooks callback and/or t
 callable the settings name, built as `paywire serve` builds them) and settles the row. The
 answer lists the records that failed (`{"batchItemFailures": [{"itemIdentifier": id}]}`; the
 function's mapping sets `FunctionResponseTypes: [ReportBatchItemFailures]`), so only those come
-back after the visibility timeout. `PAYWIRE_SQS_MAX_RECEIVES` must equal the queue's redrive
-`maxReceiveCount`: on that receive a failure is final (row dead, order flagged, ERROR logged)
-and the queue moves the message to its dead-letter queue.
+back. Before answering, the handler extends each failed message's visibility by its backoff
+(`ChangeMessageVisibility`, one `ChangeMessageVisibilityBatch` call per batch), so a message
+comes back after 5 s, 10 s, 20 s, ... 1 h (the outbox settings `PAYWIRE_OUTBOX_BASE_DELAY_SECONDS`
+and `PAYWIRE_OUTBOX_MAX_DELAY_SECONDS`) until its row is `PAYWIRE_OUTBOX_MAX_AGE_SECONDS` old
+and goes dead: the outbox worker's retry rules. A visibility change SQS refuses is logged; the
+message then comes back after the queue's own visibility timeout.
+
+`PAYWIRE_SQS_MAX_RECEIVES` must equal the queue's redrive `maxReceiveCount`, which must lie
+above the receives a row can take to reach its maximum age (a WARNING at start says when it
+does not): on that receive a failure is final (row dead, order flagged, ERROR logged) and the
+queue moves the message to its dead-letter queue.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from paywire.aws.config import AwsConfig
-from paywire.aws.runtime import LambdaFunction, open_container
-from paywire.delivery.sqs import read_envelope
+from paywire.aws.runtime import (
+    ConfigFactory,
+    LambdaFunction,
+    SettingsFactory,
+    default_config,
+    default_settings,
+    open_container,
+)
+from paywire.delivery.sqs import read_envelope, sqs_client
 from paywire.domain.errors import ConfigError, ValidationError
-from paywire.services.queue_delivery import QueueDelivery, QueueRecord
+from paywire.ports import Clock
+from paywire.services.queue_delivery import Failure, QueueDelivery, QueueRecord
 from paywire.settings import Settings
 
 log = logging.getLogger("paywire.aws.sqs")
@@ -46,32 +64,126 @@ def queue_record(record: Mapping[str, Any]) -> QueueRecord:
                        group=group, problem=problem)
 
 
-class SqsConsumer(LambdaFunction[QueueDelivery]):
+def queue_url_for(arn: str, endpoint_url: str, configured: str | None = None) -> str | None:
+    """The URL of the queue with `arn` (`arn:aws:sqs:<region>:<account>:<name>`): the configured
+    outbox queue's URL if it names that queue, else `<endpoint>/<account>/<name>` on the
+    client's endpoint; None for an ARN that is not an SQS queue's."""
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[2] != "sqs" or not parts[4] or not parts[5]:
+        return None
+    account, name = parts[4], parts[5]
+    if configured is not None and configured.rstrip("/").split("/")[-1] == name:
+        return configured
+    return f"{endpoint_url.rstrip('/')}/{account}/{name}"
+
+
+class Session:
+    """What one consumer environment keeps: the delivery use case and an SQS client."""
+
+    def __init__(self, delivery: QueueDelivery, sqs: Any, queue_url: str | None) -> None:
+        self.delivery = delivery
+        self.sqs = sqs
+        self.queue_url = queue_url
+
+    def defer(self, records: Sequence[Mapping[str, Any]], failures: Sequence[Failure]) -> None:
+        """Extend each failed message's visibility by its `retry_in` (those that have one)."""
+        by_item = {str(r.get("messageId", "")): r for r in records}
+        by_queue: dict[str, list[dict[str, Any]]] = {}
+        for failure in failures:
+            record = by_item.get(failure.item_id)
+            if failure.retry_in is None or record is None:
+                continue
+            url = queue_url_for(str(record.get("eventSourceARN", "")),
+                                self.sqs.meta.endpoint_url, self.queue_url)
+            if url is None or not record.get("receiptHandle"):
+                log.warning("queue message %s: no queue or receipt to extend its visibility",
+                            failure.item_id)
+                continue
+            by_queue.setdefault(url, []).append({
+                "Id": str(len(by_queue.get(url, []))), "ReceiptHandle": record["receiptHandle"],
+                "VisibilityTimeout": failure.retry_in, "item": failure.item_id})
+        for url, entries in by_queue.items():
+            for start in range(0, len(entries), 10):  # the batch call takes 10 at most
+                chunk = entries[start:start + 10]
+                self._change(url, chunk)
+
+    def _change(self, url: str, entries: list[dict[str, Any]]) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        items = {e["Id"]: e["item"] for e in entries}
+        try:
+            answer = self.sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+                {k: v for k, v in e.items() if k != "item"} for e in entries])
+        except (BotoCoreError, ClientError) as exc:  # back after the queue's own timeout
+            log.warning("cannot extend the visibility of %d queue messages: %s", len(entries),
+                        type(exc).__name__, extra={"items": list(items.values())})
+            return
+        for failed in answer.get("Failed", []):
+            log.warning("queue message %s keeps the queue's visibility timeout: %s",
+                        items.get(str(failed.get("Id")), "?"), failed.get("Code"),
+                        extra={"item_id": items.get(str(failed.get("Id")))})
+
+
+class SqsConsumer(LambdaFunction[Session]):
     """The consumer handler: partial batch failures, never a whole-batch retry for one
-    record."""
+    record; failed records back off. `clock` replaces the wall clock (tests)."""
+
+    def __init__(self, *, settings_factory: SettingsFactory = default_settings,
+                 config_factory: ConfigFactory = default_config,
+                 clock: Clock | None = None) -> None:
+        self.clock = clock
+        super().__init__(settings_factory=settings_factory, config_factory=config_factory)
 
     @asynccontextmanager
-    async def open(self, settings: Settings, config: AwsConfig) -> AsyncIterator[QueueDelivery]:
-        """The container and a `QueueDelivery` over the shop's targets."""
-        async with open_container(settings) as container:
+    async def open(self, settings: Settings, config: AwsConfig) -> AsyncIterator[Session]:
+        """The container, a `QueueDelivery` over the shop's targets and an SQS client."""
+        async with open_container(settings, clock=self.clock) as container:
             targets = container.outbox.targets if container.outbox is not None else []
             if not targets:
                 raise ConfigError("the SQS consumer delivers to the shop: set "
                                   "PAYWIRE_FULFILMENT_URL (with its secret) or "
                                   "PAYWIRE_FULFILMENT_CALLABLE")
-            yield QueueDelivery(container.store, targets, container.clock,
-                                max_receives=config.sqs_max_receives,
-                                concurrency=config.sqs_consumer_concurrency)
+            delivery = QueueDelivery(
+                container.store, targets, container.clock,
+                max_receives=config.sqs_max_receives,
+                concurrency=config.sqs_consumer_concurrency,
+                base_delay=timedelta(seconds=settings.outbox_base_delay_seconds),
+                max_delay=timedelta(seconds=settings.outbox_max_delay_seconds),
+                max_age=timedelta(seconds=settings.outbox_max_age_seconds))
+            needed = delivery.needed_receives()
+            if needed is not None and config.sqs_max_receives <= needed:
+                log.warning("PAYWIRE_SQS_MAX_RECEIVES (%d) is not above the %d receives a "
+                            "message may take to reach PAYWIRE_OUTBOX_MAX_AGE_SECONDS: SQS may "
+                            "move a message to the dead-letter queue before its row's maximum "
+                            "age", config.sqs_max_receives, needed)
+            sqs = sqs_client()
+            try:
+                yield Session(delivery, sqs, config.sqs_queue_url)
+            finally:
+                sqs.close()
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        """Deliver a batch; the records that failed."""
-        records = [queue_record(r) for r in event.get("Records", [])]
+        """Deliver a batch; the records that failed (their visibility extended first)."""
+        raw = event.get("Records", [])
+        records = [queue_record(r) for r in raw]
         if not records:
             return {"batchItemFailures": []}
-        failed = self.runtime.run(lambda delivery: delivery.process(records))
+
+        async def deliver(session: Session) -> list[Failure]:
+            return await session.delivery.process(records)
+
+        failed = self.runtime.run(deliver)
+        if failed:
+            self.runtime.run(lambda session: _defer(session, raw, failed))
         log.info("SQS batch: %d records, %d failed", len(records), len(failed),
                  extra={"records": len(records), "failed": len(failed)})
-        return {"batchItemFailures": [{"itemIdentifier": item} for item in failed]}
+        return {"batchItemFailures": [{"itemIdentifier": f.item_id} for f in failed]}
+
+
+async def _defer(session: Session, records: Sequence[Mapping[str, Any]],
+                 failed: Sequence[Failure]) -> None:
+    """`Session.defer` in a worker thread (boto3 is synchronous)."""
+    await asyncio.to_thread(session.defer, records, failed)
 
 
 handler = SqsConsumer()

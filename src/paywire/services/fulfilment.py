@@ -13,7 +13,9 @@ A crash between sending and marking is the at-least-once case::
 
 The shop hears M twice under the same id and keeps one. Failures back off exponentially with
 jitter; a message older than `max_age` (or refused for good by a target) goes `dead` with an
-ERROR log line and a counter, until an operator revives it (`paywire outbox retry ID`).
+ERROR log line and a counter, and its order is flagged needs-attention in the same unit of
+work (as the SQS consumer does, `paywire.services.queue_delivery`), until an operator revives
+it (`paywire outbox retry ID`).
 
 A worker whose targets hand messages to a queue (`hands_off`, e.g. SQS) marks an accepted
 message `queued` instead: the queue's consumer delivers it and settles the row.
@@ -31,10 +33,19 @@ from datetime import timedelta
 
 from paywire.domain.errors import DeliveryError, PaywireError
 from paywire.ports import Clock, DeliveryTarget, OutboxMessage, Store
+from paywire.services.operations import retry_on_conflict
+from paywire.services.transitions import flag_attention
 
 log = logging.getLogger("paywire.outbox")
 
 MAX_ERROR = 500
+SOURCE = "outbox"  # the history source of a flag raised by delivery
+
+
+def attention_reason(message_type: str) -> str:
+    """The needs-attention reason for an undeliverable message of this type (one per type and
+    order, so a dying `order.needs_attention` flags its order once, not in a chain)."""
+    return f"undelivered:{message_type}"
 
 
 def full_jitter(delay: float) -> float:
@@ -159,10 +170,22 @@ class OutboxWorker:
                 self.counters["retried"] += 1
                 log.info("outbox message %s not delivered (attempt %d): %s", message.id,
                          attempts, error)
-        async with self.store.transaction() as uow:
-            recorded = await uow.finish_outbox(message.id, self.owner, status=status,
-                                               attempts=attempts, next_attempt_at=next_at,
-                                               last_error=error, now=now)
+
+        async def commit() -> bool:
+            async with self.store.transaction() as uow:
+                recorded = await uow.finish_outbox(message.id, self.owner, status=status,
+                                                   attempts=attempts, next_attempt_at=next_at,
+                                                   last_error=error, now=now)
+                if recorded and status == "dead":
+                    reason = attention_reason(message.type)
+                    order = await uow.get_order(message.order_id)
+                    if order is not None and order.needs_attention != reason:
+                        await flag_attention(uow, order, reason, now, source=SOURCE,
+                                             message_id=message.id, message_type=message.type,
+                                             last_error=error)
+                return recorded
+
+        recorded = await retry_on_conflict(commit)
         if not recorded:
             # Our lease lapsed mid-delivery and another worker took the message: its outcome
             # stands (the shop may have heard this id twice, which it tolerates).

@@ -7,13 +7,26 @@ deduplication lasts five minutes only). So the outbox row, not the queue, decide
 otherwise the message goes to the shop's own targets (signed HTTP callback, Python callable)
 and the row is settled `delivered`.
 
-A record that fails is reported failed and the queue gives it again after its visibility
-timeout. On its last allowed receive (`receive_count >= max_receives`, the queue's redrive
-`maxReceiveCount`) a failure is final: an ERROR log line, the row settled `dead` and the order
-flagged needs-attention (announcing `order.needs_attention`) in one unit of work — the alert,
-in code — and the record is still reported failed so the queue moves it to its dead-letter
-queue. A target's "never again" (410 Gone) is final at once: dead, flagged, logged, and
-acknowledged (the row is the record; `paywire outbox retry` revives it).
+The retry rules are the outbox worker's (`paywire.services.fulfilment`): a retryable failure
+backs off exponentially until the row is `max_age` old, then the row is dead. A record that
+fails is reported failed with how long to wait (`Failure.retry_in`, the backoff for its receive
+count: base x 2^(n-1), at most `max_delay`, "equal jitter" in [half, all] of it); the consumer
+extends the message's visibility by that much (SQS `ChangeMessageVisibility`, at most
+`MAX_VISIBILITY`) and the queue gives it again then::
+
+    receive   1    2    3    4   ...  11   12  ...   n (row max_age old)
+    wait      5s   10s  20s  40s ...  1h   1h  ...   dead, flagged, acknowledged
+
+A retryable failure of a row `max_age` old is final: an ERROR log line, the row settled `dead`
+and the order flagged needs-attention (announcing `order.needs_attention`) in one unit of
+work — the alert, in code — and the record acknowledged (the row is the record; `paywire
+outbox retry` revives it). So is a target's "never again" (410 Gone) at once. The queue's
+redrive `maxReceiveCount` must lie above the receives a row can take to reach `max_age`
+(`receives_to_max_age`): it is the safety net for what paywire cannot settle. On that last
+receive (`receive_count >= max_receives`) a failure is final too and the record is reported
+failed so the queue moves it to its dead-letter queue; an unreadable body or a message naming
+no outbox row cannot ever succeed, so it is retried at once (`retry_in` 0) and reaches the
+dead-letter queue quickly.
 
 FIFO queues keep one order's messages in order (the group is the order id): after the first
 failure in a batch, every later record of the same group is reported failed without being
@@ -30,19 +43,51 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from paywire.domain.errors import PaywireError
 from paywire.ports import Clock, DeliveryTarget, OutboxMessage, Store
-from paywire.services.fulfilment import MAX_ERROR, hand_over
+from paywire.services.fulfilment import MAX_ERROR, SOURCE, attention_reason, hand_over
 from paywire.services.operations import retry_on_conflict
 from paywire.services.transitions import flag_attention
 
 log = logging.getLogger("paywire.queue")
 
-SOURCE = "outbox"  # the history source of a flag raised by delivery
+# SQS's longest visibility timeout is 12 h from the receive; a consumer invocation may already
+# have run for up to Lambda's 15 min when it asks for more.
+MAX_VISIBILITY = 12 * 3600 - 15 * 60
+LEAST_JITTER = 0.5  # `equal_jitter` waits at least this share of the backoff
+
+
+def equal_jitter(delay: float) -> float:
+    """A uniformly random delay in [delay/2, delay]: retries of messages that failed together
+    spread out, and a row's receives before `max_age` stay bounded (`receives_to_max_age`)."""
+    return random.uniform(delay * LEAST_JITTER, delay)  # noqa: S311 - scheduling, not security
+
+
+def backoff(receive_count: int, base: timedelta, cap: timedelta) -> float:
+    """Seconds of backoff after the `receive_count`-th failure, before jitter:
+    base x 2^(n-1), at most `cap`."""
+    exponent = min(max(receive_count, 1) - 1, 60)
+    return min(base.total_seconds() * 2.0 ** exponent, cap.total_seconds())
+
+
+def receives_to_max_age(max_age: timedelta, base: timedelta, cap: timedelta) -> int | None:
+    """The most receives a message can take before its row is `max_age` old and the consumer
+    settles it, with `equal_jitter` always waiting its least (None if the backoff is zero: no
+    bound). The queue's redrive `maxReceiveCount` must be above this."""
+    if base.total_seconds() <= 0 or cap.total_seconds() <= 0:
+        return None
+    waited, receives = 0.0, 0
+    while waited < max_age.total_seconds():
+        receives += 1
+        waited += min(backoff(receives, base, cap), MAX_VISIBILITY) * LEAST_JITTER
+    return receives + 1  # the receive that finds the row too old
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +107,15 @@ class QueueRecord:
     problem: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A record reported failed: the queue gives it again in `retry_in` seconds (None: after
+    the queue's own visibility timeout)."""
+
+    item_id: str
+    retry_in: int | None
+
+
 def lane(record: QueueRecord) -> tuple[str, str]:
     """Which records of a batch run one after another: a FIFO group's, and on a standard queue
     the copies of one message (a queue may hand out a message twice, even in one batch: the
@@ -73,17 +127,15 @@ def lane(record: QueueRecord) -> tuple[str, str]:
     return ("item", record.item_id)
 
 
-def attention_reason(message_type: str) -> str:
-    """The needs-attention reason for an undeliverable message of this type (one per type and
-    order, so a dying `order.needs_attention` flags its order once, not in a chain)."""
-    return f"undelivered:{message_type}"
-
-
 class QueueDelivery:
     """Delivers queued outbox messages to the shop's targets; reports which records failed."""
 
     def __init__(self, store: Store, targets: Sequence[DeliveryTarget], clock: Clock, *,
-                 max_receives: int, concurrency: int = 10) -> None:
+                 max_receives: int, concurrency: int = 10,
+                 base_delay: timedelta = timedelta(seconds=5),
+                 max_delay: timedelta = timedelta(hours=1),
+                 max_age: timedelta = timedelta(days=3),
+                 jitter: Callable[[float], float] = equal_jitter) -> None:
         if not targets:
             raise ValueError("a queue consumer needs at least one delivery target")
         if max_receives < 1:
@@ -92,11 +144,24 @@ class QueueDelivery:
         self.targets = list(targets)
         self.clock = clock
         self.max_receives = max_receives
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.max_age = max_age
+        self.jitter = jitter
         self.concurrency = max(1, concurrency)
         self.counters: Counter[str] = Counter()
 
-    async def process(self, records: Sequence[QueueRecord]) -> list[str]:
-        """Handle one batch; the item ids of the records that failed, in batch order.
+    def needed_receives(self) -> int | None:
+        """`receives_to_max_age` for this consumer's backoff and maximum age."""
+        return receives_to_max_age(self.max_age, self.base_delay, self.max_delay)
+
+    def retry_in(self, record: QueueRecord) -> int:
+        """Whole seconds until the queue should give `record` again (its jittered backoff)."""
+        delay = self.jitter(backoff(record.receive_count, self.base_delay, self.max_delay))
+        return max(0, min(math.ceil(delay), MAX_VISIBILITY))
+
+    async def process(self, records: Sequence[QueueRecord]) -> list[Failure]:
+        """Handle one batch; the records that failed, in batch order, each with its wait.
 
         Records of one lane (`lane`) run one after another, a failure blocking the rest of
         the lane; lanes run side by side (bounded).
@@ -104,22 +169,24 @@ class QueueDelivery:
         groups: dict[tuple[str, str], list[QueueRecord]] = {}
         for record in records:
             groups.setdefault(lane(record), []).append(record)
-        failed: set[str] = set()
+        failed: dict[str, int | None] = {}
         slots = asyncio.Semaphore(self.concurrency)
 
         async def run(group: list[QueueRecord]) -> None:
             async with slots:
-                blocker: QueueRecord | None = None
+                blocker: tuple[QueueRecord, int | None] | None = None
                 for record in group:
                     if blocker is not None:
-                        await self._skip(record, blocker)
-                        failed.add(record.item_id)
-                    elif not await self._handle(record):
-                        failed.add(record.item_id)
-                        blocker = record
+                        await self._skip(record, blocker[0])
+                        failed[record.item_id] = blocker[1]  # returns with the one before it
+                        continue
+                    done, retry_in = await self._handle(record)
+                    if not done:
+                        failed[record.item_id] = retry_in
+                        blocker = (record, retry_in)
 
         await asyncio.gather(*(run(group) for group in groups.values()))
-        return [r.item_id for r in records if r.item_id in failed]
+        return [Failure(r.item_id, failed[r.item_id]) for r in records if r.item_id in failed]
 
     def _last(self, record: QueueRecord) -> bool:
         return record.receive_count >= self.max_receives
@@ -128,51 +195,60 @@ class QueueDelivery:
         """ERROR when this failure sends the record to the dead-letter queue, else WARNING."""
         return logging.ERROR if self._last(record) else logging.WARNING
 
-    async def _handle(self, record: QueueRecord) -> bool:
-        """One record: True when it is done with (delivered, a duplicate, or dead for good)."""
+    async def _handle(self, record: QueueRecord) -> tuple[bool, int | None]:
+        """One record: (True, None) when it is done with (delivered, a duplicate, or dead for
+        good), else (False, seconds until the queue should give it again)."""
         if record.message_id is None:
             self.counters["unreadable"] += 1
             log.error("queue message %s is unreadable (receive %d of %d): %s", record.item_id,
                       record.receive_count, self.max_receives, record.problem, extra={
                           "item_id": record.item_id, "receive_count": record.receive_count,
                           "problem": record.problem})
-            return False
+            return False, 0  # never readable: on to the dead-letter queue
+        retry_in = self.retry_in(record)
         try:
             async with self.store.transaction() as uow:
                 message = await uow.get_outbox(record.message_id)
         except PaywireError as exc:
             self.counters["store_failed"] += 1
             log.log(self._level(record), "queue message %s: cannot read outbox row %s "
-                    "(receive %d of %d): %s", record.item_id, record.message_id,
-                    record.receive_count, self.max_receives, exc.message)
-            return False
+                    "(receive %d of %d, again in %d s): %s", record.item_id,
+                    record.message_id, record.receive_count, self.max_receives, retry_in,
+                    exc.message)
+            return False, retry_in
         if message is None:
             self.counters["unknown"] += 1
             log.error("queue message %s names outbox message %s, which does not exist",
                       record.item_id, record.message_id, extra={
                           "item_id": record.item_id, "message_id": record.message_id,
                           "receive_count": record.receive_count})
-            return False
+            return False, 0  # no row to deliver: on to the dead-letter queue
         if message.status == "delivered":
             self.counters["duplicate"] += 1
             log.info("outbox message %s already delivered; acknowledged", message.id)
-            return True
+            return True, None
         failure = await hand_over(self.targets, message)
         if failure is None:
-            return await self._delivered(record, message)
+            return await self._delivered(record, message, retry_in)
         error = f"{failure.target}: {failure.message}"[:MAX_ERROR]
         if not failure.retryable:
             await self._give_up(record, message, error, why="not_retryable")
-            return True
+            return True, None
+        if self.clock.now() - message.created_at >= self.max_age:
+            await self._give_up(record, message, error, why="max_age")
+            return True, None
         if self._last(record):
             await self._give_up(record, message, error, why="max_receives")
-            return False
+            return False, None
         self.counters["retried"] += 1
-        log.info("outbox message %s not delivered (receive %d of %d): %s", message.id,
-                 record.receive_count, self.max_receives, error)
-        return False
+        log.info("outbox message %s not delivered (receive %d of %d), again in %d s: %s",
+                 message.id, record.receive_count, self.max_receives, retry_in, error,
+                 extra={"message_id": message.id, "receive_count": record.receive_count,
+                        "retry_in": retry_in})
+        return False, retry_in
 
-    async def _delivered(self, record: QueueRecord, message: OutboxMessage) -> bool:
+    async def _delivered(self, record: QueueRecord, message: OutboxMessage,
+                         retry_in: int) -> tuple[bool, int | None]:
         try:
             async with self.store.transaction() as uow:
                 await uow.settle_outbox(message.id, status="delivered", last_error=None,
@@ -184,9 +260,9 @@ class QueueDelivery:
             log.log(self._level(record), "outbox message %s delivered but not recorded "
                     "(receive %d of %d): %s", message.id, record.receive_count,
                     self.max_receives, exc.message)
-            return False
+            return False, retry_in
         self.counters["delivered"] += 1
-        return True
+        return True, None
 
     async def _skip(self, record: QueueRecord, blocker: QueueRecord) -> None:
         """A record behind a failed one of its group: failed untried (dead if this was its
