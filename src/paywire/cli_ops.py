@@ -317,13 +317,14 @@ def rejections_list(limit: Limit = 50, as_json: Json = False) -> None:
 
 @outbox_app.command("list")
 def outbox_list(
-    status: Annotated[str | None, typer.Option(help="pending | delivered | dead.")] = None,
+    status: Annotated[str | None, typer.Option(
+        help="pending | queued | delivered | dead.")] = None,
     limit: Limit = 50, as_json: Json = False,
 ) -> None:
-    """Outbox messages, newest first."""
-    if status is not None and status not in ("pending", "delivered", "dead"):
-        raise typer.BadParameter(f"not a status: {status} (pending, delivered or dead)",
-                                 param_hint="--status")
+    """Outbox messages, newest first (`queued`: handed to SQS, not yet delivered)."""
+    if status is not None and status not in ("pending", "queued", "delivered", "dead"):
+        raise typer.BadParameter(f"not a status: {status} (pending, queued, delivered or "
+                                 "dead)", param_hint="--status")
 
     async def read(uow: OpsUnitOfWork) -> list[dict[str, object]]:
         return [record_json(m) for m in await uow.list_outbox(status=status, limit=limit)]
@@ -345,9 +346,11 @@ def outbox_list(
 
 
 @outbox_app.command("retry")
-def outbox_retry(message_id: Annotated[str, typer.Argument(help="A dead message's id.")]
-                 ) -> None:
-    """Revive a dead message: pending again, due now, attempts reset."""
+def outbox_retry(message_id: Annotated[str, typer.Argument(
+        help="A dead or queued message's id.")]) -> None:
+    """Revive a dead message, or send a queued one again (its queue message lost, in the
+    dead-letter queue, or not trusted): pending again, due now, attempts reset. The consumer
+    delivers a message once whatever copies of it the queue holds."""
     from datetime import UTC, datetime
 
     async def run(uow: OpsUnitOfWork) -> str | None:
@@ -356,7 +359,7 @@ def outbox_retry(message_id: Annotated[str, typer.Argument(help="A dead message'
         found = await uow.get_outbox(message_id)
         if found is None:
             return f"no outbox message {message_id}"
-        return f"message {message_id} is {found.status}, not dead: nothing to retry"
+        return f"message {message_id} is {found.status}, not dead or queued: nothing to retry"
 
     problem = with_store(run)
     if problem:

@@ -383,7 +383,8 @@ class OpsUnitOfWork(WebhookUnitOfWork, Protocol):
         ...
 
     async def revive_outbox(self, message_id: str, now: datetime) -> bool:
-        """Make a dead message pending again (attempts reset, due now); True if revived."""
+        """Make a dead or queued message pending again (attempts reset, due now); True if
+        revived."""
         ...
 
     async def outbox_counts(self) -> dict[str, int]:

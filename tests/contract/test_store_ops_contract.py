@@ -229,6 +229,26 @@ async def test_revive_only_a_dead_message(store: Store) -> None:
     assert [m.id for m in again] == [msg_id(0)]
 
 
+async def test_revive_a_queued_message_but_not_a_delivered_one(store: Store) -> None:
+    """A queued message (handed to SQS) can be sent again: pending, due now, attempts reset,
+    its status index following; a delivered one cannot."""
+    await add_messages(store, 2)
+    async with store.transaction() as uow:
+        await uow.claim_outbox("w-1", at(5), at(300), limit=2)
+        for n, status in ((0, "queued"), (1, "delivered")):
+            await uow.finish_outbox(msg_id(n), "w-1", status=status, attempts=1,
+                                    next_attempt_at=None, last_error=None, now=at(6))
+    async with store.transaction() as uow:
+        assert not await uow.revive_outbox(msg_id(1), at(50))
+        assert await uow.revive_outbox(msg_id(0), at(50))
+        revived = await uow.get_outbox(msg_id(0))
+        queued = await uow.list_outbox(status="queued")
+        again = await uow.claim_outbox("w-2", at(50), at(130), limit=5)
+    assert revived is not None and (revived.status, revived.attempts,
+                                    revived.next_attempt_at) == ("pending", 0, at(50))
+    assert queued == [] and [m.id for m in again] == [msg_id(0)]
+
+
 async def test_list_outbox_pages_newest_first_and_counts(store: Store) -> None:
     """Messages list newest first by keyset, optionally by status; counts cover every status."""
     async with store.transaction() as uow:

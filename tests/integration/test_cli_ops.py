@@ -103,8 +103,9 @@ def outbox_ids(w: World) -> list[str]:
     return asyncio.run(go())
 
 
-def kill_one(w: World) -> str:
-    """Mark one of the order's outbox messages dead (as the worker does after its max age)."""
+def kill_one(w: World, status: str = "dead") -> str:
+    """Mark one of the order's outbox messages dead (as the worker does after its max age), or
+    `queued` (as the drainer does once SQS took it)."""
     async def go() -> str:
         store = SqlStore(w.database_url)
         now = datetime.now(UTC)
@@ -112,7 +113,7 @@ def kill_one(w: World) -> str:
             async with store.transaction() as uow:
                 claimed = await uow.claim_outbox("test", now, now + timedelta(minutes=1), 1)
                 assert claimed
-                assert await uow.finish_outbox(claimed[0].id, "test", status="dead", attempts=9,
+                assert await uow.finish_outbox(claimed[0].id, "test", status=status, attempts=9,
                                                next_attempt_at=None, last_error="HTTP 500",
                                                now=now)
                 return claimed[0].id
@@ -207,6 +208,20 @@ def test_outbox_list_and_retry(world: World) -> None:
     assert "not dead" in run(world, "outbox", "retry", dead, code=1).output
     run(world, "outbox", "retry", "msg_missing", code=1)
     assert parsed(run(world, "outbox", "list", "--status", "dead", "--json")) == {"data": []}
+
+
+def test_outbox_list_and_retry_a_queued_message(world: World) -> None:
+    """outbox list --status queued shows a message handed to SQS; retry sends it again (pending,
+    due now, attempts reset), once."""
+    queued = kill_one(world, status="queued")
+    rows = parsed(run(world, "outbox", "list", "--status", "queued", "--json"))["data"]
+    assert [m["id"] for m in rows] == [queued]
+    assert "revived" in run(world, "outbox", "retry", queued).stdout
+    assert parsed(run(world, "outbox", "list", "--status", "queued", "--json")) == {"data": []}
+    [row] = [m for m in parsed(run(world, "outbox", "list", "--json"))["data"]
+             if m["id"] == queued]
+    assert row["status"] == "pending" and row["attempts"] == 0
+    assert "not dead or queued" in run(world, "outbox", "retry", queued, code=1).output
 
 
 def test_webhooks_register_list_trigger_delete(world: World, tmp_path: Path) -> None:

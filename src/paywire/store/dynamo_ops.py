@@ -24,6 +24,7 @@ from paywire.store.dynamo_webhooks import DynamoWebhookUnitOfWork
 
 OUTBOX_STATUSES = ("pending", "queued", "delivered", "dead")
 SETTLED_STATUSES = ("delivered", "dead")
+REVIVABLE_STATUSES = ("dead", "queued")  # what `paywire outbox retry` sends again
 
 
 class DynamoOpsUnitOfWork(DynamoWebhookUnitOfWork):
@@ -110,13 +111,15 @@ class DynamoOpsUnitOfWork(DynamoWebhookUnitOfWork):
         return [di.outbox_from(i) for i in found[:limit]]
 
     async def revive_outbox(self, message_id: str, now: datetime) -> bool:
-        """Make a dead message pending again (no attempts, due `now`, no lease); its last error
-        stays for the operator. True if revived (False if absent or not dead)."""
+        """Make a dead or queued message pending again (no attempts, due `now`, no lease); its
+        last error stays for the operator. True if revived (False if absent or neither dead
+        nor queued)."""
         self._check_open()
         await self._flush()
         due = di.ts(now)
         revived = await self._table.update_if(
-            di.outbox_key(message_id), dx.all_of(dx.exists, dx.compare("status", "=", "dead")),
+            di.outbox_key(message_id),
+            dx.all_of(dx.exists, dx.one_of("status", REVIVABLE_STATUSES)),
             set_={"status": "pending", "attempts": 0, "next_attempt_at": due,
                   "spk": "OUTBOX#pending", "dpk": "DUE#OUTBOX",
                   "dsk": di.due_key(due, message_id)},

@@ -24,6 +24,7 @@ from paywire.store.sql_webhooks import SqlWebhookUnitOfWork, _check_limit
 
 OUTBOX_STATUSES = ("pending", "queued", "delivered", "dead")
 SETTLED_STATUSES = ("delivered", "dead")
+REVIVABLE_STATUSES = ("dead", "queued")  # what `paywire outbox retry` sends again
 _STATE = "rs_"  # prefix of the reconcile_states columns in the candidates query
 
 
@@ -97,10 +98,11 @@ class SqlOpsUnitOfWork(SqlWebhookUnitOfWork):
         return [rows.outbox_from(row) for row in (await self._run(stmt)).mappings()]
 
     async def revive_outbox(self, message_id: str, now: datetime) -> bool:
-        """Make a dead message pending again (no attempts, due `now`, no lease); its last error
-        stays for the operator to read. True if revived (False if absent or not dead)."""
+        """Make a dead or queued message pending again (no attempts, due `now`, no lease); its
+        last error stays for the operator to read. True if revived (False if absent or
+        neither dead nor queued)."""
         t = outbox
-        stmt = (sa.update(t).where(t.c.id == message_id, t.c.status == "dead")
+        stmt = (sa.update(t).where(t.c.id == message_id, t.c.status.in_(REVIVABLE_STATUSES))
                 .values(status="pending", attempts=0, next_attempt_at=now, lease_owner=None,
                         lease_until=None))
         return (await self._run(stmt)).rowcount == 1
