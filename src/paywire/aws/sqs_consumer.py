@@ -50,6 +50,8 @@ class SqsConsumer(LambdaFunction[QueueDelivery]):
     """The consumer handler: partial batch failures, never a whole-batch retry for one
     record."""
 
+    calls_providers = False  # no PayPal call: a bad PayPal secret must not stop it
+
     @asynccontextmanager
     async def open(self, settings: Settings, config: AwsConfig) -> AsyncIterator[QueueDelivery]:
         """The container and a `QueueDelivery` over the shop's targets."""
