@@ -250,8 +250,15 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
-    # How long one API request may hold an Idempotency-Key before a retry may take it over.
+    # How long one API request may hold an Idempotency-Key before a retry may take it over
+    # (never longer than the request's deadline plus a little grace).
     request_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # How long one API request may take, provider calls and all (under Lambda, also at most the
+    # invocation's remaining time); `request_deadline_reserve_seconds` of it is kept back to
+    # settle the request and answer, so a slow provider ends in paywire's own 503 with
+    # Retry-After, before a proxy or API Gateway (30 s) gives up on the request.
+    request_budget_seconds: float = Field(default=25.0, gt=0, le=3600)
+    request_deadline_reserve_seconds: float = Field(default=2.0, ge=0, le=60)
     # How long a caller holds a provider operation before another may retry it (a crash).
     operation_lease_seconds: float = Field(default=120.0, gt=0, le=3600)
     # PayPal's approval window (3 h by default; PayPal can set 24/48/72 h): a 404 for an order
@@ -512,6 +519,9 @@ class Settings(BaseSettings):
                              f"({exc.strerror or type(exc).__name__})") from None
 
     def _check_timing(self) -> None:
+        if self.request_deadline_reserve_seconds >= self.request_budget_seconds:
+            raise ValueError("PAYWIRE_REQUEST_DEADLINE_RESERVE_SECONDS must be less than "
+                             "PAYWIRE_REQUEST_BUDGET_SECONDS (the reserve is kept back from it)")
         if self.operation_lease_seconds < self.paypal_timeout_seconds:
             raise ValueError("PAYWIRE_OPERATION_LEASE_SECONDS must be at least "
                              "PAYWIRE_PAYPAL_TIMEOUT_SECONDS (a live call must keep its lease)")

@@ -19,7 +19,7 @@ import paywire
 from paywire.api import aps_return, errors, routes, webhooks
 from paywire.api.auth import ApiKeys
 from paywire.api.idempotency import HEADER, IdempotencyGate
-from paywire.api.middleware import RequestContextMiddleware
+from paywire.api.middleware import DeadlineMiddleware, RequestContextMiddleware
 from paywire.ports import Clock
 from paywire.settings import Settings
 
@@ -79,5 +79,7 @@ def create_api(settings: Settings,
             allow_headers=["Authorization", "Content-Type", HEADER, "X-Request-Id"],
             expose_headers=["X-Request-Id", "Idempotent-Replayed", "Retry-After"],
             max_age=600)
+    app.add_middleware(DeadlineMiddleware, budget_seconds=settings.request_budget_seconds,
+                       reserve_seconds=settings.request_deadline_reserve_seconds)
     app.add_middleware(RequestContextMiddleware)
     return app

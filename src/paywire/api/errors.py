@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from paywire.domain.errors import (
     ConfigError,
     ConflictError,
+    DeadlineExceeded,
     IllegalTransition,
     NotFoundError,
     OverRefund,
@@ -51,6 +52,8 @@ ERRORS: dict[type[PaywireError], tuple[int, str]] = {
     SignatureError: (400, "signature_invalid"),
     StorageError: (503, "storage_unavailable"),
     ConfigError: (500, "configuration_error"),
+    # The request's deadline left no time to finish a provider call: retry after Retry-After.
+    DeadlineExceeded: (503, "provider_timeout"),
     ProviderError: (502, "provider_error"),
     PaywireError: (500, "internal_error"),
 }
@@ -93,6 +96,8 @@ def classify(exc: PaywireError) -> tuple[int, str]:
     """(status, code) for a paywire error, from the table."""
     if isinstance(exc, ApiError):
         return exc.status, exc.code
+    if isinstance(exc, DeadlineExceeded):
+        return ERRORS[DeadlineExceeded]
     if isinstance(exc, ProviderError):
         return PROVIDER_KINDS[exc.kind]
     for cls in type(exc).__mro__:
@@ -109,7 +114,18 @@ def _details(exc: PaywireError) -> dict[str, Any]:
         # PayPal's issue and debug id help the shop's support; nothing secret is in them.
         details.update({k: v for k, v in (("provider", exc.provider), ("issue", exc.issue),
                                           ("debug_id", exc.debug_id)) if v is not None})
+    if isinstance(exc, DeadlineExceeded):
+        details["retry_after_seconds"] = exc.retry_after
     return details
+
+
+def error_headers(exc: PaywireError) -> dict[str, str] | None:
+    """The headers an error's answer carries (`Retry-After` where a retry should wait)."""
+    if isinstance(exc, ApiError):
+        return exc.headers or None
+    if isinstance(exc, DeadlineExceeded):
+        return {"Retry-After": str(exc.retry_after)}
+    return None
 
 
 def render(exc: PaywireError, request_id: str | None) -> tuple[int, dict[str, Any]]:
@@ -141,7 +157,7 @@ async def _paywire_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, PaywireError):  # pragma: no cover - registered for it
         raise exc
     status, body = render(exc, request_id_of(request))
-    headers = exc.headers if isinstance(exc, ApiError) else None
+    headers = error_headers(exc)
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer", **(headers or {})}
     return JSONResponse(body, status_code=status, headers=headers)

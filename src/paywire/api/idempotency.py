@@ -12,6 +12,8 @@ service in the same unit of work as the result it reports (`IdempotencyTicket`).
                     SAME resource id, so the service resumes the first request's order/refund
     other body:     422 idempotency_key_reused
 
+T is `request_timeout_seconds`, but never past the request's deadline (`paywire.domain.deadline`)
+plus a little grace: a request killed at its deadline does not lock its caller's retry out.
 A request refused before doing anything durable (bad input, unknown order, over-refund) forgets
 its key, so the client may fix the request and send it again under the same key; one that failed
 for good at the provider stores its error answer; one that failed transiently releases its lock
@@ -34,6 +36,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from paywire.api.errors import ApiError, render
+from paywire.domain import deadline
 from paywire.domain.errors import (
     ConflictError,
     PaywireError,
@@ -96,13 +99,19 @@ class IdempotencyGate:
         self.ttl = timedelta(seconds=ttl_seconds)
         self.lock = timedelta(seconds=lock_seconds)
 
+    def _lock(self) -> timedelta:
+        """How long this request holds a key: the configured lock, but never past the request's
+        deadline plus a little grace (a request killed at its deadline frees the key soon)."""
+        return timedelta(seconds=deadline.lease(self.lock.total_seconds()))
+
     async def claim(self, scope: str, key: str, digest: str, prefix: str) -> Claimed | Replay:
         """Take the key for this request, or answer what it already stands for."""
         for _ in range(3):
             now = self.clock.now()
+            lock = self._lock()
             fresh = IdempotencyRecord(scope=scope, key=key, request_hash=digest,
                                       status="in_flight", created_at=now,
-                                      expires_at=now + self.ttl, locked_until=now + self.lock,
+                                      expires_at=now + self.ttl, locked_until=now + lock,
                                       resource_id=new_id(prefix))
             async with self.store.transaction() as uow:
                 if await uow.put_idempotency(fresh):
@@ -116,7 +125,7 @@ class IdempotencyGate:
             if seen.status == "done" and seen.response_status is not None:
                 return Replay(seen.response_status, seen.response_body or {})
             if seen.locked_until is None or seen.locked_until <= now:
-                until = now + self.lock
+                until = now + lock
                 async with self.store.transaction() as uow:
                     if await uow.lock_idempotency(scope, key, now, until):
                         # Its owner crashed: resume its work under the same resource id.

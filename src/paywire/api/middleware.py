@@ -1,4 +1,5 @@
-"""ASGI middleware: a request id on every answer, a catch-all 500, and a request body limit.
+"""ASGI middleware: a request id on every answer, a catch-all 500, a request body limit, and
+each request's deadline.
 
 Both are plain ASGI (no `BaseHTTPMiddleware`), so they see every response, including the ones
 Starlette makes itself, and never buffer a response body.
@@ -15,6 +16,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paywire.api.errors import error_body
+from paywire.domain import deadline
 
 log = logging.getLogger("paywire.api")
 
@@ -142,3 +144,35 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class DeadlineMiddleware:
+    """Run each request under a deadline (`paywire.domain.deadline`) the provider clients,
+    leases and Idempotency-Key locks respect.
+
+    The deadline is `budget_seconds` from the request's start or, under Lambda (Mangum puts the
+    invocation's context object in the scope as `aws.context`), the invocation's remaining time
+    if that is less, minus `reserve_seconds` kept back to settle the request and answer. So a
+    slow provider ends in the app's own 503 (`Retry-After`) before the platform kills the
+    request, and never in API Gateway's generic error.
+    """
+
+    def __init__(self, app: ASGIApp, *, budget_seconds: float, reserve_seconds: float) -> None:
+        self.app = app
+        self.budget = budget_seconds
+        self.reserve = reserve_seconds
+
+    def seconds(self, scope: Scope) -> float:
+        """The time this request's work may take."""
+        budget = self.budget
+        remaining = getattr(scope.get("aws.context"), "get_remaining_time_in_millis", None)
+        if callable(remaining):
+            budget = min(budget, remaining() / 1000)
+        return max(0.0, budget - self.reserve)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with deadline.bound(deadline.Deadline.after(self.seconds(scope))):
+            await self.app(scope, receive, send)

@@ -49,6 +49,7 @@ from paywire.api.auth import AdminDep
 from paywire.api.errors import ApiError, error_response, render, request_id_of
 from paywire.api.middleware import BodyLimitMiddleware
 from paywire.api.schemas import ErrorOut, dump
+from paywire.domain import deadline
 from paywire.domain.errors import (
     ConflictError,
     PaywireError,
@@ -220,7 +221,12 @@ async def _ingest(request: Request, c: WebhookContainer, ingest: WebhookIngest) 
 
 async def _confirm(truth: TruthFetcher, task_id: str, limit_seconds: float) -> None:
     """Confirm a stored event with the provider once its answer is sent, for at most
-    `limit_seconds`; whatever goes wrong leaves the task to the truth fetcher."""
+    `limit_seconds` and never past the request's deadline (a Lambda function's answer waits
+    for this); whatever goes wrong leaves the task to the truth fetcher."""
+    if deadline.exhausted():
+        log.info("no time left to confirm %s in process: the truth queue confirms it", task_id)
+        return
+    limit_seconds = deadline.cap(limit_seconds)
     try:
         async with asyncio.timeout(limit_seconds):
             await truth.confirm_now(task_id)

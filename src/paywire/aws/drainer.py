@@ -73,6 +73,8 @@ async def sqs_worker(settings: Settings, config: AwsConfig) -> AsyncIterator[Dra
 class Drainer(LambdaFunction[DrainSession]):
     """The scheduled drainer handler."""
 
+    calls_providers = False  # no PayPal call: a bad PayPal secret must not stop it
+
     def open(self, settings: Settings, config: AwsConfig
              ) -> AbstractAsyncContextManager[DrainSession]:
         """The SQS outbox worker."""

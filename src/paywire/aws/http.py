@@ -26,7 +26,6 @@ from paywire.aws.runtime import (
     LambdaFunction,
     SettingsFactory,
     default_config,
-    default_settings,
 )
 from paywire.bootstrap import create_app
 from paywire.settings import Settings
@@ -44,7 +43,7 @@ class HttpApi(LambdaFunction[Mangum]):
 
     http = True
 
-    def __init__(self, *, settings_factory: SettingsFactory = default_settings,
+    def __init__(self, *, settings_factory: SettingsFactory | None = None,
                  config_factory: ConfigFactory = default_config,
                  app_factory: AppFactory = lambda_app) -> None:
         super().__init__(settings_factory=settings_factory, config_factory=config_factory)

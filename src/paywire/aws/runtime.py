@@ -10,7 +10,10 @@ and the reconciler are functions of their own, on schedules.
 
 Settings come from `default_settings`: the stage's (Secrets Manager and SSM, through
 `paywire.aws.secrets.stage_settings`) when `PAYWIRE_STAGE` is set, the environment's
-otherwise. The function-only values (queue URL, max receives) come from `AwsConfig`.
+otherwise. The function-only values (queue URL, max receives) come from `AwsConfig`. Only a
+function that calls a payment provider (`calls_providers`: the HTTP API, the reconciler) asks
+PayPal about its credentials at start; the consumer, drainer and stream function never call
+PayPal, so a bad PayPal secret does not stop them (`provider_free_settings`).
 
 Handlers are synchronous (Lambda calls them so): one called from inside a running event loop
 raises; a test or a local runner calls it from a thread (`asyncio.to_thread`).
@@ -73,6 +76,17 @@ def default_settings() -> Settings:
         from paywire.aws.secrets import stage_settings
 
         return stage_settings()
+    return _env_settings(_environment())
+
+
+def provider_free_settings() -> Settings:
+    """`default_settings` for a function that never calls a payment provider: a stage's
+    settings without the start-up credentials check (a refused PayPal secret must not stop
+    the delivery of announcements already made)."""
+    if os.environ.get("PAYWIRE_STAGE", "").strip():
+        from paywire.aws.secrets import stage_settings
+
+        return stage_settings(startup_credentials_check=False)
     return _env_settings(_environment())
 
 
@@ -205,9 +219,15 @@ class LambdaFunction(ABC, Generic[T]):
     """
 
     http = False  # API Gateway's request id goes on log lines as the correlation id
+    # Whether this function calls a payment provider (then its credentials are checked at
+    # start; without it, the settings are read with no credentials check).
+    calls_providers = True
 
-    def __init__(self, *, settings_factory: SettingsFactory = default_settings,
+    def __init__(self, *, settings_factory: SettingsFactory | None = None,
                  config_factory: ConfigFactory = default_config) -> None:
+        if settings_factory is None:
+            settings_factory = default_settings if self.calls_providers else (
+                provider_free_settings)
         self.runtime: Runtime[T] = Runtime(self.open, settings_factory=settings_factory,
                                            config_factory=config_factory)
 

@@ -134,6 +134,8 @@ class SqsConsumer(LambdaFunction[Session]):
         self.clock = clock
         super().__init__(settings_factory=settings_factory, config_factory=config_factory)
 
+    calls_providers = False  # no PayPal call: a bad PayPal secret must not stop it
+
     @asynccontextmanager
     async def open(self, settings: Settings, config: AwsConfig) -> AsyncIterator[Session]:
         """The container, a `QueueDelivery` over the shop's targets and an SQS client."""

@@ -38,6 +38,8 @@ def is_new_outbox_item(record: Mapping[str, Any]) -> bool:
 class StreamHandler(LambdaFunction[DrainSession]):
     """The DynamoDB Streams handler."""
 
+    calls_providers = False  # no PayPal call: a bad PayPal secret must not stop it
+
     def open(self, settings: Settings, config: AwsConfig
              ) -> AbstractAsyncContextManager[DrainSession]:
         """The SQS outbox worker (the drainer's)."""

@@ -77,6 +77,20 @@ class ProviderError(PaywireError):
         self.retryable = retryable
 
 
+class DeadlineExceeded(ProviderError):
+    """The request's deadline (`paywire.domain.deadline`) left too little time to finish a
+    provider call: a transient failure (the work stays resumable under the same keys), answered
+    503 with `Retry-After: retry_after` by the API."""
+
+    code = "deadline_exceeded"
+
+    def __init__(self, message: str, *, provider: str, retry_after: int = 2,
+                 status: int | None = None, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, provider=provider, kind="transient", status=status,
+                         retryable=True, details=details)
+        self.retry_after = max(1, int(retry_after))
+
+
 class DeliveryError(PaywireError):
     """A delivery target did not accept a message (retryable unless `retryable` is False)."""
 

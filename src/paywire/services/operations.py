@@ -9,6 +9,9 @@ Timeline of one key (`<order>:capture:1`), two callers A and B, and a crash:
 
 The key is written before the call, so every retry carries it; the lease only decides who
 calls, and lapses on its own if its holder dies — no database lock is held across the call.
+Under a request deadline (`paywire.domain.deadline`) the lease ends with the deadline (plus a
+little grace), so a killed request's retry is not held off for the whole lease, and a caller
+waiting for another's lease gives up (`DeadlineExceeded`) before its own deadline.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from paywire.domain.errors import ConflictError, ProviderError
+from paywire.domain import deadline
+from paywire.domain.errors import ConflictError, DeadlineExceeded, ProviderError
 from paywire.ports import Clock, ProviderOperation, Store
 
 T = TypeVar("T")
@@ -46,7 +50,7 @@ class OperationRunner:
         """Return once this caller holds `key`; raise OperationDone if someone finished it."""
         while True:
             now = self.clock.now()
-            until = now + self.lease
+            until = now + timedelta(seconds=deadline.lease(self.lease.total_seconds()))
             async with self.store.transaction() as uow:
                 fresh = ProviderOperation(key=key, order_id=order_id, kind=kind,
                                           status="pending", created_at=now, updated_at=now,
@@ -61,6 +65,9 @@ class OperationRunner:
                 if await uow.claim_operation(key, now, until):
                     return
             # Someone else holds a live lease: wait for their outcome or for the lease to lapse.
+            if deadline.exhausted():
+                raise DeadlineExceeded(f"operation {key} is still held by another request",
+                                       provider="paywire")
             await asyncio.sleep(self.poll_seconds)
 
     async def release(self, key: str, error: ProviderError) -> None:

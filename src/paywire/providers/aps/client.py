@@ -14,6 +14,12 @@ Retries follow what a retry can achieve:
 - A duplicate-reference answer (an earlier attempt under this reference reached APS) is resolved
   at once by CHECK_STATUS, and that truth is returned.
 
+A request's deadline (`paywire.domain.deadline`), when one is set, caps each attempt's timeout.
+No attempt starts, and no retry waits, with less than `min_attempt_seconds` left: that raises
+`DeadlineExceeded` (transient; for a mutating command it is raised only while the command
+provably never reached APS). A mutating attempt cut short by the deadline after it was sent is
+`Outcome.UNCERTAIN` as any read timeout is.
+
 The phrases live in the `Signer` and appear in no repr, log line or exception message.
 """
 
@@ -22,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,8 +36,10 @@ from typing import Any
 
 import httpx
 
+from paywire.domain import deadline
 from paywire.domain.errors import (
     ConfigError,
+    DeadlineExceeded,
     OverRefund,
     ProviderError,
     SignatureError,
@@ -117,9 +126,12 @@ class ApsClient:
                  max_attempts: int = 4, backoff_base: float = 0.5, backoff_cap: float = 8.0,
                  jitter: Callable[[float], float] = full_jitter,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 currencies: frozenset[str] = DEFAULT_CURRENCIES) -> None:
-        if max_attempts < 1 or backoff_base < 0 or backoff_cap < 0 or timeout <= 0:
-            raise ConfigError("APS client: max_attempts >= 1, backoffs >= 0, timeout > 0")
+                 currencies: frozenset[str] = DEFAULT_CURRENCIES,
+                 min_attempt_seconds: float = deadline.FLOOR_SECONDS) -> None:
+        if (max_attempts < 1 or backoff_base < 0 or backoff_cap < 0 or timeout <= 0
+                or min_attempt_seconds <= 0):
+            raise ConfigError("APS client: max_attempts >= 1, backoffs >= 0, timeout > 0, "
+                              "min_attempt_seconds > 0")
         if not api_url.startswith(("https://", "http://")):
             raise ConfigError("APS API URL must be an absolute http(s) URL")
         self.api_url = api_url
@@ -133,6 +145,7 @@ class ApsClient:
         self._max_attempts = max_attempts
         self._backoff_base, self._backoff_cap = backoff_base, backoff_cap
         self._jitter, self._sleep = jitter, sleep
+        self._floor = min_attempt_seconds
 
     def __repr__(self) -> str:
         return (f"ApsClient(api_url={self.api_url!r}, "
@@ -296,6 +309,13 @@ class ApsClient:
     def _backoff(self, attempt: int) -> float:
         return self._jitter(min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1)))
 
+    @staticmethod
+    def _out_of_time(command: str, retry_after: float = 0.0) -> DeadlineExceeded:
+        log.warning("aps %s: the request's deadline leaves no time for another attempt",
+                    command)
+        return DeadlineExceeded(f"APS {command} did not finish within the request's deadline",
+                                provider=PROVIDER, retry_after=math.ceil(max(2.0, retry_after)))
+
     async def _post(self, command: str, params: dict[str, str], *,
                     query: bool) -> dict[str, Any] | _NoAnswer:
         """Sign, send, verify. Queries retry what is retryable; see the module doc."""
@@ -305,18 +325,25 @@ class ApsClient:
         attempt = 0
         while True:
             attempt += 1
+            if deadline.exhausted(self._floor):
+                raise self._out_of_time(command)  # not sent (this attempt): nothing happened
+            timeout = deadline.cap(self._timeout)
             cause: Exception | None = None
             try:
                 resp = await self._http.post(self.api_url, content=content, headers=headers,
-                                             timeout=self._timeout)
+                                             timeout=timeout)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Never reached APS: a resend cannot act twice.
+                if timeout < self._timeout and isinstance(exc, httpx.TimeoutException):
+                    raise self._out_of_time(command) from exc
                 cause = exc
                 error = ProviderError(f"APS {command} failed: {type(exc).__name__}",
                                       provider=PROVIDER, kind="transient", retryable=True)
             except httpx.TransportError as exc:
                 if not query:
                     return _NoAnswer(type(exc).__name__)
+                if timeout < self._timeout and isinstance(exc, httpx.TimeoutException):
+                    raise self._out_of_time(command) from exc
                 cause = exc
                 error = ProviderError(f"APS {command} failed: {type(exc).__name__}",
                                       provider=PROVIDER, kind="transient", retryable=True)
@@ -338,7 +365,10 @@ class ApsClient:
                      error.message)
             if attempt >= self._max_attempts:
                 raise error from cause
-            await self._sleep(self._backoff(attempt))
+            delay = self._backoff(attempt)
+            if deadline.exhausted(delay + self._floor):
+                raise self._out_of_time(command, delay) from (cause or error)
+            await self._sleep(delay)
 
     def _verified(self, command: str, resp: httpx.Response, *,
                   query: bool) -> dict[str, Any] | _NoAnswer:

@@ -8,6 +8,10 @@ Wire JSON is built and read by `mapping`; this module moves it. Three rules hold
   timeouts, 429 and 5xx; exponential backoff passes through `jitter` (the one place randomness
   enters, so tests remove it) and a `Retry-After` is honoured. Other 4xx are final.
 - The client secret and tokens appear in no repr, log line or exception message.
+- A request's deadline (`paywire.domain.deadline`), when one is set, caps each attempt's
+  timeout; an attempt that would start, or a retry that would wait, with less than
+  `min_attempt_seconds` left raises `DeadlineExceeded` (transient: the caller retries later
+  under the same `PayPal-Request-Id`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from urllib.parse import quote
 
 import httpx
 
-from paywire.domain.errors import ConfigError, ProviderError, ValidationError
+from paywire.domain import deadline
+from paywire.domain.errors import ConfigError, DeadlineExceeded, ProviderError, ValidationError
 from paywire.domain.money import Money
 from paywire.domain.order import Order
 from paywire.ports import (
@@ -123,9 +128,12 @@ class PayPalClient:
                  jitter: Callable[[float], float] = full_jitter,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  token_margin_seconds: float = 300.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
-        if max_attempts < 1 or backoff_base < 0 or backoff_cap < 0 or timeout <= 0:
-            raise ConfigError("PayPal client: max_attempts >= 1, backoffs >= 0, timeout > 0")
+                 monotonic: Callable[[], float] = time.monotonic,
+                 min_attempt_seconds: float = deadline.FLOOR_SECONDS) -> None:
+        if (max_attempts < 1 or backoff_base < 0 or backoff_cap < 0 or timeout <= 0
+                or min_attempt_seconds <= 0):
+            raise ConfigError("PayPal client: max_attempts >= 1, backoffs >= 0, timeout > 0, "
+                              "min_attempt_seconds > 0")
         if not client_id:
             raise ConfigError("PayPal client: client_id is required")
         secret = client_secret if isinstance(client_secret, str) else (
@@ -141,6 +149,7 @@ class PayPalClient:
         self._max_retry_after = max_retry_after
         self._jitter, self._sleep, self._monotonic = jitter, sleep, monotonic
         self._margin = token_margin_seconds
+        self._floor = min_attempt_seconds
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
         self._fetches = 0
@@ -211,6 +220,13 @@ class PayPalClient:
     def _backoff(self, attempt: int) -> float:
         return self._jitter(min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1)))
 
+    def _out_of_time(self, method: str, path: str, what: str,
+                     retry_after: float = 0.0) -> DeadlineExceeded:
+        log.warning("paypal %s %s: the request's deadline leaves no time for another attempt",
+                    method, path)
+        return DeadlineExceeded(f"PayPal {what} did not finish within the request's deadline",
+                                provider=self.name, retry_after=math.ceil(max(2.0, retry_after)))
+
     async def _send(self, method: str, path: str, *, what: str, headers: dict[str, str],
                     content: bytes | None = None, bearer: bool = True) -> httpx.Response:
         """Send with bounded retries of what is retryable; a 401 re-authenticates once."""
@@ -224,11 +240,17 @@ class PayPalClient:
             if bearer:
                 token = await self._bearer()
                 sent["Authorization"] = f"Bearer {token}"
+            if deadline.exhausted(self._floor):
+                raise self._out_of_time(method, path, what)
+            timeout = deadline.cap(self._timeout)
             cause: Exception | None = None
             try:
                 resp = await self._http.request(method, url, headers=sent, content=content,
-                                                timeout=self._timeout)
+                                                timeout=timeout)
             except httpx.TransportError as exc:  # connect/read errors and timeouts
+                if isinstance(exc, httpx.TimeoutException) and timeout < self._timeout:
+                    # Cut short by the deadline: no time is left for another attempt.
+                    raise self._out_of_time(method, path, what) from exc
                 log.info("paypal %s %s -> %s (attempt %d/%d)", method, path,
                          type(exc).__name__, attempt, self._max_attempts)
                 error = ProviderError(f"PayPal {what} failed: {type(exc).__name__}",
@@ -258,6 +280,8 @@ class PayPalClient:
                 delay = wait if wait is not None else self._backoff(attempt)
             if attempt >= self._max_attempts:
                 raise error from cause
+            if deadline.exhausted(delay + self._floor):
+                raise self._out_of_time(method, path, what, delay) from (cause or error)
             log.info("paypal %s %s: retrying in %.2fs", method, path, delay)
             await self._sleep(delay)
 
