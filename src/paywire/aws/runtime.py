@@ -35,7 +35,9 @@ from typing import Any, Generic, TypeVar
 
 from paywire.aws import logs
 from paywire.aws.config import AwsConfig
+from paywire.aws.metrics import EmfMetrics, emf
 from paywire.bootstrap import Container, build
+from paywire.ports import Metrics
 from paywire.settings import Settings
 
 log = logging.getLogger("paywire.aws")
@@ -81,9 +83,11 @@ def default_config() -> AwsConfig:
 
 
 @asynccontextmanager
-async def open_container(settings: Settings) -> AsyncIterator[Container]:
-    """The container for `settings` (no background tasks), closed on exit."""
-    container = await build(settings)
+async def open_container(settings: Settings, metrics: Metrics | None = None
+                         ) -> AsyncIterator[Container]:
+    """The container for `settings` (no background tasks; its store and providers counted
+    into `metrics`, if given), closed on exit."""
+    container = await build(settings, metrics=metrics)
     try:
         yield container
     finally:
@@ -198,15 +202,18 @@ class LambdaFunction(ABC, Generic[T]):
 
     Subclasses give `open` (the session for some settings) and `handle` (one invocation).
     Every invocation logs with its request id and cold-start flag; one that raises is logged
-    with its traceback (then Lambda reports it failed).
+    with its traceback (then Lambda reports it failed). What it counted into `metrics` (the
+    session's sink: `open` hands it to the container) is printed as EMF when it ends.
     """
 
     http = False  # API Gateway's request id goes on log lines as the correlation id
 
     def __init__(self, *, settings_factory: SettingsFactory = default_settings,
-                 config_factory: ConfigFactory = default_config) -> None:
+                 config_factory: ConfigFactory = default_config,
+                 metrics: EmfMetrics | None = None) -> None:
         self.runtime: Runtime[T] = Runtime(self.open, settings_factory=settings_factory,
                                            config_factory=config_factory)
+        self.metrics = metrics if metrics is not None else emf()
 
     @abstractmethod
     def open(self, settings: Settings, config: AwsConfig) -> AbstractAsyncContextManager[T]:
@@ -226,6 +233,8 @@ class LambdaFunction(ABC, Generic[T]):
         except Exception:
             log.exception("%s invocation failed", type(self).__name__)
             raise
+        finally:
+            self.metrics.flush()
 
     def close(self) -> None:
         """Release the session and the loop."""

@@ -53,7 +53,7 @@ class SqsConsumer(LambdaFunction[QueueDelivery]):
     @asynccontextmanager
     async def open(self, settings: Settings, config: AwsConfig) -> AsyncIterator[QueueDelivery]:
         """The container and a `QueueDelivery` over the shop's targets."""
-        async with open_container(settings) as container:
+        async with open_container(settings, self.metrics) as container:
             targets = container.outbox.targets if container.outbox is not None else []
             if not targets:
                 raise ConfigError("the SQS consumer delivers to the shop: set "
