@@ -29,6 +29,7 @@ from paywire.aws.events import LocalContext, http_answer, http_event
 from paywire.aws.http import HttpApi
 from paywire.aws.local import poll_queue
 from paywire.aws.metrics import EmfMetrics
+from paywire.aws.reconciler import ReconcilerFunction
 from paywire.aws.sqs_consumer import SqsConsumer
 from paywire.bootstrap import paypal_client
 from paywire.delivery.sqs import SqsTarget
@@ -244,6 +245,42 @@ async def seed(store: SqlStore) -> tuple[str, str]:
             Announcement(f"order.completed:{order_id}", "order.completed", order_id,
                          {"type": "order.completed", "order_id": order_id}), message_id, now)
     return message_id, order_id
+
+
+async def test_a_reconcile_pass_that_cannot_reach_paypal_counts_errors_and_failures(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """PayPal unreachable: the reconciler function's pass over a due order prints one
+    `reconcile_errors_total` and one `provider_call_failures_total` (paypal, get_order,
+    transient), the same count the pass's report gives."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'paywire.db'}"
+    migrate.upgrade(url)
+    settings = Settings.load(_env_file=None, paypal_env="emulator",
+                             paypal_base_url=f"http://127.0.0.1:{free_port()}",
+                             paypal_client_id="client", paypal_client_secret="secret-1",
+                             paypal_retry_backoff_seconds=0.01, database_url=url,
+                             data_dir=tmp_path, reconcile_created_after_seconds=0)
+    store = SqlStore(url)
+    try:
+        now = datetime.now(UTC)
+        line = OrderLine("mug", "Mug", 1, Money.parse("12.50", "USD"))
+        order = Order.new(f"ord_{secrets.token_hex(4)}", Intent.CAPTURE, [line], now)
+        async with store.transaction() as uow:
+            await uow.insert_order(order.evolve(now, provider_order_id="5O190127TN364715T"))
+    finally:
+        await store.close()
+    reconciler = ReconcilerFunction(settings_factory=lambda: settings, config_factory=AwsConfig,
+                                    metrics=EmfMetrics(namespace=NAMESPACE))
+    try:
+        capsys.readouterr()
+        report = await asyncio.to_thread(reconciler, {"source": "aws.events"}, LocalContext())
+        out = capsys.readouterr().out
+    finally:
+        reconciler.close()
+    assert report["errors"] == 1, report
+    assert emf_counts(out) == Counter({
+        key(metering.RECONCILE_ERRORS): 1,
+        key(metering.PROVIDER_CALL_FAILURES, provider="paypal", operation="get_order",
+            kind="transient"): 1})
 
 
 class Collected:
