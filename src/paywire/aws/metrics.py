@@ -7,9 +7,11 @@ CloudWatch turns into metrics — no API call, no extra permission.
 
 One line per distinct set of dimensions (Powertools' `EphemeralMetrics`, which holds no state
 between flushes). Each count is published twice: at its own dimensions plus `service`
-(`provider`/`outcome`, `provider`/`check`, ...: for dashboards and triage), and at `service`
-alone (the rollup the template's alarms watch, since a CloudWatch alarm matches one exact
-dimension set). The namespace is `POWERTOOLS_METRICS_NAMESPACE` (the template sets
+(`provider`/`outcome`, `provider`/`check`, ...: for dashboards and triage), and summed into one
+last line at `service` alone (the rollup the template's alarms watch, since a CloudWatch alarm
+matches one exact dimension set). The rollup is a line of its own rather than a second
+dimension set of each line: how Powertools' `add_dimensions` treats a second set has changed
+between its releases. The namespace is `POWERTOOLS_METRICS_NAMESPACE` (the template sets
 `paywire/<stage>`), the service `POWERTOOLS_SERVICE_NAME` (`paywire`). docs/metrics.md lists
 the names.
 """
@@ -71,7 +73,16 @@ class EmfMetrics:
         that cannot be written is logged, and the invocation's answer stands."""
         with self._lock:
             pending, self._counts = self._counts, {}
+        rollup: dict[str, int] = {}
+        lines = []
         for dimensions, counts in pending.items():
+            for name, total in counts.items():
+                rollup[name] = rollup.get(name, 0) + total
+            if dimensions:
+                lines.append((dimensions, counts))
+        if rollup:
+            lines.append(((), rollup))
+        for dimensions, counts in lines:
             try:
                 self._print(dimensions, counts)
             except Exception:
@@ -82,8 +93,6 @@ class EmfMetrics:
         emf = EphemeralMetrics(namespace=self.namespace, service=service)
         for key, value in dimensions:
             emf.add_dimension(name=key, value=value)
-        if dimensions:
-            emf.add_dimensions(service=service)  # the rollup the alarms watch
         for name, total in sorted(counts.items()):
             emf.add_metric(name=name, unit=MetricUnit.Count, value=total)
         emf.flush_metrics()
