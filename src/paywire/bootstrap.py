@@ -23,7 +23,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,7 +39,15 @@ from paywire.delivery.python_callable import CallableTarget
 from paywire.domain.catalog import Catalog
 from paywire.domain.errors import ConfigError, ProviderError
 from paywire.domain.order import OrderStatus
-from paywire.ports import Clock, DeliveryTarget, PaymentProvider, Store, WebhookVerifier
+from paywire.ports import (
+    Clock,
+    DeliveryTarget,
+    Metrics,
+    NoMetrics,
+    PaymentProvider,
+    Store,
+    WebhookVerifier,
+)
 from paywire.providers.aps.client import ApsClient
 from paywire.providers.aps.events import ApsEventParser, ApsWebhookVerifier
 from paywire.providers.aps.forms import Merchant
@@ -49,6 +57,7 @@ from paywire.providers.paypal.client import PayPalClient
 from paywire.providers.paypal.events import PayPalEventParser
 from paywire.services.checkout import CheckoutService
 from paywire.services.fulfilment import OutboxWorker
+from paywire.services.metering import MeteredProvider, MeteredStore
 from paywire.services.operations import OperationRunner
 from paywire.services.reconcile import Reconciler
 from paywire.services.truth import TruthFetcher
@@ -89,6 +98,9 @@ class Container:
     aps: PaymentProvider | None = None
     aps_webhooks: WebhookIngest | None = None
     paypal: PaymentProvider | None = None
+    # Where operational counters go (`services.metering`); counts nothing unless a deployment
+    # gives a sink (the Lambda functions: CloudWatch EMF).
+    metrics: Metrics = field(default_factory=NoMetrics)
 
     async def aclose(self) -> None:
         """Release the HTTP clients and the store's connections."""
@@ -182,16 +194,19 @@ def worker_id() -> str:
 
 
 async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = None,
-                clock: Clock | None = None) -> Container:
+                clock: Clock | None = None, metrics: Metrics | None = None) -> Container:
     """Wire the adapters `settings` name into the services.
 
     `wrap_provider` lets a test put a fake around the real PayPal client (the provider seam);
-    `clock` replaces the wall clock. No network call is made here (see `background`).
+    `clock` replaces the wall clock. With `metrics`, the store and the providers are counted
+    (`services.metering`) and the container carries the sink. No network call is made here
+    (see `background`).
     """
     clock = clock or SystemClock()
 
     def wrap(provider: PaymentProvider) -> PaymentProvider:
-        return provider if wrap_provider is None else wrap_provider(provider)
+        wrapped = provider if wrap_provider is None else wrap_provider(provider)
+        return wrapped if metrics is None else MeteredProvider(wrapped, metrics)
 
     async with contextlib.AsyncExitStack() as undo:  # on a refusal, close what was opened
         providers: list[PaymentProvider] = []
@@ -224,6 +239,8 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
         undo.push_async_callback(http.aclose)
         store = store_for(settings)
         undo.push_async_callback(store.close)
+        if metrics is not None:
+            store = MeteredStore(store, metrics)
         runner = OperationRunner(store, clock,
                                  lease=timedelta(seconds=settings.operation_lease_seconds))
         checkout = CheckoutService(store, default, clock, return_url=settings.return_url,
@@ -254,7 +271,7 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
                               catalog=catalog, checkout=checkout, webhooks=webhooks,
                               truth=truth, verifier=verifier, http=http, reconciler=reconciler,
                               outbox=outbox, aps=aps, aps_webhooks=aps_webhooks,
-                              paypal=offered_paypal)
+                              paypal=offered_paypal, metrics=metrics or NoMetrics())
         undo.pop_all()
     log.info("paywire wired: providers %s (PayPal %s, APS %s), store %s, %d products, "
              "webhooks verified %s", ",".join(settings.providers), settings.paypal_env,
@@ -377,14 +394,16 @@ async def background(container: Container) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings, *, wrap_provider: ProviderWrapper | None = None,
-               clock: Clock | None = None, background_tasks: bool = True) -> FastAPI:
-    """The paywire HTTP API for `settings`; its lifespan builds the container, runs the
-    background work (`background`, unless `background_tasks` is False: a Lambda function,
-    frozen between requests, runs none) and closes both."""
+               clock: Clock | None = None, background_tasks: bool = True,
+               metrics: Metrics | None = None) -> FastAPI:
+    """The paywire HTTP API for `settings`; its lifespan builds the container (counted into
+    `metrics`, if given), runs the background work (`background`, unless `background_tasks` is
+    False: a Lambda function, frozen between requests, runs none) and closes both."""
 
     @asynccontextmanager
     async def open_container() -> AsyncIterator[Container]:
-        container = await build(settings, wrap_provider=wrap_provider, clock=clock)
+        container = await build(settings, wrap_provider=wrap_provider, clock=clock,
+                                metrics=metrics)
         try:
             if background_tasks:
                 async with background(container):

@@ -69,7 +69,7 @@ CODE_KEY = "paywire/lambda.zip"
 MOTO_GAPS = {
     "AWS::ApiGatewayV2::Api": "HTTP API: routes asserted on the translated OpenAPI body",
     "AWS::ApiGatewayV2::Stage": "HTTP API stage ($default, auto-deployed)",
-    "AWS::CloudWatch::Alarm": "DLQ alarm: asserted on the translated template",
+    "AWS::CloudWatch::Alarm": "alarms: asserted on the translated template",
 }
 # AWS services whose data paywire's functions touch: no `*` action, no `*` resource on them.
 DATA_SERVICES = ("dynamodb", "sqs", "secretsmanager", "ssm", "s3", "kms")
@@ -102,7 +102,7 @@ EXPECTED_ACTIONS = {
 # What every function's environment holds (contracts): names only, never a secret value.
 ENVIRONMENT = {"PAYWIRE_STAGE", "PAYWIRE_PAYPAL_ENV", "PAYWIRE_DATABASE_URL",
                "PAYWIRE_SQS_QUEUE_URL", "PAYWIRE_SQS_MAX_RECEIVES", "POWERTOOLS_SERVICE_NAME",
-               "POWERTOOLS_LOG_LEVEL"}
+               "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE"}
 
 
 # --- fixtures --------------------------------------------------------------------------------
@@ -220,8 +220,10 @@ def test_schedules_are_eventbridge_rules(translated: dict[str, Any]) -> None:
 def test_dlq_alarm_fires_on_any_visible_message(translated: dict[str, Any]) -> None:
     """One alarm watches the outbox DLQ: any visible message (> 0) breaches it."""
     alarms = resources_of_type(translated, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 1
-    alarm = next(iter(alarms.values()))["Properties"]
+    dlq = [a for a in alarms.values()
+           if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"]
+    assert len(dlq) == 1
+    alarm = dlq[0]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"]) == (
         "AWS/SQS", "ApproximateNumberOfMessagesVisible")
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {
@@ -369,6 +371,153 @@ def test_parameters_constrain_stage_and_environment(translated: dict[str, Any]) 
         assert len(name) <= 80, name
 
 
+# --- 3b. alarms ------------------------------------------------------------------------------
+
+NOTIFY = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+
+
+def alarms_of(translated: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every alarm's properties, by logical id."""
+    return {name: r["Properties"]
+            for name, r in resources_of_type(translated, "AWS::CloudWatch::Alarm").items()}
+
+
+def evaluate(expression: Any, parameters: dict[str, str]) -> Any:
+    """The value of a Rules/Conditions expression (Ref, Fn::Equals, Fn::Not, Fn::And, Fn::Or)
+    for these parameter values."""
+    if isinstance(expression, dict):
+        [(name, args)] = expression.items()
+        if name == "Ref":
+            return parameters[args]
+        values = [evaluate(arg, parameters) for arg in args]
+        if name == "Fn::Equals":
+            return values[0] == values[1]
+        if name == "Fn::Not":
+            return not values[0]
+        if name == "Fn::And":
+            return all(values)
+        if name == "Fn::Or":
+            return any(values)
+        raise AssertionError(f"unexpected intrinsic {name}")
+    return expression
+
+
+def test_every_function_has_errors_and_throttles_alarms(translated: dict[str, Any]) -> None:
+    """Each Lambda function the template makes has an alarm on its Errors and one on its
+    Throttles (AWS/Lambda, its own FunctionName, any datapoint over 0)."""
+    functions = set(resources_of_type(translated, "AWS::Lambda::Function"))
+    assert functions == set(FUNCTIONS)
+    watched: dict[str, set[str]] = {name: set() for name in functions}
+    for alarm in alarms_of(translated).values():
+        if alarm.get("Namespace") != "AWS/Lambda":
+            continue
+        [dimension] = alarm["Dimensions"]
+        assert dimension["Name"] == "FunctionName"
+        watched[dimension["Value"]["Ref"]].add(alarm["MetricName"])
+        assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+            "Sum", "GreaterThanThreshold", 0)
+    assert watched == {name: {"Errors", "Throttles"} for name in functions}
+
+
+def test_every_alarm_notifies_the_alarm_topic(translated: dict[str, Any]) -> None:
+    """Every alarm, the DLQ's included, notifies AlarmTopicArn going into alarm and back to OK
+    (whenever the stage has a topic)."""
+    alarms = alarms_of(translated)
+    assert len(alarms) >= 2 * len(FUNCTIONS) + 10
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == NOTIFY, name
+        assert alarm["OKActions"] == NOTIFY, name
+        assert alarm["AlarmName"]["Fn::Sub"].startswith("paywire-${Stage}-"), name
+    condition = translated["Conditions"]["HasAlarmTopic"]
+    assert evaluate(condition, {"AlarmTopicArn": ""}) is False
+    assert evaluate(condition, {"AlarmTopicArn": TOPIC}) is True
+
+
+TOPIC = f"arn:aws:sns:us-east-1:{ACCOUNT}:paywire-alarms"
+
+
+def test_live_stage_requires_the_alarm_topic(translated: dict[str, Any]) -> None:
+    """A rule refuses a live stage without AlarmTopicArn; a live stage with one, and a sandbox
+    stage with or without one, pass."""
+    rules = translated["Rules"]
+    assert set(rules) == {"LiveStageHasAlarmTopic"}
+    rule = rules["LiveStageHasAlarmTopic"]
+
+    def accepted(environment: str, topic: str) -> bool:
+        parameters = {"PayPalEnvironment": environment, "AlarmTopicArn": topic}
+        if not evaluate(rule["RuleCondition"], parameters):
+            return True
+        return all(evaluate(a["Assert"], parameters) for a in rule["Assertions"])
+
+    assert not accepted("live", "")
+    assert accepted("live", TOPIC)
+    assert accepted("sandbox", "") and accepted("sandbox", TOPIC)
+    assert all(a["AssertDescription"] for a in rule["Assertions"])
+    pattern = load_template()["Parameters"]["AlarmTopicArn"]["AllowedPattern"]
+    assert re.fullmatch(pattern, TOPIC) and re.fullmatch(pattern, "")
+
+
+def test_paywire_metric_alarms_watch_what_the_functions_emit(
+        translated: dict[str, Any]) -> None:
+    """The alarms on paywire's own metrics watch names `services.metering` defines, in the
+    namespace the functions publish to (POWERTOOLS_METRICS_NAMESPACE), at the `service`
+    rollup the EMF lines carry; each signal the issue names has one."""
+    from paywire.services import metering
+
+    functions = resources_of_type(translated, "AWS::Lambda::Function").values()
+    namespaces = {json.dumps(f["Properties"]["Environment"]["Variables"][
+        "POWERTOOLS_METRICS_NAMESPACE"], sort_keys=True) for f in functions}
+    assert namespaces == {json.dumps({"Fn::Sub": "paywire/${Stage}"})}
+    ours = {a["MetricName"]: a for a in alarms_of(translated).values()
+            if a.get("Namespace") == {"Fn::Sub": "paywire/${Stage}"}}
+    assert set(ours) == {metering.WEBHOOK_REJECTIONS, metering.NEEDS_ATTENTION_FLAGGED,
+                         metering.OUTBOX_MESSAGES_DEAD, metering.RECONCILE_ERRORS,
+                         metering.PROVIDER_CALL_FAILURES}
+    assert set(ours) <= set(metering.METRICS)
+    for name, alarm in ours.items():
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": "paywire"}], name
+        assert alarm["Statistic"] == "Sum" and alarm["TreatMissingData"] == "notBreaching"
+    for signal in (metering.NEEDS_ATTENTION_FLAGGED, metering.OUTBOX_MESSAGES_DEAD):
+        assert (ours[signal]["ComparisonOperator"], ours[signal]["Threshold"]) == (
+            "GreaterThanThreshold", 0)
+    assert ours[metering.WEBHOOK_REJECTIONS]["Threshold"] == {
+        "Ref": "WebhookRejectionsThreshold"}
+
+
+def test_api_queue_and_table_alarms(translated: dict[str, Any]) -> None:
+    """The HTTP API's 5xx count and p99 latency, the outbox queue's oldest message and every
+    read and write throttle of the table and each of its indexes have alarms."""
+    alarms = list(alarms_of(translated).values())
+    api = {a["MetricName"]: a for a in alarms if a.get("Namespace") == "AWS/ApiGateway"}
+    assert set(api) == {"5xx", "Latency"}
+    for alarm in api.values():
+        assert alarm["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}]
+    assert api["Latency"]["ExtendedStatistic"] == "p99"
+    assert api["Latency"]["Threshold"] == {"Ref": "ApiLatencyP99Milliseconds"}
+    [age] = [a for a in alarms if a.get("MetricName") == "ApproximateAgeOfOldestMessage"]
+    assert age["Dimensions"] == [{"Name": "QueueName", "Value": {
+        "Fn::GetAtt": ["OutboxQueue", "QueueName"]}}]
+    assert age["Statistic"] == "Maximum"
+    [throttles] = [a for a in alarms if "Metrics" in a]
+    table = translated["Resources"]["Table"]["Properties"]
+    indexes = [None] + [i["IndexName"] for i in table["GlobalSecondaryIndexes"]]
+    stats = [m["MetricStat"] for m in throttles["Metrics"] if "MetricStat" in m]
+    seen = set()
+    for stat in stats:
+        metric = stat["Metric"]
+        assert metric["Namespace"] == "AWS/DynamoDB" and stat["Stat"] == "Sum"
+        dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+        assert dims["TableName"] == {"Ref": "Table"}
+        seen.add((metric["MetricName"], dims.get("GlobalSecondaryIndexName")))
+    assert seen == {(m, i) for m in ("ReadThrottleEvents", "WriteThrottleEvents")
+                    for i in indexes}
+    [expression] = [m for m in throttles["Metrics"] if m.get("ReturnData")]
+    ids = {m["Id"] for m in throttles["Metrics"] if "MetricStat" in m}
+    assert set(re.findall(r"\bm\d+\b", expression["Expression"])) == ids
+    assert (throttles["ComparisonOperator"], throttles["Threshold"]) == (
+        "GreaterThanThreshold", 0)
+
+
 # --- 4. the stack in moto --------------------------------------------------------------------
 
 
@@ -432,7 +581,8 @@ def test_created_functions_resolve_to_paywire_handlers(moto: LoggedMotoServer,
             "PAYWIRE_DATABASE_URL": f"dynamodb://{out['TableName']}",
             "PAYWIRE_SQS_QUEUE_URL": out["OutboxQueueUrl"],
             "PAYWIRE_SQS_MAX_RECEIVES": str(MAX_RECEIVES),
-            "POWERTOOLS_SERVICE_NAME": "paywire", "POWERTOOLS_LOG_LEVEL": "INFO"}, name
+            "POWERTOOLS_SERVICE_NAME": "paywire", "POWERTOOLS_LOG_LEVEL": "INFO",
+            "POWERTOOLS_METRICS_NAMESPACE": f"paywire/{STAGE}"}, name
 
 
 API_KEY = "template-test-admin-key-0123456789"

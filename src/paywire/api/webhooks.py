@@ -57,7 +57,8 @@ from paywire.domain.errors import (
     StorageError,
     ValidationError,
 )
-from paywire.ports import Store, TruthTask, WebhookRejection
+from paywire.ports import Metrics, Store, TruthTask, WebhookRejection
+from paywire.services.metering import count_delivery
 from paywire.services.truth import TruthFetcher
 from paywire.services.webhooks import WebhookIngest
 from paywire.settings import Settings
@@ -77,6 +78,7 @@ class WebhookContainer(Protocol):
     webhooks: WebhookIngest | None  # None: the shop does not offer PayPal
     aps_webhooks: WebhookIngest | None
     truth: TruthFetcher
+    metrics: Metrics  # each delivery counted by outcome (`services.metering`)
 
 
 def _container(request: Request) -> WebhookContainer:
@@ -204,8 +206,10 @@ async def _ingest(request: Request, c: WebhookContainer, ingest: WebhookIngest) 
         outcome = await ingest.receive(request.headers, body)
     except (StorageError, ProviderError, ConflictError) as exc:
         # Transient on our side: never recorded as a rejection, retried by PayPal.
+        count_delivery(c.metrics, ingest.provider, None)
         _, content = render(exc, rid)
         return JSONResponse(content, status_code=503, headers={"Retry-After": "30"})
+    count_delivery(c.metrics, ingest.provider, outcome)
     if outcome.outcome != "rejected" and 200 <= outcome.status < 300:
         later = None
         if outcome.confirm_task is not None and c.settings.webhook_confirm_inline:

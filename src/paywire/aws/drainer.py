@@ -20,7 +20,7 @@ from paywire.aws.config import AwsConfig
 from paywire.aws.runtime import LambdaFunction, open_container
 from paywire.bootstrap import outbox_worker
 from paywire.delivery.sqs import SqsTarget
-from paywire.ports import DeliveryTarget
+from paywire.ports import DeliveryTarget, Metrics
 from paywire.services.fulfilment import OutboxWorker
 from paywire.settings import Settings
 
@@ -58,9 +58,11 @@ class DrainSession:
 
 
 @asynccontextmanager
-async def sqs_worker(settings: Settings, config: AwsConfig) -> AsyncIterator[DrainSession]:
-    """An outbox worker over the container's store whose one target is the outbox queue."""
-    async with open_container(settings) as container:
+async def sqs_worker(settings: Settings, config: AwsConfig, metrics: Metrics | None = None
+                     ) -> AsyncIterator[DrainSession]:
+    """An outbox worker over the container's store whose one target is the outbox queue
+    (dead messages counted into `metrics`)."""
+    async with open_container(settings, metrics) as container:
         targets: list[DeliveryTarget] = [SqsTarget(config.queue_url())]
         worker = outbox_worker(settings, container.store, container.clock, targets=targets)
         assert worker is not None  # noqa: S101 - it has a target
@@ -78,7 +80,7 @@ class Drainer(LambdaFunction[DrainSession]):
     def open(self, settings: Settings, config: AwsConfig
              ) -> AbstractAsyncContextManager[DrainSession]:
         """The SQS outbox worker."""
-        return sqs_worker(settings, config)
+        return sqs_worker(settings, config, self.metrics)
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, int]:
         """Drain what is due now."""

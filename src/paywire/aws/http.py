@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from mangum import Mangum
 
 from paywire.aws.config import AwsConfig
+from paywire.aws.metrics import EmfMetrics
 from paywire.aws.runtime import (
     ConfigFactory,
     LambdaFunction,
@@ -28,14 +29,15 @@ from paywire.aws.runtime import (
     default_config,
 )
 from paywire.bootstrap import create_app
+from paywire.ports import Metrics
 from paywire.settings import Settings
 
-AppFactory = Callable[[Settings], FastAPI]
+AppFactory = Callable[[Settings, Metrics], FastAPI]
 
 
-def lambda_app(settings: Settings) -> FastAPI:
-    """The paywire API for a Lambda function: no background tasks."""
-    return create_app(settings, background_tasks=False)
+def lambda_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
+    """The paywire API for a Lambda function: no background tasks; counted into `metrics`."""
+    return create_app(settings, background_tasks=False, metrics=metrics)
 
 
 class HttpApi(LambdaFunction[Mangum]):
@@ -45,14 +47,16 @@ class HttpApi(LambdaFunction[Mangum]):
 
     def __init__(self, *, settings_factory: SettingsFactory | None = None,
                  config_factory: ConfigFactory = default_config,
-                 app_factory: AppFactory = lambda_app) -> None:
-        super().__init__(settings_factory=settings_factory, config_factory=config_factory)
+                 app_factory: AppFactory = lambda_app,
+                 metrics: EmfMetrics | None = None) -> None:
+        super().__init__(settings_factory=settings_factory, config_factory=config_factory,
+                         metrics=metrics)
         self.app_factory = app_factory
 
     @asynccontextmanager
     async def open(self, settings: Settings, config: AwsConfig) -> AsyncIterator[Mangum]:
         """The app with its lifespan entered (the container built), behind Mangum."""
-        app = self.app_factory(settings)
+        app = self.app_factory(settings, self.metrics)
         async with app.router.lifespan_context(app):
             yield Mangum(app, lifespan="off", api_gateway_base_path=config.api_base_path)
 

@@ -16,6 +16,7 @@ from typing import Any
 from paywire.aws.config import AwsConfig
 from paywire.aws.runtime import LambdaFunction, open_container
 from paywire.bootstrap import Container
+from paywire.services.metering import count_reconcile
 from paywire.services.reconcile import ReconcileReport
 from paywire.settings import Settings
 
@@ -33,13 +34,15 @@ class ReconcilerFunction(LambdaFunction[Container]):
     def open(self, settings: Settings, config: AwsConfig
              ) -> AbstractAsyncContextManager[Container]:
         """The container."""
-        return open_container(settings)
+        return open_container(settings, self.metrics)
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, object]:
         """One pass; its summary."""
-        report = self.runtime.run(reconcile_pass).as_json()
-        log.info("reconcile pass: %s", report)
-        return report
+        report = self.runtime.run(reconcile_pass)
+        count_reconcile(self.metrics, report)
+        summary = report.as_json()
+        log.info("reconcile pass: %s", summary)
+        return summary
 
 
 handler = ReconcilerFunction()

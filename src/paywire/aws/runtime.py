@@ -38,8 +38,9 @@ from typing import Any, Generic, TypeVar
 
 from paywire.aws import logs
 from paywire.aws.config import AwsConfig
+from paywire.aws.metrics import EmfMetrics, emf
 from paywire.bootstrap import Container, build
-from paywire.ports import Clock
+from paywire.ports import Clock, Metrics
 from paywire.settings import Settings
 
 log = logging.getLogger("paywire.aws")
@@ -96,11 +97,11 @@ def default_config() -> AwsConfig:
 
 
 @asynccontextmanager
-async def open_container(settings: Settings, *,
+async def open_container(settings: Settings, metrics: Metrics | None = None, *,
                          clock: Clock | None = None) -> AsyncIterator[Container]:
-    """The container for `settings` (no background tasks; `clock` replaces the wall clock),
-    closed on exit."""
-    container = await build(settings, clock=clock)
+    """The container for `settings` (no background tasks; its store and providers counted
+    into `metrics`, if given; `clock` replaces the wall clock), closed on exit."""
+    container = await build(settings, clock=clock, metrics=metrics)
     try:
         yield container
     finally:
@@ -215,7 +216,8 @@ class LambdaFunction(ABC, Generic[T]):
 
     Subclasses give `open` (the session for some settings) and `handle` (one invocation).
     Every invocation logs with its request id and cold-start flag; one that raises is logged
-    with its traceback (then Lambda reports it failed).
+    with its traceback (then Lambda reports it failed). What it counted into `metrics` (the
+    session's sink: `open` hands it to the container) is printed as EMF when it ends.
     """
 
     http = False  # API Gateway's request id goes on log lines as the correlation id
@@ -224,12 +226,14 @@ class LambdaFunction(ABC, Generic[T]):
     calls_providers = True
 
     def __init__(self, *, settings_factory: SettingsFactory | None = None,
-                 config_factory: ConfigFactory = default_config) -> None:
+                 config_factory: ConfigFactory = default_config,
+                 metrics: EmfMetrics | None = None) -> None:
         if settings_factory is None:
             settings_factory = default_settings if self.calls_providers else (
                 provider_free_settings)
         self.runtime: Runtime[T] = Runtime(self.open, settings_factory=settings_factory,
                                            config_factory=config_factory)
+        self.metrics = metrics if metrics is not None else emf()
 
     @abstractmethod
     def open(self, settings: Settings, config: AwsConfig) -> AbstractAsyncContextManager[T]:
@@ -249,6 +253,8 @@ class LambdaFunction(ABC, Generic[T]):
         except Exception:
             log.exception("%s invocation failed", type(self).__name__)
             raise
+        finally:
+            self.metrics.flush()
 
     def close(self) -> None:
         """Release the session and the loop."""

@@ -34,9 +34,9 @@ from paywire.aws.runtime import (
     LambdaFunction,
     SettingsFactory,
     default_config,
-    default_settings,
     open_container,
 )
+from paywire.aws.metrics import EmfMetrics
 from paywire.delivery.sqs import read_envelope, sqs_client
 from paywire.domain.errors import ConfigError, ValidationError
 from paywire.ports import Clock
@@ -128,18 +128,19 @@ class SqsConsumer(LambdaFunction[Session]):
     """The consumer handler: partial batch failures, never a whole-batch retry for one
     record; failed records back off. `clock` replaces the wall clock (tests)."""
 
-    def __init__(self, *, settings_factory: SettingsFactory = default_settings,
+    def __init__(self, *, settings_factory: SettingsFactory | None = None,
                  config_factory: ConfigFactory = default_config,
-                 clock: Clock | None = None) -> None:
+                 metrics: EmfMetrics | None = None, clock: Clock | None = None) -> None:
         self.clock = clock
-        super().__init__(settings_factory=settings_factory, config_factory=config_factory)
+        super().__init__(settings_factory=settings_factory, config_factory=config_factory,
+                         metrics=metrics)
 
     calls_providers = False  # no PayPal call: a bad PayPal secret must not stop it
 
     @asynccontextmanager
     async def open(self, settings: Settings, config: AwsConfig) -> AsyncIterator[Session]:
         """The container, a `QueueDelivery` over the shop's targets and an SQS client."""
-        async with open_container(settings, clock=self.clock) as container:
+        async with open_container(settings, self.metrics, clock=self.clock) as container:
             targets = container.outbox.targets if container.outbox is not None else []
             if not targets:
                 raise ConfigError("the SQS consumer delivers to the shop: set "

@@ -43,7 +43,7 @@ class StreamHandler(LambdaFunction[DrainSession]):
     def open(self, settings: Settings, config: AwsConfig
              ) -> AbstractAsyncContextManager[DrainSession]:
         """The SQS outbox worker (the drainer's)."""
-        return sqs_worker(settings, config)
+        return sqs_worker(settings, config, self.metrics)
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """Hand new outbox rows to SQS; never reports a failure (see the module's doc)."""

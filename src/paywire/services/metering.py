@@ -1,0 +1,281 @@
+"""paywire's operational counters: their names, and the wrappers that count them.
+
+The names are the contract: CloudWatch (EMF, `paywire.aws.metrics`) publishes them as they are,
+and a Prometheus endpoint will expose the same counters as `paywire_<name>`. Every one is a
+counter (snake_case, `_total`, unit Count); its dimensions are low-cardinality labels — a
+provider, an outcome, a check, a reason's kind — and never an order, event or message id.
+docs/metrics.md explains each one and the alarms on them.
+
+Counting happens at the composition root's seams, so the use cases stay as they are:
+
+- `MeteredStore` wraps the store: a needs-attention flag (an `order.needs_attention`
+  announcement written) and a message marked dead are counted once their unit of work commits,
+  whichever use case did it;
+- `MeteredProvider` wraps a payment provider: a call that failed (not a refusal such as a
+  decline: the provider was unreachable, timed out, refused our credentials or answered
+  something unreadable) is counted with its operation and kind;
+- `count_delivery` and `count_reconcile` turn a webhook ingest's outcome and a reconcile pass's
+  report into counts (called by the webhook route and the reconciler function).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from paywire.domain.errors import PaywireError, ProviderError
+from paywire.domain.facts import Announcement
+from paywire.domain.money import Money
+from paywire.domain.order import Order
+from paywire.ports import (
+    AuthorizationResult,
+    CaptureResult,
+    CheckoutForm,
+    DisputeResult,
+    Metrics,
+    OpsUnitOfWork,
+    PaymentProvider,
+    ProviderOrder,
+    ProviderOrderState,
+    RefundResult,
+    Store,
+)
+from paywire.services.reconcile import ReconcileReport
+from paywire.services.webhooks import IngestOutcome
+
+T = TypeVar("T")
+
+WEBHOOK_DELIVERIES = "webhook_deliveries_total"
+WEBHOOK_REJECTIONS = "webhook_rejections_total"
+NEEDS_ATTENTION_FLAGGED = "needs_attention_flagged_total"
+OUTBOX_MESSAGES_DEAD = "outbox_messages_dead_total"
+RECONCILE_ERRORS = "reconcile_errors_total"
+PROVIDER_CALL_FAILURES = "provider_call_failures_total"
+
+# name -> the dimensions it carries (docs/metrics.md lists the same; a test compares them).
+METRICS: dict[str, tuple[str, ...]] = {
+    WEBHOOK_DELIVERIES: ("provider", "outcome"),
+    WEBHOOK_REJECTIONS: ("provider", "check"),
+    NEEDS_ATTENTION_FLAGGED: ("reason",),
+    OUTBOX_MESSAGES_DEAD: (),
+    RECONCILE_ERRORS: (),
+    PROVIDER_CALL_FAILURES: ("provider", "operation", "kind"),
+}
+
+# A webhook delivery the route answered 503 (storage down, the certificate host or postback
+# unreachable): no `IngestOutcome`, PayPal retries it.
+UNAVAILABLE = "unavailable"
+# ProviderError kinds that mean the call failed, not that the provider answered "no".
+FAILURE_KINDS = frozenset({"transient", "auth", "bad_signature", "unknown"})
+UNEXPECTED = "unexpected"  # an exception that is not a ProviderError (a bug, most likely)
+
+_LABEL_MAX = 40
+_NOT_LABEL = re.compile(r"[^a-z_]+")
+
+
+def label(value: str | None) -> str:
+    """`value` as a low-cardinality dimension value: the part before any `:` (which is where
+    paywire's reasons put an id: `refund_mismatch:<refund id>`), lower-case letters and `_`
+    only, at most 40 characters; `none` when nothing is left."""
+    kind = (value or "").split(":", 1)[0].lower()
+    cleaned = _NOT_LABEL.sub("_", kind).strip("_")[:_LABEL_MAX]
+    return cleaned or "none"
+
+
+def count_delivery(metrics: Metrics, provider: str, outcome: IngestOutcome | None) -> None:
+    """Count one webhook delivery by its outcome (None: answered 503, `unavailable`), and a
+    rejection by the check it failed."""
+    name = label(outcome.outcome) if outcome is not None else UNAVAILABLE
+    metrics.count(WEBHOOK_DELIVERIES, provider=label(provider), outcome=name)
+    if outcome is not None and outcome.outcome == "rejected":
+        metrics.count(WEBHOOK_REJECTIONS, provider=label(provider), check=label(outcome.check))
+
+
+def count_reconcile(metrics: Metrics, report: ReconcileReport) -> None:
+    """Count a reconcile pass's errors (orders or refunds it could not check this time)."""
+    if report.errors:
+        metrics.count(RECONCILE_ERRORS, report.errors)
+
+
+# --- the store --------------------------------------------------------------------------------
+
+
+class _Pending:
+    """Counts made inside one unit of work, sent only if it commits."""
+
+    def __init__(self) -> None:
+        self.counts: list[tuple[str, dict[str, str]]] = []
+
+
+class _MeteredUnitOfWork:
+    """A unit of work that notes the flags and dead messages written through it."""
+
+    def __init__(self, uow: OpsUnitOfWork, pending: _Pending) -> None:
+        self._uow = uow
+        self._pending = pending
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._uow, name)
+
+    async def add_announcement(self, announcement: Announcement, message_id: str,
+                               now: datetime) -> bool:
+        """The store's `add_announcement`; a written `order.needs_attention` is a flag."""
+        written = await self._uow.add_announcement(announcement, message_id, now)
+        if written and announcement.type == "order.needs_attention":
+            reason = announcement.payload.get("reason")
+            self._pending.counts.append(
+                (NEEDS_ATTENTION_FLAGGED, {"reason": label(reason if isinstance(reason, str)
+                                                           else None)}))
+        return written
+
+    async def finish_outbox(self, message_id: str, owner: str, *, status: str, attempts: int,
+                            next_attempt_at: datetime | None, last_error: str | None,
+                            now: datetime) -> bool:
+        """The store's `finish_outbox`; a recorded `dead` is a dead message."""
+        recorded = await self._uow.finish_outbox(
+            message_id, owner, status=status, attempts=attempts,
+            next_attempt_at=next_attempt_at, last_error=last_error, now=now)
+        if recorded and status == "dead":
+            self._pending.counts.append((OUTBOX_MESSAGES_DEAD, {}))
+        return recorded
+
+    async def settle_outbox(self, message_id: str, *, status: str, last_error: str | None,
+                            now: datetime) -> bool:
+        """The store's `settle_outbox`; a recorded `dead` is a dead message."""
+        recorded = await self._uow.settle_outbox(message_id, status=status,
+                                                 last_error=last_error, now=now)
+        if recorded and status == "dead":
+            self._pending.counts.append((OUTBOX_MESSAGES_DEAD, {}))
+        return recorded
+
+
+class MeteredStore:
+    """`store`, counting the needs-attention flags and dead messages of each committed unit of
+    work (nothing for one rolled back)."""
+
+    def __init__(self, store: Store, metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[OpsUnitOfWork]:
+        """The store's unit of work; its counts go out once it has committed."""
+        pending = _Pending()
+        async with self.store.transaction() as uow:
+            yield cast(OpsUnitOfWork, _MeteredUnitOfWork(uow, pending))
+        for name, dimensions in pending.counts:
+            self.metrics.count(name, **dimensions)
+
+    async def close(self) -> None:
+        """Release the store's connections."""
+        await self.store.close()
+
+
+# --- the providers ----------------------------------------------------------------------------
+
+
+class MeteredProvider:
+    """`provider`, counting the calls that failed (`FAILURE_KINDS`, or an unexpected
+    exception) by operation and kind. A call the provider's client retried counts once."""
+
+    def __init__(self, provider: PaymentProvider, metrics: Metrics) -> None:
+        self.provider = provider
+        self.metrics = metrics
+        self.name = provider.name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.provider, name)
+
+    async def _call(self, operation: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except ProviderError as exc:
+            if exc.kind in FAILURE_KINDS:
+                self._failed(operation, exc.kind)
+            raise
+        except PaywireError:
+            raise
+        except Exception:
+            self._failed(operation, UNEXPECTED)
+            raise
+
+    def _failed(self, operation: str, kind: str) -> None:
+        self.metrics.count(PROVIDER_CALL_FAILURES, provider=label(self.name),
+                           operation=operation, kind=kind)
+
+    def check_amount(self, amount: Money) -> None:
+        """The provider's own check."""
+        self.provider.check_amount(amount)
+
+    def checkout_form(self, order: Order) -> CheckoutForm | None:
+        """The provider's own form (no call is made)."""
+        return self.provider.checkout_form(order)
+
+    async def create_order(self, order: Order, *, request_id: str, return_url: str | None = None,
+                           cancel_url: str | None = None) -> ProviderOrder:
+        """Counted `create_order`."""
+        return await self._call("create_order", self.provider.create_order(
+            order, request_id=request_id, return_url=return_url, cancel_url=cancel_url))
+
+    async def capture_order(self, provider_order_id: str, *, request_id: str,
+                            order: Order | None = None,
+                            token: str | None = None) -> CaptureResult:
+        """Counted `capture_order`."""
+        return await self._call("capture_order", self.provider.capture_order(
+            provider_order_id, request_id=request_id, order=order, token=token))
+
+    async def authorize_order(self, provider_order_id: str, *, request_id: str,
+                              order: Order | None = None,
+                              token: str | None = None) -> AuthorizationResult:
+        """Counted `authorize_order`."""
+        return await self._call("authorize_order", self.provider.authorize_order(
+            provider_order_id, request_id=request_id, order=order, token=token))
+
+    async def capture_authorization(self, authorization_id: str, amount: Money | None, *,
+                                    request_id: str, final: bool = True,
+                                    order: Order | None = None) -> CaptureResult:
+        """Counted `capture_authorization`."""
+        return await self._call("capture_authorization", self.provider.capture_authorization(
+            authorization_id, amount, request_id=request_id, final=final, order=order))
+
+    async def void_authorization(self, authorization_id: str, *, request_id: str,
+                                 order: Order | None = None) -> None:
+        """Counted `void_authorization`."""
+        await self._call("void_authorization", self.provider.void_authorization(
+            authorization_id, request_id=request_id, order=order))
+
+    async def refund_capture(self, capture_id: str, amount: Money | None, *, request_id: str,
+                             invoice_id: str | None = None,
+                             order: Order | None = None) -> RefundResult:
+        """Counted `refund_capture`."""
+        return await self._call("refund_capture", self.provider.refund_capture(
+            capture_id, amount, request_id=request_id, invoice_id=invoice_id, order=order))
+
+    async def get_order(self, provider_order_id: str, *,
+                        order: Order | None = None) -> ProviderOrderState:
+        """Counted `get_order`."""
+        return await self._call("get_order",
+                                self.provider.get_order(provider_order_id, order=order))
+
+    async def get_capture(self, capture_id: str) -> CaptureResult:
+        """Counted `get_capture`."""
+        return await self._call("get_capture", self.provider.get_capture(capture_id))
+
+    async def get_refund(self, refund_id: str) -> RefundResult:
+        """Counted `get_refund`."""
+        return await self._call("get_refund", self.provider.get_refund(refund_id))
+
+    async def get_dispute(self, dispute_id: str) -> DisputeResult:
+        """Counted `get_dispute`."""
+        return await self._call("get_dispute", self.provider.get_dispute(dispute_id))
+
+    async def aclose(self) -> None:
+        """Release the provider's connections."""
+        await self.provider.aclose()
+
