@@ -70,6 +70,7 @@ MOTO_GAPS = {
     "AWS::ApiGatewayV2::Api": "HTTP API: routes asserted on the translated OpenAPI body",
     "AWS::ApiGatewayV2::Stage": "HTTP API stage ($default, auto-deployed)",
     "AWS::CloudWatch::Alarm": "alarms: asserted on the translated template",
+    "AWS::Lambda::EventInvokeConfig": "no async retries: asserted on the translated template",
 }
 # AWS services whose data paywire's functions touch: no `*` action, no `*` resource on them.
 DATA_SERVICES = ("dynamodb", "sqs", "secretsmanager", "ssm", "s3", "kms")
@@ -321,6 +322,29 @@ def test_event_sources_and_queue_timing(translated: dict[str, Any]) -> None:
         "Ref": "MaxReceiveCount"}
 
 
+def test_concurrency_bounds_the_blast_radius(translated: dict[str, Any]) -> None:
+    """The consumer's event source starts at most ConsumerMaximumConcurrency batches (a
+    parameter within SQS's 2..1000, default small); the drainer and the reconciler run one at a
+    time and are never retried asynchronously; no other function gets an async retry config."""
+    parameter = translated["Parameters"]["ConsumerMaximumConcurrency"]
+    assert (parameter["MinValue"], parameter["MaxValue"]) == (2, 1000)
+    assert 2 <= parameter["Default"] <= 10
+    mappings = {m["Properties"]["FunctionName"]["Ref"]: m["Properties"] for m in
+                resources_of_type(translated, "AWS::Lambda::EventSourceMapping").values()}
+    assert mappings["OutboxConsumerFunction"]["ScalingConfig"] == {
+        "MaximumConcurrency": {"Ref": "ConsumerMaximumConcurrency"}}
+    functions = resources_of_type(translated, "AWS::Lambda::Function")
+    reserved = {name: f["Properties"].get("ReservedConcurrentExecutions")
+                for name, f in functions.items()}
+    assert reserved["OutboxDrainerFunction"] == reserved["ReconcilerFunction"] == 1
+    invoke_configs = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"] for c in
+                      resources_of_type(translated, "AWS::Lambda::EventInvokeConfig").values()}
+    assert set(invoke_configs) == {"OutboxDrainerFunction", "ReconcilerFunction"}
+    for config in invoke_configs.values():
+        assert config["MaximumRetryAttempts"] == 0
+        assert config["Qualifier"] == "$LATEST"  # what the schedule invokes
+
+
 def test_functions_environment_holds_no_secret(translated: dict[str, Any]) -> None:
     """Every function runs Python 3.11 with its contract handler and exactly the contract's
     environment: names and URLs, no credential (secrets are read at run time)."""
@@ -562,8 +586,9 @@ def test_created_queue_redrives_to_the_dlq(moto: LoggedMotoServer, stack: dict[s
 
 def test_created_functions_resolve_to_paywire_handlers(moto: LoggedMotoServer,
                                                        stack: dict[str, Any]) -> None:
-    """Each created function's handler is an importable callable in `paywire.aws`, and its
-    environment points at this stack's table and queue."""
+    """Each created function's handler is an importable callable in `paywire.aws`, its
+    environment points at this stack's table and queue, and only the drainer and the
+    reconciler have reserved concurrency (1)."""
     out = outputs(stack)
     configs = function_configurations(moto, STAGE)
     assert sorted(c["Handler"] for c in configs.values()) == sorted(FUNCTIONS.values())
@@ -583,6 +608,11 @@ def test_created_functions_resolve_to_paywire_handlers(moto: LoggedMotoServer,
             "PAYWIRE_SQS_MAX_RECEIVES": str(MAX_RECEIVES),
             "POWERTOOLS_SERVICE_NAME": "paywire", "POWERTOOLS_LOG_LEVEL": "INFO",
             "POWERTOOLS_METRICS_NAMESPACE": f"paywire/{STAGE}"}, name
+    lam = client(moto, "lambda")
+    reserved = {name: lam.get_function_concurrency(FunctionName=name).get(
+        "ReservedConcurrentExecutions") for name in configs}
+    assert reserved == {name: 1 if name.endswith(("-outbox-drainer", "-reconciler")) else None
+                        for name in configs}
 
 
 API_KEY = "template-test-admin-key-0123456789"
