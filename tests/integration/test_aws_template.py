@@ -9,6 +9,7 @@ they make checked against their own role."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import importlib
@@ -104,6 +105,8 @@ EXPECTED_ACTIONS = {
 ENVIRONMENT = {"PAYWIRE_STAGE", "PAYWIRE_PAYPAL_ENV", "PAYWIRE_DATABASE_URL",
                "PAYWIRE_SQS_QUEUE_URL", "PAYWIRE_SQS_MAX_RECEIVES", "POWERTOOLS_SERVICE_NAME",
                "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE"}
+# ... plus, for the HTTP function alone, whether it serves /docs and /openapi.json.
+HTTP_ENVIRONMENT = {"HttpFunction": {"PAYWIRE_API_DOCS"}}
 
 
 # --- fixtures --------------------------------------------------------------------------------
@@ -345,6 +348,60 @@ def test_concurrency_bounds_the_blast_radius(translated: dict[str, Any]) -> None
         assert config["Qualifier"] == "$LATEST"  # what the schedule invokes
 
 
+def test_http_api_logs_each_request_as_json_and_throttles_each_route(
+        translated: dict[str, Any]) -> None:
+    """The HTTP API's stage writes one JSON access-log line per request (request id, route,
+    status, latencies; no header, query string or body) to a log group of its own with the
+    stage's retention, and throttles each route at the ApiThrottling* parameters."""
+    [stage] = resources_of_type(translated, "AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["AccessLogSettings"]
+    assert settings["DestinationArn"] == {"Fn::GetAtt": ["HttpApiAccessLogGroup", "Arn"]}
+    line = json.loads(settings["Format"])
+    assert {"requestId", "routeKey", "status", "latencyMs", "integrationError"} <= set(line)
+    variables = set(re.findall(r"\$context\.[A-Za-z.]+", settings["Format"]))
+    assert variables == set(line.values())  # each field is exactly one variable
+    assert not any(word in v.lower() for v in variables
+                   for word in ("header", "querystring", "authorizer", "body"))
+    group = translated["Resources"]["HttpApiAccessLogGroup"]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert stage["Properties"]["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"}}
+    for name in ("ApiThrottlingBurstLimit", "ApiThrottlingRateLimit"):
+        assert translated["Parameters"][name]["MinValue"] >= 1, name
+
+
+def test_docs_are_off_on_a_live_stage(translated: dict[str, Any]) -> None:
+    """The HTTP function is told PAYWIRE_API_DOCS=false exactly when PayPalEnvironment is
+    live, and the Lambda app so configured answers /docs and /openapi.json with paywire's 404
+    (and serves them otherwise)."""
+    expression = translated["Resources"]["HttpFunction"]["Properties"]["Environment"][
+        "Variables"]["PAYWIRE_API_DOCS"]
+    [(intrinsic, (condition, if_true, if_false))] = expression.items()
+    assert intrinsic == "Fn::If"
+
+    def docs(environment: str) -> str:
+        live = evaluate(translated["Conditions"][condition], {"PayPalEnvironment": environment})
+        return str(if_true if live else if_false)
+
+    assert (docs("live"), docs("sandbox")) == ("false", "true")
+
+    async def statuses(value: str) -> list[int]:
+        settings = Settings(_env_file=None, api_docs=value)  # as pydantic reads the variable
+        app = lambda_app(settings)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://api") as api:
+            answers = [await api.get(path) for path in ("/docs", "/openapi.json")]
+        for answer in answers:
+            if answer.status_code == 404:
+                assert answer.json()["error"]["code"] == "not_found"
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(statuses(docs("live"))) == [404, 404]
+    assert asyncio.run(statuses(docs("sandbox"))) == [200, 200]
+
+
 def test_functions_environment_holds_no_secret(translated: dict[str, Any]) -> None:
     """Every function runs Python 3.11 with its contract handler and exactly the contract's
     environment: names and URLs, no credential (secrets are read at run time)."""
@@ -354,7 +411,7 @@ def test_functions_environment_holds_no_secret(translated: dict[str, Any]) -> No
         props = function["Properties"]
         assert props["Runtime"] == "python3.11", name
         variables = props["Environment"]["Variables"]
-        assert set(variables) == ENVIRONMENT, name
+        assert set(variables) == ENVIRONMENT | HTTP_ENVIRONMENT.get(name, set()), name
         assert variables["PAYWIRE_DATABASE_URL"] == {"Fn::Sub": "dynamodb://${Table}"}
         assert variables["PAYWIRE_SQS_QUEUE_URL"] == {"Ref": "OutboxQueue"}
         assert variables["PAYWIRE_STAGE"] == {"Ref": "Stage"}
@@ -607,7 +664,8 @@ def test_created_functions_resolve_to_paywire_handlers(moto: LoggedMotoServer,
             "PAYWIRE_SQS_QUEUE_URL": out["OutboxQueueUrl"],
             "PAYWIRE_SQS_MAX_RECEIVES": str(MAX_RECEIVES),
             "POWERTOOLS_SERVICE_NAME": "paywire", "POWERTOOLS_LOG_LEVEL": "INFO",
-            "POWERTOOLS_METRICS_NAMESPACE": f"paywire/{STAGE}"}, name
+            "POWERTOOLS_METRICS_NAMESPACE": f"paywire/{STAGE}",
+            **({"PAYWIRE_API_DOCS": "true"} if name.endswith("-http") else {})}, name
     lam = client(moto, "lambda")
     reserved = {name: lam.get_function_concurrency(FunctionName=name).get(
         "ReservedConcurrentExecutions") for name in configs}
