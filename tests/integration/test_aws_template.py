@@ -140,6 +140,12 @@ def stack(moto: LoggedMotoServer, translated: dict[str, Any]) -> dict[str, Any]:
     template = json.loads(json.dumps(translated))
     for name in resources_of_type(template, "AWS::Lambda::EventSourceMapping"):
         del template["Resources"][name]
+    # What AWS::LanguageExtensions does before SAM's transform: resolve the policies' Fn::If.
+    for resource in template["Resources"].values():
+        for attribute in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if isinstance(resource.get(attribute), dict):
+                resource[attribute] = resolved_policy(resource[attribute], template,
+                                                      {k: str(v) for k, v in PARAMETERS.items()})
     offset = moto.log_size()
     cloudformation = client(moto, "cloudformation")
     cloudformation.create_stack(
@@ -323,6 +329,37 @@ def test_event_sources_and_queue_timing(translated: dict[str, Any]) -> None:
         "maxReceiveCount": {"Ref": "MaxReceiveCount"}}
     assert consumer["Environment"]["Variables"]["PAYWIRE_SQS_MAX_RECEIVES"] == {
         "Ref": "MaxReceiveCount"}
+
+
+def resolved_policy(policy: Any, template: dict[str, Any], parameters: dict[str, str]) -> Any:
+    """A DeletionPolicy/UpdateReplacePolicy as AWS::LanguageExtensions resolves it for these
+    parameter values (a plain string, or `Fn::If` on one of the template's conditions)."""
+    if not isinstance(policy, dict):
+        return policy
+    [(intrinsic, (condition, if_true, if_false))] = policy.items()
+    assert intrinsic == "Fn::If", policy
+    return if_true if evaluate(template["Conditions"][condition], parameters) else if_false
+
+
+def test_dlq_and_log_groups_are_retained_on_a_live_stage(translated: dict[str, Any]) -> None:
+    """The DLQ and every log group (each function's, the access log) are kept on delete and on
+    replacement when PayPalEnvironment is live, deleted with a sandbox stage; the table is
+    kept on every stage; the template runs AWS::LanguageExtensions first, which resolves those
+    conditional policies."""
+    assert load_template()["Transform"] == ["AWS::LanguageExtensions",
+                                            "AWS::Serverless-2016-10-31"]
+    resources = translated["Resources"]
+    kept = ["OutboxDeadLetterQueue", *resources_of_type(translated, "AWS::Logs::LogGroup")]
+    assert len(kept) == 1 + len(FUNCTIONS) + 1  # the DLQ, each function's, the access log
+    for name in kept:
+        for attribute in ("DeletionPolicy", "UpdateReplacePolicy"):
+            policy = resources[name].get(attribute)
+            assert resolved_policy(policy, translated, {"PayPalEnvironment": "live"}) == (
+                "Retain"), (name, attribute)
+            assert resolved_policy(policy, translated, {"PayPalEnvironment": "sandbox"}) == (
+                "Delete"), (name, attribute)
+    assert resources["Table"]["DeletionPolicy"] == "Retain"
+    assert resources["Table"]["UpdateReplacePolicy"] == "Retain"
 
 
 def test_concurrency_bounds_the_blast_radius(translated: dict[str, Any]) -> None:
