@@ -89,15 +89,17 @@ TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
                  "dynamodb:ConditionCheckItem"}
 CONFIG_ACTIONS = {"secretsmanager:GetSecretValue", "ssm:GetParametersByPath"}
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+# X-Ray (Tracing: Active): only these two, on "*" (they take no resource-level permissions).
+TRACE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 EXPECTED_ACTIONS = {
-    "HttpFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS,
-    "ReconcilerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS,
-    "OutboxDrainerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS
+    "HttpFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS,
+    "ReconcilerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS,
+    "OutboxDrainerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS
     | {"sqs:SendMessage"},
-    "OutboxConsumerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS
+    "OutboxConsumerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS
     | {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
        "sqs:GetQueueAttributes"},
-    "OutboxStreamFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS
+    "OutboxStreamFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS
     | {"sqs:SendMessage", "dynamodb:DescribeStream", "dynamodb:GetRecords",
        "dynamodb:GetShardIterator", "dynamodb:ListStreams"},
 }
@@ -260,7 +262,8 @@ def test_each_role_grants_only_what_its_function_needs(translated: dict[str, Any
             assert all("*" not in action for action in actions), (role, actions)
             resources = statement["Resource"] if isinstance(statement["Resource"], list) else [
                 statement["Resource"]]
-            assert "*" not in resources, (role, statement)
+            # "*" only for the X-Ray writes, which take no resource-level permissions.
+            assert "*" not in resources or set(actions) <= TRACE_ACTIONS, (role, statement)
             if any(a.split(":")[0] in DATA_SERVICES for a in actions):
                 assert all(isinstance(r, dict) for r in resources), (role, resources)
             for resource in resources:
@@ -360,6 +363,18 @@ def test_dlq_and_log_groups_are_retained_on_a_live_stage(translated: dict[str, A
                 "Delete"), (name, attribute)
     assert resources["Table"]["DeletionPolicy"] == "Retain"
     assert resources["Table"]["UpdateReplacePolicy"] == "Retain"
+
+
+def test_every_function_is_traced_with_only_trace_writes(translated: dict[str, Any]) -> None:
+    """Every function has active X-Ray tracing and its role the two X-Ray write actions, in a
+    statement of their own that grants nothing else."""
+    for name, function in resources_of_type(translated, "AWS::Lambda::Function").items():
+        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}, name
+        role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        tracing = [s for s in role_statements(translated, role)
+                   if any(str(a).startswith("xray:") for a in s.get("Action", []))]
+        assert tracing == [{"Sid": "Traces", "Effect": "Allow",
+                            "Action": sorted(TRACE_ACTIONS, reverse=True), "Resource": "*"}], name
 
 
 def test_concurrency_bounds_the_blast_radius(translated: dict[str, Any]) -> None:
