@@ -249,6 +249,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
+    # Whether the app serves its OpenAPI document (/openapi.json) and Swagger page (/docs); the
+    # AWS template turns both off on a live stage (they map the whole admin API for a prober).
+    api_docs: bool = True
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
     # How long one API request may hold an Idempotency-Key before a retry may take it over
     # (never longer than the request's deadline plus a little grace).

@@ -9,6 +9,7 @@ they make checked against their own role."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import importlib
@@ -70,6 +71,7 @@ MOTO_GAPS = {
     "AWS::ApiGatewayV2::Api": "HTTP API: routes asserted on the translated OpenAPI body",
     "AWS::ApiGatewayV2::Stage": "HTTP API stage ($default, auto-deployed)",
     "AWS::CloudWatch::Alarm": "alarms: asserted on the translated template",
+    "AWS::Lambda::EventInvokeConfig": "no async retries: asserted on the translated template",
 }
 # AWS services whose data paywire's functions touch: no `*` action, no `*` resource on them.
 DATA_SERVICES = ("dynamodb", "sqs", "secretsmanager", "ssm", "s3", "kms")
@@ -87,15 +89,17 @@ TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
                  "dynamodb:ConditionCheckItem"}
 CONFIG_ACTIONS = {"secretsmanager:GetSecretValue", "ssm:GetParametersByPath"}
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+# X-Ray (Tracing: Active): only these two, on "*" (they take no resource-level permissions).
+TRACE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 EXPECTED_ACTIONS = {
-    "HttpFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS,
-    "ReconcilerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS,
-    "OutboxDrainerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS
+    "HttpFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS,
+    "ReconcilerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS,
+    "OutboxDrainerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS
     | {"sqs:SendMessage"},
-    "OutboxConsumerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS
+    "OutboxConsumerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS
     | {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
        "sqs:GetQueueAttributes"},
-    "OutboxStreamFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS
+    "OutboxStreamFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS
     | {"sqs:SendMessage", "dynamodb:DescribeStream", "dynamodb:GetRecords",
        "dynamodb:GetShardIterator", "dynamodb:ListStreams"},
 }
@@ -103,6 +107,8 @@ EXPECTED_ACTIONS = {
 ENVIRONMENT = {"PAYWIRE_STAGE", "PAYWIRE_PAYPAL_ENV", "PAYWIRE_DATABASE_URL",
                "PAYWIRE_SQS_QUEUE_URL", "PAYWIRE_SQS_MAX_RECEIVES", "POWERTOOLS_SERVICE_NAME",
                "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE"}
+# ... plus, for the HTTP function alone, whether it serves /docs and /openapi.json.
+HTTP_ENVIRONMENT = {"HttpFunction": {"PAYWIRE_API_DOCS"}}
 
 
 # --- fixtures --------------------------------------------------------------------------------
@@ -136,6 +142,12 @@ def stack(moto: LoggedMotoServer, translated: dict[str, Any]) -> dict[str, Any]:
     template = json.loads(json.dumps(translated))
     for name in resources_of_type(template, "AWS::Lambda::EventSourceMapping"):
         del template["Resources"][name]
+    # What AWS::LanguageExtensions does before SAM's transform: resolve the policies' Fn::If.
+    for resource in template["Resources"].values():
+        for attribute in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if isinstance(resource.get(attribute), dict):
+                resource[attribute] = resolved_policy(resource[attribute], template,
+                                                      {k: str(v) for k, v in PARAMETERS.items()})
     offset = moto.log_size()
     cloudformation = client(moto, "cloudformation")
     cloudformation.create_stack(
@@ -250,7 +262,8 @@ def test_each_role_grants_only_what_its_function_needs(translated: dict[str, Any
             assert all("*" not in action for action in actions), (role, actions)
             resources = statement["Resource"] if isinstance(statement["Resource"], list) else [
                 statement["Resource"]]
-            assert "*" not in resources, (role, statement)
+            # "*" only for the X-Ray writes, which take no resource-level permissions.
+            assert "*" not in resources or set(actions) <= TRACE_ACTIONS, (role, statement)
             if any(a.split(":")[0] in DATA_SERVICES for a in actions):
                 assert all(isinstance(r, dict) for r in resources), (role, resources)
             for resource in resources:
@@ -321,6 +334,126 @@ def test_event_sources_and_queue_timing(translated: dict[str, Any]) -> None:
         "Ref": "MaxReceiveCount"}
 
 
+def resolved_policy(policy: Any, template: dict[str, Any], parameters: dict[str, str]) -> Any:
+    """A DeletionPolicy/UpdateReplacePolicy as AWS::LanguageExtensions resolves it for these
+    parameter values (a plain string, or `Fn::If` on one of the template's conditions)."""
+    if not isinstance(policy, dict):
+        return policy
+    [(intrinsic, (condition, if_true, if_false))] = policy.items()
+    assert intrinsic == "Fn::If", policy
+    return if_true if evaluate(template["Conditions"][condition], parameters) else if_false
+
+
+def test_dlq_and_log_groups_are_retained_on_a_live_stage(translated: dict[str, Any]) -> None:
+    """The DLQ and every log group (each function's, the access log) are kept on delete and on
+    replacement when PayPalEnvironment is live, deleted with a sandbox stage; the table is
+    kept on every stage; the template runs AWS::LanguageExtensions first, which resolves those
+    conditional policies."""
+    assert load_template()["Transform"] == ["AWS::LanguageExtensions",
+                                            "AWS::Serverless-2016-10-31"]
+    resources = translated["Resources"]
+    kept = ["OutboxDeadLetterQueue", *resources_of_type(translated, "AWS::Logs::LogGroup")]
+    assert len(kept) == 1 + len(FUNCTIONS) + 1  # the DLQ, each function's, the access log
+    for name in kept:
+        for attribute in ("DeletionPolicy", "UpdateReplacePolicy"):
+            policy = resources[name].get(attribute)
+            assert resolved_policy(policy, translated, {"PayPalEnvironment": "live"}) == (
+                "Retain"), (name, attribute)
+            assert resolved_policy(policy, translated, {"PayPalEnvironment": "sandbox"}) == (
+                "Delete"), (name, attribute)
+    assert resources["Table"]["DeletionPolicy"] == "Retain"
+    assert resources["Table"]["UpdateReplacePolicy"] == "Retain"
+
+
+def test_every_function_is_traced_with_only_trace_writes(translated: dict[str, Any]) -> None:
+    """Every function has active X-Ray tracing and its role the two X-Ray write actions, in a
+    statement of their own that grants nothing else."""
+    for name, function in resources_of_type(translated, "AWS::Lambda::Function").items():
+        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}, name
+        role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        tracing = [s for s in role_statements(translated, role)
+                   if any(str(a).startswith("xray:") for a in s.get("Action", []))]
+        assert tracing == [{"Sid": "Traces", "Effect": "Allow",
+                            "Action": sorted(TRACE_ACTIONS, reverse=True), "Resource": "*"}], name
+
+
+def test_concurrency_bounds_the_blast_radius(translated: dict[str, Any]) -> None:
+    """The consumer's event source starts at most ConsumerMaximumConcurrency batches (a
+    parameter within SQS's 2..1000, default small); the drainer and the reconciler run one at a
+    time and are never retried asynchronously; no other function gets an async retry config."""
+    parameter = translated["Parameters"]["ConsumerMaximumConcurrency"]
+    assert (parameter["MinValue"], parameter["MaxValue"]) == (2, 1000)
+    assert 2 <= parameter["Default"] <= 10
+    mappings = {m["Properties"]["FunctionName"]["Ref"]: m["Properties"] for m in
+                resources_of_type(translated, "AWS::Lambda::EventSourceMapping").values()}
+    assert mappings["OutboxConsumerFunction"]["ScalingConfig"] == {
+        "MaximumConcurrency": {"Ref": "ConsumerMaximumConcurrency"}}
+    functions = resources_of_type(translated, "AWS::Lambda::Function")
+    reserved = {name: f["Properties"].get("ReservedConcurrentExecutions")
+                for name, f in functions.items()}
+    assert reserved["OutboxDrainerFunction"] == reserved["ReconcilerFunction"] == 1
+    invoke_configs = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"] for c in
+                      resources_of_type(translated, "AWS::Lambda::EventInvokeConfig").values()}
+    assert set(invoke_configs) == {"OutboxDrainerFunction", "ReconcilerFunction"}
+    for config in invoke_configs.values():
+        assert config["MaximumRetryAttempts"] == 0
+        assert config["Qualifier"] == "$LATEST"  # what the schedule invokes
+
+
+def test_http_api_logs_each_request_as_json_and_throttles_each_route(
+        translated: dict[str, Any]) -> None:
+    """The HTTP API's stage writes one JSON access-log line per request (request id, route,
+    status, latencies; no header, query string or body) to a log group of its own with the
+    stage's retention, and throttles each route at the ApiThrottling* parameters."""
+    [stage] = resources_of_type(translated, "AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["AccessLogSettings"]
+    assert settings["DestinationArn"] == {"Fn::GetAtt": ["HttpApiAccessLogGroup", "Arn"]}
+    line = json.loads(settings["Format"])
+    assert {"requestId", "routeKey", "status", "latencyMs", "integrationError"} <= set(line)
+    variables = set(re.findall(r"\$context\.[A-Za-z.]+", settings["Format"]))
+    assert variables == set(line.values())  # each field is exactly one variable
+    assert not any(word in v.lower() for v in variables
+                   for word in ("header", "querystring", "authorizer", "body"))
+    group = translated["Resources"]["HttpApiAccessLogGroup"]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert stage["Properties"]["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"}}
+    for name in ("ApiThrottlingBurstLimit", "ApiThrottlingRateLimit"):
+        assert translated["Parameters"][name]["MinValue"] >= 1, name
+
+
+def test_docs_are_off_on_a_live_stage(translated: dict[str, Any]) -> None:
+    """The HTTP function is told PAYWIRE_API_DOCS=false exactly when PayPalEnvironment is
+    live, and the Lambda app so configured answers /docs and /openapi.json with paywire's 404
+    (and serves them otherwise)."""
+    expression = translated["Resources"]["HttpFunction"]["Properties"]["Environment"][
+        "Variables"]["PAYWIRE_API_DOCS"]
+    [(intrinsic, (condition, if_true, if_false))] = expression.items()
+    assert intrinsic == "Fn::If"
+
+    def docs(environment: str) -> str:
+        live = evaluate(translated["Conditions"][condition], {"PayPalEnvironment": environment})
+        return str(if_true if live else if_false)
+
+    assert (docs("live"), docs("sandbox")) == ("false", "true")
+
+    async def statuses(value: str) -> list[int]:
+        settings = Settings(_env_file=None, api_docs=value)  # as pydantic reads the variable
+        app = lambda_app(settings)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://api") as api:
+            answers = [await api.get(path) for path in ("/docs", "/openapi.json")]
+        for answer in answers:
+            if answer.status_code == 404:
+                assert answer.json()["error"]["code"] == "not_found"
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(statuses(docs("live"))) == [404, 404]
+    assert asyncio.run(statuses(docs("sandbox"))) == [200, 200]
+
+
 def test_functions_environment_holds_no_secret(translated: dict[str, Any]) -> None:
     """Every function runs Python 3.11 with its contract handler and exactly the contract's
     environment: names and URLs, no credential (secrets are read at run time)."""
@@ -330,7 +463,7 @@ def test_functions_environment_holds_no_secret(translated: dict[str, Any]) -> No
         props = function["Properties"]
         assert props["Runtime"] == "python3.11", name
         variables = props["Environment"]["Variables"]
-        assert set(variables) == ENVIRONMENT, name
+        assert set(variables) == ENVIRONMENT | HTTP_ENVIRONMENT.get(name, set()), name
         assert variables["PAYWIRE_DATABASE_URL"] == {"Fn::Sub": "dynamodb://${Table}"}
         assert variables["PAYWIRE_SQS_QUEUE_URL"] == {"Ref": "OutboxQueue"}
         assert variables["PAYWIRE_STAGE"] == {"Ref": "Stage"}
@@ -562,8 +695,9 @@ def test_created_queue_redrives_to_the_dlq(moto: LoggedMotoServer, stack: dict[s
 
 def test_created_functions_resolve_to_paywire_handlers(moto: LoggedMotoServer,
                                                        stack: dict[str, Any]) -> None:
-    """Each created function's handler is an importable callable in `paywire.aws`, and its
-    environment points at this stack's table and queue."""
+    """Each created function's handler is an importable callable in `paywire.aws`, its
+    environment points at this stack's table and queue, and only the drainer and the
+    reconciler have reserved concurrency (1)."""
     out = outputs(stack)
     configs = function_configurations(moto, STAGE)
     assert sorted(c["Handler"] for c in configs.values()) == sorted(FUNCTIONS.values())
@@ -582,7 +716,13 @@ def test_created_functions_resolve_to_paywire_handlers(moto: LoggedMotoServer,
             "PAYWIRE_SQS_QUEUE_URL": out["OutboxQueueUrl"],
             "PAYWIRE_SQS_MAX_RECEIVES": str(MAX_RECEIVES),
             "POWERTOOLS_SERVICE_NAME": "paywire", "POWERTOOLS_LOG_LEVEL": "INFO",
-            "POWERTOOLS_METRICS_NAMESPACE": f"paywire/{STAGE}"}, name
+            "POWERTOOLS_METRICS_NAMESPACE": f"paywire/{STAGE}",
+            **({"PAYWIRE_API_DOCS": "true"} if name.endswith("-http") else {})}, name
+    lam = client(moto, "lambda")
+    reserved = {name: lam.get_function_concurrency(FunctionName=name).get(
+        "ReservedConcurrentExecutions") for name in configs}
+    assert reserved == {name: 1 if name.endswith(("-outbox-drainer", "-reconciler")) else None
+                        for name in configs}
 
 
 API_KEY = "template-test-admin-key-0123456789"

@@ -62,8 +62,8 @@ def create_api(settings: Settings,
                 del app.state.container
 
     app = FastAPI(title="paywire", version=paywire.__version__, description=DESCRIPTION,
-                  lifespan=lifespan, docs_url="/docs", openapi_url="/openapi.json",
-                  redoc_url=None)
+                  lifespan=lifespan, docs_url="/docs" if settings.api_docs else None,
+                  openapi_url="/openapi.json" if settings.api_docs else None, redoc_url=None)
     app.state.api_keys = ApiKeys(settings.api_keys)
     errors.install(app)
     app.include_router(routes.router)
