@@ -14,6 +14,12 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 CONSTRAINTS := constraints.txt
 DEV_STAMP := $(VENV)/.paywire-dev.stamp
 TEST_STAMP := $(VENV)/.paywire-test.stamp
+# checkov (policy-as-code scan of the SAM template) lives in its own venv: it pins boto3 exactly,
+# below what paywire runs on, so it cannot share .venv's constraints.txt.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_CONSTRAINTS := constraints-checkov.txt
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.checkov.stamp
 LINT_PATHS := $(wildcard src tests bench)
 # Root runs apt-get and pg_ctlcluster directly; anyone else goes through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -26,12 +32,13 @@ ifeq ($(CI),true)
 PYTEST_ARGS += --durations=15
 endif
 
-.PHONY: help dev test lint pytest install install-test chromium postgres lock clean distclean
+.PHONY: help dev test lint pytest install install-test install-checkov checkov chromium postgres lock \
+  lock-checkov clean distclean
 
 help:
 	@echo "make dev      create .venv, install paywire, run emulator + API + demo shop (DEV_ARGS=...)"
 	@echo "make test     install test deps, Chromium, start PostgreSQL, lint, type-check, pytest"
-	@echo "make lint     ruff check, mypy (strict), lint-imports, cfn-lint"
+	@echo "make lint     ruff check, mypy (strict), lint-imports, cfn-lint, checkov"
 	@echo "make pytest   only the test suite (PYTEST_ARGS=...)"
 	@echo "make lock     regenerate constraints.txt from a fresh throwaway venv"
 	@echo "make clean    remove caches, build output and install stamps (keeps .venv)"
@@ -48,9 +55,24 @@ $(TEST_STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test]'
 	touch $@ $(DEV_STAMP)
 
+$(CHECKOV_STAMP): $(CHECKOV_CONSTRAINTS)
+	@test -n "$(PYTHON)" || { echo "python3.11 or python3 is required" >&2; exit 1; }
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip --disable-pip-version-check install --quiet \
+	  -c $(CHECKOV_CONSTRAINTS) checkov==$(CHECKOV_VERSION)
+	touch $@
+
 install: $(DEV_STAMP)
 
 install-test: $(TEST_STAMP)
+
+install-checkov: $(CHECKOV_STAMP)
+
+# Every finding is fixed or skipped in the template with its reason (deploy/aws/README.md lists
+# them); BC_SKIP_MAPPING and --skip-download keep the scan offline (no Prisma Cloud calls).
+checkov: install-checkov
+	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --file deploy/aws/template.yaml \
+	  --framework cloudformation --skip-download --compact --quiet
 
 dev: install
 	$(BIN)/paywire dev $(DEV_ARGS)
@@ -72,7 +94,7 @@ postgres:
 	  pg_isready -h 127.0.0.1 -p 5432; \
 	fi
 
-lint: install-test
+lint: install-test checkov
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
@@ -99,11 +121,24 @@ lock:
 	mv "$$tmp/constraints.txt" $(CONSTRAINTS); \
 	echo "wrote $(CONSTRAINTS) ($$(grep -vc '^#' $(CONSTRAINTS)) pins)"
 
+# The same for checkov's own venv (constraints-checkov.txt); bump CHECKOV_VERSION first.
+lock-checkov:
+	@tmp=$$(mktemp -d /tmp/paywire-lock-checkov.XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/python" -m pip --disable-pip-version-check install -q checkov==$(CHECKOV_VERSION); \
+	{ echo "# Pinned by \`make lock-checkov\` ($$("$$tmp/venv/bin/python" -V)): fresh venv, pip install checkov,"; \
+	  echo "# pip freeze. checkov's own tool venv (.venv-checkov), apart from .venv: checkov pins boto3"; \
+	  echo "# exactly (3.3.30: boto3==1.35.49), below constraints.txt's. Do not edit by hand."; \
+	  "$$tmp/venv/bin/python" -m pip --disable-pip-version-check freeze \
+	    | grep -v -e '^#' -e '^-e '; } > "$$tmp/constraints.txt"; \
+	mv "$$tmp/constraints.txt" $(CHECKOV_CONSTRAINTS); \
+	echo "wrote $(CHECKOV_CONSTRAINTS) ($$(grep -vc '^#' $(CHECKOV_CONSTRAINTS)) pins)"
+
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache \
-	  build dist src/*.egg-info test-results $(DEV_STAMP) $(TEST_STAMP)
+	  build dist src/*.egg-info test-results $(DEV_STAMP) $(TEST_STAMP) $(CHECKOV_STAMP)
 	find src tests $(wildcard bench) -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Also removes the virtual environment; the next make target recreates it.
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(CHECKOV_VENV)
