@@ -29,6 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from paywire.aws.config import AwsConfig
+from paywire.aws.metrics import EmfMetrics
 from paywire.aws.runtime import (
     ConfigFactory,
     LambdaFunction,
@@ -36,7 +37,6 @@ from paywire.aws.runtime import (
     default_config,
     open_container,
 )
-from paywire.aws.metrics import EmfMetrics
 from paywire.delivery.sqs import read_envelope, sqs_client
 from paywire.domain.errors import ConfigError, ValidationError
 from paywire.ports import Clock
