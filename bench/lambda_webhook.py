@@ -12,6 +12,10 @@
    one unit of work; the same handler class on DynamoDB (a moto server process over loopback
    HTTP) and on SQLite (a file), same run, after a warm-up of each. Each store's deliveries are
    for orders created through its own handler (so every event finds its order).
+3. Memory: one more delivery on DynamoDB, taken by a fresh interpreter (bench/lambda_cold.py)
+   with the modules the lean Lambda package lacks refused: its resident memory after the
+   imports and its peak (`ru_maxrss`) after the webhook (`--cold-runs` of them, the largest).
+   The template's MemorySize is chosen from that figure (deploy/aws/README.md).
 
 Processes: the PayPal emulator and the delivery sink (children, from bench/webhook_ingest.py),
 a moto server, and this one (both handlers). Not part of `make test`.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import os
 import statistics
 import subprocess
@@ -140,14 +145,28 @@ def percentile(samples: list[float], p: int) -> float:
     return 1000 * statistics.quantiles(samples, n=100, method="inclusive")[p - 1]
 
 
-def run_webhooks(deliveries: int) -> dict[str, tuple[list[float], dict[str, int]]]:
-    """Start everything, record deliveries per store, measure each handler, stop."""
+def cold_invocation(tmp: str, settings: dict[str, Any], delivery: Delivery) -> dict[str, Any]:
+    """bench/lambda_cold.py's figures for `delivery` taken by a fresh interpreter."""
+    request = Path(tmp, "cold-request.json")
+    request.write_text(json.dumps({"settings": settings, "delivery": {
+        "body_base64": base64.b64encode(delivery.body).decode(), "headers": delivery.headers}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYWIRE_")}
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("lambda_cold.py")),  # noqa: S603
+                           str(request)], capture_output=True, text=True, env=env, check=True)
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def run_webhooks(deliveries: int, cold_runs: int, cold: list[dict[str, Any]]
+                 ) -> dict[str, tuple[list[float], dict[str, int]]]:
+    """Start everything, record deliveries per store, measure each handler (and `cold_runs`
+    cold invocations on DynamoDB, into `cold`), stop."""
     from paywire.aws.http import HttpApi
     from paywire.aws.local import ApiGateway
     from paywire.settings import Settings
     from paywire.store.dynamo import ensure_table
 
-    orders = deliveries // 3 + WARMUP // 3
+    orders = deliveries // 3 + WARMUP // 3 + cold_runs
     procs: list[subprocess.Popen[bytes]] = []
     moto = MotoServer()
     results: dict[str, tuple[list[float], dict[str, int]]] = {}
@@ -189,7 +208,14 @@ def run_webhooks(deliveries: int) -> dict[str, tuple[list[float], dict[str, int]
                 finally:
                     front.stop()
                 invoke_all(handler, recorded[:WARMUP])
-                results[name] = invoke_all(handler, recorded[WARMUP:])
+                held = recorded[-cold_runs:] if url.startswith("dynamodb") else []
+                results[name] = invoke_all(handler, recorded[WARMUP:len(recorded) - len(held)])
+                for delivery in held:
+                    cold.append(cold_invocation(tmp, {
+                        "paypal_env": "emulator", "paypal_base_url": emulator,
+                        "paypal_client_id": CLIENT_ID, "paypal_client_secret": CLIENT_SECRET,
+                        "data_dir": tmp, "database_url": url, "paypal_webhook_id": webhook_id,
+                        "startup_credentials_check": False}, delivery))
         finally:
             moto.stop()
             for proc in procs:
@@ -214,6 +240,17 @@ def report_webhooks(results: dict[str, tuple[list[float], dict[str, int]]]) -> N
           "has 2; moto is a local Python server, not DynamoDB's service latency)")
 
 
+def report_cold(cold: list[dict[str, Any]]) -> None:
+    """The cold invocations' memory: each, and the largest peak."""
+    print("cold Lambda-style environment (fresh interpreter, lean package's absent modules "
+          "refused; import paywire.aws.http, one webhook on DynamoDB over moto)")
+    for run in cold:
+        print(f"  answer {run['status']}  RSS after imports {run['rss_after_import_mb']:6.1f} MB"
+              f"  peak {run['peak_rss_mb']:6.1f} MB  absent modules loaded: "
+              f"{run['absent_loaded'] or 'none'}")
+    print(f"  largest peak: {max(r['peak_rss_mb'] for r in cold):.1f} MB")
+
+
 def main() -> None:
     """Parse arguments and run both parts."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -221,12 +258,16 @@ def main() -> None:
                         help="measured deliveries per store (default 300)")
     parser.add_argument("--imports", type=int, default=7,
                         help="fresh interpreters per import statement (default 7)")
+    parser.add_argument("--cold-runs", type=int, default=3,
+                        help="cold interpreters each taking one webhook (default 3)")
     args = parser.parse_args()
-    if args.deliveries < 30 or args.imports < 1:
-        parser.error("--deliveries must be at least 30 and --imports at least 1")
+    if args.deliveries < 30 or args.imports < 1 or args.cold_runs < 1:
+        parser.error("--deliveries must be at least 30, --imports and --cold-runs at least 1")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the figures, not INFO lines
     report_imports(cold_imports(args.imports))
-    report_webhooks(run_webhooks(args.deliveries))
+    cold: list[dict[str, Any]] = []
+    report_webhooks(run_webhooks(args.deliveries, args.cold_runs, cold))
+    report_cold(cold)
 
 
 if __name__ == "__main__":

@@ -265,6 +265,41 @@ async def test_target_errors_are_mapped_without_credentials(store: SqlStore, sqs
         assert "testing" not in text and "Credential" not in text
 
 
+def client_settings(client: Any) -> dict[str, Any]:
+    """What a boto3 client was configured with: timeouts and retries."""
+    config = client.meta.config
+    return {"connect_timeout": config.connect_timeout, "read_timeout": config.read_timeout,
+            "retries": config.retries}
+
+
+async def test_sqs_clients_carry_the_aws_clients_timeouts_and_retries(
+        store: SqlStore, consumer: SqsConsumer, moto_server: MotoServer, sqs: Any) -> None:
+    """The SQS target's client and the consumer's have the DynamoDB client's timeouts and
+    standard-mode retries (not botocore's 60 s defaults), and they work over moto."""
+    from paywire.aws.sqs_consumer import Session
+    from paywire.store.dynamo import make_client
+
+    dynamo = make_client(region=moto_server.REGION)
+    wanted = client_settings(dynamo)
+    dynamo.close()
+    assert wanted["connect_timeout"] == 3 and wanted["read_timeout"] == 10
+    assert wanted["retries"]["mode"] == "standard"
+    queue = make_queue(sqs)
+    target = SqsTarget(queue.url)
+    try:
+        assert client_settings(target._client) == wanted
+        [message] = await seed(store)
+        await target.deliver(message)
+    finally:
+        await target.aclose()
+    assert [json.loads(m["Body"])["id"] for m in drain_queue(sqs, queue.url)] == [message.id]
+
+    async def consumer_client(session: Session) -> dict[str, Any]:
+        return client_settings(session.sqs)
+
+    assert await asyncio.to_thread(consumer.runtime.run, consumer_client) == wanted
+
+
 def client_for(endpoint: str) -> Any:
     """An SQS client for `endpoint` that gives up at once (no retries, short timeouts)."""
     import boto3

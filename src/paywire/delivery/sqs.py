@@ -41,6 +41,10 @@ RETRYABLE_CODES = frozenset({
 })
 ENVELOPE_FIELDS = ("id", "key", "type", "order_id", "payload", "created_at")
 MAX_BODY_BYTES = 256 * 1024  # SQS's message size limit
+# The SQS client's timeouts and retries (as the DynamoDB store's client: `store.dynamo`).
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 10.0
+MAX_ATTEMPTS = 3
 
 
 def is_fifo(queue_url: str) -> bool:
@@ -116,14 +120,20 @@ def send_kwargs(queue_url: str, message: OutboxMessage) -> dict[str, Any]:
     return kwargs
 
 
-def sqs_client() -> Any:
-    """A boto3 SQS client from the standard AWS environment (region, endpoint, credentials);
+def sqs_client(*, connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT,
+               max_attempts: int = MAX_ATTEMPTS) -> Any:
+    """A boto3 SQS client from the standard AWS environment (region, endpoint, credentials),
+    configured as paywire's other AWS clients are: short connect and read timeouts and
+    botocore's standard retry mode (throttling, 5xx, connection errors), bounded attempts;
     ConfigError with the install line if boto3 is missing."""
     try:
         import boto3
+        from botocore.config import Config
     except ImportError as exc:
         raise ConfigError("the SQS target needs boto3: pip install 'paywire[aws]'") from exc
-    return boto3.client("sqs")
+    config = Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
+                    retries={"mode": "standard", "max_attempts": max_attempts})
+    return boto3.client("sqs", config=config)
 
 
 def delivery_error(exc: Exception, *, target: str, queue_url: str) -> DeliveryError:
