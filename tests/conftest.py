@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from awskit import restored_logging
 from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.testing import EmulatorServer, MotoServer, run_moto
 from testkit import CLIENT_ID, CLIENT_SECRET, get_token
@@ -45,6 +46,22 @@ def moto_server() -> Iterator[MotoServer]:
     resource names (a fresh table / queue name each), not by resetting it."""
     with run_moto() as server:
         yield server
+
+
+@pytest.fixture
+def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3 clients built from the environment (as in Lambda) talk to the moto server (the
+    AWS suites use it on every test: `pytestmark = pytest.mark.usefixtures(...)`)."""
+    for name, value in moto_server.env.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(scope="module")
+def powertools_logging() -> Iterator[None]:
+    """The Lambda handlers configure Powertools' logger; other suites get logging back as it
+    was once a module that runs them is done."""
+    with restored_logging():
+        yield
 
 
 # --- CI rules, Hypothesis profiles and PayPal schema conformance (see DEVELOPERS.md) ----------

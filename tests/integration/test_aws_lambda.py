@@ -15,7 +15,7 @@ import asyncio
 import base64
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import pytest
 
 from apikit import approve, settings_for
-from awskit import SHOP_SECRET, Queue, Shop, client, make_queue, restored_logging, running_shop
+from awskit import SHOP_SECRET, Queue, Shop, client, make_queue, running_shop
 from paywire.aws.config import AwsConfig
 from paywire.aws.drainer import Drainer
 from paywire.aws.events import LocalContext, http_answer, http_event, stream_event
@@ -47,18 +47,7 @@ from webhookkit import PayPal, delivery, quiet, statuses, transmissions
 T = TypeVar("T")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _logging() -> Iterator[None]:
-    """The handlers configure Powertools' logger; other suites get logging back as it was."""
-    with restored_logging():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """boto3 clients built from the environment (as in Lambda) talk to the moto server."""
-    for name, value in moto_server.env.items():
-        monkeypatch.setenv(name, value)
+pytestmark = pytest.mark.usefixtures("powertools_logging", "aws_env")
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])

@@ -15,7 +15,6 @@ import json
 import re
 import secrets
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 
 from apikit import approve, settings_for
-from awskit import SHOP_SECRET, client, make_queue, restored_logging, running_shop
+from awskit import SHOP_SECRET, client, make_queue, running_shop
 from paywire.aws.config import AwsConfig
 from paywire.aws.events import LocalContext, http_answer, http_event
 from paywire.aws.http import HttpApi
@@ -50,18 +49,7 @@ NAMESPACE = "paywire/metrics-test"
 Key = tuple[str, frozenset[tuple[str, str]]]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _logging() -> Iterator[None]:
-    """The handlers configure Powertools' logger; other suites get logging back as it was."""
-    with restored_logging():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """boto3 clients built from the environment (as in Lambda) talk to the moto server."""
-    for name, value in moto_server.env.items():
-        monkeypatch.setenv(name, value)
+pytestmark = pytest.mark.usefixtures("powertools_logging", "aws_env")
 
 
 def emf_counts(out: str) -> Counter[Key]:

@@ -31,7 +31,6 @@ from awskit import (
     client,
     drain_queue,
     make_queue,
-    restored_logging,
     running_shop,
 )
 from paywire.aws.config import AwsConfig
@@ -52,19 +51,7 @@ from paywire.store import migrate
 from paywire.store.sql import SqlStore
 from paywire.testing import MotoServer, free_port
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _logging() -> Iterator[None]:
-    """The handlers configure Powertools' logger; other suites get logging back as it was."""
-    with restored_logging():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """boto3 clients built from the environment (as in Lambda) talk to the moto server."""
-    for name, value in moto_server.env.items():
-        monkeypatch.setenv(name, value)
+pytestmark = pytest.mark.usefixtures("powertools_logging", "aws_env")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ import pytest
 from test_cli_entrypoints import _start, _stop, _wait_ok
 
 from apikit import settings_for, sqlite_url
-from awskit import restored_logging
 from paywire.aws.events import HttpAnswer, LocalContext, http_answer, http_event
 from paywire.aws.http import HttpApi
 from paywire.testing import EmulatorServer, free_port
@@ -29,11 +27,7 @@ ORDER = {"items": [{"sku": "mug", "quantity": 2}], "intent": "CAPTURE"}
 SLOW = 6.0  # seconds PayPal stalls the first order creation: longer than any budget here
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _logging() -> Iterator[None]:
-    """The handler configures Powertools' logger; other suites get logging back as it was."""
-    with restored_logging():
-        yield
+pytestmark = pytest.mark.usefixtures("powertools_logging")
 
 
 async def slow_paypal(emulator: EmulatorServer, path: str = "^/v2/checkout/orders$") -> None:
