@@ -17,11 +17,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from apikit import Paywire, serve, sqlite_url
 from paywire.emulator.aps.cards import CARDS, CHALLENGE, DECLINE, PENDING, SUCCESS, UNCERTAIN
 from paywire.emulator.aps.feedback import Feedback
 from paywire.emulator.aps.ledger import sign_answer
@@ -60,6 +63,16 @@ def point_feedback(emulator: EmulatorServer, paywire_url: str | None, *,
                                        notification_feedback_url=url,
                                        feedback_retry_delays=retry_delays,
                                        feedback_time_scale=1.0, **changes)
+
+
+@contextmanager
+def card_shop(emulator: EmulatorServer, data_dir: Path, **overrides: Any) -> Iterator[Paywire]:
+    """paywire taking PayPal and cards (APS), both on the emulator, on SQLite in `data_dir`
+    (settings `overrides` on top), with the APS emulator's feedback pointed at it."""
+    with serve(emulator, sqlite_url(data_dir), data_dir, **overrides,
+               **aps_overrides(emulator)) as pw:
+        point_feedback(emulator, pw.url)
+        yield pw
 
 
 def hidden_fields(html: str) -> dict[str, str]:

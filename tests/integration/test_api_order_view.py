@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from apikit import ADMIN, Paywire, approve, assert_error, serve, sqlite_url
-from apskit import aps_overrides, aps_state, pay_on_page, point_feedback, until
+from apikit import ADMIN, Paywire, approve, assert_error
+from apskit import aps_state, card_shop, pay_on_page, until
 from paywire.testing import EmulatorServer
 
 BUYER_FIELDS = {"id", "provider", "status", "amount", "lines", "payment_attempt", "approve_url",
@@ -29,8 +29,7 @@ EMAIL = "buyer.view@example.com"
 @pytest.fixture
 def paywire(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Paywire]:
     """paywire taking PayPal and cards (APS), both on the emulator, feedback pointed at it."""
-    with serve(emulator, sqlite_url(tmp_path), tmp_path, **aps_overrides(emulator)) as pw:
-        point_feedback(emulator, pw.url)
+    with card_shop(emulator, tmp_path) as pw:
         yield pw
 
 

@@ -24,6 +24,7 @@ from apskit import (
     DECLINE,
     SUCCESS,
     aps_overrides,
+    card_shop,
     hidden_fields,
     pay_on_page,
     point_feedback,
@@ -34,8 +35,8 @@ from paywire.testing import EmulatorServer
 
 @pytest.fixture
 def paywire(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Paywire]:
-    with serve(emulator, sqlite_url(tmp_path), tmp_path, **aps_overrides(emulator)) as pw:
-        point_feedback(emulator, pw.url)
+    """paywire taking PayPal and cards (APS), both on the emulator, feedback pointed at it."""
+    with card_shop(emulator, tmp_path) as pw:
         yield pw
 
 
@@ -101,9 +102,7 @@ async def test_declined_card_opens_a_second_attempt(http: httpx.Client,
 
 @pytest.fixture
 def tokenizing(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Paywire]:
-    with serve(emulator, sqlite_url(tmp_path), tmp_path, aps_checkout="tokenization",
-               **aps_overrides(emulator)) as pw:
-        point_feedback(emulator, pw.url)
+    with card_shop(emulator, tmp_path, aps_checkout="tokenization") as pw:
         yield pw
 
 
