@@ -32,12 +32,11 @@ import pytest
 from apikit import ADMIN, Paywire, buy, serve, settings_for
 from paywire.domain.order import OrderStatus
 from paywire.ports import HistoryEntry
-from paywire.testing import EmulatorServer, free_port
+from paywire.testing import free_port
 from testkit import CLIENT_ID, CLIENT_SECRET, two_app_config
 from webhookkit import (
     Delivery,
-    PayPal,
-    Recorder,
+    Recording,
     collide,
     delivery,
     drain_truth,
@@ -57,26 +56,17 @@ S = OrderStatus
 
 
 @dataclass
-class Rig:
+class Rig(Recording):
     """PayPal delivering to a recorder (the attacker's view), and paywire that verifies for
     that subscription but hears only what a test posts."""
 
-    emulator: EmulatorServer
-    paypal: PayPal
-    recorder: Recorder
     paywire: Paywire
-    webhook_id: str
     data_dir: Path
 
     @property
     def db(self) -> str:
         """paywire's database."""
         return self.paywire.database_url
-
-    @property
-    def hook(self) -> str:
-        """Where PayPal delivers (the recorder)."""
-        return f"{self.recorder.url}/hook"
 
     def held(self, needle: str, event_type: str) -> Delivery:
         """A genuine delivery PayPal sent about `needle`, held back from paywire."""
@@ -101,7 +91,7 @@ def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     with recording(two_app_config()) as rec, backend_database(request.param, data_dir) as url, \
             serve(rec.emulator, url, data_dir, paypal_webhook_id=rec.webhook_id,
                   truth_fetch_enabled=False) as pw:
-        yield Rig(rec.emulator, rec.paypal, rec.recorder, pw, rec.webhook_id, data_dir)
+        yield Rig(rec.emulator, rec.recorder, rec.paypal, rec.webhook_id, pw, data_dir)
 
 
 @asynccontextmanager
