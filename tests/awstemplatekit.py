@@ -333,6 +333,15 @@ def http_routes(translated: dict[str, Any]) -> dict[tuple[str, str], dict[str, A
     return found
 
 
+def routed_function(translated: dict[str, Any], integration: dict[str, Any]) -> str:
+    """The name (after `paywire-<stage>-`) of the function an HTTP API integration invokes."""
+    uri = integration["uri"]["Fn::Sub"]
+    logical = re.fullmatch(r".*\$\{(\w+)\.Arn\}.*", uri)
+    assert logical is not None, uri
+    name = translated["Resources"][logical.group(1)]["Properties"]["FunctionName"]["Fn::Sub"]
+    return str(name).removeprefix("paywire-${Stage}-")
+
+
 def route_matches(route: tuple[str, str], method: str, path: str) -> bool:
     """Whether an HTTP API route (`{proxy+}` greedy) takes a request for method + path."""
     verb, pattern = route
@@ -347,7 +356,8 @@ def function_configurations(moto: MotoServer, stage: str) -> dict[str, dict[str,
     """A stage's created Lambda functions' configurations, by function name."""
     lam = client(moto, "lambda")
     names = [f"paywire-{stage}-{suffix}" for suffix in
-             ("http", "outbox-consumer", "outbox-drainer", "outbox-stream", "reconciler")]
+             ("http", "webhooks", "outbox-consumer", "outbox-drainer", "outbox-stream",
+              "reconciler")]
     return {name: lam.get_function_configuration(FunctionName=name) for name in names}
 
 
@@ -387,16 +397,20 @@ class Deployed:
         finally:
             self.invoked.append((config["FunctionName"], self.recorder.calls[start:]))
 
-    def http(self, method: str, path: str, routes: list[tuple[str, str]],
-             body: Any = None, headers: dict[str, str] | None = None) -> HttpAnswer:
-        """One request through the HTTP function as the HTTP API would send it (route key of
-        the template's route that takes it; JSON bodies)."""
+    def http(self, method: str, path: str, translated: dict[str, Any],
+             body: Any = None, headers: dict[str, str] | None = None,
+             raw: bytes | None = None) -> HttpAnswer:
+        """One request through the function the HTTP API sends it to (the template's route
+        that takes it, its route key; JSON bodies, or `raw` bytes as they are)."""
+        routes = http_routes(translated)
         route = next(r for r in routes if route_matches(r, method, path))
-        raw = json.dumps(body).encode() if body is not None else b""
-        sent = {**({"content-type": "application/json"} if raw else {}), **(headers or {})}
-        event = http_event(method, path, body=raw, headers=sent,
+        if raw is None:
+            raw = json.dumps(body).encode() if body is not None else b""
+            headers = {**({"content-type": "application/json"} if raw else {}),
+                       **(headers or {})}
+        event = http_event(method, path, body=raw, headers=headers or {},
                            route_key=f"{route[0]} {route[1]}")
-        return http_answer(self.invoke("http", event))
+        return http_answer(self.invoke(routed_function(translated, routes[route]), event))
 
 
 def fresh_stage_cache() -> None:

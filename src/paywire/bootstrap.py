@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from paywire.api.app import create_api
+from paywire.api.app import Surface, create_api
 from paywire.bootstrap_webhooks import EmulatorCaVerifier, webhook_verifier
 from paywire.bootstrap_webhooks import NoWebhookId as NoWebhookId  # re-exported
 from paywire.catalog_file import load_catalog
@@ -280,6 +280,20 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
     return container
 
 
+@contextlib.asynccontextmanager
+async def open_store(settings: Settings, metrics: Metrics | None = None) -> AsyncIterator[Store]:
+    """The store `settings` name, alone (counted into `metrics`, if given), closed on exit: for
+    a process that only moves the outbox (the AWS consumer, drainer and stream function), which
+    needs no provider, catalog or webhook verifier and may have no credentials for them."""
+    if settings.is_sqlite:
+        await asyncio.to_thread(migrate_embedded, settings)
+    store = store_for(settings)
+    try:
+        yield store if metrics is None else MeteredStore(store, metrics)
+    finally:
+        await store.close()
+
+
 def fulfilment_targets(settings: Settings) -> list[DeliveryTarget]:
     """The shop's own delivery targets `settings` name (signed HTTP callback, Python callable),
     possibly none."""
@@ -395,10 +409,11 @@ async def background(container: Container) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, *, wrap_provider: ProviderWrapper | None = None,
                clock: Clock | None = None, background_tasks: bool = True,
-               metrics: Metrics | None = None) -> FastAPI:
+               metrics: Metrics | None = None, surface: Surface = "all") -> FastAPI:
     """The paywire HTTP API for `settings`; its lifespan builds the container (counted into
     `metrics`, if given), runs the background work (`background`, unless `background_tasks` is
-    False: a Lambda function, frozen between requests, runs none) and closes both."""
+    False: a Lambda function, frozen between requests, runs none) and closes both. `surface`
+    chooses the routes (`create_api`)."""
 
     @asynccontextmanager
     async def open_container() -> AsyncIterator[Container]:
@@ -413,7 +428,7 @@ def create_app(settings: Settings, *, wrap_provider: ProviderWrapper | None = No
         finally:
             await container.aclose()
 
-    return create_api(settings, open_container)
+    return create_api(settings, open_container, surface=surface)
 
 
 def app_from_env() -> FastAPI:

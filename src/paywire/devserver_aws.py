@@ -133,6 +133,7 @@ class AwsDevStack(DevStack):
 
     def _paywire_front(self) -> ASGIApp:
         from paywire.aws.http import handler as http_handler
+        from paywire.aws.http import webhook_handler
         from paywire.aws.local import ApiGateway
 
         # The handlers read their configuration from the process environment, as in Lambda
@@ -142,7 +143,9 @@ class AwsDevStack(DevStack):
                                           client_id=DEV_CLIENT_ID, currency=self.currency,
                                           prefix=SHOP_PREFIX,
                                           fulfilment_secret=self.fulfilment_secret))
-        return DevFront(ApiGateway(http_handler, function_name="paywire-http"), shop)
+        return DevFront(ApiGateway(http_handler, function_name="paywire-http",
+                                   webhooks=webhook_handler,
+                                   webhooks_function_name="paywire-webhooks"), shop)
 
     async def before_paywire(self) -> None:
         """moto and its resources, once the emulator's webhook id is known."""

@@ -28,6 +28,11 @@ from paywire.domain.errors import ConfigError
 # True while settings load for `paywire webhooks register|list|delete`: the commands that create
 # the webhook id need neither it nor a catalog (`cli_common.load_settings(webhook_setup=True)`).
 webhook_setup: ContextVar[bool] = ContextVar("paywire_webhook_setup", default=False)
+# True while settings load for a process that only moves the outbox (the AWS SQS consumer,
+# drainer and stream function): it calls no provider and verifies no webhook, so it is given
+# neither provider secret and needs no provider credentials, webhook id, APS secrets nor
+# catalog (`paywire.aws.secrets`, `outbox_only`).
+outbox_only: ContextVar[bool] = ContextVar("paywire_outbox_only", default=False)
 
 PayPalEnv = Literal["sandbox", "live", "emulator"]
 ProviderName = Literal["paypal", "aps"]
@@ -420,7 +425,7 @@ class Settings(BaseSettings):
             return
         missing = [env_name(f) for f in (*APS_SECRETS, "aps_merchant_identifier",
                                           "aps_return_url") if getattr(self, f) is None]
-        if missing:
+        if missing and not outbox_only.get():
             raise ValueError(f"PAYWIRE_PROVIDERS includes aps, so {', '.join(missing)} must be "
                              "set (`paywire emulator` prints the APS credentials it accepts)")
         live = self.aps_env == "live"
@@ -483,7 +488,7 @@ class Settings(BaseSettings):
             if env == "sandbox" and host == "api-m.paypal.com":
                 raise ValueError("PAYWIRE_PAYPAL_BASE_URL is PayPal's live API while "
                                  "PAYWIRE_PAYPAL_ENV=sandbox: set PAYWIRE_PAYPAL_ENV=live")
-        if env in ("sandbox", "live") and "paypal" in self.providers:
+        if env in ("sandbox", "live") and "paypal" in self.providers and not outbox_only.get():
             missing = [env_name(f) for f in ("paypal_client_id", "paypal_client_secret")
                        if getattr(self, f) is None]
             if missing:
@@ -507,7 +512,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"PAYWIRE_API_KEYS: key #{i} is shorter than "
                                  f"{MIN_API_KEY_CHARS} characters")
         if self.catalog_path is None:
-            if not self.is_emulated and not webhook_setup.get():
+            if not self.is_emulated and not (webhook_setup.get() or outbox_only.get()):
                 raise ValueError("PAYWIRE_CATALOG_PATH must be set (the demo catalog is for the "
                                  "emulator only)")
             return
@@ -532,7 +537,7 @@ class Settings(BaseSettings):
     def _check_webhooks(self) -> None:
         env = self.paypal_env
         if env in ("sandbox", "live") and self.paypal_webhook_id is None and (
-                "paypal" in self.providers) and not webhook_setup.get():
+                "paypal" in self.providers) and not (webhook_setup.get() or outbox_only.get()):
             raise ValueError(f"PAYWIRE_PAYPAL_WEBHOOK_ID must be set for PAYWIRE_PAYPAL_ENV={env} "
                              "(the id PayPal shows for the webhook subscription)")
         if self.paypal_webhook_id is not None and (

@@ -61,7 +61,10 @@ async def test_a_refused_paypal_secret_stops_only_the_http_function(
         sm.create_secret(Name=f"paywire/{stage}/app", SecretString=json.dumps({
             "api_keys": ["stage-admin-key-0123456789"], "fulfilment_secret": SHOP_SECRET,
             "fulfilment_url": shop.url}))
-        for name, value in {"PAYWIRE_STAGE": stage, "PAYWIRE_PAYPAL_BASE_URL": emulator.url,
+        # PAYWIRE_PAYPAL_ENV as the template sets it from the stage: the outbox functions read
+        # no PayPal secret, so it names their stage's environment.
+        for name, value in {"PAYWIRE_STAGE": stage, "PAYWIRE_PAYPAL_ENV": "emulator",
+                            "PAYWIRE_PAYPAL_BASE_URL": emulator.url,
                             "PAYWIRE_DATABASE_URL": f"dynamodb://{table}",
                             "PAYWIRE_CATALOG_PATH": str(DEMO_CATALOG),
                             "PAYWIRE_SQS_QUEUE_URL": queue.url}.items():

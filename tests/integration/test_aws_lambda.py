@@ -28,7 +28,7 @@ from awskit import SHOP_SECRET, Queue, Shop, client, make_queue, running_shop
 from paywire.aws.config import AwsConfig
 from paywire.aws.drainer import Drainer
 from paywire.aws.events import LocalContext, http_answer, http_event, stream_event
-from paywire.aws.http import HttpApi
+from paywire.aws.http import HttpApi, webhook_app
 from paywire.aws.local import ApiGateway, poll_queue
 from paywire.aws.reconciler import ReconcilerFunction
 from paywire.aws.sqs_consumer import SqsConsumer
@@ -72,6 +72,7 @@ class Functions:
 
     settings: Settings
     http: HttpApi
+    webhooks: HttpApi  # the webhook function (its own app: the webhook routes only)
     drainer: Drainer
     consumer: SqsConsumer
     reconciler: ReconcilerFunction
@@ -113,18 +114,20 @@ async def functions(emulator: EmulatorServer, database_url: str, tmp_path: Path,
         config = AwsConfig(sqs_queue_url=queue.url, sqs_max_receives=3)
         factories: dict[str, Any] = {"settings_factory": lambda: settings,
                                      "config_factory": lambda: config}
-        http = HttpApi(**factories)
-        gateway = ApiGateway(http, base64_bodies=True)
+        http, webhooks = HttpApi(**factories), HttpApi(app_factory=webhook_app, **factories)
+        # The webhook paths go to the webhook function, as the template routes them.
+        gateway = ApiGateway(http, base64_bodies=True, webhooks=webhooks)
         server = ServerThread(gateway, port=port)
         server.start()
-        made = Functions(settings, http, Drainer(**factories), SqsConsumer(**factories),
+        made = Functions(settings, http, webhooks, Drainer(**factories), SqsConsumer(**factories),
                          ReconcilerFunction(**factories), gateway,
                          f"{server.url}/webhooks/paypal", queue, sqs)
         try:
             yield made, shop
         finally:
             server.stop()
-            for function in (made.http, made.drainer, made.consumer, made.reconciler):
+            for function in (made.http, made.webhooks, made.drainer, made.consumer,
+                             made.reconciler):
                 function.close()
 
 
@@ -185,6 +188,11 @@ async def test_purchase_travels_from_the_api_to_the_shop_once(
     report = await asyncio.to_thread(fn.reconciler, {"source": "aws.events"}, LocalContext())
     assert report["errors"] == 0
     assert fn.http.runtime.builds == 1 and fn.gateway.invocations >= len(hooks)
+    # Every webhook went to the webhook function, whose app serves nothing else.
+    assert fn.webhooks.runtime.builds == 1
+    offside = http_answer(await asyncio.to_thread(
+        fn.webhooks, http_event("GET", f"/v1/orders/{order['id']}"), LocalContext()))
+    assert offside.status == 404 and offside.json()["error"]["code"] == "not_found"
 
 
 async def inbox_of(uow: OpsUnitOfWork, event_ids: list[str]) -> list[Any]:
@@ -193,11 +201,11 @@ async def inbox_of(uow: OpsUnitOfWork, event_ids: list[str]) -> list[Any]:
 
 
 async def webhook(fn: Functions, body: bytes, headers: dict[str, str]) -> Any:
-    """A webhook delivery straight to the HTTP handler, its body base64-encoded."""
+    """A webhook delivery straight to the webhook function, its body base64-encoded."""
     event = http_event("POST", "/webhooks/paypal", headers=headers, body=body,
                        base64_body=True)
     assert event["isBase64Encoded"] and base64.b64decode(event["body"]) == body
-    return http_answer(await asyncio.to_thread(fn.http, event, LocalContext()))
+    return http_answer(await asyncio.to_thread(fn.webhooks, event, LocalContext()))
 
 
 async def test_stream_inserts_of_outbox_rows_reach_sqs_at_once(

@@ -228,6 +228,40 @@ def test_a_missing_secret_fails_the_first_read_naming_it(stage: Stage) -> None:
     assert stage.app_id in error.message and "ResourceNotFoundException" in error.message
 
 
+def test_a_function_reads_only_the_secrets_it_names(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no PayPal secret at all: a loader reading only the app secret (the SQS consumer)
+    gets the shop's URL and signing secret, one reading none (drainer, stream function) the
+    SSM values; both take the stage's environment from PAYWIRE_PAYPAL_ENV (ConfigError
+    without it) and load as outbox-only settings (no PayPal credentials or webhook id needed,
+    none present). The full loader still refuses the missing PayPal secret."""
+    stage.put_app()
+    stage.param("outbox_batch", "21")
+    made = {"secretsmanager": stage.sm, "ssm": stage.ssm}
+
+    def reading(*names: str) -> StageSecrets:
+        return StageSecrets(reads=frozenset(names), clock=Clock(), check_credentials=False,
+                            clients=made.__getitem__)
+
+    error = refusal(reading("app"))
+    assert "reads no PayPal secret" in error.message and "PAYWIRE_PAYPAL_ENV" in error.message
+    monkeypatch.setenv("PAYWIRE_PAYPAL_ENV", "sandbox")
+    consumer = reading("app").settings()
+    assert (consumer.stage_environment, consumer.paypal_env) == ("sandbox", "sandbox")
+    assert consumer.fulfilment_secret is not None
+    assert consumer.fulfilment_secret.get_secret_value() == WHSEC
+    assert consumer.paypal_client_id is None and consumer.paypal_client_secret is None
+    assert consumer.outbox_batch == 21
+    drainer = reading().settings()
+    assert drainer.outbox_batch == 21 and drainer.fulfilment_secret is None
+    assert drainer.api_keys == [] and drainer.paypal_webhook_id is None
+    assert repr(reading("app")) == "StageSecrets(stage=None, reads=['app'])"
+    error = refusal(loader(stage=stage))
+    assert stage.paypal_id in error.message and "ResourceNotFoundException" in error.message
+    with pytest.raises(ValueError, match="unknown stage secrets: other"):
+        StageSecrets(reads=frozenset({"other"}))
+
+
 def test_secret_ids_can_be_overridden(stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
     """PAYWIRE_PAYPAL_SECRET_ID / PAYWIRE_APP_SECRET_ID name other secrets."""
     stage.put_paypal()

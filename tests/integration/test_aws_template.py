@@ -45,6 +45,7 @@ from awstemplatekit import (
     resources_of_type,
     role_statements,
     route_matches,
+    routed_function,
     scheduled_event,
     stream_filter_matches,
     translate,
@@ -52,7 +53,8 @@ from awstemplatekit import (
     with_code_uri,
 )
 from paywire.aws.events import sqs_event, stream_event
-from paywire.aws.http import lambda_app
+from paywire.aws.http import lambda_app, webhook_app
+from paywire.aws.local import WEBHOOK_PATHS
 from paywire.settings import DEMO_CATALOG, Settings
 from paywire.testing import EmulatorServer
 from testkit import CLIENT_ID, CLIENT_SECRET
@@ -79,6 +81,7 @@ DATA_SERVICES = ("dynamodb", "sqs", "secretsmanager", "ssm", "s3", "kms")
 FUNCTIONS = {
     # logical id: handler
     "HttpFunction": "paywire.aws.http.handler",
+    "WebhookFunction": "paywire.aws.http.webhook_handler",
     "OutboxConsumerFunction": "paywire.aws.sqs_consumer.handler",
     "OutboxDrainerFunction": "paywire.aws.drainer.handler",
     "ReconcilerFunction": "paywire.aws.reconciler.handler",
@@ -87,19 +90,23 @@ FUNCTIONS = {
 TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
                  "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
                  "dynamodb:ConditionCheckItem"}
-CONFIG_ACTIONS = {"secretsmanager:GetSecretValue", "ssm:GetParametersByPath"}
+SECRET_ACTIONS = {"secretsmanager:GetSecretValue"}
+PARAMETER_ACTIONS = {"ssm:GetParametersByPath"}
+CONFIG_ACTIONS = SECRET_ACTIONS | PARAMETER_ACTIONS
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 # X-Ray (Tracing: Active): only these two, on "*" (they take no resource-level permissions).
 TRACE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 EXPECTED_ACTIONS = {
     "HttpFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS,
+    "WebhookFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS,
     "ReconcilerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS,
-    "OutboxDrainerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS
+    # The drainer and the stream function read no secret (paywire.aws.runtime: `secrets`).
+    "OutboxDrainerFunctionRole": TABLE_ACTIONS | PARAMETER_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS
     | {"sqs:SendMessage"},
     "OutboxConsumerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS
     | {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
        "sqs:GetQueueAttributes"},
-    "OutboxStreamFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS
+    "OutboxStreamFunctionRole": TABLE_ACTIONS | PARAMETER_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS
     | {"sqs:SendMessage", "dynamodb:DescribeStream", "dynamodb:GetRecords",
        "dynamodb:GetShardIterator", "dynamodb:ListStreams"},
 }
@@ -109,6 +116,14 @@ ENVIRONMENT = {"PAYWIRE_STAGE", "PAYWIRE_PAYPAL_ENV", "PAYWIRE_DATABASE_URL",
                "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE"}
 # ... plus, for the HTTP function alone, whether it serves /docs and /openapi.json.
 HTTP_ENVIRONMENT = {"HttpFunction": {"PAYWIRE_API_DOCS"}}
+# The stage secrets each role may read (the secrets each function's handler reads: a test
+# below records them), by the secret's name under paywire/<stage>/.
+SECRETS_READ = {"HttpFunctionRole": {"paypal", "app"}, "WebhookFunctionRole": {"paypal", "app"},
+                "ReconcilerFunctionRole": {"paypal", "app"},
+                "OutboxConsumerFunctionRole": {"app"}, "OutboxDrainerFunctionRole": set(),
+                "OutboxStreamFunctionRole": set()}
+# Which function the HTTP API sends each route to.
+WEBHOOK_ROUTES = {("POST", "/webhooks/paypal"), ("POST", "/webhooks/aps")}
 
 
 # --- fixtures --------------------------------------------------------------------------------
@@ -192,18 +207,23 @@ def app_routes() -> list[tuple[str, str]]:
 
 
 def test_http_api_routes_cover_the_app_and_nothing_else(translated: dict[str, Any]) -> None:
-    """Every route of the paywire app reaches the HTTP function through the HTTP API (payload
-    2.0, Lambda proxy), and every HTTP API route leads to some app route."""
+    """Every route of the paywire app reaches a function through the HTTP API (payload 2.0,
+    Lambda proxy), and every HTTP API route leads to some app route: the providers' deliveries
+    to the webhook function, whose app serves exactly those, everything else to the HTTP
+    function."""
     routes = http_routes(translated)
-    assert ("POST", "/webhooks/paypal") in routes
-    assert ("POST", "/webhooks/paypal") in app_routes()
+    assert set(routes) >= WEBHOOK_ROUTES and set(app_routes()) >= WEBHOOK_ROUTES
     for method, path in app_routes():
         assert any(route_matches(r, method, path) for r in routes), (method, path)
     for route, integration in routes.items():
         assert any(route_matches(route, m, p) for m, p in app_routes()), route
         assert integration["type"] == "aws_proxy"
         assert integration["payloadFormatVersion"] == "2.0"
-        assert "${HttpFunction.Arn}" in integration["uri"]["Fn::Sub"]
+        expected = "webhooks" if route in WEBHOOK_ROUTES else "http"
+        assert routed_function(translated, integration) == expected, route
+    webhook_only = webhook_app(Settings(_env_file=None)).openapi()["paths"]
+    assert {(m.upper(), p) for p, ops in webhook_only.items() for m in ops} == WEBHOOK_ROUTES
+    assert set(WEBHOOK_PATHS) == {p for _, p in WEBHOOK_ROUTES}  # `paywire dev --aws` too
     stage = resources_of_type(translated, "AWS::ApiGatewayV2::Stage")
     assert [s["Properties"]["StageName"] for s in stage.values()] == ["$default"]
     permissions = {p["Properties"]["SourceArn"]["Fn::Sub"][0].rsplit("}/", 1)[-1]
@@ -270,9 +290,14 @@ def test_each_role_grants_only_what_its_function_needs(translated: dict[str, Any
                 text = json.dumps(resource)
                 if "secretsmanager" in text:
                     assert any(f"secret:paywire/${{Stage}}/{name}-??????" in text
-                               for name in ("paypal", "app")), text
+                               for name in SECRETS_READ[role]), (role, text)
                 if ":ssm:" in text:
                     assert "parameter/paywire/${Stage}" in text, text
+        readable = {name for statement in statements
+                    for resource in _listed(statement.get("Resource", []))
+                    for name in ("paypal", "app")
+                    if f"secret:paywire/${{Stage}}/{name}-??????" in json.dumps(resource)}
+        assert readable == SECRETS_READ[role], role
 
 
 def test_table_matches_the_store(translated: dict[str, Any]) -> None:
@@ -392,6 +417,16 @@ def test_concurrency_bounds_the_blast_radius(translated: dict[str, Any]) -> None
     reserved = {name: f["Properties"].get("ReservedConcurrentExecutions")
                 for name, f in functions.items()}
     assert reserved["OutboxDrainerFunction"] == reserved["ReconcilerFunction"] == 1
+    # The webhook function's own concurrency: reserved unless the parameter says 0.
+    [(intrinsic, (condition, if_true, if_false))] = reserved["WebhookFunction"].items()
+    assert intrinsic == "Fn::If" and if_true == {"Ref": "WebhookReservedConcurrency"}
+    assert if_false == {"Ref": "AWS::NoValue"}
+    for value, reserves in ((0, False), (10, True)):
+        assert evaluate(translated["Conditions"][condition],
+                        {"WebhookReservedConcurrency": str(value)}) is reserves
+    assert 1 <= translated["Parameters"]["WebhookReservedConcurrency"]["Default"] <= 100
+    assert {name for name, value in reserved.items() if value is not None} == {
+        "OutboxDrainerFunction", "ReconcilerFunction", "WebhookFunction"}
     invoke_configs = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"] for c in
                       resources_of_type(translated, "AWS::Lambda::EventInvokeConfig").values()}
     assert set(invoke_configs) == {"OutboxDrainerFunction", "ReconcilerFunction"}
@@ -507,6 +542,10 @@ def test_parameters_constrain_stage_and_environment(translated: dict[str, Any]) 
 # --- 3b. alarms ------------------------------------------------------------------------------
 
 NOTIFY = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def alarms_of(translated: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -693,8 +732,8 @@ def test_created_queue_redrives_to_the_dlq(moto: LoggedMotoServer, stack: dict[s
 # --- 5. the created functions ----------------------------------------------------------------
 
 
-def test_created_functions_resolve_to_paywire_handlers(moto: LoggedMotoServer,
-                                                       stack: dict[str, Any]) -> None:
+def test_created_functions_resolve_to_paywire_handlers(
+        moto: LoggedMotoServer, stack: dict[str, Any], translated: dict[str, Any]) -> None:
     """Each created function's handler is an importable callable in `paywire.aws`, its
     environment points at this stack's table and queue, and only the drainer and the
     reconciler have reserved concurrency (1)."""
@@ -721,8 +760,9 @@ def test_created_functions_resolve_to_paywire_handlers(moto: LoggedMotoServer,
     lam = client(moto, "lambda")
     reserved = {name: lam.get_function_concurrency(FunctionName=name).get(
         "ReservedConcurrentExecutions") for name in configs}
-    assert reserved == {name: 1 if name.endswith(("-outbox-drainer", "-reconciler")) else None
-                        for name in configs}
+    default = translated["Parameters"]["WebhookReservedConcurrency"]["Default"]
+    assert reserved == {name: 1 if name.endswith(("-outbox-drainer", "-reconciler")) else
+                        default if name.endswith("-webhooks") else None for name in configs}
 
 
 API_KEY = "template-test-admin-key-0123456789"
@@ -780,7 +820,7 @@ def test_handlers_run_with_the_created_configuration(
     made is allowed by its own role as IAM holds it."""
     fn, shop = deployed
     moto, out = fn.moto, outputs(stack)
-    routes = list(http_routes(translated))
+    routes = translated
 
     created = fn.http("POST", "/v1/checkout/orders", routes,
                       {"items": [{"sku": "mug", "quantity": 2}]})
@@ -794,6 +834,25 @@ def test_handlers_run_with_the_created_configuration(
     shown = fn.http("GET", f"/v1/orders/{order['id']}", routes,
                     headers={"authorization": f"Bearer {API_KEY}"})
     assert shown.status == 200 and shown.json()["status"] == "COMPLETED", shown.body
+
+    # A delivery whose certificate URL is not PayPal's reaches the webhook function, which
+    # refuses it for good (400), records why, and the operator reads that through the HTTP
+    # function's admin API.
+    forged = fn.http("POST", "/webhooks/paypal", routes, raw=json.dumps({
+        "id": "WH-FORGED-1", "event_type": "PAYMENT.CAPTURE.COMPLETED",
+        "resource": {"id": "CAPTURE-1"}}).encode(), headers={
+        "content-type": "application/json", "paypal-transmission-id": "forged-transmission-1",
+        "paypal-transmission-time": "2026-12-07T03:00:00Z",
+        "paypal-transmission-sig": base64.b64encode(b"not a signature").decode(),
+        "paypal-cert-url": "https://certs.example.net/v1/notifications/certs/CERT-1",
+        "paypal-auth-algo": "SHA256withRSA"})
+    assert forged.status == 400 and forged.json()["error"]["code"] == "webhook_rejected", (
+        forged.body)
+    rejections = fn.http("GET", "/v1/admin/webhook-rejections", routes,
+                         headers={"authorization": f"Bearer {API_KEY}"})
+    assert rejections.status == 200, rejections.body
+    assert [(r["transmission_id"], r["check"]) for r in rejections.json()["data"]] == [
+        ("forged-transmission-1", "cert_url")]
 
     # The table's stream, read as Lambda's mapping reads it and filtered by its pattern.
     stream_arn = client(moto, "dynamodb").describe_table(
@@ -838,10 +897,18 @@ def test_handlers_run_with_the_created_configuration(
 
     seen = check_calls_against_roles(moto, fn)
     # The recording saw the traffic the assertions above rely on: every function read the
-    # stage's configuration, and between them they read, wrote, queried and sent.
+    # stage's parameters, and exactly the secrets its role grants (the roles are derived from
+    # these reads: SECRETS_READ); between them they read, wrote, queried and sent.
+    roles = {f["Properties"]["FunctionName"]["Fn::Sub"].replace("${Stage}", STAGE):
+             f["Properties"]["Role"]["Fn::GetAtt"][0]
+             for f in resources_of_type(translated, "AWS::Lambda::Function").values()}
+    read: dict[str, set[str]] = {name: set() for name in seen}
+    for function, calls in fn.invoked:
+        read[function] |= {c.params["SecretId"].rsplit("/", 1)[-1] for c in calls
+                           if c.action == "secretsmanager:GetSecretValue"}
     for function, actions in seen.items():
-        assert {"secretsmanager:GetSecretValue", "ssm:GetParametersByPath"} <= actions, (
-            function, actions)
+        assert "ssm:GetParametersByPath" in actions, (function, actions)
+        assert read[function] == SECRETS_READ[roles[function]], function
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
             "sqs:SendMessage"} <= set().union(*seen.values()), seen
 

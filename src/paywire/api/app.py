@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Protocol
+from typing import Literal, Protocol
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -22,6 +22,9 @@ from paywire.api.idempotency import HEADER, IdempotencyGate
 from paywire.api.middleware import DeadlineMiddleware, RequestContextMiddleware
 from paywire.ports import Clock
 from paywire.settings import Settings
+
+# Which routes an app serves: all of them, or only the providers' deliveries.
+Surface = Literal["all", "webhooks"]
 
 
 class ServedContainer(routes.ApiContainer, Protocol):
@@ -46,8 +49,10 @@ need (a wrong key is 401). Every error is
 
 def create_api(settings: Settings,
                open_container: Callable[[], AbstractAsyncContextManager[ServedContainer]],
-               ) -> FastAPI:
-    """The paywire HTTP API, served from the container `open_container` yields."""
+               *, surface: Surface = "all") -> FastAPI:
+    """The paywire HTTP API, served from the container `open_container` yields: every route,
+    or (`surface="webhooks"`) only the providers' deliveries, for a process of their own (the
+    AWS webhook function) that serves nothing else."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,9 +71,12 @@ def create_api(settings: Settings,
                   openapi_url="/openapi.json" if settings.api_docs else None, redoc_url=None)
     app.state.api_keys = ApiKeys(settings.api_keys)
     errors.install(app)
-    app.include_router(routes.router)
+    if surface == "all":
+        app.include_router(routes.router)
     app.include_router(webhooks.router)
-    app.include_router(aps_return.router)
+    if surface == "all":
+        app.include_router(webhooks.admin_router)
+        app.include_router(aps_return.router)
     # Added innermost first: the request id wraps everything, CORS wraps the 413s. Webhooks
     # read their raw bytes under their own limit, so the general one routes around them.
     app.add_middleware(webhooks.BodyLimitExcept, max_bytes=settings.max_body_bytes)

@@ -87,7 +87,8 @@ def _container(request: Request) -> WebhookContainer:
 
 
 Container = Annotated[WebhookContainer, Depends(_container)]
-router = APIRouter()
+router = APIRouter()  # the providers' deliveries: PayPal's webhooks, APS's feedback
+admin_router = APIRouter()  # the operator's views of the webhook machinery
 
 
 class BodyLimitExcept:
@@ -324,7 +325,7 @@ _ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (401, 422, 503)}
 
 
-@router.get("/v1/admin/webhook-rejections", response_model=RejectionPage,
+@admin_router.get("/v1/admin/webhook-rejections", response_model=RejectionPage,
             responses=_ADMIN_ERRORS, tags=["admin"])
 async def list_webhook_rejections(
         _: AdminDep, c: Container, limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -341,7 +342,7 @@ async def list_webhook_rejections(
                                            next_cursor=next_cursor)))
 
 
-@router.get("/v1/admin/truth-tasks", response_model=TruthTaskList, responses=_ADMIN_ERRORS,
+@admin_router.get("/v1/admin/truth-tasks", response_model=TruthTaskList, responses=_ADMIN_ERRORS,
             tags=["admin"])
 async def list_truth_tasks(
         _: AdminDep, c: Container,

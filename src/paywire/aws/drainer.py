@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from paywire.aws.config import AwsConfig
-from paywire.aws.runtime import LambdaFunction, open_container
-from paywire.bootstrap import outbox_worker
+from paywire.aws.runtime import LambdaFunction
+from paywire.bootstrap import SystemClock, open_store, outbox_worker
 from paywire.delivery.sqs import SqsTarget
 from paywire.ports import DeliveryTarget, Metrics
 from paywire.services.fulfilment import OutboxWorker
@@ -60,11 +60,11 @@ class DrainSession:
 @asynccontextmanager
 async def sqs_worker(settings: Settings, config: AwsConfig, metrics: Metrics | None = None
                      ) -> AsyncIterator[DrainSession]:
-    """An outbox worker over the container's store whose one target is the outbox queue
-    (dead messages counted into `metrics`)."""
-    async with open_container(settings, metrics) as container:
+    """An outbox worker over the store whose one target is the outbox queue (dead messages
+    counted into `metrics`): the store alone, no provider (nor its secret) wired."""
+    async with open_store(settings, metrics) as store:
         targets: list[DeliveryTarget] = [SqsTarget(config.queue_url())]
-        worker = outbox_worker(settings, container.store, container.clock, targets=targets)
+        worker = outbox_worker(settings, store, SystemClock(), targets=targets)
         assert worker is not None  # noqa: S101 - it has a target
         try:
             yield DrainSession(worker, int(config.drain_reserve_seconds * 1000))
@@ -75,7 +75,9 @@ async def sqs_worker(settings: Settings, config: AwsConfig, metrics: Metrics | N
 class Drainer(LambdaFunction[DrainSession]):
     """The scheduled drainer handler."""
 
-    calls_providers = False  # no PayPal call: a bad PayPal secret must not stop it
+    # No provider call and nothing to sign: it reads no stage secret (a bad PayPal secret
+    # must not stop it, and its role may read none).
+    secrets: frozenset[str] = frozenset()
 
     def open(self, settings: Settings, config: AwsConfig
              ) -> AbstractAsyncContextManager[DrainSession]:

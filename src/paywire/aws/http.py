@@ -1,8 +1,11 @@
 """The HTTP API as a Lambda function: API Gateway (HTTP API, payload 2.0) → Mangum → FastAPI.
 
-`handler` serves the checkout API, the admin API and `POST /webhooks/paypal`. API Gateway may
-base64-encode a request body (`isBase64Encoded`); Mangum decodes it, so the webhook route
-verifies PayPal's signature over exactly the bytes PayPal sent.
+`handler` serves the checkout API and the admin API; `webhook_handler` (a function of its own,
+with its own concurrency, alarms and role) serves only the providers' deliveries,
+`POST /webhooks/paypal` and `POST /webhooks/aps`, from an app that has no other route, so a
+flood of checkouts cannot starve PayPal's deliveries nor a flood of deliveries the buyers.
+API Gateway may base64-encode a request body (`isBase64Encoded`); Mangum decodes it, so the
+webhook routes verify the signature over exactly the bytes the provider sent.
 
 Mangum's own lifespan handling would build (and close) the container on *every* invocation, so
 it runs with `lifespan="off"` and the app's lifespan is entered here instead, once per
@@ -40,6 +43,11 @@ def lambda_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     return create_app(settings, background_tasks=False, metrics=metrics)
 
 
+def webhook_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
+    """`lambda_app` serving only the providers' deliveries (the webhook function's app)."""
+    return create_app(settings, background_tasks=False, metrics=metrics, surface="webhooks")
+
+
 class HttpApi(LambdaFunction[Mangum]):
     """The HTTP API handler: one FastAPI app (and container) per execution environment."""
 
@@ -68,3 +76,4 @@ class HttpApi(LambdaFunction[Mangum]):
 
 
 handler = HttpApi()
+webhook_handler = HttpApi(app_factory=webhook_app)

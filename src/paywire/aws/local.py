@@ -3,7 +3,8 @@
 - `ApiGateway`: an ASGI app standing where API Gateway stands: each HTTP request becomes an
   HTTP API event (`paywire.aws.events.http_event`, bodies base64-encoded if asked), the HTTP
   handler answers it in a worker thread, and its answer goes back as the HTTP response. PayPal's
-  (the emulator's) webhooks can be delivered to it like to the real API.
+  (the emulator's) webhooks can be delivered to it like to the real API; given the webhook
+  function's handler, it sends the webhook paths there, as the template's routes do.
 - `poll_queue`: one poll of Lambda's SQS event source mapping: `ReceiveMessage` (all
   attributes), the event built from that answer, the consumer invoked, the messages it did not
   report failed deleted (the failed ones come back after the visibility timeout; after
@@ -24,6 +25,7 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
+from paywire.api.webhooks import RAW_BODY_PATHS as WEBHOOK_PATHS
 from paywire.aws.events import LocalContext, http_answer, http_event, sqs_event
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -40,8 +42,12 @@ class ApiGateway:
     """An ASGI front for an HTTP API Lambda handler."""
 
     def __init__(self, handler: Handler, *, base64_bodies: bool | None = None,
-                 function_name: str = "paywire-http", timeout_seconds: float = 30.0) -> None:
+                 function_name: str = "paywire-http", timeout_seconds: float = 30.0,
+                 webhooks: Handler | None = None,
+                 webhooks_function_name: str = "paywire-webhooks") -> None:
         self.handler = handler
+        self.webhooks = webhooks
+        self.webhooks_function_name = webhooks_function_name
         self.base64_bodies = base64_bodies
         self.function_name = function_name
         self.timeout_seconds = timeout_seconds
@@ -75,10 +81,13 @@ class ApiGateway:
                            query=scope.get("query_string", b"").decode("latin-1"),
                            headers=headers, body=b"".join(chunks),
                            base64_body=self.base64_bodies, source_ip=client[0])
-        context = LocalContext(function_name=self.function_name,
-                               timeout_seconds=self.timeout_seconds)
+        handler, name = self.handler, self.function_name
+        if self.webhooks is not None and scope["method"] == "POST" and (
+                scope["path"] in WEBHOOK_PATHS):
+            handler, name = self.webhooks, self.webhooks_function_name
+        context = LocalContext(function_name=name, timeout_seconds=self.timeout_seconds)
         self.invocations += 1
-        answer = http_answer(await asyncio.to_thread(invoke, self.handler, event, context))
+        answer = http_answer(await asyncio.to_thread(invoke, handler, event, context))
         out_headers = [(k.encode("latin-1"), v.encode("latin-1"))
                        for k, v in answer.headers.items() if k != "content-length"]
         out_headers += [(b"set-cookie", c.encode("latin-1")) for c in answer.cookies]

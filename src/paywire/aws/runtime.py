@@ -10,10 +10,13 @@ and the reconciler are functions of their own, on schedules.
 
 Settings come from `default_settings`: the stage's (Secrets Manager and SSM, through
 `paywire.aws.secrets.stage_settings`) when `PAYWIRE_STAGE` is set, the environment's
-otherwise. The function-only values (queue URL, max receives) come from `AwsConfig`. Only a
-function that calls a payment provider (`calls_providers`: the HTTP API, the reconciler) asks
-PayPal about its credentials at start; the consumer, drainer and stream function never call
-PayPal, so a bad PayPal secret does not stop them (`provider_free_settings`).
+otherwise. The function-only values (queue URL, max receives) come from `AwsConfig`. A function
+reads only the stage secrets it needs (`LambdaFunction.secrets`; its role can read no others):
+the functions that call a payment provider (the HTTP API, the webhooks, the reconciler) read
+both and ask PayPal about the credentials at start; the SQS consumer reads only the app secret
+(the shop's URL and signing secret), the drainer and the stream function none, so a bad or
+unreadable PayPal secret does not stop the delivery of announcements already made
+(`settings_reading`).
 
 Handlers are synchronous (Lambda calls them so): one called from inside a running event loop
 raises; a test or a local runner calls it from a thread (`asyncio.to_thread`).
@@ -80,15 +83,19 @@ def default_settings() -> Settings:
     return _env_settings(_environment())
 
 
-def provider_free_settings() -> Settings:
-    """`default_settings` for a function that never calls a payment provider: a stage's
-    settings without the start-up credentials check (a refused PayPal secret must not stop
-    the delivery of announcements already made)."""
-    if os.environ.get("PAYWIRE_STAGE", "").strip():
-        from paywire.aws.secrets import stage_settings
+def settings_reading(reads: frozenset[str]) -> SettingsFactory:
+    """`default_settings` for a function that never calls a payment provider and reads only
+    the stage secrets `reads` names (`paywire.aws.secrets`): no start-up credentials check
+    (a refused PayPal secret must not stop the delivery of announcements already made)."""
 
-        return stage_settings(startup_credentials_check=False)
-    return _env_settings(_environment())
+    def load() -> Settings:
+        if os.environ.get("PAYWIRE_STAGE", "").strip():
+            from paywire.aws.secrets import stage_settings
+
+            return stage_settings(reads=reads, startup_credentials_check=False)
+        return _env_settings(_environment())
+
+    return load
 
 
 def default_config() -> AwsConfig:
@@ -221,19 +228,25 @@ class LambdaFunction(ABC, Generic[T]):
     """
 
     http = False  # API Gateway's request id goes on log lines as the correlation id
-    # Whether this function calls a payment provider (then its credentials are checked at
-    # start; without it, the settings are read with no credentials check).
-    calls_providers = True
+    # The stage secrets this function reads: both ("paypal", "app") for a function that calls
+    # a payment provider (its credentials are then checked at start); fewer for one that
+    # never does, read with no credentials check (`settings_reading`).
+    secrets: frozenset[str] = frozenset({"paypal", "app"})
 
     def __init__(self, *, settings_factory: SettingsFactory | None = None,
                  config_factory: ConfigFactory = default_config,
                  metrics: EmfMetrics | None = None) -> None:
         if settings_factory is None:
             settings_factory = default_settings if self.calls_providers else (
-                provider_free_settings)
+                settings_reading(self.secrets))
         self.runtime: Runtime[T] = Runtime(self.open, settings_factory=settings_factory,
                                            config_factory=config_factory)
         self.metrics = metrics if metrics is not None else emf()
+
+    @property
+    def calls_providers(self) -> bool:
+        """Whether this function calls a payment provider: it reads the PayPal secret."""
+        return "paypal" in self.secrets
 
     @abstractmethod
     def open(self, settings: Settings, config: AwsConfig) -> AbstractAsyncContextManager[T]:

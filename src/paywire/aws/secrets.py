@@ -28,6 +28,13 @@ very same `Settings` object back, so a caller may rebuild what it wired only whe
 When the PayPal credentials are new (the first read, a rotation), a token is requested from the
 stage's host: a refusal fails start-up with the sandbox/live explanation (`credentials_check`);
 new credentials refused at a re-read count as a failed refresh (the old ones keep serving).
+
+A process reads only the secrets it needs (`reads`, and its role may read no others): the
+functions that call PayPal or verify webhooks read both; the SQS consumer only the app secret
+(the shop's URL and signing secret); the drainer and the stream function neither. Without the
+PayPal secret the stage's environment is `PAYWIRE_PAYPAL_ENV` (the template sets it from the
+stage), and the settings load as an outbox-only process's (`paywire.settings.outbox_only`: no
+provider credentials, webhook id or catalog required, and none of them there to use).
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from paywire.domain.errors import ConfigError
-from paywire.settings import Settings, StageSource, env_name
+from paywire.settings import Settings, StageSource, env_name, outbox_only
 
 if TYPE_CHECKING:
     import httpx
@@ -70,6 +77,9 @@ APP_KEYS = {"api_keys": "api_keys", "fulfilment_secret": "fulfilment_secret",
             "aps_access_code": "aps_access_code", "aps_request_phrase": "aps_request_phrase",
             "aps_response_phrase": "aps_response_phrase"}
 ENVIRONMENTS = ("sandbox", "live", "emulator")
+# The stage's two secrets, by the names `reads` uses.
+PAYPAL_SECRET, APP_SECRET = "paypal", "app"
+ALL_SECRETS = frozenset({PAYPAL_SECRET, APP_SECRET})
 # Settings that choose where the others come from: never from SSM.
 SOURCE_FIELDS = ("stage", "stage_environment", "paypal_env", "paypal_secret_id",
                  "app_secret_id", "secrets_ttl_seconds", "secrets_stale_grace_seconds")
@@ -168,12 +178,18 @@ def aws_error_code(exc: Exception) -> str:
 class StageSecrets:
     """Reads a stage's secrets and SSM parameters and builds its `Settings`, cached with a TTL.
 
-    `clock` (monotonic seconds) and `clients` (service name → boto3 client) are the seams tests
-    replace; `http` is the client the start-up credentials check uses (None: its own).
+    `reads` names the secrets read (see the module docstring); `clock` (monotonic seconds) and
+    `clients` (service name → boto3 client) are the seams tests replace; `http` is the client
+    the start-up credentials check uses (None: its own).
     """
 
-    def __init__(self, *, clock: Clock = time.monotonic, clients: ClientFactory = boto3_client,
-                 check_credentials: bool = True, http: httpx.Client | None = None) -> None:
+    def __init__(self, *, reads: frozenset[str] = ALL_SECRETS, clock: Clock = time.monotonic,
+                 clients: ClientFactory = boto3_client, check_credentials: bool = True,
+                 http: httpx.Client | None = None) -> None:
+        unknown = sorted(reads - ALL_SECRETS)
+        if unknown:
+            raise ValueError(f"unknown stage secrets: {', '.join(unknown)}")
+        self._reads = reads
         self._clock = clock
         self._clients = clients
         self._made: dict[str, Any] = {}
@@ -185,7 +201,7 @@ class StageSecrets:
 
     def __repr__(self) -> str:
         stage = self._cache.values.stage if self._cache is not None else None
-        return f"StageSecrets(stage={stage!r})"
+        return f"StageSecrets(stage={stage!r}, reads={sorted(self._reads)!r})"
 
     def settings(self, **overrides: Any) -> Settings:
         """The stage's settings: cached, re-read after the TTL (see the module docstring)."""
@@ -242,8 +258,20 @@ class StageSecrets:
         the secret id or path and AWS's error code when one cannot be read or is malformed."""
         if source.stage is None:
             raise ConfigError("PAYWIRE_STAGE is not set: no stage to read settings for")
+        values: dict[str, Any] = {}
+        if PAYPAL_SECRET not in self._reads:
+            environment = source.paypal_env
+            if environment not in ENVIRONMENTS:
+                raise ConfigError("this function reads no PayPal secret: PAYWIRE_PAYPAL_ENV must "
+                                  "name the stage's environment (sandbox or live)")
+            values = self._parameters(source)
+            if APP_SECRET in self._reads:
+                app = self._secret(source.app_secret, "PAYWIRE_APP_SECRET_ID")
+                values.update(_mapped(app, APP_KEYS, source.app_secret))
+            return StageValues(source.stage, str(environment), values)
         paypal = self._secret(source.paypal_secret, "PAYWIRE_PAYPAL_SECRET_ID")
-        app = self._secret(source.app_secret, "PAYWIRE_APP_SECRET_ID")
+        app = (self._secret(source.app_secret, "PAYWIRE_APP_SECRET_ID")
+               if APP_SECRET in self._reads else {})
         environment = paypal.pop("environment", None)
         if environment not in ENVIRONMENTS:
             raise ConfigError(f"the stage secret {source.paypal_secret} must record "
@@ -321,7 +349,14 @@ class StageSecrets:
         kwargs.update(stage=values.stage, stage_environment=values.environment,
                       paypal_env=values.environment)
         kwargs.update(overrides)
-        settings = Settings.load(**kwargs)
+        if PAYPAL_SECRET in self._reads:
+            settings = Settings.load(**kwargs)
+        else:
+            token = outbox_only.set(True)
+            try:
+                return Settings.load(**kwargs)
+            finally:
+                outbox_only.reset(token)
         if self._check_credentials and settings.startup_credentials_check:
             self._check(settings)
         return settings
@@ -382,14 +417,15 @@ def _secret_value(value: Any, secret_id: str, key: str) -> SecretStr | list[Secr
 
 
 @functools.cache
-def _process_secrets() -> StageSecrets:
-    """This process's one cache of its stage's secrets (a Lambda container keeps it warm)."""
-    return StageSecrets()
+def _process_secrets(reads: frozenset[str] = ALL_SECRETS) -> StageSecrets:
+    """This process's cache of its stage's secrets (a Lambda container keeps it warm)."""
+    return StageSecrets(reads=reads)
 
 
-def stage_settings(**overrides: Any) -> Settings:
-    """The stage's settings for this process (`PAYWIRE_STAGE`), cached with the TTL."""
-    return _process_secrets().settings(**overrides)
+def stage_settings(*, reads: frozenset[str] = ALL_SECRETS, **overrides: Any) -> Settings:
+    """The stage's settings for this process (`PAYWIRE_STAGE`), from the secrets `reads`
+    names, cached with the TTL."""
+    return _process_secrets(reads).settings(**overrides)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -35,8 +35,8 @@ from paywire.aws.runtime import (
     LambdaFunction,
     SettingsFactory,
     default_config,
-    open_container,
 )
+from paywire.bootstrap import SystemClock, fulfilment_targets, open_store
 from paywire.delivery.sqs import read_envelope, sqs_client
 from paywire.domain.errors import ConfigError, ValidationError
 from paywire.ports import Clock
@@ -135,19 +135,26 @@ class SqsConsumer(LambdaFunction[Session]):
         super().__init__(settings_factory=settings_factory, config_factory=config_factory,
                          metrics=metrics)
 
-    calls_providers = False  # no PayPal call: a bad PayPal secret must not stop it
+    # No provider call: it reads only the app secret (the shop's URL and signing secret), so
+    # a bad PayPal secret does not stop it and its role cannot read that secret.
+    secrets: frozenset[str] = frozenset({"app"})
 
     @asynccontextmanager
     async def open(self, settings: Settings, config: AwsConfig) -> AsyncIterator[Session]:
         """The container, a `QueueDelivery` over the shop's targets and an SQS client."""
-        async with open_container(settings, self.metrics, clock=self.clock) as container:
-            targets = container.outbox.targets if container.outbox is not None else []
-            if not targets:
-                raise ConfigError("the SQS consumer delivers to the shop: set "
-                                  "PAYWIRE_FULFILMENT_URL (with its secret) or "
-                                  "PAYWIRE_FULFILMENT_CALLABLE")
+        targets = fulfilment_targets(settings)
+        if not targets:
+            raise ConfigError("the SQS consumer delivers to the shop: set "
+                              "PAYWIRE_FULFILMENT_URL (with its secret) or "
+                              "PAYWIRE_FULFILMENT_CALLABLE")
+        async with AsyncExitStack() as stack:
+            for target in targets:
+                close = getattr(target, "aclose", None)
+                if close is not None:
+                    stack.push_async_callback(close)
+            store = await stack.enter_async_context(open_store(settings, self.metrics))
             delivery = QueueDelivery(
-                container.store, targets, container.clock,
+                store, targets, self.clock or SystemClock(),
                 max_receives=config.sqs_max_receives,
                 concurrency=config.sqs_consumer_concurrency,
                 base_delay=timedelta(seconds=settings.outbox_base_delay_seconds),

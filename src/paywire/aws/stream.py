@@ -38,7 +38,9 @@ def is_new_outbox_item(record: Mapping[str, Any]) -> bool:
 class StreamHandler(LambdaFunction[DrainSession]):
     """The DynamoDB Streams handler."""
 
-    calls_providers = False  # no PayPal call: a bad PayPal secret must not stop it
+    # No provider call and nothing to sign: it reads no stage secret (a bad PayPal secret
+    # must not stop it, and its role may read none).
+    secrets: frozenset[str] = frozenset()
 
     def open(self, settings: Settings, config: AwsConfig
              ) -> AbstractAsyncContextManager[DrainSession]:
