@@ -334,12 +334,18 @@ def http_routes(translated: dict[str, Any]) -> dict[tuple[str, str], dict[str, A
 
 
 def routed_function(translated: dict[str, Any], integration: dict[str, Any]) -> str:
-    """The name (after `paywire-<stage>-`) of the function an HTTP API integration invokes."""
+    """The name (after `paywire-<stage>-`) of the function an HTTP API integration invokes,
+    followed by `:<alias>` when it invokes the function through an alias."""
     uri = integration["uri"]["Fn::Sub"]
-    logical = re.fullmatch(r".*\$\{(\w+)\.Arn\}.*", uri)
-    assert logical is not None, uri
-    name = translated["Resources"][logical.group(1)]["Properties"]["FunctionName"]["Fn::Sub"]
-    return str(name).removeprefix("paywire-${Stage}-")
+    found = re.fullmatch(r".*/functions/\$\{(\w+)(\.Arn)?\}/invocations", uri)
+    assert found is not None, uri
+    resource = translated["Resources"][found.group(1)]
+    alias = ""
+    if resource["Type"] == "AWS::Lambda::Alias":
+        alias = f":{resource['Properties']['Name']}"
+        resource = translated["Resources"][resource["Properties"]["FunctionName"]["Ref"]]
+    name = resource["Properties"]["FunctionName"]["Fn::Sub"]
+    return str(name).removeprefix("paywire-${Stage}-") + alias
 
 
 def route_matches(route: tuple[str, str], method: str, path: str) -> bool:
@@ -410,7 +416,8 @@ class Deployed:
                        **(headers or {})}
         event = http_event(method, path, body=raw, headers=headers or {},
                            route_key=f"{route[0]} {route[1]}")
-        return http_answer(self.invoke(routed_function(translated, routes[route]), event))
+        function = routed_function(translated, routes[route]).partition(":")[0]
+        return http_answer(self.invoke(function, event))
 
 
 def fresh_stage_cache() -> None:

@@ -67,13 +67,18 @@ CODE_BUCKET = f"paywire-code-{STAGE}"
 CODE_KEY = "paywire/lambda.zip"
 
 # Resource types moto's CloudFormation cannot create, and why that is acceptable here: the
-# HTTP API (the handler is driven in-process with API Gateway v2 events instead) and the DLQ
-# alarm (its definition is asserted on the translated template).
+# HTTP API (the handler is driven in-process with API Gateway v2 events instead), the alarms,
+# the aliases and CodeDeploy's canaries (their definitions are asserted on the translated
+# template).
 MOTO_GAPS = {
     "AWS::ApiGatewayV2::Api": "HTTP API: routes asserted on the translated OpenAPI body",
     "AWS::ApiGatewayV2::Stage": "HTTP API stage ($default, auto-deployed)",
     "AWS::CloudWatch::Alarm": "alarms: asserted on the translated template",
     "AWS::Lambda::EventInvokeConfig": "no async retries: asserted on the translated template",
+    "AWS::Lambda::Alias": "the `live` alias CodeDeploy shifts: asserted on the translated "
+                          "template (API Gateway's permission is made on the function instead)",
+    "AWS::CodeDeploy::Application": "canary deployments: asserted on the translated template",
+    "AWS::CodeDeploy::DeploymentGroup": "canary deployments: asserted on the translated template",
 }
 # AWS services whose data paywire's functions touch: no `*` action, no `*` resource on them.
 DATA_SERVICES = ("dynamodb", "sqs", "secretsmanager", "ssm", "s3", "kms")
@@ -157,6 +162,14 @@ def stack(moto: LoggedMotoServer, translated: dict[str, Any]) -> dict[str, Any]:
     template = json.loads(json.dumps(translated))
     for name in resources_of_type(template, "AWS::Lambda::EventSourceMapping"):
         del template["Resources"][name]
+    # moto has no Lambda aliases: API Gateway's permission to invoke the `live` alias is made
+    # on its function instead (the alias itself is skipped as an allowlisted gap).
+    aliases = resources_of_type(template, "AWS::Lambda::Alias")
+    for permission in resources_of_type(template, "AWS::Lambda::Permission").values():
+        target = permission["Properties"]["FunctionName"]
+        if isinstance(target, dict) and target.get("Ref") in aliases:
+            permission["Properties"]["FunctionName"] = aliases[target["Ref"]]["Properties"][
+                "FunctionName"]
     # What AWS::LanguageExtensions does before SAM's transform: resolve the policies' Fn::If.
     for resource in template["Resources"].values():
         for attribute in ("DeletionPolicy", "UpdateReplacePolicy"):
@@ -219,7 +232,8 @@ def test_http_api_routes_cover_the_app_and_nothing_else(translated: dict[str, An
         assert any(route_matches(route, m, p) for m, p in app_routes()), route
         assert integration["type"] == "aws_proxy"
         assert integration["payloadFormatVersion"] == "2.0"
-        expected = "webhooks" if route in WEBHOOK_ROUTES else "http"
+        # Through the `live` alias, which CodeDeploy shifts to a new version gradually.
+        expected = "webhooks:live" if route in WEBHOOK_ROUTES else "http:live"
         assert routed_function(translated, integration) == expected, route
     webhook_only = webhook_app(Settings(_env_file=None)).openapi()["paths"]
     assert {(m.upper(), p) for p, ops in webhook_only.items() for m in ops} == WEBHOOK_ROUTES
@@ -581,14 +595,52 @@ def test_every_function_has_errors_and_throttles_alarms(translated: dict[str, An
     assert functions == set(FUNCTIONS)
     watched: dict[str, set[str]] = {name: set() for name in functions}
     for alarm in alarms_of(translated).values():
-        if alarm.get("Namespace") != "AWS/Lambda":
-            continue
+        if alarm.get("Namespace") != "AWS/Lambda" or len(alarm["Dimensions"]) > 1:
+            continue  # the canaries' alarms watch one version: see the next test
         [dimension] = alarm["Dimensions"]
         assert dimension["Name"] == "FunctionName"
         watched[dimension["Value"]["Ref"]].add(alarm["MetricName"])
         assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
             "Sum", "GreaterThanThreshold", 0)
     assert watched == {name: {"Errors", "Throttles"} for name in functions}
+
+
+def test_functions_behind_the_api_deploy_as_canaries_that_roll_back(
+        translated: dict[str, Any]) -> None:
+    """The HTTP and webhook functions publish a version per deployment behind a `live` alias
+    (which the API invokes); CodeDeploy shifts the alias as DeploymentStrategy says (a canary
+    by default) and rolls back on an alarm that watches the new version's own errors."""
+    strategy = translated["Parameters"]["DeploymentStrategy"]
+    assert strategy["Default"].startswith("Canary") and "AllAtOnce" in strategy["AllowedValues"]
+    groups = resources_of_type(translated, "AWS::CodeDeploy::DeploymentGroup")
+    aliases = resources_of_type(translated, "AWS::Lambda::Alias")
+    alarms = alarms_of(translated)
+    assert len(groups) == len(aliases) == 2
+    for function in ("HttpFunction", "WebhookFunction"):
+        [alias] = [a for a in aliases.values()
+                   if a["Properties"]["FunctionName"] == {"Ref": function}]
+        assert alias["Properties"]["Name"] == "live"
+        update = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
+        group = groups[update["DeploymentGroupName"]["Ref"]]
+        properties = group["Properties"]
+        rollback = properties["AutoRollbackConfiguration"]
+        assert rollback["Enabled"] is True
+        assert {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"} <= set(rollback["Events"])
+        [watched] = properties["AlarmConfiguration"]["Alarms"]
+        assert properties["AlarmConfiguration"]["Enabled"] is True
+        alarm = alarms[watched["Name"]["Ref"]]
+        assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", "Errors")
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        assert dimensions["FunctionName"] == {"Ref": function}
+        assert dimensions["Resource"] == {"Fn::Sub": f"${{{function}}}:live"}
+        version = dimensions["ExecutedVersion"]["Fn::GetAtt"]
+        assert translated["Resources"][version[0]]["Type"] == "AWS::Lambda::Version"
+        assert version[1] == "Version"
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+        config = properties["DeploymentConfigName"]["Fn::Sub"]
+        assert config[0] == "CodeDeployDefault.Lambda${ConfigName}", config
+        # (SAM's translator resolves the parameter: here its default.)
+        assert config[1]["ConfigName"] == strategy["Default"]
 
 
 def test_every_alarm_notifies_the_alarm_topic(translated: dict[str, Any]) -> None:
