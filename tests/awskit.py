@@ -88,6 +88,36 @@ def drain_queue(sqs: Any, url: str) -> list[dict[str, Any]]:
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
 
 
+def move_messages(sqs: Any, source: Queue | str, destination: Queue) -> list[str]:
+    """What `aws sqs start-message-move-task --source-arn <dlq> [--destination-arn <queue>]`
+    does, by hand: the moto server (moto 5.2.5, as pinned) answers StartMessageMoveTask with a
+    500, its "action has not been implemented" (a test in test_aws_sqs.py checks it still does).
+
+    As AWS documents the move: every message of the dead-letter queue, oldest first, goes to
+    the destination as a new message (a new message id and enqueue time, its retention and
+    receive count starting over) with its body and message attributes unchanged (SQS neither
+    filters nor modifies what it redrives), and is deleted from the dead-letter queue once
+    sent. Standard queues only (the template's). The new messages' ids, in order."""
+    url = source if isinstance(source, str) else (source.dlq_url or "")
+    assert not destination.fifo and url, "standard queues with a dead-letter queue only"
+    moved: list[str] = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"],
+                                  MessageAttributeNames=["All"],
+                                  VisibilityTimeout=60).get("Messages", [])
+        if not got:
+            return moved
+        got.sort(key=lambda m: int(m["Attributes"]["SentTimestamp"]))
+        for message in got:
+            attributes = {name: {k: v for k, v in value.items()
+                                 if k in ("DataType", "StringValue", "BinaryValue")}
+                          for name, value in message.get("MessageAttributes", {}).items()}
+            sent = sqs.send_message(QueueUrl=destination.url, MessageBody=message["Body"],
+                                    **({"MessageAttributes": attributes} if attributes else {}))
+            moved.append(str(sent["MessageId"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
 @dataclass
 class Shop:
     """The shop's fulfilment endpoint: verifies, counts, and refuses chosen messages."""

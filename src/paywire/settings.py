@@ -7,8 +7,11 @@ no secret (client secret, API keys, a database password) ever appears in a repr,
 A *stage* (`PAYWIRE_STAGE`, e.g. `prod`) is a deployment whose secrets live in AWS Secrets
 Manager: `paywire.aws.secrets.stage_settings()` reads them (`StageSource` says where from) and
 builds `Settings` with them. The stage's PayPal secret records its environment, which selects
-PayPal's host; `PAYWIRE_PAYPAL_ENV`, if set too, must agree. A stage's settings cannot be
-loaded from the environment alone (`Settings.load()` refuses `PAYWIRE_STAGE` without them).
+PayPal's host; `PAYWIRE_PAYPAL_ENV`, if set too, must agree. APS's environment is the stage's
+too: `aps_env` follows it (a sandbox stage takes APS test cards, a live stage real ones), one
+set otherwise (`PAYWIRE_APS_ENV`, an SSM parameter, an override) fails naming both, and a live
+stage's APS URLs are APS's live hosts over https. A stage's settings cannot be loaded from the
+environment alone (`Settings.load()` refuses `PAYWIRE_STAGE` without them).
 """
 
 from __future__ import annotations
@@ -136,7 +139,8 @@ def dynamodb_table(url: str) -> str | None:
 class StageSource(BaseSettings):
     """What says where a stage's settings come from, read from the environment (and `.env`)
     before any secret: the stage, the secret ids, the cache's TTL and grace period, and the
-    environment `PAYWIRE_PAYPAL_ENV` claims (if set) to check against the stage's secret."""
+    environments `PAYWIRE_PAYPAL_ENV` and `PAYWIRE_APS_ENV` claim (if set) to check against the
+    stage's secret."""
 
     model_config = SettingsConfigDict(env_prefix="PAYWIRE_", env_file=".env",
                                       env_file_encoding="utf-8", extra="ignore",
@@ -144,6 +148,7 @@ class StageSource(BaseSettings):
 
     stage: str | None = None
     paypal_env: PayPalEnv | None = None
+    aps_env: PayPalEnv | None = None
     paypal_secret_id: str | None = None
     app_secret_id: str | None = None
     # Secrets are re-read after this long; a failed re-read keeps serving the cached values
@@ -156,7 +161,8 @@ class StageSource(BaseSettings):
     def _stage(cls, value: Any) -> Any:
         return _stage_name(value) if isinstance(value, str) else value
 
-    @field_validator("paypal_env", "paypal_secret_id", "app_secret_id", mode="before")
+    @field_validator("paypal_env", "aps_env", "paypal_secret_id", "app_secret_id",
+                     mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -224,6 +230,8 @@ class Settings(BaseSettings):
 
     # Amazon Payment Services (when "aps" is in `providers`). In emulator mode the URLs
     # default to the APS emulator inside `paywire emulator` (`<PayPal emulator URL>/aps/...`).
+    # On a stage it is the stage's environment (sandbox: APS's test environment), never chosen
+    # apart (`_check_stage`).
     aps_env: PayPalEnv = "emulator"
     aps_api_url: str | None = None
     aps_page_url: str | None = None
@@ -433,6 +441,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if value is not None:
                 _http_url(name, value, https_only=live and name != "aps_return_url")
+        if self.stage is not None and self.aps_env in APS_URLS:
+            self._check_stage_aps_hosts()
         if self.aps_env == "emulator" and self.aps_api_url is None and (
                 self.paypal_env != "emulator"):
             raise ValueError("PAYWIRE_APS_ENV=emulator needs PAYWIRE_APS_API_URL and "
@@ -476,6 +486,34 @@ class Settings(BaseSettings):
                              f"{self.stage_environment} but PAYWIRE_PAYPAL_ENV is "
                              f"{self.paypal_env}: make them agree (or unset PAYWIRE_PAYPAL_ENV "
                              "and let the stage choose)")
+        # APS's environment is the stage's: a live stage must not take APS test cards (nor a
+        # sandbox stage real ones). Unset, it follows; set, it must agree.
+        if "aps_env" not in self.model_fields_set:
+            self.aps_env = self.stage_environment
+        elif self.aps_env != self.stage_environment:
+            raise ValueError(f"the stage secret {self.paypal_secret_name} records environment "
+                             f"{self.stage_environment} but PAYWIRE_APS_ENV is {self.aps_env}: "
+                             "a stage's APS environment is its PayPal environment (unset "
+                             "PAYWIRE_APS_ENV and let the stage choose)")
+
+    def _check_stage_aps_hosts(self) -> None:
+        """A live stage sends cards to APS's live hosts only, over https; a sandbox stage
+        never to them (`aps_api_url`/`aps_page_url` may move APS's URLs, not its environment)."""
+        api, page = self.aps_urls
+        for name, url, live_url in (("aps_api_url", api, APS_URLS["live"][0]),
+                                    ("aps_page_url", page, APS_URLS["live"][1])):
+            parts, live_host = urlsplit(url), urlsplit(live_url).hostname
+            on_live = parts.hostname == live_host
+            if self.aps_env == "live" and (parts.scheme != "https" or not on_live):
+                raise ValueError(f"{env_name(name)} is not APS's live host over https "
+                                 f"(https://{live_host}) and the stage {self.stage} is live: "
+                                 f"unset {env_name(name)} (the stage's environment chooses "
+                                 "APS's hosts)")
+            if self.aps_env == "sandbox" and on_live:
+                raise ValueError(f"{env_name(name)} is APS's live host {live_host} and the "
+                                 f"stage {self.stage} is a sandbox stage: unset "
+                                 f"{env_name(name)} (the stage's environment chooses APS's "
+                                 "hosts)")
 
     def _check_paypal(self) -> None:
         env = self.paypal_env

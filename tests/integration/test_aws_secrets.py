@@ -1,7 +1,8 @@
 """A stage's settings read from Secrets Manager and SSM on a moto server process over HTTP:
 precedence, the TTL cache on an injected clock, a failed refresh served stale within the grace
-period, clear errors for missing or malformed secrets and a sandbox/live mismatch, and no secret
-value in any log (botocore's DEBUG included), error or repr."""
+period, clear errors for missing or malformed secrets and a sandbox/live mismatch (PayPal's and
+APS's, which follows the stage), and no secret value in any log (botocore's DEBUG included),
+error or repr."""
 
 from __future__ import annotations
 
@@ -388,3 +389,84 @@ def test_a_stage_takes_cards_through_aps_with_its_phrases_from_the_app_secret(
     stage.param("aps_response_phrase", "FROM-SSM")
     refused = refusal(loader(stage=stage))
     assert "aps_response_phrase" in refused.message and "FROM-SSM" not in refused.message
+
+
+def aps_stage(stage: Stage, environment: str) -> None:
+    """The stage's secrets and parameters for PayPal and APS, without `aps_env`."""
+    stage.put_paypal(environment=environment)
+    stage.put_app(api_keys=API_KEYS, aps_access_code="ACCESS-STAGE",
+                  aps_request_phrase="REQ-PHRASE-STAGE", aps_response_phrase="RESP-PHRASE-STAGE")
+    stage.param("providers", "paypal,aps", "StringList")
+    stage.param("aps_merchant_identifier", "MERCH-STAGE")
+    stage.param("aps_return_url", "https://pay.example/v1/aps/return")
+
+
+@pytest.mark.parametrize("environment", ["sandbox", "live", "emulator"])
+def test_aps_follows_the_stages_environment(stage: Stage, environment: str) -> None:
+    """With no `aps_env` anywhere, APS's environment is the one the PayPal secret records: a
+    sandbox stage pays on APS's test hosts, a live one on its live hosts over https, an
+    emulator stage on the emulator beside PayPal's; an SSM parameter that agrees is taken."""
+    aps_stage(stage, environment)
+    s = loader(stage=stage).settings()
+    assert (s.stage_environment, s.paypal_env, s.aps_env) == (environment, environment,
+                                                              environment)
+    hosts = {"sandbox": ("sbpaymentservices.payfort.com", "sbcheckout.payfort.com"),
+             "live": ("paymentservices.payfort.com", "checkout.payfort.com"),
+             "emulator": ("127.0.0.1:8090", "127.0.0.1:8090")}[environment]
+    assert tuple(url.split("/")[2] for url in s.aps_urls) == hosts
+    assert s.is_live is (environment == "live")
+    stage.param("aps_env", environment)
+    assert loader(stage=stage).settings().aps_env == environment
+
+
+@pytest.mark.parametrize("environment,other", [("live", "sandbox"), ("sandbox", "live"),
+                                               ("live", "emulator")])
+def test_an_aps_env_that_disagrees_with_the_stage_fails_naming_both(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch, environment: str, other: str) -> None:
+    """`PAYWIRE_APS_ENV`, the SSM parameter `aps_env` or an override that is not the stage's
+    environment fails start-up with a ConfigError naming the secret's environment and the
+    setting (the parameter by its path), never a secret; the live stage never loads with APS
+    test cards, nor the sandbox stage with real ones."""
+    aps_stage(stage, environment)
+    monkeypatch.setenv("PAYWIRE_APS_ENV", other)
+    error = refusal(loader(stage=stage))
+    assert f"{stage.paypal_id} records environment {environment}" in error.message
+    assert f"PAYWIRE_APS_ENV is {other}" in error.message
+    monkeypatch.delenv("PAYWIRE_APS_ENV")
+    stage.param("aps_env", other)
+    error = refusal(loader(stage=stage))
+    assert f"records environment {environment}" in error.message
+    assert f"SSM parameter /paywire/{stage.name}/aps_env is {other}" in error.message
+    assert error.details["parameter"] == f"/paywire/{stage.name}/aps_env"
+    stage.ssm.delete_parameter(Name=f"/paywire/{stage.name}/aps_env")
+    with pytest.raises(ConfigError, match=f"PAYWIRE_APS_ENV is {other}") as overridden:
+        loader(stage=stage).settings(aps_env=other)
+    for text in (error.message, str(error.details), overridden.value.message):
+        assert "PHRASE-STAGE" not in text and CLIENT_SECRET not in text
+    assert loader(stage=stage).settings().aps_env == environment
+
+
+def test_a_live_stage_takes_cards_on_apss_live_hosts_only(stage: Stage) -> None:
+    """On a live stage the APS URLs must be APS's live hosts over https: an SSM parameter
+    pointing the API or the payment page at APS's test host, at another host or at plain http
+    fails naming the setting; a sandbox stage may not point at APS's live hosts."""
+    aps_stage(stage, "live")
+    for name, url in (("aps_api_url", "https://sbpaymentservices.payfort.com/FortAPI/paymentApi"),
+                      ("aps_page_url", "https://sbcheckout.payfort.com/FortAPI/paymentPage"),
+                      ("aps_api_url", "https://aps-proxy.example/FortAPI/paymentApi"),
+                      ("aps_page_url", "http://checkout.payfort.com/FortAPI/paymentPage")):
+        stage.param(name, url)
+        error = refusal(loader(stage=stage))
+        assert f"PAYWIRE_{name.upper()}" in error.message, url
+        assert (f"stage {stage.name} is live" in error.message
+                or "must be an https:// URL" in error.message), url
+        stage.ssm.delete_parameter(Name=f"/paywire/{stage.name}/{name}")
+    stage.param("aps_api_url", "https://paymentservices.payfort.com/FortAPI/paymentApi")
+    assert loader(stage=stage).settings().aps_urls[0] == (
+        "https://paymentservices.payfort.com/FortAPI/paymentApi")
+    stage.ssm.delete_parameter(Name=f"/paywire/{stage.name}/aps_api_url")
+    aps_stage(stage, "sandbox")
+    stage.param("aps_page_url", "https://checkout.payfort.com/FortAPI/paymentPage")
+    error = refusal(loader(stage=stage))
+    assert "PAYWIRE_APS_PAGE_URL is APS's live host" in error.message
+    assert "sandbox stage" in error.message

@@ -15,6 +15,7 @@ import logging
 import math
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,16 +32,17 @@ from awskit import (
     client,
     drain_queue,
     make_queue,
+    move_messages,
     running_shop,
 )
 from paywire.aws.config import AwsConfig
 from paywire.aws.drainer import Drainer, DrainSession
 from paywire.aws.events import LocalContext
-from paywire.aws.local import poll_queue
+from paywire.aws.local import poll_queue, queue_arn
 from paywire.aws.runtime import default_config, default_settings
 from paywire.aws.sqs_consumer import SqsConsumer
 from paywire.delivery.sqs import SqsTarget, delivery_error, envelope, read_envelope
-from paywire.domain.errors import DeliveryError
+from paywire.domain.errors import ConfigError, DeliveryError
 from paywire.domain.facts import Announcement
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine
@@ -584,3 +586,257 @@ def test_default_settings_are_parsed_again_only_when_the_environment_changes(
     again = default_settings()
     assert again is not first and again.outbox_batch == 9
     assert default_config().sqs_max_receives == 6
+
+
+# --- the dead-letter queue redrive -----------------------------------------------------------
+#
+# The guide's redrive is `aws sqs start-message-move-task --source-arn <dlq-arn>`. The moto
+# server does not implement it (the first test checks that it still does not), so these tests
+# move the messages with `awskit.move_messages`, which does what AWS documents the move to do:
+# each message sent again to the outbox queue as a new message (new id, receive count from 1,
+# same body and message attributes), then deleted from the dead-letter queue. Everything else
+# is real: moto moves messages to the dead-letter queue after MaxReceiveCount receives, the
+# drainer and the consumer are the Lambda handlers, the operator's commands are the CLI's.
+
+
+def test_the_moto_server_cannot_move_messages(moto_server: MotoServer, sqs: Any) -> None:
+    """moto 5.2.5's server answers StartMessageMoveTask and ListMessageMoveTasks with a 500
+    (its "start_message_move_task action has not been implemented"), which is why the redrive
+    tests below model the move (`awskit.move_messages`). When this fails, moto implements the
+    move: drive the real API in those tests instead."""
+    queue = make_queue(sqs, max_receives=1)
+    dlq_arn = queue_arn(sqs, queue.dlq_url or "")
+    impatient = client_for(moto_server.endpoint_url)  # one attempt, no retries of the 500
+    calls = {"StartMessageMoveTask": lambda: impatient.start_message_move_task(
+                 SourceArn=dlq_arn, DestinationArn=queue.arn),
+             "ListMessageMoveTasks": lambda: impatient.list_message_move_tasks(
+                 SourceArn=dlq_arn)}
+    for name, call in calls.items():
+        with pytest.raises(ClientError) as refused:
+            call()
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500, name
+    impatient.close()
+
+
+@dataclass
+class Rig:
+    """One stage's outbox path on its own database: the queue (MaxReceiveCount 2) and its
+    DLQ, the drainer sending to it, the consumer (its last receive the 2nd, no backoff), the
+    operator's CLI; the module's shop."""
+
+    store: SqlStore
+    queue: Queue
+    drainer: Drainer
+    consumer: SqsConsumer
+    env: dict[str, str]
+    sqs: Any
+
+    async def drain(self) -> dict[str, Any]:
+        """One scheduled drainer run: the due rows sent to the queue and marked queued."""
+        report: dict[str, Any] = await asyncio.to_thread(self.drainer, {}, LocalContext())
+        return report
+
+    async def poll(self, handler: SqsConsumer | None = None, **options: Any) -> Any:
+        """One poll of the consumer's event source mapping (a failed message visible again
+        at once)."""
+        return await poll(self.sqs, self.queue, handler or self.consumer,
+                          visibility_timeout=0, **options)
+
+    async def operator(self, *args: str) -> Any:
+        """`paywire ARGS` against the stage's store, as the operator runs it; JSON parsed."""
+        from typer.testing import CliRunner
+
+        from paywire.cli import app
+
+        result = await asyncio.to_thread(CliRunner().invoke, app, list(args), env=self.env)
+        assert result.exit_code == 0, (args, result.output, result.exception)
+        return json.loads(result.stdout) if "--json" in args else result.stdout
+
+    async def listed(self, status: str, among: list[str]) -> list[str]:
+        """Which of the ids `among` `paywire outbox list --status STATUS --json` shows."""
+        rows = await self.operator("outbox", "list", "--status", status, "--json")
+        return sorted(str(r["id"]) for r in rows["data"] if r["id"] in among)
+
+    def redrive(self) -> list[str]:
+        """`aws sqs start-message-move-task --source-arn <dlq-arn>`, modelled (see above)."""
+        return move_messages(self.sqs, self.queue, self.queue)
+
+    def waiting(self) -> tuple[int, int]:
+        """Messages on (the outbox queue, its dead-letter queue), visible or not."""
+        counts = []
+        for url in (self.queue.url, self.queue.dlq_url or ""):
+            a = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
+                "Attributes"]
+            counts.append(int(a["ApproximateNumberOfMessages"])
+                          + int(a["ApproximateNumberOfMessagesNotVisible"]))
+        return counts[0], counts[1]
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, sqs: Any, shop: Shop) -> AsyncIterator[Rig]:
+    """A fresh stage (its own database: the drainer sends every due row it finds)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'redrive.db'}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    queue = make_queue(sqs, max_receives=2)
+    settings = settings_for((url, tmp_path), shop, outbox_base_delay_seconds=0)
+    config = AwsConfig(sqs_queue_url=queue.url, sqs_max_receives=2)
+    drainer = Drainer(settings_factory=lambda: settings, config_factory=lambda: config)
+    consumer = SqsConsumer(settings_factory=lambda: settings, config_factory=lambda: config)
+    env = {"PAYWIRE_PAYPAL_ENV": "emulator", "PAYWIRE_PAYPAL_BASE_URL": settings.paypal_url,
+           "PAYWIRE_PAYPAL_CLIENT_ID": "client", "PAYWIRE_PAYPAL_CLIENT_SECRET": "secret-value-1",
+           "PAYWIRE_DATABASE_URL": url, "PAYWIRE_DATA_DIR": str(tmp_path), "COLUMNS": "250"}
+    store = SqlStore(url)
+    try:
+        yield Rig(store, queue, drainer, consumer, env, sqs)
+    finally:
+        drainer.close()
+        consumer.close()
+        await store.close()
+
+
+async def dead_lettered_by_a_shop_outage(rig: Rig, shop: Shop, n: int) -> list[OutboxMessage]:
+    """`n` announcements of one order sent by the drainer while the shop answers 503: the
+    first receive is retried, the last (2nd) settles each row dead and flags the order, and
+    the queue then moves the messages to its DLQ. The order's `order.needs_attention`
+    announcement reaches the shop, which is back up afterwards."""
+    messages = await seed(rig.store, n)
+    ids = {m.id for m in messages}
+    shop.refuse.update(ids)
+    assert (await rig.drain())["queued"] == n
+    assert len((await rig.poll()).failed) == n  # receive 1: retried
+    assert len((await rig.poll()).failed) == n  # receive 2: dead, flagged
+    assert (await rig.poll()).received == 0  # moved to the DLQ on this receive
+    assert (await rig.drain())["queued"] == 1  # the order's needs-attention announcement
+    alert = await rig.poll()
+    assert alert.received == 1 and alert.failed == []
+    assert shop.types[read_envelope(alert.event["Records"][0]["body"]).id] == (
+        "order.needs_attention")
+    assert rig.waiting() == (0, n)
+    shop.refuse.difference_update(ids)
+    return messages
+
+
+async def test_redriven_after_a_consumer_outage_each_announcement_arrives_once(
+        rig: Rig, shop: Shop) -> None:
+    """The consumer cannot start for MaxReceiveCount receives (a broken deploy, an unreadable
+    secret: every invocation fails before it reads a message), so SQS moves the messages to
+    the DLQ with their rows still `queued`, which `paywire outbox list --status queued` shows.
+    Once it runs again, the redrive brings them back as new messages (receive count 1) and the
+    shop gets each announcement exactly once; nothing is left on either queue and the drainer
+    has nothing to send again."""
+    def unreadable_secret() -> Settings:
+        raise ConfigError("cannot read the stage secret paywire/t/app from AWS Secrets "
+                          "Manager: AccessDeniedException")
+
+    broken = SqsConsumer(settings_factory=unreadable_secret,
+                         config_factory=lambda: AwsConfig(sqs_max_receives=2))
+    try:
+        messages = await seed(rig.store, 3)
+        ids = sorted(m.id for m in messages)
+        assert (await rig.drain())["queued"] == 3
+        for _ in range(2):
+            with pytest.raises(ConfigError):
+                await rig.poll(broken)
+        assert (await rig.poll(broken)).received == 0  # moved to the DLQ on this receive
+    finally:
+        broken.close()
+    assert rig.waiting() == (0, 3) and await rig.listed("queued", ids) == ids
+    assert not any(shop.seen.count(i) for i in ids)
+
+    moved = rig.redrive()
+    assert len(moved) == 3 and rig.waiting() == (3, 0)
+    result = await rig.poll()
+    assert result.received == 3 and result.failed == [] and len(result.deleted) == 3
+    assert sorted(r["messageId"] for r in result.event["Records"]) == sorted(moved)
+    assert {r["attributes"]["ApproximateReceiveCount"] for r in result.event["Records"]} == {"1"}
+    assert sorted(read_envelope(r["body"]).id for r in result.event["Records"]) == ids
+    assert all(shop.accepted[i] == 1 and shop.seen.count(i) == 1 for i in ids)
+    assert await rig.listed("delivered", ids) == ids and rig.waiting() == (0, 0)
+    assert (await rig.drain())["claimed"] == 0
+
+
+async def test_a_redriven_message_of_a_dead_row_waits_for_outbox_retry(
+        rig: Rig, shop: Shop, caplog: pytest.LogCaptureFixture) -> None:
+    """The shop down through MaxReceiveCount receives: the consumer settles the rows dead and
+    flags their orders (needs attention) on the last receive, and SQS moves the messages to
+    the DLQ. Redriven before anyone ran `paywire outbox retry`, they are acknowledged without
+    reaching the shop (dead is final until the operator revives the row, as for the outbox
+    worker), a WARNING naming the command; the rows stay dead and both queues end empty.
+    `paywire outbox retry` then makes a row pending, and the drainer's copy reaches the shop
+    once."""
+    messages = await dead_lettered_by_a_shop_outage(rig, shop, 2)
+    ids = sorted(m.id for m in messages)
+    assert await rig.listed("dead", ids) == ids
+    tried = {i: shop.seen.count(i) for i in ids}  # the two refused attempts each
+
+    assert len(rig.redrive()) == 2
+    with caplog.at_level(logging.WARNING, logger="paywire.queue"):
+        result = await rig.poll()
+    assert result.received == 2 and result.failed == [] and len(result.deleted) == 2
+    assert {i: shop.seen.count(i) for i in ids} == tried and not any(shop.accepted[i]
+                                                                      for i in ids)
+    assert await rig.listed("dead", ids) == ids and rig.waiting() == (0, 0)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert all(any(f"paywire outbox retry {i}" in w for w in warned) for i in ids), warned
+    for m in messages:
+        async with rig.store.transaction() as uow:
+            order = await uow.get_order(m.order_id)
+        assert order is not None and order.needs_attention == "undelivered:order.completed"
+
+    assert "revived" in await rig.operator("outbox", "retry", ids[0])
+    assert (await rig.drain())["queued"] == 1
+    assert (await rig.poll()).deleted and shop.accepted[ids[0]] == 1
+    assert shop.seen.count(ids[0]) == tried[ids[0]] + 1 and shop.accepted[ids[1]] == 0
+    assert await rig.listed("delivered", ids) == [ids[0]]
+    assert await rig.listed("dead", ids) == [ids[1]]
+
+
+@pytest.mark.parametrize("drainer_first", [False, True], ids=["redrive-only", "with-drainer"])
+async def test_retry_then_redrive_delivers_a_dead_row_once(rig: Rig, shop: Shop,
+                                                          drainer_first: bool) -> None:
+    """The operator runs `paywire outbox retry` on the dead rows, then redrives the DLQ: the
+    redriven message delivers each row once. Redriven before the drainer's next run, the
+    drainer then has nothing to send; after it, the drainer's copy and the redriven one are
+    both on the queue and the shop still gets the announcement once (the second copy finds
+    the row delivered)."""
+    messages = await dead_lettered_by_a_shop_outage(rig, shop, 2)
+    ids = sorted(m.id for m in messages)
+    tried = {i: shop.seen.count(i) for i in ids}
+    for i in ids:
+        assert "revived" in await rig.operator("outbox", "retry", i)
+    assert await rig.listed("pending", ids) == ids
+    if drainer_first:
+        assert (await rig.drain())["queued"] == 2
+    rig.redrive()
+    assert rig.waiting() == (4 if drainer_first else 2, 0)
+    result = await rig.poll()
+    assert result.failed == [] and len(result.deleted) == result.received
+    while rig.waiting() != (0, 0):
+        assert (await rig.poll()).failed == []
+    assert (await rig.drain())["claimed"] == 0  # nothing left to send again
+    assert all(shop.accepted[i] == 1 and shop.seen.count(i) == tried[i] + 1 for i in ids)
+    assert await rig.listed("delivered", ids) == ids
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["one-batch", "one-by-one"])
+async def test_a_redriven_copy_and_the_drainers_copy_deliver_once(
+        rig: Rig, shop: Shop, together: bool) -> None:
+    """A row retried and sent again by the drainer while its old message is redriven: the
+    queue holds two copies of one announcement. In one batch the consumer runs them one after
+    the other (the second finds the row delivered); received one by one, the second is a
+    duplicate; either way the shop gets it once and both copies are deleted."""
+    [message] = await dead_lettered_by_a_shop_outage(rig, shop, 1)
+    tried = shop.seen.count(message.id)
+    assert "revived" in await rig.operator("outbox", "retry", message.id)
+    assert (await rig.drain())["queued"] == 1
+    rig.redrive()
+    assert rig.waiting() == (2, 0)
+    if together:
+        result = await rig.poll()
+        assert result.received == 2 and result.failed == [] and len(result.deleted) == 2
+    else:
+        for _ in range(2):
+            result = await rig.poll(max_messages=1)
+            assert result.received == 1 and result.failed == [] and len(result.deleted) == 1
+    assert shop.accepted[message.id] == 1 and shop.seen.count(message.id) == tried + 1
+    assert rig.waiting() == (0, 0) and await rig.listed("delivered", [message.id]) == [message.id]

@@ -165,3 +165,18 @@ def test_other_errors_are_not_explained_as_a_mix_up() -> None:
     """Only invalid_client is a mix-up; a 500 stays what it is."""
     error = error_from_response(500, {"name": "INTERNAL_SERVER_ERROR"}, what="OAuth token")
     assert explain_refusal(error, load()) == error.message
+
+
+def test_a_stages_aps_environment_is_its_own() -> None:
+    """On a stage `aps_env` follows the stage's environment when not set, and one set apart
+    is refused naming both; without a stage it stays independent (default emulator)."""
+    assert load(stage="prod", stage_environment="live", paypal_env="live",
+                **PAYPAL).aps_env == "live"
+    assert load(stage="dev", stage_environment="sandbox", paypal_env="sandbox",
+                **PAYPAL).aps_env == "sandbox"
+    message = refused(stage="prod", stage_environment="live", paypal_env="live",
+                      aps_env="sandbox", **PAYPAL)
+    assert "environment live" in message and "PAYWIRE_APS_ENV is sandbox" in message
+    assert "paywire/prod/paypal" in message
+    assert load(paypal_env="sandbox", aps_env="live", **PAYPAL).aps_env == "live"
+    assert load(**PAYPAL).aps_env == "emulator"

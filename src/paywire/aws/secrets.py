@@ -17,7 +17,9 @@ defaults. Secret values (the PayPal client secret, API keys, the fulfilment secr
 Secrets Manager only: an SSM parameter for one is refused, and an environment variable for one
 is ignored (a WARNING names it). The environment the PayPal secret records is the stage's:
 `PAYWIRE_PAYPAL_ENV`, if set too, must agree or start-up fails naming both (`emulator` is
-accepted for offline runs such as `paywire dev --aws`).
+accepted for offline runs such as `paywire dev --aws`). It is APS's environment too: `aps_env`
+follows it, and `PAYWIRE_APS_ENV` or an SSM parameter `aps_env` that disagrees fails start-up
+naming both (a live stage must not take APS test cards, nor a sandbox stage real ones).
 
 Values are read at run time (never written into `os.environ`) and cached for
 `PAYWIRE_SECRETS_TTL_SECONDS` (default 300); the first call after that re-reads them. A failed
@@ -287,6 +289,7 @@ class StageSecrets:
                 raise ConfigError(f"the stage secret {source.paypal_secret} has no {name}",
                                   details={"secret_id": source.paypal_secret})
         values = self._parameters(source)
+        _check_aps_env(source, str(environment), values.get("aps_env"))
         values.update(_mapped(paypal, PAYPAL_KEYS, source.paypal_secret))
         values.update(_mapped(app, APP_KEYS, source.app_secret))
         return StageValues(source.stage, str(environment), values)
@@ -369,6 +372,24 @@ class StageSecrets:
             return
         if require_credentials(settings, http=self._http):
             self._checked = key
+
+
+def _check_aps_env(source: StageSource, environment: str, parameter: Any) -> None:
+    """APS's environment is the stage's (a live stage must not take APS test cards, nor a
+    sandbox stage real ones): `PAYWIRE_APS_ENV` and the SSM parameter `aps_env`, if set, must
+    agree with the environment the PayPal secret records; ConfigError naming both if not."""
+    where = source.paypal_secret
+    if source.aps_env is not None and source.aps_env != environment:
+        raise ConfigError(f"the stage secret {where} records environment {environment} but "
+                          f"PAYWIRE_APS_ENV is {source.aps_env}: a stage's APS environment is "
+                          "its PayPal environment (unset PAYWIRE_APS_ENV and let the stage "
+                          "choose)", details={"secret_id": where, "setting": "PAYWIRE_APS_ENV"})
+    if parameter is not None and str(parameter).strip() != environment:
+        name = f"{source.parameters_path}/aps_env"
+        raise ConfigError(f"the stage secret {where} records environment {environment} but the "
+                          f"SSM parameter {name} is {str(parameter).strip()[:16]}: a stage's APS "
+                          f"environment is its PayPal environment (delete {name} and let the "
+                          "stage choose)", details={"secret_id": where, "parameter": name})
 
 
 def _parameter(path: str, name: str, value: Any) -> Any:

@@ -28,6 +28,14 @@ failed so the queue moves it to its dead-letter queue; an unreadable body or a m
 no outbox row cannot ever succeed, so it is retried at once (`retry_in` 0) and reaches the
 dead-letter queue quickly.
 
+A `dead` row stays dead until the operator revives it, as with the outbox worker (its order is
+flagged needs-attention: a person decides whether the shop still gets it). A copy of its message
+that comes back (redriven from the dead-letter queue with `aws sqs start-message-move-task`, or
+a duplicate) is acknowledged without delivery, with a WARNING naming `paywire outbox retry`; once
+retried the row is pending, and whichever copy comes first (the drainer's or a redriven one)
+delivers it, the others finding it `delivered`. A redriven message is a new SQS message (new id,
+receive count from 1), the same body: the row it names, not the queue, decides.
+
 FIFO queues keep one order's messages in order (the group is the order id): after the first
 failure in a batch, every later record of the same group is reported failed without being
 tried, or it would overtake the one that failed.
@@ -226,6 +234,18 @@ class QueueDelivery:
         if message.status == "delivered":
             self.counters["duplicate"] += 1
             log.info("outbox message %s already delivered; acknowledged", message.id)
+            return True, None
+        if message.status == "dead":
+            # Dead is final until the operator revives the row (`paywire outbox retry`: the
+            # row pending, the drainer sends it again), as for the outbox worker: its order
+            # is flagged needs-attention and a person decides. A copy of its message (one
+            # redriven from the dead-letter queue, a duplicate) is acknowledged undelivered.
+            self.counters["dead_skipped"] += 1
+            log.warning("outbox message %s is dead (order %s needs attention); queue message "
+                        "%s acknowledged undelivered: `paywire outbox retry %s` sends it again",
+                        message.id, message.order_id, record.item_id, message.id, extra={
+                            "message_id": message.id, "order_id": message.order_id,
+                            "item_id": record.item_id, "receive_count": record.receive_count})
             return True, None
         failure = await hand_over(self.targets, message)
         if failure is None:
