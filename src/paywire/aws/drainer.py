@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from paywire.aws import tracing
 from paywire.aws.config import AwsConfig
 from paywire.aws.runtime import LambdaFunction, open_container
 from paywire.bootstrap import outbox_worker
@@ -76,6 +77,7 @@ class Drainer(LambdaFunction[DrainSession]):
     """The scheduled drainer handler."""
 
     calls_providers = False  # no PayPal call: a bad PayPal secret must not stop it
+    kind = "drainer"
 
     def open(self, settings: Settings, config: AwsConfig
              ) -> AbstractAsyncContextManager[DrainSession]:
@@ -86,6 +88,7 @@ class Drainer(LambdaFunction[DrainSession]):
         """Drain what is due now."""
         report = self.runtime.run(
             lambda session: session.drain(context.get_remaining_time_in_millis))
+        tracing.annotate(claimed=report.get("claimed", 0))
         log.log(logging.INFO if report.get("claimed") else logging.DEBUG,
                 "outbox drained to SQS: %s", report, extra=report)
         return report

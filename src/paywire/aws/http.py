@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI
 from mangum import Mangum
 
+from paywire.aws import tracing
 from paywire.aws.config import AwsConfig
 from paywire.aws.metrics import EmfMetrics
 from paywire.aws.runtime import (
@@ -44,6 +45,7 @@ class HttpApi(LambdaFunction[Mangum]):
     """The HTTP API handler: one FastAPI app (and container) per execution environment."""
 
     http = True
+    kind = "http"
 
     def __init__(self, *, settings_factory: SettingsFactory | None = None,
                  config_factory: ConfigFactory = default_config,
@@ -61,7 +63,8 @@ class HttpApi(LambdaFunction[Mangum]):
             yield Mangum(app, lifespan="off", api_gateway_base_path=config.api_base_path)
 
     def handle(self, event: dict[str, Any], context: Any) -> Any:
-        """Serve one API Gateway request."""
+        """Serve one API Gateway request (its route and order id annotate the trace)."""
+        tracing.annotate(**tracing.http_annotations(event))
         with self.runtime.session() as adapter:
             # Mangum runs the environment's loop (set as this thread's loop by `session`).
             return adapter(event, context)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from paywire.aws import tracing
 from paywire.aws.config import AwsConfig
 from paywire.aws.drainer import DrainSession, sqs_worker
 from paywire.aws.runtime import LambdaFunction
@@ -39,6 +40,7 @@ class StreamHandler(LambdaFunction[DrainSession]):
     """The DynamoDB Streams handler."""
 
     calls_providers = False  # no PayPal call: a bad PayPal secret must not stop it
+    kind = "stream"
 
     def open(self, settings: Settings, config: AwsConfig
              ) -> AbstractAsyncContextManager[DrainSession]:
@@ -48,6 +50,7 @@ class StreamHandler(LambdaFunction[DrainSession]):
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """Hand new outbox rows to SQS; never reports a failure (see the module's doc)."""
         new = sum(1 for record in event.get("Records", []) if is_new_outbox_item(record))
+        tracing.annotate(new_rows=new)
         if not new:
             return {"batchItemFailures": []}
         try:
