@@ -7,6 +7,7 @@
 - `paywire.aws.stream.handler`: DynamoDB Streams → new outbox rows handed to SQS at once.
 
 `runtime` holds what they share (settings in, a container per execution environment), `logs`
-their JSON logging, `events` and `local` the means to run them outside Lambda. boto3 is
+their JSON logging, `tracing` their X-Ray subsegments (inside Lambda only), `events` and `local`
+the means to run them outside Lambda. boto3 is
 imported only when a handler first needs AWS.
 """

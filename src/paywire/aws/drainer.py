@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from paywire.aws import tracing
 from paywire.aws.config import AwsConfig
 from paywire.aws.runtime import LambdaFunction
 from paywire.bootstrap import SystemClock, open_store, outbox_worker
@@ -75,6 +76,7 @@ async def sqs_worker(settings: Settings, config: AwsConfig, metrics: Metrics | N
 class Drainer(LambdaFunction[DrainSession]):
     """The scheduled drainer handler."""
 
+    kind = "drainer"
     # No provider call and nothing to sign: it reads no stage secret (a bad PayPal secret
     # must not stop it, and its role may read none).
     secrets: frozenset[str] = frozenset()
@@ -88,6 +90,7 @@ class Drainer(LambdaFunction[DrainSession]):
         """Drain what is due now."""
         report = self.runtime.run(
             lambda session: session.drain(context.get_remaining_time_in_millis))
+        tracing.annotate(claimed=report.get("claimed", 0))
         log.log(logging.INFO if report.get("claimed") else logging.DEBUG,
                 "outbox drained to SQS: %s", report, extra=report)
         return report

@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import FastAPI
 from mangum import Mangum
 
+from paywire.aws import tracing
 from paywire.aws.config import AwsConfig
 from paywire.aws.metrics import EmfMetrics
 from paywire.aws.runtime import (
@@ -52,14 +53,17 @@ class HttpApi(LambdaFunction[Mangum]):
     """The HTTP API handler: one FastAPI app (and container) per execution environment."""
 
     http = True
+    kind = "http"
 
     def __init__(self, *, settings_factory: SettingsFactory | None = None,
                  config_factory: ConfigFactory = default_config,
                  app_factory: AppFactory = lambda_app,
-                 metrics: EmfMetrics | None = None) -> None:
+                 metrics: EmfMetrics | None = None, kind: str = "http",
+                 handler_name: str = "handler") -> None:
         super().__init__(settings_factory=settings_factory, config_factory=config_factory,
                          metrics=metrics)
         self.app_factory = app_factory
+        self.kind, self.handler_name = kind, handler_name
 
     @asynccontextmanager
     async def open(self, settings: Settings, config: AwsConfig) -> AsyncIterator[Mangum]:
@@ -69,11 +73,13 @@ class HttpApi(LambdaFunction[Mangum]):
             yield Mangum(app, lifespan="off", api_gateway_base_path=config.api_base_path)
 
     def handle(self, event: dict[str, Any], context: Any) -> Any:
-        """Serve one API Gateway request."""
+        """Serve one API Gateway request (its route and order id annotate the trace)."""
+        tracing.annotate(**tracing.http_annotations(event))
         with self.runtime.session() as adapter:
             # Mangum runs the environment's loop (set as this thread's loop by `session`).
             return adapter(event, context)
 
 
 handler = HttpApi()
-webhook_handler = HttpApi(app_factory=webhook_app)
+webhook_handler = HttpApi(app_factory=webhook_app, kind="webhooks",
+                          handler_name="webhook_handler")

@@ -31,6 +31,8 @@ async def reconcile_pass(container: Container) -> ReconcileReport:
 class ReconcilerFunction(LambdaFunction[Container]):
     """The scheduled reconciler handler."""
 
+    kind = "reconciler"
+
     def open(self, settings: Settings, config: AwsConfig
              ) -> AbstractAsyncContextManager[Container]:
         """The container."""

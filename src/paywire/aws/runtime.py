@@ -39,7 +39,7 @@ from contextlib import (
 )
 from typing import Any, Generic, TypeVar
 
-from paywire.aws import logs
+from paywire.aws import logs, tracing
 from paywire.aws.config import AwsConfig
 from paywire.aws.metrics import EmfMetrics, emf
 from paywire.bootstrap import Container, build
@@ -224,10 +224,14 @@ class LambdaFunction(ABC, Generic[T]):
     Subclasses give `open` (the session for some settings) and `handle` (one invocation).
     Every invocation logs with its request id and cold-start flag; one that raises is logged
     with its traceback (then Lambda reports it failed). What it counted into `metrics` (the
-    session's sink: `open` hands it to the container) is printed as EMF when it ends.
+    session's sink: `open` hands it to the container) is printed as EMF when it ends. Inside
+    Lambda, each invocation is traced (`paywire.aws.tracing`): a subsegment annotated with the
+    function's `kind`, its AWS and HTTP calls under it.
     """
 
     http = False  # API Gateway's request id goes on log lines as the correlation id
+    kind = "function"  # the `function` annotation of its traces (http, sqs_consumer, ...)
+    handler_name = "handler"  # its name in its module (the template's `Handler`)
     # The stage secrets this function reads: both ("paypal", "app") for a function that calls
     # a payment provider (its credentials are then checked at start); fewer for one that
     # never does, read with no credentials check (`settings_reading`).
@@ -242,6 +246,7 @@ class LambdaFunction(ABC, Generic[T]):
         self.runtime: Runtime[T] = Runtime(self.open, settings_factory=settings_factory,
                                            config_factory=config_factory)
         self.metrics = metrics if metrics is not None else emf()
+        self._entry: Callable[[dict[str, Any], Any], Any] | None = None
 
     @property
     def calls_providers(self) -> bool:
@@ -257,8 +262,14 @@ class LambdaFunction(ABC, Generic[T]):
         """Answer one invocation."""
 
     def __call__(self, event: dict[str, Any], context: Any) -> Any:
-        """The Lambda handler."""
-        return logs.invocation(self._invoke, http=self.http)(event, context)
+        """The Lambda handler (traced and logged as an invocation; wrapped at the first call,
+        so tracing, if on, patches its libraries before the session makes any client)."""
+        if self._entry is None:
+            traced = tracing.traced(self._invoke,
+                                    name=f"{type(self).__module__}.{self.handler_name}",
+                                    kind=self.kind)
+            self._entry = logs.invocation(traced, http=self.http)
+        return self._entry(event, context)
 
     def _invoke(self, event: dict[str, Any], context: Any) -> Any:
         try:

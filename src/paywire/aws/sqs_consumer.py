@@ -29,6 +29,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from paywire.aws import tracing
 from paywire.aws.config import AwsConfig
 from paywire.aws.metrics import EmfMetrics
 from paywire.aws.runtime import (
@@ -136,6 +137,7 @@ class SqsConsumer(LambdaFunction[Session]):
         super().__init__(settings_factory=settings_factory, config_factory=config_factory,
                          metrics=metrics)
 
+    kind = "sqs_consumer"
     # No provider call: it reads only the app secret (the shop's URL and signing secret), so
     # a bad PayPal secret does not stop it and its role cannot read that secret.
     secrets: frozenset[str] = frozenset({"app"})
@@ -174,9 +176,12 @@ class SqsConsumer(LambdaFunction[Session]):
                 sqs.close()
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        """Deliver a batch; the records that failed (their visibility extended first)."""
+        """Deliver a batch; the records that failed (their visibility extended first). The
+        trace is annotated with the batch's size, outbox message ids and failures."""
         raw = event.get("Records", [])
         records = [queue_record(r) for r in raw]
+        tracing.annotate(records=len(records), outbox_message_id=",".join(
+            r.message_id for r in records if r.message_id) or None)
         if not records:
             return {"batchItemFailures": []}
 
@@ -184,6 +189,7 @@ class SqsConsumer(LambdaFunction[Session]):
             return await session.delivery.process(records)
 
         failed = self.runtime.run(deliver)
+        tracing.annotate(failed=len(failed))
         if failed:
             self.runtime.run(lambda session: _defer(session, raw, failed))
         log.info("SQS batch: %d records, %d failed", len(records), len(failed),

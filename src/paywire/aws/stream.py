@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from paywire.aws import tracing
 from paywire.aws.config import AwsConfig
 from paywire.aws.drainer import DrainSession, sqs_worker
 from paywire.aws.runtime import LambdaFunction
@@ -38,6 +39,7 @@ def is_new_outbox_item(record: Mapping[str, Any]) -> bool:
 class StreamHandler(LambdaFunction[DrainSession]):
     """The DynamoDB Streams handler."""
 
+    kind = "stream"
     # No provider call and nothing to sign: it reads no stage secret (a bad PayPal secret
     # must not stop it, and its role may read none).
     secrets: frozenset[str] = frozenset()
@@ -50,6 +52,7 @@ class StreamHandler(LambdaFunction[DrainSession]):
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """Hand new outbox rows to SQS; never reports a failure (see the module's doc)."""
         new = sum(1 for record in event.get("Records", []) if is_new_outbox_item(record))
+        tracing.annotate(new_rows=new)
         if not new:
             return {"batchItemFailures": []}
         try:
