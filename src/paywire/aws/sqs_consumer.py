@@ -7,7 +7,8 @@ callable the settings name, built as `paywire serve` builds them) and settles th
 message of a `dead` row (redriven from the dead-letter queue, say) is acknowledged undelivered
 until `paywire outbox retry` revives the row. The answer lists the records that failed
 (`{"batchItemFailures": [{"itemIdentifier": id}]}`; the function's mapping sets
-`FunctionResponseTypes: [ReportBatchItemFailures]`), so only those come back. Before answering, the handler extends each failed message's visibility by its backoff
+`FunctionResponseTypes: [ReportBatchItemFailures]`), so only those come back. Before
+answering, the handler extends each failed message's visibility by its backoff
 (`ChangeMessageVisibility`, one `ChangeMessageVisibilityBatch` call per batch), so a message
 comes back after 5 s, 10 s, 20 s, ... 1 h (the outbox settings `PAYWIRE_OUTBOX_BASE_DELAY_SECONDS`
 and `PAYWIRE_OUTBOX_MAX_DELAY_SECONDS`) until its row is `PAYWIRE_OUTBOX_MAX_AGE_SECONDS` old
