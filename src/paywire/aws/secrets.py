@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
@@ -142,6 +142,14 @@ class _KeysCache:
     fresh: _Freshness
 
 
+C = TypeVar("C", _Cache, _KeysCache)
+
+
+def _of_source(cache: C | None, source: StageSource) -> C | None:
+    """The cache if its values came from `source` (another source is another stage)."""
+    return cache if cache is not None and cache.source == source else None
+
+
 class SecretPayloadFilter(logging.Filter):
     """Redacts botocore's DEBUG lines that carry a Secrets Manager payload.
 
@@ -229,8 +237,7 @@ class StageSecrets:
         source = StageSource.load()
         with self._lock:
             now = self._clock()
-            cache = self._cache if (self._cache is not None
-                                    and self._cache.source == source) else None
+            cache = _of_source(self._cache, source)
             if cache is not None and now < cache.fresh.refresh_at:
                 if cache.built is not None and cache.built[0] == key:
                     return cache.built[1]
@@ -375,8 +382,7 @@ class StageApiKeys:
         source = StageSource.load()
         with self._lock:
             now = self._clock()
-            cache = self._cache if (self._cache is not None
-                                    and self._cache.source == source) else None
+            cache = _of_source(self._cache, source)
             if cache is not None and now < cache.fresh.refresh_at:
                 return cache.keys
             try:
