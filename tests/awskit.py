@@ -1,8 +1,9 @@
-"""Helpers for the AWS suites: queues on the moto server, a verifying shop, logging hygiene.
+"""Helpers for the AWS suites: queues and a stage's secrets on the moto server, a verifying
+shop, logging hygiene, a clock that moves when told.
 
 Everything AWS goes to the session's moto server process over HTTP; each test makes its own
-queues under fresh names. The shop is a real HTTP server that checks every delivery with
-`paywire.verify_delivery` and counts what it accepted per message id.
+queues (and stages, conftest's `stage`) under fresh names. The shop is a real HTTP server that
+checks every delivery with `paywire.verify_delivery` and counts what it accepted per message id.
 """
 
 from __future__ import annotations
@@ -32,11 +33,69 @@ from paywire.testing import MotoServer, ServerThread
 DEDUP_VAR = "POWERTOOLS_LOG_DEDUPLICATION_DISABLED"
 SHOP_SECRET = "whsec_" + base64.b64encode(b"paywire-aws-shop-secret-0123456").decode()
 TEMPLATE_MAX_RECEIVES = 200  # deploy/aws/template.yaml's MaxReceiveCount default (a test compares)
+# A stage's secrets, as `Stage` writes them by default.
+STAGE_CLIENT_SECRET = "pp-client-secret-7f3a9c"
+STAGE_API_KEYS = ["stage-admin-key-aaaaaaaaaaaa", "stage-server-key-bbbbbbbbbbb"]
+STAGE_WHSEC = "whsec_c3RhZ2UtZnVsZmlsbWVudC1zZWNyZXQtMDE="
 
 
 def client(moto: MotoServer, service: str) -> Any:
     """A boto3 client for `service` on the moto server."""
     return moto.client(service)
+
+
+class Clock:
+    """Monotonic seconds that move only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        """The current reading."""
+        return self.now
+
+
+@dataclass
+class Stage:
+    """A fresh stage name with Secrets Manager and SSM clients on the moto server."""
+
+    name: str
+    sm: Any
+    ssm: Any
+
+    @property
+    def paypal_id(self) -> str:
+        """The stage's PayPal secret id."""
+        return f"paywire/{self.name}/paypal"
+
+    @property
+    def app_id(self) -> str:
+        """The stage's app secret id."""
+        return f"paywire/{self.name}/app"
+
+    def put_paypal(self, environment: str = "sandbox", secret: str = STAGE_CLIENT_SECRET,
+                   **extra: Any) -> None:
+        """Create (or replace the value of) the stage's PayPal secret."""
+        value = json.dumps({"environment": environment, "client_id": f"id-{self.name}",
+                            "client_secret": secret, "webhook_id": "WH-STAGE", **extra})
+        self._put(self.paypal_id, value)
+
+    def put_app(self, **values: Any) -> None:
+        """Create (or replace the value of) the stage's app secret."""
+        self._put(self.app_id, json.dumps(values or {
+            "api_keys": STAGE_API_KEYS, "fulfilment_secret": STAGE_WHSEC,
+            "fulfilment_url": "https://shop.example/from-secret"}))
+
+    def _put(self, secret_id: str, value: str) -> None:
+        try:
+            self.sm.put_secret_value(SecretId=secret_id, SecretString=value)
+        except self.sm.exceptions.ResourceNotFoundException:
+            self.sm.create_secret(Name=secret_id, SecretString=value)
+
+    def param(self, name: str, value: str, kind: str = "String") -> None:
+        """An SSM parameter /paywire/<stage>/<name>."""
+        self.ssm.put_parameter(Name=f"/paywire/{self.name}/{name}", Value=value, Type=kind,
+                               Overwrite=True)
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from awskit import restored_logging
+from awskit import Stage, restored_logging
 from paywire.emulator import AppCredentials, EmulatorConfig
+from paywire.settings import DEMO_CATALOG
 from paywire.testing import EmulatorServer, MotoServer, run_moto
 from testkit import CLIENT_ID, CLIENT_SECRET, get_token
 
@@ -64,10 +69,33 @@ def powertools_logging() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="module")
+def stage_clients(moto_server: MotoServer) -> Iterator[tuple[Any, Any]]:
+    """Secrets Manager and SSM clients for the moto server (made once: they are slow to make)."""
+    sm, ssm = moto_server.client("secretsmanager"), moto_server.client("ssm")
+    yield sm, ssm
+    sm.close()
+    ssm.close()
+
+
+@pytest.fixture
+def stage(stage_clients: tuple[Any, Any], moto_server: MotoServer,
+          monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Stage:
+    """A fresh stage (a unique name), the process environment pointed at moto and at it."""
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in [n for n in os.environ if n.startswith("PAYWIRE_")]:
+        monkeypatch.delenv(name)
+    for name, value in moto_server.env.items():
+        monkeypatch.setenv(name, value)
+    s = Stage("t" + uuid.uuid4().hex[:12], *stage_clients)
+    monkeypatch.setenv("PAYWIRE_STAGE", s.name)
+    monkeypatch.setenv("PAYWIRE_CATALOG_PATH", str(DEMO_CATALOG))
+    return s
+
+
 # --- CI rules, Hypothesis profiles and PayPal schema conformance (see DEVELOPERS.md) ----------
 # Imports sit here, not at the top, so this block stays one appended unit.
 
-import os  # noqa: E402
 import weakref  # noqa: E402
 from collections.abc import Generator  # noqa: E402
 

@@ -9,102 +9,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
+from awskit import STAGE_API_KEYS as API_KEYS
+from awskit import STAGE_CLIENT_SECRET as CLIENT_SECRET
+from awskit import STAGE_WHSEC as WHSEC
+from awskit import Clock, Stage
 from paywire.aws.secrets import StageSecrets, load_settings
 from paywire.domain.errors import ConfigError
-from paywire.settings import DEMO_CATALOG, Settings, StageSource
-from paywire.testing import MotoServer
+from paywire.settings import Settings, StageSource
 
-CLIENT_SECRET = "pp-client-secret-7f3a9c"
 ROTATED_SECRET = "pp-client-secret-rotated-41d2"
-API_KEYS = ["stage-admin-key-aaaaaaaaaaaa", "stage-server-key-bbbbbbbbbbb"]
-WHSEC = "whsec_c3RhZ2UtZnVsZmlsbWVudC1zZWNyZXQtMDE="
 ENV_SECRET = "env-client-secret-must-be-ignored"
-
-
-class Clock:
-    """Monotonic seconds that move only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        """The current reading."""
-        return self.now
-
-
-@dataclass
-class Stage:
-    """A fresh stage name with Secrets Manager and SSM clients on the moto server."""
-
-    name: str
-    sm: Any
-    ssm: Any
-
-    @property
-    def paypal_id(self) -> str:
-        """The stage's PayPal secret id."""
-        return f"paywire/{self.name}/paypal"
-
-    @property
-    def app_id(self) -> str:
-        """The stage's app secret id."""
-        return f"paywire/{self.name}/app"
-
-    def put_paypal(self, environment: str = "sandbox", secret: str = CLIENT_SECRET,
-                   **extra: Any) -> None:
-        """Create (or replace the value of) the stage's PayPal secret."""
-        value = json.dumps({"environment": environment, "client_id": f"id-{self.name}",
-                            "client_secret": secret, "webhook_id": "WH-STAGE", **extra})
-        self._put(self.paypal_id, value)
-
-    def put_app(self, **values: Any) -> None:
-        """Create (or replace the value of) the stage's app secret."""
-        self._put(self.app_id, json.dumps(values or {
-            "api_keys": API_KEYS, "fulfilment_secret": WHSEC,
-            "fulfilment_url": "https://shop.example/from-secret"}))
-
-    def _put(self, secret_id: str, value: str) -> None:
-        try:
-            self.sm.put_secret_value(SecretId=secret_id, SecretString=value)
-        except self.sm.exceptions.ResourceNotFoundException:
-            self.sm.create_secret(Name=secret_id, SecretString=value)
-
-    def param(self, name: str, value: str, kind: str = "String") -> None:
-        """An SSM parameter /paywire/<stage>/<name>."""
-        self.ssm.put_parameter(Name=f"/paywire/{self.name}/{name}", Value=value, Type=kind,
-                               Overwrite=True)
-
-
-@pytest.fixture(scope="module")
-def clients(moto_server: MotoServer) -> Iterator[tuple[Any, Any]]:
-    """Secrets Manager and SSM clients for the moto server (made once: they are slow to make)."""
-    sm, ssm = moto_server.client("secretsmanager"), moto_server.client("ssm")
-    yield sm, ssm
-    sm.close()
-    ssm.close()
-
-
-@pytest.fixture
-def stage(clients: tuple[Any, Any], moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch,
-          tmp_path: Path) -> Stage:
-    """A fresh stage (a unique name), the process environment pointed at moto and at it."""
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    for name in [n for n in os.environ if n.startswith("PAYWIRE_")]:
-        monkeypatch.delenv(name)
-    for name, value in moto_server.env.items():
-        monkeypatch.setenv(name, value)
-    s = Stage("t" + uuid.uuid4().hex[:12], *clients)
-    monkeypatch.setenv("PAYWIRE_STAGE", s.name)
-    monkeypatch.setenv("PAYWIRE_CATALOG_PATH", str(DEMO_CATALOG))
-    return s
 
 
 def loader(clock: Clock | None = None, stage: Stage | None = None) -> StageSecrets:

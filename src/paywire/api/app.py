@@ -17,8 +17,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 import paywire
 from paywire.api import aps_return, errors, routes, webhooks
-from paywire.api.auth import ApiKeys
 from paywire.api.idempotency import HEADER, IdempotencyGate
+from paywire.api.keys import ApiKeys
 from paywire.api.middleware import DeadlineMiddleware, RequestContextMiddleware
 from paywire.ports import Clock
 from paywire.settings import Settings

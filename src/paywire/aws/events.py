@@ -6,7 +6,8 @@
 - `stream_event`: the event a DynamoDB Streams mapping sends, from `GetRecords` records;
 - `http_event`: an API Gateway HTTP API (payload format 2.0) event for one HTTP request, the
   body base64-encoded when API Gateway would (binary) or when asked; `http_answer` reads a
-  handler's answer back;
+  handler's answer back; `authorizer_event`: what API Gateway sends a Lambda REQUEST
+  authorizer (payload format 2.0) for such a request, or None when it answers 401 itself;
 - `LocalContext`: the context object Lambda passes (request id, remaining time).
 
 Tests use them, and so does `paywire dev --aws`, to run the handlers as AWS would.
@@ -199,6 +200,61 @@ def http_event(method: str, path: str, *, query: str = "",
         event["queryStringParameters"] = params
     if body:
         event["body"] = base64.b64encode(body).decode() if encode else body.decode()
+    return event
+
+
+def path_parameters(route_key: str, path: str) -> dict[str, str] | None:
+    """The path variables a route key (`POST /v1/orders/{id}/refunds`, `ANY /v1/{proxy+}`)
+    takes from `path`, or None when the route does not match it."""
+    template = route_key.partition(" ")[2] or route_key
+    wanted, parts = template.strip("/").split("/"), path.strip("/").split("/")
+    found: dict[str, str] = {}
+    for i, segment in enumerate(wanted):
+        if segment.startswith("{") and segment.endswith("+}"):
+            rest = "/".join(parts[i:])
+            if not rest:
+                return None
+            found[segment[1:-2]] = rest
+            return found
+        if i >= len(parts):
+            return None
+        if segment.startswith("{") and segment.endswith("}"):
+            if not parts[i]:
+                return None
+            found[segment[1:-1]] = parts[i]
+        elif segment != parts[i]:
+            return None
+    return found if len(parts) == len(wanted) else None
+
+
+def authorizer_event(request: Mapping[str, Any], route_key: str, *,
+                     identity_headers: Sequence[str] = ("authorization",),
+                     region: str = "eu-west-1") -> dict[str, Any] | None:
+    """The event API Gateway sends a Lambda REQUEST authorizer (payload format 2.0) for the
+    request `http_event` made, on the route `route_key`; None where API Gateway answers 401
+    without invoking it (an identity source header missing or empty)."""
+    headers: Mapping[str, str] = request.get("headers") or {}
+    identity = [headers.get(name.lower(), "") for name in identity_headers]
+    if not all(value.strip() for value in identity):
+        return None
+    context = dict(request["requestContext"], routeKey=route_key)
+    method, path = context["http"]["method"], context["http"]["path"]
+    params = {} if route_key == "$default" else path_parameters(route_key, path)
+    if params is None:
+        raise ValueError(f"the route {route_key!r} does not match {method} {path}")
+    event: dict[str, Any] = {
+        "version": "2.0", "type": "REQUEST",
+        "routeArn": f"arn:aws:execute-api:{region}:{context['accountId']}:{context['apiId']}/"
+                    f"{context['stage']}/{method}{path}",
+        "identitySource": identity, "routeKey": route_key, "rawPath": request["rawPath"],
+        "rawQueryString": request.get("rawQueryString", ""), "headers": dict(headers),
+        "requestContext": context,
+    }
+    for name in ("cookies", "queryStringParameters"):
+        if name in request:
+            event[name] = request[name]
+    if params:
+        event["pathParameters"] = params
     return event
 
 
