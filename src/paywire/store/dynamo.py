@@ -24,12 +24,22 @@ Items (every one has `pk`, `sk` and `kind`; absent values are absent attributes)
     PAYID#<provider>#<pay id>       LOOKUP        lookup       capture/authorization -> order
     RFID#<provider refund id>       LOOKUP        lookup       provider refund -> refund
     OUTKEY#<announcement key>       LOOKUP        lookup       unique: fact key -> message
+    (the removed item's)            (its)         tombstone    a removal, until TTL deletes it
 
 Components are ids as given, or "~<sha256>" for long ones or ones containing '#'. Times are
 fixed-width ISO-8601 UTC text with microseconds, so they sort as text; money is integer minor
 units and `currency`; JSON documents (payload, metadata, detail, result, error, response_body)
 are JSON text; `expires_ttl` (epoch seconds, the TTL attribute) is set only on idempotency and
-rejection items, each also carrying `expires_at` text.
+rejection items, each also carrying `expires_at` text, and on tombstones.
+
+Removals. The store never deletes an item, so the roles that run it need no
+dynamodb:DeleteItem: forgetting an in-flight Idempotency-Key, releasing a lookup whose payment
+or refund id changed, clearing reconciliation state and trimming the rejection log each put a
+tombstone in the item's place (`dynamo_items.tombstone`: the keys, `removed_at` and the TTL
+attribute set to that moment), under the condition the removal has. It carries no index
+attribute, so it leaves every index at once; every read treats it as absent, and so do the
+conditions (`absent` holds on it, `exists` does not), so a create over it succeeds and an
+update of it fails, as after a delete. DynamoDB's TTL deletes it later, at no cost.
 
 Four overloaded global secondary indexes, keys only (an update that leaves an item's index
 keys alone writes no index; reads always fetch the items from the table, consistently):
@@ -56,11 +66,12 @@ one Query per shard; it is not worth it at this scale.
 Units of work. Reads are strongly consistent and see this unit's buffered writes; writes are
 buffered and committed at exit as one TransactWriteItems (at most 100 items; a unit that
 needs more gets a ValueError at the write that would exceed it, and nothing is written).
-Order updates are conditional on `version`, put-if-absent on `attribute_not_exists(pk)`
-(or, for expiring items, `expires_at <= now`: DynamoDB deletes expired items late, so an
-expired item reads and writes as absent). A failed condition at commit is a ConflictError
-naming the item (CancellationReasons are mapped by index to the writes); throttling, server
-errors and an unreachable endpoint are StorageError. An exception in the body writes nothing.
+Order updates are conditional on `version`, put-if-absent on `attribute_not_exists(pk)` or a
+tombstone (or, for expiring items, `expires_at <= now`: DynamoDB deletes expired items late,
+so an expired item reads and writes as absent). A failed condition at commit is a
+ConflictError naming the item (CancellationReasons are mapped by index to the writes);
+throttling, server errors and an unreachable endpoint are StorageError. An exception in the
+body writes nothing.
 
 Immediate writes. Claims and leases (`claim_operation`, `claim_outbox`, `claim_truth_tasks`,
 `finish_outbox`, `finish_truth_task`, `settle_outbox`, `revive_outbox`, `lock_idempotency`)

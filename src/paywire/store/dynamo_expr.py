@@ -2,6 +2,11 @@
 
 A condition is a function of an `Expr` (the request's placeholders) returning the expression
 text, so one condition can be rendered into any request without placeholder clashes.
+
+A removed item is a tombstone (`dynamo_items.tombstone`) until DynamoDB's TTL deletes it, so
+`absent` and `exists` test for a live item, not for any item: a put-if-absent over a tombstone
+succeeds and a write that demands the item fails, exactly as after a delete. The tombstone has
+none of a record's other attributes, so every comparison with them is false on it as well.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from paywire.store.dynamo_items import ts
+from paywire.store.dynamo_items import TOMBSTONE, ts
 
 
 class Expr:
@@ -40,13 +45,13 @@ Cond = Callable[[Expr], str]
 
 
 def absent(e: Expr) -> str:
-    """The item does not exist."""
-    return f"attribute_not_exists({e.name('pk')})"
+    """The item does not exist, or was removed (a tombstone stands in its place)."""
+    return f"attribute_not_exists({e.name('pk')}) OR {e.name('kind')} = {e.value(TOMBSTONE)}"
 
 
 def exists(e: Expr) -> str:
-    """The item exists."""
-    return f"attribute_exists({e.name('pk')})"
+    """The item exists and is not a removal's tombstone."""
+    return f"attribute_exists({e.name('pk')}) AND {e.name('kind')} <> {e.value(TOMBSTONE)}"
 
 
 def missing(attribute: str) -> Cond:
@@ -75,7 +80,8 @@ def any_of(*conds: Cond) -> Cond:
 
 
 def absent_or_expired(now: datetime) -> Cond:
-    """The item does not exist, or has expired by `now` (DynamoDB's TTL deletes late)."""
+    """The item does not exist (or was removed), or has expired by `now` (DynamoDB's TTL
+    deletes late)."""
     return any_of(absent, compare("expires_at", "<=", ts(now)))
 
 

@@ -32,6 +32,8 @@ Item = dict[str, Any]
 Key = tuple[str, str]
 
 TTL_ATTRIBUTE = "expires_ttl"
+# The kind of an item that stands for a removed one (see `tombstone`).
+TOMBSTONE = "tombstone"
 # The three overloaded, keys-only global secondary indexes: (name, partition attr, sort attr).
 BY_TIME = ("by_time", "tpk", "tsk")
 BY_STATUS = ("by_status", "spk", "ssk")
@@ -161,6 +163,27 @@ def lookup_key(namespace: str, *parts: str) -> Key:
 def lookup_item(key: Key, target: str, **extra: str) -> Item:
     """A lookup item pointing at `target`."""
     return {"pk": key[0], "sk": key[1], "kind": "lookup", "target": target, **extra}
+
+
+# --- removal -----------------------------------------------------------------------------------
+
+
+def tombstone(key: Key, removed: datetime) -> Item:
+    """What a removal writes in place of the item at `key`: its keys, the removal time and the
+    TTL attribute set to it, nothing else.
+
+    The store never deletes (so no role that runs it needs dynamodb:DeleteItem): it puts this
+    item instead, which carries no index attribute, so the removed item leaves every index at
+    once, and DynamoDB's TTL deletes it later at no cost and with no permission. Every read
+    and condition treats it as absent (`is_live`, `dynamo_expr.absent` / `exists`).
+    """
+    return {"pk": key[0], "sk": key[1], "kind": TOMBSTONE, "removed_at": ts(removed),
+            TTL_ATTRIBUTE: epoch(removed)}
+
+
+def is_live(item: Item) -> bool:
+    """Whether a stored item is a record, not a removal's tombstone."""
+    return item.get("kind") != TOMBSTONE
 
 
 # --- orders --------------------------------------------------------------------------------------

@@ -185,7 +185,9 @@ class DynamoOpsUnitOfWork(DynamoWebhookUnitOfWork):
                     cond=None, what=f"reconcile state of order {state.order_id}")
 
     async def clear_reconcile_state(self, order_id: str) -> None:
-        """Forget the order's reconciliation state (nothing to do if there is none)."""
+        """Forget the order's reconciliation state: a blind tombstone, as blind as the SQL
+        store's DELETE (no read, no condition; where there was no state it is a tombstone
+        that TTL deletes, reading as absent like the rest)."""
         self._write(di.reconcile_key(order_id), None, base=None, base_known=False, cond=None,
                     what=f"reconcile state of order {order_id}")
 

@@ -4,6 +4,10 @@ boto3 is synchronous, so every call runs in a worker thread (`asyncio.to_thread`
 strongly consistent (`ConsistentRead`) on the table; index queries (always eventually
 consistent in DynamoDB) only return keys, and the items are then read from the table.
 
+Nothing here deletes: a removal is a put of a tombstone (`dynamo_items.tombstone`), and every
+read of items answers as if a tombstone were not there (tombstones carry no index attributes,
+so index queries never meet one). So the store needs no dynamodb:DeleteItem permission.
+
 Errors: a failed condition is an answer (the caller decides: False, or `ConflictError`); a
 cancelled transaction is mapped reason by reason, by index, back to the action that caused it;
 throttling, server errors and an unreachable endpoint are `StorageError` (transient). Messages
@@ -25,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from paywire.domain.errors import ConflictError, PaywireError, StorageError
 from paywire.store.dynamo_expr import Cond, Expr
-from paywire.store.dynamo_items import Item, Key
+from paywire.store.dynamo_items import Item, Key, is_live
 
 MAX_TRANSACTION_ITEMS = 100
 _BATCH_GET = 100
@@ -71,7 +75,8 @@ def _wire_key(key: Key) -> dict[str, Any]:
 
 @dataclass
 class Action:
-    """One write of a unit of work: `item` to put, or (None) the key to delete; `cond` must
+    """One write of a unit of work: `item` to put (a removal puts a tombstone), or None when
+    only `cond` remains to check (an item written and removed again in one unit); `cond` must
     hold on the stored item. `what` names it in a ConflictError, `kind` says what it is."""
 
     key: Key
@@ -79,7 +84,6 @@ class Action:
     cond: Cond | None
     what: str
     kind: str
-    check_only: bool = False  # written and removed again in one unit: only `cond` remains
 
 
 def redact(text: str) -> str:
@@ -131,14 +135,16 @@ class DynamoTable:
     # --- reads -------------------------------------------------------------------------------
 
     async def get(self, key: Key) -> Item | None:
-        """The item at `key` (strongly consistent), or None."""
+        """The item at `key` (strongly consistent), or None (also for a tombstone)."""
         answer = await self.call("get_item", TableName=self.name, Key=_wire_key(key),
                                  ConsistentRead=True)
         found = answer.get("Item")
-        return from_wire(found) if found else None
+        item = from_wire(found) if found else None
+        return item if item is not None and is_live(item) else None
 
     async def get_many(self, keys: Iterable[Key]) -> dict[Key, Item]:
-        """The items that exist among `keys` (strongly consistent), by key."""
+        """The items that exist among `keys` (strongly consistent; tombstones left out), by
+        key."""
         wanted = list(dict.fromkeys(keys))
         found: dict[Key, Item] = {}
         for start in range(0, len(wanted), _BATCH_GET):
@@ -149,7 +155,8 @@ class DynamoTable:
                 answer = await self.call("batch_get_item", RequestItems=request)
                 for raw in answer.get("Responses", {}).get(self.name, []):
                     item = from_wire(raw)
-                    found[key_of(item)] = item
+                    if is_live(item):
+                        found[key_of(item)] = item
                 request = answer.get("UnprocessedKeys") or {}
                 if not request:
                     break
@@ -161,7 +168,7 @@ class DynamoTable:
 
     async def partition(self, pk: str, prefix: str) -> list[Item]:
         """Every item of partition `pk` whose sort key starts with `prefix`, in sort order
-        (strongly consistent)."""
+        (strongly consistent; tombstones left out)."""
         items: list[Item] = []
         start: dict[str, Any] | None = None
         while True:
@@ -172,7 +179,8 @@ class DynamoTable:
                                           f"begins_with({e.name('sk')}, {e.value(prefix)})"}
             answer = await self.call("query", **kwargs, **_names_values(e),
                                      **({"ExclusiveStartKey": start} if start else {}))
-            items.extend(from_wire(raw) for raw in answer.get("Items", []))
+            items.extend(item for raw in answer.get("Items", [])
+                         if is_live(item := from_wire(raw)))
             start = answer.get("LastEvaluatedKey")
             if not start:
                 return items
@@ -276,23 +284,19 @@ class DynamoTable:
             raise translate(exc, self.name) from exc
         return from_wire(answer["Attributes"])
 
-    async def delete(self, key: Key) -> None:
-        """Delete the item at `key` (nothing happens if there is none)."""
-        await self.call("delete_item", TableName=self.name, Key=_wire_key(key))
-
     # --- a unit of work's writes -----------------------------------------------------------------
 
     async def write(self, actions: Sequence[Action]) -> None:
         """Apply `actions` all together or not at all: one TransactWriteItems (one plain
         conditional write when there is only one). A failed condition is a ConflictError
         naming the action it belongs to."""
-        if all(a.check_only for a in actions):
+        if all(a.item is None for a in actions):
             return  # only items written and removed again: nothing to write
         live = list(actions)
         if len(live) > MAX_TRANSACTION_ITEMS:
             raise ValueError(too_many(len(live)))
-        if len(live) == 1:
-            await self._write_one(live[0])
+        if len(live) == 1 and (item := live[0].item) is not None:
+            await self._put_one(live[0], item)
             return
         try:
             # The token makes a retried call (after a timeout) idempotent for ten minutes:
@@ -302,16 +306,12 @@ class DynamoTable:
         except ClientError as exc:
             raise self._cancelled(exc, live) from exc
 
-    async def _write_one(self, action: Action) -> None:
+    async def _put_one(self, action: Action, item: Item) -> None:
         e = Expr()
         condition = {"ConditionExpression": action.cond(e)} if action.cond else {}
         try:
-            if action.item is not None:
-                await self.call("put_item", TableName=self.name, Item=to_wire(action.item),
-                                **condition, **_names_values(e))
-            else:
-                await self.call("delete_item", TableName=self.name, Key=_wire_key(action.key),
-                                **condition, **_names_values(e))
+            await self.call("put_item", TableName=self.name, Item=to_wire(item),
+                            **condition, **_names_values(e))
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
                 raise _conflict(action) from exc
@@ -323,11 +323,9 @@ class DynamoTable:
         if action.cond is not None:
             body["ConditionExpression"] = action.cond(e)
             body.update(_names_values(e))
-        if action.check_only:
+        if action.item is None:
             return {"ConditionCheck": {**body, "Key": _wire_key(action.key)}}
-        if action.item is not None:
-            return {"Put": {**body, "Item": to_wire(action.item)}}
-        return {"Delete": {**body, "Key": _wire_key(action.key)}}
+        return {"Put": {**body, "Item": to_wire(action.item)}}
 
     def _cancelled(self, exc: ClientError, actions: Sequence[Action]) -> PaywireError:
         """The error a cancelled transaction means, from its reasons (one per action, in

@@ -5,7 +5,8 @@ Reads go to the table (`ConsistentRead`) except for items this unit has written,
 written. Writes are buffered per item: several writes to one item coalesce into one action
 (DynamoDB refuses two actions on one key in a transaction) that keeps the condition of the
 first — the one that holds against the stored item — and the latest state. `commit` sends them
-as one TransactWriteItems.
+as one TransactWriteItems. A removal is buffered as None and committed as a put of a
+tombstone (`dynamo_items.tombstone`): the store never deletes, and reads never see tombstones.
 
 Immediate operations (claims, leases) write at once with a conditional UpdateItem and answer
 truthfully. One that finds this unit holding buffered writes first commits those (`flush`), so
@@ -27,7 +28,7 @@ from typing import Any
 from paywire.domain.errors import StorageError, ValidationError
 from paywire.ports import Clock
 from paywire.store.dynamo_expr import Cond, all_of, compare, exists, lease_free
-from paywire.store.dynamo_items import BY_DUE, Item, Key, below, ts
+from paywire.store.dynamo_items import BY_DUE, Item, Key, below, tombstone, ts
 from paywire.store.dynamo_table import MAX_TRANSACTION_ITEMS, Action, DynamoTable, too_many
 
 log = logging.getLogger("paywire.store.dynamo")
@@ -66,8 +67,8 @@ class _Entry:
     """One item this unit writes: the stored state it started from and its state now."""
 
     base: Item | None  # the stored item when first written here (None: absent)
-    base_known: bool  # False for blind writes (an upsert, a delete) that never read it
-    item: Item | None  # what this unit has made of it (None: deleted)
+    base_known: bool  # False for blind writes (an upsert, a removal) that never read it
+    item: Item | None  # what this unit has made of it (None: removed)
     cond: Cond | None  # must hold on the stored item at commit
     what: str
     kind: str  # created | version | changed: what a failed condition means
@@ -80,7 +81,9 @@ class DynamoUnit:
         self._ctx = ctx
         self._table = ctx.table
         self._dirty: dict[Key, _Entry] = {}
-        self._pruned: set[Key] = set()  # deleted after commit, best effort; hidden until then
+        # Rejections `record_rejection` trimmed, by key, with the index sort key they had:
+        # hidden from this unit at once, tombstoned after commit (best effort).
+        self._pruned: dict[Key, str] = {}
         self._open = True
 
     # --- life cycle --------------------------------------------------------------------------
@@ -99,11 +102,16 @@ class DynamoUnit:
         await self._flush()
 
     async def after_commit(self) -> None:
-        """Best-effort clean-up once committed: delete what `record_rejection` pruned."""
-        for key in sorted(self._pruned):
+        """Best-effort clean-up once committed: tombstone what `record_rejection` pruned.
+
+        Each is a put conditional on the rejection still being the one pruned (its index sort
+        key), so nothing is written where TTL or another pruning got there first, and a row
+        recorded again since is kept."""
+        removed = self._ctx.clock.now()
+        for key, tsk in sorted(self._pruned.items()):
             try:
-                await self._table.delete(key)
-            except StorageError as exc:  # the next pruning deletes it
+                await self._table.put_if(tombstone(key, removed), compare("tsk", "=", tsk))
+            except StorageError as exc:  # the next pruning removes it
                 log.warning("could not prune %s from the rejection log: %s", key[0], exc)
         self._pruned.clear()
 
@@ -111,15 +119,17 @@ class DynamoUnit:
         if not self._dirty:
             return
         actions = []
+        removed = self._ctx.clock.now()
         for key, entry in self._dirty.items():
             created_here = entry.base_known and entry.base is None
             if entry.item is None and created_here:
                 if entry.cond is None:
                     continue
-                actions.append(Action(key, None, entry.cond, entry.what, entry.kind,
-                                      check_only=True))
+                # Written and removed again here: only its condition is left to check.
+                actions.append(Action(key, None, entry.cond, entry.what, entry.kind))
             else:
-                actions.append(Action(key, entry.item, entry.cond, entry.what, entry.kind))
+                item = entry.item if entry.item is not None else tombstone(key, removed)
+                actions.append(Action(key, item, entry.cond, entry.what, entry.kind))
         await self._table.write(actions)
         self._dirty.clear()
 
@@ -159,7 +169,7 @@ class DynamoUnit:
 
     def _write(self, key: Key, item: Item | None, *, base: Item | None, cond: Cond | None,
                what: str, kind: str = "changed", base_known: bool = True) -> None:
-        """Buffer `item` (None: delete) at `key`. The first write of an item sets the
+        """Buffer `item` (None: remove) at `key`. The first write of an item sets the
         condition (checked against the stored `base`); later ones only change the state."""
         self._check_open()
         entry = self._dirty.get(key)

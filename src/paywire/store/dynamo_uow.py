@@ -105,7 +105,7 @@ class DynamoUnitOfWork(DynamoUnit):
             self._create(di.lookup_item(key, target, **extra), what, dx.absent)
 
     async def _release(self, key: Key, target: str) -> None:
-        """Delete the lookup `key` if it points at `target`."""
+        """Remove the lookup `key` (tombstone it at commit) if it points at `target`."""
         held = await self._read(key)
         if held is not None and held["target"] == target:
             self._write(key, None, base=held, cond=dx.compare("target", "=", target),
@@ -327,7 +327,8 @@ class DynamoUnitOfWork(DynamoUnit):
                     what=f"idempotency key {scope}/{key}")
 
     async def delete_idempotency(self, scope: str, key: str) -> None:
-        """Forget an in-flight record; a done record (a stored answer) is kept."""
+        """Forget an in-flight record (tombstone it at commit, so a new put of the key
+        succeeds); a done record (a stored answer) is kept."""
         ikey = di.idempotency_key(scope, key)
         stored = await self._read(ikey)
         if stored is None or stored["status"] != "in_flight":

@@ -9,11 +9,12 @@ A transmission id points at the first event stored from it (a lookup item).
 
 Rejections expire (TTL) after the store's `rejection_ttl`; until DynamoDB deletes them, an
 expired one reads as absent. The log is trimmed to `max_rows` by a walk of its time index:
-this unit reads the trimmed log at once, and the rows are deleted after the commit, each on its
-own, so trimming never makes a rejection's unit fail. Two rejections recorded concurrently each
-count without the other's uncommitted row, so the log may hold one row per concurrent recorder
-beyond `max_rows` (and, since index reads lag on AWS, a row just committed elsewhere), until
-the next rejection trims it.
+this unit reads the trimmed log at once, and the rows are tombstoned after the commit (a put
+of `dynamo_items.tombstone`, which leaves the index and which TTL deletes: the store never
+deletes), each on its own, so trimming never makes a rejection's unit fail. Two rejections
+recorded concurrently each count without the other's uncommitted row, so the log may hold one
+row per concurrent recorder beyond `max_rows` (and, since index reads lag on AWS, a row just
+committed elsewhere), until the next rejection trims it.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class DynamoWebhookUnitOfWork(DynamoUnitOfWork):
         return True
 
     async def _trim_rejections(self, max_rows: int) -> None:
-        """Hide (and after commit delete) every rejection beyond the newest `max_rows`."""
+        """Hide (and after commit tombstone) every rejection beyond the newest `max_rows`."""
         stored = await self._table.walk_keys(di.BY_TIME, "REJECTION", ascending=False)
         order = {key: tsk for key, tsk in stored
                  if key not in self._pruned and key not in self._dirty}
@@ -98,8 +99,10 @@ class DynamoWebhookUnitOfWork(DynamoUnitOfWork):
         newest_first = sorted(order, key=lambda k: order[k], reverse=True)
         for key in newest_first[max_rows:]:
             entry = self._dirty.pop(key, None)
-            if entry is None or entry.base is not None:
-                self._pruned.add(key)
+            if entry is None:
+                self._pruned[key] = order[key]
+            elif entry.base is not None:  # written over a stored (expired) one: prune that
+                self._pruned[key] = entry.base["tsk"]
 
     async def list_rejections(self, *, limit: int = 50,
                               before: tuple[datetime, str] | None = None) -> list[WebhookRejection]:
