@@ -93,8 +93,8 @@ FUNCTIONS = {
     "OutboxStreamFunction": "paywire.aws.stream.handler",
 }
 TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
-                 "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                 "dynamodb:ConditionCheckItem"}
+                 "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
+# No DeleteItem for any function: the store writes tombstones that DynamoDB's TTL deletes.
 SECRET_ACTIONS = {"secretsmanager:GetSecretValue"}
 PARAMETER_ACTIONS = {"ssm:GetParametersByPath"}
 CONFIG_ACTIONS = SECRET_ACTIONS | PARAMETER_ACTIONS
