@@ -17,7 +17,7 @@ import json
 import re
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +35,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from paywire.aws.events import HttpAnswer, LocalContext, http_answer, http_event
+from paywire.aws.events import (
+    HttpAnswer,
+    LocalContext,
+    authorizer_event,
+    http_answer,
+    http_event,
+)
 from paywire.testing import MotoServer, ServerThread
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -333,6 +339,22 @@ def http_routes(translated: dict[str, Any]) -> dict[tuple[str, str], dict[str, A
     return found
 
 
+def guarded_routes(translated: dict[str, Any]) -> set[tuple[str, str]]:
+    """The HTTP API's routes behind an authorizer (their operation names a security scheme)."""
+    body = translated["Resources"]["HttpApi"]["Properties"]["Body"]
+    return {("ANY" if method == "x-amazon-apigateway-any-method" else method.upper(), path)
+            for path, operations in body["paths"].items()
+            for method, operation in operations.items() if operation.get("security")}
+
+
+def best_route(routes: Iterable[tuple[str, str]], method: str, path: str) -> tuple[str, str]:
+    """The route API Gateway picks for a request: an exact path before a greedy one (the
+    longest greedy prefix first), a named method before ANY."""
+    matching = [r for r in routes if route_matches(r, method, path)]
+    assert matching, (method, path)
+    return max(matching, key=lambda r: (not r[1].endswith("{proxy+}"), len(r[1]), r[0] != "ANY"))
+
+
 def routed_function(translated: dict[str, Any], integration: dict[str, Any]) -> str:
     """The name (after `paywire-<stage>-`) of the function an HTTP API integration invokes,
     followed by `:<alias>` when it invokes the function through an alias."""
@@ -355,15 +377,16 @@ def route_matches(route: tuple[str, str], method: str, path: str) -> bool:
         return False
     if pattern.endswith("/{proxy+}"):
         return path.startswith(pattern.removesuffix("{proxy+}"))
-    return pattern == path
+    # A path variable ({order_id}) takes one segment.
+    return re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(pattern)), path) is not None
 
 
 def function_configurations(moto: MotoServer, stage: str) -> dict[str, dict[str, Any]]:
     """A stage's created Lambda functions' configurations, by function name."""
     lam = client(moto, "lambda")
     names = [f"paywire-{stage}-{suffix}" for suffix in
-             ("http", "webhooks", "outbox-consumer", "outbox-drainer", "outbox-stream",
-              "reconciler")]
+             ("http", "webhooks", "authorizer", "outbox-consumer", "outbox-drainer",
+              "outbox-stream", "reconciler")]
     return {name: lam.get_function_configuration(FunctionName=name) for name in names}
 
 
@@ -409,13 +432,23 @@ class Deployed:
         """One request through the function the HTTP API sends it to (the template's route
         that takes it, its route key; JSON bodies, or `raw` bytes as they are)."""
         routes = http_routes(translated)
-        route = next(r for r in routes if route_matches(r, method, path))
+        route = best_route(routes, method, path)
         if raw is None:
             raw = json.dumps(body).encode() if body is not None else b""
             headers = {**({"content-type": "application/json"} if raw else {}),
                        **(headers or {})}
-        event = http_event(method, path, body=raw, headers=headers or {},
-                           route_key=f"{route[0]} {route[1]}")
+        route_key = f"{route[0]} {route[1]}"
+        event = http_event(method, path, body=raw, headers=headers or {}, route_key=route_key)
+        if route in guarded_routes(translated):
+            # API Gateway asks the authorizer first: 401 without the identity header, 403 on
+            # its "no", the route's function only on its "yes" (with its context).
+            asked = authorizer_event(event, route_key)
+            if asked is None:
+                return HttpAnswer(401, {}, b'{"message":"Unauthorized"}')
+            verdict = self.invoke("authorizer", asked)
+            if verdict.get("isAuthorized") is not True:
+                return HttpAnswer(403, {}, b'{"message":"Forbidden"}')
+            event["requestContext"]["authorizer"] = {"lambda": verdict.get("context") or {}}
         function = routed_function(translated, routes[route]).partition(":")[0]
         return http_answer(self.invoke(function, event))
 

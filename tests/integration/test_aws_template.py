@@ -87,6 +87,7 @@ FUNCTIONS = {
     # logical id: handler
     "HttpFunction": "paywire.aws.http.handler",
     "WebhookFunction": "paywire.aws.http.webhook_handler",
+    "AuthorizerFunction": "paywire.aws.authorizer.handler",
     "OutboxConsumerFunction": "paywire.aws.sqs_consumer.handler",
     "OutboxDrainerFunction": "paywire.aws.drainer.handler",
     "ReconcilerFunction": "paywire.aws.reconciler.handler",
@@ -104,6 +105,8 @@ TRACE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 EXPECTED_ACTIONS = {
     "HttpFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS,
     "WebhookFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS,
+    # The admin routes' authorizer reads the app secret's API keys, nothing else.
+    "AuthorizerFunctionRole": SECRET_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS,
     "ReconcilerFunctionRole": TABLE_ACTIONS | CONFIG_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS,
     # The drainer and the stream function read no secret (paywire.aws.runtime: `secrets`).
     "OutboxDrainerFunctionRole": TABLE_ACTIONS | PARAMETER_ACTIONS | LOG_ACTIONS | TRACE_ACTIONS
@@ -125,7 +128,8 @@ HTTP_ENVIRONMENT = {"HttpFunction": {"PAYWIRE_API_DOCS"}}
 # below records them), by the secret's name under paywire/<stage>/.
 SECRETS_READ = {"HttpFunctionRole": {"paypal", "app"}, "WebhookFunctionRole": {"paypal", "app"},
                 "ReconcilerFunctionRole": {"paypal", "app"},
-                "OutboxConsumerFunctionRole": {"app"}, "OutboxDrainerFunctionRole": set(),
+                "OutboxConsumerFunctionRole": {"app"}, "AuthorizerFunctionRole": {"app"},
+                "OutboxDrainerFunctionRole": set(),
                 "OutboxStreamFunctionRole": set()}
 # Which function the HTTP API sends each route to.
 WEBHOOK_ROUTES = {("POST", "/webhooks/paypal"), ("POST", "/webhooks/aps")}
@@ -208,15 +212,43 @@ def test_cfn_lint_passes() -> None:
 
 
 def app_routes() -> list[tuple[str, str]]:
-    """(METHOD, path) of every operation the HTTP function's app publishes in its OpenAPI
-    document, plus the document and its docs page (Swagger's OAuth2 redirect page is left
-    unrouted: paywire's API takes bearer keys, not OAuth2 logins)."""
+    """(METHOD, path) of every route of the HTTP function's app, plus its OpenAPI document and
+    docs page (Swagger's OAuth2 redirect page is left unrouted: paywire's API takes bearer
+    keys, not OAuth2 logins)."""
     app = lambda_app(Settings(_env_file=None))
     found = [("GET", "/docs"), ("GET", "/openapi.json")]
-    for path, operations in app.openapi()["paths"].items():
-        found.extend((method.upper(), path) for method in operations
-                     if method in ("get", "put", "post", "delete", "patch", "options", "head"))
+    # Every API route, those left out of the OpenAPI document (APS's return page) too.
+    found.extend((method, route.path) for route in api_routes(app.routes)
+                 for method in sorted(route.methods))
+    # The CORS middleware answers a browser's preflight on every API path.
+    found.extend(("OPTIONS", path) for _, path in list(found) if path.startswith("/v1/"))
     return found
+
+
+def api_routes(routes: list[Any]) -> Iterator[Any]:
+    """The FastAPI routes among `routes`, those of included routers too (FastAPI keeps an
+    included router as one entry holding the original router)."""
+    from fastapi.routing import APIRoute
+
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from api_routes(included.routes)
+
+
+def admin_routes() -> set[tuple[str, str]]:
+    """(METHOD, path) of the app's routes that need an API key whatever the request (those
+    that depend on `paywire.api.auth.admin`)."""
+    from paywire.api import auth
+
+    def needs_admin(dependant: Any) -> bool:
+        return any(d.call is auth.admin or needs_admin(d) for d in dependant.dependencies)
+
+    app = lambda_app(Settings(_env_file=None))
+    return {(method, route.path) for route in api_routes(app.routes)
+            if needs_admin(route.dependant) for method in route.methods}
 
 
 def test_http_api_routes_cover_the_app_and_nothing_else(translated: dict[str, Any]) -> None:
@@ -235,6 +267,26 @@ def test_http_api_routes_cover_the_app_and_nothing_else(translated: dict[str, An
         # Through the `live` alias, which CodeDeploy shifts to a new version gradually.
         expected = "webhooks:live" if route in WEBHOOK_ROUTES else "http:live"
         assert routed_function(translated, integration) == expected, route
+    # The authorizer guards exactly the routes whose app routes all need an API key.
+    body = translated["Resources"]["HttpApi"]["Properties"]["Body"]
+    [(scheme, definition)] = body["components"]["securitySchemes"].items()
+    authorizer = definition["x-amazon-apigateway-authorizer"]
+    assert authorizer["authorizerUri"]["Fn::Sub"][1]["__FunctionArn__"] == {
+        "Fn::GetAtt": ["AuthorizerFunction", "Arn"]}
+    assert (authorizer["type"], authorizer["authorizerPayloadFormatVersion"],
+            authorizer["enableSimpleResponses"], authorizer["identitySource"]) == (
+        "request", "2.0", True, ["$request.header.Authorization"])
+    assert 0 < authorizer["authorizerResultTtlInSeconds"] <= 300
+    admin_only = admin_routes()
+    assert {("GET", "/v1/orders"), ("POST", "/v1/orders/{order_id}/refunds"),
+            ("GET", "/v1/admin/webhook-rejections")} <= admin_only
+    operations = {("ANY" if m == "x-amazon-apigateway-any-method" else m.upper(), p): o
+                  for p, ops in body["paths"].items() for m, o in ops.items()}
+    for (method, path), operation in operations.items():
+        guarded = operation.get("security") == [{scheme: []}]
+        served = [r for r in app_routes() if route_matches((method, path), *r)]
+        assert served, (method, path)
+        assert guarded == all(r in admin_only for r in served), (method, path, served)
     webhook_only = webhook_app(Settings(_env_file=None)).openapi()["paths"]
     assert {(m.upper(), p) for p, ops in webhook_only.items() for m in ops} == WEBHOOK_ROUTES
     assert set(WEBHOOK_PATHS) == {p for _, p in WEBHOOK_ROUTES}  # `paywire dev --aws` too
@@ -242,9 +294,11 @@ def test_http_api_routes_cover_the_app_and_nothing_else(translated: dict[str, An
     assert [s["Properties"]["StageName"] for s in stage.values()] == ["$default"]
     permissions = {p["Properties"]["SourceArn"]["Fn::Sub"][0].rsplit("}/", 1)[-1]
                    for p in resources_of_type(translated, "AWS::Lambda::Permission").values()
-                   if p["Properties"]["Principal"] == "apigateway.amazonaws.com"}
-    # API Gateway's source ARNs spell a greedy path variable `*`.
-    assert permissions == {f"{'*' if m == 'ANY' else m}{p.replace('{proxy+}', '*')}"
+                   if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
+                   and p["Properties"]["FunctionName"] != {
+                       "Fn::GetAtt": ["AuthorizerFunction", "Arn"]}}
+    # API Gateway's source ARNs spell a path variable (greedy or not) `*`.
+    assert permissions == {f"{'*' if m == 'ANY' else m}{re.sub(r'{[^/]+}', '*', p)}"
                            for m, p in routes}
 
 
@@ -461,8 +515,11 @@ def test_http_api_logs_each_request_as_json_and_throttles_each_route(
     assert {"requestId", "routeKey", "status", "latencyMs", "integrationError"} <= set(line)
     variables = set(re.findall(r"\$context\.[A-Za-z.]+", settings["Format"]))
     assert variables == set(line.values())  # each field is exactly one variable
+    # The authorizer's caller id (a digest prefix, never the key) and its error only.
+    assert {v for v in variables if "authorizer" in v} == {
+        "$context.authorizer.caller", "$context.authorizer.error"}
     assert not any(word in v.lower() for v in variables
-                   for word in ("header", "querystring", "authorizer", "body"))
+                   for word in ("header", "querystring", "body"))
     group = translated["Resources"]["HttpApiAccessLogGroup"]
     assert group["Type"] == "AWS::Logs::LogGroup"
     assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
@@ -788,7 +845,8 @@ def test_created_functions_resolve_to_paywire_handlers(
         moto: LoggedMotoServer, stack: dict[str, Any], translated: dict[str, Any]) -> None:
     """Each created function's handler is an importable callable in `paywire.aws`, its
     environment points at this stack's table and queue, and only the drainer and the
-    reconciler have reserved concurrency (1)."""
+    reconciler (1) and the webhook function (WebhookReservedConcurrency) reserve
+    concurrency."""
     out = outputs(stack)
     configs = function_configurations(moto, STAGE)
     assert sorted(c["Handler"] for c in configs.values()) == sorted(FUNCTIONS.values())
@@ -856,7 +914,8 @@ def deployed(moto: LoggedMotoServer, stack: dict[str, Any], emulator: EmulatorSe
                 for config in deployed.configs.values():
                     module_name, _, attribute = config["Handler"].rpartition(".")
                     handler = getattr(importlib.import_module(module_name), attribute)
-                    handler.close()
+                    if hasattr(handler, "close"):  # the authorizer holds no session
+                        handler.close()
     finally:
         recorder.server.stop()
         fresh_stage_cache()  # its clients point at the recorder, gone now
@@ -905,6 +964,14 @@ def test_handlers_run_with_the_created_configuration(
     assert rejections.status == 200, rejections.body
     assert [(r["transmission_id"], r["check"]) for r in rejections.json()["data"]] == [
         ("forged-transmission-1", "cert_url")]
+    # An admin route without a key is API Gateway's 401, with a wrong one the authorizer's 403:
+    # neither reaches the HTTP function.
+    before = len(fn.invoked)
+    for headers, status in (({}, 401), ({"authorization": "Bearer not-a-key-0123456789"}, 403)):
+        assert fn.http("GET", "/v1/orders", routes, headers=headers).status == status
+    assert all(name.endswith("-authorizer") for name, _ in fn.invoked[before:])
+    listed = fn.http("GET", "/v1/orders", routes, headers={"authorization": f"Bearer {API_KEY}"})
+    assert listed.status == 200 and [o["id"] for o in listed.json()["data"]] == [order["id"]]
 
     # The table's stream, read as Lambda's mapping reads it and filtered by its pattern.
     stream_arn = client(moto, "dynamodb").describe_table(
@@ -959,7 +1026,8 @@ def test_handlers_run_with_the_created_configuration(
         read[function] |= {c.params["SecretId"].rsplit("/", 1)[-1] for c in calls
                            if c.action == "secretsmanager:GetSecretValue"}
     for function, actions in seen.items():
-        assert "ssm:GetParametersByPath" in actions, (function, actions)
+        reads_parameters = EXPECTED_ACTIONS[roles[function]] >= PARAMETER_ACTIONS
+        assert ("ssm:GetParametersByPath" in actions) is reads_parameters, (function, actions)
         assert read[function] == SECRETS_READ[roles[function]], function
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
             "sqs:SendMessage"} <= set().union(*seen.values()), seen
