@@ -139,3 +139,14 @@ def tls_server(tmp: Path, body: bytes | None = None) -> Iterator[tuple[int, byte
         stop.set()
         thread.join(timeout=5)
         listener.close()
+
+
+class StoppedClock:
+    """A clock that always answers the same instant."""
+
+    def __init__(self, instant: datetime) -> None:
+        self.instant = instant
+
+    def now(self) -> datetime:
+        """The instant."""
+        return self.instant

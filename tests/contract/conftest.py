@@ -29,6 +29,7 @@ from paywire.store.dynamo import DynamoStore
 from paywire.store.sql import SqlStore
 from paywire.store.sql_tables import ALL_TABLES
 from paywire.testing import MotoServer
+from testkit import StoppedClock
 
 POSTGRES_URL = os.environ.get("PAYWIRE_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -37,17 +38,6 @@ STORE_BACKENDS = [*BACKENDS, "dynamodb"]
 # The contract suites date their records 2025-03-04 (their T0); the DynamoDB store reads the
 # time (to expire rejections) from a clock stopped that day, as the records' own world.
 CONTRACT_DAY = datetime(2025, 3, 4, 12, tzinfo=UTC)
-
-
-class StoppedClock:
-    """A clock that always answers the same instant."""
-
-    def __init__(self, instant: datetime) -> None:
-        self.instant = instant
-
-    def now(self) -> datetime:
-        """The instant."""
-        return self.instant
 
 
 @dataclass

@@ -35,6 +35,7 @@ from paywire.ports import (
 )
 from paywire.store.dynamo import TTL_ATTRIBUTE, DynamoStore, ensure_table, table_definition
 from paywire.testing import MotoServer, free_port
+from testkit import StoppedClock
 
 T0 = datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 S = OrderStatus
@@ -43,17 +44,6 @@ S = OrderStatus
 def at(seconds: float) -> datetime:
     """T0 plus `seconds`."""
     return T0 + timedelta(seconds=seconds)
-
-
-class StoppedClock:
-    """A clock that always answers the same instant."""
-
-    def __init__(self, instant: datetime) -> None:
-        self.instant = instant
-
-    def now(self) -> datetime:
-        """The instant."""
-        return self.instant
 
 
 def make_order(order_id: str, *, created: datetime = T0, provider_order_id: str | None = None,

@@ -23,6 +23,7 @@ from typing import Any
 
 import boto3
 import pytest
+from test_store_dynamo import T0, at
 from typer.testing import CliRunner
 
 from awstemplatekit import ACCOUNT, AwsCall, AwsRecorder, needed
@@ -42,30 +43,14 @@ from paywire.store import dynamo_items as di
 from paywire.store.dynamo import TTL_ATTRIBUTE, DynamoStore
 from paywire.store.dynamo_table import from_wire, to_wire
 from paywire.testing import MotoServer
+from testkit import StoppedClock
 
-T0 = datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 NOW = datetime(2025, 3, 4, 12, tzinfo=UTC)  # the stores' stopped clock: when removals happen
 S = OrderStatus
 SCOPE = "shop:POST /v1/orders"
 # What a unit of work may ask of DynamoDB: the template's item-level actions but DeleteItem.
 ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
                 "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
-
-
-def at(seconds: float) -> datetime:
-    """T0 plus `seconds`."""
-    return T0 + timedelta(seconds=seconds)
-
-
-class StoppedClock:
-    """A clock that always answers the same instant."""
-
-    def __init__(self, instant: datetime) -> None:
-        self.instant = instant
-
-    def now(self) -> datetime:
-        """The instant."""
-        return self.instant
 
 
 def make_order(order_id: str, *, provider_order_id: str | None = None,
