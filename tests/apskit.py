@@ -38,7 +38,7 @@ RETURN_PATH = "/v1/aps/return"
 
 def aps_state(emulator: EmulatorServer) -> ApsState:
     """The APS emulator's state inside `emulator`."""
-    state: ApsState = emulator.app.app.state.aps
+    state: ApsState = emulator.app.aps
     return state
 
 

@@ -102,7 +102,7 @@ from collections.abc import Generator  # noqa: E402
 from hypothesis import settings as hypothesis_settings  # noqa: E402
 
 import paypal_schema  # noqa: E402
-from paywire.emulator.state import EmulatorState  # noqa: E402
+from paywire.emulator.paypal.state import EmulatorState  # noqa: E402
 
 IN_CI = os.environ.get("CI") == "true"
 

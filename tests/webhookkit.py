@@ -29,7 +29,7 @@ from apikit import open_store
 from paywire.bootstrap import build
 from paywire.domain.order import Order
 from paywire.emulator import EmulatorConfig
-from paywire.emulator.delivery import Transmission
+from paywire.emulator.paypal.delivery import Transmission
 from paywire.ports import InboxEvent, OutboxMessage, TruthTask, WebhookRejection
 from paywire.settings import Settings
 from paywire.testing import EmulatorServer, ServerThread

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from apikit import POSTGRES_URL, Paywire, postgres_database, serve, settings_for, sqlite_url
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
-from paywire.emulator.signing import signed_message
+from paywire.emulator.paypal.signing import signed_message
 from paywire.settings import Settings
 from paywire.testing import EmulatorServer, free_port
 from testkit import CLIENT_ID, CLIENT_SECRET, OTHER_ID, OTHER_SECRET

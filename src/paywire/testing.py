@@ -17,9 +17,8 @@ from typing import Any, BinaryIO
 
 import uvicorn
 
-from paywire.emulator import EmulatorConfig, create_app
-from paywire.emulator.app import PayPalEdge
-from paywire.emulator.state import EmulatorState
+from paywire.emulator import Emulator, EmulatorConfig, create_app
+from paywire.emulator.paypal.state import EmulatorState
 
 
 def free_port() -> int:
@@ -65,7 +64,7 @@ class EmulatorServer(ServerThread):
     """The PayPal emulator over real HTTP; `emu` is its live state."""
 
     def __init__(self, config: EmulatorConfig | None = None, port: int | None = None) -> None:
-        self.app: PayPalEdge = create_app(config)
+        self.app: Emulator = create_app(config)
         super().__init__(self.app, port)
 
     @property

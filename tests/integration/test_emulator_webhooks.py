@@ -22,9 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from paywire.emulator import events
 from paywire.emulator.faults import FaultRule
-from paywire.emulator.signing import verify
+from paywire.emulator.paypal import events
+from paywire.emulator.paypal.signing import verify
 from paywire.testing import EmulatorServer, ServerThread
 from testkit import CLIENT_ID
 

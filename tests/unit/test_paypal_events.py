@@ -20,7 +20,7 @@ from paywire.domain.facts import Fact
 from paywire.domain.money import Money
 from paywire.domain.order import OrderStatus
 from paywire.emulator import AppCredentials, EmulatorConfig
-from paywire.emulator.events import EVENT_TYPES, build_event, sample_resource
+from paywire.emulator.paypal.events import EVENT_TYPES, build_event, sample_resource
 from paywire.providers.paypal.client import PayPalClient
 from paywire.providers.paypal.events import EVENTS, OTHER, PayPalEventParser, meaning
 from paywire.providers.paypal.mapping import up_capture_id

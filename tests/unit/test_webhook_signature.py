@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paywire.domain.errors import SignatureError
-from paywire.emulator.signing import generate_pki, sign
+from paywire.emulator.paypal.signing import generate_pki, sign
 from paywire.providers.paypal import webhook_signature as ws
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

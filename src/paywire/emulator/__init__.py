@@ -1,9 +1,13 @@
-"""A stateful PayPal sandbox emulator: OAuth, Orders v2, Payments v2, webhooks, faults.
+"""A stateful sandbox emulator of PayPal (OAuth, Orders v2, Payments v2, webhooks, disputes) and
+Amazon Payment Services (S2S API, hosted page, feedback), with fault injection.
 
-`create_app(config)` returns an ASGI app; `paywire emulator` serves it with uvicorn.
+`create_app(config)` returns an ASGI app; `paywire emulator` or `python -m paywire.emulator`
+serves it with uvicorn. The providers are sibling packages (`paypal/`, `aps/`) that share only
+the generic `clock` and `faults`; `app` and `config` compose them. Nothing here imports the rest
+of paywire (README.md in this directory says why it still ships inside paywire).
 """
 
-from paywire.emulator.app import create_app
+from paywire.emulator.app import Emulator, create_app
 from paywire.emulator.config import AppCredentials, EmulatorConfig
 
-__all__ = ["AppCredentials", "EmulatorConfig", "create_app"]
+__all__ = ["AppCredentials", "Emulator", "EmulatorConfig", "create_app"]

@@ -8,14 +8,14 @@ from typing import Any
 
 from starlette.responses import Response
 
-from paywire.emulator import resources
 from paywire.emulator.clock import iso
-from paywire.emulator.currencies import money
-from paywire.emulator.errors import issue
-from paywire.emulator.events import publish
-from paywire.emulator.http import Ctx, route, strict_json
-from paywire.emulator.order_patch import apply_patch
-from paywire.emulator.order_request import (
+from paywire.emulator.paypal import resources
+from paywire.emulator.paypal.currencies import money
+from paywire.emulator.paypal.errors import issue
+from paywire.emulator.paypal.events import publish
+from paywire.emulator.paypal.http import Ctx, route, strict_json
+from paywire.emulator.paypal.order_patch import apply_patch
+from paywire.emulator.paypal.order_request import (
     BREAKDOWN_ADD,
     BREAKDOWN_SUB,
     experience_urls,
@@ -23,7 +23,7 @@ from paywire.emulator.order_request import (
     parse_money,
     parse_units,
 )
-from paywire.emulator.state import Authorization, Capture, EmulatorState, Order, new_id
+from paywire.emulator.paypal.state import Authorization, Capture, EmulatorState, Order, new_id
 
 # What the test buyer can choose on the approval page / control API.
 SCENARIOS = ("approve", "decline", "pending", "instrument_declined")

@@ -9,21 +9,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from paywire.emulator import authorizations, orders
-from paywire.emulator.control import control_error, read_json
-from paywire.emulator.currencies import MoneyFormatError, parse_value
-from paywire.emulator.errors import issue
-from paywire.emulator.events import publish
-from paywire.emulator.http import Ctx, route, state_of
-from paywire.emulator.payment_request import (
+from paywire.emulator.paypal import authorizations, orders
+from paywire.emulator.paypal.control import control_error, read_json
+from paywire.emulator.paypal.currencies import MoneyFormatError, parse_value
+from paywire.emulator.paypal.errors import issue
+from paywire.emulator.paypal.events import publish
+from paywire.emulator.paypal.http import Ctx, route, state_of
+from paywire.emulator.paypal.payment_request import (
     body_of,
     not_found,
     optional_amount,
     optional_str,
     shaped,
 )
-from paywire.emulator.resources import capture_json, refund_json
-from paywire.emulator.state import Capture, EmulatorState, Refund, new_id
+from paywire.emulator.paypal.resources import capture_json, refund_json
+from paywire.emulator.paypal.state import Capture, EmulatorState, Refund, new_id
 
 # PayPal accepts refunds for 180 days after the capture.
 REFUND_WINDOW_SECONDS = 180 * 86400.0

@@ -11,19 +11,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from paywire.emulator.control import control_error, read_json
-from paywire.emulator.currencies import MoneyFormatError, parse_value
-from paywire.emulator.errors import issue
-from paywire.emulator.events import publish
-from paywire.emulator.http import Ctx, route, state_of
-from paywire.emulator.payments import origin, reverse_capture
-from paywire.emulator.resources import (
+from paywire.emulator.paypal.control import control_error, read_json
+from paywire.emulator.paypal.currencies import MoneyFormatError, parse_value
+from paywire.emulator.paypal.errors import issue
+from paywire.emulator.paypal.events import publish
+from paywire.emulator.paypal.http import Ctx, route, state_of
+from paywire.emulator.paypal.payments import origin, reverse_capture
+from paywire.emulator.paypal.resources import (
     BUYER_REFUNDED,
     DISPUTE_STATES,
     dispute_json,
     dispute_summary_json,
 )
-from paywire.emulator.state import Dispute, EmulatorState
+from paywire.emulator.paypal.state import Dispute, EmulatorState
 
 REASONS = ("MERCHANDISE_OR_SERVICE_NOT_RECEIVED", "MERCHANDISE_OR_SERVICE_NOT_AS_DESCRIBED",
            "UNAUTHORISED", "CREDIT_NOT_PROCESSED", "DUPLICATE_TRANSACTION", "INCORRECT_AMOUNT",

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from paywire.emulator.clock import iso
-from paywire.emulator.signing import (
+from paywire.emulator.paypal.signing import (
     AUTH_ALGO,
     CERT_PATH,
     SANDBOX_CERT_HOST,
@@ -38,9 +38,9 @@ from paywire.emulator.signing import (
     generate_pki,
     sign,
 )
-from paywire.emulator.state import EmulatorState, Webhook
+from paywire.emulator.paypal.state import EmulatorState, Webhook
 
-log = logging.getLogger("paywire.emulator.delivery")
+log = logging.getLogger("paywire.emulator.paypal.delivery")
 
 # Deliveries in flight at once; the rest wait their turn on a semaphore.
 MAX_CONCURRENT_SENDS = 32

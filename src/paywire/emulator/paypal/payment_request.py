@@ -10,9 +10,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from paywire.emulator.currencies import MoneyFormatError, parse_value
-from paywire.emulator.errors import PayPalError, issue
-from paywire.emulator.http import Ctx
+from paywire.emulator.paypal.currencies import MoneyFormatError, parse_value
+from paywire.emulator.paypal.errors import PayPalError, issue
+from paywire.emulator.paypal.http import Ctx
 
 
 def not_found(name: str, value: str) -> PayPalError:

@@ -12,10 +12,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from paywire.emulator.errors import PayPalError
 from paywire.emulator.faults import FaultRule, RuleError
-from paywire.emulator.http import state_of, strict_json
-from paywire.emulator.orders import SCENARIOS, approve_order, expire_due, find_order, order_json
+from paywire.emulator.paypal.errors import PayPalError
+from paywire.emulator.paypal.http import state_of, strict_json
+from paywire.emulator.paypal.orders import (
+    SCENARIOS,
+    approve_order,
+    expire_due,
+    find_order,
+    order_json,
+)
 
 MAX_BODY = 100_000
 

@@ -25,11 +25,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from paywire.emulator import orders
-from paywire.emulator.currencies import EXPONENTS
-from paywire.emulator.errors import PayPalError
-from paywire.emulator.http import state_of
-from paywire.emulator.state import EmulatorState, Order
+from paywire.emulator.paypal import orders
+from paywire.emulator.paypal.currencies import EXPONENTS
+from paywire.emulator.paypal.errors import PayPalError
+from paywire.emulator.paypal.http import state_of
+from paywire.emulator.paypal.state import EmulatorState, Order
 
 MAX_FORM = 16_384
 
@@ -42,7 +42,7 @@ SCENARIO_LABELS: dict[str, str] = {
                            "the buyer must approve again)",
 }
 
-_env = Environment(loader=PackageLoader("paywire.emulator", "templates"), autoescape=True,
+_env = Environment(loader=PackageLoader("paywire.emulator.paypal", "templates"), autoescape=True,
                    undefined=ChainableUndefined)
 
 

@@ -19,13 +19,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from paywire.emulator import events
 from paywire.emulator.clock import iso
-from paywire.emulator.delivery import WebhookDeliverer
-from paywire.emulator.events import EVENT_TYPES, sample_resource
-from paywire.emulator.http import Ctx, Handler, route, state_of
-from paywire.emulator.signing import AUTH_ALGO, CERT_PATH, raw_json_member, verify
-from paywire.emulator.state import EmulatorState, Webhook, new_id
+from paywire.emulator.paypal import events
+from paywire.emulator.paypal.delivery import WebhookDeliverer
+from paywire.emulator.paypal.events import EVENT_TYPES, sample_resource
+from paywire.emulator.paypal.http import Ctx, Handler, route, state_of
+from paywire.emulator.paypal.signing import AUTH_ALGO, CERT_PATH, raw_json_member, verify
+from paywire.emulator.paypal.state import EmulatorState, Webhook, new_id
 
 MAX_WEBHOOKS = 10
 INFO_LINK = "https://developer.paypal.com/docs/api/webhooks/#errors"

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from paywire.emulator.http import state_of
+from paywire.emulator.paypal.http import state_of
 
 SCOPES = " ".join([
     "https://uri.paypal.com/services/payments/payment",

@@ -11,8 +11,8 @@ import re
 from typing import Any
 
 from paywire.emulator.clock import iso
-from paywire.emulator.currencies import money
-from paywire.emulator.state import Authorization, Capture, Dispute, EmulatorState, Refund
+from paywire.emulator.paypal.currencies import money
+from paywire.emulator.paypal.state import Authorization, Capture, Dispute, EmulatorState, Refund
 
 # PayPal's standard domestic rate: 3.49% plus a fixed fee per currency (minor units).
 FEE_BASIS_POINTS = 349

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from paywire.emulator.clock import EmulatorClock
-from paywire.emulator.config import AppCredentials, EmulatorConfig
 from paywire.emulator.faults import FaultInjector
+from paywire.emulator.paypal.config import AppCredentials, PayPalConfig
 
 if TYPE_CHECKING:
-    from paywire.emulator.delivery import WebhookDeliverer
+    from paywire.emulator.paypal.delivery import WebhookDeliverer
 
 _ALNUM = string.ascii_uppercase + string.digits
 
@@ -195,12 +195,12 @@ class RequestLogEntry:
 class EmulatorState:
     """Every resource the emulator holds, keyed by id."""
 
-    def __init__(self, config: EmulatorConfig, clock: EmulatorClock) -> None:
+    def __init__(self, config: PayPalConfig, clock: EmulatorClock) -> None:
         self.config = config
         self.clock = clock
         self.rng = random.Random(config.seed)  # noqa: S311 - test fixtures, not crypto
         self.apps: dict[str, AppCredentials] = {a.client_id: a for a in config.apps}
-        from paywire.emulator.delivery import WebhookDeliverer  # it needs this module
+        from paywire.emulator.paypal.delivery import WebhookDeliverer  # it needs this module
 
         self.deliverer: WebhookDeliverer = WebhookDeliverer(self)
         self.faults = FaultInjector(self.rng)

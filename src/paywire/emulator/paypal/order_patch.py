@@ -6,9 +6,9 @@ import copy
 import re
 from typing import Any
 
-from paywire.emulator.errors import issue
-from paywire.emulator.order_request import parse_unit
-from paywire.emulator.state import Order, PurchaseUnit
+from paywire.emulator.paypal.errors import issue
+from paywire.emulator.paypal.order_request import parse_unit
+from paywire.emulator.paypal.state import Order, PurchaseUnit
 
 _UNIT_PATH = re.compile(r"^/purchase_units/@reference_id=='(?P<ref>[^']{1,256})'(?P<rest>/.*)?$")
 # Fields of a purchase unit PayPal lets a merchant patch.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from paywire.emulator.currencies import EXPONENTS, MoneyFormatError, parse_value
-from paywire.emulator.errors import Detail, PayPalError, issue
-from paywire.emulator.state import PurchaseUnit
+from paywire.emulator.paypal.currencies import EXPONENTS, MoneyFormatError, parse_value
+from paywire.emulator.paypal.errors import Detail, PayPalError, issue
+from paywire.emulator.paypal.state import PurchaseUnit
 
 BREAKDOWN_ADD = ("item_total", "shipping", "handling", "tax_total", "insurance")
 BREAKDOWN_SUB = ("shipping_discount", "discount")

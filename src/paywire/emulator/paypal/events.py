@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from paywire.emulator.clock import iso
-from paywire.emulator.state import EmulatorState, new_id
+from paywire.emulator.paypal.state import EmulatorState, new_id
 
 # resource_type and resource_version PayPal sends for each event family.
 RESOURCE_VERSIONS: dict[str, str] = {

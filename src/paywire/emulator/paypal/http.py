@@ -17,15 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from paywire.emulator.errors import (
-    OPERATION_TABLES,
-    SCHEMA_ISSUES,
-    PayPalError,
-    api_of,
-    issue,
-    render,
-)
-from paywire.emulator.state import EmulatorState, IdempotencyRecord
+from paywire.emulator.paypal.edge import CLIENT_ID, DEBUG_ID
+from paywire.emulator.paypal.errors import PayPalError, api_of, issue, render
+from paywire.emulator.paypal.issues import OPERATION_TABLES, SCHEMA_ISSUES
+from paywire.emulator.paypal.state import EmulatorState, IdempotencyRecord
 
 log = logging.getLogger("paywire.emulator")
 
@@ -42,7 +37,7 @@ def state_of(request: Request) -> EmulatorState:
 
 def debug_id_of(request: Request) -> str:
     """The debug id the middleware assigned to this request."""
-    return str(request.scope.get("paypal_debug_id", "0000000000000"))
+    return str(request.scope.get(DEBUG_ID, "0000000000000"))
 
 
 @dataclass
@@ -195,7 +190,7 @@ def route(path: str, methods: list[str], operation: str, *, auth: bool = True,
             try:
                 body = await _read_body(request, max_body)
                 client_id = authenticate(request, emu) if auth else ""
-                request.scope["paypal_client_id"] = client_id
+                request.scope[CLIENT_ID] = client_id
                 mocked = mock_response(request, operation)
                 if mocked is not None:
                     raise mocked

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from paywire.emulator.errors import issue
-from paywire.emulator.events import publish
-from paywire.emulator.http import Ctx, route
-from paywire.emulator.payment_request import (
+from paywire.emulator.paypal.errors import issue
+from paywire.emulator.paypal.events import publish
+from paywire.emulator.paypal.http import Ctx, route
+from paywire.emulator.paypal.payment_request import (
     body_of,
     not_found,
     optional_amount,
@@ -15,8 +15,14 @@ from paywire.emulator.payment_request import (
     optional_str,
     shaped,
 )
-from paywire.emulator.resources import authorization_json, capture_json
-from paywire.emulator.state import Authorization, Capture, EmulatorState, PurchaseUnit, new_id
+from paywire.emulator.paypal.resources import authorization_json, capture_json
+from paywire.emulator.paypal.state import (
+    Authorization,
+    Capture,
+    EmulatorState,
+    PurchaseUnit,
+    new_id,
+)
 
 # PayPal lets a merchant split an authorization into at most this many captures.
 MAX_CAPTURES = 10
