@@ -1,6 +1,6 @@
 """paywire: server-priced, crash-proof PayPal payments for Python shops."""
 
-from paywire.fulfilment_client import Delivery, verify_delivery
+from paywire.delivery.receiver import Delivery, verify_delivery
 
 __all__ = ["Delivery", "__version__", "verify_delivery"]
 

@@ -29,7 +29,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from paywire.domain.errors import ConfigError
 
 # True while settings load for `paywire webhooks register|list|delete`: the commands that create
-# the webhook id need neither it nor a catalog (`cli_common.load_settings(webhook_setup=True)`).
+# the webhook id need neither it nor a catalog
+# (`paywire.cli.common.load_settings(webhook_setup=True)`).
 webhook_setup: ContextVar[bool] = ContextVar("paywire_webhook_setup", default=False)
 # True while settings load for a process that only moves the outbox (the AWS SQS consumer,
 # drainer and stream function): it calls no provider and verifies no webhook, so it is given

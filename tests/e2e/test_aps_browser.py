@@ -21,7 +21,8 @@ from playwright.sync_api import ConsoleMessage, Page, Request, expect
 
 from apikit import open_store
 from apskit import CARD, CHALLENGE, DECLINE, SUCCESS
-from paywire.devserver import DevOptions, DevStack, running
+from paywire.dev.runner import running
+from paywire.dev.stack import DevOptions, DevStack
 from paywire.domain.order import Order, OrderStatus
 from paywire.emulator.aps.cards import CARDS
 from paywire.ports import OutboxMessage

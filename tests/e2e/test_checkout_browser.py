@@ -18,7 +18,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Request, expect
 
-from paywire.devserver import DevOptions, DevStack, running
+from paywire.dev.runner import running
+from paywire.dev.stack import DevOptions, DevStack
 from paywire.testing import free_port
 
 BASKET = {"mug": 2, "stickers": 1}

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from paywire.devserver_aws import DLQ, QUEUE, TABLE
+from paywire.dev.aws import DLQ, QUEUE, TABLE
 from paywire.testing import MotoServer, free_port
 
 

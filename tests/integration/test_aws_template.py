@@ -1053,6 +1053,6 @@ def test_redrive_waits_for_paywires_own_max_age() -> None:
     queue = template["Resources"]["OutboxQueue"]["Properties"]
     assert queue["MessageRetentionPeriod"] >= defaults["outbox_max_age_seconds"].default + 86400
     from awskit import TEMPLATE_MAX_RECEIVES
-    from paywire.devserver_aws import MAX_RECEIVES
+    from paywire.dev.aws import MAX_RECEIVES
 
     assert max_receives["Default"] == TEMPLATE_MAX_RECEIVES == MAX_RECEIVES

@@ -23,7 +23,7 @@ from typer.testing import CliRunner, Result
 from apikit import serve, sqlite_url
 from apskit import aps_overrides, aps_state
 from paywire.cli import app
-from paywire.cli_doctor_aps import PROBE_REFERENCE
+from paywire.cli.doctor.aps import PROBE_REFERENCE
 from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.settings import DEMO_CATALOG
 from paywire.testing import EmulatorServer, free_port

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from paywire.cli_doctor import certs_check, probe_cert_host
+from paywire.cli.doctor.paypal import certs_check, probe_cert_host
 from paywire.settings import DEMO_CATALOG, Settings
 from paywire.testing import free_port
 from testkit import tls_server

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from paywire.aws.secrets import StageSecrets
-from paywire.credentials_check import check_credentials
+from paywire.bootstrap.credentials import check_credentials
 from paywire.domain.errors import ConfigError
 from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.settings import DEMO_CATALOG, Settings

@@ -3,7 +3,7 @@ through the verifier production builds from default settings, and tampering stil
 
 The one stand-in is the certificate download: no PayPal host is reachable here, so an
 `httpx.MockTransport` serves each certificate exactly as PayPal served it (the leaf alone) at
-its https URL. Everything else -- settings, `bootstrap_webhooks.webhook_verifier`, the
+its https URL. Everything else -- settings, `paywire.bootstrap.webhooks.webhook_verifier`, the
 `LocalVerifier` it builds -- is what `paywire serve` runs.
 """
 
@@ -24,7 +24,7 @@ import pytest
 from cryptography import x509
 
 from paywire.bootstrap import paypal_client
-from paywire.bootstrap_webhooks import webhook_verifier
+from paywire.bootstrap.webhooks import webhook_verifier
 from paywire.domain.errors import ConfigError, ProviderError, SignatureError
 from paywire.providers.paypal import webhook_signature as ws
 from paywire.providers.paypal.webhook_verifier import LocalVerifier

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from paywire.credentials_check import claimed_environment, explain_refusal, host_environment
+from paywire.bootstrap.credentials import claimed_environment, explain_refusal
 from paywire.domain.errors import ConfigError, ProviderError
 from paywire.providers.paypal.mapping import error_from_response
+from paywire.providers.paypal.oauth_probe import host_environment
 from paywire.settings import DEMO_CATALOG, Settings, StageSource
 
 SECRET = "stage-client-secret-never-shown"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from paywire.cli_doctor_aps import PROBE_BODY, feedback_url, internal_host, is_probe
+from paywire.cli.doctor.aps import PROBE_BODY, feedback_url, internal_host, is_probe
 from paywire.ports import WebhookRejection
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-CORE_MODULES = ["paywire.cli", "paywire.bootstrap", "paywire.api.app", "paywire.devserver",
+CORE_MODULES = ["paywire.cli", "paywire.bootstrap", "paywire.api.app", "paywire.dev.stack",
                 "paywire.store.sql", "paywire.settings", "paywire.emulator",
                 "paywire.providers.paypal.client", "paywire.providers.aps.client"]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from paywire.catalog_file import load_catalog
+from paywire.bootstrap.catalog import load_catalog
 from paywire.domain.errors import ConfigError
 from paywire.domain.money import Money
 from paywire.providers.paypal.mapping import check_amount

@@ -28,8 +28,9 @@ a WARNING each time, retried at most every 30 s), then fails; a failed first rea
 ConfigError naming the secret id and AWS's error code, never a value. Unchanged values give the
 very same `Settings` object back, so a caller may rebuild what it wired only when it changes.
 When the PayPal credentials are new (the first read, a rotation), a token is requested from the
-stage's host: a refusal fails start-up with the sandbox/live explanation (`credentials_check`);
-new credentials refused at a re-read count as a failed refresh (the old ones keep serving).
+stage's host: a refusal fails start-up with the sandbox/live explanation
+(`paywire.bootstrap.credentials`); new credentials refused at a re-read count as a failed
+refresh (the old ones keep serving).
 
 A process reads only the secrets it needs (`reads`, and its role may read no others): the
 functions that call PayPal or verify webhooks read both; the SQS consumer only the app secret
@@ -379,7 +380,7 @@ class StageSecrets:
         return settings
 
     def _check(self, settings: Settings) -> None:
-        from paywire.credentials_check import require_credentials
+        from paywire.bootstrap.credentials import require_credentials
 
         key = (settings.paypal_url, settings.paypal_client_id, settings.paypal_client_secret)
         if key == self._checked:

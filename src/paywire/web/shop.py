@@ -32,8 +32,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from paywire.delivery.receiver import verify_delivery
 from paywire.domain.errors import SignatureError
-from paywire.fulfilment_client import verify_delivery
 
 _env = Environment(loader=PackageLoader("paywire.web", "templates"), autoescape=True,
                    undefined=StrictUndefined)

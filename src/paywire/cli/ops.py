@@ -1,8 +1,8 @@
 """Operator commands: orders, refunds, stored events, rejections and the outbox.
 
 Every listing takes `--json` (one object with stable keys on stdout); exit codes are 0 (done),
-1 (something is wrong or not found) and 2 (usage or configuration). `install` hangs these, the
-PayPal webhook commands (`cli_paypal`) and `doctor` (`cli_doctor`) on the `paywire` app.
+1 (something is wrong or not found) and 2 (usage or configuration). `paywire.cli` hangs these
+groups and `refund` on the `paywire` app.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from paywire.cli_common import (
+from paywire.cli.common import (
     console,
     emit_json,
     fail,
@@ -38,20 +38,6 @@ rejections_app = typer.Typer(help="Webhook deliveries refused for good.", no_arg
 outbox_app = typer.Typer(help="Announcements to the shop.", no_args_is_help=True)
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Limit = Annotated[int, typer.Option(min=1, max=10_000, help="How many, newest first.")]
-
-
-def install(app: typer.Typer, webhooks_app: typer.Typer) -> None:
-    """Register the operator commands on `paywire` and its `webhooks` group."""
-    from paywire.cli_doctor import doctor
-    from paywire.cli_paypal import install as install_paypal
-
-    app.add_typer(orders_app, name="orders")
-    app.add_typer(events_app, name="events")
-    app.add_typer(rejections_app, name="rejections")
-    app.add_typer(outbox_app, name="outbox")
-    app.command("refund")(refund)
-    app.command("doctor")(doctor)
-    install_paypal(webhooks_app)
 
 
 def order_json(order: Order) -> dict[str, object]:

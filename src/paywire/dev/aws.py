@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp
 
-from paywire.devserver import (
+from paywire.dev.stack import (
     DEV_CLIENT_ID,
     DEV_CLIENT_SECRET,
     SHOP_PREFIX,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from paywire.cli_common import console, emit_json, fail, load_settings
+from paywire.cli.common import console, emit_json, fail, load_settings
 from paywire.domain.errors import ProviderError
 from paywire.providers.paypal.webhooks_api import WebhooksApi
 
@@ -27,12 +27,8 @@ WEBHOOK_ID_VAR = "PAYWIRE_PAYPAL_WEBHOOK_ID"
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def install(webhooks_app: typer.Typer) -> None:
-    """Add the PayPal-side commands to `paywire webhooks`."""
-    webhooks_app.command("register")(register)
-    webhooks_app.command("list")(list_webhooks)
-    webhooks_app.command("delete")(delete)
-    webhooks_app.command("trigger")(trigger)
+webhooks_app = typer.Typer(help="PayPal webhooks: this app's subscriptions, and a test event.",
+                           no_args_is_help=True)
 
 
 def webhooks_api(settings: Settings) -> WebhooksApi:
@@ -84,6 +80,7 @@ def write_env(path: Path, name: str, value: str) -> None:
     path.write_text("\n".join(kept) + "\n", encoding="utf-8")
 
 
+@webhooks_app.command("register")
 def register(
     url: Annotated[str, typer.Option(help="paywire's public webhook URL (…/webhooks/paypal).")],
     events: Annotated[str, typer.Option(help="Comma-separated event types, or '*'.")] = "*",
@@ -115,6 +112,7 @@ def register(
                       highlight=False, markup=False)
 
 
+@webhooks_app.command("list")
 def list_webhooks(as_json: Json = False) -> None:
     """This app's webhook subscriptions at PayPal (ours marked)."""
     settings = load_settings(webhook_setup=True)
@@ -134,6 +132,7 @@ def list_webhooks(as_json: Json = False) -> None:
     console.print(table, highlight=False)
 
 
+@webhooks_app.command("delete")
 def delete(webhook_id: Annotated[str, typer.Argument(help="The webhook id.")]) -> None:
     """Delete a webhook subscription at PayPal."""
     settings = load_settings(webhook_setup=True)
@@ -145,6 +144,7 @@ def delete(webhook_id: Annotated[str, typer.Argument(help="The webhook id.")]) -
                       highlight=False)
 
 
+@webhooks_app.command("trigger")
 def trigger(
     event_type: Annotated[str, typer.Argument(help="e.g. PAYMENT.CAPTURE.COMPLETED.")],
     url: Annotated[str | None, typer.Option(

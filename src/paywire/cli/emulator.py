@@ -1,5 +1,6 @@
-"""The APS half of `paywire emulator`: its merchant account from the command line, and what it
-prints (the account, its URLs, and the `PAYWIRE_*` lines that point a paywire at it).
+"""`paywire emulator`: the stateful PayPal sandbox emulator, with Amazon Payment Services under
+`/aps`; and its APS half: the merchant account from the command line, and what it prints (the
+account, its URLs, and the `PAYWIRE_*` lines that point a paywire at it).
 
 The account is the emulator's own throwaway one (random unless given): printing its access code
 and phrases is the point, as the PayPal half prints its app's client secret.
@@ -7,11 +8,12 @@ and phrases is the point, as the PayPal half prints its app's client secret.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
+from paywire.cli.common import console as stdout
 from paywire.emulator.aps.config import SHA_TYPES, ApsCredentials, ApsEmulatorConfig
 
 if TYPE_CHECKING:
@@ -86,3 +88,56 @@ def print_account(console: Console, config: ApsEmulatorConfig, base_url: str,
                   highlight=False)
     for line in (*paypal_lines, *env_lines(config, base_url)):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def emulator(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+    client_id: Annotated[str | None, typer.Option(help="Sandbox app client id.")] = None,
+    client_secret: Annotated[str | None, typer.Option(help="Sandbox app client secret.")] = None,
+    token_ttl: Annotated[int, typer.Option(help="Access token lifetime, seconds.")] = 32400,
+    order_expiry: Annotated[float, typer.Option(help="Unapproved order lifetime, s.")] = 10800,
+    webhook_time_scale: Annotated[
+        float, typer.Option(help="Real seconds per emulated second in webhook retries.")] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="Seed for fault rules and shuffles.")] = None,
+    aps_access_code: Annotated[str | None, typer.Option(
+        help="APS merchant account: access code (random unless given).")] = None,
+    aps_merchant_identifier: Annotated[str | None, typer.Option(
+        help="APS merchant account: merchant identifier.")] = None,
+    aps_request_phrase: Annotated[str | None, typer.Option(
+        help="APS merchant account: SHA request phrase.")] = None,
+    aps_response_phrase: Annotated[str | None, typer.Option(
+        help="APS merchant account: SHA response phrase.")] = None,
+    aps_sha_type: Annotated[str, typer.Option(
+        help="APS merchant account: SHA type.")] = "SHA-256",
+    aps_feedback_url: Annotated[str | None, typer.Option(
+        help="Where APS's direct and notification feedback go (paywire's /webhooks/aps).")
+    ] = None,
+) -> None:
+    """Run the stateful PayPal sandbox emulator, with Amazon Payment Services under /aps."""
+    import uvicorn
+
+    from paywire.emulator import AppCredentials, EmulatorConfig, create_app
+
+    if (client_id is None) != (client_secret is None):
+        raise typer.BadParameter("give both --client-id and --client-secret, or neither")
+    creds = (AppCredentials(client_id, client_secret) if client_id and client_secret
+             else AppCredentials.generate())
+    aps = emulator_config(access_code=aps_access_code, merchant_identifier=aps_merchant_identifier,
+                          request_phrase=aps_request_phrase, response_phrase=aps_response_phrase,
+                          sha_type=aps_sha_type, feedback_url=aps_feedback_url, seed=seed)
+    cfg = EmulatorConfig(apps=[creds], aps=aps, token_ttl_seconds=token_ttl,
+                         order_expiry_seconds=order_expiry,
+                         webhook_time_scale=webhook_time_scale, seed=seed)
+    base = f"http://{host}:{port}"
+    stdout.print(f"[bold]paywire PayPal emulator[/] on {base}")
+    stdout.print(f"  client id:     {creds.client_id}")
+    # The emulator's own throwaway sandbox credentials: printing them is the point.
+    stdout.print(f"  client secret: {creds.client_secret}")
+    stdout.print(f"  control API:   {base}/_emulator/")
+    print_account(stdout, aps, base, paypal_lines=(
+        "PAYWIRE_PAYPAL_ENV=emulator", f"PAYWIRE_PAYPAL_BASE_URL={base}",
+        f"PAYWIRE_PAYPAL_CLIENT_ID={creds.client_id}",
+        f"PAYWIRE_PAYPAL_CLIENT_SECRET={creds.client_secret}"))
+    uvicorn.run(create_app(cfg), host=host, port=port, log_level="info")
+

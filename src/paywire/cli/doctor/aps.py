@@ -4,15 +4,15 @@
   missing or padded with blanks, never shown); the SHA type is one APS offers; the hosts match
   `PAYWIRE_APS_ENV` (APS refuses a sandbox account on its live hosts like a wrong access code).
 - `aps-signature`: the signer signs and verifies with both phrases (`Signer.self_test`).
-- `aps-credentials`: one CHECK_STATUS (a read-only query) for a reference paywire never makes,
-  at the configured API URL. APS checks the access code, the merchant identifier and the request
-  signature before it looks the reference up, and signs every answer with the response phrase,
-  so the answer names the wrong setting: "not found" (message 036) or a found transaction = all
-  right; `00010` / `00009` = access code / merchant identifier refused; `00008` that verifies =
-  the request phrase (the SHA type is right, or the answer would not verify); a taken request
-  whose answer does not verify = the response phrase; `00008` that does not verify either = the
-  SHA type (the others are tried to name the right one) or both phrases; no connection, an HTTP
-  error or no JSON = the URL or host.
+- `aps-credentials`: one CHECK_STATUS (a read-only query, `paywire.providers.aps.probe`) for a
+  reference paywire never makes, at the configured API URL. APS checks the access code, the
+  merchant identifier and the request signature before it looks the reference up, and signs
+  every answer with the response phrase, so the answer names the wrong setting: "not found"
+  (message 036) or a found transaction = all right; `00010` / `00009` = access code / merchant
+  identifier refused; `00008` that verifies = the request phrase (the SHA type is right, or the
+  answer would not verify); a taken request whose answer does not verify = the response phrase;
+  `00008` that does not verify either = the SHA type (the others are tried to name the right
+  one) or both phrases; no connection, an HTTP error or no JSON = the URL or host.
 - `aps-feedback`: APS's "Direct Transaction Feedback" and "Notification Transaction Feedback"
   URLs live in its dashboard, which paywire cannot read, so the doctor prints the URL to enter
   in both (`--aps-feedback-url`, else PAYWIRE_APS_RETURN_URL's base + `/webhooks/aps`) and
@@ -28,18 +28,18 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from paywire.cli_doctor import Check
+from paywire.cli.doctor.checks import Check
 from paywire.domain.errors import ConfigError, ProviderError
-from paywire.providers.aps.client import ApsClient, ResponseSignatureError
+from paywire.providers.aps.client import ApsClient
 from paywire.providers.aps.codes import ResponseCode
 from paywire.providers.aps.forms import Merchant
 from paywire.providers.aps.mapping import ERROR_KINDS
+from paywire.providers.aps.probe import ProbeAnswer, check_status_probe
 from paywire.providers.aps.signature import ShaType, Signer
 from paywire.settings import APS_URLS
 
@@ -157,43 +157,14 @@ def _host(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """What one CHECK_STATUS got: APS's response code (as read, even unverified), whether the
-    answer's signature verified, and the error when APS could not be asked."""
-
-    code: str | None
-    verified: bool
-    error: ProviderError | None = None
-
-    @property
-    def message(self) -> str | None:
-        """The response code's 3-digit message part."""
-        rc = ResponseCode.parse(self.code)
-        return rc.message if rc is not None else None
-
-    @property
-    def said(self) -> str:
-        """`<code> "<status text>: <message text>"`."""
-        rc = ResponseCode.parse(self.code)
-        return f'{self.code} "{rc.text}"' if rc is not None else repr(self.code)
-
-
-async def _ask(s: Settings, signer: Signer) -> _Answer:
+async def _ask(s: Settings, signer: Signer) -> ProbeAnswer:
     api, page = s.aps_urls
     merchant = Merchant(access_code=_reveal(s.aps_access_code),
                         merchant_identifier=s.aps_merchant_identifier or "", signer=signer,
                         language=s.aps_language)
     async with ApsClient(api, merchant, page_url=page, max_attempts=1,
                          timeout=min(s.aps_timeout_seconds, TIMEOUT_SECONDS)) as client:
-        try:
-            status = await client.check_status(PROBE_REFERENCE, currency=PROBE_CURRENCY)
-        except ResponseSignatureError as exc:
-            code = exc.details.get("response_code")
-            return _Answer(code if isinstance(code, str) else None, verified=False)
-        except ProviderError as exc:
-            return _Answer(None, verified=False, error=exc)
-    return _Answer(status.query.response_code, verified=True)
+        return await check_status_probe(client, PROBE_REFERENCE, PROBE_CURRENCY)
 
 
 async def _credentials(s: Settings, signer: Signer) -> Check:
@@ -220,7 +191,7 @@ async def _credentials(s: Settings, signer: Signer) -> Check:
     return await _signature_mismatch(s, signer, answer)
 
 
-def _verified(answer: _Answer) -> Check:
+def _verified(answer: ProbeAnswer) -> Check:
     rc = ResponseCode.parse(answer.code)
     if answer.message == _NOT_FOUND or (rc is not None and rc.code == "12000"):
         return Check("aps-credentials", "ok", f"APS answered a CHECK_STATUS for "
@@ -238,7 +209,7 @@ def _verified(answer: _Answer) -> Check:
                  "see APS's answer; ask APS support if the account should allow CHECK_STATUS")
 
 
-async def _signature_mismatch(s: Settings, signer: Signer, answer: _Answer) -> Check:
+async def _signature_mismatch(s: Settings, signer: Signer, answer: ProbeAnswer) -> Check:
     """APS refused the request signature and its answer did not verify: try the other SHA
     types with the same phrases to name the right one."""
     found = f"APS's answer ({answer.said}) failed the response signature check"

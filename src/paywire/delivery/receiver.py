@@ -1,4 +1,5 @@
-"""The shop's side of fulfilment: check a paywire delivery and tell whether it was seen before.
+"""The shop's receiving side of fulfilment: check a paywire delivery and tell whether it was
+seen before (`paywire.verify_delivery`; `http_callback` is the sending side).
 
 paywire delivers every announcement at least once under a stable message id (the
 `webhook-id` header, also the body's `id`). A shop's endpoint does::

@@ -15,7 +15,8 @@ lists the test cards instead); its direct and notification feedback go to paywir
 The stack binds its sockets itself before anything starts, so a port in use is a one-line
 error naming the option, port 0 picks a free port (tests), and SIGINT/SIGTERM stop every server
 through one handler: uvicorn's own per-server signal capture is switched off, because it would
-re-raise the signal after shutdown and end the process with a traceback.
+re-raise the signal after shutdown and end the process with a traceback. `paywire.dev.runner`
+serves a stack until a signal (`run`) or for a test's block (`running`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ import asyncio
 import base64
 import contextlib
 import secrets
-import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from paywire.bootstrap import create_app as create_paywire_app
-from paywire.catalog_file import load_catalog
+from paywire.bootstrap.catalog import load_catalog
 from paywire.domain.errors import ConfigError
 from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.emulator import create_app as create_emulator_app
@@ -377,65 +376,3 @@ def aps_banner(stack: DevStack) -> list[str]:
         "  test cards       (any future expiry YYMM, any 3-digit security code)",
         *(f"                   {c.number:<{width}}  {c.brand:<10}  {c.label}" for c in CARDS),
     ]
-
-
-async def _serve_until_signalled(stack: DevStack, out: Callable[[str], None]) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stack.stop)
-    try:
-        await stack.serve(lambda s: out("\n".join(s.banner())))
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-
-def _make(options: DevOptions | None, aws: bool) -> DevStack:
-    if aws:
-        from paywire.devserver_aws import AwsDevStack
-
-        return AwsDevStack(options)
-    return DevStack(options)
-
-
-def run(options: DevOptions, out: Callable[[str], None] = print, *, aws: bool = False) -> int:
-    """Serve the dev stack (`aws`: through the Lambda handlers against moto) until
-    SIGINT/SIGTERM; the process exit code."""
-    try:
-        stack = _make(options, aws)
-        asyncio.run(_serve_until_signalled(stack, out))
-    except (DevStackError, ConfigError) as exc:
-        print(f"paywire dev: {exc}", file=sys.stderr)
-        return 1
-    out("paywire dev: stopped.")
-    return 0
-
-
-@contextlib.contextmanager
-def running(options: DevOptions | None = None) -> Iterator[DevStack]:
-    """The dev stack on a background thread for the block (tests: pass port 0 for free ports).
-
-    Not for `dev --aws`: its Lambda handlers set up logging and the environment for the whole
-    process, as in Lambda, so it runs as a process of its own (`paywire dev --aws`)."""
-    stack = DevStack(options or DevOptions(port=0, emulator_port=0, log_level="warning"))
-    failure: list[Exception] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(stack.serve())
-        except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread below
-            failure.append(exc)
-
-    thread = threading.Thread(target=target, name="paywire-dev", daemon=True)
-    thread.start()
-    while not stack.ready.wait(0.05):
-        if not thread.is_alive():
-            raise DevStackError("the dev stack did not start") from (
-                failure[0] if failure else None)
-    try:
-        yield stack
-    finally:
-        stack.stop()  # the servers poll their exit flags, so any thread may set them
-        thread.join(timeout=30)
-    if failure:
-        raise failure[0]

@@ -1,32 +1,30 @@
-"""Does PayPal take our credentials? One token request to the configured host, explained.
+"""Does PayPal take the configured credentials? One token request to the configured host,
+explained in terms of the configuration (part of the composition root).
 
 PayPal keeps sandbox and live apps apart by host: each host answers the other environment's
 client id and secret with 401 `invalid_client`, exactly as it answers a wrong secret. So a
 refused token is explained as the likely sandbox/live mix-up, naming the host that was asked and
 the environment the configuration (a stage's secret, or `PAYWIRE_PAYPAL_ENV`) claims: never the
-secret itself. A stage's start-up (`paywire.aws.secrets`) fails on a refusal; `paywire doctor`
-reports it with the fix.
+secret itself. The request is PayPal's (`paywire.providers.paypal.oauth_probe`); this module
+reads the settings into it and names the settings to fix. A stage's start-up
+(`paywire.aws.secrets`) fails on a refusal; `paywire doctor` reports it with the fix.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
 import httpx
 
 from paywire.domain.errors import ConfigError, ProviderError
-from paywire.providers.paypal import mapping
+from paywire.providers.paypal import oauth_probe
+from paywire.providers.paypal.oauth_probe import host_environment
 from paywire.settings import Settings
 
 log = logging.getLogger("paywire.credentials")
 
-OAUTH_PATH = "/v1/oauth2/token"
-LIVE_HOSTS = ("api-m.paypal.com", "api.paypal.com")
-SANDBOX_SUFFIX = ".sandbox.paypal.com"
 STARTUP_TIMEOUT_SECONDS = 10.0
 
 Outcome = Literal["ok", "refused", "failed"]
@@ -40,14 +38,6 @@ class CredentialsVerdict:
     outcome: Outcome
     detail: str
     fix: str = ""
-
-
-def host_environment(url: str) -> str | None:
-    """`live` or `sandbox` for PayPal's own hosts; None for any other (the emulator, a proxy)."""
-    host = (urlsplit(url).hostname or "").rstrip(".")
-    if host.endswith(SANDBOX_SUFFIX):
-        return "sandbox"
-    return "live" if host in LIVE_HOSTS else None
 
 
 def claimed_environment(settings: Settings) -> str:
@@ -95,30 +85,9 @@ def request_token(settings: Settings, *, http: httpx.Client | None = None,
     """
     if settings.paypal_client_id is None or settings.paypal_client_secret is None:
         raise ConfigError("PAYWIRE_PAYPAL_CLIENT_ID and PAYWIRE_PAYPAL_CLIENT_SECRET must be set")
-    pair = f"{settings.paypal_client_id}:{settings.paypal_client_secret.get_secret_value()}"
-    headers = {"Authorization": f"Basic {base64.b64encode(pair.encode()).decode()}",
-               "Content-Type": "application/x-www-form-urlencoded",
-               "Accept": "application/json"}
-    client = http or httpx.Client(timeout=timeout or settings.paypal_timeout_seconds,
-                                  trust_env=False, follow_redirects=False)
-    try:
-        resp = client.post(settings.paypal_url + OAUTH_PATH,
-                           content=b"grant_type=client_credentials", headers=headers)
-    except httpx.HTTPError as exc:
-        raise ProviderError(f"PayPal OAuth token failed: {type(exc).__name__} reaching "
-                            f"{settings.paypal_url}", provider="paypal", kind="transient",
-                            retryable=True) from exc
-    finally:
-        if http is None:
-            client.close()
-    if resp.is_success:
-        return
-    try:
-        body = resp.json()
-    except ValueError:
-        body = None
-    raise mapping.error_from_response(resp.status_code, body, what="OAuth token",
-                                      debug_id=resp.headers.get("paypal-debug-id"))
+    oauth_probe.request_token(settings.paypal_url, settings.paypal_client_id,
+                              settings.paypal_client_secret.get_secret_value(),
+                              timeout=timeout or settings.paypal_timeout_seconds, http=http)
 
 
 def check_credentials(settings: Settings, *, http: httpx.Client | None = None,

@@ -48,6 +48,19 @@ def load_settings(*, webhook_setup: bool = False) -> Settings:
         settings_module.webhook_setup.reset(token)
 
 
+def local_settings(**overrides: object) -> Settings:
+    """Settings from PAYWIRE_* and .env only (no stage), with `overrides` from the command line,
+    or a one-line error naming the setting (exit 2): for the commands that run paywire here."""
+    from paywire.settings import Settings
+
+    try:
+        return Settings.load(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/] {exc.message}", markup=True, highlight=False)
+        raise typer.Exit(code=2) from None
+
+
+
 def emit_json(data: object) -> None:
     """One JSON document on stdout (sorted keys, ISO times)."""
     typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))

@@ -1,0 +1,203 @@
+"""The commands that run paywire: `serve` (the HTTP API), `worker` (the outbox), `dev` (the
+emulator, the API and the demo shop in one process) and `migrate` (the schema, a deploy step).
+
+`app_from_env` is `serve`'s app factory for uvicorn's worker processes: it lives here, not in the
+composition root, because it reads a stage's settings from AWS (`paywire.aws.secrets`), which
+sits above the composition root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from paywire.cli.common import console, local_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from paywire.settings import Settings
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface (PAYWIRE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (PAYWIRE_PORT).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (PAYWIRE_WORKERS).")
+                       ] = None,
+    worker: Annotated[bool, typer.Option(
+        "--worker", help="Also deliver the outbox to the shop in-process (each process).")
+    ] = False,
+) -> None:
+    """Run the paywire HTTP API for production (any PAYWIRE_DATABASE_URL).
+
+    An embedded SQLite database is migrated on start; PostgreSQL needs `paywire migrate` first.
+    """
+    import uvicorn
+
+    from paywire.bootstrap import create_app, migrate_embedded
+    from paywire.domain.errors import ConfigError
+
+    settings = local_settings(host=host, port=port, workers=workers,
+                         outbox_worker_enabled=True if worker else None)
+    console.print(f"[bold]paywire[/] on http://{settings.host}:{settings.port} "
+                  f"({settings.workers} worker(s)); PayPal {settings.paypal_env} at "
+                  f"{settings.paypal_url}; store {settings.database_url_redacted}",
+                  highlight=False)
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                    proxy_headers=True, log_level="info")
+        return
+    if settings.is_sqlite:
+        try:
+            migrate_embedded(settings)  # once, before the workers start (no DDL races)
+        except ConfigError as exc:
+            console.print(f"[red]configuration error:[/] {exc.message}", highlight=False)
+            raise typer.Exit(code=2) from None
+    # Each worker builds its app from the same environment (uvicorn imports the factory).
+    if worker:
+        os.environ["PAYWIRE_OUTBOX_WORKER_ENABLED"] = "true"
+    uvicorn.run("paywire.cli.server:app_from_env", factory=True, host=settings.host,
+                port=settings.port, workers=settings.workers, proxy_headers=True,
+                log_level="info")
+
+
+
+def _migrate_dynamodb(settings: Settings) -> None:
+    """Create the table and its indexes if absent, enable TTL and check it (idempotent)."""
+    import asyncio
+
+    from paywire.domain.errors import PaywireError
+    from paywire.store.dynamo import DynamoStore
+
+    async def setup() -> str:
+        store = DynamoStore.from_url(settings.database_url)
+        try:
+            await store.setup()
+        finally:
+            await store.close()
+        return store.table_name
+
+    try:
+        table = asyncio.run(setup())
+    except PaywireError as exc:
+        console.print(f"[red]migration failed:[/] {exc.message}", highlight=False)
+        raise typer.Exit(code=1) from None
+    console.print(f"DynamoDB table {table} is ready (indexes and TTL checked)", highlight=False)
+
+
+
+def migrate(
+    database_url: Annotated[str | None, typer.Option(
+        help="Database to migrate (default: PAYWIRE_DATABASE_URL).")] = None,
+) -> None:
+    """Migrate the database (PAYWIRE_DATABASE_URL) to the newest schema (alembic upgrade head)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from paywire.bootstrap import migrate_embedded
+    from paywire.domain.errors import PaywireError
+    from paywire.store import migrate as migrations
+
+    settings = local_settings(database_url=database_url)
+    if settings.is_dynamodb:
+        _migrate_dynamodb(settings)
+        return
+    try:
+        if settings.is_sqlite:
+            migrate_embedded(settings)
+        else:
+            migrations.upgrade(settings.database_url)
+        revision = migrations.current(settings.database_url)
+    except PaywireError as exc:
+        console.print(f"[red]migration failed:[/] {exc.message}", highlight=False)
+        raise typer.Exit(code=1) from None
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        console.print(f"[red]migration failed:[/] {type(exc).__name__}: {reason}",
+                      highlight=False)
+        raise typer.Exit(code=1) from None
+    console.print(f"{settings.database_url_redacted} is at revision {revision}",
+                  highlight=False)
+
+
+
+def dev(
+    host: Annotated[str, typer.Option(help="Interface for every server.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of paywire's API and the demo shop.")] = 8000,
+    emulator_port: Annotated[int, typer.Option(help="Port of the PayPal emulator.")] = 8090,
+    data_dir: Annotated[Path, typer.Option(help="Where the SQLite database lives.")] = Path(
+        ".paywire"),
+    aws: Annotated[bool, typer.Option(
+        "--aws", help="Serve paywire through its Lambda handlers against a local moto server "
+        "(DynamoDB, SQS, Secrets Manager), as deployed on AWS.")] = False,
+) -> None:
+    """Run the PayPal emulator, paywire's API and the demo shop in one process (Ctrl-C stops)."""
+    from paywire.dev.runner import run
+    from paywire.dev.stack import DevOptions
+
+    code = run(DevOptions(host=host, port=port, emulator_port=emulator_port, data_dir=data_dir),
+               out=typer.echo, aws=aws)
+    if code:
+        raise typer.Exit(code=code)
+
+
+
+def outbox_worker(
+    interval: Annotated[float | None, typer.Option(
+        help="Seconds between polls when nothing is due (PAYWIRE_OUTBOX_INTERVAL_SECONDS).")
+    ] = None,
+) -> None:
+    """Deliver the outbox to the shop until SIGINT/SIGTERM (then exit 0)."""
+    import asyncio
+    import signal
+
+    from paywire.bootstrap import (
+        SystemClock,
+        migrate_embedded,
+        outbox_worker,
+        run_truth_fetcher,
+        store_for,
+    )
+    from paywire.domain.errors import PaywireError
+
+    settings = local_settings(outbox_interval_seconds=interval)
+
+    async def serve() -> None:
+        store = store_for(settings)
+        try:
+            worker = outbox_worker(settings, store, SystemClock())
+            if worker is None:
+                raise typer.BadParameter("set PAYWIRE_FULFILMENT_URL (and _SECRET) or "
+                                         "PAYWIRE_FULFILMENT_CALLABLE")
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            console.print(f"outbox worker {worker.owner}: delivering to "
+                          f"{', '.join(t.name for t in worker.targets)}", highlight=False)
+            try:
+                await run_truth_fetcher(worker, stop, settings.outbox_interval_seconds)
+            finally:
+                await worker.aclose()
+        finally:
+            await store.close()
+
+    try:
+        migrate_embedded(settings)
+        asyncio.run(serve())
+    except PaywireError as exc:
+        console.print(f"[red]outbox worker failed:[/] {exc.message}", highlight=False)
+        raise typer.Exit(code=1) from None
+    console.print("outbox worker stopped", highlight=False)
+
+
+
+def app_from_env() -> FastAPI:
+    """`paywire serve`'s app factory (uvicorn workers import it): settings from the environment,
+    or the stage's (Secrets Manager and SSM) when `PAYWIRE_STAGE` is set."""
+    from paywire.aws.secrets import load_settings  # imports boto3 only for a stage
+    from paywire.bootstrap import create_app
+
+    return create_app(load_settings())
