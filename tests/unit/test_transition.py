@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 from paywire.domain.facts import AttemptOver, Dispute, Fact, Release, Reserve
 from paywire.domain.money import Money
@@ -131,3 +133,11 @@ def test_disputes_mark_once_and_are_announced_per_dispute() -> None:
     closed = transition(one.order, Dispute("DS-1", False, "webhook"), NOW)
     assert closed.order is None and closed.announcements == () and len(closed.lines) == 1
 
+
+def test_only_the_transition_service_writes_orders() -> None:
+    """`update_order` is called from one module: the one that writes a transition's outcome."""
+    src = Path(__file__).resolve().parents[2] / "src" / "paywire"
+    callers = {str(p.relative_to(src)) for p in src.rglob("*.py")
+               if re.search(r"\.update_order\(", p.read_text(encoding="utf-8"))
+               and "store" not in p.relative_to(src).parts}
+    assert callers == {"services/transitions.py"}
