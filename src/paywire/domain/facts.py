@@ -34,6 +34,66 @@ class Fact:
     # attempt (APS): a DENIED of the order's current attempt opens the next attempt (the buyer
     # may try another card) instead of ending the order; of an earlier attempt it is stale.
     attempt: int | None = None
+    # What a webhook body says, not yet the provider's answer to a request of ours: a fact the
+    # order cannot take as told (an amount other than ours, a refund that does not fit) is then
+    # asked about (a truth fetch), where the provider's own answer goes to a person instead.
+    hint: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    """A dispute on the order's capture: opened (or updated) marks the order, resolved is told."""
+
+    dispute_id: str
+    opened: bool
+    source: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """A person must look at the order, for a reason no rule of the state machine covers (an
+    answer the provider should not give, a stuck order, an undeliverable announcement)."""
+
+    reason: str
+    source: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOver:
+    """A payment call of `attempt` ended without paying (declined, refused): the next attempt
+    takes a new idempotency key and, at APS, a new reference."""
+
+    attempt: int
+    source: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The provider created its side of the order."""
+
+    provider_order_id: str
+    approve_url: str | None
+    source: str = "api"
+
+
+@dataclass(frozen=True, slots=True)
+class Reserve:
+    """A refund of ours is about to be asked for: its amount is held until the answer."""
+
+    refund_id: str
+    amount: Money
+    source: str = "api"
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A refund of ours failed (or was refused): what it held is free again."""
+
+    amount: Money
+    source: str = "api"
 
 
 @dataclass(frozen=True, slots=True)

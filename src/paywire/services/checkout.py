@@ -1,8 +1,8 @@
 """Checkout use cases: create, capture, authorize, capture/void an authorization, refund.
 
 Every mutating provider call runs under an operation key written before the call
-(`operations.py`); every fact it learns is applied through `apply_transition` in the same unit of
-work that records the call's outcome, so a crash or retry at any point converges.
+(`operations.py`); every fact it learns is applied through `apply_fact` in the same unit of work
+that records the call's outcome, so a crash or retry at any point converges.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from paywire.domain.errors import IllegalTransition, ProviderError
-from paywire.domain.facts import Fact
+from paywire.domain.facts import AttemptOver, Created, Fact
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus, Verdict
 from paywire.ports import (
@@ -26,7 +26,7 @@ from paywire.ports import (
 from paywire.services.base import RESUMABLE, IdempotencyTicket, error_json, new_id, stored_error
 from paywire.services.operations import OperationDone, retry_on_conflict
 from paywire.services.refunds import RefundService
-from paywire.services.transitions import apply_transition, flag_attention
+from paywire.services.transitions import apply_fact, flag_attention
 
 S = OrderStatus
 
@@ -91,16 +91,11 @@ class CheckoutService(RefundService):
             now = self.clock.now()
             async with self.store.transaction() as uow:
                 cur = await self._must(uow, order.id)
-                moved = cur.evolve(now, provider_order_id=created.provider_order_id,
-                                   approve_url=created.approve_url)
-                await uow.update_order(moved, cur.version)
+                moved, _ = await apply_fact(uow, cur, Created(created.provider_order_id,
+                                                              created.approve_url), now)
                 await uow.finish_operation(key, "succeeded", {
                     "provider_order_id": created.provider_order_id,
                     "approve_url": created.approve_url, "status": created.status}, None, now)
-                await uow.append_history(HistoryEntry(
-                    order_id=cur.id, at=now, source="api", verdict="NOTE", from_status=cur.status,
-                    to_status=cur.status,
-                    detail={"provider_order_id": created.provider_order_id}))
                 return moved
 
         return await retry_on_conflict(commit)
@@ -111,7 +106,7 @@ class CheckoutService(RefundService):
             async with self.store.transaction() as uow:
                 cur = await self._must(uow, order_id)
                 fact = Fact(S.FAILED, "api", reason=exc.issue or exc.kind)
-                await apply_transition(uow, cur, fact, now)
+                await apply_fact(uow, cur, fact, now)
                 await uow.finish_operation(key, "failed", None, error_json(exc), now)
 
         await retry_on_conflict(commit)
@@ -222,8 +217,10 @@ class CheckoutService(RefundService):
             now = self.clock.now()
             async with self.store.transaction() as uow:
                 cur = await self._must(uow, order_id)
-                moved, verdict = await apply_transition(uow, cur, fact, now)
-                if verdict is Verdict.CONFLICT and moved.needs_attention is None:
+                moved, done = await apply_fact(uow, cur, fact, now)
+                if done.verdict is Verdict.CONFLICT and moved.needs_attention is None:
+                    # The provider's own answer contradicts the order: asking again would
+                    # only repeat it, so a person looks.
                     moved = await flag_attention(uow, moved, f"conflict:{fact.target}", now,
                                                  source=fact.source, status=str(cur.status))
                 await uow.finish_operation(key, "succeeded", _result_json(result), None, now)
@@ -250,15 +247,9 @@ class CheckoutService(RefundService):
             now = self.clock.now()
             async with self.store.transaction() as uow:
                 cur = await self._must(uow, order.id)
-                if cur.capture_attempt == order.capture_attempt:
-                    # Unless this attempt's decline already opened the next one (its feedback
-                    # or a truth fetch got here first): one decline, one new attempt.
-                    await uow.update_order(
-                        cur.evolve(now, capture_attempt=cur.capture_attempt + 1), cur.version)
+                await apply_fact(uow, cur, AttemptOver(order.capture_attempt, "api",
+                                                       error_json(exc)), now)
                 await uow.finish_operation(key, "failed", None, error_json(exc), now)
-                await uow.append_history(HistoryEntry(
-                    order_id=cur.id, at=now, source="api", verdict="NOTE",
-                    from_status=cur.status, to_status=cur.status, detail=error_json(exc)))
 
         await retry_on_conflict(commit)
         raise exc
@@ -269,7 +260,7 @@ class CheckoutService(RefundService):
             async with self.store.transaction() as uow:
                 cur = await self._must(uow, order_id)
                 fact = Fact(S.EXPIRED, "api", reason="provider_not_found_after_window")
-                moved, _ = await apply_transition(uow, cur, fact, now)
+                moved, _ = await apply_fact(uow, cur, fact, now)
                 await uow.finish_operation(key, "failed", None, error_json(exc), now)
                 return moved
 
@@ -287,14 +278,14 @@ class CheckoutService(RefundService):
             now = self.clock.now()
             async with self.store.transaction() as uow:
                 cur = await self._must(uow, order_id)
-                moved, verdict = await apply_transition(uow, cur, fact, now)
+                moved, done = await apply_fact(uow, cur, fact, now)
                 if key is not None and not (state.captures or state.authorizations) and (
                         moved.needs_attention is None):
                     # A replayed payment call, yet the provider shows no payment: a person looks.
                     moved = await flag_attention(uow, moved, "replay_without_payment", now,
                                                  source=source,
                                                  provider_status=state.provider_status)
-                elif verdict is Verdict.CONFLICT and moved.needs_attention is None:
+                elif done.verdict is Verdict.CONFLICT and moved.needs_attention is None:
                     moved = await flag_attention(uow, moved, f"conflict:{fact.target}", now,
                                                  source=source, status=str(cur.status))
                 if key is not None:

@@ -2,7 +2,7 @@
 
 Orders in a non-final state past that state's threshold (CREATED 30 min, APPROVED 10 min,
 PENDING 1 h, AUTHORIZED 1 day by default) are GET from the provider and its truth is applied
-through `CheckoutService.apply_truth` — `apply_transition` underneath, so each fact is announced
+through `CheckoutService.apply_truth` — `apply_fact` underneath, so each fact is announced
 once whichever path (API answer, webhook, reconciliation) saw it first (invariant 7).
 
 Checks of one order back off (5 s, 10 s, 20 s … up to one hour, then hourly). An order is never
@@ -32,7 +32,8 @@ from datetime import datetime, timedelta
 
 from paywire.domain.errors import PaywireError, ProviderError
 from paywire.domain.facts import Fact
-from paywire.domain.order import Order, OrderStatus
+from paywire.domain.order import Order, OrderStatus, Verdict
+from paywire.domain.transition import Outcome
 from paywire.ports import (
     AuthorizationResult,
     Clock,
@@ -46,7 +47,7 @@ from paywire.ports import (
 from paywire.services.checkout import CheckoutService
 from paywire.services.operations import retry_on_conflict
 from paywire.services.refund_facts import apply_provider_refund
-from paywire.services.transitions import apply_transition, flag_attention
+from paywire.services.transitions import apply_fact, flag_attention
 from paywire.services.truth import TruthFetcher
 
 log = logging.getLogger("paywire.reconcile")
@@ -261,7 +262,7 @@ class Reconciler:
             now = self.clock.now()
             async with self.store.transaction() as uow:
                 cur = await self.checkout._must(uow, order_id)
-                moved, _ = await apply_transition(
+                moved, _ = await apply_fact(
                     uow, cur, Fact(S.EXPIRED, "reconcile", reason=reason), now)
                 return moved
 
@@ -329,17 +330,21 @@ class Reconciler:
         fact = Fact(S.REFUNDED, "reconcile", refund_id=result.refund_id, amount=result.amount,
                     capture_id=result.capture_id)
 
-        async def commit() -> bool:
+        async def commit() -> tuple[Order, Outcome]:
             now = self.clock.now()
             async with self.store.transaction() as uow:
                 cur = await self.checkout._must(uow, refund.order_id)
                 return await apply_provider_refund(uow, cur, fact, now)
 
-        if await retry_on_conflict(commit):
+        order, outcome = await retry_on_conflict(commit)
+        if outcome.verdict is not Verdict.CONFLICT:
             return True
-        order = await self.checkout.get(refund.order_id)
-        await self._flag(order, f"refund_mismatch:{result.refund_id}", report,
-                         age=self.clock.now() - refund.created_at)
+        if outcome.attention is not None:  # the provider's answer does not fit: flagged once
+            report.flagged += 1
+            report.attention.append((order.id, outcome.attention))
+            log.error("order %s needs attention: %s", order.id, outcome.attention,
+                      extra={"order_id": order.id, "status": str(order.status),
+                             "reason": outcome.attention})
         return False
 
     async def _refund_failed(self, refund: Refund) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from paywire.domain.errors import IllegalTransition, ProviderError
-from paywire.domain.facts import Fact
+from paywire.domain.facts import Fact, Release, Reserve
 from paywire.domain.money import Money
 from paywire.domain.order import Order, OrderStatus
-from paywire.ports import HistoryEntry, Refund, UnitOfWork
+from paywire.domain.transition import KnownRefund
+from paywire.ports import Refund, UnitOfWork
 from paywire.services.base import (
     RESUMABLE,
     IdempotencyTicket,
@@ -19,7 +20,7 @@ from paywire.services.base import (
     refund_fields,
 )
 from paywire.services.operations import OperationDone, retry_on_conflict
-from paywire.services.transitions import apply_refund, flag_attention
+from paywire.services.transitions import apply_fact, flag_attention
 
 S = OrderStatus
 
@@ -49,13 +50,7 @@ class RefundService(ServiceBase):
                                 operation_key=f"{refund_id}:refund", created_at=now,
                                 updated_at=now, reason=reason)
                 await uow.insert_refund(refund)
-                reserved = (cur.refund_reserved or Money.zero(amt.currency)) + amt
-                moved = cur.evolve(now, refund_reserved=reserved)
-                await uow.update_order(moved, cur.version)
-                await uow.append_history(HistoryEntry(
-                    order_id=cur.id, at=now, source="api", verdict="NOTE",
-                    from_status=cur.status, to_status=cur.status,
-                    detail={"refund_requested": refund_id, "amount": amt.to_decimal()}))
+                moved, _ = await apply_fact(uow, cur, Reserve(refund_id, amt), now)
                 return moved, refund
 
         order, refund = await retry_on_conflict(reserve)
@@ -102,7 +97,9 @@ class RefundService(ServiceBase):
                 settled = Refund(**{**refund_fields(refund), "status": status,
                                     "provider_refund_id": result.refund_id, "updated_at": now})
                 if status == "completed":
-                    cur = await apply_refund(uow, cur, fact, now, reserved=refund.amount)
+                    # Ours, reserved when asked for: counted, and its reservation released.
+                    cur, _ = await apply_fact(uow, cur, fact, now,
+                                              known=KnownRefund(refund.amount, completed=False))
                 elif status == "failed":
                     cur = await self._release_reservation(uow, cur, refund.amount, now)
                 await uow.update_refund(settled)
@@ -136,7 +133,5 @@ class RefundService(ServiceBase):
     @staticmethod
     async def _release_reservation(uow: UnitOfWork, order: Order, amount: Money,
                                    now: datetime) -> Order:
-        left = (order.refund_reserved or Money.zero(amount.currency)) - amount
-        moved = order.evolve(now, refund_reserved=left if left.minor > 0 else None)
-        await uow.update_order(moved, order.version)
+        moved, _ = await apply_fact(uow, order, Release(amount), now)
         return moved

@@ -3,7 +3,7 @@
 Ambiguous events (unknown order, amount mismatch, contradicting facts) queue a task; this
 worker claims due tasks with a lease (several workers never take the same one), GETs the
 provider's object, resolves it to the provider's order and applies the whole order's truth
-through `apply_transition` (and refunds through their own bookkeeping). Failures back off
+through `apply_fact` (refunds after a look at our own refund records). Failures back off
 exponentially; a task that keeps failing, or whose answer is inconsistent, goes to a person.
 
 Confirmation tasks (`services.confirm`: a PayPal webhook's claim, queued by the ingest) run the
@@ -22,7 +22,7 @@ import logging
 from datetime import timedelta
 
 from paywire.domain.errors import ConfigError, PaywireError, ProviderError
-from paywire.domain.facts import Fact
+from paywire.domain.facts import Dispute, Fact
 from paywire.domain.order import PAID, Order, OrderStatus
 from paywire.ports import (
     Clock,
@@ -37,7 +37,7 @@ from paywire.services.checkout import CheckoutService, truth_fact
 from paywire.services.confirm import Claim, record_contradiction
 from paywire.services.operations import retry_on_conflict
 from paywire.services.refund_facts import apply_provider_refund
-from paywire.services.transitions import apply_dispute, flag_attention
+from paywire.services.transitions import apply_fact, flag_attention
 
 log = logging.getLogger("paywire.truth")
 S = OrderStatus
@@ -181,9 +181,8 @@ class TruthFetcher:
                     cur = await uow.get_order(order.id)
                     if cur is None:
                         raise Unresolvable(f"order {order.id} vanished")
-                    if not await apply_provider_refund(uow, cur, fact, now):
-                        await flag_attention(uow, cur, f"refund_mismatch:{refund.refund_id}",
-                                             now, source="reconcile")
+                    # The provider's answer: a refund that does not fit goes to a person.
+                    await apply_provider_refund(uow, cur, fact, now)
 
             await retry_on_conflict(count)
 
@@ -276,9 +275,7 @@ class TruthFetcher:
                     detail["invoice_id"] = refund.invoice_id
                 fact = Fact(S.REFUNDED, "webhook", refund_id=refund.refund_id,
                             amount=refund.amount, capture_id=refund.capture_id, detail=detail)
-                if not await apply_provider_refund(uow, cur, fact, now):
-                    await flag_attention(uow, cur, f"refund_mismatch:{refund.refund_id}", now,
-                                         source="webhook")
+                await apply_provider_refund(uow, cur, fact, now)
 
         await retry_on_conflict(count)
 
@@ -295,9 +292,9 @@ class TruthFetcher:
                         uow, cur, claim, f"PayPal's dispute {dispute.dispute_id} names "
                         f"{', '.join(dispute.capture_ids) or 'no capture'}, not this order's", now)
                     return
-                await apply_dispute(uow, cur, dispute.dispute_id, now, opened=dispute.open,
-                                    source="webhook", event_type=claim.event_type,
-                                    provider_status=dispute.provider_status)
+                await apply_fact(uow, cur, Dispute(dispute.dispute_id, dispute.open, "webhook", {
+                    "event_type": claim.event_type,
+                    "provider_status": dispute.provider_status}), now)
 
         await retry_on_conflict(mark)
 

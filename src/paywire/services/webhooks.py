@@ -17,6 +17,7 @@ already holds (a stale verdict, a refund already counted) is recorded without a 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -25,7 +26,7 @@ from datetime import datetime
 
 from paywire.domain.errors import NotFoundError, SignatureError, ValidationError
 from paywire.domain.events import ProviderEvent
-from paywire.domain.facts import Fact
+from paywire.domain.facts import Dispute, Fact
 from paywire.domain.order import Order, OrderStatus, Verdict, decide
 from paywire.ports import (
     Clock,
@@ -41,7 +42,7 @@ from paywire.ports import (
 from paywire.services.confirm import DISPUTED, Claim, confirm_task
 from paywire.services.operations import retry_on_conflict
 from paywire.services.refund_facts import apply_provider_refund
-from paywire.services.transitions import apply_dispute, apply_transition, flag_attention, record
+from paywire.services.transitions import apply_fact, flag_attention, record
 
 S = OrderStatus
 
@@ -195,8 +196,8 @@ class WebhookIngest:
             if confirming is not None:
                 return confirming
         if event.dispute_id is not None:
-            await apply_dispute(uow, order, event.dispute_id, now, opened=_opens(event),
-                                source="webhook", event_type=event.event_type)
+            await apply_fact(uow, order, Dispute(event.dispute_id, _opens(event), "webhook",
+                                                 {"event_type": event.event_type}), now)
             return _Applied("applied", order.id)
         fact = event.fact
         if fact is None and event.resource_kind in ("order", "capture", "refund",
@@ -211,16 +212,15 @@ class WebhookIngest:
                 detail={"event_type": event.event_type, "event_id": event.event_id}))
             return _Applied("ignored", order.id,
                             f"{event.event_type} is recorded, not acted on")
+        # The body's word, not the provider's answer: what the order cannot take as told
+        # (an amount other than ours, a refund that does not fit, a contradiction) is asked.
+        told = dataclasses.replace(fact, hint=True)
         if fact.target is S.REFUNDED:
-            if await apply_provider_refund(uow, order, fact, now):
-                return _Applied("applied", order.id)
-            return await self._queue(uow, order, event, "refund_mismatch", now)
-        if fact.target in (S.COMPLETED, S.PENDING, S.AUTHORIZED) and fact.amount is not None and (
-                fact.amount != order.amount):
-            return await self._queue(uow, order, event, "amount_mismatch", now)
-        _, verdict = await apply_transition(uow, order, fact, now)
-        if verdict is Verdict.CONFLICT:
-            return await self._queue(uow, order, event, f"conflict:{fact.target}", now)
+            _, outcome = await apply_provider_refund(uow, order, told, now)
+        else:
+            _, outcome = await apply_fact(uow, order, told, now)
+        if outcome.ask is not None:
+            return await self._queue(uow, order, event, outcome.ask, now)
         return _Applied("applied", order.id)
 
     async def _confirm(self, uow: WebhookUnitOfWork, order: Order, event: ProviderEvent,
