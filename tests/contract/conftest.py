@@ -27,7 +27,7 @@ from paywire.ports import Store
 from paywire.store import migrate
 from paywire.store.dynamo import DynamoStore
 from paywire.store.sql import SqlStore
-from paywire.store.sql_tables import ALL_TABLES
+from paywire.store.sql.tables import ALL_TABLES
 from paywire.testing import MotoServer
 from testkit import StoppedClock
 

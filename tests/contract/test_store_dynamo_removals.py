@@ -39,9 +39,9 @@ from paywire.ports import (
     Refund,
     WebhookRejection,
 )
-from paywire.store import dynamo_items as di
 from paywire.store.dynamo import TTL_ATTRIBUTE, DynamoStore
-from paywire.store.dynamo_table import from_wire, to_wire
+from paywire.store.dynamo import items as di
+from paywire.store.dynamo.table import from_wire, to_wire
 from paywire.testing import MotoServer
 from testkit import StoppedClock
 

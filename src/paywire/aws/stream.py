@@ -21,7 +21,7 @@ from paywire.aws.config import AwsConfig
 from paywire.aws.drainer import DrainSession, sqs_worker
 from paywire.aws.runtime import LambdaFunction
 from paywire.settings import Settings
-from paywire.store.dynamo_items import outbox_key
+from paywire.store.dynamo.items import outbox_key
 
 log = logging.getLogger("paywire.aws.stream")
 

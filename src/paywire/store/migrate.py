@@ -19,7 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from paywire.store.sql import configure_sqlite, sync_url
-from paywire.store.sql_tables import metadata
+from paywire.store.sql.tables import metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from paywire.store.migrate import sync_engine
-from paywire.store.sql_tables import metadata
+from paywire.store.sql.tables import metadata
 
 config = context.config
 

@@ -5,7 +5,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2025-01-01
 
-Written out in full rather than built from `sql_tables`, so this revision keeps creating the
+Written out in full rather than built from `sql.tables`, so this revision keeps creating the
 same schema when the tables module moves on; only the column types are shared.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from paywire.store.sql_tables import BigId, UtcDateTime, json_doc
+from paywire.store.sql.tables import BigId, UtcDateTime, json_doc
 
 revision = "0001"
 down_revision = None

@@ -5,7 +5,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2025-01-03
 
-Written out in full rather than built from `sql_tables`, as 0001 and 0002 are.
+Written out in full rather than built from `sql.tables`, as 0001 and 0002 are.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from paywire.store.sql_tables import UtcDateTime
+from paywire.store.sql.tables import UtcDateTime
 
 revision = "0003"
 down_revision = "0002"

@@ -1,8 +1,9 @@
-"""The DynamoDB unit of work's operations half: outbox delivery (claim with a lease, finish,
-settle, revive, list, count), reconciliation bookkeeping and the inbox listing.
+"""The outbox on DynamoDB: announcements written beside the change they announce, and their
+delivery (claim with a lease, finish, settle, revive, list, count).
 
-Outbox claims pick candidates from the sparse due index (only pending messages carry its keys;
-a leased one is keyed by its lease's end) and take each with a conditional UpdateItem; finish,
+An announcement's key is unique through a lookup item written in the same transaction. Outbox
+claims pick candidates from the sparse due index (only pending messages carry its keys; a
+leased one is keyed by its lease's end) and take each with a conditional UpdateItem; finish,
 settle and revive are single conditional UpdateItems that answer at once. Counts are
 `Select=COUNT` queries of the status index, one per status: exact once the index has caught up,
 and free of a counter item that every announcing transaction would have to write — DynamoDB
@@ -11,26 +12,45 @@ cancels concurrent transactions on one item, so such a counter would serialize e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 
-from paywire.domain.order import Order, OrderStatus
-from paywire.ports import InboxEvent, OutboxMessage, ReconcileState, Refund
-from paywire.store import dynamo_expr as dx
-from paywire.store import dynamo_items as di
-from paywire.store import dynamo_webhook_items as dw
-from paywire.store.dynamo_items import Item
-from paywire.store.dynamo_webhooks import DynamoWebhookUnitOfWork
+from paywire.domain.errors import ConflictError
+from paywire.domain.facts import Announcement
+from paywire.ports import (
+    OutboxMessage,
+)
+from paywire.store.dynamo import expr as dx
+from paywire.store.dynamo import items as di
+from paywire.store.dynamo.base import DynamoUnit
+from paywire.store.dynamo.items import Item
 
 OUTBOX_STATUSES = ("pending", "queued", "delivered", "dead")
 SETTLED_STATUSES = ("delivered", "dead")
 REVIVABLE_STATUSES = ("dead", "queued")  # what `paywire outbox retry` sends again
 
 
-class DynamoOpsUnitOfWork(DynamoWebhookUnitOfWork):
-    """`DynamoWebhookUnitOfWork` plus outbox delivery and reconciliation bookkeeping."""
+class DynamoOutbox(DynamoUnit):
+    """Announcements written beside their change, and their delivery."""
 
-    # --- outbox delivery -----------------------------------------------------------------------
+    async def add_announcement(self, announcement: Announcement, message_id: str,
+                               now: datetime) -> bool:
+        """Put the announcement in the outbox unless its key exists; True if written."""
+        key = di.lookup_key("OUTKEY", announcement.key)
+        if await self._read(key) is not None:
+            return False
+        item = di.outbox_item(announcement, message_id, now)
+        if await self._read(di.outbox_key(message_id)) is not None:
+            raise ConflictError(f"outbox message id {message_id} already exists")
+        self._create(di.lookup_item(key, message_id), f"announcement {announcement.key}",
+                     dx.absent)
+        self._create(item, f"outbox message {message_id}", dx.absent)
+        return True
+
+    async def outbox_for_order(self, order_id: str) -> list[OutboxMessage]:
+        """The order's outbox messages, oldest first."""
+        items = await self._of_order(order_id, "O#", "outbox")
+        items.sort(key=lambda i: (i["created_at"], i["id"]))
+        return [di.outbox_from(i) for i in items]
 
     async def claim_outbox(self, owner: str, now: datetime, lease_until: datetime,
                            limit: int) -> list[OutboxMessage]:
@@ -137,89 +157,3 @@ class DynamoOpsUnitOfWork(DynamoWebhookUnitOfWork):
             if entry.item is not None and entry.item.get("kind") == "outbox":
                 counts[entry.item["status"]] = counts.get(entry.item["status"], 0) + 1
         return counts
-
-    # --- reconciliation ------------------------------------------------------------------------
-
-    async def reconcile_candidates(self, updated_before: Mapping[OrderStatus, datetime],
-                                   now: datetime, limit: int
-                                   ) -> list[tuple[Order, ReconcileState | None]]:
-        """Orders in the given statuses last updated before that status's cut-off whose next
-        check is due by `now` (or never checked), least recently updated first (ties by id),
-        each with its state. Walks each status's (updated_at) index partition from the oldest,
-        reading the orders and their states from the table."""
-        self._require_limit(limit)
-        if not updated_before:
-            return []
-        cutoffs = {str(s): di.ts(cutoff) for s, cutoff in updated_before.items()}
-        moment = di.ts(now)
-        states: dict[str, Item | None] = {}
-
-        def accept(item: Item) -> bool:
-            cutoff = cutoffs.get(item["status"]) if item["kind"] == "order" else None
-            return cutoff is not None and item["updated_at"] < cutoff
-
-        async def due(orders: list[Item]) -> list[Item]:
-            found = await self._read_many(di.reconcile_key(o["id"]) for o in orders)
-            kept = []
-            for order in orders:
-                state = found[di.reconcile_key(order["id"])]
-                if state is None or state["next_check_at"] <= moment:
-                    states[order["id"]] = state
-                    kept.append(order)
-            return kept
-
-        found: dict[str, Item] = {}
-        for status, cutoff in cutoffs.items():
-            for item in await self._collect(
-                    di.BY_DUE, f"RECON#{status}", bound=cutoff, ascending=True, limit=limit,
-                    kinds=("order",), accept=accept, refine=due, min_page=25):
-                found[item["id"]] = item
-        chosen = sorted(found.values(), key=lambda i: (i["updated_at"], i["id"]))[:limit]
-        return [(di.order_from(i), None if (s := states.get(i["id"])) is None
-                 else di.reconcile_from(s)) for i in chosen]
-
-    async def save_reconcile_state(self, state: ReconcileState) -> None:
-        """Insert or replace the order's reconciliation state (an unconditional put)."""
-        item = di.reconcile_item(state)
-        self._write(di.reconcile_key(state.order_id), item, base=None, base_known=False,
-                    cond=None, what=f"reconcile state of order {state.order_id}")
-
-    async def clear_reconcile_state(self, order_id: str) -> None:
-        """Forget the order's reconciliation state: a blind tombstone, as blind as the SQL
-        store's DELETE (no read, no condition; where there was no state it is a tombstone
-        that TTL deletes, reading as absent like the rest)."""
-        self._write(di.reconcile_key(order_id), None, base=None, base_known=False, cond=None,
-                    what=f"reconcile state of order {order_id}")
-
-    async def pending_refunds(self, updated_before: datetime, limit: int) -> list[Refund]:
-        """Refunds still pending last updated before the cut-off, oldest update first."""
-        self._require_limit(limit)
-        cutoff = di.ts(updated_before)
-
-        def accept(item: Item) -> bool:
-            return bool(item["kind"] == "refund" and item["status"] == "pending"
-                        and item["updated_at"] < cutoff)
-
-        found = await self._collect(di.BY_STATUS, "REFUND#pending", bound=cutoff,
-                                    ascending=True, limit=limit, kinds=("refund",),
-                                    accept=accept)
-        found.sort(key=lambda i: (i["updated_at"], i["id"]))
-        return [di.refund_from(i) for i in found[:limit]]
-
-    # --- inbox listing -------------------------------------------------------------------------
-
-    async def list_inbox(self, *, limit: int = 50,
-                         before: tuple[datetime, str] | None = None) -> list[InboxEvent]:
-        """Stored events newest first (ties by event id); `before` = (received_at, event_id)."""
-        self._require_limit(limit)
-        after = None if before is None else (di.ts(before[0]), before[1])
-
-        def accept(item: Item) -> bool:
-            return item["kind"] == "inbox" and (
-                after is None or (item["received_at"], item["event_id"]) < after)
-
-        found = await self._collect(di.BY_TIME, "INBOX", ascending=False, limit=limit,
-                                    bound=None if before is None else di.below(*before),
-                                    kinds=("inbox",), accept=accept)
-        found.sort(key=lambda i: (i["received_at"], i["event_id"], i["provider"]), reverse=True)
-        return [dw.inbox_from(i) for i in found[:limit]]

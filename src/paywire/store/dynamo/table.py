@@ -4,7 +4,7 @@ boto3 is synchronous, so every call runs in a worker thread (`asyncio.to_thread`
 strongly consistent (`ConsistentRead`) on the table; index queries (always eventually
 consistent in DynamoDB) only return keys, and the items are then read from the table.
 
-Nothing here deletes: a removal is a put of a tombstone (`dynamo_items.tombstone`), and every
+Nothing here deletes: a removal is a put of a tombstone (`dynamo.items.tombstone`), and every
 read of items answers as if a tombstone were not there (tombstones carry no index attributes,
 so index queries never meet one). So the store needs no dynamodb:DeleteItem permission.
 
@@ -28,8 +28,8 @@ from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from paywire.domain.errors import ConflictError, PaywireError, StorageError
-from paywire.store.dynamo_expr import Cond, Expr
-from paywire.store.dynamo_items import Item, Key, is_live
+from paywire.store.dynamo.expr import Cond, Expr
+from paywire.store.dynamo.items import Item, Key, is_live
 
 MAX_TRANSACTION_ITEMS = 100
 _BATCH_GET = 100

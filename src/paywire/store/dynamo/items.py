@@ -1,6 +1,6 @@
 """Records <-> DynamoDB items for `DynamoStore`: keys, index attributes, conditions. Pure, no I/O.
 
-Items are plain dicts here (str, int, bool, bytes, list, dict); `dynamo_table` turns them into
+Items are plain dicts here (str, int, bool, bytes, list, dict); `dynamo.table` turns them into
 DynamoDB's typed JSON. Datetimes are fixed-width ISO-8601 UTC strings with microseconds
 ("2025-03-04T05:06:07.891011+00:00"), so string order is time order in keys and conditions.
 Money is integer minor units beside the order's currency; JSON documents (payloads, metadata,
@@ -175,7 +175,7 @@ def tombstone(key: Key, removed: datetime) -> Item:
     The store never deletes (so no role that runs it needs dynamodb:DeleteItem): it puts this
     item instead, which carries no index attribute, so the removed item leaves every index at
     once, and DynamoDB's TTL deletes it later at no cost and with no permission. Every read
-    and condition treats it as absent (`is_live`, `dynamo_expr.absent` / `exists`).
+    and condition treats it as absent (`is_live`, `dynamo.expr.absent` / `exists`).
     """
     return {"pk": key[0], "sk": key[1], "kind": TOMBSTONE, "removed_at": ts(removed),
             TTL_ATTRIBUTE: epoch(removed)}

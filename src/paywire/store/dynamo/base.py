@@ -6,7 +6,7 @@ written. Writes are buffered per item: several writes to one item coalesce into 
 (DynamoDB refuses two actions on one key in a transaction) that keeps the condition of the
 first — the one that holds against the stored item — and the latest state. `commit` sends them
 as one TransactWriteItems. A removal is buffered as None and committed as a put of a
-tombstone (`dynamo_items.tombstone`): the store never deletes, and reads never see tombstones.
+tombstone (`dynamo.items.tombstone`): the store never deletes, and reads never see tombstones.
 
 Immediate operations (claims, leases) write at once with a conditional UpdateItem and answer
 truthfully. One that finds this unit holding buffered writes first commits those (`flush`), so
@@ -27,9 +27,19 @@ from typing import Any
 
 from paywire.domain.errors import StorageError, ValidationError
 from paywire.ports import Clock
-from paywire.store.dynamo_expr import Cond, all_of, compare, exists, lease_free
-from paywire.store.dynamo_items import BY_DUE, Item, Key, below, tombstone, ts
-from paywire.store.dynamo_table import MAX_TRANSACTION_ITEMS, Action, DynamoTable, too_many
+from paywire.store.dynamo.expr import Cond, absent, all_of, compare, exists, lease_free
+from paywire.store.dynamo.items import (
+    BY_DUE,
+    BY_ORDER,
+    Item,
+    Key,
+    below,
+    lookup_item,
+    order_key,
+    tombstone,
+    ts,
+)
+from paywire.store.dynamo.table import MAX_TRANSACTION_ITEMS, Action, DynamoTable, too_many
 
 log = logging.getLogger("paywire.store.dynamo")
 Refine = Callable[[list[Item]], Awaitable[list[Item]]]
@@ -238,7 +248,7 @@ class DynamoUnit:
         claimers never win the same item. The items this call won, as written.
 
         A leased item's due-index key becomes its lease's end, so live leases drop out of the
-        candidates and a lapsed one comes back on its own (`dynamo_items.outbox_indexes`)."""
+        candidates and a lapsed one comes back on its own (`dynamo.items.outbox_indexes`)."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self._check_open()
@@ -264,6 +274,32 @@ class DynamoUnit:
             if len(won) >= limit or start is None:
                 break
         return won
+
+    # --- lookup items and an order's children, shared by several aggregates ---------------
+
+    async def _first_claim(self, key: Key, target: str, what: str, **extra: str) -> None:
+        """Point the lookup `key` at `target` unless something already holds it."""
+        if await self._read(key) is None:
+            self._create(lookup_item(key, target, **extra), what, absent)
+
+    async def _release(self, key: Key, target: str) -> None:
+        """Remove the lookup `key` (tombstone it at commit) if it points at `target`."""
+        held = await self._read(key)
+        if held is not None and held["target"] == target:
+            self._write(key, None, base=held, cond=compare("target", "=", target),
+                        what=f"lookup {key[0]}")
+
+    async def _of_order(self, order_id: str, prefix: str, kind: str) -> list[Item]:
+        """The order's items of `kind` in the by-order index (sort keys starting `prefix`),
+        read from the table through the overlay, with this unit's own."""
+        self._check_open()
+        opk = order_key(order_id)[0]
+        entries = await self._table.walk_keys(BY_ORDER, opk, ascending=True, prefix=prefix)
+        found = await self._read_many(key for key, _ in entries)
+        items = {k: i for k, i in found.items() if i is not None and i.get("opk") == opk}
+        items.update({(i["pk"], i["sk"]): i for i in self._written([kind])
+                      if i.get("opk") == opk})
+        return list(items.values())
 
     def _require_limit(self, limit: int) -> None:
         if limit < 1:

@@ -1,5 +1,5 @@
 """Webhook records <-> DynamoDB items for `DynamoStore`: the inbox, the rejection log and the
-truth-fetch queue. Pure, no I/O; the conventions are `dynamo_items`'s.
+truth-fetch queue. Pure, no I/O; the conventions are `dynamo.items`'s.
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from paywire.ports import InboxEvent, TruthTask, WebhookRejection
-from paywire.store.dynamo_items import (
+from paywire.store.dynamo.items import (
     TTL_ATTRIBUTE,
     Item,
     at,

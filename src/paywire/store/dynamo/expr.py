@@ -3,7 +3,7 @@
 A condition is a function of an `Expr` (the request's placeholders) returning the expression
 text, so one condition can be rendered into any request without placeholder clashes.
 
-A removed item is a tombstone (`dynamo_items.tombstone`) until DynamoDB's TTL deletes it, so
+A removed item is a tombstone (`dynamo.items.tombstone`) until DynamoDB's TTL deletes it, so
 `absent` and `exists` test for a live item, not for any item: a put-if-absent over a tombstone
 succeeds and a write that demands the item fails, exactly as after a delete. The tombstone has
 none of a record's other attributes, so every comparison with them is false on it as well.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from paywire.store.dynamo_items import TOMBSTONE, ts
+from paywire.store.dynamo.items import TOMBSTONE, ts
 
 
 class Expr:

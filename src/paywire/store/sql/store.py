@@ -26,8 +26,8 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from paywire.domain.errors import ConfigError
-from paywire.store.sql_ops import SqlOpsUnitOfWork
-from paywire.store.sql_uow import translated
+from paywire.store.sql.base import translated
+from paywire.store.sql.unit import SqlUnitOfWork
 
 if TYPE_CHECKING:
     from paywire.ports import OpsUnitOfWork, Store
@@ -111,7 +111,7 @@ class SqlStore:
         try:
             with translated():
                 await conn.begin()
-            uow = SqlOpsUnitOfWork(conn)
+            uow = SqlUnitOfWork(conn)
             try:
                 yield uow
             except BaseException:
@@ -135,5 +135,5 @@ class SqlStore:
 
 if TYPE_CHECKING:
     def _conforms(store: SqlStore,
-                  uow: SqlOpsUnitOfWork) -> tuple[Store, OpsUnitOfWork]:
-        return store, uow  # mypy checks SqlStore and SqlOpsUnitOfWork against the ports
+                  uow: SqlUnitOfWork) -> tuple[Store, OpsUnitOfWork]:
+        return store, uow  # mypy checks SqlStore and SqlUnitOfWork against the ports

@@ -1,0 +1,40 @@
+"""The webhook ports: checking a delivery's signature, and parsing its body into an event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from paywire.domain.events import ProviderEvent
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedDelivery:
+    """A webhook delivery whose signature checked out, and what identifies it."""
+
+    transmission_id: str
+    transmission_time: datetime
+    webhook_id: str
+
+
+class WebhookVerifier(Protocol):
+    """Checks a delivery against the raw bytes received, before anything is parsed.
+
+    Raises `SignatureError` for a delivery that fails for good (forged, wrong webhook id,
+    disallowed cert URL, expired chain, too old, malformed) and `ProviderError(kind="transient")`
+    when the check could not be made (certificate host or postback unreachable).
+    """
+
+    async def verify(self, headers: Mapping[str, str], body: bytes) -> VerifiedDelivery:
+        """Verify one delivery."""
+        ...
+
+
+class EventParser(Protocol):
+    """Turns a verified delivery body into a normalized event (pure; ValidationError if bad)."""
+
+    def parse(self, body: bytes) -> ProviderEvent:
+        """Parse one event."""
+        ...

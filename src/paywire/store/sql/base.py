@@ -1,0 +1,112 @@
+"""What every SQL aggregate module shares: one connection, statements run through `translated`,
+dialect-specific INSERTs, and the leased claim the outbox and the truth queue both use.
+
+Put-if-absent is `INSERT ... ON CONFLICT DO NOTHING` and a claim is a conditional `UPDATE`; the
+row count says who won, so no method reads before it writes. ON CONFLICT (rather than catching
+a unique violation) also matters on PostgreSQL, where a failed statement aborts the whole
+transaction: a lost race must leave the caller's unit of work usable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paywire.domain.errors import ConflictError, StorageError, ValidationError
+
+_ROWCOUNT = {"preserve_rowcount": True}
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Turn driver and pool exceptions into paywire's: conflicts, or transient storage failures."""
+    try:
+        yield
+    except sa_exc.IntegrityError as exc:
+        raise ConflictError(f"constraint violated: {_first_line(exc.orig)}") from exc
+    except (sa_exc.DBAPIError, sa_exc.TimeoutError, sa_exc.DisconnectionError) as exc:
+        # OperationalError (server gone, "database is locked" after busy_timeout, serialization
+        # failures), InterfaceError, pool exhaustion: the caller may retry the unit of work.
+        orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+        raise StorageError(f"database error: {type(orig).__name__}: {_first_line(orig)}") from exc
+    except sa_exc.StatementError as exc:
+        # A value refused while binding (a naive datetime, a payload json cannot encode): the
+        # caller's bug, raised as itself rather than as a SQLAlchemy wrapper.
+        if isinstance(exc.orig, ValueError | TypeError):
+            raise exc.orig from exc
+        raise
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def check_limit(limit: int) -> None:
+    """Refuse a page size below one."""
+    if limit < 1:
+        raise ValidationError("limit must be at least 1", field="limit")
+
+
+class SqlBase:
+    """One transaction on one connection; `SqlStore.transaction` commits or rolls it back.
+
+    The aggregate classes (`SqlOrders`, `SqlOutbox`, ...) derive from this and from nothing
+    else of each other's (reconciliation reads orders, so `SqlReconciliation` is also a
+    `SqlOrders`); `SqlUnitOfWork` is all of them at once.
+    """
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._postgres = conn.dialect.name == "postgresql"
+        self._open = True
+
+    def end(self) -> None:
+        """Refuse further use: the transaction is over."""
+        self._open = False
+
+    async def _run(self, stmt: sa.Executable,
+                   params: Sequence[dict[str, Any]] | None = None) -> sa.CursorResult[Any]:
+        if not self._open:
+            raise RuntimeError("this unit of work has ended; open a new transaction")
+        with translated():
+            # Without preserve_rowcount SQLAlchemy may report -1 for INSERT, and the row count
+            # of an INSERT ... ON CONFLICT DO NOTHING is how put-if-absent learns who won.
+            return await self._conn.execute(stmt, params, execution_options=_ROWCOUNT)
+
+    def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+        # Both dialects spell ON CONFLICT the same way, but through their own Insert classes.
+        return postgresql.insert(table) if self._postgres else sqlite.insert(table)
+
+    async def _claim_leased(self, t: sa.Table, owner: str, now: datetime,
+                            lease_until: datetime, limit: int,
+                            first: sa.Column[Any]) -> list[sa.RowMapping]:
+        """Lease up to `limit` pending, due rows of `t` whose lease is free or lapsed (oldest
+        `first`); the rows this call won. Shared by the truth queue and the outbox."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        claimable = (t.c.status == "pending", t.c.next_attempt_at <= now,
+                     sa.or_(t.c.lease_until.is_(None), t.c.lease_until < now))
+        candidates = (sa.select(t.c.id).where(*claimable).order_by(first, t.c.id).limit(limit))
+        if self._postgres:
+            # Concurrent claimers pick disjoint candidates instead of queueing on the same rows
+            # (the locks last only until this claim commits, never across the provider call).
+            candidates = candidates.with_for_update(skip_locked=True)
+        ids = list((await self._run(candidates)).scalars())
+        if not ids:
+            return []
+        # The claim itself re-checks every condition per row, as a DynamoDB backend's
+        # conditional update per item would: a row another claimer took since the select (a
+        # committed lease on SQLite; on PostgreSQL, a concurrent UPDATE re-evaluated after it
+        # commits) is not updated and not returned.
+        stmt = (sa.update(t).where(t.c.id.in_(ids), *claimable)
+                .values(lease_owner=owner, lease_until=lease_until)
+                .returning(*t.c))
+        return list((await self._run(stmt)).mappings())

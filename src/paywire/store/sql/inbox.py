@@ -1,0 +1,45 @@
+"""The webhook inbox on SQL: put-if-absent on (provider, event id), and a keyset listing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from paywire.ports import InboxEvent
+from paywire.store.sql import rows
+from paywire.store.sql.base import SqlBase, check_limit
+from paywire.store.sql.tables import inbox_events
+
+
+class SqlInbox(SqlBase):
+    """Storing, reading and listing inbox events."""
+
+    async def put_inbox_event(self, event: InboxEvent) -> bool:
+        """Store the event unless (provider, event_id) exists; True if written."""
+        t = inbox_events
+        stmt = (self._insert(t).values(rows.inbox_values(event))
+                .on_conflict_do_nothing(index_elements=[t.c.provider, t.c.event_id]))
+        return (await self._run(stmt)).rowcount == 1
+
+    async def get_inbox_event(self, provider: str, event_id: str) -> InboxEvent | None:
+        """The stored event, or None."""
+        t = inbox_events
+        result = await self._run(sa.select(t).where(t.c.provider == provider,
+                                                     t.c.event_id == event_id))
+        row = result.mappings().first()
+        return rows.inbox_from(row) if row is not None else None
+
+    async def list_inbox(self, *, limit: int = 50,
+                         before: tuple[datetime, str] | None = None) -> list[InboxEvent]:
+        """Stored events newest first (ties by event id); `before` = (received_at, event_id)
+        of the last one seen (keyset)."""
+        check_limit(limit)
+        t = inbox_events
+        stmt = sa.select(t)
+        if before is not None:
+            at = sa.bindparam(None, before[0], type_=t.c.received_at.type)
+            stmt = stmt.where(sa.tuple_(t.c.received_at, t.c.event_id)
+                              < sa.tuple_(at, sa.bindparam(None, before[1], type_=sa.String)))
+        stmt = stmt.order_by(t.c.received_at.desc(), t.c.event_id.desc()).limit(limit)
+        return [rows.inbox_from(row) for row in (await self._run(stmt)).mappings()]
