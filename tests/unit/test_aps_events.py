@@ -132,3 +132,12 @@ async def test_refused_deliveries(headers: dict[str, str], body: bytes, check: s
         await VERIFIER.verify(headers, body)
     assert caught.value.check == check
     assert "resp-phrase" not in str(caught.value) and "req-phrase" not in str(caught.value)
+
+
+def test_marks_name_nothing_before_the_signature_checks_out() -> None:
+    """APS sends no transmission header and its event id is the signed parameters' hash: a
+    refused delivery is recorded under its body's hash alone, whatever headers it carries."""
+    marks = ApsEventParser().marks({"PAYPAL-TRANSMISSION-ID": "tx-1"},
+                                   b'{"id": "WH-1", "event_type": "X"}')
+    assert (marks.transmission_id, marks.event_id, marks.event_type, marks.cert_url) == (
+        None, None, None, None)

@@ -27,7 +27,7 @@ from paywire.domain.errors import SignatureError, ValidationError
 from paywire.domain.events import ProviderEvent
 from paywire.domain.facts import Fact
 from paywire.domain.order import OrderStatus
-from paywire.ports import Clock, VerifiedDelivery
+from paywire.ports import Clock, DeliveryMarks, VerifiedDelivery
 from paywire.providers.aps.amounts import parse_merchant_reference
 from paywire.providers.aps.forms import FeedbackVerifier, parse_body
 from paywire.providers.aps.mapping import (
@@ -94,10 +94,18 @@ class ApsWebhookVerifier:
 class ApsEventParser:
     """`EventParser` for verified APS feedback (pure)."""
 
+    event_name = "APS feedback"
+
     def parse(self, body: bytes) -> ProviderEvent:
         """The event a verified feedback body reports (ValidationError if unreadable)."""
         params = parse_body(body, _sniffed(body))
         return event_of(params)
+
+    def marks(self, headers: Mapping[str, str], body: bytes) -> DeliveryMarks:
+        """Nothing to read before the signature checks out: APS sends no transmission header,
+        and its event id is the hash of the signed parameters, so a refused delivery is
+        recorded under its body's hash alone."""
+        return DeliveryMarks()
 
 
 def event_of(params: Mapping[str, Any]) -> ProviderEvent:
