@@ -134,10 +134,12 @@ async def test_refused_deliveries(headers: dict[str, str], body: bytes, check: s
     assert "resp-phrase" not in str(caught.value) and "req-phrase" not in str(caught.value)
 
 
-def test_marks_name_nothing_before_the_signature_checks_out() -> None:
+def test_marks_take_no_transmission_header_but_a_json_bodys_own_names() -> None:
     """APS sends no transmission header and its event id is the signed parameters' hash: a
-    refused delivery is recorded under its body's hash alone, whatever headers it carries."""
-    marks = ApsEventParser().marks({"PAYPAL-TRANSMISSION-ID": "tx-1"},
-                                   b'{"id": "WH-1", "event_type": "X"}')
-    assert (marks.transmission_id, marks.event_id, marks.event_type, marks.cert_url) == (
-        None, None, None, None)
+    refused delivery is recorded under its body's hash, and under the id and type a JSON body
+    names itself by (the doctor's unsigned probe), whatever headers it carries."""
+    marks = ApsEventParser().marks({"PAYPAL-TRANSMISSION-ID": "tx-1", "PAYPAL-CERT-URL": "u"},
+                                   b'{"id": "probe", "event_type": "X"}')
+    assert (marks.transmission_id, marks.cert_url) == (None, None)
+    assert (marks.event_id, marks.event_type) == ("probe", "X")
+    assert ApsEventParser().marks({}, b"command=PURCHASE&signature=x").event_id is None

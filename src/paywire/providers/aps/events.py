@@ -44,6 +44,7 @@ from paywire.providers.aps.mapping import (
 from paywire.providers.aps.provider import refund_id_of
 from paywire.providers.aps.results import ApsResult, parse_result
 from paywire.providers.aps.signature import delivery_key
+from paywire.providers.marks import json_labels
 
 S = OrderStatus
 _NOT_FEEDBACK = ("the body is not APS feedback: the feedback URL is pointed at the wrong "
@@ -102,10 +103,11 @@ class ApsEventParser:
         return event_of(params)
 
     def marks(self, headers: Mapping[str, str], body: bytes) -> DeliveryMarks:
-        """Nothing to read before the signature checks out: APS sends no transmission header,
-        and its event id is the hash of the signed parameters, so a refused delivery is
-        recorded under its body's hash alone."""
-        return DeliveryMarks()
+        """APS sends no transmission header and its event id is the hash of the signed
+        parameters, so a refused delivery is recorded under its body's hash, and under the id
+        and type a JSON body names itself by (the doctor's unsigned probe does)."""
+        event_id, event_type = json_labels(body)
+        return DeliveryMarks(event_id=event_id, event_type=event_type)
 
 
 def event_of(params: Mapping[str, Any]) -> ProviderEvent:

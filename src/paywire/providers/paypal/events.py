@@ -35,6 +35,7 @@ from paywire.domain.facts import Fact
 from paywire.domain.money import Money
 from paywire.domain.order import OrderStatus
 from paywire.ports import DeliveryMarks
+from paywire.providers.marks import json_labels
 from paywire.providers.paypal.mapping import (
     PROVIDER,
     _dig,
@@ -332,19 +333,7 @@ class PayPalEventParser:
         """The transmission id and certificate URL PayPal's headers name, and the event id and
         type the body's JSON names: labels for the rejection log (the body is untrusted)."""
         lower = {k.lower(): v for k, v in headers.items()}
-        event_id, event_type = _peek(body)
+        event_id, event_type = json_labels(body)
         return DeliveryMarks(transmission_id=lower.get(H_ID.lower()), event_id=event_id,
                              event_type=event_type, cert_url=lower.get(H_CERT.lower()))
 
-
-def _peek(body: bytes) -> tuple[str | None, str | None]:
-    # Best effort, for the rejection log only: the body is untrusted here.
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        return None, None
-    if not isinstance(data, dict):
-        return None, None
-    ident, kind = data.get("id"), data.get("event_type")
-    return (ident[:128] if isinstance(ident, str) else None,
-            kind[:128] if isinstance(kind, str) else None)
