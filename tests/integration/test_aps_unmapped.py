@@ -23,7 +23,8 @@ from paywire.providers.aps.client import ApsClient
 from paywire.providers.aps.forms import Merchant
 from paywire.providers.aps.provider import ApsProvider
 from paywire.providers.aps.signature import Signer
-from paywire.services.checkout import CheckoutService
+from paywire.services.checkout import Checkout
+from paywire.services.registry import ProviderRegistry
 from paywire.store import migrate
 
 SIGNER = Signer("SHA-512", "request-phrase-x", "response-phrase-y")
@@ -53,7 +54,7 @@ async def test_an_unpublished_code_flags_the_order_and_resumes_later(tmp_path: P
     http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
     client = ApsClient("https://aps.test/FortAPI/paymentApi", MERCHANT, http=http)
     aps = ApsProvider(client, return_url="https://pay.example/v1/aps/return")
-    checkout = CheckoutService(store, aps, Clock())
+    checkout = Checkout(store, ProviderRegistry(aps), Clock())
     try:
         line = OrderLine("mug", "Mug", 1, Money(1500, "AED"))
         order = await checkout.create_order([line], Intent.CAPTURE,
@@ -61,7 +62,7 @@ async def test_an_unpublished_code_flags_the_order_and_resumes_later(tmp_path: P
         with pytest.raises(ProviderError) as caught:
             await checkout.capture(order.id)
         assert caught.value.kind == "unknown"
-        flagged = await checkout.get(order.id)
+        flagged = await checkout.orders.get(order.id)
         assert flagged.status is OrderStatus.CREATED  # nothing guessed
         assert flagged.needs_attention == "aps_unmapped:14999"
         assert flagged.capture_attempt == 1  # the attempt is not spent

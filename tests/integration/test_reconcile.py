@@ -66,7 +66,7 @@ class Rig:
 
     async def get(self, order_id: str) -> Order:
         """The order as stored now."""
-        return await self.container.checkout.get(order_id)
+        return await self.container.orders.get(order_id)
 
     async def announced(self, order_id: str) -> list[str]:
         """The order's announcement types, oldest first."""
@@ -175,7 +175,7 @@ async def test_authorization_past_its_29_days_expires_the_order(rig: Rig) -> Non
     assert (await rig.get(order.id)).status is S.AUTHORIZED
     await rig.paypal_clock(86400 + 60)
     rig.clock.advance(days=1, minutes=1)
-    provider = rig.container.checkout.provider_for(order)
+    provider = rig.container.providers.of(order)
     with pytest.raises(ProviderError) as refused:
         await provider.capture_authorization(order.authorization_id, None, request_id="late-1",
                                              final=True, order=order)
@@ -322,7 +322,7 @@ def test_cli_reconcile_runs_a_full_pass(emulator: EmulatorServer, database: str,
     async def status() -> OrderStatus:
         container = await build(settings)
         try:
-            return (await container.checkout.get(paid)).status
+            return (await container.orders.get(paid)).status
         finally:
             await container.aclose()
 

@@ -132,3 +132,14 @@ async def test_refused_deliveries(headers: dict[str, str], body: bytes, check: s
         await VERIFIER.verify(headers, body)
     assert caught.value.check == check
     assert "resp-phrase" not in str(caught.value) and "req-phrase" not in str(caught.value)
+
+
+def test_marks_take_no_transmission_header_but_a_json_bodys_own_names() -> None:
+    """APS sends no transmission header and its event id is the signed parameters' hash: a
+    refused delivery is recorded under its body's hash, and under the id and type a JSON body
+    names itself by (the doctor's unsigned probe), whatever headers it carries."""
+    marks = ApsEventParser().marks({"PAYPAL-TRANSMISSION-ID": "tx-1", "PAYPAL-CERT-URL": "u"},
+                                   b'{"id": "probe", "event_type": "X"}')
+    assert (marks.transmission_id, marks.cert_url) == (None, None)
+    assert (marks.event_id, marks.event_type) == ("probe", "X")
+    assert ApsEventParser().marks({}, b"command=PURCHASE&signature=x").event_id is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -284,14 +285,31 @@ def test_dispute_events(world: World, label: str) -> None:
     """CUSTOMER.DISPUTE.* → no fact; the dispute, and the capture it disputes."""
     ev = world.events[label]
     dispute, cap = world.ids["dispute"], world.ids["disputed_capture"]
-    assert parse(ev) == expected(ev, "dispute", dispute, None, order_id="ord_disputed",
-                                 capture_id=cap, dispute_id=dispute)
+    assert parse(ev) == dataclasses.replace(
+        expected(ev, "dispute", dispute, None, order_id="ord_disputed", capture_id=cap,
+                 dispute_id=dispute), dispute_open=label != "dispute_resolved")
 
 
 def test_every_published_event_parses(world: World) -> None:
     """Each event the emulator published in these flows parses, unknown to none."""
     kinds = {parse(ev).resource_kind for ev in world.published}
     assert kinds == {"order", "capture", "refund", "authorization", "dispute"}
+
+
+@pytest.mark.parametrize(("body", "event_id", "event_type"), [
+    (b'{"id": "WH-1", "event_type": "PAYMENT.CAPTURE.COMPLETED"}', "WH-1",
+     "PAYMENT.CAPTURE.COMPLETED"),
+    (b'{"id": 7, "event_type": ["x"]}', None, None), (b"[1]", None, None),
+    (b"not json", None, None), (b'{"id": "' + b"x" * 300 + b'"}', "x" * 128, None)])
+def test_marks_read_paypal_headers_and_body_for_the_rejection_log(
+        body: bytes, event_id: str | None, event_type: str | None) -> None:
+    """A refused delivery is recorded under PayPal's transmission id and certificate URL (any
+    header case) and the event id and type its JSON names, cut to 128 characters; never raises."""
+    headers = {"Paypal-Transmission-Id": "tx-1", "PAYPAL-CERT-URL": "https://c.example/x"}
+    marks = PayPalEventParser().marks(headers, body)
+    assert (marks.transmission_id, marks.cert_url) == ("tx-1", "https://c.example/x")
+    assert (marks.event_id, marks.event_type) == (event_id, event_type)
+    assert PayPalEventParser().marks({}, body).transmission_id is None
 
 
 def test_unknown_type_is_stored_not_acted_on(world: World) -> None:

@@ -5,7 +5,7 @@ refunds; disputes; a body with an amount the provider never took) and the facts 
 learn about it: webhook bodies (hints), redeliveries, the provider's answers to our own calls,
 declines of earlier attempts, a refund that was never made. Two shuffles of those facts go
 through `transition`, with the services' answer to `ask` modelled as they run it: the truth
-fetcher reads the provider's order and applies it (`CheckoutService.apply_truth`: a conflict it
+fetcher reads the provider's order and applies it (`TruthApplier.apply`: a conflict it
 cannot apply goes to a person), then the refund it was asked about (`TruthFetcher._settle`;
 a refund the provider does not know changes nothing). Truth fetches run at random points, as
 the queue does.

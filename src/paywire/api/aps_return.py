@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from paywire.domain.errors import PaywireError, ProviderError, SignatureError, ValidationError
 from paywire.domain.order import Order, OrderStatus
 from paywire.ports import Store
-from paywire.services.checkout import CheckoutService
+from paywire.services.checkout import Checkout
 from paywire.services.webhooks import WebhookIngest
 from paywire.settings import Settings
 
@@ -42,7 +42,7 @@ class ReturnContainer(Protocol):
 
     settings: Settings
     store: Store
-    checkout: CheckoutService
+    checkout: Checkout
     aps_webhooks: WebhookIngest | None
 
 

@@ -2,8 +2,10 @@
 
 A key is scoped per caller (API key identity, or "public") and endpoint, and kept
 `idempotency_ttl_seconds`. Its record holds a hash of the request (method, path and the
-validated body as canonical JSON) and, once done, the answer (status + body), written by the
-service in the same unit of work as the result it reports (`IdempotencyTicket`).
+validated body as canonical JSON) and, once done, the answer (status + body). The gate names
+the resource before the work starts (the same id on every retry, so the service resumes the
+first request's order or refund), and stores the answer the route rendered from the work's
+result: services return domain results and know nothing of keys, statuses or bodies.
 
     first request:  put(in_flight, lock=now+T, resource id R) ── work(R) ── answer stored (done)
     same key+body:  done → replay the answer (`Idempotent-Replayed: true`)
@@ -43,15 +45,15 @@ from paywire.domain.errors import (
     ProviderError,
     StorageError,
 )
-from paywire.domain.order import Order
-from paywire.ports import Clock, IdempotencyRecord, Refund, Store
-from paywire.services.base import RESUMABLE, IdempotencyTicket, new_id
+from paywire.ports import Clock, IdempotencyRecord, Store
+from paywire.services.common import RESUMABLE, new_id
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 
-Render = Callable[[Order, Refund | None], tuple[int, dict[str, Any]]]
-Work = Callable[[IdempotencyTicket | None], Awaitable[tuple[int, dict[str, Any]]]]
+# The request's work, given the resource id its key stands for (None without a key): the answer
+# (status, body) to send, and to store under the key.
+Work = Callable[[str | None], Awaitable[tuple[int, dict[str, Any]]]]
 
 
 def request_hash(method: str, path: str, body: dict[str, Any]) -> str:
@@ -183,9 +185,10 @@ class IdempotencyGate:
         else:
             await self.forget(record)
 
-    async def run(self, *, key: str | None, scope: str, digest: str, prefix: str,
-                  render_answer: Render, work: Work, request_id: str | None) -> JSONResponse:
-        """Serve one request under an optional Idempotency-Key."""
+    async def run(self, *, key: str | None, scope: str, digest: str, prefix: str, work: Work,
+                  request_id: str | None) -> JSONResponse:
+        """Serve one request under an optional Idempotency-Key: the work's answer is stored
+        under the key before it is sent (a failure to store it settles like the work's own)."""
         if key is None:
             status, body = await work(None)
             return JSONResponse(body, status_code=status)
@@ -196,10 +199,9 @@ class IdempotencyGate:
         record = claim.record
         if record.resource_id is None:  # pragma: no cover - every claim names its resource
             raise ConflictError("idempotency record without a resource id")
-        ticket = IdempotencyTicket(scope=scope, key=key, resource_id=record.resource_id,
-                                   render=render_answer)
         try:
-            status, body = await work(ticket)
+            status, body = await work(record.resource_id)
+            await self.store_answer(record, status, body)
         except Exception as exc:
             # If settling fails too, the lock lapses on its own; the original error matters.
             with contextlib.suppress(PaywireError):

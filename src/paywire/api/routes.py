@@ -32,12 +32,14 @@ from paywire.api.schemas import (
     dump,
 )
 from paywire.domain.catalog import Catalog
-from paywire.domain.errors import PaywireError, ValidationError
+from paywire.domain.errors import ValidationError
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
-from paywire.ports import CheckoutForm, Refund, Store
-from paywire.services.base import IdempotencyTicket
-from paywire.services.checkout import CheckoutService
+from paywire.ports import CheckoutForm, Store
+from paywire.services.checkout import Checkout
+from paywire.services.orders import OrderQueries
+from paywire.services.refunds import Refunds
+from paywire.services.registry import ProviderRegistry
 
 
 class ApiContainer(Protocol):
@@ -45,7 +47,10 @@ class ApiContainer(Protocol):
 
     store: Store
     catalog: Catalog
-    checkout: CheckoutService
+    providers: ProviderRegistry
+    orders: OrderQueries
+    checkout: Checkout
+    refunds: Refunds
 
 
 def _container(request: Request) -> ApiContainer:
@@ -90,10 +95,10 @@ def _order(order: Order, c: ApiContainer) -> JSONResponse:
 
 
 def _provider_choice(body: CreateOrderIn, c: ApiContainer) -> str:
-    name = body.provider or c.checkout.provider.name
-    if name not in c.checkout.providers:
+    name = body.provider or c.providers.default.name
+    if name not in c.providers:
         raise ValidationError(f"this shop does not offer {name!r} (it offers "
-                              f"{', '.join(sorted(c.checkout.providers))})", field="provider")
+                              f"{', '.join(sorted(c.providers.names()))})", field="provider")
     # Card payments on APS's page are tied to the buyer's e-mail (APS requires it).
     if name == "aps" and not body.customer_email:
         raise ValidationError("customer_email is required to pay by card (APS)",
@@ -136,17 +141,15 @@ async def create_order(body: CreateOrderIn, request: Request, who: CallerDep, c:
     provider = _provider_choice(body, c)
     metadata = {"customer_email": body.customer_email} if body.customer_email else None
 
-    def render(order: Order, _refund: Refund | None) -> tuple[int, dict[str, Any]]:
+    async def work(order_id: str | None) -> tuple[int, dict[str, Any]]:
+        order = await c.checkout.create_order(lines, intent, order_id=order_id,
+                                              provider=provider, metadata=metadata)
         return 201, dump(_out(order, c))
-
-    async def work(ticket: IdempotencyTicket | None) -> tuple[int, dict[str, Any]]:
-        return render(await c.checkout.create_order(lines, intent, ticket=ticket,
-                                                    provider=provider, metadata=metadata), None)
 
     return await gate.run(
         key=idempotency_key, scope=f"{who.id}|POST /v1/checkout/orders",
         digest=fingerprint("POST", request.url.path, body),
-        prefix="ord", render_answer=render, work=work, request_id=request_id_of(request))
+        prefix="ord", work=work, request_id=request_id_of(request))
 
 
 def _viewed(order: Order, c: ApiContainer, who: Caller) -> JSONResponse:
@@ -182,7 +185,7 @@ async def get_order(order_id: OrderRef, who: CallerDep, c: Container) -> JSONRes
     is the buyer's), since an order id travels in URLs, logs and referrers. A wrong key is 401,
     never the buyer's view. Either answer is `Cache-Control: no-store`.
     """
-    return _viewed(await c.checkout.get(order_id), c, who)
+    return _viewed(await c.orders.get(order_id), c, who)
 
 
 # --- admin: orders, refunds, authorizations ----------------------------------------------------
@@ -230,23 +233,18 @@ async def refund_order(order_id: OrderRef, request: Request, who: AdminDep, c: C
     `over_refund`) before PayPal is called. Send an `Idempotency-Key` so a retry cannot
     refund twice."""
     body = body or RefundIn()
-    order = await c.checkout.get(order_id)
+    order = await c.orders.get(order_id)
     amount = Money.parse(body.amount, order.amount.currency) if body.amount else None
 
-    def render(moved: Order, refund: Refund | None) -> tuple[int, dict[str, Any]]:
-        if refund is None:  # pragma: no cover - refunds always render with their refund
-            raise PaywireError("a refund answer needs its refund")
+    async def work(refund_id: str | None) -> tuple[int, dict[str, Any]]:
+        moved, refund = await c.refunds.refund(order.id, amount, refund_id=refund_id,
+                                               reason=body.reason)
         return 201, dump(RefundOut.of(refund, moved))
-
-    async def work(ticket: IdempotencyTicket | None) -> tuple[int, dict[str, Any]]:
-        moved, refund = await c.checkout.refund(order.id, amount, ticket=ticket,
-                                                reason=body.reason)
-        return render(moved, refund)
 
     return await gate.run(
         key=idempotency_key, scope=f"{who.id}|POST /v1/orders/{{id}}/refunds",
         digest=fingerprint("POST", f"/v1/orders/{order.id}/refunds", body),
-        prefix="ref", render_answer=render, work=work, request_id=request_id_of(request))
+        prefix="ref", work=work, request_id=request_id_of(request))
 
 
 @router.post("/v1/orders/{order_id}/capture", response_model=OrderOut, responses=_E,

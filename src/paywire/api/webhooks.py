@@ -9,18 +9,20 @@ Answers follow what PayPal's retry can achieve (architecture.md, invariant 6):
 
 | outcome | status |
 |---|---|
-| verified: applied, confirming (with PayPal's API), duplicate, queued, ignored | 200 |
+| acknowledged: applied, confirming (with PayPal's API), duplicate, queued, ignored | 200 |
 | refused for good: missing headers, bad signature, another webhook id, cert URL off the | 400 |
-| allowlist, bad or expired chain, too old, malformed JSON (the ingest's `status`) | |
+| allowlist, bad or expired chain, too old, malformed JSON | |
 | no webhook id configured (emulator mode only; `bootstrap.NoWebhookId`) | 403 |
 | body over `PAYWIRE_WEBHOOK_MAX_BODY_BYTES` | 413 |
-| storage down, a concurrent writer, the certificate host or postback unreachable | 503 |
+| transient: storage down, a concurrent writer, the cert host or postback unreachable | 503 |
 
-The refusal status is the one the ingest outcome carries (always a 4xx; anything else is sent
-as 400), so a 400 never means "try again". A refusal is `{"error": {"code": "webhook_rejected",
-"message", "details": {"check", "likely_cause"}, "request_id"}}`, recorded by the ingest once
-per transmission id. A 503 carries the error tree's code (`storage_unavailable`,
-`provider_unavailable`, `conflict`) and is never recorded as a rejection.
+The ingest answers a disposition (acknowledge, refuse, transient) and this module picks the
+status. A refusal's status is the one its verifier's `SignatureError` asks for (always a 4xx;
+anything else is sent as 400), so a 400 never means "try again". A refusal is
+`{"error": {"code": "webhook_rejected", "message", "details": {"check", "likely_cause"},
+"request_id"}}`, recorded by the ingest once per transmission id. A 503 carries the error
+tree's code (`storage_unavailable`, `provider_unavailable`, `conflict`) and is never recorded
+as a rejection.
 
 A PayPal event the ingest answers `confirming` (see `services.confirm`) is confirmed with
 PayPal's API right after the answer is sent, in this process (`PAYWIRE_WEBHOOK_CONFIRM_INLINE`);
@@ -50,17 +52,11 @@ from paywire.api.errors import ApiError, error_response, render, request_id_of
 from paywire.api.middleware import BodyLimitMiddleware
 from paywire.api.schemas import ErrorOut, dump
 from paywire.domain import deadline
-from paywire.domain.errors import (
-    ConflictError,
-    PaywireError,
-    ProviderError,
-    StorageError,
-    ValidationError,
-)
+from paywire.domain.errors import PaywireError, SignatureError, StorageError, ValidationError
 from paywire.ports import Metrics, Store, TruthTask, WebhookRejection
 from paywire.services.metering import count_delivery
 from paywire.services.truth import TruthFetcher
-from paywire.services.webhooks import WebhookIngest
+from paywire.services.webhooks import Disposition, WebhookIngest
 from paywire.settings import Settings
 
 log = logging.getLogger("paywire.webhooks")
@@ -203,22 +199,22 @@ async def aps_feedback(request: Request, c: Container) -> JSONResponse:
 async def _ingest(request: Request, c: WebhookContainer, ingest: WebhookIngest) -> JSONResponse:
     body = await read_raw_body(request, c.settings.webhook_max_body_bytes)
     rid = request_id_of(request)
-    try:
-        outcome = await ingest.receive(request.headers, body)
-    except (StorageError, ProviderError, ConflictError) as exc:
-        # Transient on our side: never recorded as a rejection, retried by PayPal.
-        count_delivery(c.metrics, ingest.provider, None)
-        _, content = render(exc, rid)
-        return JSONResponse(content, status_code=503, headers={"Retry-After": "30"})
+    outcome = await ingest.receive(request.headers, body)
     count_delivery(c.metrics, ingest.provider, outcome)
-    if outcome.outcome != "rejected" and 200 <= outcome.status < 300:
+    if outcome.disposition is Disposition.ACKNOWLEDGE:
         later = None
         if outcome.confirm_task is not None and c.settings.webhook_confirm_inline:
             later = BackgroundTask(_confirm, c.truth, outcome.confirm_task,
                                    c.settings.webhook_confirm_inline_timeout_seconds)
         return JSONResponse(dump(WebhookAck(outcome=outcome.outcome, event_id=outcome.event_id)),
                             background=later)
-    status = outcome.status if 400 <= outcome.status < 500 else 400
+    if outcome.disposition is Disposition.TRANSIENT:
+        # Transient on our side: never recorded as a rejection, retried by the provider.
+        _, content = render(outcome.error or StorageError("the delivery could not be stored"),
+                            rid)
+        return JSONResponse(content, status_code=503, headers={"Retry-After": "30"})
+    asked = outcome.error.status if isinstance(outcome.error, SignatureError) else 400
+    status = asked if 400 <= asked < 500 else 400
     return error_response(status, "webhook_rejected",
                           outcome.reason or "the delivery failed verification", request_id=rid,
                           details={"check": outcome.check, "likely_cause": outcome.likely_cause})

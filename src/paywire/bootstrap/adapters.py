@@ -22,17 +22,18 @@ from paywire.delivery.http_callback import HttpCallbackTarget
 from paywire.delivery.python_callable import CallableTarget
 from paywire.domain.errors import ConfigError
 from paywire.domain.order import OrderStatus
-from paywire.ports import Clock, DeliveryTarget, Metrics, PaymentProvider, Store
+from paywire.ports import Clock, DeliveryTarget, Metrics, Store
 from paywire.providers.aps.client import ApsClient
 from paywire.providers.aps.events import ApsWebhookVerifier
 from paywire.providers.aps.forms import Merchant
 from paywire.providers.aps.provider import ApsProvider
 from paywire.providers.aps.signature import Signer
 from paywire.providers.paypal.client import PayPalClient
-from paywire.services.checkout import CheckoutService
 from paywire.services.fulfilment import OutboxWorker
 from paywire.services.metering import MeteredStore
+from paywire.services.provider_truth import TruthApplier
 from paywire.services.reconcile import Reconciler
+from paywire.services.registry import ProviderRegistry
 from paywire.services.truth import TruthFetcher
 from paywire.settings import Settings
 
@@ -164,8 +165,8 @@ def outbox_worker(settings: Settings, store: Store, clock: Clock,
         max_age=timedelta(seconds=sec.outbox_max_age_seconds))
 
 
-def reconciler_for(settings: Settings, store: Store, provider: PaymentProvider,
-                   checkout: CheckoutService, truth: TruthFetcher | None,
+def reconciler_for(settings: Settings, store: Store, providers: ProviderRegistry,
+                   applier: TruthApplier, truth: TruthFetcher | None,
                    clock: Clock) -> Reconciler:
     """The reconciler `settings` describe (thresholds, maximum ages, backoff, batch)."""
     s, st = settings, OrderStatus
@@ -181,7 +182,8 @@ def reconciler_for(settings: Settings, store: Store, provider: PaymentProvider,
                "max_delay": s.reconcile_backoff_max_seconds,
                "refund_pending_threshold": s.reconcile_refund_pending_after_seconds}
     return Reconciler(
-        store, provider, checkout, truth, clock, batch=s.reconcile_batch,
+        store, providers, applier, truth, clock, batch=s.reconcile_batch,
+        approval_window=timedelta(seconds=s.paypal_approval_window_seconds),
         thresholds={k: timedelta(seconds=v) for k, v in after.items()},
         max_age={k: timedelta(seconds=v) for k, v in ages.items() if v is not None},
         **{k: timedelta(seconds=v) for k, v in seconds.items()})

@@ -2,7 +2,8 @@
 
 Nothing else instantiates adapters. `build(settings)` loads the catalog (refusing prices the
 default provider cannot take), migrates an embedded SQLite database, and wires the store, the
-offered providers (PayPal, APS), a UTC clock, `CheckoutService`, webhook ingest (the verifier
+offered providers (PayPal, APS) in one `ProviderRegistry`, a UTC clock, the order services
+(`OrderQueries`, `Checkout`, `Refunds`, sharing one `TruthApplier`), webhook ingest (the verifier
 `paywire.bootstrap.webhooks` chooses, each provider's event parser), the truth fetcher, the
 reconciler and the outbox worker. No network call is made here (`paywire.bootstrap.app` runs
 the background work).
@@ -35,11 +36,15 @@ from paywire.ports import Clock, Metrics, NoMetrics, PaymentProvider, Store, Web
 from paywire.providers.aps.events import ApsEventParser, ApsWebhookVerifier
 from paywire.providers.paypal.client import PayPalClient
 from paywire.providers.paypal.events import PayPalEventParser
-from paywire.services.checkout import CheckoutService
+from paywire.services.checkout import Checkout
 from paywire.services.fulfilment import OutboxWorker
 from paywire.services.metering import MeteredProvider, MeteredStore
 from paywire.services.operations import OperationRunner
+from paywire.services.orders import OrderQueries
+from paywire.services.provider_truth import TruthApplier
 from paywire.services.reconcile import Reconciler
+from paywire.services.refunds import Refunds
+from paywire.services.registry import ProviderRegistry
 from paywire.services.truth import TruthFetcher
 from paywire.services.webhooks import WebhookIngest
 from paywire.settings import Settings
@@ -64,9 +69,12 @@ class Container:
     settings: Settings
     store: Store
     provider: PaymentProvider  # the default provider (the first PAYWIRE_PROVIDERS names)
+    providers: ProviderRegistry  # every offered provider by name, the default first
     clock: Clock
     catalog: Catalog
-    checkout: CheckoutService
+    orders: OrderQueries
+    checkout: Checkout
+    refunds: Refunds
     # PayPal's webhook ingest and verifier (None when the shop does not offer PayPal).
     webhooks: WebhookIngest | None
     truth: TruthFetcher
@@ -145,11 +153,14 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
             store = MeteredStore(store, metrics)
         runner = OperationRunner(store, clock,
                                  lease=timedelta(seconds=settings.operation_lease_seconds))
-        checkout = CheckoutService(store, default, clock, return_url=settings.return_url,
-                                   cancel_url=settings.cancel_url, runner=runner,
-                                   approval_window=timedelta(
-                                       seconds=settings.paypal_approval_window_seconds),
-                                   others=tuple(providers[1:]))
+        registry = ProviderRegistry(default, *providers[1:])
+        orders = OrderQueries(store, registry)
+        applier = TruthApplier(store, clock)
+        checkout = Checkout(store, registry, clock, orders=orders, truth=applier, runner=runner,
+                            return_url=settings.return_url, cancel_url=settings.cancel_url,
+                            approval_window=timedelta(
+                                seconds=settings.paypal_approval_window_seconds))
+        refunds = Refunds(store, registry, clock, orders=orders, runner=runner)
         verifier: WebhookVerifier | None = None
         webhooks: WebhookIngest | None = None
         if paypal is not None:
@@ -162,15 +173,16 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
             store, aps_verifier, ApsEventParser(), clock, provider="aps",
             max_rejections=settings.max_rejections)
         truth = TruthFetcher(
-            store, default, checkout, clock, owner=worker_id(),
+            store, registry, applier, clock, owner=worker_id(),
             lease=timedelta(seconds=settings.truth_fetch_lease_seconds),
             base_delay=timedelta(seconds=settings.truth_fetch_base_delay_seconds),
             max_delay=timedelta(seconds=settings.truth_fetch_max_delay_seconds),
             max_attempts=settings.truth_fetch_max_attempts, batch=settings.truth_fetch_batch)
-        reconciler = reconciler_for(settings, store, default, checkout, truth, clock)
+        reconciler = reconciler_for(settings, store, registry, applier, truth, clock)
         outbox = outbox_worker(settings, store, clock)
-        container = Container(settings=settings, store=store, provider=default, clock=clock,
-                              catalog=catalog, checkout=checkout, webhooks=webhooks,
+        container = Container(settings=settings, store=store, provider=default,
+                              providers=registry, clock=clock, catalog=catalog, orders=orders,
+                              checkout=checkout, refunds=refunds, webhooks=webhooks,
                               truth=truth, verifier=verifier, http=http, reconciler=reconciler,
                               outbox=outbox, aps=aps, aps_webhooks=aps_webhooks,
                               paypal=offered_paypal, metrics=metrics or NoMetrics())

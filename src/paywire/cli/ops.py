@@ -155,9 +155,9 @@ def refund(
     """Refund (part of) a paid order through PayPal."""
 
     async def run(c: Container) -> dict[str, object]:
-        order = await c.checkout.get(order_id)
+        order = await c.orders.get(order_id)
         money = Money.parse(amount, order.amount.currency) if amount is not None else None
-        after, made = await c.checkout.refund(order.id, money, reason=reason)
+        after, made = await c.refunds.refund(order.id, money, reason=reason)
         return {"refund": record_json(made), "order": order_json(after)}
 
     data = with_container(run)

@@ -27,6 +27,9 @@ class ProviderEvent:
     provider_order_id: str | None = None
     capture_id: str | None = None
     dispute_id: str | None = None
+    # For a dispute event: whether it reports the dispute open (created or updated) rather than
+    # resolved; the parser knows how its provider names that.
+    dispute_open: bool = False
     # Set when no rule covers what the event reports (a response code the provider should not
     # answer): the order is flagged for a person, nothing is guessed.
     attention: str | None = None

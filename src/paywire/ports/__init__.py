@@ -42,11 +42,16 @@ from paywire.ports.refunds import Refund, Refunds
 from paywire.ports.rejections import Rejections, WebhookRejection
 from paywire.ports.store import OpsUnitOfWork, Store, UnitOfWork, WebhookUnitOfWork
 from paywire.ports.truth import TruthQueue, TruthTask
-from paywire.ports.webhooks import EventParser, VerifiedDelivery, WebhookVerifier
+from paywire.ports.webhooks import (
+    DeliveryMarks,
+    EventParser,
+    VerifiedDelivery,
+    WebhookVerifier,
+)
 
 __all__ = [
     "Announcements", "AuthorizationResult", "CaptureResult", "CheckoutForm", "Clock",
-    "DeliveryTarget", "DisputeResult", "EventParser", "History", "HistoryEntry",
+    "DeliveryMarks", "DeliveryTarget", "DisputeResult", "EventParser", "History", "HistoryEntry",
     "IdempotencyKeys", "IdempotencyRecord", "Inbox", "InboxEvent", "Metrics", "NoMetrics",
     "Operations", "OpsUnitOfWork", "Orders", "Outbox", "OutboxMessage", "PaymentProvider",
     "ProviderOperation", "ProviderOrder", "ProviderOrderState", "ReconcileState",

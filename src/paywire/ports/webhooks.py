@@ -32,9 +32,31 @@ class WebhookVerifier(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryMarks:
+    """What a delivery says about itself before (or without) verification: untrusted labels for
+    the rejection log, read the provider's way (its header names, its body's shape)."""
+
+    transmission_id: str | None = None
+    event_id: str | None = None
+    event_type: str | None = None
+    cert_url: str | None = None
+
+
 class EventParser(Protocol):
-    """Turns a verified delivery body into a normalized event (pure; ValidationError if bad)."""
+    """Turns a verified delivery body into a normalized event (pure; ValidationError if bad).
+
+    The provider's wire knowledge stays here, so the ingest is the same for every provider:
+    `event_name` names one delivery in messages ("a PayPal event"), `marks` reads the labels a
+    refused delivery is recorded under.
+    """
+
+    event_name: str
 
     def parse(self, body: bytes) -> ProviderEvent:
         """Parse one event."""
+        ...
+
+    def marks(self, headers: Mapping[str, str], body: bytes) -> DeliveryMarks:
+        """The labels a delivery carries (best effort, never trusted, never raises)."""
         ...

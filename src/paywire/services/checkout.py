@@ -1,50 +1,66 @@
-"""Checkout use cases: create, capture, authorize, capture/void an authorization, refund.
+"""Checkout use cases: create, capture, authorize, capture/void an authorization.
 
 Every mutating provider call runs under an operation key written before the call
 (`operations.py`); every fact it learns is applied through `apply_fact` in the same unit of work
-that records the call's outcome, so a crash or retry at any point converges.
+that records the call's outcome, so a crash or retry at any point converges. Refunds are their
+own service (`refunds.py`); both reach providers through the registry the composition root
+injects, and read orders through the same `OrderQueries`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from paywire.domain.errors import IllegalTransition, ProviderError
 from paywire.domain.facts import AttemptOver, Created, Fact
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus, Verdict
-from paywire.ports import (
-    AuthorizationResult,
-    CaptureResult,
-    CheckoutForm,
-    HistoryEntry,
-    OpsUnitOfWork,
-    ProviderOrderState,
-)
-from paywire.services.base import RESUMABLE, IdempotencyTicket, error_json, new_id, stored_error
-from paywire.services.operations import OperationDone, retry_on_conflict
-from paywire.services.refunds import RefundService
+from paywire.ports import CheckoutForm, Clock, HistoryEntry, Store
+from paywire.services.common import RESUMABLE, error_json, new_id, stored_error
+from paywire.services.operations import OperationDone, OperationRunner, retry_on_conflict
+from paywire.services.orders import OrderQueries, flag_if_asked, must_order
+from paywire.services.provider_truth import TruthApplier, authorization_fact, capture_fact
+from paywire.services.registry import ProviderRegistry
 from paywire.services.transitions import apply_fact, flag_attention
 
 S = OrderStatus
 
 
-class CheckoutService(RefundService):
-    """Orders from priced lines to money, through one payment provider."""
+class Checkout:
+    """Orders from priced lines to money, each through the provider it was created at."""
+
+    def __init__(self, store: Store, providers: ProviderRegistry, clock: Clock, *,
+                 orders: OrderQueries | None = None, truth: TruthApplier | None = None,
+                 runner: OperationRunner | None = None, return_url: str | None = None,
+                 cancel_url: str | None = None,
+                 approval_window: timedelta = timedelta(hours=3)) -> None:
+        self.store = store
+        self.providers = providers
+        self.clock = clock
+        self.orders = orders or OrderQueries(store, providers)
+        self.truth = truth or TruthApplier(store, clock)
+        self.ops = runner or OperationRunner(store, clock)
+        self.return_url = return_url
+        self.cancel_url = cancel_url
+        # PayPal voids an order not approved (and captured) within this window; what a GET of
+        # such an order answers is undocumented (404 is common), so only an order older than
+        # the window reads a 404 as expiry.
+        self.approval_window = approval_window
 
     # --- create --------------------------------------------------------------------------
 
     async def create_order(self, lines: list[OrderLine], intent: Intent, *,
-                           ticket: IdempotencyTicket | None = None, provider: str | None = None,
+                           order_id: str | None = None, provider: str | None = None,
                            metadata: dict[str, str] | None = None) -> Order:
         """Record the order, then create it at the provider under `<order id>:create`.
 
+        `order_id`: the id an Idempotency-Key stands for (a retry resumes that order);
         `provider` names one of this shop's providers (default: the first configured);
         `metadata` is kept with the order (APS needs the buyer's `customer_email`)."""
-        order_id = ticket.resource_id if ticket else new_id("ord")
-        at = self.provider_named(provider) if provider else self.provider
+        order_id = order_id or new_id("ord")
+        at = self.providers.named(provider) if provider else self.providers.default
         order = Order.new(order_id, intent, lines, self.clock.now(), provider=at.name)
         if metadata:
             order = dataclasses.replace(order, metadata=dict(metadata))
@@ -64,8 +80,6 @@ class CheckoutService(RefundService):
                 order = existing  # a retried Idempotency-Key resumes its own order
         if order.provider_order_id is None:
             order = await self._create_at_provider(order)
-        if ticket is not None:
-            await self._complete_ticket(ticket, order, None)
         return order
 
     async def _create_at_provider(self, order: Order) -> Order:
@@ -75,9 +89,9 @@ class CheckoutService(RefundService):
         except OperationDone as done:
             if done.op.status == "failed":
                 raise stored_error(done.op.error, order.provider) from None
-            return await self.get(order.id)
+            return await self.orders.get(order.id)
         try:
-            created = await self.provider_for(order).create_order(order, request_id=key,
+            created = await self.providers.of(order).create_order(order, request_id=key,
                                                        return_url=self.return_url,
                                                        cancel_url=self.cancel_url)
         except ProviderError as exc:
@@ -90,7 +104,7 @@ class CheckoutService(RefundService):
         async def commit() -> Order:
             now = self.clock.now()
             async with self.store.transaction() as uow:
-                cur = await self._must(uow, order.id)
+                cur = await must_order(uow, order.id)
                 moved, _ = await apply_fact(uow, cur, Created(created.provider_order_id,
                                                               created.approve_url), now)
                 await uow.finish_operation(key, "succeeded", {
@@ -104,7 +118,7 @@ class CheckoutService(RefundService):
         async def commit() -> None:
             now = self.clock.now()
             async with self.store.transaction() as uow:
-                cur = await self._must(uow, order_id)
+                cur = await must_order(uow, order_id)
                 fact = Fact(S.FAILED, "api", reason=exc.issue or exc.kind)
                 await apply_fact(uow, cur, fact, now)
                 await uow.finish_operation(key, "failed", None, error_json(exc), now)
@@ -124,11 +138,11 @@ class CheckoutService(RefundService):
 
     async def pay(self, ref: str, *, token: str | None = None) -> Order:
         """Capture or authorize, as the order's intent says."""
-        order = await self.get(ref)
+        order = await self.orders.get(ref)
         return await self._pay(order.id, order.intent, token)
 
     async def _pay(self, ref: str, intent: Intent, token: str | None = None) -> Order:
-        order = await self.get(ref)
+        order = await self.orders.get(ref)
         if order.intent is not intent:
             verb = "capture" if order.intent is Intent.CAPTURE else "authorize"
             raise IllegalTransition(f"order {order.id} is a {order.intent} order: {verb} it")
@@ -144,20 +158,20 @@ class CheckoutService(RefundService):
         fact: Fact
         try:
             if intent is Intent.CAPTURE:
-                captured = await self.provider_for(order).capture_order(
+                captured = await self.providers.of(order).capture_order(
                     provider_id, request_id=key, order=order, token=token)
-                fact, result = _capture_fact(captured, "api"), _result_json(captured)
+                fact, result = capture_fact(captured, "api"), _result_json(captured)
             else:
-                authorized = await self.provider_for(order).authorize_order(
+                authorized = await self.providers.of(order).authorize_order(
                     provider_id, request_id=key, order=order, token=token)
-                fact, result = _authorization_fact(authorized, "api"), _result_json(authorized)
+                fact, result = authorization_fact(authorized, "api"), _result_json(authorized)
         except ProviderError as exc:
             return await self._call_failed(order, key, exc)
         return await self._settle(order.id, key, fact, result)
 
     async def capture_authorization(self, ref: str) -> Order:
         """Capture an authorized order in full (admin)."""
-        order = await self.get(ref)
+        order = await self.orders.get(ref)
         if order.status is not S.AUTHORIZED or order.authorization_id is None:
             if order.intent is Intent.AUTHORIZE and order.status in (S.PENDING, *S_PAID):
                 return order
@@ -168,15 +182,15 @@ class CheckoutService(RefundService):
         except OperationDone as done:
             return await self._after_done(order, done)
         try:
-            result = await self.provider_for(order).capture_authorization(
+            result = await self.providers.of(order).capture_authorization(
                 order.authorization_id, None, request_id=key, final=True, order=order)
         except ProviderError as exc:
             return await self._call_failed(order, key, exc)
-        return await self._settle(order.id, key, _capture_fact(result, "api"), result)
+        return await self._settle(order.id, key, capture_fact(result, "api"), result)
 
     async def void(self, ref: str) -> Order:
         """Void an authorized order's authorization (admin)."""
-        order = await self.get(ref)
+        order = await self.orders.get(ref)
         if order.status is S.VOIDED:
             return order
         if order.status is not S.AUTHORIZED or order.authorization_id is None:
@@ -187,7 +201,7 @@ class CheckoutService(RefundService):
         except OperationDone as done:
             return await self._after_done(order, done)
         try:
-            await self.provider_for(order).void_authorization(order.authorization_id,
+            await self.providers.of(order).void_authorization(order.authorization_id,
                                                               request_id=key, order=order)
         except ProviderError as exc:
             return await self._call_failed(order, key, exc)
@@ -203,20 +217,20 @@ class CheckoutService(RefundService):
         # Another caller made this call: answer what it led to (or the refusal it got).
         if done.op.status == "failed":
             raise stored_error(done.op.error, order.provider)
-        return await self.get(order.id)
+        return await self.orders.get(order.id)
 
     def checkout_form(self, order: Order) -> CheckoutForm | None:
         """The signed form the buyer posts to pay `order`'s current attempt, while it is
         unpaid, for providers that take the card on their own page (None otherwise)."""
         if order.status not in (S.CREATED, S.APPROVED) or order.provider_order_id is None:
             return None
-        return self.provider_for(order).checkout_form(order)
+        return self.providers.of(order).checkout_form(order)
 
     async def _settle(self, order_id: str, key: str, fact: Fact, result: object) -> Order:
         async def commit() -> Order:
             now = self.clock.now()
             async with self.store.transaction() as uow:
-                cur = await self._must(uow, order_id)
+                cur = await must_order(uow, order_id)
                 moved, done = await apply_fact(uow, cur, fact, now)
                 if done.verdict is Verdict.CONFLICT and moved.needs_attention is None:
                     # The provider's own answer contradicts the order: asking again would
@@ -229,13 +243,13 @@ class CheckoutService(RefundService):
         return await retry_on_conflict(commit)
 
     async def _call_failed(self, order: Order, key: str, exc: ProviderError) -> Order:
-        await self.flag_if_asked(order.id, exc)
+        await flag_if_asked(self.store, self.clock, order.id, exc)
         if exc.kind in ("already_done", "duplicate_invoice") and order.provider_order_id:
             # The money already moved (e.g. a replay past the provider's key retention):
             # fetch the provider's truth and apply it instead of reporting a failure.
-            state = await self.provider_for(order).get_order(order.provider_order_id,
+            state = await self.providers.of(order).get_order(order.provider_order_id,
                                                              order=order)
-            return await self.apply_truth(order.id, state, source="api", key=key)
+            return await self.truth.apply(order.id, state, source="api", key=key)
         if exc.kind in RESUMABLE:
             await self.ops.release(key, exc)
             raise exc
@@ -246,7 +260,7 @@ class CheckoutService(RefundService):
             # This attempt is over (declined, not approved...): the next one gets a new key.
             now = self.clock.now()
             async with self.store.transaction() as uow:
-                cur = await self._must(uow, order.id)
+                cur = await must_order(uow, order.id)
                 await apply_fact(uow, cur, AttemptOver(order.capture_attempt, "api",
                                                        error_json(exc)), now)
                 await uow.finish_operation(key, "failed", None, error_json(exc), now)
@@ -258,7 +272,7 @@ class CheckoutService(RefundService):
         async def commit() -> Order:
             now = self.clock.now()
             async with self.store.transaction() as uow:
-                cur = await self._must(uow, order_id)
+                cur = await must_order(uow, order_id)
                 fact = Fact(S.EXPIRED, "api", reason="provider_not_found_after_window")
                 moved, _ = await apply_fact(uow, cur, fact, now)
                 await uow.finish_operation(key, "failed", None, error_json(exc), now)
@@ -266,63 +280,8 @@ class CheckoutService(RefundService):
 
         return await retry_on_conflict(commit)
 
-    async def apply_truth(self, order_id: str, state: ProviderOrderState, *, source: str,
-                          key: str | None = None,
-                          also: Callable[[OpsUnitOfWork], Awaitable[object]] | None = None
-                          ) -> Order:
-        """Apply what the provider says about the order (after a conflict or a replay); `also`
-        runs in the same unit of work (the truth fetcher closes its task there)."""
-        fact = truth_fact(state, source)
-
-        async def commit() -> Order:
-            now = self.clock.now()
-            async with self.store.transaction() as uow:
-                cur = await self._must(uow, order_id)
-                moved, done = await apply_fact(uow, cur, fact, now)
-                if key is not None and not (state.captures or state.authorizations) and (
-                        moved.needs_attention is None):
-                    # A replayed payment call, yet the provider shows no payment: a person looks.
-                    moved = await flag_attention(uow, moved, "replay_without_payment", now,
-                                                 source=source,
-                                                 provider_status=state.provider_status)
-                elif done.verdict is Verdict.CONFLICT and moved.needs_attention is None:
-                    moved = await flag_attention(uow, moved, f"conflict:{fact.target}", now,
-                                                 source=source, status=str(cur.status))
-                if key is not None:
-                    await uow.finish_operation(key, "succeeded", {"truth": state.provider_status},
-                                               None, now)
-                if also is not None:
-                    await also(uow)
-                return moved
-
-        return await retry_on_conflict(commit)
-
-
 
 S_PAID = (S.COMPLETED, S.PARTIALLY_REFUNDED, S.REFUNDED)
-
-
-def truth_fact(state: ProviderOrderState, source: str) -> Fact:
-    """The fact a provider's whole truth about an order states: its first capture (refunds
-    are counted as their own facts), else its first authorization, else its order status."""
-    if state.captures:
-        fact = _capture_fact(state.captures[0], source)
-        if fact.target in (S.PARTIALLY_REFUNDED, S.REFUNDED):
-            fact = Fact(S.COMPLETED, source, capture_id=fact.capture_id, amount=fact.amount)
-        return fact
-    if state.authorizations:
-        return _authorization_fact(state.authorizations[0], source)
-    return Fact(state.status, source, reason=state.provider_status, attempt=state.attempt)
-
-
-def _capture_fact(result: CaptureResult, source: str) -> Fact:
-    return Fact(result.status, source, capture_id=result.capture_id, amount=result.amount,
-                reason=result.reason)
-
-
-def _authorization_fact(result: AuthorizationResult, source: str) -> Fact:
-    return Fact(result.status, source, authorization_id=result.authorization_id,
-                amount=result.amount)
 
 
 def _result_json(result: object) -> dict[str, Any]:

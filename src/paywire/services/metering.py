@@ -44,7 +44,7 @@ from paywire.ports import (
     Store,
 )
 from paywire.services.reconcile import ReconcileReport
-from paywire.services.webhooks import IngestOutcome
+from paywire.services.webhooks import Disposition, IngestOutcome
 
 T = TypeVar("T")
 
@@ -65,8 +65,8 @@ METRICS: dict[str, tuple[str, ...]] = {
     PROVIDER_CALL_FAILURES: ("provider", "operation", "kind"),
 }
 
-# A webhook delivery the route answered 503 (storage down, the certificate host or postback
-# unreachable): no `IngestOutcome`, PayPal retries it.
+# A webhook delivery the ingest could not take now (storage down, the certificate host or
+# postback unreachable; its outcome is `unavailable`, answered 503): the provider retries it.
 UNAVAILABLE = "unavailable"
 # ProviderError kinds that mean the call failed, not that the provider answered "no".
 FAILURE_KINDS = frozenset({"transient", "auth", "bad_signature", "unknown"})
@@ -85,12 +85,13 @@ def label(value: str | None) -> str:
     return cleaned or "none"
 
 
-def count_delivery(metrics: Metrics, provider: str, outcome: IngestOutcome | None) -> None:
-    """Count one webhook delivery by its outcome (None: answered 503, `unavailable`), and a
+def count_delivery(metrics: Metrics, provider: str, outcome: IngestOutcome) -> None:
+    """Count one webhook delivery by its outcome (a transient one: `unavailable`), and a
     rejection by the check it failed."""
-    name = label(outcome.outcome) if outcome is not None else UNAVAILABLE
+    name = (UNAVAILABLE if outcome.disposition is Disposition.TRANSIENT
+            else label(outcome.outcome))
     metrics.count(WEBHOOK_DELIVERIES, provider=label(provider), outcome=name)
-    if outcome is not None and outcome.outcome == "rejected":
+    if outcome.disposition is Disposition.REFUSE:
         metrics.count(WEBHOOK_REJECTIONS, provider=label(provider), check=label(outcome.check))
 
 

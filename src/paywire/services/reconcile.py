@@ -2,7 +2,7 @@
 
 Orders in a non-final state past that state's threshold (CREATED 30 min, APPROVED 10 min,
 PENDING 1 h, AUTHORIZED 1 day by default) are GET from the provider and its truth is applied
-through `CheckoutService.apply_truth` — `apply_fact` underneath, so each fact is announced
+through `TruthApplier.apply` — `apply_fact` underneath, so each fact is announced
 once whichever path (API answer, webhook, reconciliation) saw it first (invariant 7).
 
 Checks of one order back off (5 s, 10 s, 20 s … up to one hour, then hourly). An order is never
@@ -37,16 +37,18 @@ from paywire.domain.transition import Outcome
 from paywire.ports import (
     AuthorizationResult,
     Clock,
-    PaymentProvider,
     ProviderOrderState,
     ReconcileState,
     Refund,
     RefundResult,
     Store,
 )
-from paywire.services.checkout import CheckoutService
 from paywire.services.operations import retry_on_conflict
+from paywire.services.orders import must_order
+from paywire.services.provider_truth import TruthApplier
 from paywire.services.refund_facts import apply_provider_refund
+from paywire.services.refunds import release_reservation
+from paywire.services.registry import ProviderRegistry
 from paywire.services.transitions import apply_fact, flag_attention
 from paywire.services.truth import TruthFetcher
 
@@ -117,10 +119,14 @@ class ReconcileReport:
 
 
 class Reconciler:
-    """Finds stuck orders and pending refunds, asks the provider, applies its answer."""
+    """Finds stuck orders and pending refunds, asks the provider, applies its answer.
 
-    def __init__(self, store: Store, provider: PaymentProvider, checkout: CheckoutService,
+    `approval_window` is the provider's (see `Checkout`): a 404 or a void is expiry only past it.
+    """
+
+    def __init__(self, store: Store, providers: ProviderRegistry, applier: TruthApplier,
                  truth: TruthFetcher | None, clock: Clock, *,
+                 approval_window: timedelta = timedelta(hours=3),
                  thresholds: Mapping[OrderStatus, timedelta] | None = None,
                  max_age: Mapping[OrderStatus, timedelta] | None = None,
                  base_delay: timedelta = timedelta(seconds=5),
@@ -128,12 +134,13 @@ class Reconciler:
                  refund_pending_threshold: timedelta = timedelta(hours=1),
                  batch: int = 100) -> None:
         self.store = store
-        self.provider = provider
-        self.checkout = checkout
+        self.providers = providers
+        self.applier = applier
         self.truth = truth
         self.clock = clock
+        self.approval_window = approval_window
         self.thresholds = dict(thresholds or DEFAULT_THRESHOLDS)
-        ages = {S.CREATED: checkout.approval_window + CREATED_MARGIN, **DEFAULT_MAX_AGE}
+        ages = {S.CREATED: approval_window + CREATED_MARGIN, **DEFAULT_MAX_AGE}
         self.max_age = {**ages, **(max_age or {})}
         self.base_delay = base_delay
         self.max_delay = max_delay
@@ -211,13 +218,12 @@ class Reconciler:
                    report: ReconcileReport) -> Order:
         now = self.clock.now()
         try:
-            truth = await self.checkout.provider_for(order).get_order(provider_order_id,
-                                                                      order=order)
+            truth = await self.providers.of(order).get_order(provider_order_id, order=order)
         except ProviderError as exc:
             if exc.kind == "awaiting_payer":
                 # Nothing at the provider yet because the buyer has not paid on its page (APS):
                 # normal until the approval window passes, then the checkout expired.
-                if now - order.created_at > self.checkout.approval_window:
+                if now - order.created_at > self.approval_window:
                     moved = await self._expire(order.id, "not_paid_within_window")
                     report.expired += moved.status is S.EXPIRED
                     return moved
@@ -228,7 +234,7 @@ class Reconciler:
                             extra={"order_id": order.id, "status": str(order.status),
                                    "kind": exc.kind})
                 return order
-            if now - order.created_at > self.checkout.approval_window:
+            if now - order.created_at > self.approval_window:
                 moved = await self._expire(order.id, "provider_not_found_after_window")
                 report.expired += moved.status is S.EXPIRED
                 return moved
@@ -247,7 +253,7 @@ class Reconciler:
                 truth.authorizations[0].status if truth.authorizations else truth.status)
         if seen is order.status:
             return order  # nothing new (still PENDING...): no history line for every check
-        return await self.checkout.apply_truth(order.id, truth, source="reconcile")
+        return await self.applier.apply(order.id, truth, source="reconcile")
 
     def _expired_by_provider(self, order: Order, truth: ProviderOrderState,
                              now: datetime) -> bool:
@@ -255,13 +261,13 @@ class Reconciler:
         # for us that is expiry, not a void someone asked for.
         return (truth.status is S.VOIDED and not (truth.captures or truth.authorizations)
                 and order.status in (S.CREATED, S.APPROVED)
-                and now - order.created_at > self.checkout.approval_window)
+                and now - order.created_at > self.approval_window)
 
     async def _expire(self, order_id: str, reason: str) -> Order:
         async def commit() -> Order:
             now = self.clock.now()
             async with self.store.transaction() as uow:
-                cur = await self.checkout._must(uow, order_id)
+                cur = await must_order(uow, order_id)
                 moved, _ = await apply_fact(
                     uow, cur, Fact(S.EXPIRED, "reconcile", reason=reason), now)
                 return moved
@@ -273,7 +279,7 @@ class Reconciler:
         async def commit() -> bool:
             now = self.clock.now()
             async with self.store.transaction() as uow:
-                cur = await self.checkout._must(uow, order.id)
+                cur = await must_order(uow, order.id)
                 if cur.needs_attention == reason:
                     return False  # flagged once per reason
                 await flag_attention(uow, cur, reason, now, source="reconcile",
@@ -312,9 +318,9 @@ class Reconciler:
                 continue  # the refund call itself is still to be resumed by its operation
             report.refunds_checked += 1
             try:
-                order = await self.checkout.get(refund.order_id)
-                result = await self.checkout.provider_for(order).get_refund(
-                    refund.provider_refund_id)
+                async with self.store.transaction() as uow:
+                    order = await must_order(uow, refund.order_id)
+                result = await self.providers.of(order).get_refund(refund.provider_refund_id)
                 if result.status == "completed":
                     report.refunds_completed += await self._refund_completed(refund, result,
                                                                              report)
@@ -333,7 +339,7 @@ class Reconciler:
         async def commit() -> tuple[Order, Outcome]:
             now = self.clock.now()
             async with self.store.transaction() as uow:
-                cur = await self.checkout._must(uow, refund.order_id)
+                cur = await must_order(uow, refund.order_id)
                 return await apply_provider_refund(uow, cur, fact, now)
 
         order, outcome = await retry_on_conflict(commit)
@@ -351,8 +357,8 @@ class Reconciler:
         async def commit() -> None:
             now = self.clock.now()
             async with self.store.transaction() as uow:
-                cur = await self.checkout._must(uow, refund.order_id)
-                await self.checkout._release_reservation(uow, cur, refund.amount, now)
+                cur = await must_order(uow, refund.order_id)
+                await release_reservation(uow, cur, refund.amount, now)
                 await uow.update_refund(Refund(
                     id=refund.id, order_id=refund.order_id, amount=refund.amount,
                     status="failed", operation_key=refund.operation_key,

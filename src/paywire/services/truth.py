@@ -33,10 +33,11 @@ from paywire.ports import (
     Store,
     TruthTask,
 )
-from paywire.services.checkout import CheckoutService, truth_fact
 from paywire.services.confirm import Claim, record_contradiction
 from paywire.services.operations import retry_on_conflict
+from paywire.services.provider_truth import TruthApplier, truth_fact
 from paywire.services.refund_facts import apply_provider_refund
+from paywire.services.registry import ProviderRegistry
 from paywire.services.transitions import apply_fact, flag_attention
 
 log = logging.getLogger("paywire.truth")
@@ -50,16 +51,17 @@ class Unresolvable(PaywireError):
 
 
 class TruthFetcher:
-    """Processes the truth-fetch queue."""
+    """Processes the truth-fetch queue: each task's provider by the name it was queued under
+    (`providers`), its answer applied through `truth`."""
 
-    def __init__(self, store: Store, provider: PaymentProvider, checkout: CheckoutService,
+    def __init__(self, store: Store, providers: ProviderRegistry, truth: TruthApplier,
                  clock: Clock, *, owner: str, lease: timedelta = timedelta(seconds=60),
                  base_delay: timedelta = timedelta(seconds=5),
                  max_delay: timedelta = timedelta(hours=1), max_attempts: int = 8,
                  batch: int = 20) -> None:
         self.store = store
-        self.provider = provider
-        self.checkout = checkout
+        self.providers = providers
+        self.truth = truth
         self.clock = clock
         self.owner = owner
         self.lease = lease
@@ -170,7 +172,7 @@ class TruthFetcher:
             raise Unresolvable(f"{task.kind} {task.resource_id} names no order")
         order = await self._order_for(provider.name, provider_order_id, task.order_id)
         state = await provider.get_order(provider_order_id, order=order)
-        order = await self.checkout.apply_truth(order.id, state, source="reconcile")
+        order = await self.truth.apply(order.id, state, source="reconcile")
         if refund is not None and refund.status == "completed":
             fact = Fact(S.REFUNDED, "reconcile", refund_id=refund.refund_id, amount=refund.amount,
                         capture_id=refund.capture_id)
@@ -229,7 +231,7 @@ class TruthFetcher:
                                         attempts=task.attempts + 1, next_attempt_at=now,
                                         last_error=None, now=now)
 
-        await self.checkout.apply_truth(order.id, state, source="webhook", also=close)
+        await self.truth.apply(order.id, state, source="webhook", also=close)
         return True
 
     async def _adopt_capture(self, provider: PaymentProvider, order_id: str,
@@ -248,7 +250,7 @@ class TruthFetcher:
             capture = await provider.get_capture(capture_id)
             if capture.provider_order_id == order.provider_order_id:
                 state = await provider.get_order(order.provider_order_id, order=order)
-                await self.checkout.apply_truth(order.id, state, source="webhook")
+                await self.truth.apply(order.id, state, source="webhook")
                 return
 
     async def _confirm_refund(self, order_id: str, claim: Claim, refund: RefundResult) -> None:
@@ -314,7 +316,7 @@ class TruthFetcher:
 
     def _provider(self, name: str) -> PaymentProvider:
         try:
-            return self.checkout.provider_named(name)
+            return self.providers.named(name)
         except ConfigError as exc:
             raise Unresolvable(exc.message) from None
 

@@ -1,8 +1,12 @@
-"""Webhook ingest: verify the raw bytes, store the event once, move the order, or ask PayPal.
+"""Webhook ingest: verify the raw bytes, store the event once, move the order, or ask.
 
-One delivery, one answer chosen by what a retry can achieve (architecture.md, invariant 6):
-verified (new or duplicate) → 200; failed verification for good → 4xx, recorded once per
-transmission id with the reason; anything transient on our side → raised, answered 5xx.
+One delivery, one disposition chosen by what a retry can achieve (architecture.md, invariant
+6): verified (new or duplicate) → acknowledge; failed verification for good → refuse, recorded
+once per transmission id with the reason; anything transient on our side → transient, so the
+provider sends it again. The API maps each to a status (`api.webhooks`); this module knows no
+HTTP, and no provider's wire format: the verifier checks the bytes, the parser reads them and
+names the labels a refusal is recorded under.
+
 The event row, the transition (or the queued confirmation), the history line and the
 announcements share one transaction, and the inbox's put-if-absent is its gate: a concurrent
 duplicate rolls the whole unit back. (With `confirm`, a different body under a stored event id
@@ -10,7 +14,7 @@ is not a duplicate: its claims are queued for confirmation, and no second inbox 
 
 With `confirm` (PayPal, whose signature covers only a CRC-32 of the body: see
 `services.confirm`), a fact that would move money or announce something is not applied from
-the body: the event is stored with a confirmation task, answered 200 `confirming`, and the
+the body: the event is stored with a confirmation task, acknowledged as `confirming`, and the
 truth fetcher applies what PayPal's API answers. A fact that only repeats what the order
 already holds (a stale verdict, a refund already counted) is recorded without a second look.
 """
@@ -19,12 +23,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
-from paywire.domain.errors import NotFoundError, SignatureError, ValidationError
+from paywire.domain.errors import (
+    ConflictError,
+    NotFoundError,
+    PaywireError,
+    ProviderError,
+    SignatureError,
+    StorageError,
+    ValidationError,
+)
 from paywire.domain.events import ProviderEvent
 from paywire.domain.facts import Dispute, Fact
 from paywire.domain.order import Order, OrderStatus, Verdict, decide
@@ -47,12 +59,22 @@ from paywire.services.transitions import apply_fact, flag_attention, record
 S = OrderStatus
 
 
+class Disposition(StrEnum):
+    """What the sender should do about a delivery: what a retry of it can achieve."""
+
+    ACKNOWLEDGE = "acknowledge"  # verified and stored (new or not): stop sending it
+    REFUSE = "refuse"  # failed verification for good: recorded; a retry is refused again
+    TRANSIENT = "transient"  # something on our side failed: nothing recorded, send it again
+
+
 @dataclass(frozen=True, slots=True)
 class IngestOutcome:
-    """How a delivery was answered and why."""
+    """How a delivery was disposed of and why."""
 
-    status: int
-    outcome: str  # applied | confirming | duplicate | queued | ignored | rejected
+    disposition: Disposition
+    # applied | confirming | duplicate | queued | ignored (acknowledged), rejected (refused),
+    # unavailable (transient)
+    outcome: str
     event_id: str | None = None
     order_id: str | None = None
     check: str | None = None
@@ -61,6 +83,12 @@ class IngestOutcome:
     # The confirmation queued for this delivery (outcome `confirming`): run it now, in the
     # background, or leave it to the truth fetcher.
     confirm_task: str | None = None
+    # Why it was refused (the verifier's SignatureError) or could not be taken now (a
+    # StorageError, ProviderError or ConflictError): the API renders its answer from it.
+    error: PaywireError | None = None
+
+
+ACK = Disposition.ACKNOWLEDGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +115,7 @@ class WebhookIngest:
     """Receives one provider's webhook deliveries."""
 
     def __init__(self, store: Store, verifier: WebhookVerifier, parser: EventParser,
-                 clock: Clock, *, provider: str = "paypal", max_rejections: int = 10_000,
+                 clock: Clock, *, provider: str, max_rejections: int = 10_000,
                  confirm: bool = False) -> None:
         self.store = store
         self.verifier = verifier
@@ -98,7 +126,15 @@ class WebhookIngest:
         self.confirm = confirm
 
     async def receive(self, headers: Mapping[str, str], body: bytes) -> IngestOutcome:
-        """Verify, then store and apply one delivery."""
+        """Verify, then store and apply one delivery; transient when something on our side
+        (the store, the certificate host or postback, a concurrent writer) failed."""
+        try:
+            return await self._receive(headers, body)
+        except (StorageError, ProviderError, ConflictError) as exc:
+            # Never recorded as a rejection: the provider's retry is what we want.
+            return IngestOutcome(Disposition.TRANSIENT, "unavailable", error=exc)
+
+    async def _receive(self, headers: Mapping[str, str], body: bytes) -> IngestOutcome:
         try:
             delivery = await self.verifier.verify(headers, body)
         except SignatureError as exc:
@@ -108,9 +144,10 @@ class WebhookIngest:
         except ValidationError as exc:
             if exc.field == "resource":
                 # Genuine (verified) but unusable: keep it for a person, and stop the retries.
-                return await self._store_unusable(body, delivery.transmission_id, exc)
+                return await self._store_unusable(headers, body, delivery.transmission_id, exc)
             bad = SignatureError(f"verified, but not a usable event: {exc.message}", check="json",
-                                 likely_cause="the body is not a PayPal event", status=400)
+                                 likely_cause=f"the body is not {self.parser.event_name}",
+                                 status=400)
             return await self._reject(headers, body, bad)
 
         async def store_and_apply() -> IngestOutcome:
@@ -125,7 +162,7 @@ class WebhookIngest:
                         # PayPal sent (a CRC-32 collision), and which one only PayPal's API can
                         # tell. Neither is refused: this one's claims are confirmed on their own.
                         done = await self._apply(uow, event, now, body)
-                        return IngestOutcome(200, done.status, event.event_id, done.order_id,
+                        return IngestOutcome(ACK, done.status, event.event_id, done.order_id,
                                              reason=f"a different body under a stored event "
                                                     f"id: {done.note or done.status}",
                                              confirm_task=done.confirm_task)
@@ -138,18 +175,19 @@ class WebhookIngest:
                     if not await uow.put_inbox_event(stored):
                         raise _Duplicate
             except _Duplicate:
-                return IngestOutcome(200, "duplicate", event.event_id)
-            return IngestOutcome(200, done.status, event.event_id, done.order_id,
+                return IngestOutcome(ACK, "duplicate", event.event_id)
+            return IngestOutcome(ACK, done.status, event.event_id, done.order_id,
                                  confirm_task=done.confirm_task)
 
         # Two events of one order arrive together (a capture's COMPLETED pair): the loser of the
         # order's compare-and-set runs again from a fresh read rather than answering 5xx.
         return await retry_on_conflict(store_and_apply)
 
-    async def _store_unusable(self, body: bytes, transmission_id: str,
-                              exc: ValidationError) -> IngestOutcome:
-        event_id = str(exc.details.get("event_id") or _peek(body)[0] or "")
-        event_type = str(exc.details.get("event_type") or _peek(body)[1] or "")
+    async def _store_unusable(self, headers: Mapping[str, str], body: bytes,
+                              transmission_id: str, exc: ValidationError) -> IngestOutcome:
+        marks = self.parser.marks(headers, body)
+        event_id = str(exc.details.get("event_id") or marks.event_id or "")
+        event_type = str(exc.details.get("event_type") or marks.event_type or "")
         if not event_id:
             return await self._reject({}, body, SignatureError(exc.message, check="json"))
         async with self.store.transaction() as uow:
@@ -157,23 +195,22 @@ class WebhookIngest:
                 provider=self.provider, event_id=event_id, event_type=event_type,
                 received_at=self.clock.now(), body=body, transmission_id=transmission_id,
                 status="ignored", note=f"unusable resource: {exc.message}"[:500]))
-        return IngestOutcome(200, "ignored" if written else "duplicate", event_id)
+        return IngestOutcome(ACK, "ignored" if written else "duplicate", event_id)
 
     async def _reject(self, headers: Mapping[str, str], body: bytes,
                       exc: SignatureError) -> IngestOutcome:
-        lower = {k.lower(): v for k, v in headers.items()}
+        marks = self.parser.marks(headers, body)
         digest = hashlib.sha256(body).hexdigest()
-        event_id, event_type = _peek(body)
         rejection = WebhookRejection(
             provider=self.provider,
-            transmission_id=lower.get("paypal-transmission-id") or f"sha256:{digest}",
+            transmission_id=marks.transmission_id or f"sha256:{digest}",
             received_at=self.clock.now(), check=exc.check, reason=exc.message,
-            likely_cause=exc.likely_cause, event_id=event_id, event_type=event_type,
-            cert_url=lower.get("paypal-cert-url"), body_sha256=digest)
+            likely_cause=exc.likely_cause, event_id=marks.event_id, event_type=marks.event_type,
+            cert_url=marks.cert_url, body_sha256=digest)
         async with self.store.transaction() as uow:
             await uow.record_rejection(rejection, self.max_rejections)
-        return IngestOutcome(exc.status, "rejected", event_id, None, exc.check, exc.message,
-                             exc.likely_cause)
+        return IngestOutcome(Disposition.REFUSE, "rejected", marks.event_id, None, exc.check,
+                             exc.message, exc.likely_cause, error=exc)
 
     async def _apply(self, uow: WebhookUnitOfWork, event: ProviderEvent, now: datetime,
                      body: bytes) -> _Applied:
@@ -196,7 +233,7 @@ class WebhookIngest:
             if confirming is not None:
                 return confirming
         if event.dispute_id is not None:
-            await apply_fact(uow, order, Dispute(event.dispute_id, _opens(event), "webhook",
+            await apply_fact(uow, order, Dispute(event.dispute_id, event.dispute_open, "webhook",
                                                  {"event_type": event.event_type}), now)
             return _Applied("applied", order.id)
         fact = event.fact
@@ -230,7 +267,7 @@ class WebhookIngest:
         fact = event.fact
         what: tuple[str, str | None]
         if event.dispute_id is not None:
-            if not _opens(event):
+            if not event.dispute_open:
                 return None  # a resolution is a history line: nothing moves, nothing is sent
             claim = Claim(event.event_id, event.event_type, DISPUTED, event.dispute_id)
             what = ("dispute", event.dispute_id)
@@ -296,10 +333,10 @@ class WebhookIngest:
                 try:
                     event = self.parser.parse(stored.body)
                 except ValidationError as exc:
-                    return IngestOutcome(200, "ignored", event_id, stored.order_id,
+                    return IngestOutcome(ACK, "ignored", event_id, stored.order_id,
                                          reason=f"not a usable event: {exc.message}")
                 done = await self._apply(uow, event, self.clock.now(), stored.body)
-            return IngestOutcome(200, done.status, event_id, done.order_id, reason=done.note,
+            return IngestOutcome(ACK, done.status, event_id, done.order_id, reason=done.note,
                                  confirm_task=done.confirm_task)
 
         return await retry_on_conflict(again)
@@ -322,22 +359,3 @@ async def locate(uow: WebhookUnitOfWork, provider: str, event: ProviderEvent) ->
             if order is not None:
                 return order
     return None
-
-
-def _opens(event: ProviderEvent) -> bool:
-    """Whether a dispute event reports the dispute open (created or updated, not resolved)."""
-    return event.event_type.endswith((".CREATED", ".UPDATED"))
-
-
-def _peek(body: bytes) -> tuple[str | None, str | None]:
-    # Best effort, for the rejection log only: the body is untrusted here.
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        return None, None
-    if not isinstance(data, dict):
-        return None, None
-    ident, kind = data.get("id"), data.get("event_type")
-    return (ident[:128] if isinstance(ident, str) else None,
-            kind[:128] if isinstance(kind, str) else None)
-

@@ -27,7 +27,7 @@ from paywire.domain.errors import SignatureError, ValidationError
 from paywire.domain.events import ProviderEvent
 from paywire.domain.facts import Fact
 from paywire.domain.order import OrderStatus
-from paywire.ports import Clock, VerifiedDelivery
+from paywire.ports import Clock, DeliveryMarks, VerifiedDelivery
 from paywire.providers.aps.amounts import parse_merchant_reference
 from paywire.providers.aps.forms import FeedbackVerifier, parse_body
 from paywire.providers.aps.mapping import (
@@ -44,6 +44,7 @@ from paywire.providers.aps.mapping import (
 from paywire.providers.aps.provider import refund_id_of
 from paywire.providers.aps.results import ApsResult, parse_result
 from paywire.providers.aps.signature import delivery_key
+from paywire.providers.marks import json_labels
 
 S = OrderStatus
 _NOT_FEEDBACK = ("the body is not APS feedback: the feedback URL is pointed at the wrong "
@@ -94,10 +95,19 @@ class ApsWebhookVerifier:
 class ApsEventParser:
     """`EventParser` for verified APS feedback (pure)."""
 
+    event_name = "APS feedback"
+
     def parse(self, body: bytes) -> ProviderEvent:
         """The event a verified feedback body reports (ValidationError if unreadable)."""
         params = parse_body(body, _sniffed(body))
         return event_of(params)
+
+    def marks(self, headers: Mapping[str, str], body: bytes) -> DeliveryMarks:
+        """APS sends no transmission header and its event id is the hash of the signed
+        parameters, so a refused delivery is recorded under its body's hash, and under the id
+        and type a JSON body names itself by (the doctor's unsigned probe does)."""
+        event_id, event_type = json_labels(body)
+        return DeliveryMarks(event_id=event_id, event_type=event_type)
 
 
 def event_of(params: Mapping[str, Any]) -> ProviderEvent:

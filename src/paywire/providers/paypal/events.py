@@ -8,7 +8,8 @@ What the ingest gets back:
 - `fact` set: apply it (`source="webhook"`).
 - `fact` None and `resource_kind` "other": a type paywire does not act on: store, acknowledge,
   ignore.
-- `fact` None and `resource_kind` "dispute": the ingest records the dispute flag itself.
+- `fact` None and `resource_kind` "dispute": the ingest records the dispute flag itself
+  (`dispute_open`: a CREATED or UPDATED dispute event, not a RESOLVED one).
 - `fact` None and any other kind: a genuine event that does not say what to apply (an approval
   reversal, a refund not completed, a resource whose own status contradicts its event type, a
   completed AUTHORIZE order without payments): queue a truth fetch of `resource_kind`/`resource_id`.
@@ -21,6 +22,7 @@ What the ingest gets back:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -32,6 +34,8 @@ from paywire.domain.events import ProviderEvent
 from paywire.domain.facts import Fact
 from paywire.domain.money import Money
 from paywire.domain.order import OrderStatus
+from paywire.ports import DeliveryMarks
+from paywire.providers.marks import json_labels
 from paywire.providers.paypal.mapping import (
     PROVIDER,
     _dig,
@@ -40,6 +44,7 @@ from paywire.providers.paypal.mapping import (
     parse_capture,
     parse_refund,
 )
+from paywire.providers.paypal.webhook_signature import H_CERT, H_ID
 
 S = OrderStatus
 T = TypeVar("T")
@@ -295,9 +300,12 @@ def _dispute(env: _Envelope, target: OrderStatus | None) -> ProviderEvent:
     res = env.resource
     dispute_id = _resource_id(env, res, "dispute_id")
     tx = _first(res, "disputed_transactions")
-    return env.event("dispute", dispute_id, None, dispute_id=dispute_id,
-                     capture_id=_safe_id(tx.get("seller_transaction_id")),
-                     order_id=_locator(tx.get("custom")))
+    event = env.event("dispute", dispute_id, None, dispute_id=dispute_id,
+                      capture_id=_safe_id(tx.get("seller_transaction_id")),
+                      order_id=_locator(tx.get("custom")))
+    # CUSTOMER.DISPUTE.CREATED / UPDATED report it open; RESOLVED closes it.
+    return dataclasses.replace(event, dispute_open=env.event_type.endswith((".CREATED",
+                                                                             ".UPDATED")))
 
 
 def _other(env: _Envelope, target: OrderStatus | None) -> ProviderEvent:
@@ -313,8 +321,19 @@ _READERS: dict[str, Callable[[_Envelope, OrderStatus | None], ProviderEvent]] = 
 class PayPalEventParser:
     """`ports.EventParser` for PayPal: a verified body in, a `ProviderEvent` out."""
 
+    event_name = "a PayPal event"
+
     def parse(self, body: bytes) -> ProviderEvent:
         """Parse one event (ValidationError if it is not one, or its resource is unusable)."""
         env = _envelope(body)
         row = meaning(env.event_type)
         return _READERS[row.reader](env, row.target)
+
+    def marks(self, headers: Mapping[str, str], body: bytes) -> DeliveryMarks:
+        """The transmission id and certificate URL PayPal's headers name, and the event id and
+        type the body's JSON names: labels for the rejection log (the body is untrusted)."""
+        lower = {k.lower(): v for k, v in headers.items()}
+        event_id, event_type = json_labels(body)
+        return DeliveryMarks(transmission_id=lower.get(H_ID.lower()), event_id=event_id,
+                             event_type=event_type, cert_url=lower.get(H_CERT.lower()))
+
