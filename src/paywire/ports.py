@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from paywire.domain.events import ProviderEvent
@@ -666,3 +666,13 @@ class NoMetrics:
 
     def count(self, name: str, value: int = 1, /, **dimensions: str) -> None:
         """Drop the count."""
+
+
+class SystemClock:
+    """The default `Clock`: the system's wall clock, in UTC. The only implementation outside
+    tests: adapters, services and commands take a `Clock` (defaulting to this one), so a test
+    can stop or move time everywhere at once."""
+
+    def now(self) -> datetime:
+        """The current instant, aware UTC."""
+        return datetime.now(UTC)

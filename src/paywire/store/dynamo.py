@@ -105,11 +105,11 @@ try:
 except ImportError as exc:  # pragma: no cover - the core install has no boto3
     raise ImportError("the DynamoDB store needs boto3: pip install 'paywire[aws]'") from exc
 
-from paywire.ports import Clock
+from paywire.ports import Clock, SystemClock
 from paywire.store.dynamo_items import INDEXES, TTL_ATTRIBUTE
 from paywire.store.dynamo_ops import DynamoOpsUnitOfWork
 from paywire.store.dynamo_table import DynamoTable, translate
-from paywire.store.dynamo_unit import StoreContext, UtcClock
+from paywire.store.dynamo_unit import StoreContext
 
 if TYPE_CHECKING:
     from paywire.ports import OpsUnitOfWork, Store
@@ -200,7 +200,7 @@ class DynamoStore:
             endpoint_url=endpoint_url, region=region, connect_timeout=connect_timeout,
             read_timeout=read_timeout, max_attempts=max_attempts)
         table = DynamoTable(self._client, table_name, page_size=page_size)
-        self._ctx = StoreContext(table, clock or UtcClock(), rejection_ttl)
+        self._ctx = StoreContext(table, clock or SystemClock(), rejection_ttl)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> DynamoStore:
