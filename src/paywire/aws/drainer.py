@@ -19,9 +19,9 @@ from typing import Any
 from paywire.aws import tracing
 from paywire.aws.config import AwsConfig
 from paywire.aws.runtime import LambdaFunction
-from paywire.bootstrap import SystemClock, open_store, outbox_worker
+from paywire.bootstrap import open_store, outbox_worker
 from paywire.delivery.sqs import SqsTarget
-from paywire.ports import DeliveryTarget, Metrics
+from paywire.ports import DeliveryTarget, Metrics, SystemClock
 from paywire.services.fulfilment import OutboxWorker
 from paywire.settings import Settings
 

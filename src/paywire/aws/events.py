@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from paywire.ports import Clock, SystemClock
+
 ACCOUNT = "123456789012"  # moto's default account: what a local ARN names
 TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded",
               "application/xml", "application/javascript")
@@ -148,8 +150,10 @@ def http_event(method: str, path: str, *, query: str = "",
                headers: Mapping[str, str] | Sequence[tuple[str, str]] = (),
                body: bytes = b"", base64_body: bool | None = None, source_ip: str = "127.0.0.1",
                domain: str = "local.execute-api.localhost", stage: str = "$default",
-               route_key: str = "$default", request_id: str | None = None) -> dict[str, Any]:
-    """An API Gateway HTTP API event for one request.
+               route_key: str = "$default", request_id: str | None = None,
+               clock: Clock | None = None) -> dict[str, Any]:
+    """An API Gateway HTTP API event for one request, received at `clock`'s now (the system
+    clock's unless given).
 
     Header names are lower-cased and repeated headers comma-joined, cookies moved to
     `cookies`, as API Gateway does. The body is base64-encoded when `base64_body` says so, or
@@ -174,7 +178,7 @@ def http_event(method: str, path: str, *, query: str = "",
             encode = not is_text(joined.get("content-type"))
         except UnicodeDecodeError:
             encode = True
-    now = datetime.now(UTC)
+    now = (clock or SystemClock()).now()
     rid = request_id or secrets.token_hex(8)
     params: dict[str, str] = {}
     for part in filter(None, query.split("&")):

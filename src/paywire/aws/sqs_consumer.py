@@ -39,10 +39,10 @@ from paywire.aws.runtime import (
     SettingsFactory,
     default_config,
 )
-from paywire.bootstrap import SystemClock, fulfilment_targets, open_store
+from paywire.bootstrap import fulfilment_targets, open_store
 from paywire.delivery.sqs import read_envelope, sqs_client
 from paywire.domain.errors import ConfigError, ValidationError
-from paywire.ports import Clock
+from paywire.ports import Clock, SystemClock
 from paywire.services.queue_delivery import Failure, QueueDelivery, QueueRecord
 from paywire.settings import Settings
 

@@ -22,10 +22,11 @@ from paywire.bootstrap.adapters import (
     store_for,
     worker_id,
 )
-from paywire.bootstrap.app import create_app, run_truth_fetcher
-from paywire.bootstrap.container import Container, ProviderWrapper, SystemClock, build
+from paywire.bootstrap.app import create_app
+from paywire.bootstrap.container import Container, ProviderWrapper, build
 from paywire.bootstrap.webhooks import NoWebhookId
+from paywire.ports import SystemClock
 
 __all__ = ["Container", "NoWebhookId", "ProviderWrapper", "SystemClock", "build", "create_app",
            "fulfilment_targets", "migrate_embedded", "open_store", "outbox_worker",
-           "paypal_client", "run_truth_fetcher", "store_for", "worker_id"]
+           "paypal_client", "store_for", "worker_id"]

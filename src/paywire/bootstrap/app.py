@@ -1,14 +1,14 @@
 """The HTTP app a serving process runs: the API over a container its lifespan builds, with the
 background work (the truth fetcher, the outbox worker, the reconciler) beside the requests.
 
-Each background loop runs behind its setting; none runs in a Lambda function, where they are
-functions of their own. The container and the loops are closed at shutdown.
+Each background job runs behind its setting, in the one loop of `paywire.services.loop` (a
+failed round is logged and retried, never the end of the job); none runs in a Lambda function,
+where they are functions of their own. The container and the jobs are closed at shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,27 +20,9 @@ from paywire.bootstrap.container import Container, ProviderWrapper, build
 from paywire.bootstrap.webhooks import EmulatorCaVerifier
 from paywire.domain.errors import ProviderError
 from paywire.ports import Clock, Metrics
-from paywire.services.fulfilment import OutboxWorker
-from paywire.services.reconcile import Reconciler
-from paywire.services.truth import TruthFetcher
 from paywire.settings import Settings
 
 log = logging.getLogger("paywire")
-
-
-async def run_truth_fetcher(truth: TruthFetcher | Reconciler | OutboxWorker,
-                            stop: asyncio.Event, interval: float) -> None:
-    """The truth fetcher (or the reconciler) until `stop`, restarted (after `interval`) if it
-    ever crashes."""
-    name = ("reconciler" if isinstance(truth, Reconciler) else
-            "outbox worker" if isinstance(truth, OutboxWorker) else "truth fetcher")
-    while not stop.is_set():
-        try:
-            await truth.run(stop, interval)
-        except Exception:
-            log.exception("the %s crashed; restarting in %.1f s", name, interval)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
 @asynccontextmanager
@@ -57,11 +39,11 @@ async def background(container: Container) -> AsyncIterator[None]:
     tasks: list[asyncio.Task[None]] = []
     if settings.truth_fetch_enabled:
         tasks.append(asyncio.create_task(
-            run_truth_fetcher(container.truth, stop, settings.truth_fetch_interval_seconds),
+            container.truth.run(stop, settings.truth_fetch_interval_seconds),
             name="paywire truth fetcher"))
     if settings.outbox_worker_enabled and container.outbox is not None:
         tasks.append(asyncio.create_task(
-            run_truth_fetcher(container.outbox, stop, settings.outbox_interval_seconds),
+            container.outbox.run(stop, settings.outbox_interval_seconds),
             name="paywire outbox worker"))
     elif settings.outbox_worker_enabled:
         log.warning("the outbox worker is on but no fulfilment target is configured "
@@ -69,8 +51,8 @@ async def background(container: Container) -> AsyncIterator[None]:
     if settings.reconcile_enabled:
         tasks.append(asyncio.create_task(
             # The truth queue keeps its own loop and switch here (`reconcile` one-shots run it).
-            run_truth_fetcher(container.reconciler.without_truth_queue(), stop,
-                              settings.reconcile_interval_seconds),
+            container.reconciler.without_truth_queue().run(stop,
+                                                           settings.reconcile_interval_seconds),
             name="paywire reconciler"))
     try:
         yield

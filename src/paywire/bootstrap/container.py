@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 
@@ -32,7 +32,15 @@ from paywire.bootstrap.adapters import (
 from paywire.bootstrap.catalog import load_catalog
 from paywire.bootstrap.webhooks import webhook_verifier
 from paywire.domain.catalog import Catalog
-from paywire.ports import Clock, Metrics, NoMetrics, PaymentProvider, Store, WebhookVerifier
+from paywire.ports import (
+    Clock,
+    Metrics,
+    NoMetrics,
+    PaymentProvider,
+    Store,
+    SystemClock,
+    WebhookVerifier,
+)
 from paywire.providers.aps.events import ApsEventParser, ApsWebhookVerifier
 from paywire.providers.paypal.client import PayPalClient
 from paywire.providers.paypal.events import PayPalEventParser
@@ -52,14 +60,6 @@ from paywire.settings import Settings
 log = logging.getLogger("paywire")
 
 ProviderWrapper = Callable[[PaymentProvider], PaymentProvider]
-
-
-class SystemClock:
-    """The wall clock, timezone-aware UTC."""
-
-    def now(self) -> datetime:
-        """The current instant."""
-        return datetime.now(UTC)
 
 
 @dataclass

@@ -337,10 +337,10 @@ def outbox_retry(message_id: Annotated[str, typer.Argument(
     """Revive a dead message, or send a queued one again (its queue message lost, in the
     dead-letter queue, or not trusted): pending again, due now, attempts reset. The consumer
     delivers a message once whatever copies of it the queue holds."""
-    from datetime import UTC, datetime
+    from paywire.ports import SystemClock
 
     async def run(uow: OpsUnitOfWork) -> str | None:
-        if await uow.revive_outbox(message_id, datetime.now(UTC)):
+        if await uow.revive_outbox(message_id, SystemClock().now()):
             return None
         found = await uow.get_outbox(message_id)
         if found is None:

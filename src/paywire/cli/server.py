@@ -157,7 +157,6 @@ def outbox_worker(
         SystemClock,
         migrate_embedded,
         outbox_worker,
-        run_truth_fetcher,
         store_for,
     )
     from paywire.domain.errors import PaywireError
@@ -178,7 +177,7 @@ def outbox_worker(
             console.print(f"outbox worker {worker.owner}: delivering to "
                           f"{', '.join(t.name for t in worker.targets)}", highlight=False)
             try:
-                await run_truth_fetcher(worker, stop, settings.outbox_interval_seconds)
+                await worker.run(stop, settings.outbox_interval_seconds)
             finally:
                 await worker.aclose()
         finally:

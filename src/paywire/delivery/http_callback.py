@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from standardwebhooks import Webhook
 
 from paywire.domain.errors import ConfigError, DeliveryError
-from paywire.ports import OutboxMessage
+from paywire.ports import Clock, OutboxMessage, SystemClock
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 # Answers that mean "never send this again" (everything else non-2xx is retried).
@@ -57,12 +57,17 @@ def signer(secret: SecretStr | str) -> Webhook:
 
 
 class HttpCallbackTarget:
-    """POSTs signed messages to the shop's fulfilment URL."""
+    """POSTs signed messages to the shop's fulfilment URL.
+
+    `clock` stamps each attempt (`webhook-timestamp`, inside the signature). It is the system
+    clock unless a test injects one: the shop checks the stamp against its own wall clock, so
+    the composition root leaves a service's (possibly stopped) clock out of it."""
 
     def __init__(self, url: str, secret: SecretStr | str, *,
                  http: httpx.AsyncClient | None = None, timeout: float = 10.0,
-                 name: str = "http") -> None:
+                 name: str = "http", clock: Clock | None = None) -> None:
         self.url = url
+        self.clock = clock or SystemClock()
         self.name = name
         self._webhook = signer(secret)  # the secret itself is not kept in an attribute
         self._own_http = http is None
@@ -85,7 +90,7 @@ class HttpCallbackTarget:
     async def deliver(self, message: OutboxMessage) -> None:
         """POST the message; DeliveryError unless the shop answered 2xx."""
         body = delivery_body(message)
-        headers = self.headers(message, body, datetime.now(UTC))
+        headers = self.headers(message, body, self.clock.now())
         try:
             response = await self._http.post(self.url, content=body, headers=headers,
                                              timeout=self.timeout)

@@ -18,7 +18,7 @@ conditional updates with a lease, never a lock held across a network call.
 Every public name is re-exported here, so `from paywire.ports import X` is the one spelling.
 """
 
-from paywire.ports.clock import Clock
+from paywire.ports.clock import Clock, SystemClock
 from paywire.ports.delivery import DeliveryTarget
 from paywire.ports.history import History, HistoryEntry
 from paywire.ports.idempotency import IdempotencyKeys, IdempotencyRecord
@@ -55,7 +55,8 @@ __all__ = [
     "IdempotencyKeys", "IdempotencyRecord", "Inbox", "InboxEvent", "Metrics", "NoMetrics",
     "Operations", "OpsUnitOfWork", "Orders", "Outbox", "OutboxMessage", "PaymentProvider",
     "ProviderOperation", "ProviderOrder", "ProviderOrderState", "ReconcileState",
-    "Reconciliation", "Refund", "RefundResult", "Refunds", "Rejections", "Store", "TruthQueue",
+    "Reconciliation", "Refund", "RefundResult", "Refunds", "Rejections", "Store", "SystemClock",
+    "TruthQueue",
     "TruthTask", "UnitOfWork", "VerifiedDelivery", "WebhookRejection", "WebhookUnitOfWork",
     "WebhookVerifier",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -12,3 +12,13 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """The current instant, timezone-aware UTC."""
         ...
+
+
+class SystemClock:
+    """The default `Clock`: the system's wall clock, in UTC. The only implementation outside
+    tests: adapters, services and commands take a `Clock` (defaulting to this one), so a test
+    can stop or move time everywhere at once."""
+
+    def now(self) -> datetime:
+        """The current instant, aware UTC."""
+        return datetime.now(UTC)

@@ -12,10 +12,11 @@ A crash between sending and marking is the at-least-once case::
     worker B                      ... lease lapses ... claim ── POST id=M ──> shop: seen M ── mark
 
 The shop hears M twice under the same id and keeps one. Failures back off exponentially with
-jitter; a message older than `max_age` (or refused for good by a target) goes `dead` with an
-ERROR log line and a counter, and its order is flagged needs-attention in the same unit of
-work (as the SQS consumer does, `paywire.services.queue_delivery`), until an operator revives
-it (`paywire outbox retry ID`).
+full jitter (`paywire.domain.retry`, the provider clients' policy too); a message older than
+`max_age` (or refused for good by a target) goes `dead` with an ERROR log line and a
+counter, and its order is flagged needs-attention in the same unit of work (as the SQS consumer
+does, `paywire.services.queue_delivery`), until an operator revives it (`paywire outbox retry
+ID`).
 
 A worker whose targets hand messages to a queue (`hands_off`, e.g. SQS) marks an accepted
 message `queued` instead: the queue's consumer delivers it and settles the row.
@@ -24,15 +25,17 @@ message `queued` instead: the queue's consumer delivers it and settles the row.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
-from paywire.domain.errors import DeliveryError, PaywireError
+from paywire.domain.errors import DeliveryError
+from paywire.domain.retry import Backoff, FullJitter, Jitter
+from paywire.domain.retry import no_jitter as no_jitter  # where the outbox's tests take it
 from paywire.ports import Clock, DeliveryTarget, OutboxMessage, Store
+from paywire.services import loop
 from paywire.services.operations import retry_on_conflict
 from paywire.services.transitions import flag_attention
 
@@ -46,17 +49,6 @@ def attention_reason(message_type: str) -> str:
     """The needs-attention reason for an undeliverable message of this type (one per type and
     order, so a dying `order.needs_attention` flags its order once, not in a chain)."""
     return f"undelivered:{message_type}"
-
-
-def full_jitter(delay: float) -> float:
-    """A uniformly random delay in [0, delay] ("full jitter": retries of many messages that
-    failed together spread out instead of arriving in waves)."""
-    return random.uniform(0.0, delay)  # noqa: S311 - scheduling, not security
-
-
-def no_jitter(delay: float) -> float:
-    """The delay unchanged (tests)."""
-    return delay
 
 
 def hands_off(targets: Sequence[DeliveryTarget]) -> bool:
@@ -94,7 +86,7 @@ class OutboxWorker:
                  base_delay: timedelta = timedelta(seconds=5),
                  max_delay: timedelta = timedelta(hours=1),
                  max_age: timedelta = timedelta(days=3),
-                 jitter: Callable[[float], float] = full_jitter,
+                 jitter: Jitter | None = None,
                  concurrency: int = 10) -> None:
         if not targets:
             raise ValueError("an outbox worker needs at least one delivery target")
@@ -108,7 +100,9 @@ class OutboxWorker:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.max_age = max_age
-        self.jitter = jitter
+        self.jitter = jitter or FullJitter(random)
+        self.backoff = Backoff(base_delay.total_seconds(), max_delay.total_seconds(),
+                               self.jitter)
         self.counters: Counter[str] = Counter()
         self.concurrency = max(1, concurrency)
 
@@ -130,16 +124,13 @@ class OutboxWorker:
         return len(messages)
 
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
-        """Deliver until `stop` is set; sleeps `interval` seconds whenever nothing is due."""
-        while not stop.is_set():
-            try:
-                busy = await self.run_once()
-            except PaywireError:
-                log.exception("outbox round failed; retrying in %.1f s", interval)
-                busy = 0
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=interval)
+        """Deliver until `stop` is set; sleeps `interval` seconds whenever nothing is due (the
+        background jobs' one loop, `paywire.services.loop`)."""
+
+        async def round_() -> bool:
+            return await self.run_once() > 0
+
+        await loop.run(round_, stop, interval, name="outbox worker", log=log)
 
     async def aclose(self) -> None:
         """Release the targets' connections (those that hold any)."""
@@ -198,7 +189,4 @@ class OutboxWorker:
         return await hand_over(self.targets, message)
 
     def _backoff(self, attempts: int) -> timedelta:
-        base = self.base_delay.total_seconds()
-        cap = self.max_delay.total_seconds()
-        delay = min(base * 2.0 ** min(attempts - 1, 60), cap)
-        return timedelta(seconds=max(0.0, min(self.jitter(delay), cap)))
+        return timedelta(seconds=self.backoff.delay(attempts))

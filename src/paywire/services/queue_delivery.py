@@ -54,11 +54,12 @@ import logging
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from paywire.domain.errors import PaywireError
+from paywire.domain.retry import Backoff, EqualJitter, Jitter
 from paywire.ports import Clock, DeliveryTarget, OutboxMessage, Store
 from paywire.services.fulfilment import MAX_ERROR, SOURCE, attention_reason, hand_over
 from paywire.services.operations import retry_on_conflict
@@ -72,17 +73,15 @@ MAX_VISIBILITY = 12 * 3600 - 15 * 60
 LEAST_JITTER = 0.5  # `equal_jitter` waits at least this share of the backoff
 
 
-def equal_jitter(delay: float) -> float:
-    """A uniformly random delay in [delay/2, delay]: retries of messages that failed together
-    spread out, and a row's receives before `max_age` stay bounded (`receives_to_max_age`)."""
-    return random.uniform(delay * LEAST_JITTER, delay)  # noqa: S311 - scheduling, not security
+# "Equal jitter" in [half, all] of the backoff: retries of messages that failed together spread
+# out, and a row's receives before `max_age` stay bounded (`receives_to_max_age`).
+equal_jitter = EqualJitter(random, least=LEAST_JITTER)
 
 
 def backoff(receive_count: int, base: timedelta, cap: timedelta) -> float:
     """Seconds of backoff after the `receive_count`-th failure, before jitter:
-    base x 2^(n-1), at most `cap`."""
-    exponent = min(max(receive_count, 1) - 1, 60)
-    return min(base.total_seconds() * 2.0 ** exponent, cap.total_seconds())
+    base x 2^(n-1), at most `cap` (the outbox's policy, `paywire.domain.retry.Backoff`)."""
+    return Backoff(base.total_seconds(), cap.total_seconds()).ceiling(receive_count)
 
 
 def receives_to_max_age(max_age: timedelta, base: timedelta, cap: timedelta) -> int | None:
@@ -143,7 +142,7 @@ class QueueDelivery:
                  base_delay: timedelta = timedelta(seconds=5),
                  max_delay: timedelta = timedelta(hours=1),
                  max_age: timedelta = timedelta(days=3),
-                 jitter: Callable[[float], float] = equal_jitter) -> None:
+                 jitter: Jitter = equal_jitter) -> None:
         if not targets:
             raise ValueError("a queue consumer needs at least one delivery target")
         if max_receives < 1:
@@ -156,6 +155,7 @@ class QueueDelivery:
         self.max_delay = max_delay
         self.max_age = max_age
         self.jitter = jitter
+        self.backoff = Backoff(base_delay.total_seconds(), max_delay.total_seconds(), jitter)
         self.concurrency = max(1, concurrency)
         self.counters: Counter[str] = Counter()
 
@@ -165,8 +165,7 @@ class QueueDelivery:
 
     def retry_in(self, record: QueueRecord) -> int:
         """Whole seconds until the queue should give `record` again (its jittered backoff)."""
-        delay = self.jitter(backoff(record.receive_count, self.base_delay, self.max_delay))
-        return max(0, min(math.ceil(delay), MAX_VISIBILITY))
+        return max(0, min(math.ceil(self.backoff.delay(record.receive_count)), MAX_VISIBILITY))
 
     async def process(self, records: Sequence[QueueRecord]) -> list[Failure]:
         """Handle one batch; the records that failed, in batch order, each with its wait.

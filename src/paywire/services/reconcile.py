@@ -43,6 +43,7 @@ from paywire.ports import (
     RefundResult,
     Store,
 )
+from paywire.services import loop
 from paywire.services.operations import retry_on_conflict
 from paywire.services.orders import must_order
 from paywire.services.provider_truth import TruthApplier
@@ -183,14 +184,14 @@ class Reconciler:
         return report
 
     async def run(self, stop: asyncio.Event, interval: float = 60.0) -> None:
-        """Reconcile every `interval` seconds until `stop` is set (the worker's loop)."""
-        while not stop.is_set():
-            try:
-                await self.run_once()
-            except PaywireError:
-                log.exception("reconciliation pass failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+        """Reconcile every `interval` seconds until `stop` is set (the background jobs' one
+        loop, `paywire.services.loop`)."""
+
+        async def round_() -> bool:
+            await self.run_once()
+            return False  # a pass takes all that is due: the next one waits its interval
+
+        await loop.run(round_, stop, interval, name="reconciler", log=log)
 
     # --- one order -------------------------------------------------------------------------
 

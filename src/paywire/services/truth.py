@@ -17,7 +17,6 @@ as CONTRADICTED on the order (never flagged for a person: a forgery is not our p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
@@ -33,6 +32,7 @@ from paywire.ports import (
     Store,
     TruthTask,
 )
+from paywire.services import loop
 from paywire.services.confirm import Claim, record_contradiction
 from paywire.services.operations import retry_on_conflict
 from paywire.services.provider_truth import TruthApplier, truth_fact
@@ -93,16 +93,13 @@ class TruthFetcher:
         return True
 
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
-        """Process the queue until `stop` is set (an in-process background loop)."""
-        while not stop.is_set():
-            try:
-                busy = await self.run_once()
-            except PaywireError:
-                log.exception("truth fetch round failed; retrying")
-                busy = 0
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=interval)
+        """Process the queue until `stop` is set (the background jobs' one loop,
+        `paywire.services.loop`)."""
+
+        async def round_() -> bool:
+            return await self.run_once() > 0
+
+        await loop.run(round_, stop, interval, name="truth fetcher", log=log)
 
     async def _process(self, task: TruthTask, order: Order | None = None) -> None:
         """Run one claimed task and close it (done, pending with backoff, or failed); `order`

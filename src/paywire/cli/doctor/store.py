@@ -4,7 +4,7 @@ flagged as needing attention; webhook deliveries refused in the last day, by lik
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,7 +13,7 @@ from paywire.cli.doctor.checks import Check
 from paywire.domain.errors import ConfigError, PaywireError
 
 if TYPE_CHECKING:
-    from paywire.ports import OpsUnitOfWork
+    from paywire.ports import Clock, OpsUnitOfWork
     from paywire.settings import Settings
 
 PENDING_BACKLOG = 1000  # pending messages beyond which the worker is probably not running
@@ -89,17 +89,20 @@ def _dynamodb(settings: Settings) -> Check:
                  f"{TTL_ATTRIBUTE} in place")
 
 
-async def store_checks(settings: Settings) -> list[Check]:
-    """The outbox, flagged orders and recent rejections, in one transaction of the store."""
+async def store_checks(settings: Settings, clock: Clock | None = None) -> list[Check]:
+    """The outbox, flagged orders and recent rejections (up to `clock`'s now, the system
+    clock's unless given), in one transaction of the store."""
     from paywire.bootstrap import store_for
+    from paywire.ports import SystemClock
 
+    now = (clock or SystemClock()).now()
     try:
         store = store_for(settings)
     except ConfigError as exc:
         return [Check("store", "fail", exc.message, "check PAYWIRE_DATABASE_URL")]
     try:
         async with store.transaction() as uow:
-            return [await _outbox(uow), await _attention(uow), await _rejections(uow)]
+            return [await _outbox(uow), await _attention(uow), await _rejections(uow, now)]
     except PaywireError as exc:
         return [Check("store", "fail", exc.message, "check the database")]
     finally:
@@ -141,8 +144,8 @@ async def _attention(uow: OpsUnitOfWork) -> Check:
     return Check("orders", "ok", f"none of the newest {scanned} needs attention")
 
 
-async def _rejections(uow: OpsUnitOfWork) -> Check:
-    since = datetime.now(UTC) - REJECTIONS_WINDOW
+async def _rejections(uow: OpsUnitOfWork, now: datetime) -> Check:
+    since = now - REJECTIONS_WINDOW
     recent = [r for r in await uow.list_rejections(limit=200)
               if r.received_at >= since and not is_probe(r)]
     if not recent:

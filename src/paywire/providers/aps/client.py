@@ -6,7 +6,8 @@ signature raises `ResponseSignatureError`, kind `bad_signature`), then classifie
 
 Retries follow what a retry can achieve:
 - CHECK_STATUS is a query: connection errors, timeouts, 429 and 5xx are retried, bounded
-  (`max_attempts`), with exponential backoff through `jitter` (the one place randomness enters).
+  (`max_attempts`), with the one backoff policy (`paywire.domain.retry`) through `jitter`
+  (the one place randomness enters).
 - A mutating command (PURCHASE, AUTHORIZATION, CAPTURE, VOID_AUTHORIZATION, REFUND) is re-sent
   only when it provably never reached APS (the connection failed, or 429). Once it may have
   arrived (a read timeout, a dropped connection, a 5xx, an unreadable answer) its result is
@@ -46,6 +47,7 @@ from paywire.domain.errors import (
     ValidationError,
 )
 from paywire.domain.money import Money
+from paywire.domain.retry import Backoff, FullJitter, Jitter
 from paywire.providers.aps.amounts import (
     DEFAULT_CURRENCIES,
     check_amount,
@@ -80,11 +82,6 @@ from paywire.providers.aps.results import (
 )
 
 log = logging.getLogger("paywire.providers.aps")
-
-
-def full_jitter(delay: float) -> float:
-    """AWS-style full jitter: a uniform draw from [0, delay]."""
-    return random.uniform(0.0, delay)  # noqa: S311 - spreading retries, not cryptography
 
 
 class ResponseSignatureError(ProviderError):
@@ -124,7 +121,7 @@ class ApsClient:
     def __init__(self, api_url: str, merchant: Merchant, http: httpx.AsyncClient | None = None,
                  *, page_url: str = SANDBOX_PAGE_URL, timeout: float = 30.0,
                  max_attempts: int = 4, backoff_base: float = 0.5, backoff_cap: float = 8.0,
-                 jitter: Callable[[float], float] = full_jitter,
+                 jitter: Jitter | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  currencies: frozenset[str] = DEFAULT_CURRENCIES,
                  min_attempt_seconds: float = deadline.FLOOR_SECONDS) -> None:
@@ -142,9 +139,9 @@ class ApsClient:
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
         self._timeout = timeout
-        self._max_attempts = max_attempts
-        self._backoff_base, self._backoff_cap = backoff_base, backoff_cap
-        self._jitter, self._sleep = jitter, sleep
+        self._retry = Backoff(backoff_base, backoff_cap, jitter or FullJitter(random),
+                             attempts=max_attempts)
+        self._sleep = sleep
         self._floor = min_attempt_seconds
 
     def __repr__(self) -> str:
@@ -306,9 +303,6 @@ class ApsClient:
                      command, reference, result.outcome.value)
         return result
 
-    def _backoff(self, attempt: int) -> float:
-        return self._jitter(min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1)))
-
     @staticmethod
     def _out_of_time(command: str, retry_after: float = 0.0) -> DeadlineExceeded:
         log.warning("aps %s: the request's deadline leaves no time for another attempt",
@@ -361,14 +355,14 @@ class ApsClient:
                     raise ProviderError(f"APS {command} answered HTTP {status}",
                                         provider=PROVIDER, kind=_http_kind(status),
                                         status=status)
-            log.info("aps %s attempt %d/%d failed: %s", command, attempt, self._max_attempts,
+            log.info("aps %s attempt %d/%d failed: %s", command, attempt, self._retry.attempts,
                      error.message)
-            if attempt >= self._max_attempts:
+            pause = self._retry.next(attempt, floor=self._floor)
+            if pause is None:
                 raise error from cause
-            delay = self._backoff(attempt)
-            if deadline.exhausted(delay + self._floor):
-                raise self._out_of_time(command, delay) from (cause or error)
-            await self._sleep(delay)
+            if not pause.in_time:
+                raise self._out_of_time(command, pause.seconds) from (cause or error)
+            await self._sleep(pause.seconds)
 
     def _verified(self, command: str, resp: httpx.Response, *,
                   query: bool) -> dict[str, Any] | _NoAnswer:

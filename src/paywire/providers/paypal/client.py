@@ -5,8 +5,9 @@ Wire JSON is built and read by `mapping`; this module moves it. Three rules hold
 - A mutating call carries the caller's `request_id` as `PayPal-Request-Id` (derived from our
   persisted operation id), unchanged on every attempt, so a retry cannot act twice.
 - Retries are bounded (`max_attempts`) and only for what a retry can fix: connection errors,
-  timeouts, 429 and 5xx; exponential backoff passes through `jitter` (the one place randomness
-  enters, so tests remove it) and a `Retry-After` is honoured. Other 4xx are final.
+  timeouts, 429 and 5xx; the wait follows the one backoff policy (`paywire.domain.retry`),
+  through `jitter` (the one place randomness enters, so tests remove it), and a `Retry-After`
+  is honoured (an HTTP date read against `clock`). Other 4xx are final.
 - The client secret and tokens appear in no repr, log line or exception message.
 - A request's deadline (`paywire.domain.deadline`), when one is set, caps each attempt's
   timeout; an attempt that would start, or a retry that would wait, with less than
@@ -25,8 +26,6 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
@@ -36,14 +35,17 @@ from paywire.domain import deadline
 from paywire.domain.errors import ConfigError, DeadlineExceeded, ProviderError, ValidationError
 from paywire.domain.money import Money
 from paywire.domain.order import Order
+from paywire.domain.retry import Backoff, FullJitter, Jitter, retry_after_seconds
 from paywire.ports import (
     AuthorizationResult,
     CaptureResult,
     CheckoutForm,
+    Clock,
     DisputeResult,
     ProviderOrder,
     ProviderOrderState,
     RefundResult,
+    SystemClock,
 )
 from paywire.providers.paypal import mapping
 
@@ -59,11 +61,6 @@ class SecretLike(Protocol):
     def get_secret_value(self) -> str:
         """The secret itself."""
         ...
-
-
-def full_jitter(delay: float) -> float:
-    """AWS-style full jitter: a uniform draw from [0, delay]."""
-    return random.uniform(0.0, delay)  # noqa: S311 - spreading retries, not cryptography
 
 
 class _Secret:
@@ -89,20 +86,6 @@ class _Token:
     refresh_at: float  # on the client's monotonic clock
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
-        except (TypeError, ValueError):
-            return None
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
 def _seg(resource_id: str) -> str:
     if not resource_id:
         raise ValidationError("a PayPal resource id is required", field="id")
@@ -125,11 +108,12 @@ class PayPalClient:
                  http: httpx.AsyncClient | None = None, *, timeout: float = 30.0,
                  max_attempts: int = 4, backoff_base: float = 0.5, backoff_cap: float = 8.0,
                  max_retry_after: float = 30.0,
-                 jitter: Callable[[float], float] = full_jitter,
+                 jitter: Jitter | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  token_margin_seconds: float = 300.0,
                  monotonic: Callable[[], float] = time.monotonic,
-                 min_attempt_seconds: float = deadline.FLOOR_SECONDS) -> None:
+                 min_attempt_seconds: float = deadline.FLOOR_SECONDS,
+                 clock: Clock | None = None) -> None:
         if (max_attempts < 1 or backoff_base < 0 or backoff_cap < 0 or timeout <= 0
                 or min_attempt_seconds <= 0):
             raise ConfigError("PayPal client: max_attempts >= 1, backoffs >= 0, timeout > 0, "
@@ -144,10 +128,10 @@ class PayPalClient:
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
         self._timeout = timeout
-        self._max_attempts = max_attempts
-        self._backoff_base, self._backoff_cap = backoff_base, backoff_cap
+        self._retry = Backoff(backoff_base, backoff_cap, jitter or FullJitter(random),
+                             attempts=max_attempts)
         self._max_retry_after = max_retry_after
-        self._jitter, self._sleep, self._monotonic = jitter, sleep, monotonic
+        self._sleep, self._monotonic, self._clock = sleep, monotonic, clock or SystemClock()
         self._margin = token_margin_seconds
         self._floor = min_attempt_seconds
         self._token: _Token | None = None
@@ -217,9 +201,6 @@ class PayPalClient:
 
     # --- one call, with retries --------------------------------------------------------------
 
-    def _backoff(self, attempt: int) -> float:
-        return self._jitter(min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1)))
-
     def _out_of_time(self, method: str, path: str, what: str,
                      retry_after: float = 0.0) -> DeadlineExceeded:
         log.warning("paypal %s %s: the request's deadline leaves no time for another attempt",
@@ -244,6 +225,7 @@ class PayPalClient:
                 raise self._out_of_time(method, path, what)
             timeout = deadline.cap(self._timeout)
             cause: Exception | None = None
+            wait: float | None = None  # the server's Retry-After, if it sent one
             try:
                 resp = await self._http.request(method, url, headers=sent, content=content,
                                                 timeout=timeout)
@@ -252,15 +234,15 @@ class PayPalClient:
                     # Cut short by the deadline: no time is left for another attempt.
                     raise self._out_of_time(method, path, what) from exc
                 log.info("paypal %s %s -> %s (attempt %d/%d)", method, path,
-                         type(exc).__name__, attempt, self._max_attempts)
+                         type(exc).__name__, attempt, self._retry.attempts)
                 error = ProviderError(f"PayPal {what} failed: {type(exc).__name__}",
                                       provider=self.name, kind="transient", retryable=True)
-                cause, delay = exc, self._backoff(attempt)
+                cause = exc
             else:
                 status, debug_id = resp.status_code, resp.headers.get("paypal-debug-id")
                 level = logging.DEBUG if resp.is_success else logging.INFO
                 log.log(level, "paypal %s %s -> %d debug_id=%s attempt=%d/%d", method, path,
-                        status, debug_id, attempt, self._max_attempts)
+                        status, debug_id, attempt, self._retry.attempts)
                 if resp.is_success:
                     return resp
                 if status == 401 and bearer and not reauthenticated:
@@ -273,17 +255,17 @@ class PayPalClient:
                                                     debug_id=debug_id)
                 if not error.retryable:
                     raise error
-                wait = _retry_after(resp.headers.get("retry-after"))
+                wait = retry_after_seconds(resp.headers.get("retry-after"), self._clock.now())
                 if wait is not None and wait > self._max_retry_after:
                     error.details["retry_after"] = wait
                     raise error  # longer than a caller should be held: let it reschedule
-                delay = wait if wait is not None else self._backoff(attempt)
-            if attempt >= self._max_attempts:
+            pause = self._retry.next(attempt, hint=wait, floor=self._floor)
+            if pause is None:
                 raise error from cause
-            if deadline.exhausted(delay + self._floor):
-                raise self._out_of_time(method, path, what, delay) from (cause or error)
-            log.info("paypal %s %s: retrying in %.2fs", method, path, delay)
-            await self._sleep(delay)
+            if not pause.in_time:
+                raise self._out_of_time(method, path, what, pause.seconds) from (cause or error)
+            log.info("paypal %s %s: retrying in %.2fs", method, path, pause.seconds)
+            await self._sleep(pause.seconds)
 
     @staticmethod
     def _body(resp: httpx.Response) -> Any:

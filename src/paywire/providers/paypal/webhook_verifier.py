@@ -24,7 +24,7 @@ import ssl
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 import httpx
@@ -32,7 +32,7 @@ from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 
 from paywire.domain.errors import ConfigError, ProviderError, SignatureError
-from paywire.ports import VerifiedDelivery
+from paywire.ports import SystemClock, VerifiedDelivery
 from paywire.providers.paypal import webhook_signature as sig
 
 log = logging.getLogger("paywire.providers.paypal.webhooks")
@@ -42,9 +42,8 @@ CertTrust = Literal["fetched", "bundle"]
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
 
 
-def utc_now() -> datetime:
-    """The current instant, UTC."""
-    return datetime.now(UTC)
+# `clock` below is a `Clock.now`: the verifiers read only the time, so they take just that.
+utc_now = SystemClock().now
 
 
 def load_ca_bundle(pems: Sequence[bytes]) -> list[x509.Certificate]:

@@ -22,11 +22,11 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from paywire.domain.errors import StorageError, ValidationError
-from paywire.ports import Clock
+from paywire.ports import Clock, SystemClock
 from paywire.store.dynamo.expr import Cond, absent, all_of, compare, exists, lease_free
 from paywire.store.dynamo.items import (
     BY_DUE,
@@ -47,21 +47,13 @@ Refine = Callable[[list[Item]], Awaitable[list[Item]]]
 CLAIM_PAGES = 10
 
 
-class UtcClock:
-    """The system clock, in UTC (the default when no clock is injected)."""
-
-    def now(self) -> datetime:
-        """The current instant, aware UTC."""
-        return datetime.now(UTC)
-
-
 @dataclass
 class StoreContext:
     """What a store hands each of its units of work: the table, a clock, settings, and the
     source of history sequence numbers."""
 
     table: DynamoTable
-    clock: Clock = field(default_factory=UtcClock)
+    clock: Clock = field(default_factory=SystemClock)
     rejection_ttl: timedelta = timedelta(days=90)
     _last_seq: int = 0
 

@@ -32,8 +32,8 @@ try:
 except ImportError as exc:  # pragma: no cover - the core install has no boto3
     raise ImportError("the DynamoDB store needs boto3: pip install 'paywire[aws]'") from exc
 
-from paywire.ports import Clock
-from paywire.store.dynamo.base import StoreContext, UtcClock
+from paywire.ports import Clock, SystemClock
+from paywire.store.dynamo.base import StoreContext
 from paywire.store.dynamo.items import INDEXES, TTL_ATTRIBUTE
 from paywire.store.dynamo.table import DynamoTable, translate
 from paywire.store.dynamo.unit import DynamoUnitOfWork
@@ -127,7 +127,7 @@ class DynamoStore:
             endpoint_url=endpoint_url, region=region, connect_timeout=connect_timeout,
             read_timeout=read_timeout, max_attempts=max_attempts)
         table = DynamoTable(self._client, table_name, page_size=page_size)
-        self._ctx = StoreContext(table, clock or UtcClock(), rejection_ttl)
+        self._ctx = StoreContext(table, clock or SystemClock(), rejection_ttl)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> DynamoStore:
