@@ -23,11 +23,12 @@ import pytest
 from awskit import STAGE_API_KEYS as API_KEYS
 from awskit import Clock, Stage
 from awstemplatekit import AwsRecorder
+from paywire.aws.api_keys import StageApiKeys
 from paywire.aws.authorizer import Authorizer
 from paywire.aws.config import AwsConfig
 from paywire.aws.events import LocalContext, authorizer_event, http_answer, http_event
 from paywire.aws.http import HttpApi
-from paywire.aws.secrets import StageApiKeys, StageSecrets
+from paywire.aws.secrets import StageSecrets
 from paywire.domain.errors import ConfigError
 from paywire.testing import MotoServer, run_moto
 

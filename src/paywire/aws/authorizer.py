@@ -12,7 +12,7 @@ itself uses for that key (a digest prefix, never the key), which the access log 
 unauthenticated traffic away from the function that holds the table's write access, it does
 not replace the app's check.
 
-The keys come from the stage's app secret alone (`paywire.aws.secrets.StageApiKeys`: the
+The keys come from the stage's app secret alone (`paywire.aws.api_keys.StageApiKeys`: the
 `api_keys` of `paywire/<stage>/app`, cached for `PAYWIRE_SECRETS_TTL_SECONDS`, 300 s by
 default, stale keys served through a failed re-read for the grace period). Nothing else is
 read: no PayPal secret, no SSM parameter, no table, so the function's role needs only
@@ -54,7 +54,7 @@ from pydantic import SecretStr
 
 from paywire.api.keys import ApiKeys, bearer_token
 from paywire.aws import logs
-from paywire.aws.secrets import StageApiKeys
+from paywire.aws.api_keys import StageApiKeys
 from paywire.domain.errors import ConfigError
 
 log = logging.getLogger("paywire.aws.authorizer")

@@ -39,27 +39,36 @@ PayPal secret the stage's environment is `PAYWIRE_PAYPAL_ENV` (the template sets
 stage), and the settings load as an outbox-only process's (`paywire.settings.outbox_only`: no
 provider credentials, webhook id or catalog required, and none of them there to use).
 
-`StageApiKeys` reads the app secret's `api_keys` alone, under the same TTL and grace period,
-for API Gateway's authorizer (`paywire.aws.authorizer`), whose role may read nothing else.
+`StageApiKeys` (`paywire.aws.api_keys`) reads the app secret's `api_keys`
+alone, under the same TTL and grace period, for API Gateway's authorizer
+(`paywire.aws.authorizer`), whose role may read nothing else. The Secrets Manager primitives
+both use (client, one secret's read, freshness) are in `paywire.aws.secret_reads`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from paywire.aws.secret_reads import (
+    Freshness,
+    api_keys_of,
+    aws_error_code,
+    boto3_client,
+    of_source,
+    read_secret,
+)
 from paywire.domain.errors import ConfigError
-from paywire.settings import MIN_API_KEY_CHARS, Settings, StageSource, env_name, outbox_only
+from paywire.settings import Settings, StageSource, env_name, outbox_only
 
 if TYPE_CHECKING:
     import httpx
@@ -89,12 +98,6 @@ ALL_SECRETS = frozenset({PAYPAL_SECRET, APP_SECRET})
 # Settings that choose where the others come from: never from SSM.
 SOURCE_FIELDS = ("stage", "stage_environment", "paypal_env", "paypal_secret_id",
                  "app_secret_id", "secrets_ttl_seconds", "secrets_stale_grace_seconds")
-STALE_RETRY_SECONDS = 30.0
-_HINTS = {
-    "ResourceNotFoundException": "create it (README, deploy section) or set {var}",
-    "AccessDeniedException": "grant this role secretsmanager:GetSecretValue on it",
-    "DecryptionFailure": "grant this role kms:Decrypt on the secret's KMS key",
-}
 
 
 @dataclass(frozen=True)
@@ -112,114 +115,11 @@ class StageValues:
 
 
 @dataclass
-class _Freshness:
-    """When cached values were read and when they are read again: after the TTL, and after a
-    failed re-read every `STALE_RETRY_SECONDS` (at most) until the grace period ends."""
-
-    read_at: float  # when the values were last read successfully
-    ttl: float
-    grace: float
-    refresh_at: float  # when the next read is due
-
-    @classmethod
-    def read_now(cls, source: StageSource, now: float) -> _Freshness:
-        """Values read successfully at `now`, under `source`'s TTL and grace period."""
-        ttl = source.secrets_ttl_seconds
-        return cls(now, ttl, source.secrets_stale_grace_seconds, now + ttl)
-
-    def keep_stale(self, now: float, error: ConfigError, what: str) -> bool:
-        """After a failed re-read: False once the grace period is over (the caller raises),
-        else True, the next try scheduled and a WARNING naming `what` and the error."""
-        deadline = self.read_at + self.ttl + self.grace
-        if now >= deadline:
-            return False
-        # Retried now and then (not at every call of an outage), and at the deadline.
-        self.refresh_at = min(now + min(self.ttl, STALE_RETRY_SECONDS), deadline)
-        log.warning("%s not refreshed: %s; serving those read %.0f s ago (for up to %.0f s "
-                    "more)", what, error.message, now - self.read_at, deadline - now)
-        return True
-
-
-@dataclass
 class _Cache:
     source: StageSource  # where the values came from: another source is another stage
     values: StageValues
-    fresh: _Freshness
+    fresh: Freshness
     built: tuple[dict[str, Any], Settings] | None = None  # (overrides, what they built)
-
-
-@dataclass
-class _KeysCache:
-    source: StageSource
-    keys: tuple[SecretStr, ...]
-    fresh: _Freshness
-
-
-C = TypeVar("C", _Cache, _KeysCache)
-
-
-def _of_source(cache: C | None, source: StageSource) -> C | None:
-    """The cache if its values came from `source` (another source is another stage)."""
-    return cache if cache is not None and cache.source == source else None
-
-
-class SecretPayloadFilter(logging.Filter):
-    """Redacts botocore's DEBUG lines that carry a Secrets Manager payload.
-
-    botocore logs every request's parameters and every response body at DEBUG: a
-    GetSecretValue answer would put the secret into the logs of anyone who turns DEBUG on.
-    """
-
-    MARKERS = ("SecretString", "SecretBinary")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Keep the record; blank its message if it holds a secret payload."""
-        try:
-            text = record.getMessage()
-        except (TypeError, ValueError, KeyError):  # a malformed record: logging reports it
-            return True
-        if any(marker in text for marker in self.MARKERS):
-            record.msg, record.args = "%s", ("[a Secrets Manager payload, redacted]",)
-        return True
-
-
-@functools.cache
-def redact_secret_payloads() -> None:
-    """Install `SecretPayloadFilter` on the botocore loggers that print payloads (once)."""
-    for name in ("botocore.endpoint", "botocore.parsers", "botocore.hooks", "botocore.auth",
-                 "botocore.retryhandler", "botocore.httpsession"):
-        logging.getLogger(name).addFilter(SecretPayloadFilter())
-
-
-def boto3_client(service: str) -> Any:
-    """A boto3 client from the standard AWS environment (region, endpoint, credentials), with
-    short timeouts and bounded retries; ConfigError without the extra or a region."""
-    try:
-        import boto3
-        from botocore.config import Config
-        from botocore.exceptions import BotoCoreError
-    except ImportError as exc:
-        raise ConfigError("PAYWIRE_STAGE is set: reading a stage's secrets needs the AWS extra: "
-                          "pip install 'paywire[aws]'") from exc
-    redact_secret_payloads()
-    config = Config(connect_timeout=3, read_timeout=5,
-                    retries={"max_attempts": 3, "mode": "standard"})
-    try:
-        return boto3.session.Session().client(service, config=config)
-    except BotoCoreError as exc:
-        raise ConfigError(f"cannot make an AWS {service} client: {type(exc).__name__} (set "
-                          "AWS_REGION)", details={"aws_error_code": type(exc).__name__}
-                          ) from exc
-
-
-def aws_error_code(exc: Exception) -> str:
-    """AWS's error code of a botocore error (`ResourceNotFoundException`), else its type."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = (response.get("Error") or {}).get("Code")
-        if isinstance(code, str) and code:
-            return code
-    return type(exc).__name__
 
 
 class StageSecrets:
@@ -256,7 +156,7 @@ class StageSecrets:
         source = StageSource.load()
         with self._lock:
             now = self._clock()
-            cache = _of_source(self._cache, source)
+            cache = of_source(self._cache, source)
             if cache is not None and now < cache.fresh.refresh_at:
                 if cache.built is not None and cache.built[0] == key:
                     return cache.built[1]
@@ -280,7 +180,7 @@ class StageSecrets:
             if cache.built is None or cache.built[0] != key:
                 cache.built = (key, self._build(cache.values, overrides))
             return cache.built[1]
-        self._cache = _Cache(source, values, _Freshness.read_now(source, now),
+        self._cache = _Cache(source, values, Freshness.read_now(source, now),
                              built=(key, settings))
         return settings
 
@@ -407,97 +307,6 @@ def _check_aps_env(source: StageSource, environment: str, parameter: Any) -> Non
                           "stage choose)", details={"secret_id": where, "parameter": name})
 
 
-class StageApiKeys:
-    """The stage's API keys alone (its app secret's `api_keys`), cached like `StageSecrets`.
-
-    For a function that needs nothing else, API Gateway's authorizer: it reads neither the
-    PayPal secret nor SSM, so its role needs `secretsmanager:GetSecretValue` on the app secret
-    only, and it does not fail when the rest of the stage's configuration does. The same TTL
-    and grace period apply (`PAYWIRE_SECRETS_TTL_SECONDS`, `..._STALE_GRACE_SECONDS`): a
-    failed re-read keeps serving the keys last read (a WARNING) until the grace period ends,
-    then raises ConfigError, as a failed first read does. The app secret's other keys are
-    neither validated nor kept here; a key shorter than the app accepts (`MIN_API_KEY_CHARS`)
-    is refused, as the app refuses to start with it. Unchanged keys give the very same tuple
-    back, so a caller may rebuild what it derived only when they change.
-    """
-
-    def __init__(self, *, clock: Clock = time.monotonic,
-                 clients: ClientFactory = boto3_client) -> None:
-        self._clock = clock
-        self._clients = clients
-        self._client: Any = None
-        self._cache: _KeysCache | None = None
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        count = len(self._cache.keys) if self._cache is not None else None
-        return f"StageApiKeys(keys={count!r})"
-
-    def keys(self) -> tuple[SecretStr, ...]:
-        """The stage's API keys: cached, re-read after the TTL; ConfigError when they cannot
-        be read (and no keys read before are still within the grace period)."""
-        source = StageSource.load()
-        with self._lock:
-            now = self._clock()
-            cache = _of_source(self._cache, source)
-            if cache is not None and now < cache.fresh.refresh_at:
-                return cache.keys
-            try:
-                keys = self.read(source)
-            except ConfigError as exc:
-                if cache is None or not cache.fresh.keep_stale(now, exc, "API keys"):
-                    raise
-                return cache.keys
-            if cache is not None and keys == cache.keys:
-                keys = cache.keys  # unchanged: the same object back
-            self._cache = _KeysCache(source, keys, _Freshness.read_now(source, now))
-            return keys
-
-    def read(self, source: StageSource) -> tuple[SecretStr, ...]:
-        """Read the app secret's `api_keys` (uncached); ConfigError naming the secret id (and
-        AWS's error code, the offending key's position) when they cannot be read or used."""
-        if source.stage is None:
-            raise ConfigError("PAYWIRE_STAGE is not set: no stage to read API keys for")
-        if self._client is None:
-            self._client = self._clients("secretsmanager")
-        secret_id = source.app_secret
-        data = read_secret(self._client, secret_id, "PAYWIRE_APP_SECRET_ID")
-        keys = tuple(_api_keys(data.get("api_keys"), secret_id))
-        for i, key in enumerate(keys, start=1):
-            if len(key.get_secret_value()) < MIN_API_KEY_CHARS:
-                raise ConfigError(f"the stage secret {secret_id}: api_keys #{i} is shorter "
-                                  f"than {MIN_API_KEY_CHARS} characters",
-                                  details={"secret_id": secret_id})
-        return keys
-
-
-def read_secret(client: Any, secret_id: str, override_var: str) -> dict[str, Any]:
-    """One Secrets Manager secret holding a JSON object, read with `client`; ConfigError naming
-    the secret id, AWS's error code and what to do (`override_var` names the variable that
-    chooses another id), never a value."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        answer = client.get_secret_value(SecretId=secret_id)
-    except (ClientError, BotoCoreError) as exc:
-        code = aws_error_code(exc)
-        hint = _HINTS.get(code, "check the secret and this role's access to it")
-        raise ConfigError(f"cannot read the stage secret {secret_id} from AWS Secrets "
-                          f"Manager: {code}; {hint.format(var=override_var)}",
-                          details={"secret_id": secret_id, "aws_error_code": code}) from exc
-    text = answer.get("SecretString")
-    if text is None and isinstance(answer.get("SecretBinary"), bytes):
-        text = answer["SecretBinary"].decode("utf-8", errors="replace")
-    try:
-        data = json.loads(text) if isinstance(text, str) else None
-    except ValueError:
-        data = None  # the parser's error would quote the secret
-    if not isinstance(data, dict):
-        raise ConfigError(f"the stage secret {secret_id} is not a JSON object",
-                          details={"secret_id": secret_id})
-    return data
-
-
 def _parameter(path: str, name: str, value: Any) -> Any:
     field = name.lower()
     where = f"SSM parameter {path}/{name}"
@@ -531,25 +340,13 @@ def _mapped(data: dict[str, Any], keys: dict[str, str], secret_id: str) -> dict[
 
 def _secret_value(value: Any, secret_id: str, key: str) -> SecretStr | list[SecretStr] | None:
     if key == "api_keys":
-        return _api_keys(value, secret_id)
+        return api_keys_of(value, secret_id)
     if value is None:
         return None
     if isinstance(value, str):
         return SecretStr(value) if value.strip() else None
     raise ConfigError(f"the stage secret {secret_id}: {key} must be a string",
                       details={"secret_id": secret_id})
-
-
-def _api_keys(value: Any, secret_id: str) -> list[SecretStr]:
-    """The app secret's `api_keys`: a list of strings or one comma-separated string."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [SecretStr(part.strip()) for part in value.split(",") if part.strip()]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [SecretStr(v) for v in value if v.strip()]
-    raise ConfigError(f"the stage secret {secret_id}: api_keys must be a string or a list of "
-                      "strings", details={"secret_id": secret_id})
 
 
 @functools.cache

@@ -47,7 +47,7 @@ def _dynamodb(settings: Settings) -> Check:
     """The table is ACTIVE with paywire's key schema and indexes, and TTL is on its attribute."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from paywire.aws.secrets import aws_error_code
+    from paywire.aws.secret_reads import aws_error_code
     from paywire.store.dynamo import TTL_ATTRIBUTE, make_client, table_definition
 
     table = settings.dynamodb_table or ""
