@@ -24,6 +24,7 @@ from typing import TypeVar
 from paywire.domain import deadline
 from paywire.domain.errors import ConflictError, DeadlineExceeded, ProviderError
 from paywire.ports import Clock, ProviderOperation, Store
+from paywire.services.common import error_json
 
 T = TypeVar("T")
 
@@ -73,18 +74,13 @@ class OperationRunner:
     async def release(self, key: str, error: ProviderError) -> None:
         """Give the key back still pending (the call may or may not have happened)."""
         async with self.store.transaction() as uow:
-            await uow.finish_operation(key, "pending", None, _error_json(error),
+            await uow.finish_operation(key, "pending", None, error_json(error),
                                        self.clock.now())
 
     async def fail(self, key: str, error: ProviderError) -> None:
         """Record that the call was refused for good under this key."""
         async with self.store.transaction() as uow:
-            await uow.finish_operation(key, "failed", None, _error_json(error), self.clock.now())
-
-
-def _error_json(error: ProviderError) -> dict[str, object]:
-    return {"kind": error.kind, "status": error.status, "name": error.name, "issue": error.issue,
-            "debug_id": error.debug_id, "message": error.message}
+            await uow.finish_operation(key, "failed", None, error_json(error), self.clock.now())
 
 
 async def retry_on_conflict(fn: Callable[[], Awaitable[T]], attempts: int = 8) -> T:
