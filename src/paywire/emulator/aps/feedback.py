@@ -25,14 +25,16 @@ import contextlib
 import json
 import logging
 import secrets
+import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import httpx
 
-if TYPE_CHECKING:
-    from paywire.emulator.aps.state import ApsState
+from paywire.emulator.aps.config import ApsEmulatorConfig
+from paywire.emulator.clock import EmulatorClock
+from paywire.emulator.faults import FaultInjector
 
 log = logging.getLogger("paywire.emulator.aps.feedback")
 CHANNELS = ("direct", "notification")
@@ -93,10 +95,20 @@ class Attempt:
                 "body_base64": base64.b64encode(self.body).decode()}
 
 
+class FeedbackHost(Protocol):
+    """What the deliverer reads of the APS state (`state.ApsState`, which makes the deliverer:
+    naming it here would be an import loop)."""
+
+    config: ApsEmulatorConfig
+    clock: EmulatorClock
+    faults: FaultInjector
+    lock: threading.RLock
+
+
 class FeedbackDeliverer:
     """Sends feedback from background tasks on the app's event loop."""
 
-    def __init__(self, state: ApsState) -> None:
+    def __init__(self, state: FeedbackHost) -> None:
         self.state = state
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None

@@ -25,11 +25,13 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
-from paywire.emulator.clock import iso
+from paywire.emulator.clock import EmulatorClock, iso
+from paywire.emulator.faults import FaultInjector
+from paywire.emulator.paypal.config import PayPalConfig
 from paywire.emulator.paypal.signing import (
     AUTH_ALGO,
     CERT_PATH,
@@ -38,7 +40,7 @@ from paywire.emulator.paypal.signing import (
     generate_pki,
     sign,
 )
-from paywire.emulator.paypal.state import EmulatorState, Webhook
+from paywire.emulator.paypal.subscriptions import Webhook
 
 log = logging.getLogger("paywire.emulator.paypal.delivery")
 
@@ -130,10 +132,21 @@ def base_url_of(event: dict[str, Any]) -> str | None:
     return None
 
 
+class DeliveryHost(Protocol):
+    """What the deliverer reads of the emulator's state (`state.EmulatorState`, which makes the
+    deliverer: naming it here would be an import loop)."""
+
+    config: PayPalConfig
+    clock: EmulatorClock
+    faults: FaultInjector
+    events: dict[str, dict[str, Any]]
+    webhooks: dict[str, Webhook]
+
+
 class WebhookDeliverer:
     """Delivers events to subscribed URLs from background tasks on the app's event loop."""
 
-    def __init__(self, emu: EmulatorState) -> None:
+    def __init__(self, emu: DeliveryHost) -> None:
         self.emu = emu
         self._pki: Pki | None = None
         self._pki_lock = threading.Lock()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from paywire.emulator.clock import EmulatorClock
 from paywire.emulator.faults import FaultInjector
 from paywire.emulator.paypal.config import AppCredentials, PayPalConfig
+from paywire.emulator.paypal.subscriptions import Webhook as Webhook
 
 if TYPE_CHECKING:
     from paywire.emulator.paypal.delivery import WebhookDeliverer
@@ -154,16 +155,6 @@ class Dispute:
     create_time: float
     update_time: float
     outcome: str | None = None  # RESOLVED_BUYER_FAVOUR | RESOLVED_SELLER_FAVOUR | ...
-
-
-@dataclass
-class Webhook:
-    """A webhook subscription of one app."""
-
-    id: str
-    client_id: str
-    url: str
-    event_types: list[str]  # ["*"] = all
 
 
 @dataclass
