@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from paywire.domain.errors import PaywireError, ProviderError
 from paywire.domain.facts import Fact
 from paywire.domain.order import Order, OrderStatus, Verdict
+from paywire.domain.retry import Backoff
 from paywire.domain.transition import Outcome
 from paywire.ports import (
     AuthorizationResult,
@@ -156,10 +157,10 @@ class Reconciler:
         return twin
 
     def delay(self, attempts: int) -> timedelta:
-        """How long after its `attempts`-th check an order is checked again (capped)."""
-        if attempts >= 40:  # 2**40 × any seed is far past any cap
-            return self.max_delay
-        return min(self.base_delay * (1 << max(attempts - 1, 0)), self.max_delay)
+        """How long after its `attempts`-th check an order is checked again (the one backoff
+        policy, `domain.retry.Backoff`, without jitter: doubling from `base_delay`, capped)."""
+        backoff = Backoff(self.base_delay.total_seconds(), self.max_delay.total_seconds())
+        return timedelta(seconds=backoff.ceiling(attempts))
 
     async def run_once(self) -> ReconcileReport:
         """One pass: due orders, pending refunds, then the truth-fetch queue once."""

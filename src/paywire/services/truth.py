@@ -23,6 +23,7 @@ from datetime import timedelta
 from paywire.domain.errors import ConfigError, PaywireError, ProviderError
 from paywire.domain.facts import Dispute, Fact
 from paywire.domain.order import PAID, Order, OrderStatus
+from paywire.domain.retry import Backoff
 from paywire.ports import (
     Clock,
     DisputeResult,
@@ -129,7 +130,8 @@ class TruthFetcher:
                 return
             final = isinstance(exc, Unresolvable) or attempts >= self.max_attempts or (
                 isinstance(exc, ProviderError) and exc.kind in ("invalid", "not_found"))
-            delay = min(self.base_delay * (2 ** (attempts - 1)), self.max_delay)
+            delay = timedelta(seconds=Backoff(self.base_delay.total_seconds(),
+                                              self.max_delay.total_seconds()).ceiling(attempts))
             log.info("truth fetch %s failed (attempt %d): %s", task.id, attempts, exc.message)
             if final and task.order_id:
                 await self._attention(task.order_id, f"truth_fetch_failed:{task.kind}",
