@@ -17,7 +17,13 @@ from pydantic import SecretStr
 
 from apikit import ADMIN, API_KEY, assert_error, sqlite_url
 from paywire.bootstrap import build, create_app
-from paywire.bootstrap.kits import kit_named, kit_names, register_kit, unregister_kit
+from paywire.bootstrap.kits import (
+    ENTRY_POINT_GROUP,
+    kit_named,
+    kit_names,
+    register_kit,
+    unregister_kit,
+)
 from paywire.domain.errors import ConfigError
 from paywire.settings import Settings
 from paywire.testing import ServerThread
@@ -136,3 +142,21 @@ def test_an_unknown_provider_fails_at_start_up(tmp_path: Path) -> None:
     """A shop naming a provider no kit provides does not start: the error names the setting."""
     with pytest.raises(ConfigError, match="PAYWIRE_PROVIDERS names 'nosuch'"):
         asyncio.run(build(toy_settings(tmp_path, ["nosuch"])))
+
+
+def test_an_installed_package_offers_its_kit_through_an_entry_point(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A distribution announcing a kit under the `paywire.providers` entry-point group is found
+    by name without any registration in code."""
+    info = tmp_path / "paywire_toy-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: paywire-toy\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\ntoy = toyprovider.kit:ToyKit\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "toy" not in kit_names()
+    try:
+        kit = kit_named("toy")
+        assert isinstance(kit, ToyKit) and kit_names()[-1] == "toy"
+    finally:
+        unregister_kit("toy")

@@ -173,8 +173,7 @@ _RAW_DELIVERY = {"requestBody": {
 
 @router.post(WEBHOOK_ROUTE, response_model=WebhookAck, responses=_WEBHOOK_ERRORS,
              tags=["webhooks"], openapi_extra=_RAW_DELIVERY)
-async def provider_webhook(request: Request, c: Container,
-                           provider: str) -> JSONResponse:
+async def provider_webhook(request: Request, c: Container, provider: str) -> JSONResponse:
     """A payment provider's signed deliveries (`paypal`: PayPal's webhook events; `aps`: Amazon
     Payment Services' direct transaction feedback and notification feedback, one URL for
     both; any other provider kit the shop offers by its name).
@@ -188,7 +187,7 @@ async def provider_webhook(request: Request, c: Container,
     ingest = c.webhook_ingests.get(provider)
     if ingest is None:
         return error_response(404, "not_found", f"this shop does not take payments through "
-                              f"{provider!r} (PAYWIRE_PROVIDERS)",
+                              f"{provider[:32]!r} (PAYWIRE_PROVIDERS)",
                               request_id=request_id_of(request))
     return await _ingest(request, c, ingest)
 

@@ -1,6 +1,6 @@
 """The provider kits by name: paywire's own (PayPal, APS), those registered in code, and those
 installed packages announce under the `paywire.providers` entry-point group (each a kit, or a
-callable returning one), loaded the first time a name is not found.
+callable returning one), loaded when a name is not found among those registered.
 
 Registration is process-wide on purpose: the composition root runs wherever settings are
 loaded (the API, the CLI, a Lambda function), and a plug-in registered once reaches them all.
@@ -21,7 +21,6 @@ log = logging.getLogger("paywire")
 ENTRY_POINT_GROUP = "paywire.providers"
 _BUILT_IN: tuple[ProviderKit, ...] = (PayPalKit(), ApsKit())
 _kits: dict[str, ProviderKit] = {kit.name: kit for kit in _BUILT_IN}
-_entry_points_loaded = False
 
 
 def register_kit(kit: ProviderKit, *, replace: bool = False) -> None:
@@ -57,10 +56,8 @@ def kit_named(name: str) -> ProviderKit:
 
 
 def _load_entry_points() -> None:
-    global _entry_points_loaded  # loaded once per process
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
+    """Register the installed kits not registered yet (looked at only when a name is not
+    found, which is start-up or its failure: cheap enough to look again each time)."""
     for point in entry_points(group=ENTRY_POINT_GROUP):
         loaded = point.load()
         kit: ProviderKit = loaded() if callable(loaded) else loaded
