@@ -39,7 +39,10 @@ webhook_setup: ContextVar[bool] = ContextVar("paywire_webhook_setup", default=Fa
 outbox_only: ContextVar[bool] = ContextVar("paywire_outbox_only", default=False)
 
 PayPalEnv = Literal["sandbox", "live", "emulator"]
-ProviderName = Literal["paypal", "aps"]
+# A provider's name in PAYWIRE_PROVIDERS: each names a provider kit (`paywire.bootstrap.kits`),
+# which the composition root looks up (an unknown name fails there, listing the known kits).
+ProviderName = str
+_PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 APS_URLS = {  # (server-to-server API, hosted payment page)
     "sandbox": ("https://sbpaymentservices.payfort.com/FortAPI/paymentApi",
                 "https://sbcheckout.payfort.com/FortAPI/paymentPage"),
@@ -410,6 +413,15 @@ class Settings(BaseSettings):
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         return _csv(value)
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _PROVIDER_NAME.fullmatch(name):
+                raise ValueError(f"PAYWIRE_PROVIDERS: {name!r} is not a provider name (lower-case "
+                                 "letters, digits and `_`, as paypal or aps)")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

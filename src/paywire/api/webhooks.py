@@ -1,6 +1,8 @@
-"""`POST /webhooks/paypal` over the raw request bytes, and the operators' view of what came in.
+"""`POST /webhooks/{provider}` over the raw request bytes, and the operators' view of what came in.
 
-The signature covers the exact bytes PayPal sent, so this route reads the ASGI body stream
+One route serves every provider the shop offers, by the name of its kit (`/webhooks/paypal`,
+`/webhooks/aps`, a plug-in's `/webhooks/<name>`); the container holds each one's ingest.
+The signature covers the exact bytes the provider sent, so this route reads the ASGI body stream
 itself, under its own size limit (`PAYWIRE_WEBHOOK_MAX_BODY_BYTES`; over it → 413 before any
 verification), and the general body-limit middleware is routed around it (`BodyLimitExcept`):
 nothing re-reads, buffers into another shape or re-serialises the body before it is verified.
@@ -61,9 +63,20 @@ from paywire.settings import Settings
 
 log = logging.getLogger("paywire.webhooks")
 
+WEBHOOK_PREFIX = "/webhooks/"
+WEBHOOK_ROUTE = WEBHOOK_PREFIX + "{provider}"  # one route, every provider kit by name
 WEBHOOK_PATH = "/webhooks/paypal"
 APS_WEBHOOK_PATH = "/webhooks/aps"
+# paywire's own providers' delivery paths: the AWS template routes each to the webhook
+# function, and `paywire dev --aws` does the same.
 RAW_BODY_PATHS = frozenset({WEBHOOK_PATH, APS_WEBHOOK_PATH})
+
+
+def is_webhook_path(path: str) -> bool:
+    """Whether `path` is a provider's delivery path (`/webhooks/<name>`), whose raw bytes the
+    route reads itself."""
+    name = path.removeprefix(WEBHOOK_PREFIX)
+    return name != path and bool(name) and "/" not in name
 
 
 class WebhookContainer(Protocol):
@@ -71,8 +84,7 @@ class WebhookContainer(Protocol):
 
     settings: Settings
     store: Store
-    webhooks: WebhookIngest | None  # None: the shop does not offer PayPal
-    aps_webhooks: WebhookIngest | None
+    webhook_ingests: dict[str, WebhookIngest]  # by provider name: those the shop offers
     truth: TruthFetcher
     metrics: Metrics  # each delivery counted by outcome (`services.metering`)
 
@@ -88,17 +100,16 @@ admin_router = APIRouter()  # the operator's views of the webhook machinery
 
 
 class BodyLimitExcept:
-    """The general request body limit on every path except the raw-body ones, which read and
-    limit their own bytes (the general limit would buffer and replay them first)."""
+    """The general request body limit on every path except the providers' delivery paths,
+    which read and limit their own bytes (the general limit would buffer and replay them
+    first)."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int,
-                 raw_paths: frozenset[str] = RAW_BODY_PATHS) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.limited = BodyLimitMiddleware(app, max_bytes=max_bytes)
-        self.raw_paths = raw_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in self.raw_paths:
+        if scope["type"] == "http" and is_webhook_path(scope["path"]):
             await self.app(scope, receive, send)
         else:
             await self.limited(scope, receive, send)
@@ -152,48 +163,33 @@ _WEBHOOK_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 # The body is read raw (never parsed by the framework); documented here for the reader.
-_RAW_EVENT = {"requestBody": {"required": True, "description": "PayPal's event JSON, exactly as "
-                              "signed (PAYPAL-TRANSMISSION-* headers required)",
-                              "content": {"application/json": {"schema": {"type": "object"}}}}}
-
-
-@router.post(WEBHOOK_PATH, response_model=WebhookAck, responses=_WEBHOOK_ERRORS,
-             tags=["webhooks"], openapi_extra=_RAW_EVENT)
-async def paypal_webhook(request: Request, c: Container) -> JSONResponse:
-    """PayPal's signed event deliveries: verified over the raw bytes, stored once, applied.
-
-    200 for every verified event (new or duplicate); 4xx `webhook_rejected` for a delivery
-    that fails verification for good (recorded, with the check that failed and its likely
-    cause); 503 when something on our side is down, so PayPal's retry succeeds later.
-    """
-    if c.webhooks is None:
-        return error_response(404, "not_found", "this shop does not take PayPal payments "
-                              "(PAYWIRE_PROVIDERS)", request_id=request_id_of(request))
-    return await _ingest(request, c, c.webhooks)
-
-
-_RAW_FEEDBACK = {"requestBody": {
-    "required": True, "description": "APS's signed feedback parameters, exactly as sent",
+_RAW_DELIVERY = {"requestBody": {
+    "required": True, "description": "The provider's delivery, exactly as signed: PayPal's event "
+    "JSON (PAYPAL-TRANSMISSION-* headers required); APS's signed feedback parameters (JSON, or "
+    "form-encoded as a tolerance)",
     "content": {"application/json": {"schema": {"type": "object"}},
                 "application/x-www-form-urlencoded": {"schema": {"type": "object"}}}}}
 
 
-@router.post(APS_WEBHOOK_PATH, response_model=WebhookAck, responses=_WEBHOOK_ERRORS,
-             tags=["webhooks"], openapi_extra=_RAW_FEEDBACK)
-async def aps_feedback(request: Request, c: Container) -> JSONResponse:
-    """Amazon Payment Services' direct transaction feedback and notification feedback (one
-    URL serves both): JSON, or form-encoded as a tolerance.
+@router.post(WEBHOOK_ROUTE, response_model=WebhookAck, responses=_WEBHOOK_ERRORS,
+             tags=["webhooks"], openapi_extra=_RAW_DELIVERY)
+async def provider_webhook(request: Request, c: Container, provider: str) -> JSONResponse:
+    """A payment provider's signed deliveries (`paypal`: PayPal's webhook events; `aps`: Amazon
+    Payment Services' direct transaction feedback and notification feedback, one URL for
+    both; any other provider kit the shop offers by its name).
 
-    The response signature is checked over every received parameter before anything is read;
-    each delivery is stored once (keyed by the hash of its canonical signed parameters) and
-    answered 200 only after that; a bad signature is refused 400 and recorded with its
-    explanation; 503 when something on our side is down, so APS retries. 404 when the shop
-    does not offer APS.
+    Verified over the raw bytes before anything is read (the provider's own signature), stored
+    once, applied. 200 for every verified delivery (new or duplicate); 4xx `webhook_rejected`
+    for one that fails verification for good (recorded, with the check that failed and its
+    likely cause); 503 when something on our side is down, so the provider's retry succeeds
+    later; 404 when the shop does not offer the provider (PAYWIRE_PROVIDERS).
     """
-    if c.aps_webhooks is None:
-        return error_response(404, "not_found", "this shop does not take APS payments "
-                              "(PAYWIRE_PROVIDERS)", request_id=request_id_of(request))
-    return await _ingest(request, c, c.aps_webhooks)
+    ingest = c.webhook_ingests.get(provider)
+    if ingest is None:
+        return error_response(404, "not_found", f"this shop does not take payments through "
+                              f"{provider[:32]!r} (PAYWIRE_PROVIDERS)",
+                              request_id=request_id_of(request))
+    return await _ingest(request, c, ingest)
 
 
 async def _ingest(request: Request, c: WebhookContainer, ingest: WebhookIngest) -> JSONResponse:

@@ -2,11 +2,12 @@
 
 Nothing else instantiates adapters. `build(settings)` loads the catalog (refusing prices the
 default provider cannot take), migrates an embedded SQLite database, and wires the store, the
-offered providers (PayPal, APS) in one `ProviderRegistry`, a UTC clock, the order services
-(`OrderQueries`, `Checkout`, `Refunds`, sharing one `TruthApplier`), webhook ingest (the verifier
-`paywire.bootstrap.webhooks` chooses, each provider's event parser), the truth fetcher, the
-reconciler and the outbox worker. No network call is made here (`paywire.bootstrap.app` runs
-the background work).
+offered providers in one `ProviderRegistry`, a UTC clock, the order services (`OrderQueries`,
+`Checkout`, `Refunds`, sharing one `TruthApplier`), one webhook ingest per provider, the truth
+fetcher, the reconciler and the outbox worker. Each provider, its webhook verifier and event
+parser come from its kit (`paywire.bootstrap.kits`), one per name PAYWIRE_PROVIDERS lists, so
+adding a provider touches nothing here. No network call is made here (`paywire.bootstrap.app`
+runs the background work).
 """
 
 from __future__ import annotations
@@ -21,17 +22,16 @@ from datetime import timedelta
 import httpx
 
 from paywire.bootstrap.adapters import (
-    aps_parts,
     migrate_embedded,
     outbox_worker,
-    paypal_client,
     reconciler_for,
     store_for,
     worker_id,
 )
 from paywire.bootstrap.catalog import load_catalog
-from paywire.bootstrap.webhooks import webhook_verifier
+from paywire.bootstrap.kits import KitContext, ProviderKit, ProviderParts, kit_named
 from paywire.domain.catalog import Catalog
+from paywire.domain.errors import ConfigError
 from paywire.ports import (
     Clock,
     Metrics,
@@ -41,9 +41,6 @@ from paywire.ports import (
     SystemClock,
     WebhookVerifier,
 )
-from paywire.providers.aps.events import ApsEventParser, ApsWebhookVerifier
-from paywire.providers.paypal.client import PayPalClient
-from paywire.providers.paypal.events import PayPalEventParser
 from paywire.services.checkout import Checkout
 from paywire.services.fulfilment import OutboxWorker
 from paywire.services.metering import MeteredProvider, MeteredStore
@@ -86,6 +83,9 @@ class Container:
     aps: PaymentProvider | None = None
     aps_webhooks: WebhookIngest | None = None
     paypal: PaymentProvider | None = None
+    # Every offered provider's webhook ingest by name (`POST /webhooks/{name}`); `webhooks` and
+    # `aps_webhooks` are two of them, kept for their readers.
+    webhook_ingests: dict[str, WebhookIngest] = field(default_factory=dict)
     # Where operational counters go (`services.metering`); counts nothing unless a deployment
     # gives a sink (the Lambda functions: CloudWatch EMF).
     metrics: Metrics = field(default_factory=NoMetrics)
@@ -96,9 +96,8 @@ class Container:
             if self.outbox is not None:
                 await self.outbox.aclose()
             await self.http.aclose()
-            for provider in (self.paypal, self.aps):
-                if provider is not None:
-                    await provider.aclose()
+            for provider in self.providers:
+                await provider.aclose()
         finally:
             await self.store.close()
 
@@ -119,41 +118,38 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
         return wrapped if metrics is None else MeteredProvider(wrapped, metrics)
 
     async with contextlib.AsyncExitStack() as undo:  # on a refusal, close what was opened
-        providers: list[PaymentProvider] = []
-        paypal: PayPalClient | None = None
-        offered_paypal: PaymentProvider | None = None
-        if "paypal" in settings.providers:
-            paypal = paypal_client(settings)
-            undo.push_async_callback(paypal.aclose)
-            offered_paypal = wrap(paypal)
-            providers.append(offered_paypal)
-        aps: PaymentProvider | None = None
-        aps_verifier: ApsWebhookVerifier | None = None
-        if "aps" in settings.providers:
-            aps_provider, aps_verifier = aps_parts(settings, clock)
-            undo.push_async_callback(aps_provider.aclose)
-            aps = wrap(aps_provider)
-            providers.append(aps)
-        # The first provider the settings name is the default for new orders; the catalog's
-        # prices must suit it (each order's amount is checked by its own provider too).
-        named: list[str] = list(settings.providers)
-        providers.sort(key=lambda p: named.index(p.name))
-        default = providers[0]
-        catalog = load_catalog(settings.catalog_file, default.check_amount)
-        if settings.is_sqlite:
-            await asyncio.to_thread(migrate_embedded, settings)
         # trust_env=False: a proxy from the environment must not sit between us and the cert
         # host.
         http = httpx.AsyncClient(timeout=settings.webhook_cert_timeout_seconds,
                                  follow_redirects=False, trust_env=False)
         undo.push_async_callback(http.aclose)
+        context = KitContext(settings, clock, http)
+        # Each provider the settings name, in their order: the first is the default for new
+        # orders, and the catalog's prices must suit it (each order's amount is checked by its
+        # own provider too).
+        kits: dict[str, ProviderKit] = {}
+        parts: dict[str, ProviderParts] = {}
+        offered: dict[str, PaymentProvider] = {}
+        for name in settings.providers:
+            kits[name] = kit_named(name)
+            parts[name] = kits[name].build(context)
+            undo.push_async_callback(parts[name].provider.aclose)
+            if parts[name].provider.name != name:
+                raise ConfigError(f"the provider kit {name!r} built a provider named "
+                                  f"{parts[name].provider.name!r}: a kit's provider carries its "
+                                  "name (orders record it)")
+            offered[name] = wrap(parts[name].provider)
+        default, *others = offered.values()
+        catalog = load_catalog(settings.catalog_file, default.check_amount)
+        if settings.is_sqlite:
+            await asyncio.to_thread(migrate_embedded, settings)
         store = store_for(settings)
         undo.push_async_callback(store.close)
         if metrics is not None:
             store = MeteredStore(store, metrics)
         runner = OperationRunner(store, clock,
                                  lease=timedelta(seconds=settings.operation_lease_seconds))
-        registry = ProviderRegistry(default, *providers[1:])
+        registry = ProviderRegistry(default, *others)
         orders = OrderQueries(store, registry)
         applier = TruthApplier(store, clock)
         checkout = Checkout(store, registry, clock, orders=orders, truth=applier, runner=runner,
@@ -161,17 +157,10 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
                             approval_window=timedelta(
                                 seconds=settings.paypal_approval_window_seconds))
         refunds = Refunds(store, registry, clock, orders=orders, runner=runner)
-        verifier: WebhookVerifier | None = None
-        webhooks: WebhookIngest | None = None
-        if paypal is not None:
-            verifier = webhook_verifier(settings, paypal, clock, http)
-            # PayPal signs a CRC-32 of the body only: its claims are confirmed with its API.
-            webhooks = WebhookIngest(store, verifier, PayPalEventParser(), clock,
-                                     provider=paypal.name,
-                                     max_rejections=settings.max_rejections, confirm=True)
-        aps_webhooks = None if aps_verifier is None else WebhookIngest(
-            store, aps_verifier, ApsEventParser(), clock, provider="aps",
-            max_rejections=settings.max_rejections)
+        ingests = {name: WebhookIngest(store, p.verifier, p.parser, clock, provider=name,
+                                       max_rejections=settings.max_rejections,
+                                       confirm=kits[name].confirm_claims)
+                   for name, p in parts.items()}
         truth = TruthFetcher(
             store, registry, applier, clock, owner=worker_id(),
             lease=timedelta(seconds=settings.truth_fetch_lease_seconds),
@@ -180,15 +169,18 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
             max_attempts=settings.truth_fetch_max_attempts, batch=settings.truth_fetch_batch)
         reconciler = reconciler_for(settings, store, registry, applier, truth, clock)
         outbox = outbox_worker(settings, store, clock)
+        paypal = parts.get("paypal")
         container = Container(settings=settings, store=store, provider=default,
                               providers=registry, clock=clock, catalog=catalog, orders=orders,
-                              checkout=checkout, refunds=refunds, webhooks=webhooks,
-                              truth=truth, verifier=verifier, http=http, reconciler=reconciler,
-                              outbox=outbox, aps=aps, aps_webhooks=aps_webhooks,
-                              paypal=offered_paypal, metrics=metrics or NoMetrics())
+                              checkout=checkout, refunds=refunds, webhooks=ingests.get("paypal"),
+                              truth=truth, verifier=None if paypal is None else paypal.verifier,
+                              http=http, reconciler=reconciler, outbox=outbox,
+                              aps=offered.get("aps"), aps_webhooks=ingests.get("aps"),
+                              paypal=offered.get("paypal"), webhook_ingests=ingests,
+                              metrics=metrics or NoMetrics())
         undo.pop_all()
-    log.info("paywire wired: providers %s (PayPal %s, APS %s), store %s, %d products, "
-             "webhooks verified %s", ",".join(settings.providers), settings.paypal_env,
-             settings.aps_env, settings.database_url_redacted, len(catalog.products),
+    log.info("paywire wired: providers %s, store %s, %d products, webhooks verified %s",
+             ", ".join(f"{name} ({kit.environment(settings)})" for name, kit in kits.items()),
+             settings.database_url_redacted, len(catalog.products),
              settings.webhook_verification)
     return container

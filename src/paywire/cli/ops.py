@@ -245,7 +245,7 @@ def events_replay(
         with Progress(console=console, transient=True, disable=len(event_ids) < 2 or as_json
                       ) as bar:
             task = bar.add_task("replaying", total=len(event_ids))
-            ingests = [i for i in (c.webhooks, c.aps_webhooks) if i is not None]
+            ingests = list(c.webhook_ingests.values())
             for event_id in event_ids:
                 try:
                     done = await replay_any(ingests, event_id)
