@@ -17,71 +17,71 @@ environment alone (`Settings.load()` refuses `PAYWIRE_STAGE` without them).
 from __future__ import annotations
 
 import re
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from paywire.domain.errors import ConfigError
+from paywire.settings.context import outbox_only, webhook_setup
+from paywire.settings.errors import SettingsT, env_name, load_validated
+from paywire.settings.stage import (
+    StageSource,
+    app_secret_name,
+    paypal_secret_name,
+    ssm_path,
+    stage_name,
+)
+from paywire.settings.urls import (
+    APS_URLS,
+    DYNAMODB_SCHEME,
+    DYNAMODB_URL_OPTIONS,
+    EMULATOR_CA_PATH,
+    HOST_PORT,
+    LOOPBACK,
+    PAYPAL_BASE_URLS,
+    PAYPAL_CERT_HOSTS,
+    PayPalEnv,
+    dynamodb_table,
+    http_url,
+)
 
-# True while settings load for `paywire webhooks register|list|delete`: the commands that create
-# the webhook id need neither it nor a catalog
-# (`paywire.cli.common.load_settings(webhook_setup=True)`).
-webhook_setup: ContextVar[bool] = ContextVar("paywire_webhook_setup", default=False)
-# True while settings load for a process that only moves the outbox (the AWS SQS consumer,
-# drainer and stream function): it calls no provider and verifies no webhook, so it is given
-# neither provider secret and needs no provider credentials, webhook id, APS secrets nor
-# catalog (`paywire.aws.secrets`, `outbox_only`).
-outbox_only: ContextVar[bool] = ContextVar("paywire_outbox_only", default=False)
+__all__ = [
+    "APS_SECRETS",
+    "APS_URLS",
+    "DEMO_CATALOG",
+    "DYNAMODB_SCHEME",
+    "DYNAMODB_URL_OPTIONS",
+    "EMULATOR_CA_PATH",
+    "MIN_API_KEY_CHARS",
+    "PAYPAL_BASE_URLS",
+    "PAYPAL_CERT_HOSTS",
+    "PAYPAL_RETRY_HORIZON_SECONDS",
+    "PayPalEnv",
+    "ProviderName",
+    "Settings",
+    "SettingsT",
+    "StageSource",
+    "app_secret_name",
+    "dynamodb_table",
+    "env_name",
+    "load_validated",
+    "outbox_only",
+    "paypal_secret_name",
+    "ssm_path",
+    "webhook_setup",
+]
 
-PayPalEnv = Literal["sandbox", "live", "emulator"]
 # A provider's name in PAYWIRE_PROVIDERS: each names a provider kit (`paywire.bootstrap.kits`),
 # which the composition root looks up (an unknown name fails there, listing the known kits).
 ProviderName = str
 _PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
-APS_URLS = {  # (server-to-server API, hosted payment page)
-    "sandbox": ("https://sbpaymentservices.payfort.com/FortAPI/paymentApi",
-                "https://sbcheckout.payfort.com/FortAPI/paymentPage"),
-    "live": ("https://paymentservices.payfort.com/FortAPI/paymentApi",
-             "https://checkout.payfort.com/FortAPI/paymentPage"),
-}
 APS_SECRETS = ("aps_access_code", "aps_request_phrase", "aps_response_phrase")
-
-PAYPAL_BASE_URLS: dict[str, str] = {
-    "sandbox": "https://api-m.sandbox.paypal.com",
-    "live": "https://api-m.paypal.com",
-    "emulator": "http://127.0.0.1:8090",
-}
-DEMO_CATALOG = Path(__file__).parent / "web" / "catalog.toml"
+DEMO_CATALOG = Path(__file__).parent.parent / "web" / "catalog.toml"
 MIN_API_KEY_CHARS = 16
-# Where PayPal serves webhook signing certificates (`PAYPAL-CERT-URL`), live and sandbox.
-PAYPAL_CERT_HOSTS = ("api.paypal.com", "api-m.paypal.com", "api.sandbox.paypal.com",
-                     "api-m.sandbox.paypal.com")
 # PayPal retries a delivery for 3 days; refusing younger transmissions would refuse retries.
 PAYPAL_RETRY_HORIZON_SECONDS = 3 * 86400
-EMULATOR_CA_PATH = "/_emulator/ca.pem"
-_LOOPBACK = ("localhost", "127.0.0.1", "::1", "0.0.0.0")  # noqa: S104 - compared, not bound
-
-
-_HOST_PORT = re.compile(r"(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?",
-                        re.IGNORECASE)
-
-
-# A stage name goes into secret names and SSM paths: letters, digits, `-` and `_`.
-_STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-# DynamoDB table names: 3 to 255 of letters, digits, `_`, `-` and `.`.
-_DYNAMODB_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
-DYNAMODB_SCHEME = "dynamodb://"
-DYNAMODB_URL_OPTIONS = ("region", "endpoint_url")
-
-
-def env_name(field: str) -> str:
-    """The environment variable behind a settings field."""
-    return f"PAYWIRE_{field.upper()}"
 
 
 def _csv(value: Any) -> Any:
@@ -90,111 +90,6 @@ def _csv(value: Any) -> Any:
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
 
-
-def _http_url(field: str, value: str, *, https_only: bool = False) -> None:
-    parts = urlsplit(value)
-    schemes = ("https",) if https_only else ("http", "https")
-    if parts.scheme not in schemes or not parts.hostname:
-        need = "an https:// URL" if https_only else "an http(s):// URL"
-        raise ValueError(f"{env_name(field)} must be {need} with a host")
-
-
-def _stage_name(value: str | None) -> str | None:
-    if value is None or not value.strip():
-        return None
-    if not _STAGE_NAME.fullmatch(value):
-        raise ValueError("PAYWIRE_STAGE must be 1-64 letters, digits, '-' or '_' (it names the "
-                         "stage's secrets and SSM parameters), starting with a letter or digit")
-    return value
-
-
-def paypal_secret_name(stage: str, override: str | None = None) -> str:
-    """The Secrets Manager id of a stage's PayPal secret (`paywire/<stage>/paypal`)."""
-    return override or f"paywire/{stage}/paypal"
-
-
-def app_secret_name(stage: str, override: str | None = None) -> str:
-    """The Secrets Manager id of a stage's app secret (`paywire/<stage>/app`)."""
-    return override or f"paywire/{stage}/app"
-
-
-def ssm_path(stage: str) -> str:
-    """The SSM Parameter Store path of a stage's plain settings (`/paywire/<stage>`): each is a
-    parameter `/paywire/<stage>/<setting>`, the setting's name without `PAYWIRE_`, lower case."""
-    return f"/paywire/{stage}"
-
-
-def dynamodb_table(url: str) -> str | None:
-    """The table of a `dynamodb://<table>[?region=...&endpoint_url=...]` URL (None for any
-    other URL); ValueError if malformed."""
-    if not url.startswith(DYNAMODB_SCHEME):
-        return None
-    parts = urlsplit(url)
-    table = parts.netloc
-    unknown = set(parse_qs(parts.query, keep_blank_values=True)) - set(DYNAMODB_URL_OPTIONS)
-    if parts.path not in ("", "/") or parts.fragment or unknown or not (
-            _DYNAMODB_TABLE.fullmatch(table)):
-        raise ValueError("PAYWIRE_DATABASE_URL: a DynamoDB store is dynamodb://<table> (3-255 "
-                         "letters, digits, '_', '-' or '.'; region and endpoint from AWS_REGION "
-                         "and AWS_ENDPOINT_URL, or ?region= and ?endpoint_url=)")
-    return table
-
-
-class StageSource(BaseSettings):
-    """What says where a stage's settings come from, read from the environment (and `.env`)
-    before any secret: the stage, the secret ids, the cache's TTL and grace period, and the
-    environments `PAYWIRE_PAYPAL_ENV` and `PAYWIRE_APS_ENV` claim (if set) to check against the
-    stage's secret."""
-
-    model_config = SettingsConfigDict(env_prefix="PAYWIRE_", env_file=".env",
-                                      env_file_encoding="utf-8", extra="ignore",
-                                      hide_input_in_errors=True)
-
-    stage: str | None = None
-    paypal_env: PayPalEnv | None = None
-    aps_env: PayPalEnv | None = None
-    paypal_secret_id: str | None = None
-    app_secret_id: str | None = None
-    # Secrets are re-read after this long; a failed re-read keeps serving the cached values
-    # for the grace period (a WARNING each time), then start-up fails.
-    secrets_ttl_seconds: float = Field(default=300.0, ge=0, le=86400)
-    secrets_stale_grace_seconds: float = Field(default=900.0, ge=0, le=7 * 86400)
-
-    @field_validator("stage", mode="before")
-    @classmethod
-    def _stage(cls, value: Any) -> Any:
-        return _stage_name(value) if isinstance(value, str) else value
-
-    @field_validator("paypal_env", "aps_env", "paypal_secret_id", "app_secret_id",
-                     mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @property
-    def paypal_secret(self) -> str:
-        """The stage's PayPal secret id (ValueError when no stage is set)."""
-        return paypal_secret_name(self._require_stage(), self.paypal_secret_id)
-
-    @property
-    def app_secret(self) -> str:
-        """The stage's app secret id (ValueError when no stage is set)."""
-        return app_secret_name(self._require_stage(), self.app_secret_id)
-
-    @property
-    def parameters_path(self) -> str:
-        """The stage's SSM parameter path (ValueError when no stage is set)."""
-        return ssm_path(self._require_stage())
-
-    def _require_stage(self) -> str:
-        if self.stage is None:
-            raise ValueError("PAYWIRE_STAGE is not set")
-        return self.stage
-
-    @classmethod
-    def load(cls, **overrides: Any) -> StageSource:
-        """The stage source from the environment, or ConfigError naming the setting."""
-        return load_validated(cls, overrides)
 
 
 class Settings(BaseSettings):
@@ -383,7 +278,7 @@ class Settings(BaseSettings):
     @field_validator("stage", mode="before")
     @classmethod
     def _stage(cls, value: Any) -> Any:
-        return _stage_name(value) if isinstance(value, str) else value
+        return stage_name(value) if isinstance(value, str) else value
 
     @field_validator("paypal_secret_id", "app_secret_id", mode="before")
     @classmethod
@@ -453,7 +348,7 @@ class Settings(BaseSettings):
         for name in ("aps_api_url", "aps_page_url", "aps_return_url"):
             value = getattr(self, name)
             if value is not None:
-                _http_url(name, value, https_only=live and name != "aps_return_url")
+                http_url(name, value, https_only=live and name != "aps_return_url")
         if self.stage is not None and self.aps_env in APS_URLS:
             self._check_stage_aps_hosts()
         if self.aps_env == "emulator" and self.aps_api_url is None and (
@@ -531,9 +426,9 @@ class Settings(BaseSettings):
     def _check_paypal(self) -> None:
         env = self.paypal_env
         if self.paypal_base_url is not None:
-            _http_url("paypal_base_url", self.paypal_base_url, https_only=env == "live")
+            http_url("paypal_base_url", self.paypal_base_url, https_only=env == "live")
             host = (urlsplit(self.paypal_base_url).hostname or "").lower()
-            if env == "live" and ("sandbox" in host or host in _LOOPBACK):
+            if env == "live" and ("sandbox" in host or host in LOOPBACK):
                 raise ValueError("PAYWIRE_PAYPAL_BASE_URL points at a sandbox or emulator while "
                                  "PAYWIRE_PAYPAL_ENV=live: live credentials would be sent there")
             if env == "sandbox" and host == "api-m.paypal.com":
@@ -551,7 +446,7 @@ class Settings(BaseSettings):
         for field in ("return_url", "cancel_url"):
             value = getattr(self, field)
             if value is not None:
-                _http_url(field, value, https_only=live)
+                http_url(field, value, https_only=live)
         for origin in self.cors_origins:
             parts = urlsplit(origin)
             if origin != "*" and (parts.scheme not in ("http", "https") or not parts.hostname
@@ -597,7 +492,7 @@ class Settings(BaseSettings):
                              "PAYWIRE_PAYPAL_WEBHOOK_ID (ours is accepted, the others never)")
         for field in ("webhook_cert_hosts", "webhook_cert_http_hosts"):
             for host in getattr(self, field):
-                if not _HOST_PORT.fullmatch(host):
+                if not HOST_PORT.fullmatch(host):
                     raise ValueError(f"{env_name(field)}: {host!r} is not a host or host:port "
                                      "(no scheme, no path)")
         if self.webhook_cert_http_hosts and env != "emulator":
@@ -725,30 +620,3 @@ class Settings(BaseSettings):
         """
         return load_validated(cls, overrides)
 
-
-SettingsT = TypeVar("SettingsT", bound=BaseSettings)
-
-
-def load_validated(cls: type[SettingsT], overrides: dict[str, Any],
-                   what: str = "invalid settings") -> SettingsT:
-    """`cls(**overrides)` (the environment below the overrides), or ConfigError listing each
-    offending setting by its variable, never quoting a value."""
-    try:
-        return cls(**overrides)
-    except PydanticValidationError as exc:
-        problems = _problems(exc)
-        raise ConfigError(f"{what}: " + "; ".join(problems),
-                          details={"problems": problems}) from None
-
-
-def _problems(exc: PydanticValidationError) -> list[str]:
-    """Each validation error as one line naming its setting, never quoting a value."""
-    problems = []
-    for err in exc.errors(include_input=False, include_url=False):
-        ctx_error = (err.get("ctx") or {}).get("error")
-        message = str(ctx_error) if ctx_error is not None else err["msg"]
-        loc = [str(part) for part in err["loc"]]
-        if loc and not message.startswith("PAYWIRE_"):
-            message = f"{env_name(loc[0])}: {message}"
-        problems.append(message)
-    return problems
