@@ -1,6 +1,7 @@
 """PayPal's REST flows over an `httpx.AsyncClient`: OAuth, Orders v2 and Payments v2.
 
-Wire JSON is built and read by `mapping`; this module moves it. Three rules hold for every call:
+Wire JSON is built and read by `mapping` (money by `money`, refusals by `refusals`); this
+module moves it. Three rules hold for every call:
 
 - A mutating call carries the caller's `request_id` as `PayPal-Request-Id` (derived from our
   persisted operation id), unchanged on every attempt, so a retry cannot act twice.
@@ -47,7 +48,7 @@ from paywire.ports import (
     RefundResult,
     SystemClock,
 )
-from paywire.providers.paypal import mapping
+from paywire.providers.paypal import mapping, money, refusals
 
 log = logging.getLogger("paywire.providers.paypal")
 
@@ -251,7 +252,7 @@ class PayPalClient:
                     self._forget(token)
                     attempt -= 1
                     continue
-                error = mapping.error_from_response(status, self._body(resp), what=what,
+                error = refusals.error_from_response(status, self._body(resp), what=what,
                                                     debug_id=debug_id)
                 if not error.retryable:
                     raise error
@@ -306,7 +307,7 @@ class PayPalClient:
 
     def check_amount(self, amount: Money) -> None:
         """Refuse (ValidationError) a currency or amount PayPal cannot take."""
-        mapping.check_amount(amount)
+        money.check_amount(amount)
 
     async def create_order(self, order: Order, *, request_id: str, return_url: str | None = None,
                            cancel_url: str | None = None) -> ProviderOrder:
@@ -341,7 +342,7 @@ class PayPalClient:
         """Capture `amount` of an authorization (None = all that is left)."""
         body: dict[str, Any] = {"final_capture": final}
         if amount is not None:
-            body["amount"] = mapping.to_paypal_money(amount)
+            body["amount"] = money.to_paypal_money(amount)
         path = f"/v2/payments/authorizations/{_seg(authorization_id)}/capture"
         return await self._parsed(mapping.parse_capture, "POST", path,
                                   what="capture authorization", request_id=request_id, body=body)
@@ -359,7 +360,7 @@ class PayPalClient:
         """Refund `amount` of a capture (None = all that is left)."""
         body: dict[str, Any] = {}
         if amount is not None:
-            body["amount"] = mapping.to_paypal_money(amount)
+            body["amount"] = money.to_paypal_money(amount)
         if invoice_id is not None:
             body["invoice_id"] = invoice_id
         if note_to_payer is not None:
