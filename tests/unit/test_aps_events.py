@@ -12,9 +12,9 @@ import pytest
 from paywire.domain.errors import SignatureError
 from paywire.domain.money import Money
 from paywire.domain.order import OrderStatus
+from paywire.providers.aps.answers import refund_id_of
 from paywire.providers.aps.events import ApsEventParser, ApsWebhookVerifier, event_of
 from paywire.providers.aps.forms import FeedbackVerifier, Merchant
-from paywire.providers.aps.provider import refund_id_of
 from paywire.providers.aps.results import parse_result
 from paywire.providers.aps.signature import Signer
 

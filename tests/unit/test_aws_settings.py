@@ -10,8 +10,8 @@ import pytest
 
 from paywire.bootstrap.credentials import claimed_environment, explain_refusal
 from paywire.domain.errors import ConfigError, ProviderError
-from paywire.providers.paypal.mapping import error_from_response
 from paywire.providers.paypal.oauth_probe import host_environment
+from paywire.providers.paypal.refusals import error_from_response
 from paywire.settings import DEMO_CATALOG, Settings, StageSource
 
 SECRET = "stage-client-secret-never-shown"

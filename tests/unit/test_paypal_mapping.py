@@ -1,4 +1,5 @@
-"""PayPal wire mapping: money, the create-order body, status tables and the error-issue table."""
+"""PayPal wire mapping (`mapping`, `money`, `refusals`): money, the create-order body, status
+tables and the error-issue table."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from paywire.domain.errors import ProviderError, ValidationError
 from paywire.domain.money import ISO_EXPONENTS, Money, exponent
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
 from paywire.providers.paypal import mapping as m
+from paywire.providers.paypal import money, refusals
 
 S = OrderStatus
-PAYPAL = sorted(m.PAYPAL_EXPONENTS)
-NOT_PAYPAL = sorted(set(ISO_EXPONENTS) - set(m.PAYPAL_EXPONENTS))
+PAYPAL = sorted(money.PAYPAL_EXPONENTS)
+NOT_PAYPAL = sorted(set(ISO_EXPONENTS) - set(money.PAYPAL_EXPONENTS))
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
 # The enums of PayPal's OpenAPI files (Orders v2 / Payments v2).
@@ -28,14 +30,15 @@ ORDER_ENUM = ["CREATED", "SAVED", "APPROVED", "VOIDED", "COMPLETED", "PAYER_ACTI
 
 def step(currency: str) -> int:
     """ISO minor units per PayPal minor unit."""
-    return int(10 ** (exponent(currency) - m.PAYPAL_EXPONENTS[currency]))
+    return int(10 ** (exponent(currency) - money.PAYPAL_EXPONENTS[currency]))
 
 
 @st.composite
 def payable(draw: st.DrawFn) -> Money:
     """A Money PayPal can represent, in any PayPal currency."""
     cur = draw(st.sampled_from(PAYPAL))
-    units = draw(st.integers(1, (m.MAX_WHOLE_UNITS + 1) * 10 ** m.PAYPAL_EXPONENTS[cur] - 1))
+    top = (money.MAX_WHOLE_UNITS + 1) * 10 ** money.PAYPAL_EXPONENTS[cur]
+    units = draw(st.integers(1, top - 1))
     return Money(units * step(cur), cur)
 
 
@@ -53,18 +56,18 @@ def line(value: str, currency: str = "USD", qty: int = 1, name: str = "Mug") -> 
 def test_paypal_exponents_never_exceed_iso() -> None:
     """Every PayPal currency is ISO 4217, with no more decimals at PayPal than under ISO."""
     assert len(PAYPAL) == 24
-    assert all(m.PAYPAL_EXPONENTS[c] <= exponent(c) for c in PAYPAL)
-    assert {c for c in PAYPAL if m.PAYPAL_EXPONENTS[c] == 0} == {"HUF", "JPY", "TWD"}
+    assert all(money.PAYPAL_EXPONENTS[c] <= exponent(c) for c in PAYPAL)
+    assert {c for c in PAYPAL if money.PAYPAL_EXPONENTS[c] == 0} == {"HUF", "JPY", "TWD"}
 
 
 @given(payable())
 def test_money_round_trips_exactly(amount: Money) -> None:
     """to_paypal_money then from_paypal_money gives back the same Money, via strings only."""
-    wire = m.to_paypal_money(amount)
+    wire = money.to_paypal_money(amount)
     assert isinstance(wire["value"], str)
     decimals = wire["value"].partition(".")[2]
-    assert len(decimals) == m.PAYPAL_EXPONENTS[amount.currency]
-    assert m.from_paypal_money(wire) == amount
+    assert len(decimals) == money.PAYPAL_EXPONENTS[amount.currency]
+    assert money.from_paypal_money(wire) == amount
 
 
 @given(st.sampled_from(PAYPAL), st.integers(-10**18, 10**20))
@@ -73,35 +76,35 @@ def test_check_amount_accepts_exactly_what_paypal_can_represent(cur: str, minor:
     amount = Money(minor, cur)
     ok = minor > 0 and minor % step(cur) == 0 and minor // 10 ** exponent(cur) <= 10**15 - 1
     if ok:
-        m.check_amount(amount)
+        money.check_amount(amount)
     else:
         with pytest.raises(ValidationError):
-            m.check_amount(amount)
+            money.check_amount(amount)
 
 
 @given(st.sampled_from(NOT_PAYPAL), st.integers(1, 10**9))
 def test_check_amount_refuses_currencies_paypal_lacks(cur: str, minor: int) -> None:
     """An ISO currency PayPal does not take is refused whatever the amount."""
     with pytest.raises(ValidationError) as info:
-        m.check_amount(Money(minor, cur))
+        money.check_amount(Money(minor, cur))
     assert info.value.field == "currency"
 
 
 def test_whole_unit_currencies_and_limits() -> None:
     """HUF/TWD are whole units at PayPal (ISO: two decimals); values hold 15 integer digits."""
-    assert m.to_paypal_money(Money.parse("100.00", "HUF")) == {"currency_code": "HUF",
+    assert money.to_paypal_money(Money.parse("100.00", "HUF")) == {"currency_code": "HUF",
                                                               "value": "100"}
-    assert m.to_paypal_money(Money(1500, "JPY"))["value"] == "1500"
-    assert m.to_paypal_money(Money(1050, "USD"))["value"] == "10.50"
+    assert money.to_paypal_money(Money(1500, "JPY"))["value"] == "1500"
+    assert money.to_paypal_money(Money(1050, "USD"))["value"] == "10.50"
     for bad in (Money.parse("100.50", "HUF"), Money.parse("7.01", "TWD")):
         with pytest.raises(ValidationError):
-            m.check_amount(bad)
-    assert m.from_paypal_money({"currency_code": "HUF", "value": "100"}) == Money(10000, "HUF")
-    m.check_amount(Money(m.MAX_WHOLE_UNITS * 100 + 99, "USD"))
-    m.check_amount(Money(m.MAX_WHOLE_UNITS * 100, "HUF"))
-    for too_big in (Money((m.MAX_WHOLE_UNITS + 1) * 100, "USD"), Money(10**15, "JPY")):
+            money.check_amount(bad)
+    assert money.from_paypal_money({"currency_code": "HUF", "value": "100"}) == Money(10000, "HUF")
+    money.check_amount(Money(money.MAX_WHOLE_UNITS * 100 + 99, "USD"))
+    money.check_amount(Money(money.MAX_WHOLE_UNITS * 100, "HUF"))
+    for too_big in (Money((money.MAX_WHOLE_UNITS + 1) * 100, "USD"), Money(10**15, "JPY")):
         with pytest.raises(ValidationError):
-            m.check_amount(too_big)
+            money.check_amount(too_big)
 
 
 @pytest.mark.parametrize("data", [
@@ -112,13 +115,13 @@ def test_whole_unit_currencies_and_limits() -> None:
 def test_from_paypal_money_refuses_inexact_or_malformed(data: Any) -> None:
     """Floats, exponents, extra precision and unknown currencies are refused, never rounded."""
     with pytest.raises(ValidationError):
-        m.from_paypal_money(data)
+        money.from_paypal_money(data)
 
 
 def test_from_paypal_money_keeps_zero_padding_exact() -> None:
     """Trailing zeros beyond the exponent and negative values parse exactly."""
-    assert m.from_paypal_money({"currency_code": "JPY", "value": "15.00"}) == Money(15, "JPY")
-    assert m.from_paypal_money({"currency_code": "USD", "value": "-0.30"}) == Money(-30, "USD")
+    assert money.from_paypal_money({"currency_code": "JPY", "value": "15.00"}) == Money(15, "JPY")
+    assert money.from_paypal_money({"currency_code": "USD", "value": "-0.30"}) == Money(-30, "USD")
 
 
 def test_order_request_shape() -> None:
@@ -167,9 +170,9 @@ def test_order_request_item_total_is_the_sum(cur: str, specs: list[tuple[int, in
     unit = m.order_request(order_of(*lines))["purchase_units"][0]
     total = Money.zero(cur)
     for item in unit["items"]:
-        total = total + m.from_paypal_money(item["unit_amount"]) * int(item["quantity"])
-    assert m.from_paypal_money(unit["amount"]["breakdown"]["item_total"]) == total
-    assert m.from_paypal_money(unit["amount"]) == total
+        total = total + money.from_paypal_money(item["unit_amount"]) * int(item["quantity"])
+    assert money.from_paypal_money(unit["amount"]["breakdown"]["item_total"]) == total
+    assert money.from_paypal_money(unit["amount"]) == total
 
 
 @pytest.mark.parametrize(("table", "enum"), [
@@ -312,7 +315,7 @@ def test_error_issue_table(issue: str, kind: str) -> None:
     """Each PayPal issue paywire must handle maps to its ProviderError kind, fields kept."""
     body = {"name": "UNPROCESSABLE_ENTITY", "message": "x", "debug_id": "abc123",
             "details": [{"issue": issue, "description": "why"}]}
-    err = m.error_from_response(422, body, what="test")
+    err = refusals.error_from_response(422, body, what="test")
     assert (err.kind, err.issue, err.name, err.debug_id, err.status) == (
         kind, issue, "UNPROCESSABLE_ENTITY", "abc123", 422)
     assert err.retryable is False and err.provider == "paypal" and kind in err.KINDS
@@ -320,7 +323,7 @@ def test_error_issue_table(issue: str, kind: str) -> None:
 
 def test_error_issue_table_only_names_known_kinds() -> None:
     """The issue table uses only ProviderError.KINDS."""
-    assert set(m.ISSUE_KINDS.values()) <= set(ProviderError.KINDS)
+    assert set(refusals.ISSUE_KINDS.values()) <= set(ProviderError.KINDS)
 
 
 @pytest.mark.parametrize(("status", "body", "kind"), [
@@ -335,14 +338,14 @@ def test_error_issue_table_only_names_known_kinds() -> None:
 ])
 def test_error_status_fallbacks(status: int, body: Any, kind: str) -> None:
     """Status decides 401/429/5xx; unknown issues fall back on the HTTP status."""
-    err = m.error_from_response(status, body, what="test", debug_id="hdr")
+    err = refusals.error_from_response(status, body, what="test", debug_id="hdr")
     assert err.kind == kind and err.retryable == (kind == "transient")
     assert err.debug_id == "hdr"
 
 
 def test_invalid_client_message_names_the_credentials() -> None:
     """A refused client id/secret says so (the secret is never known to the mapping)."""
-    err = m.error_from_response(401, {"error": "invalid_client",
+    err = refusals.error_from_response(401, {"error": "invalid_client",
                                       "error_description": "Client Authentication failed"},
                                 what="OAuth token")
     assert "client id/secret" in err.message and err.name == "invalid_client"

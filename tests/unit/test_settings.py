@@ -11,7 +11,7 @@ import pytest
 from paywire.bootstrap.catalog import load_catalog
 from paywire.domain.errors import ConfigError
 from paywire.domain.money import Money
-from paywire.providers.paypal.mapping import check_amount
+from paywire.providers.paypal.money import check_amount
 from paywire.settings import DEMO_CATALOG, Settings
 
 SECRET = "s3cr3t-client-secret-value"

@@ -29,6 +29,7 @@ from paywire.domain.facts import Fact
 from paywire.domain.order import OrderStatus
 from paywire.ports import Clock, DeliveryMarks, VerifiedDelivery
 from paywire.providers.aps.amounts import parse_merchant_reference
+from paywire.providers.aps.answers import refund_id_of
 from paywire.providers.aps.forms import FeedbackVerifier, parse_body
 from paywire.providers.aps.mapping import (
     AUTHORIZATION,
@@ -41,7 +42,6 @@ from paywire.providers.aps.mapping import (
     VOID,
     Outcome,
 )
-from paywire.providers.aps.provider import refund_id_of
 from paywire.providers.aps.results import ApsResult, parse_result
 from paywire.providers.aps.signature import delivery_key
 from paywire.providers.marks import json_labels

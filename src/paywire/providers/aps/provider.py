@@ -32,11 +32,13 @@ order's `provider_order_id` is our own order id. The flows:
 A refund's id (`refund_id`) is its fact key plus the merchant reference, the same string the
 notification of that refund yields (`events.py`), so the API's answer and the feedback count it
 once, and two equal partial refunds (two maintenance references) stay two.
+
+This module holds the operations (which command, when, under which reference); what an answer
+means (the refusal kinds above, an order's state, a refund's id and standing) is `answers.py`'s,
+shared with the feedback.
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 from paywire.domain.errors import ProviderError, ValidationError
 from paywire.domain.money import Money
@@ -50,51 +52,20 @@ from paywire.ports import (
     ProviderOrderState,
     RefundResult,
 )
-from paywire.providers.aps.amounts import (
-    maintenance_reference,
-    merchant_reference,
-    parse_merchant_reference,
-)
+from paywire.providers.aps import answers
+from paywire.providers.aps.amounts import maintenance_reference
+from paywire.providers.aps.answers import attempt_reference, error
 from paywire.providers.aps.client import ApsClient
-from paywire.providers.aps.mapping import (
-    AUTHORIZATION,
-    CAPTURE,
-    PROVIDER,
-    PURCHASE,
-    REFUND,
-    VOID,
-    Outcome,
-)
+from paywire.providers.aps.mapping import AUTHORIZATION, CAPTURE, PROVIDER, PURCHASE, VOID, Outcome
 from paywire.providers.aps.results import ApsResult, TransactionStatus
 
 S = OrderStatus
-REFUND_ID_SEP = "@"
 FLOWS = ("hosted", "tokenization")
-
-
-def refund_id_of(result: ApsResult) -> str:
-    """A refund's id: its fact key, then the transaction's merchant reference and currency
-    (what asking about it later needs)."""
-    currency = result.amount.currency if result.amount is not None else ""
-    return REFUND_ID_SEP.join((result.fact_key(), result.merchant_reference or "", currency))
-
-
-def attempt_reference(order: Order) -> str:
-    """The merchant reference of the order's current payment attempt."""
-    return merchant_reference(order.id, order.capture_attempt)
-
-
-def _error(kind: str, message: str, code: str | None = None) -> ProviderError:
-    # An answer no rule covers is never guessed at: the services flag the order for a person
-    # (`details["needs_attention"]`) and leave the operation to be resumed.
-    details = {"needs_attention": f"aps_unmapped:{code or 'none'}"} if kind == "unknown" else None
-    return ProviderError(message, provider=PROVIDER, kind=kind, name=code,
-                         retryable=kind == "transient", details=details)
 
 
 def _need(order: Order | None, what: str) -> Order:
     if order is None:
-        raise _error("invalid", f"APS {what} needs the order (its references derive from it)")
+        raise error("invalid", f"APS {what} needs the order (its references derive from it)")
     return order
 
 
@@ -138,7 +109,7 @@ class ApsProvider:
         try:
             self.checkout_form(order)
         except ValidationError as exc:
-            raise _error("invalid", f"APS cannot take this order: {exc.message}") from None
+            raise error("invalid", f"APS cannot take this order: {exc.message}") from None
         return ProviderOrder(provider_order_id=order.id, status="CREATED", approve_url=None)
 
     def checkout_form(self, order: Order) -> CheckoutForm:
@@ -173,14 +144,14 @@ class ApsProvider:
                                  provider_status=result.response_code,
                                  provider_order_id=order.id)
         truth = await self._paid(order)
-        state = self._state(order, truth)
+        state = answers.order_state(order, truth)
         if not state.captures:
             if state.status is S.PENDING:
                 return CaptureResult(capture_id=truth.fort_id or "", status=S.PENDING,
                                      amount=order.amount,
                                      provider_status=truth.transaction_code or "")
-            raise _error("unknown", f"APS reports {truth.transaction_code} for a purchase, "
-                         "with nothing captured", truth.transaction_code)
+            raise error("unknown", f"APS reports {truth.transaction_code} for a purchase, "
+                        "with nothing captured", truth.transaction_code)
         return state.captures[0]
 
     async def authorize_order(self, provider_order_id: str, *, request_id: str,
@@ -195,7 +166,7 @@ class ApsProvider:
                                        amount=result.amount or order.amount,
                                        provider_status=result.response_code)
         truth = await self._paid(order)
-        state = self._state(order, truth)
+        state = answers.order_state(order, truth)
         if state.authorizations:
             return state.authorizations[0]
         if state.captures:  # captured since: the authorization is used up
@@ -206,8 +177,8 @@ class ApsProvider:
             return AuthorizationResult(authorization_id=truth.fort_id or "", status=S.PENDING,
                                        amount=order.amount,
                                        provider_status=truth.transaction_code or "")
-        raise _error("unknown", f"APS reports {truth.transaction_code} for an authorization, "
-                     "with nothing authorized", truth.transaction_code)
+        raise error("unknown", f"APS reports {truth.transaction_code} for an authorization, "
+                    "with nothing authorized", truth.transaction_code)
 
     async def _pay_with_token(self, order: Order, token: str, command: str) -> ApsResult:
         """The server PURCHASE/AUTHORIZATION on a tokenized card, under the attempt's reference
@@ -224,33 +195,15 @@ class ApsProvider:
                                 name=c.response_code,
                                 details={"redirect_url": result.three_ds_url})
         if outcome is Outcome.DECLINED:
-            raise _error("declined", f"APS declined {attempt_reference(order)}: {c.reason}",
-                         c.response_code)
-        self._settled(result)
+            raise error("declined", f"APS declined {attempt_reference(order)}: {c.reason}",
+                        c.response_code)
+        answers.settled(result)
         return result
 
     async def _paid(self, order: Order) -> TransactionStatus:
         reference = attempt_reference(order)
         truth = await self.client.check_status(reference, currency=order.amount.currency)
-        t = truth.transaction
-        if not truth.found or t is None:
-            q = truth.query
-            if q.kind == "not_found":
-                raise _error("awaiting_payer", f"the buyer has not paid {reference} on APS's "
-                             "page yet", q.response_code)
-            raise q.error()
-        if t.outcome is Outcome.DECLINED:
-            raise _error("declined", f"APS declined {reference}: {t.reason}", t.response_code)
-        if t.outcome is Outcome.ON_HOLD:
-            raise _error("awaiting_payer", f"{reference} waits for the buyer's 3-D Secure "
-                         "check", t.response_code)
-        if t.outcome is Outcome.UNCERTAIN:
-            raise _error("transient", f"APS reports {reference} as uncertain ({t.reason}); "
-                         "asking again later", t.response_code)
-        if t.outcome in (Outcome.UNKNOWN, Outcome.ERROR, Outcome.DUPLICATE_REFERENCE):
-            raise _error("unknown", f"APS answered {t.response_code} for {reference}: "
-                         f"{t.reason}", t.response_code)
-        return truth
+        return answers.paid(reference, truth)
 
     # --- maintenance ---------------------------------------------------------------------
 
@@ -265,16 +218,16 @@ class ApsProvider:
         if truth.captured is not None and truth.captured.minor > 0:
             # An earlier attempt of this capture reached APS: answer it instead of resending.
             if truth.captured < amount:
-                raise _error("unknown", f"APS has {truth.captured} of {reference} captured, not "
-                             f"the {amount} asked: not capturing again",
-                             truth.transaction_code)
+                raise error("unknown", f"APS has {truth.captured} of {reference} captured, not "
+                            f"the {amount} asked: not capturing again",
+                            truth.transaction_code)
             return CaptureResult(capture_id=truth.fort_id or authorization_id,
                                  status=S.COMPLETED, amount=truth.captured,
                                  provider_status=truth.transaction_code or "",
                                  provider_order_id=order.id)
         result = await self.client.capture(merchant_reference=reference,
                                            fort_id=authorization_id, amount=amount)
-        self._settled(result)
+        answers.settled(result)
         status = S.PENDING if result.outcome is Outcome.PENDING else S.COMPLETED
         return CaptureResult(capture_id=result.fort_id or authorization_id, status=status,
                              amount=amount, provider_status=result.response_code,
@@ -292,10 +245,10 @@ class ApsProvider:
         result = await self.client.void_authorization(
             merchant_reference=reference, fort_id=authorization_id,
             currency=order.amount.currency)
-        self._settled(result)
+        answers.settled(result)
         if result.outcome is Outcome.PENDING:
-            raise _error("transient", "APS has the void pending; asking again later",
-                         result.response_code)
+            raise error("transient", "APS has the void pending; asking again later",
+                        result.response_code)
 
     async def refund_capture(self, capture_id: str, amount: Money | None, *, request_id: str,
                              invoice_id: str | None = None,
@@ -316,10 +269,11 @@ class ApsProvider:
         result = await self.client.refund(
             merchant_reference=attempt_reference(order), fort_id=capture_id,
             maintenance_reference=reference, amount=amount, refundable=left)
-        self._settled(result)
+        answers.settled(result)
         status = "pending" if result.outcome is Outcome.PENDING else "completed"
-        result = _with_request(result, attempt_reference(order), amount, reference, capture_id)
-        return RefundResult(refund_id=refund_id_of(result), status=status, amount=amount,
+        result = answers.with_request(result, attempt_reference(order), amount, reference,
+                                      capture_id)
+        return RefundResult(refund_id=answers.refund_id_of(result), status=status, amount=amount,
                             provider_status=result.response_code, capture_id=capture_id)
 
     async def _check_first(self, command: str, reference: str, fort_id: str,
@@ -329,27 +283,7 @@ class ApsProvider:
         (its last operation is this command, pending or uncertain) is `transient`: never sent
         twice. A transaction APS does not know is left for the call itself to answer."""
         truth = await self.client.check_status(reference, currency=currency, fort_id=fort_id)
-        t = truth.transaction
-        if truth.found and t is not None and t.command == command and t.outcome in (
-                Outcome.PENDING, Outcome.UNCERTAIN, Outcome.ON_HOLD):
-            raise _error("transient", f"APS has a {command} of {reference} in flight "
-                         f"({t.reason}); asking again later", t.response_code)
-        return truth
-
-    @staticmethod
-    def _settled(result: ApsResult) -> None:
-        """Raise for anything but SUCCESS / PENDING (see the module doc)."""
-        outcome = result.outcome
-        if outcome in (Outcome.SUCCESS, Outcome.PENDING):
-            return
-        c = result.classification
-        if outcome is Outcome.UNCERTAIN:
-            raise _error("transient", f"APS {result.command} is uncertain ({c.reason}): resumed "
-                         "under the same maintenance reference", c.response_code)
-        if outcome in (Outcome.UNKNOWN, Outcome.DUPLICATE_REFERENCE, Outcome.ON_HOLD):
-            raise _error("unknown", f"APS {result.command} answered {c.response_code}: "
-                         f"{c.reason}", c.response_code)
-        raise c.error()
+        return answers.not_in_flight(command, reference, truth)
 
     # --- truth -----------------------------------------------------------------------------
 
@@ -365,83 +299,33 @@ class ApsProvider:
         t = truth.transaction
         if not truth.found and truth.query.kind == "not_found" and order.status in (
                 S.CREATED, S.APPROVED):
-            raise _error("awaiting_payer", f"the buyer has not paid {reference} on APS's page "
-                         "yet", truth.query.response_code)
+            raise error("awaiting_payer", f"the buyer has not paid {reference} on APS's page "
+                        "yet", truth.query.response_code)
         if not truth.found or t is None:
             raise truth.query.error(f"APS CHECK_STATUS {reference}: "
                                     f"{truth.query.response_code} {truth.query.reason}")
         if t.needs_attention or t.outcome in (Outcome.ERROR, Outcome.DUPLICATE_REFERENCE):
-            raise _error("unknown", f"APS reports {t.response_code} for {reference}: {t.reason}",
-                         t.response_code)
-        return self._state(order, truth)
-
-    def _state(self, order: Order, truth: TransactionStatus) -> ProviderOrderState:
-        status = truth.order_status()
-        t = truth.transaction
-        code = truth.transaction_code or ""
-        if status is None:
-            why = t.reason if t is not None else "no transaction"
-            raise _error("transient", f"APS has {attempt_reference(order)} unsettled ({code}: "
-                         f"{why}); asking again later", code or None)
-        fort_id = truth.fort_id or ""
-        captures: tuple[CaptureResult, ...] = ()
-        authorizations: tuple[AuthorizationResult, ...] = ()
-        if truth.captured is not None and truth.captured.minor > 0:
-            captures = (CaptureResult(capture_id=fort_id, status=status, amount=truth.captured,
-                                      provider_status=code, provider_order_id=order.id),)
-        elif truth.authorized is not None and truth.authorized.minor > 0 and status in (
-                S.AUTHORIZED, S.VOIDED):
-            authorizations = (AuthorizationResult(authorization_id=fort_id, status=status,
-                                                  amount=truth.authorized,
-                                                  provider_status=code),)
-        return ProviderOrderState(provider_order_id=order.id, status=status,
-                                  provider_status=code, amount=order.amount, captures=captures,
-                                  authorizations=authorizations, attempt=order.capture_attempt)
+            raise error("unknown", f"APS reports {t.response_code} for {reference}: {t.reason}",
+                        t.response_code)
+        return answers.order_state(order, truth)
 
     async def get_capture(self, capture_id: str) -> CaptureResult:
         """APS has no capture object apart from its transaction: ask about the order."""
-        raise _error("invalid", "APS answers about transactions, not captures: fetch the order")
+        raise error("invalid", "APS answers about transactions, not captures: fetch the order")
 
     async def get_dispute(self, dispute_id: str) -> DisputeResult:
         """APS has no dispute API (chargebacks reach the merchant outside it)."""
-        raise _error("invalid", "APS reports no disputes through its API")
+        raise error("invalid", "APS reports no disputes through its API")
 
     async def get_refund(self, refund_id: str) -> RefundResult:
-        """A refund's standing from CHECK_STATUS of its transaction.
-
-        APS reports totals and the transaction's *last* operation, not each refund: the refund
-        is completed when the last operation is a successful REFUND of this amount and the
-        refunded total covers it, failed when it is a failed REFUND, pending otherwise.
-        """
-        pieces = refund_id.split(REFUND_ID_SEP)
-        parts = pieces[0].split(":")
-        if len(pieces) != 3 or len(parts) != 4 or parse_merchant_reference(pieces[1]) is None:
-            raise _error("invalid", f"not an APS refund id: {refund_id[:80]!r}")
-        reference, currency = pieces[1], pieces[2]
-        fort_id, command, minor, _ref = parts
-        if command != REFUND or not minor.isdigit() or not currency:
-            raise _error("invalid", f"not an APS refund id: {refund_id[:80]!r}")
-        truth = await self.client.check_status(reference, currency=currency,
-                                               fort_id=fort_id or None)
-        amount = Money(int(minor), currency)
-        t = truth.transaction
-        status = "pending"
-        if t is not None and t.command == REFUND:
-            refunded = truth.refunded.minor if truth.refunded else 0
-            if t.outcome is Outcome.SUCCESS and refunded >= amount.minor:
-                status = "completed"
-            elif t.outcome is Outcome.DECLINED:
-                status = "failed"
+        """A refund's standing from CHECK_STATUS of its transaction (`answers.refund_status`:
+        APS reports totals and the last operation, not each refund)."""
+        ref = answers.parse_refund_id(refund_id)
+        truth = await self.client.check_status(ref.merchant_reference, currency=ref.currency,
+                                               fort_id=ref.fort_id)
+        amount = ref.amount
+        status = answers.refund_status(truth, amount)
         # No capture id: APS has no capture object to look the order up by (the truth fetch
         # goes through the order the refund's event was tied to).
         return RefundResult(refund_id=refund_id, status=status, amount=amount,
                             provider_status=truth.transaction_code or "")
-
-
-def _with_request(result: ApsResult, reference: str, amount: Money, maintenance: str,
-                  fort_id: str) -> ApsResult:
-    """`result` with what the request sent filling what the answer left out (fact key)."""
-    return dataclasses.replace(result, merchant_reference=result.merchant_reference or reference,
-                               amount=result.amount or amount,
-                               maintenance_reference=result.maintenance_reference or maintenance,
-                               fort_id=result.fort_id or fort_id)

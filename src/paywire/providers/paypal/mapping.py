@@ -1,7 +1,9 @@
-"""PayPal wire JSON <-> paywire's domain: money, the create-order body, statuses, error issues.
+"""PayPal wire JSON <-> paywire's domain: the create-order body, and the answers read back
+(orders, captures, authorizations, refunds, disputes) through the status tables.
 
 Pure: no I/O. Every status table is total over the values PayPal's OpenAPI files enumerate and
-ends in an explicit unknown (`ProviderError(kind="unknown")`), never a silent default.
+ends in an explicit unknown (`ProviderError(kind="unknown")`), never a silent default. Money
+objects are `money`'s, refusals (non-2xx answers) `refusals`'.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from paywire.domain.errors import ProviderError, ValidationError
-from paywire.domain.money import Money, exponent
+from paywire.domain.money import Money
 from paywire.domain.order import Order, OrderStatus
 from paywire.ports import (
     AuthorizationResult,
@@ -22,71 +24,11 @@ from paywire.ports import (
     ProviderOrderState,
     RefundResult,
 )
+from paywire.providers.paypal.money import from_paypal_money, to_paypal_money
 
 PROVIDER = "paypal"
 S = OrderStatus
 V = TypeVar("V")
-
-# --- money ---------------------------------------------------------------------------------
-
-# PayPal's REST currency codes and their decimal places *at PayPal*. HUF and TWD have two
-# decimals under ISO 4217 but PayPal takes them in whole units (JPY is whole under both).
-PAYPAL_EXPONENTS: dict[str, int] = {
-    **dict.fromkeys("AUD BRL CAD CNY CZK DKK EUR HKD ILS MYR MXN NZD NOK PHP PLN GBP SGD SEK "
-                    "CHF THB USD".split(), 2),
-    **dict.fromkeys(("HUF", "JPY", "TWD"), 0),
-}
-# PayPal's `value` carries at most 15 integer digits.
-MAX_WHOLE_UNITS = 10**15 - 1
-_VALUE = re.compile(r"(-?)([0-9]{1,32})(?:\.([0-9]{1,32}))?")
-
-
-def _step(currency: str) -> int:
-    """ISO minor units per PayPal minor unit (100 for HUF: 1 forint = 100 fillér)."""
-    return int(10 ** (exponent(currency) - PAYPAL_EXPONENTS[currency]))
-
-
-def check_amount(amount: Money) -> None:
-    """Refuse (ValidationError) an amount PayPal cannot take: currency, precision, sign, size."""
-    cur = amount.currency
-    if cur not in PAYPAL_EXPONENTS:
-        raise ValidationError(f"PayPal does not accept {cur}", field="currency")
-    if amount.minor <= 0:
-        raise ValidationError(f"PayPal amounts are positive; got {amount}", field="amount")
-    if amount.minor % _step(cur):
-        raise ValidationError(f"PayPal takes {cur} in whole units; {amount} cannot be paid",
-                              field="amount")
-    if amount.minor // 10 ** exponent(cur) > MAX_WHOLE_UNITS:
-        raise ValidationError(f"{amount} is larger than PayPal accepts", field="amount")
-
-
-def to_paypal_money(amount: Money) -> dict[str, str]:
-    """`{"currency_code", "value"}` with exactly PayPal's decimals for the currency."""
-    check_amount(amount)
-    exp = PAYPAL_EXPONENTS[amount.currency]
-    whole, frac = divmod(amount.minor // _step(amount.currency), 10**exp)
-    value = f"{whole}.{frac:0{exp}d}" if exp else str(whole)
-    return {"currency_code": amount.currency, "value": value}
-
-
-def from_paypal_money(data: Any) -> Money:
-    """A PayPal money object as exact Money in ISO minor units (strings only, never floats)."""
-    if not isinstance(data, Mapping):
-        raise ValidationError("a PayPal money object is a JSON object", field="amount")
-    code, value = data.get("currency_code"), data.get("value")
-    if not isinstance(code, str) or code not in PAYPAL_EXPONENTS:
-        raise ValidationError(f"PayPal currency {code!r} is unknown", field="currency")
-    m = _VALUE.fullmatch(value) if isinstance(value, str) else None
-    if m is None:
-        raise ValidationError(f"PayPal value {value!r} is not a decimal string", field="amount")
-    frac = (m.group(3) or "").rstrip("0")
-    iso = exponent(code)
-    if len(frac) > iso:
-        raise ValidationError(f"{value} {code} has more decimals than {code} has",
-                              field="amount")
-    minor = int(m.group(2)) * 10**iso + int(frac.ljust(iso, "0") or "0")
-    return Money(-minor if m.group(1) else minor, code)
-
 
 # --- the create-order body -------------------------------------------------------------------
 
@@ -361,94 +303,3 @@ def parse_order_state(data: Any) -> ProviderOrderState:
     return ProviderOrderState(provider_order_id=order_id, status=status,
                               provider_status=provider_status, amount=amount,
                               captures=captures, authorizations=auths)
-
-
-# --- errors ------------------------------------------------------------------------------------
-
-def _kinds(kind: str, names: str) -> dict[str, str]:
-    return dict.fromkeys(names.split(), kind)
-
-
-# PayPal issue (or error name) -> what it means to paywire. Issues not listed fall back on the
-# HTTP status (STATUS_KINDS); 401, 429 and 5xx are decided by status before any issue.
-ISSUE_KINDS: dict[str, str] = {
-    **_kinds("already_done", "ORDER_ALREADY_CAPTURED ORDER_ALREADY_AUTHORIZED "
-             "AUTHORIZATION_ALREADY_CAPTURED CAPTURE_FULLY_REFUNDED PREVIOUSLY_CAPTURED "
-             "PREVIOUSLY_VOIDED ORDER_ALREADY_COMPLETED ORDER_COMPLETED_OR_VOIDED"),
-    **_kinds("duplicate_invoice", "DUPLICATE_INVOICE_ID"),
-    **_kinds("not_approved", "ORDER_NOT_APPROVED"),
-    **_kinds("payer_action", "INSTRUMENT_DECLINED PAYER_ACTION_REQUIRED "
-             "REDIRECT_PAYER_FOR_ALTERNATE_FUNDING"),
-    **_kinds("declined", "TRANSACTION_REFUSED PAYER_CANNOT_PAY PAYER_ACCOUNT_LOCKED_OR_CLOSED "
-             "PAYER_ACCOUNT_RESTRICTED PAYEE_ACCOUNT_RESTRICTED PAYEE_BLOCKED_TRANSACTION "
-             "COMPLIANCE_VIOLATION TRANSACTION_LIMIT_EXCEEDED "
-             "MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED AUTHORIZATION_DENIED "
-             "AUTHORIZATION_EXPIRED AUTHORIZATION_VOIDED REFUND_NOT_ALLOWED "
-             "REFUND_TIME_LIMIT_EXCEEDED REFUND_NOT_PERMITTED_DUE_TO_CHARGEBACK "
-             "REFUND_FAILED_INSUFFICIENT_FUNDS TRANSACTION_DISPUTED PARTIAL_REFUND_NOT_ALLOWED "
-             "PENDING_CAPTURE"),
-    **_kinds("over_refund", "REFUND_AMOUNT_EXCEEDED"),
-    **_kinds("not_found", "RESOURCE_NOT_FOUND INVALID_RESOURCE_ID ORDER_EXPIRED"),
-    **_kinds("auth", "AUTHENTICATION_FAILURE NOT_AUTHORIZED PERMISSION_DENIED "
-             "INVALID_ACCOUNT_STATUS invalid_client invalid_token"),
-    **_kinds("invalid", "INVALID_REQUEST DECIMAL_PRECISION DECIMALS_NOT_SUPPORTED "
-             "INVALID_CURRENCY_CODE CURRENCY_MISMATCH AUTH_CURRENCY_MISMATCH "
-             "AUTH_CAPTURE_CURRENCY_MISMATCH REFUND_CAPTURE_CURRENCY_MISMATCH AMOUNT_MISMATCH "
-             "ITEM_TOTAL_MISMATCH ITEM_TOTAL_REQUIRED TAX_TOTAL_MISMATCH TAX_TOTAL_REQUIRED "
-             "MALFORMED_REQUEST_JSON INVALID_PARAMETER_SYNTAX INVALID_PARAMETER_VALUE "
-             "INVALID_STRING_LENGTH MISSING_REQUIRED_PARAMETER INVALID_ARRAY_MAX_ITEMS "
-             "INVALID_ARRAY_MIN_ITEMS INVALID_COUNTRY_CODE NOT_SUPPORTED "
-             "PAYPAL_REQUEST_ID_REQUIRED CANNOT_BE_NEGATIVE CANNOT_BE_ZERO_OR_NEGATIVE "
-             "MAX_VALUE_EXCEEDED MULTI_CURRENCY_ORDER DUPLICATE_REFERENCE_ID "
-             "REFERENCE_ID_REQUIRED REFERENCE_ID_NOT_FOUND UNSUPPORTED_INTENT "
-             "ACTION_DOES_NOT_MATCH_INTENT ITEM_CATEGORY_NOT_SUPPORTED_BY_PAYMENT_SOURCE "
-             "INVALID_PAYER_ID AMOUNT_NOT_PATCHABLE FIELD_NOT_PATCHABLE NOT_PATCHABLE "
-             "INVALID_JSON_POINTER_FORMAT INVALID_PATCH_OPERATION PATCH_PATH_REQUIRED "
-             "PATCH_VALUE_REQUIRED UNSUPPORTED_PATCH_PARAMETER_VALUE "
-             "MAX_CAPTURE_AMOUNT_EXCEEDED MAX_CAPTURE_COUNT_EXCEEDED "
-             "MAX_AUTHORIZATION_COUNT_EXCEEDED REAUTHORIZATION_NOT_SUPPORTED CANNOT_BE_VOIDED "
-             "REFUND_AMOUNT_TOO_LOW invalid_request unsupported_grant_type "
-             # Reauthorize refusals on PayPal's Payments v2 error pages, not in its OpenAPI
-             # file: asking inside the 3-day honor period, or above 115% / USD 75 over the
-             # original. Neither comes right by retrying the same call.
-             "REAUTHORIZATION_TOO_SOON AUTHORIZATION_AMOUNT_EXCEEDED"),
-}
-STATUS_KINDS: dict[int, str] = {400: "invalid", 401: "auth", 403: "auth", 404: "not_found"}
-
-
-def error_kind(status: int, name: str | None, issue: str | None) -> str:
-    """The `ProviderError.kind` of a PayPal refusal."""
-    if status == 429 or status >= 500:
-        return "transient"
-    if status == 401:
-        return "auth"
-    for key in (issue, name):
-        if key is not None and key in ISSUE_KINDS:
-            return ISSUE_KINDS[key]
-    return STATUS_KINDS.get(status, "unknown")
-
-
-def error_from_response(status: int, body: Any, *, what: str,
-                        debug_id: str | None = None) -> ProviderError:
-    """A non-2xx answer (REST or OAuth shape, or no JSON at all) as a typed ProviderError."""
-    name = issue = description = None
-    if isinstance(body, Mapping):
-        raw_name = body.get("name", body.get("error"))
-        name = raw_name if isinstance(raw_name, str) else None
-        details = body.get("details")
-        first = details[0] if isinstance(details, list) and details else None
-        if isinstance(first, Mapping):
-            issue = first.get("issue") if isinstance(first.get("issue"), str) else None
-            text = first.get("description")
-            description = text[:300] if isinstance(text, str) else None
-        if isinstance(body.get("debug_id"), str):
-            debug_id = body["debug_id"]
-    kind = error_kind(status, name, issue)
-    if name == "invalid_client":
-        message = f"PayPal refused the client id/secret for {what} (invalid_client)"
-    else:
-        message = f"PayPal {what} failed: HTTP {status} {name or 'error'}" + (
-            f" {issue}" if issue else "")
-    return ProviderError(message, provider=PROVIDER, kind=kind, status=status, name=name,
-                         issue=issue, debug_id=debug_id, retryable=kind == "transient",
-                         details={"description": description} if description else None)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from paywire.domain.errors import ProviderError
-from paywire.providers.paypal import mapping
+from paywire.providers.paypal import refusals
 
 OAUTH_PATH = "/v1/oauth2/token"
 LIVE_HOSTS = ("api-m.paypal.com", "api.paypal.com")
@@ -59,5 +59,5 @@ def request_token(base_url: str, client_id: str, client_secret: str, *, timeout:
         body = resp.json()
     except ValueError:
         body = None
-    raise mapping.error_from_response(resp.status_code, body, what="OAuth token",
+    raise refusals.error_from_response(resp.status_code, body, what="OAuth token",
                                       debug_id=resp.headers.get("paypal-debug-id"))

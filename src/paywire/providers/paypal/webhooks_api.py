@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from paywire.domain.errors import ProviderError
-from paywire.providers.paypal import mapping
+from paywire.providers.paypal import refusals
 
 WEBHOOKS = "/v1/notifications/webhooks"
 SIMULATE = "/v1/notifications/simulate-event"
@@ -77,7 +77,7 @@ class WebhooksApi:
                 body = resp.json()
             except ValueError:
                 body = None
-            raise mapping.error_from_response(resp.status_code, body, what=what,
+            raise refusals.error_from_response(resp.status_code, body, what=what,
                                               debug_id=resp.headers.get("paypal-debug-id"))
         return resp
 
