@@ -110,21 +110,22 @@ def role_statements(template: dict[str, Any], role_id: str) -> list[dict[str, An
     role = template["Resources"][role_id]["Properties"]
     statements: list[dict[str, Any]] = []
     for policy in role.get("Policies", []):
-        statements.extend(_as_list(policy["PolicyDocument"]["Statement"]))
+        statements.extend(as_list(policy["PolicyDocument"]["Statement"]))
     statements.extend({"ManagedPolicyArn": arn} for arn in role.get("ManagedPolicyArns", []))
     for policy in resources_of_type(template, "AWS::IAM::ManagedPolicy").values():
         if {"Ref": role_id} in policy["Properties"].get("Roles", []):
-            statements.extend(_as_list(policy["Properties"]["PolicyDocument"]["Statement"]))
+            statements.extend(as_list(policy["Properties"]["PolicyDocument"]["Statement"]))
     return statements
 
 
 def actions_of(statements: list[dict[str, Any]]) -> set[str]:
     """The actions the Allow statements grant."""
     return {action for s in statements if s.get("Effect") == "Allow"
-            for action in _as_list(s.get("Action", []))}
+            for action in as_list(s.get("Action", []))}
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
+    """A policy field that is one value or a list of them, as a list."""
     return value if isinstance(value, list) else [value]
 
 
@@ -283,9 +284,9 @@ def allows(documents: list[dict[str, Any]], action: str, resource: str) -> bool:
     characters, `?` one character; actions case-insensitive) and no Deny refuses it."""
     allowed = False
     for document in documents:
-        for statement in _as_list(document["Statement"]):
-            actions = [a.lower() for a in _as_list(statement.get("Action", []))]
-            resources = _as_list(statement.get("Resource", []))
+        for statement in as_list(document["Statement"]):
+            actions = [a.lower() for a in as_list(statement.get("Action", []))]
+            resources = as_list(statement.get("Resource", []))
             if (any(fnmatchcase(action.lower(), a) for a in actions)
                     and any(fnmatchcase(resource, r) for r in resources)):
                 if statement["Effect"] == "Deny":

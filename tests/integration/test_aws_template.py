@@ -33,6 +33,7 @@ from awstemplatekit import (
     Deployed,
     LoggedMotoServer,
     actions_of,
+    as_list,
     check_calls_against_roles,
     client,
     code_zip,
@@ -356,11 +357,9 @@ def test_each_role_grants_only_what_its_function_needs(translated: dict[str, Any
         assert actions_of(statements) == expected, role
         for statement in statements:
             assert statement["Effect"] == "Allow"
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [
-                statement["Action"]]
+            actions = as_list(statement["Action"])
             assert all("*" not in action for action in actions), (role, actions)
-            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [
-                statement["Resource"]]
+            resources = as_list(statement["Resource"])
             # "*" only for the X-Ray writes, which take no resource-level permissions.
             assert "*" not in resources or set(actions) <= TRACE_ACTIONS, (role, statement)
             if any(a.split(":")[0] in DATA_SERVICES for a in actions):
@@ -373,7 +372,7 @@ def test_each_role_grants_only_what_its_function_needs(translated: dict[str, Any
                 if ":ssm:" in text:
                     assert "parameter/paywire/${Stage}" in text, text
         readable = {name for statement in statements
-                    for resource in _listed(statement.get("Resource", []))
+                    for resource in as_list(statement.get("Resource", []))
                     for name in ("paypal", "app")
                     if f"secret:paywire/${{Stage}}/{name}-??????" in json.dumps(resource)}
         assert readable == SECRETS_READ[role], role
@@ -624,10 +623,6 @@ def test_parameters_constrain_stage_and_environment(translated: dict[str, Any]) 
 # --- 3b. alarms ------------------------------------------------------------------------------
 
 NOTIFY = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
-
-
-def _listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def alarms_of(translated: dict[str, Any]) -> dict[str, dict[str, Any]]:
