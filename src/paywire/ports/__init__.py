@@ -4,8 +4,9 @@ announcements and counters go. One module per port, and per aggregate of the sto
     orders, refunds, history, outbox, operations,   the store's aggregates: each a record (or
     idempotency, inbox, rejections, truth,          the domain's `Order`) and a narrow protocol
     reconcile                                       of what the store does with it
-    store                                           the units of work composed of those, and
-                                                    `Store`, which opens one
+    store                                           each service's part of the store (those
+                                                    composed), `Transactions[U]` that opens
+                                                    one, and `Store`, which opens them all
     provider, webhooks                              a payment provider; a webhook's verifier
                                                     and parser
     delivery, clock, metrics                        where announcements go; the time; counters
@@ -40,7 +41,21 @@ from paywire.ports.provider import (
 from paywire.ports.reconcile import ReconcileState, Reconciliation
 from paywire.ports.refunds import Refund, Refunds
 from paywire.ports.rejections import Rejections, WebhookRejection
-from paywire.ports.store import OpsUnitOfWork, Store, UnitOfWork, WebhookUnitOfWork
+from paywire.ports.store import (
+    CheckoutUnit,
+    DeliveryUnit,
+    OpsUnitOfWork,
+    OrderLookups,
+    OrderMoves,
+    ProviderTruthUnit,
+    ReconcileUnit,
+    RefundMoves,
+    RefundsUnit,
+    Store,
+    Transactions,
+    TruthFetchUnit,
+    WebhookUnit,
+)
 from paywire.ports.truth import TruthQueue, TruthTask
 from paywire.ports.webhooks import (
     DeliveryMarks,
@@ -50,13 +65,13 @@ from paywire.ports.webhooks import (
 )
 
 __all__ = [
-    "Announcements", "AuthorizationResult", "CaptureResult", "CheckoutForm", "Clock",
-    "DeliveryMarks", "DeliveryTarget", "DisputeResult", "EventParser", "History", "HistoryEntry",
-    "IdempotencyKeys", "IdempotencyRecord", "Inbox", "InboxEvent", "Metrics", "NoMetrics",
-    "Operations", "OpsUnitOfWork", "Orders", "Outbox", "OutboxMessage", "PaymentProvider",
-    "ProviderOperation", "ProviderOrder", "ProviderOrderState", "ReconcileState",
-    "Reconciliation", "Refund", "RefundResult", "Refunds", "Rejections", "Store", "SystemClock",
-    "TruthQueue",
-    "TruthTask", "UnitOfWork", "VerifiedDelivery", "WebhookRejection", "WebhookUnitOfWork",
-    "WebhookVerifier",
+    "Announcements", "AuthorizationResult", "CaptureResult", "CheckoutForm", "CheckoutUnit",
+    "Clock", "DeliveryMarks", "DeliveryTarget", "DeliveryUnit", "DisputeResult", "EventParser",
+    "History", "HistoryEntry", "IdempotencyKeys", "IdempotencyRecord", "Inbox", "InboxEvent",
+    "Metrics", "NoMetrics", "Operations", "OpsUnitOfWork", "OrderLookups", "OrderMoves", "Orders",
+    "Outbox", "OutboxMessage", "PaymentProvider", "ProviderOperation", "ProviderOrder",
+    "ProviderOrderState", "ProviderTruthUnit", "ReconcileState", "ReconcileUnit", "Reconciliation",
+    "Refund", "RefundMoves", "RefundResult", "Refunds", "RefundsUnit", "Rejections", "Store",
+    "SystemClock", "Transactions", "TruthFetchUnit", "TruthQueue", "TruthTask", "VerifiedDelivery",
+    "WebhookRejection", "WebhookUnit", "WebhookVerifier",
 ]

@@ -1,18 +1,39 @@
-"""The store port: one transaction (a unit of work) over the narrow per-aggregate protocols.
+"""The store port: one transaction (a unit of work) over the narrow per-aggregate protocols, and
+what each service may do in one.
 
 Each aggregate has its own protocol (`Orders`, `Refunds`, `History`, `Announcements`,
 `Operations`, `IdempotencyKeys`, `Inbox`, `Rejections`, `TruthQueue`, `Outbox`,
-`Reconciliation`), so a function can say which part of the store it touches. The units of work
-below are those protocols composed, named after the services that grew them: `UnitOfWork` is
-what checkout and refunds write, `WebhookUnitOfWork` adds what webhook ingest needs, and
-`OpsUnitOfWork` (what `Store.transaction` gives) adds outbox delivery and reconciliation. Each
-backend implements all of them in one class (`paywire.store.sql`, `paywire.store.dynamo`).
+`Reconciliation`). A service is given `Transactions[U]`: something that opens units of work of
+type `U`, the part of the store it uses, named here after it:
+
+    OrderMoves       Orders, History, Announcements    what moving an order writes
+                                                       (services.transitions: `apply_fact`)
+    RefundMoves      OrderMoves, Refunds               a refund counted with paywire's refund
+                                                       records in step (services.refund_facts)
+    OrderLookups     Orders, Refunds                   OrderQueries
+    ProviderTruthUnit  OrderMoves, Operations,         TruthApplier (the truth queue for the
+                     TruthQueue                        fetcher's hook that closes its task)
+    CheckoutUnit     ProviderTruthUnit, Refunds        Checkout (with its queries and applier)
+    RefundsUnit      RefundMoves, Operations           Refunds
+    WebhookUnit      RefundMoves, TruthQueue, Inbox,   WebhookIngest
+                     Rejections
+    TruthFetchUnit   RefundMoves, TruthQueue           TruthFetcher
+    ReconcileUnit    RefundMoves, Reconciliation       Reconciler
+    DeliveryUnit     OrderMoves, Outbox                OutboxWorker, QueueDelivery
+    OpsUnitOfWork    all eleven                        what `Store.transaction` gives (the
+                                                       operator's commands read through it)
+
+A service that needs one aggregate names its protocol (`OperationRunner`: `Operations`), and a
+helper the narrowest part it touches (`must_order`: `Orders`). `Transactions` is covariant, so
+a `Store` (whose units are `OpsUnitOfWork`) is a `Transactions[U]` for every `U` above: the
+composition root passes the one store to each service and mypy proves it fits. Each backend
+implements all of them in one class (`paywire.store.sql`, `paywire.store.dynamo`).
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from paywire.ports.history import History
 from paywire.ports.idempotency import IdempotencyKeys
@@ -25,29 +46,71 @@ from paywire.ports.refunds import Refunds
 from paywire.ports.rejections import Rejections
 from paywire.ports.truth import TruthQueue
 
-
-class UnitOfWork(Orders, Refunds, History, Announcements, Operations, IdempotencyKeys,
-                 Protocol):
-    """One transaction: everything written through it commits together or not at all."""
+U_co = TypeVar("U_co", covariant=True)
 
 
-class WebhookUnitOfWork(UnitOfWork, Inbox, Rejections, TruthQueue, Protocol):
-    """The unit of work with the webhook inbox, rejection log and truth-fetch queue."""
+class OrderMoves(Orders, History, Announcements, Protocol):
+    """An order's compare-and-set, its history lines and its announcements, written together."""
 
 
-class OpsUnitOfWork(WebhookUnitOfWork, Outbox, Reconciliation, Protocol):
-    """The unit of work with outbox delivery and reconciliation bookkeeping."""
+class RefundMoves(OrderMoves, Refunds, Protocol):
+    """Moving an order by a refund, with paywire's refund records kept in step."""
 
 
-class Store(Protocol):
-    """A transactional store of orders, history, outbox, operations, refunds and keys."""
+class OrderLookups(Orders, Refunds, Protocol):
+    """Orders and refunds read by id (`OrderQueries`)."""
 
-    def transaction(self) -> AbstractAsyncContextManager[OpsUnitOfWork]:
+
+class ProviderTruthUnit(OrderMoves, Operations, TruthQueue, Protocol):
+    """A provider's answer applied, the operation that led to it closed, and (through the
+    caller's hook) the truth task that asked for it closed too (`TruthApplier`)."""
+
+
+class CheckoutUnit(ProviderTruthUnit, Refunds, Protocol):
+    """Checkout's writes, its `OrderQueries` and its `TruthApplier` (`Checkout`)."""
+
+
+class RefundsUnit(RefundMoves, Operations, Protocol):
+    """A refund reserved, made under its operation key and settled (`Refunds`)."""
+
+
+class WebhookUnit(RefundMoves, TruthQueue, Inbox, Rejections, Protocol):
+    """An event stored in the inbox with what it does (a move or a queued truth fetch), or a
+    refused delivery in the rejection log (`WebhookIngest`)."""
+
+
+class TruthFetchUnit(RefundMoves, TruthQueue, Protocol):
+    """Truth tasks claimed and closed, and what the provider's answer does (`TruthFetcher`)."""
+
+
+class ReconcileUnit(RefundMoves, Reconciliation, Protocol):
+    """Due orders and pending refunds found, settled and scheduled again (`Reconciler`)."""
+
+
+class DeliveryUnit(OrderMoves, Outbox, Protocol):
+    """Outbox messages claimed and settled, an undeliverable one's order flagged
+    (`OutboxWorker`, `QueueDelivery`)."""
+
+
+class OpsUnitOfWork(Orders, Refunds, History, Announcements, Operations, IdempotencyKeys,
+                    Inbox, Rejections, TruthQueue, Outbox, Reconciliation, Protocol):
+    """One transaction over every aggregate: everything written through it commits together
+    or not at all."""
+
+
+class Transactions(Protocol[U_co]):
+    """Opens units of work of type `U_co`: a service's view of the store."""
+
+    def transaction(self) -> AbstractAsyncContextManager[U_co]:
         """A unit of work: commits on normal exit, rolls back on exception.
 
         Transient failures raise `StorageError`; version conflicts `ConflictError`.
         """
         ...
+
+
+class Store(Transactions[OpsUnitOfWork], Protocol):
+    """A transactional store of orders, history, outbox, operations, refunds and keys."""
 
     async def close(self) -> None:
         """Release connections."""

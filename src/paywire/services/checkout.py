@@ -17,7 +17,7 @@ from paywire.domain.errors import IllegalTransition, ProviderError
 from paywire.domain.facts import AttemptOver, Created, Fact
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus, Verdict
-from paywire.ports import CheckoutForm, Clock, HistoryEntry, Store
+from paywire.ports import CheckoutForm, CheckoutUnit, Clock, HistoryEntry, Transactions
 from paywire.services.common import RESUMABLE, error_json, new_id, stored_error
 from paywire.services.operations import OperationDone, OperationRunner, retry_on_conflict
 from paywire.services.orders import OrderQueries, flag_if_asked, must_order
@@ -31,8 +31,9 @@ S = OrderStatus
 class Checkout:
     """Orders from priced lines to money, each through the provider it was created at."""
 
-    def __init__(self, store: Store, providers: ProviderRegistry, clock: Clock, *,
-                 orders: OrderQueries | None = None, truth: TruthApplier | None = None,
+    def __init__(self, store: Transactions[CheckoutUnit], providers: ProviderRegistry,
+                 clock: Clock, *, orders: OrderQueries | None = None,
+                 truth: TruthApplier | None = None,
                  runner: OperationRunner | None = None, return_url: str | None = None,
                  cancel_url: str | None = None,
                  approval_window: timedelta = timedelta(hours=3)) -> None:

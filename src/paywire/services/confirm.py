@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from paywire.domain.order import Order, OrderStatus, Verdict, decide
-from paywire.ports import HistoryEntry, TruthTask, UnitOfWork
+from paywire.ports import History, HistoryEntry, TruthTask
 
 PREFIX = "confirm"
 DISPUTED = "DISPUTED"  # the claim of a dispute opened (no order status of its own)
@@ -80,7 +80,7 @@ def confirm_task(provider: str, claim: Claim, kind: str, resource_id: str, body:
                      created_at=now, next_attempt_at=now, order_id=order_id)
 
 
-async def record_contradiction(uow: UnitOfWork, order: Order, claim: Claim | None, why: str,
+async def record_contradiction(uow: History, order: Order, claim: Claim | None, why: str,
                                now: datetime, **detail: Any) -> None:
     """The history line of a body the provider's answer contradicts (nothing else moves);
     `claim` None for a truth fetch of something a body named that the provider does not know."""

@@ -34,7 +34,7 @@ from datetime import timedelta
 from paywire.domain.errors import DeliveryError
 from paywire.domain.retry import Backoff, FullJitter, Jitter
 from paywire.domain.retry import no_jitter as no_jitter  # where the outbox's tests take it
-from paywire.ports import Clock, DeliveryTarget, OutboxMessage, Store
+from paywire.ports import Clock, DeliveryTarget, DeliveryUnit, OutboxMessage, Transactions
 from paywire.services import loop
 from paywire.services.operations import retry_on_conflict
 from paywire.services.transitions import flag_attention
@@ -81,8 +81,9 @@ async def hand_over(targets: Sequence[DeliveryTarget],
 class OutboxWorker:
     """Delivers outbox messages to the configured targets."""
 
-    def __init__(self, store: Store, targets: Sequence[DeliveryTarget], clock: Clock, *,
-                 owner: str, lease: timedelta = timedelta(seconds=30), batch: int = 50,
+    def __init__(self, store: Transactions[DeliveryUnit], targets: Sequence[DeliveryTarget],
+                 clock: Clock, *, owner: str, lease: timedelta = timedelta(seconds=30),
+                 batch: int = 50,
                  base_delay: timedelta = timedelta(seconds=5),
                  max_delay: timedelta = timedelta(hours=1),
                  max_age: timedelta = timedelta(days=3),

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from paywire.domain import deadline
 from paywire.domain.errors import ConflictError, DeadlineExceeded, ProviderError
-from paywire.ports import Clock, ProviderOperation, Store
+from paywire.ports import Clock, Operations, ProviderOperation, Transactions
 from paywire.services.common import error_json
 
 T = TypeVar("T")
@@ -40,8 +40,8 @@ class OperationDone(Exception):
 class OperationRunner:
     """Claims an operation key, then lets exactly one caller make the provider call."""
 
-    def __init__(self, store: Store, clock: Clock, *, lease: timedelta = timedelta(seconds=30),
-                 poll_seconds: float = 0.05) -> None:
+    def __init__(self, store: Transactions[Operations], clock: Clock, *,
+                 lease: timedelta = timedelta(seconds=30), poll_seconds: float = 0.05) -> None:
         self.store = store
         self.clock = clock
         self.lease = lease

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from paywire.domain.errors import NotFoundError, ProviderError
 from paywire.domain.order import Order
-from paywire.ports import Clock, Refund, Store, UnitOfWork
+from paywire.ports import Clock, OrderLookups, OrderMoves, Orders, Refund, Transactions
 from paywire.services.operations import retry_on_conflict
 from paywire.services.registry import ProviderRegistry
 from paywire.services.transitions import flag_attention
 
 
-async def must_order(uow: UnitOfWork, order_id: str) -> Order:
+async def must_order(uow: Orders, order_id: str) -> Order:
     """The order `order_id` as `uow` reads it (NotFoundError if there is none): the fresh read
     a read-modify-write starts from, so a retry after a conflict sees the winner's write."""
     order = await uow.get_order(order_id)
@@ -27,7 +27,7 @@ async def must_order(uow: UnitOfWork, order_id: str) -> Order:
 class OrderQueries:
     """Orders by our id or any configured provider's order id, refunds by our id."""
 
-    def __init__(self, store: Store, providers: ProviderRegistry) -> None:
+    def __init__(self, store: Transactions[OrderLookups], providers: ProviderRegistry) -> None:
         self.store = store
         self.providers = providers
 
@@ -52,7 +52,8 @@ class OrderQueries:
         return refund
 
 
-async def flag_if_asked(store: Store, clock: Clock, order_id: str, exc: ProviderError) -> None:
+async def flag_if_asked(store: Transactions[OrderMoves], clock: Clock, order_id: str,
+                        exc: ProviderError) -> None:
     """Flag the order for a person when the provider's answer asks for one (an answer no rule
     covers: `exc.details["needs_attention"]` names why); once per reason."""
     reason = exc.details.get("needs_attention")

@@ -16,9 +16,10 @@ from paywire.ports import (
     AuthorizationResult,
     CaptureResult,
     Clock,
-    OpsUnitOfWork,
     ProviderOrderState,
-    Store,
+    ProviderTruthUnit,
+    Transactions,
+    TruthQueue,
 )
 from paywire.services.operations import retry_on_conflict
 from paywire.services.orders import must_order
@@ -30,13 +31,13 @@ S = OrderStatus
 class TruthApplier:
     """Applies a provider's order state to our order, flagging what no rule can settle."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Transactions[ProviderTruthUnit], clock: Clock) -> None:
         self.store = store
         self.clock = clock
 
     async def apply(self, order_id: str, state: ProviderOrderState, *, source: str,
                     key: str | None = None,
-                    also: Callable[[OpsUnitOfWork], Awaitable[object]] | None = None) -> Order:
+                    also: Callable[[TruthQueue], Awaitable[object]] | None = None) -> Order:
         """Apply what the provider says about the order (after a conflict or a replay); `key`
         is the operation whose replayed call led here (closed in the same unit of work);
         `also` runs in the same unit of work (the truth fetcher closes its task there)."""

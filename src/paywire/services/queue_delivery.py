@@ -60,7 +60,7 @@ from datetime import timedelta
 
 from paywire.domain.errors import PaywireError
 from paywire.domain.retry import Backoff, EqualJitter, Jitter
-from paywire.ports import Clock, DeliveryTarget, OutboxMessage, Store
+from paywire.ports import Clock, DeliveryTarget, DeliveryUnit, OutboxMessage, Transactions
 from paywire.services.fulfilment import MAX_ERROR, SOURCE, attention_reason, hand_over
 from paywire.services.operations import retry_on_conflict
 from paywire.services.transitions import flag_attention
@@ -137,8 +137,8 @@ def lane(record: QueueRecord) -> tuple[str, str]:
 class QueueDelivery:
     """Delivers queued outbox messages to the shop's targets; reports which records failed."""
 
-    def __init__(self, store: Store, targets: Sequence[DeliveryTarget], clock: Clock, *,
-                 max_receives: int, concurrency: int = 10,
+    def __init__(self, store: Transactions[DeliveryUnit], targets: Sequence[DeliveryTarget],
+                 clock: Clock, *, max_receives: int, concurrency: int = 10,
                  base_delay: timedelta = timedelta(seconds=5),
                  max_delay: timedelta = timedelta(hours=1),
                  max_age: timedelta = timedelta(days=3),

@@ -40,9 +40,10 @@ from paywire.ports import (
     Clock,
     ProviderOrderState,
     ReconcileState,
+    ReconcileUnit,
     Refund,
     RefundResult,
-    Store,
+    Transactions,
 )
 from paywire.services import loop
 from paywire.services.operations import retry_on_conflict
@@ -126,8 +127,8 @@ class Reconciler:
     `approval_window` is the provider's (see `Checkout`): a 404 or a void is expiry only past it.
     """
 
-    def __init__(self, store: Store, providers: ProviderRegistry, applier: TruthApplier,
-                 truth: TruthFetcher | None, clock: Clock, *,
+    def __init__(self, store: Transactions[ReconcileUnit], providers: ProviderRegistry,
+                 applier: TruthApplier, truth: TruthFetcher | None, clock: Clock, *,
                  approval_window: timedelta = timedelta(hours=3),
                  thresholds: Mapping[OrderStatus, timedelta] | None = None,
                  max_age: Mapping[OrderStatus, timedelta] | None = None,

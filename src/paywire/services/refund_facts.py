@@ -9,11 +9,11 @@ from datetime import datetime
 from paywire.domain.facts import Fact
 from paywire.domain.order import Order, Verdict
 from paywire.domain.transition import KnownRefund, Outcome
-from paywire.ports import Refund, WebhookUnitOfWork
+from paywire.ports import Refund, RefundMoves
 from paywire.services.transitions import apply_fact
 
 
-async def apply_provider_refund(uow: WebhookUnitOfWork, order: Order, fact: Fact,
+async def apply_provider_refund(uow: RefundMoves, order: Order, fact: Fact,
                                 now: datetime) -> tuple[Order, Outcome]:
     """Count the provider refund `fact.refund_id` on `order` unless already counted.
 

@@ -14,7 +14,7 @@ from paywire.domain.facts import Fact, Release, Reserve
 from paywire.domain.money import Money
 from paywire.domain.order import Order, OrderStatus
 from paywire.domain.transition import KnownRefund
-from paywire.ports import Clock, Refund, Store, UnitOfWork
+from paywire.ports import Clock, OrderMoves, Refund, RefundsUnit, Transactions
 from paywire.services.common import RESUMABLE, error_json, new_id, refund_fields
 from paywire.services.operations import OperationDone, OperationRunner, retry_on_conflict
 from paywire.services.orders import OrderQueries, flag_if_asked, must_order
@@ -27,8 +27,8 @@ S = OrderStatus
 class Refunds:
     """Full and partial refunds of a paid order, at the provider the order was created at."""
 
-    def __init__(self, store: Store, providers: ProviderRegistry, clock: Clock, *,
-                 orders: OrderQueries | None = None,
+    def __init__(self, store: Transactions[RefundsUnit], providers: ProviderRegistry,
+                 clock: Clock, *, orders: OrderQueries | None = None,
                  runner: OperationRunner | None = None) -> None:
         self.store = store
         self.providers = providers
@@ -138,7 +138,7 @@ class Refunds:
         await retry_on_conflict(commit)
 
 
-async def release_reservation(uow: UnitOfWork, order: Order, amount: Money,
+async def release_reservation(uow: OrderMoves, order: Order, amount: Money,
                               now: datetime) -> Order:
     """Give back a refund's reservation (the refund failed): the order may be refunded again."""
     moved, _ = await apply_fact(uow, order, Release(amount), now)

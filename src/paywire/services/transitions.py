@@ -18,10 +18,10 @@ from typing import Any
 from paywire.domain.facts import Fact, Flag
 from paywire.domain.order import Order, OrderStatus
 from paywire.domain.transition import AnyFact, KnownRefund, Outcome, line, transition
-from paywire.ports import HistoryEntry, UnitOfWork
+from paywire.ports import History, HistoryEntry, OrderMoves
 
 
-async def persist(uow: UnitOfWork, before: Order, outcome: Outcome, now: datetime) -> Order:
+async def persist(uow: OrderMoves, before: Order, outcome: Outcome, now: datetime) -> Order:
     """Write `outcome` (computed from `before`) in `uow`; the order as it now stands."""
     if outcome.order is not None:
         await uow.update_order(outcome.order, before.version)
@@ -34,21 +34,21 @@ async def persist(uow: UnitOfWork, before: Order, outcome: Outcome, now: datetim
     return outcome.after(before)
 
 
-async def apply_fact(uow: UnitOfWork, order: Order, fact: AnyFact, now: datetime, *,
+async def apply_fact(uow: OrderMoves, order: Order, fact: AnyFact, now: datetime, *,
                      known: KnownRefund | None = None) -> tuple[Order, Outcome]:
     """Apply `fact` to `order` in `uow`: the order as it now stands, and what the fact did."""
     outcome = transition(order, fact, now, known=known)
     return await persist(uow, order, outcome, now), outcome
 
 
-async def flag_attention(uow: UnitOfWork, order: Order, reason: str, now: datetime, *,
+async def flag_attention(uow: OrderMoves, order: Order, reason: str, now: datetime, *,
                          source: str, **detail: Any) -> Order:
     """Mark the order as needing a person, record why, and announce it once per reason."""
     flagged, _ = await apply_fact(uow, order, Flag(reason, source, detail), now)
     return flagged
 
 
-async def record(uow: UnitOfWork, order: Order, fact: Fact, verdict: str, now: datetime,
+async def record(uow: History, order: Order, fact: Fact, verdict: str, now: datetime,
                  to: OrderStatus | None = None, **detail: Any) -> None:
     """Append a history line for `fact` that moves nothing (a fact queued for the truth)."""
     entry = line(order, fact, verdict, to, **detail)

@@ -27,10 +27,11 @@ from paywire.domain.retry import Backoff
 from paywire.ports import (
     Clock,
     DisputeResult,
-    OpsUnitOfWork,
     PaymentProvider,
     RefundResult,
-    Store,
+    Transactions,
+    TruthFetchUnit,
+    TruthQueue,
     TruthTask,
 )
 from paywire.services import loop
@@ -55,8 +56,9 @@ class TruthFetcher:
     """Processes the truth-fetch queue: each task's provider by the name it was queued under
     (`providers`), its answer applied through `truth`."""
 
-    def __init__(self, store: Store, providers: ProviderRegistry, truth: TruthApplier,
-                 clock: Clock, *, owner: str, lease: timedelta = timedelta(seconds=60),
+    def __init__(self, store: Transactions[TruthFetchUnit], providers: ProviderRegistry,
+                 truth: TruthApplier, clock: Clock, *, owner: str,
+                 lease: timedelta = timedelta(seconds=60),
                  base_delay: timedelta = timedelta(seconds=5),
                  max_delay: timedelta = timedelta(hours=1), max_attempts: int = 8,
                  batch: int = 20) -> None:
@@ -224,7 +226,7 @@ class TruthFetcher:
             await self._contradicted(order.id, claim, why)
             return False
 
-        async def close(uow: OpsUnitOfWork) -> None:
+        async def close(uow: TruthQueue) -> None:
             now = self.clock.now()
             await uow.finish_truth_task(task.id, self.owner, status="done",
                                         attempts=task.attempts + 1, next_attempt_at=now,

@@ -45,10 +45,11 @@ from paywire.ports import (
     EventParser,
     HistoryEntry,
     InboxEvent,
-    Store,
+    Orders,
+    Transactions,
     TruthTask,
     WebhookRejection,
-    WebhookUnitOfWork,
+    WebhookUnit,
     WebhookVerifier,
 )
 from paywire.services.confirm import DISPUTED, Claim, confirm_task
@@ -114,8 +115,8 @@ def truth_task(provider: str, kind: str, resource_id: str, reason: str, now: dat
 class WebhookIngest:
     """Receives one provider's webhook deliveries."""
 
-    def __init__(self, store: Store, verifier: WebhookVerifier, parser: EventParser,
-                 clock: Clock, *, provider: str, max_rejections: int = 10_000,
+    def __init__(self, store: Transactions[WebhookUnit], verifier: WebhookVerifier,
+                 parser: EventParser, clock: Clock, *, provider: str, max_rejections: int = 10_000,
                  confirm: bool = False) -> None:
         self.store = store
         self.verifier = verifier
@@ -212,7 +213,7 @@ class WebhookIngest:
         return IngestOutcome(Disposition.REFUSE, "rejected", marks.event_id, None, exc.check,
                              exc.message, exc.likely_cause, error=exc)
 
-    async def _apply(self, uow: WebhookUnitOfWork, event: ProviderEvent, now: datetime,
+    async def _apply(self, uow: WebhookUnit, event: ProviderEvent, now: datetime,
                      body: bytes) -> _Applied:
         order = await locate(uow, self.provider, event)
         if order is None:
@@ -260,7 +261,7 @@ class WebhookIngest:
             return await self._queue(uow, order, event, outcome.ask, now)
         return _Applied("applied", order.id)
 
-    async def _confirm(self, uow: WebhookUnitOfWork, order: Order, event: ProviderEvent,
+    async def _confirm(self, uow: WebhookUnit, order: Order, event: ProviderEvent,
                        now: datetime, body: bytes) -> _Applied | None:
         """Queue the confirmation of a claim that would change something; None when the event
         changes nothing whatever PayPal says (applied here as the stale record it is)."""
@@ -301,7 +302,7 @@ class WebhookIngest:
         return _Applied("confirming", order.id, f"confirming with the provider: {kind} "
                         f"{resource}", task.id)
 
-    async def _queue(self, uow: WebhookUnitOfWork, order: Order, event: ProviderEvent,
+    async def _queue(self, uow: WebhookUnit, order: Order, event: ProviderEvent,
                      reason: str, now: datetime) -> _Applied:
         # Not guessed at: the provider's own object decides (invariant 7).
         resource: str | None
@@ -342,7 +343,7 @@ class WebhookIngest:
         return await retry_on_conflict(again)
 
 
-async def locate(uow: WebhookUnitOfWork, provider: str, event: ProviderEvent) -> Order | None:
+async def locate(uow: Orders, provider: str, event: ProviderEvent) -> Order | None:
     """Our order for an event: our own id first, then the provider's order, capture or auth id."""
     if event.order_id:
         order = await uow.get_order(event.order_id)
