@@ -6,22 +6,24 @@ Each aggregate has its own protocol (`Orders`, `Refunds`, `History`, `Announceme
 `Reconciliation`). A service is given `Transactions[U]`: something that opens units of work of
 type `U`, the part of the store it uses, named here after it:
 
-    OrderMoves       Orders, History, Announcements    what moving an order writes
-                                                       (services.transitions: `apply_fact`)
-    RefundMoves      OrderMoves, Refunds               a refund counted with paywire's refund
-                                                       records in step (services.refund_facts)
-    OrderLookups     Orders, Refunds                   OrderQueries
-    ProviderTruthUnit  OrderMoves, Operations,         TruthApplier (the truth queue for the
-                     TruthQueue                        fetcher's hook that closes its task)
-    CheckoutUnit     ProviderTruthUnit, Refunds        Checkout (with its queries and applier)
-    RefundsUnit      RefundMoves, Operations           Refunds
-    WebhookUnit      RefundMoves, TruthQueue, Inbox,   WebhookIngest
-                     Rejections
-    TruthFetchUnit   RefundMoves, TruthQueue           TruthFetcher
-    ReconcileUnit    RefundMoves, Reconciliation       Reconciler
-    DeliveryUnit     OrderMoves, Outbox                OutboxWorker, QueueDelivery
-    OpsUnitOfWork    all eleven                        what `Store.transaction` gives (the
-                                                       operator's commands read through it)
+    unit               made of                         used by
+    OrderMoves         Orders, History, Announcements  moving an order (services.transitions:
+                                                       `apply_fact`, `flag_attention`)
+    RefundMoves        OrderMoves, Refunds             a provider refund counted, refund
+                                                       records in step (`apply_provider_refund`)
+    OrderLookups       Orders, Refunds                 OrderQueries
+    ProviderTruthUnit  OrderMoves, Operations,         TruthApplier (the truth queue: for the
+                       TruthQueue                      fetcher's hook that closes its task)
+    CheckoutUnit       ProviderTruthUnit, Refunds      Checkout (and the queries and applier
+                                                       it builds when not given them)
+    RefundsUnit        RefundMoves, Operations         Refunds
+    WebhookUnit        RefundMoves, TruthQueue,        WebhookIngest
+                       Inbox, Rejections
+    TruthFetchUnit     RefundMoves, TruthQueue         TruthFetcher
+    ReconcileUnit      RefundMoves, Reconciliation     Reconciler
+    DeliveryUnit       OrderMoves, Outbox              OutboxWorker, QueueDelivery
+    OpsUnitOfWork      all eleven                      `Store.transaction`; the operator's
+                                                       commands read through it
 
 A service that needs one aggregate names its protocol (`OperationRunner`: `Operations`), and a
 helper the narrowest part it touches (`must_order`: `Orders`). `Transactions` is covariant, so
