@@ -13,13 +13,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from paywire.settings.aps import APS_SECRETS
 from paywire.settings.errors import env_name
 from paywire.settings.fields import SettingsFields
 from paywire.settings.purpose import Purpose
 from paywire.settings.urls import HOST_PORT, dynamodb_table, http_url
-
-__all__ = ["APS_SECRETS", "MIN_API_KEY_CHARS", "PAYPAL_RETRY_HORIZON_SECONDS", "check_all"]
 
 MIN_API_KEY_CHARS = 16
 # PayPal retries a delivery for 3 days; refusing younger transmissions would refuse retries.
