@@ -159,7 +159,7 @@ def test_dev_stack_wires_aps_and_keeps_its_secrets(stack: DevStack) -> None:
     """Both providers on, APS feedback aimed at paywire, the test cards in the banner and no APS
     secret in it; the shop's return route takes APS's `order_id` (and refuses a bad one)."""
     assert stack.settings.providers == ["paypal", "aps"]
-    assert stack.settings.aps_return_url == f"{stack.url}/v1/aps/return"
+    assert stack.settings.aps.return_url == f"{stack.url}/v1/aps/return"
     aps = stack.emulator_config.aps
     assert aps.direct_feedback_url == aps.notification_feedback_url == (
         f"{stack.url}/webhooks/aps")

@@ -78,13 +78,14 @@ def test_the_guide_names_every_template_parameter() -> None:
 
 
 def test_every_setting_the_guide_names_exists_and_ssm_ones_are_plain() -> None:
-    """Each PAYWIRE_* variable and /paywire/<stage>/<name> parameter in the guide is a Settings
-    field, and none of the SSM ones is a secret or a source setting (paywire refuses those)."""
+    """Each PAYWIRE_* variable and /paywire/<stage>/<name> parameter in the guide is a setting
+    (a provider section's field under its flat name too), and none of the SSM ones is a secret
+    or a source setting (paywire refuses those)."""
     from paywire.aws.secrets import SECRET_FIELDS, SOURCE_FIELDS
     from paywire.settings import Settings, StageSource
 
     guide = GUIDE.read_text(encoding="utf-8")
-    fields = set(Settings.model_fields) | set(StageSource.model_fields)
+    fields = set(Settings.setting_paths()) | set(StageSource.model_fields)
     named = {m.lower() for m in re.findall(r"PAYWIRE_([A-Z0-9_]+)", guide)} - {"lambda_catalog"}
     ssm = set(re.findall(r"/paywire/(?:<stage>|\$STAGE)/([a-z0-9_]+)", guide))
     ssm |= set(re.findall(r"^put ([a-z0-9_]+) ", guide, flags=re.M))

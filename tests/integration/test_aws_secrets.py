@@ -63,11 +63,11 @@ def test_settings_come_from_secrets_then_ssm_then_the_environment(
 
     s = loader().settings()
 
-    assert (s.stage, s.stage_environment, s.paypal_env) == (stage.name, "sandbox", "sandbox")
-    assert s.paypal_url == "https://api-m.sandbox.paypal.com"
-    assert s.paypal_client_id == f"id-{stage.name}" and s.paypal_webhook_id == "WH-STAGE"
-    assert s.paypal_client_secret is not None
-    assert s.paypal_client_secret.get_secret_value() == CLIENT_SECRET
+    assert (s.stage, s.stage_environment, s.paypal.env) == (stage.name, "sandbox", "sandbox")
+    assert s.paypal.url == "https://api-m.sandbox.paypal.com"
+    assert s.paypal.client_id == f"id-{stage.name}" and s.paypal.webhook_id == "WH-STAGE"
+    assert s.paypal.client_secret is not None
+    assert s.paypal.client_secret.get_secret_value() == CLIENT_SECRET
     assert [k.get_secret_value() for k in s.api_keys] == API_KEYS
     assert s.fulfilment_secret is not None and s.fulfilment_secret.get_secret_value() == WHSEC
     assert s.fulfilment_url == "https://shop.example/from-secret"  # secret > SSM
@@ -75,7 +75,7 @@ def test_settings_come_from_secrets_then_ssm_then_the_environment(
     assert s.outbox_concurrency == 4 and s.dynamodb_table == "paywire-table"  # environment
     assert (s.reconcile_batch, s.outbox_batch, s.truth_fetch_batch) == (77, 33, 11)
     assert s.cors_origins == ["https://a.example", "https://b.example"]
-    assert (s.max_rejections, s.paypal_timeout_seconds, s.outbox_interval_seconds) == (
+    assert (s.max_rejections, s.paypal.timeout_seconds, s.outbox_interval_seconds) == (
         5000, 7, 2.5)
     assert dict(os.environ) == environ_before
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -99,13 +99,13 @@ def test_secrets_are_cached_for_the_ttl_then_re_read(stage: Stage,
     assert secrets.settings() is first
     clock.now += 2
     second = secrets.settings()
-    assert second is not first and second.paypal_client_secret is not None
-    assert second.paypal_client_secret.get_secret_value() == ROTATED_SECRET
+    assert second is not first and second.paypal.client_secret is not None
+    assert second.paypal.client_secret.get_secret_value() == ROTATED_SECRET
     clock.now += 61
     assert secrets.settings() is second
     overridden = secrets.settings(reconcile_batch=5)
-    assert overridden.reconcile_batch == 5 and overridden.paypal_client_secret is not None
-    assert overridden.paypal_client_secret.get_secret_value() == ROTATED_SECRET
+    assert overridden.reconcile_batch == 5 and overridden.paypal.client_secret is not None
+    assert overridden.paypal.client_secret.get_secret_value() == ROTATED_SECRET
 
 
 def test_a_failed_refresh_serves_stale_values_within_the_grace_period(
@@ -132,8 +132,8 @@ def test_a_failed_refresh_serves_stale_values_within_the_grace_period(
     assert error.details["aws_error_code"] == "ResourceNotFoundException"
     stage.put_paypal(secret=ROTATED_SECRET)
     recovered = secrets.settings()
-    assert recovered.paypal_client_secret is not None
-    assert recovered.paypal_client_secret.get_secret_value() == ROTATED_SECRET
+    assert recovered.paypal.client_secret is not None
+    assert recovered.paypal.client_secret.get_secret_value() == ROTATED_SECRET
 
 
 def test_a_missing_secret_fails_the_first_read_naming_it(stage: Stage) -> None:
@@ -165,14 +165,14 @@ def test_a_function_reads_only_the_secrets_it_names(
     assert "reads no PayPal secret" in error.message and "PAYWIRE_PAYPAL_ENV" in error.message
     monkeypatch.setenv("PAYWIRE_PAYPAL_ENV", "sandbox")
     consumer = reading("app").settings()
-    assert (consumer.stage_environment, consumer.paypal_env) == ("sandbox", "sandbox")
+    assert (consumer.stage_environment, consumer.paypal.env) == ("sandbox", "sandbox")
     assert consumer.fulfilment_secret is not None
     assert consumer.fulfilment_secret.get_secret_value() == WHSEC
-    assert consumer.paypal_client_id is None and consumer.paypal_client_secret is None
+    assert consumer.paypal.client_id is None and consumer.paypal.client_secret is None
     assert consumer.outbox_batch == 21
     drainer = reading().settings()
     assert drainer.outbox_batch == 21 and drainer.fulfilment_secret is None
-    assert drainer.api_keys == [] and drainer.paypal_webhook_id is None
+    assert drainer.api_keys == [] and drainer.paypal.webhook_id is None
     assert repr(reading("app")) == "StageSecrets(stage=None, reads=['app'])"
     error = refusal(loader(stage=stage))
     assert stage.paypal_id in error.message and "ResourceNotFoundException" in error.message
@@ -188,9 +188,9 @@ def test_secret_ids_can_be_overridden(stage: Stage, monkeypatch: pytest.MonkeyPa
     other.put_paypal(environment="live", secret=ROTATED_SECRET)
     monkeypatch.setenv("PAYWIRE_PAYPAL_SECRET_ID", other.paypal_id)
     s = loader(stage=stage).settings()
-    assert s.paypal_env == "live" and s.paypal_secret_name == other.paypal_id
-    assert s.paypal_client_secret is not None
-    assert s.paypal_client_secret.get_secret_value() == ROTATED_SECRET
+    assert s.paypal.env == "live" and s.paypal_secret_name == other.paypal_id
+    assert s.paypal.client_secret is not None
+    assert s.paypal.client_secret.get_secret_value() == ROTATED_SECRET
 
 
 def test_the_secret_environment_must_agree_with_paypal_env(
@@ -204,7 +204,7 @@ def test_the_secret_environment_must_agree_with_paypal_env(
     assert "environment sandbox" in error.message and "PAYWIRE_PAYPAL_ENV is live" in error.message
     assert stage.paypal_id in error.message and CLIENT_SECRET not in error.message
     monkeypatch.setenv("PAYWIRE_PAYPAL_ENV", "sandbox")
-    assert loader(stage=stage).settings().paypal_env == "sandbox"
+    assert loader(stage=stage).settings().paypal.env == "sandbox"
     with pytest.raises(ConfigError, match="PAYWIRE_PAYPAL_ENV is live"):
         loader(stage=stage).settings(paypal_env="live")
 
@@ -278,7 +278,7 @@ def test_an_emulator_stage_loads_for_offline_runs(stage: Stage) -> None:
     stage.put_paypal(environment="emulator")
     stage.put_app(api_keys=",".join(API_KEYS), fulfilment_secret=None)
     s = loader(stage=stage).settings()
-    assert isinstance(s, Settings) and s.paypal_env == "emulator"
+    assert isinstance(s, Settings) and s.paypal.env == "emulator"
     assert [k.get_secret_value() for k in s.api_keys] == API_KEYS
     assert s.fulfilment_secret is None
     stage.put_app(api_keys=None)
@@ -297,10 +297,10 @@ def test_a_stage_takes_cards_through_aps_with_its_phrases_from_the_app_secret(
     stage.param("aps_merchant_identifier", "MERCH-STAGE")
     stage.param("aps_return_url", "https://pay.example/v1/aps/return")
     s = loader(stage=stage).settings()
-    assert s.providers == ["paypal", "aps"] and s.aps_merchant_identifier == "MERCH-STAGE"
-    assert s.aps_request_phrase is not None
-    assert s.aps_request_phrase.get_secret_value() == "REQ-PHRASE-STAGE"
-    assert s.aps_urls[0] == "https://sbpaymentservices.payfort.com/FortAPI/paymentApi"
+    assert s.providers == ["paypal", "aps"] and s.aps.merchant_identifier == "MERCH-STAGE"
+    assert s.aps.request_phrase is not None
+    assert s.aps.request_phrase.get_secret_value() == "REQ-PHRASE-STAGE"
+    assert s.aps.urls(s.paypal)[0] == "https://sbpaymentservices.payfort.com/FortAPI/paymentApi"
     for text in (repr(s), caplog.text):
         assert "PHRASE-STAGE" not in text and "ACCESS-STAGE" not in text
     stage.param("aps_response_phrase", "FROM-SSM")
@@ -325,15 +325,15 @@ def test_aps_follows_the_stages_environment(stage: Stage, environment: str) -> N
     emulator stage on the emulator beside PayPal's; an SSM parameter that agrees is taken."""
     aps_stage(stage, environment)
     s = loader(stage=stage).settings()
-    assert (s.stage_environment, s.paypal_env, s.aps_env) == (environment, environment,
+    assert (s.stage_environment, s.paypal.env, s.aps.env) == (environment, environment,
                                                               environment)
     hosts = {"sandbox": ("sbpaymentservices.payfort.com", "sbcheckout.payfort.com"),
              "live": ("paymentservices.payfort.com", "checkout.payfort.com"),
              "emulator": ("127.0.0.1:8090", "127.0.0.1:8090")}[environment]
-    assert tuple(url.split("/")[2] for url in s.aps_urls) == hosts
+    assert tuple(url.split("/")[2] for url in s.aps.urls(s.paypal)) == hosts
     assert s.is_live is (environment == "live")
     stage.param("aps_env", environment)
-    assert loader(stage=stage).settings().aps_env == environment
+    assert loader(stage=stage).settings().aps.env == environment
 
 
 @pytest.mark.parametrize("environment,other", [("live", "sandbox"), ("sandbox", "live"),
@@ -360,7 +360,7 @@ def test_an_aps_env_that_disagrees_with_the_stage_fails_naming_both(
         loader(stage=stage).settings(aps_env=other)
     for text in (error.message, str(error.details), overridden.value.message):
         assert "PHRASE-STAGE" not in text and CLIENT_SECRET not in text
-    assert loader(stage=stage).settings().aps_env == environment
+    assert loader(stage=stage).settings().aps.env == environment
 
 
 def test_a_live_stage_takes_cards_on_apss_live_hosts_only(stage: Stage) -> None:
@@ -379,7 +379,8 @@ def test_a_live_stage_takes_cards_on_apss_live_hosts_only(stage: Stage) -> None:
                 or "must be an https:// URL" in error.message), url
         stage.ssm.delete_parameter(Name=f"/paywire/{stage.name}/{name}")
     stage.param("aps_api_url", "https://paymentservices.payfort.com/FortAPI/paymentApi")
-    assert loader(stage=stage).settings().aps_urls[0] == (
+    loaded = loader(stage=stage).settings()
+    assert loaded.aps.urls(loaded.paypal)[0] == (
         "https://paymentservices.payfort.com/FortAPI/paymentApi")
     stage.ssm.delete_parameter(Name=f"/paywire/{stage.name}/aps_api_url")
     aps_stage(stage, "sandbox")

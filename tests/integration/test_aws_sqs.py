@@ -682,7 +682,7 @@ async def rig(tmp_path: Path, sqs: Any, shop: Shop) -> AsyncIterator[Rig]:
     config = AwsConfig(sqs_queue_url=queue.url, sqs_max_receives=2)
     drainer = Drainer(settings_factory=lambda: settings, config_factory=lambda: config)
     consumer = SqsConsumer(settings_factory=lambda: settings, config_factory=lambda: config)
-    env = {"PAYWIRE_PAYPAL_ENV": "emulator", "PAYWIRE_PAYPAL_BASE_URL": settings.paypal_url,
+    env = {"PAYWIRE_PAYPAL_ENV": "emulator", "PAYWIRE_PAYPAL_BASE_URL": settings.paypal.url,
            "PAYWIRE_PAYPAL_CLIENT_ID": "client", "PAYWIRE_PAYPAL_CLIENT_SECRET": "secret-value-1",
            "PAYWIRE_DATABASE_URL": url, "PAYWIRE_DATA_DIR": str(tmp_path), "COLUMNS": "250"}
     store = SqlStore(url)

@@ -170,7 +170,7 @@ def test_a_live_stage_holding_sandbox_credentials_fails_start_up_explained(
         "environment": "live", "client_id": LIVE_APP.client_id,
         "client_secret": LIVE_APP.client_secret, "webhook_id": "WH-1"}))
     started = secrets.settings()
-    assert started.paypal_env == "live" and started.paypal_client_id == LIVE_APP.client_id
+    assert started.paypal.env == "live" and started.paypal.client_id == LIVE_APP.client_id
     clock.now += 301  # past the TTL: re-read, same values, no second token request
     assert secrets.settings() is started
     assert token_requests(emulator) == [401, 200]
@@ -184,6 +184,6 @@ def test_an_unreachable_paypal_does_not_stop_start_up(
     down = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("PAYWIRE_PAYPAL_BASE_URL", down)
     loaded = StageSecrets().settings()
-    assert loaded.paypal_url == down
+    assert loaded.paypal.url == down
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("credentials check" in w and down in w for w in warnings), warnings

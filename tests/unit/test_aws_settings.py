@@ -79,7 +79,7 @@ def test_a_stage_cannot_be_loaded_from_the_environment_alone() -> None:
 def test_the_stage_environment_must_match_paypal_env() -> None:
     """The secret's environment and PAYWIRE_PAYPAL_ENV must agree; the message names both."""
     ok = load(stage="prod", stage_environment="live", paypal_env="live", **PAYPAL)
-    assert ok.paypal_url == "https://api-m.paypal.com"
+    assert ok.paypal.url == "https://api-m.paypal.com"
     assert ok.paypal_secret_name == "paywire/prod/paypal"
     assert ok.app_secret_name == "paywire/prod/app"
     message = refused(stage="prod", stage_environment="sandbox", paypal_env="live", **PAYPAL)
@@ -172,12 +172,12 @@ def test_a_stages_aps_environment_is_its_own() -> None:
     """On a stage `aps_env` follows the stage's environment when not set, and one set apart
     is refused naming both; without a stage it stays independent (default emulator)."""
     assert load(stage="prod", stage_environment="live", paypal_env="live",
-                **PAYPAL).aps_env == "live"
+                **PAYPAL).aps.env == "live"
     assert load(stage="dev", stage_environment="sandbox", paypal_env="sandbox",
-                **PAYPAL).aps_env == "sandbox"
+                **PAYPAL).aps.env == "sandbox"
     message = refused(stage="prod", stage_environment="live", paypal_env="live",
                       aps_env="sandbox", **PAYPAL)
     assert "environment live" in message and "PAYWIRE_APS_ENV is sandbox" in message
     assert "paywire/prod/paypal" in message
-    assert load(paypal_env="sandbox", aps_env="live", **PAYPAL).aps_env == "live"
-    assert load(**PAYPAL).aps_env == "emulator"
+    assert load(paypal_env="sandbox", aps_env="live", **PAYPAL).aps.env == "live"
+    assert load(**PAYPAL).aps.env == "emulator"

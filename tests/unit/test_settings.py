@@ -33,7 +33,7 @@ def refused(**values: Any) -> str:
 def test_defaults_run_against_the_emulator_on_embedded_sqlite() -> None:
     """With nothing set: the emulator, SQLite in .paywire, the demo catalog, 24 h keys."""
     s = load()
-    assert s.paypal_env == "emulator" and s.paypal_url == "http://127.0.0.1:8090"
+    assert s.paypal.env == "emulator" and s.paypal.url == "http://127.0.0.1:8090"
     assert s.database_url == "sqlite+aiosqlite:///.paywire/paywire.db" and s.is_sqlite
     assert s.catalog_file == DEMO_CATALOG
     assert s.idempotency_ttl_seconds == 24 * 3600 and s.api_keys == []
@@ -43,9 +43,9 @@ def test_environment_picks_the_paypal_host() -> None:
     """sandbox and live map to PayPal's hosts; an explicit base URL wins."""
     creds = {"paypal_client_id": "id", "paypal_client_secret": SECRET, "paypal_webhook_id": "WH-X",
              "catalog_path": DEMO_CATALOG}
-    assert load(paypal_env="sandbox", **creds).paypal_url == "https://api-m.sandbox.paypal.com"
-    assert load(paypal_env="live", **creds).paypal_url == "https://api-m.paypal.com"
-    assert load(paypal_base_url="http://127.0.0.1:9999/").paypal_url == "http://127.0.0.1:9999"
+    assert load(paypal_env="sandbox", **creds).paypal.url == "https://api-m.sandbox.paypal.com"
+    assert load(paypal_env="live", **creds).paypal.url == "https://api-m.paypal.com"
+    assert load(paypal_base_url="http://127.0.0.1:9999/").paypal.url == "http://127.0.0.1:9999"
 
 
 @pytest.mark.parametrize("url", ["https://api-m.sandbox.paypal.com", "http://127.0.0.1:8090",
@@ -111,8 +111,8 @@ def test_env_file_lists_and_secrets(tmp_path: Path) -> None:
     s = Settings.load(_env_file=env)
     assert [k.get_secret_value() for k in s.api_keys] == [KEY_A, KEY_B]
     assert s.cors_origins == ["https://shop.example", "http://localhost:3000"]
-    assert s.paypal_client_secret is not None
-    assert s.paypal_client_secret.get_secret_value() == SECRET
+    assert s.paypal.client_secret is not None
+    assert s.paypal.client_secret.get_secret_value() == SECRET
     assert not s.is_sqlite
     assert s.database_url_redacted == "postgresql+psycopg://paywire:***@db/paywire"
     for text in (repr(s), str(s)):

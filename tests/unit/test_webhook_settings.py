@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from paywire.domain.errors import ConfigError
-from paywire.settings import DEMO_CATALOG, PAYPAL_CERT_HOSTS, Settings
+from paywire.settings import DEMO_CATALOG, PAYPAL_CERT_HOSTS, Purpose, Settings
 
 LIVE = {"paypal_env": "live", "paypal_client_id": "id", "paypal_client_secret": "s3cr3t-value",
         "catalog_path": DEMO_CATALOG}
@@ -32,9 +32,9 @@ def test_defaults_verify_locally_against_paypal_hosts() -> None:
     assert s.webhook_verification == "local" and s.webhook_max_body_bytes == 256 * 1024
     assert s.webhook_max_age_seconds == 4 * 86400 and s.max_rejections == 10_000
     assert s.cert_hosts == (list(PAYPAL_CERT_HOSTS), ["127.0.0.1:8090"])
-    assert s.emulator_ca_url == "http://127.0.0.1:8090/_emulator/ca.pem"
+    assert s.paypal.emulator_ca_url == "http://127.0.0.1:8090/_emulator/ca.pem"
     live = load(**LIVE, paypal_webhook_id="WH-LIVE")
-    assert live.cert_hosts == (list(PAYPAL_CERT_HOSTS), []) and live.emulator_ca_url is None
+    assert live.cert_hosts == (list(PAYPAL_CERT_HOSTS), []) and live.paypal.emulator_ca_url is None
 
 
 @pytest.mark.parametrize("env", ["sandbox", "live"])
@@ -45,16 +45,11 @@ def test_sandbox_and_live_need_a_webhook_id(env: str) -> None:
 
 def test_webhook_commands_load_without_the_id_they_create() -> None:
     """`paywire webhooks register` makes the webhook id, so its settings load without one (nor a
-    catalog); the flag is scoped: the next load refuses again."""
-    from paywire import settings as settings_module
-
+    catalog); the purpose is the load's own: the next load refuses again."""
     bare = {k: v for k, v in LIVE.items() if k != "catalog_path"}
-    token = settings_module.webhook_setup.set(True)
-    try:
-        loaded = load(**bare)
-    finally:
-        settings_module.webhook_setup.reset(token)
-    assert loaded.paypal_webhook_id is None and loaded.catalog_path is None
+    loaded = Settings.load(_env_file=None, purpose=Purpose.WEBHOOK_SETUP, **bare)
+    assert loaded.purpose is Purpose.WEBHOOK_SETUP and isinstance(loaded, Settings)
+    assert loaded.paypal.webhook_id is None and loaded.catalog_path is None
     assert "PAYWIRE_CATALOG_PATH" in refused(**bare)
     assert "PAYWIRE_PAYPAL_WEBHOOK_ID" in refused(**LIVE)
 
@@ -84,7 +79,7 @@ def test_lists_split_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("PAYWIRE_PAYPAL_OTHER_WEBHOOK_IDS", "WH-A, WH-B")
     monkeypatch.setenv("PAYWIRE_WEBHOOK_CERT_HTTP_HOSTS", "localhost:9000")
     s = load()
-    assert s.paypal_other_webhook_ids == ["WH-A", "WH-B"]
+    assert s.paypal.other_webhook_ids == ["WH-A", "WH-B"]
     assert s.cert_hosts[1] == ["localhost:9000", "127.0.0.1:8090"]
 
 
@@ -94,7 +89,7 @@ def test_an_https_emulator_is_allowed_over_https_only() -> None:
     s = load(paypal_base_url="https://emulator.dev.example:8443")
     assert s.cert_hosts == ([*PAYPAL_CERT_HOSTS, "emulator.dev.example:8443"], [])
     assert s.truth_fetch_enabled and s.truth_fetch_interval_seconds == 5.0
-    assert s.truth_fetch_lease_seconds >= s.paypal_timeout_seconds
+    assert s.truth_fetch_lease_seconds >= s.paypal.timeout_seconds
 
 
 def test_cert_trust_defaults_and_combinations(tmp_path: Any) -> None:

@@ -104,7 +104,7 @@ def formatter() -> RedactingFormatter:
 def secret_values(settings: Settings) -> list[str]:
     """Every secret value `settings` hold (to be masked in logs)."""
     values = [key.get_secret_value() for key in settings.api_keys]
-    for secret in (settings.paypal_client_secret, settings.fulfilment_secret):
+    for secret in (settings.paypal.client_secret, settings.fulfilment_secret):
         if secret is not None:
             values.append(secret.get_secret_value())
     password = urlsplit(settings.database_url).password

@@ -17,7 +17,7 @@ defaults. Secret values (the PayPal client secret, API keys, the fulfilment secr
 Secrets Manager only: an SSM parameter for one is refused, and an environment variable for one
 is ignored (a WARNING names it). The environment the PayPal secret records is the stage's:
 `PAYWIRE_PAYPAL_ENV`, if set too, must agree or start-up fails naming both (`emulator` is
-accepted for offline runs such as `paywire dev --aws`). It is APS's environment too: `aps_env`
+accepted for offline runs such as `paywire dev --aws`). It is APS's environment too: `aps.env`
 follows it, and `PAYWIRE_APS_ENV` or an SSM parameter `aps_env` that disagrees fails start-up
 naming both (a live stage must not take APS test cards, nor a sandbox stage real ones).
 
@@ -36,8 +36,13 @@ A process reads only the secrets it needs (`reads`, and its role may read no oth
 functions that call PayPal or verify webhooks read both; the SQS consumer only the app secret
 (the shop's URL and signing secret); the drainer and the stream function neither. Without the
 PayPal secret the stage's environment is `PAYWIRE_PAYPAL_ENV` (the template sets it from the
-stage), and the settings load as an outbox-only process's (`paywire.settings.outbox_only`: no
-provider credentials, webhook id or catalog required, and none of them there to use).
+stage), and the settings load as an outbox-only process's (`Purpose.OUTBOX`, said by `reads`
+where the process is made, never by a variable: no provider credentials, webhook id or catalog
+required, and none of them there to use).
+
+Settings are named here as everywhere they are named rather than read: by their variable
+without `PAYWIRE_`, lower case (`paypal_client_id`, `aps_access_code`), which
+`Settings.setting_paths()` places in their provider's section.
 
 `StageApiKeys` (`paywire.aws.api_keys`) reads the app secret's `api_keys`
 alone, under the same TTL and grace period, for API Gateway's authorizer
@@ -68,7 +73,7 @@ from paywire.aws.secret_reads import (
     read_secret,
 )
 from paywire.domain.errors import ConfigError
-from paywire.settings import Settings, StageSource, env_name, outbox_only
+from paywire.settings import Purpose, Settings, StageSource, env_name
 
 if TYPE_CHECKING:
     import httpx
@@ -119,7 +124,8 @@ class _Cache:
     source: StageSource  # where the values came from: another source is another stage
     values: StageValues
     fresh: Freshness
-    built: tuple[dict[str, Any], Settings] | None = None  # (overrides, what they built)
+    # ((purpose, overrides), what they built)
+    built: tuple[tuple[Purpose, dict[str, Any]], Settings] | None = None
 
 
 class StageSecrets:
@@ -150,9 +156,10 @@ class StageSecrets:
         stage = self._cache.values.stage if self._cache is not None else None
         return f"StageSecrets(stage={stage!r}, reads={sorted(self._reads)!r})"
 
-    def settings(self, **overrides: Any) -> Settings:
-        """The stage's settings: cached, re-read after the TTL (see the module docstring)."""
-        key = dict(overrides)  # compared by value (SecretStr too), never printed
+    def settings(self, *, purpose: Purpose = Purpose.SHOP, **overrides: Any) -> Settings:
+        """The stage's settings for `purpose`: cached, re-read after the TTL (see the module
+        docstring)."""
+        key = (purpose, dict(overrides))  # compared by value (SecretStr too), never printed
         source = StageSource.load()
         with self._lock:
             now = self._clock()
@@ -160,25 +167,25 @@ class StageSecrets:
             if cache is not None and now < cache.fresh.refresh_at:
                 if cache.built is not None and cache.built[0] == key:
                     return cache.built[1]
-                settings = self._build(cache.values, overrides)
+                settings = self._build(cache.values, key)
                 cache.built = (key, settings)
                 return settings
-            return self._refresh(source, cache, now, key, overrides)
+            return self._refresh(source, cache, now, key)
 
     def _refresh(self, source: StageSource, cache: _Cache | None, now: float,
-                 key: dict[str, Any], overrides: dict[str, Any]) -> Settings:
+                 key: tuple[Purpose, dict[str, Any]]) -> Settings:
         try:
             values = self.read(source)
             if (cache is not None and cache.built is not None and cache.built[0] == key
                     and values == cache.values):
                 settings = cache.built[1]  # unchanged: the same object back
             else:
-                settings = self._build(values, overrides)
+                settings = self._build(values, key)
         except ConfigError as exc:
             if cache is None or not cache.fresh.keep_stale(now, exc, "stage settings"):
                 raise
             if cache.built is None or cache.built[0] != key:
-                cache.built = (key, self._build(cache.values, overrides))
+                cache.built = (key, self._build(cache.values, key))
             return cache.built[1]
         self._cache = _Cache(source, values, Freshness.read_now(source, now),
                              built=(key, settings))
@@ -255,7 +262,8 @@ class StageSecrets:
 
     # --- building -------------------------------------------------------------------------
 
-    def _build(self, values: StageValues, overrides: dict[str, Any]) -> Settings:
+    def _build(self, values: StageValues, key: tuple[Purpose, dict[str, Any]]) -> Settings:
+        purpose, overrides = key
         ignored = [env_name(f) for f in SECRET_FIELDS if env_name(f) in os.environ]
         if ignored:
             log.warning("%s ignored: a stage's secrets come from Secrets Manager only",
@@ -267,14 +275,9 @@ class StageSecrets:
         kwargs.update(stage=values.stage, stage_environment=values.environment,
                       paypal_env=values.environment)
         kwargs.update(overrides)
-        if PAYPAL_SECRET in self._reads:
-            settings = Settings.load(**kwargs)
-        else:
-            token = outbox_only.set(True)
-            try:
-                return Settings.load(**kwargs)
-            finally:
-                outbox_only.reset(token)
+        if PAYPAL_SECRET not in self._reads:  # no provider credentials: it only moves the outbox
+            return Settings.load(purpose=Purpose.OUTBOX, **kwargs)
+        settings = Settings.load(purpose=purpose, **kwargs)
         if self._check_credentials and settings.startup_credentials_check:
             self._check(settings)
         return settings
@@ -282,7 +285,7 @@ class StageSecrets:
     def _check(self, settings: Settings) -> None:
         from paywire.bootstrap.credentials import require_credentials
 
-        key = (settings.paypal_url, settings.paypal_client_id, settings.paypal_client_secret)
+        key = (settings.paypal.url, settings.paypal.client_id, settings.paypal.client_secret)
         if key == self._checked:
             return
         if require_credentials(settings, http=self._http):
@@ -313,7 +316,7 @@ def _parameter(path: str, name: str, value: Any) -> Any:
     if field in SECRET_FIELDS:
         raise ConfigError(f"{where} holds a secret: secrets belong in the stage's secret in "
                           "AWS Secrets Manager, never in SSM", details={"parameter": name})
-    if field in SOURCE_FIELDS or field not in Settings.model_fields:
+    if field in SOURCE_FIELDS or field not in Settings.setting_paths():
         raise ConfigError(f"{where} is not a setting paywire takes from SSM (a parameter is "
                           "named after its setting without PAYWIRE_, lower case)",
                           details={"parameter": name})
@@ -355,14 +358,16 @@ def _process_secrets(reads: frozenset[str] = ALL_SECRETS) -> StageSecrets:
     return StageSecrets(reads=reads)
 
 
-def stage_settings(*, reads: frozenset[str] = ALL_SECRETS, **overrides: Any) -> Settings:
-    """The stage's settings for this process (`PAYWIRE_STAGE`), from the secrets `reads`
-    names, cached with the TTL."""
-    return _process_secrets(reads).settings(**overrides)
+def stage_settings(*, reads: frozenset[str] = ALL_SECRETS, purpose: Purpose = Purpose.SHOP,
+                   **overrides: Any) -> Settings:
+    """The stage's settings for this process (`PAYWIRE_STAGE`) and `purpose`, from the
+    secrets `reads` names, cached with the TTL."""
+    return _process_secrets(reads).settings(purpose=purpose, **overrides)
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """The process's settings: the stage's when `PAYWIRE_STAGE` is set, else `Settings.load`."""
+def load_settings(*, purpose: Purpose = Purpose.SHOP, **overrides: Any) -> Settings:
+    """The process's settings for `purpose`: the stage's when `PAYWIRE_STAGE` is set, else
+    `Settings.load`."""
     if StageSource.load().stage is not None:
-        return stage_settings(**overrides)
-    return Settings.load(**overrides)
+        return stage_settings(purpose=purpose, **overrides)
+    return Settings.load(purpose=purpose, **overrides)

@@ -65,33 +65,33 @@ def migrate_embedded(settings: Settings) -> None:
 
 def paypal_client(settings: Settings) -> PayPalClient:
     """The PayPal client for `settings` (sandbox, live or the emulator)."""
-    if settings.paypal_client_id is None or settings.paypal_client_secret is None:
+    if settings.paypal.client_id is None or settings.paypal.client_secret is None:
         raise ConfigError("PAYWIRE_PAYPAL_CLIENT_ID and PAYWIRE_PAYPAL_CLIENT_SECRET must be set "
                           "(`paywire emulator` prints the credentials it accepts)")
-    return PayPalClient(settings.paypal_url, settings.paypal_client_id,
-                        settings.paypal_client_secret,
-                        timeout=settings.paypal_timeout_seconds,
-                        max_attempts=settings.paypal_max_retries + 1,
-                        backoff_base=settings.paypal_retry_backoff_seconds)
+    return PayPalClient(settings.paypal.url, settings.paypal.client_id,
+                        settings.paypal.client_secret,
+                        timeout=settings.paypal.timeout_seconds,
+                        max_attempts=settings.paypal.max_retries + 1,
+                        backoff_base=settings.paypal.retry_backoff_seconds)
 
 
 def aps_parts(settings: Settings, clock: Clock) -> tuple[ApsProvider, ApsWebhookVerifier]:
     """The APS provider and feedback verifier for `settings` (which checked they are set)."""
     s = settings
-    if s.aps_access_code is None or s.aps_request_phrase is None or (
-            s.aps_response_phrase is None or s.aps_merchant_identifier is None
-            or s.aps_return_url is None):
+    if s.aps.access_code is None or s.aps.request_phrase is None or (
+            s.aps.response_phrase is None or s.aps.merchant_identifier is None
+            or s.aps.return_url is None):
         raise ConfigError("APS is not configured: set PAYWIRE_APS_ACCESS_CODE, "
                           "PAYWIRE_APS_MERCHANT_IDENTIFIER, both PAYWIRE_APS_*_PHRASE and "
                           "PAYWIRE_APS_RETURN_URL")
-    merchant = Merchant(access_code=s.aps_access_code.get_secret_value(),
-                        merchant_identifier=s.aps_merchant_identifier,
-                        signer=Signer(s.aps_sha_type, s.aps_request_phrase,
-                                      s.aps_response_phrase),
-                        language=s.aps_language)
-    api_url, page_url = s.aps_urls
-    client = ApsClient(api_url, merchant, page_url=page_url, timeout=s.aps_timeout_seconds)
-    return (ApsProvider(client, return_url=s.aps_return_url, flow=s.aps_checkout),
+    merchant = Merchant(access_code=s.aps.access_code.get_secret_value(),
+                        merchant_identifier=s.aps.merchant_identifier,
+                        signer=Signer(s.aps.sha_type, s.aps.request_phrase,
+                                      s.aps.response_phrase),
+                        language=s.aps.language)
+    api_url, page_url = s.aps.urls(s.paypal)
+    client = ApsClient(api_url, merchant, page_url=page_url, timeout=s.aps.timeout_seconds)
+    return (ApsProvider(client, return_url=s.aps.return_url, flow=s.aps.checkout),
             ApsWebhookVerifier(client.verifier, clock))
 
 
@@ -183,7 +183,7 @@ def reconciler_for(settings: Settings, store: Store, providers: ProviderRegistry
                "refund_pending_threshold": s.reconcile_refund_pending_after_seconds}
     return Reconciler(
         store, providers, applier, truth, clock, batch=s.reconcile_batch,
-        approval_window=timedelta(seconds=s.paypal_approval_window_seconds),
+        approval_window=timedelta(seconds=s.paypal.approval_window_seconds),
         thresholds={k: timedelta(seconds=v) for k, v in after.items()},
         max_age={k: timedelta(seconds=v) for k, v in ages.items() if v is not None},
         **{k: timedelta(seconds=v) for k, v in seconds.items()})

@@ -27,14 +27,17 @@ log = logging.getLogger("paywire")
 
 @asynccontextmanager
 async def background(container: Container) -> AsyncIterator[None]:
-    """What a serving process runs beside its requests: the emulator CA fetched up front (if
-    that is how webhooks are verified) and the truth fetcher, stopped cleanly on exit."""
+    """What a serving process runs beside its requests: the emulator's CA fetched up front
+    for each provider whose webhooks are verified against it, and the truth fetcher, stopped
+    cleanly on exit."""
     settings = container.settings
-    if isinstance(container.verifier, EmulatorCaVerifier):
-        try:
-            await container.verifier.prime()
-        except ProviderError as exc:  # not fatal: fetched again at the first delivery
-            log.warning("%s; webhooks answer 503 until it can be fetched", exc.message)
+    for ingest in container.webhook_ingests.values():
+        if isinstance(ingest.verifier, EmulatorCaVerifier):
+            try:
+                await ingest.verifier.prime()
+            except ProviderError as exc:  # not fatal: fetched again at the first delivery
+                log.warning("%s; %s webhooks answer 503 until it can be fetched", exc.message,
+                            ingest.provider)
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     if settings.truth_fetch_enabled:

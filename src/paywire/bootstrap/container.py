@@ -155,7 +155,7 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
         checkout = Checkout(store, registry, clock, orders=orders, truth=applier, runner=runner,
                             return_url=settings.return_url, cancel_url=settings.cancel_url,
                             approval_window=timedelta(
-                                seconds=settings.paypal_approval_window_seconds))
+                                seconds=settings.paypal.approval_window_seconds))
         refunds = Refunds(store, registry, clock, orders=orders, runner=runner)
         ingests = {name: WebhookIngest(store, p.verifier, p.parser, clock, provider=name,
                                        max_rejections=settings.max_rejections,

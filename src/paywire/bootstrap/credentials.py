@@ -45,7 +45,7 @@ def claimed_environment(settings: Settings) -> str:
     if settings.stage is not None:
         return (f"the stage secret {settings.paypal_secret_name} claims environment "
                 f"{settings.stage_environment}")
-    return f"PAYWIRE_PAYPAL_ENV is {settings.paypal_env}"
+    return f"PAYWIRE_PAYPAL_ENV is {settings.paypal.env}"
 
 
 def explain_refusal(exc: ProviderError, settings: Settings) -> str:
@@ -53,10 +53,10 @@ def explain_refusal(exc: ProviderError, settings: Settings) -> str:
     they are. Names the host asked and the claimed environment, never a credential."""
     if exc.name != "invalid_client":
         return exc.message
-    url = settings.paypal_url
+    url = settings.paypal.url
     asked = host_environment(url)
     if asked is None:
-        host = f"the {settings.paypal_env} host" if settings.paypal_env == "emulator" else "host"
+        host = f"the {settings.paypal.env} host" if settings.paypal.env == "emulator" else "host"
         said = f"these credentials were refused by {host} {url}"
         guess = "the client id/secret is not an app there (wrong app, or a rotated secret?)"
     else:
@@ -83,11 +83,11 @@ def request_token(settings: Settings, *, http: httpx.Client | None = None,
     ProviderError on any refusal (`name="invalid_client"` for unknown credentials) or when the
     host cannot be reached (`kind="transient"`); ConfigError without credentials.
     """
-    if settings.paypal_client_id is None or settings.paypal_client_secret is None:
+    if settings.paypal.client_id is None or settings.paypal.client_secret is None:
         raise ConfigError("PAYWIRE_PAYPAL_CLIENT_ID and PAYWIRE_PAYPAL_CLIENT_SECRET must be set")
-    oauth_probe.request_token(settings.paypal_url, settings.paypal_client_id,
-                              settings.paypal_client_secret.get_secret_value(),
-                              timeout=timeout or settings.paypal_timeout_seconds, http=http)
+    oauth_probe.request_token(settings.paypal.url, settings.paypal.client_id,
+                              settings.paypal.client_secret.get_secret_value(),
+                              timeout=timeout or settings.paypal.timeout_seconds, http=http)
 
 
 def check_credentials(settings: Settings, *, http: httpx.Client | None = None,
@@ -105,7 +105,7 @@ def check_credentials(settings: Settings, *, http: httpx.Client | None = None,
         fix = ("correct PAYWIRE_PAYPAL_BASE_URL / PAYWIRE_PAYPAL_ENV, or the network"
                if exc.kind == "transient" else "see PayPal's answer; retry later")
         return CredentialsVerdict("failed", exc.message, fix)
-    return CredentialsVerdict("ok", f"PayPal issued a token at {settings.paypal_url}")
+    return CredentialsVerdict("ok", f"PayPal issued a token at {settings.paypal.url}")
 
 
 def require_credentials(settings: Settings, *, http: httpx.Client | None = None) -> bool:
@@ -113,10 +113,10 @@ def require_credentials(settings: Settings, *, http: httpx.Client | None = None)
     refused the credentials; False, with a WARNING, when it could not be asked (a PayPal
     outage must not stop start-up: webhooks still arrive and are stored)."""
     verdict = check_credentials(settings, http=http, timeout=min(
-        settings.paypal_timeout_seconds, STARTUP_TIMEOUT_SECONDS))
+        settings.paypal.timeout_seconds, STARTUP_TIMEOUT_SECONDS))
     if verdict.outcome == "refused":
         raise ConfigError(verdict.detail, details={"check": "paypal_credentials",
-                                                   "host": settings.paypal_url})
+                                                   "host": settings.paypal.url})
     if verdict.outcome == "failed":
         log.warning("start-up credentials check: %s (%s)", verdict.detail, verdict.fix)
         return False

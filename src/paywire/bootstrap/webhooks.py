@@ -82,7 +82,7 @@ def webhook_verifier(settings: Settings, client: PayPalClient, clock: Clock,
     Postback keeps a local verifier beside it, never to accept anything, only to explain a
     FAILURE (another environment's webhook id, the simulator, a re-serialised body).
     """
-    webhook_id = settings.paypal_webhook_id
+    webhook_id = settings.paypal.webhook_id
     if webhook_id is None:
         log.warning("PAYWIRE_PAYPAL_WEBHOOK_ID is not set: every webhook delivery is refused")
         return NoWebhookId()
@@ -91,7 +91,7 @@ def webhook_verifier(settings: Settings, client: PayPalClient, clock: Clock,
 
     def local(ca_pems: list[bytes] | None) -> LocalVerifier:
         return LocalVerifier(
-            [webhook_id, *settings.paypal_other_webhook_ids], http=http,
+            [webhook_id, *settings.paypal.other_webhook_ids], http=http,
             allowed_hosts=https_hosts, allow_http_hosts=http_hosts, ca_pems=ca_pems,
             trust="bundle" if ca_pems is not None else "fetched", clock=clock.now, max_age=max_age,
             fetch_timeout=settings.webhook_cert_timeout_seconds,
@@ -113,6 +113,7 @@ def webhook_verifier(settings: Settings, client: PayPalClient, clock: Clock,
             raise ConfigError(f"PAYWIRE_WEBHOOK_CA_BUNDLE: cannot read "
                               f"{settings.webhook_ca_bundle} ({exc.strerror or exc})") from exc
         return verifier([bundle])
-    if settings.emulator_ca_url is None:  # Settings refuse bundle trust without a bundle here
+    ca_url = settings.paypal.emulator_ca_url
+    if ca_url is None:  # Settings refuse bundle trust without a bundle here
         raise ConfigError("PAYWIRE_WEBHOOK_CERT_TRUST=bundle needs PAYWIRE_WEBHOOK_CA_BUNDLE")
-    return EmulatorCaVerifier(settings.emulator_ca_url, http, verifier)
+    return EmulatorCaVerifier(ca_url, http, verifier)

@@ -19,7 +19,7 @@ from paywire.domain.money import Money
 if TYPE_CHECKING:
     from paywire.bootstrap import Container
     from paywire.ports import OpsUnitOfWork
-    from paywire.settings import Settings
+    from paywire.settings import Purpose, Settings
 
 T = TypeVar("T")
 console = Console()
@@ -32,23 +32,21 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code=code)
 
 
-def load_settings(*, webhook_setup: bool = False) -> Settings:
+def load_settings(purpose: Purpose | None = None) -> Settings:
     """Settings from PAYWIRE_* and .env — or, with `PAYWIRE_STAGE` set, the stage's (Secrets
-    Manager and SSM) — or a one-line error naming the setting (exit 2). `webhook_setup`: for
-    the commands that manage webhooks, which need no webhook id (they make it) nor catalog."""
-    from paywire import settings as settings_module
+    Manager and SSM) — or a one-line error naming the setting (exit 2). `purpose`: what the
+    command needs when it is less than a shop (`Purpose.WEBHOOK_SETUP` for the commands that
+    make the webhook id, which need neither it nor a catalog)."""
     from paywire.aws.secrets import load_settings as process_settings
+    from paywire.settings import Purpose
 
-    token = settings_module.webhook_setup.set(webhook_setup)
     try:
-        return process_settings()
+        return process_settings(purpose=purpose or Purpose.SHOP)
     except ConfigError as exc:
         fail(f"configuration: {exc.message}", code=2)
-    finally:
-        settings_module.webhook_setup.reset(token)
 
 
-def local_settings(**overrides: object) -> Settings:
+def local_settings(**overrides: Any) -> Settings:
     """Settings from PAYWIRE_* and .env only (no stage), with `overrides` from the command line,
     or a one-line error naming the setting (exit 2): for the commands that run paywire here."""
     from paywire.settings import Settings

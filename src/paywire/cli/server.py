@@ -43,8 +43,8 @@ def serve(
     settings = local_settings(host=host, port=port, workers=workers,
                          outbox_worker_enabled=True if worker else None)
     console.print(f"[bold]paywire[/] on http://{settings.host}:{settings.port} "
-                  f"({settings.workers} worker(s)); PayPal {settings.paypal_env} at "
-                  f"{settings.paypal_url}; store {settings.database_url_redacted}",
+                  f"({settings.workers} worker(s)); PayPal {settings.paypal.env} at "
+                  f"{settings.paypal.url}; store {settings.database_url_redacted}",
                   highlight=False)
     if settings.workers == 1:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port,

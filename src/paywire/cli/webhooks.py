@@ -18,6 +18,7 @@ from rich.table import Table
 from paywire.cli.common import console, emit_json, fail, load_settings
 from paywire.domain.errors import ProviderError
 from paywire.providers.paypal.webhooks_api import WebhooksApi
+from paywire.settings import Purpose
 
 if TYPE_CHECKING:
     from paywire.settings import Settings
@@ -33,23 +34,23 @@ webhooks_app = typer.Typer(help="PayPal webhooks: this app's subscriptions, and 
 
 def webhooks_api(settings: Settings) -> WebhooksApi:
     """The webhooks API for the configured app (exit 2 without credentials)."""
-    if settings.paypal_client_id is None or settings.paypal_client_secret is None:
+    if settings.paypal.client_id is None or settings.paypal.client_secret is None:
         fail("configuration: PAYWIRE_PAYPAL_CLIENT_ID and PAYWIRE_PAYPAL_CLIENT_SECRET must be "
              "set", code=2)
-    return WebhooksApi(settings.paypal_url, settings.paypal_client_id,
-                       settings.paypal_client_secret.get_secret_value(),
-                       timeout=settings.paypal_timeout_seconds)
+    return WebhooksApi(settings.paypal.url, settings.paypal.client_id,
+                       settings.paypal.client_secret.get_secret_value(),
+                       timeout=settings.paypal.timeout_seconds)
 
 
 def credentials_hint(exc: ProviderError, settings: Settings) -> str:
     """What a refused token most likely means, and the fix."""
     if exc.name != "invalid_client":
         return exc.message
-    other = "live" if settings.paypal_env != "live" else "sandbox"
-    return (f"{exc.message}. PayPal at {settings.paypal_url} ({settings.paypal_env}) does not "
+    other = "live" if settings.paypal.env != "live" else "sandbox"
+    return (f"{exc.message}. PayPal at {settings.paypal.url} ({settings.paypal.env}) does not "
             f"know this client id/secret: most likely the {other} app's credentials are used "
-            f"against {settings.paypal_env}, or the secret was rotated. Fix: copy the "
-            f"{settings.paypal_env} app's client id and secret (developer.paypal.com, Apps & "
+            f"against {settings.paypal.env}, or the secret was rotated. Fix: copy the "
+            f"{settings.paypal.env} app's client id and secret (developer.paypal.com, Apps & "
             "Credentials, the matching Sandbox/Live tab) into PAYWIRE_PAYPAL_CLIENT_ID and "
             "PAYWIRE_PAYPAL_CLIENT_SECRET, or set PAYWIRE_PAYPAL_ENV to the credentials' "
             "environment")
@@ -89,7 +90,7 @@ def register(
     as_json: Json = False,
 ) -> None:
     """Subscribe paywire's URL at PayPal and store the webhook id paywire verifies against."""
-    settings = load_settings(webhook_setup=True)
+    settings = load_settings(Purpose.WEBHOOK_SETUP)
     types = [t.strip() for t in events.split(",") if t.strip()]
     if not types:
         raise typer.BadParameter("give at least one event type, or '*'", param_hint="--events")
@@ -115,16 +116,16 @@ def register(
 @webhooks_app.command("list")
 def list_webhooks(as_json: Json = False) -> None:
     """This app's webhook subscriptions at PayPal (ours marked)."""
-    settings = load_settings(webhook_setup=True)
+    settings = load_settings(Purpose.WEBHOOK_SETUP)
     hooks = call(settings, lambda api: api.list_all())
-    ours = settings.paypal_webhook_id
+    ours = settings.paypal.webhook_id
     if as_json:
         emit_json({"data": [{**h.as_json(), "configured": h.id == ours} for h in hooks]})
         return
     if not hooks:
         console.print("no webhooks registered for this app")
         return
-    table = Table(title=f"webhooks at PayPal ({settings.paypal_env})")
+    table = Table(title=f"webhooks at PayPal ({settings.paypal.env})")
     for col in ("id", "url", "event types", "configured"):
         table.add_column(col, no_wrap=col != "event types")
     for h in hooks:
@@ -135,11 +136,11 @@ def list_webhooks(as_json: Json = False) -> None:
 @webhooks_app.command("delete")
 def delete(webhook_id: Annotated[str, typer.Argument(help="The webhook id.")]) -> None:
     """Delete a webhook subscription at PayPal."""
-    settings = load_settings(webhook_setup=True)
+    settings = load_settings(Purpose.WEBHOOK_SETUP)
     if not call(settings, lambda api: api.delete(webhook_id)):
         fail(f"PayPal knows no webhook {webhook_id} for this app")
     console.print(f"deleted webhook {webhook_id}", highlight=False, markup=False)
-    if webhook_id == settings.paypal_webhook_id:
+    if webhook_id == settings.paypal.webhook_id:
         console.print(f"[yellow]warning:[/] it was {WEBHOOK_ID_VAR}: register a new one",
                       highlight=False)
 
@@ -153,9 +154,9 @@ def trigger(
 ) -> None:
     """Have PayPal send a mock event (emulator and sandbox only)."""
     settings = load_settings()
-    if settings.paypal_env == "live":
+    if settings.paypal.env == "live":
         fail("webhooks trigger is for the emulator and sandbox only (PAYWIRE_PAYPAL_ENV=live)")
-    webhook_id = None if url else settings.paypal_webhook_id
+    webhook_id = None if url else settings.paypal.webhook_id
     if url is None and webhook_id is None:
         raise typer.BadParameter(f"give --url, or set {WEBHOOK_ID_VAR}", param_hint="--url")
     sent = call(settings, lambda api: api.simulate(event_type, webhook_id=webhook_id, url=url))

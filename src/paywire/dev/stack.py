@@ -231,7 +231,8 @@ class DevStack:
     def shop_config(self) -> ShopConfig:
         """The demo shop's configuration: PayPal's SDK from the emulator, cards through APS
         when paywire offers them."""
-        page_url = self.settings.aps_urls[1] if "aps" in self.settings.providers else None
+        settings = self.settings
+        page_url = settings.aps.urls(settings.paypal)[1] if "aps" in settings.providers else None
         return ShopConfig(paypal_sdk_base=self.emulator_url, client_id=DEV_CLIENT_ID,
                           currency=self.currency, prefix=SHOP_PREFIX,
                           fulfilment_secret=self.fulfilment_secret, card_page_url=page_url)

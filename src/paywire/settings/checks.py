@@ -3,33 +3,35 @@
 Each check refuses a combination that cannot work or would be unsafe -- live credentials sent
 to a sandbox or emulator host, a live stage taking APS test cards, a webhook nobody can verify,
 a lease shorter than the call it covers -- with a ValueError naming the variables to change
-(`paywire.settings.errors` turns it into the ConfigError start-up reports). The commands that
-need less (`paywire.settings.context`) are let through without what they never use.
+(`paywire.settings.errors` turns it into the ConfigError start-up reports). The checks that
+concern one provider alone are its section's (`paywire.settings.paypal`, `paywire.settings.aps`),
+run from here in order. The processes that need less (`paywire.settings.purpose`) are let
+through without what they never use.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from paywire.settings.context import outbox_only, webhook_setup
 from paywire.settings.errors import env_name
 from paywire.settings.fields import SettingsFields
-from paywire.settings.urls import APS_URLS, HOST_PORT, LOOPBACK, dynamodb_table, http_url
+from paywire.settings.purpose import Purpose
+from paywire.settings.urls import HOST_PORT, dynamodb_table, http_url
 
-APS_SECRETS = ("aps_access_code", "aps_request_phrase", "aps_response_phrase")
 MIN_API_KEY_CHARS = 16
 # PayPal retries a delivery for 3 days; refusing younger transmissions would refuse retries.
 PAYPAL_RETRY_HORIZON_SECONDS = 3 * 86400
 
 
-def check_all(settings: SettingsFields) -> None:
-    """Every check, in order; the default SQLite store filled in when no URL is set."""
+def check_all(settings: SettingsFields, purpose: Purpose) -> None:
+    """Every check, in order, for what the settings are loaded for; the default SQLite store
+    filled in when no URL is set."""
     check_stage(settings)
-    check_paypal(settings)
-    check_shop(settings)
+    settings.paypal.check(offered="paypal" in settings.providers, purpose=purpose)
+    check_shop(settings, purpose)
     check_timing(settings)
-    check_webhooks(settings)
-    check_aps(settings)
+    check_webhooks(settings, purpose)
+    check_aps(settings, purpose)
     if not settings.database_url:
         settings.database_url = f"sqlite+aiosqlite:///{settings.data_dir / 'paywire.db'}"
     elif dynamodb_table(settings.database_url) is None and not settings.is_sqlite and (
@@ -38,28 +40,12 @@ def check_all(settings: SettingsFields) -> None:
                          "postgresql+psycopg:// or dynamodb://<table> URL")
 
 
-def check_aps(settings: SettingsFields) -> None:
-    """A provider named once; APS's secrets and URLs when it is offered (https on live)."""
+def check_aps(settings: SettingsFields, purpose: Purpose) -> None:
+    """A provider named once; APS's own checks when it is offered."""
     if len(set(settings.providers)) != len(settings.providers):
         raise ValueError("PAYWIRE_PROVIDERS names a provider twice")
-    if "aps" not in settings.providers:
-        return
-    missing = [env_name(f) for f in (*APS_SECRETS, "aps_merchant_identifier",
-                                      "aps_return_url") if getattr(settings, f) is None]
-    if missing and not outbox_only.get():
-        raise ValueError(f"PAYWIRE_PROVIDERS includes aps, so {', '.join(missing)} must be "
-                         "set (`paywire emulator` prints the APS credentials it accepts)")
-    live = settings.aps_env == "live"
-    for name in ("aps_api_url", "aps_page_url", "aps_return_url"):
-        value = getattr(settings, name)
-        if value is not None:
-            http_url(name, value, https_only=live and name != "aps_return_url")
-    if settings.stage is not None and settings.aps_env in APS_URLS:
-        check_stage_aps_hosts(settings)
-    if settings.aps_env == "emulator" and settings.aps_api_url is None and (
-            settings.paypal_env != "emulator"):
-        raise ValueError("PAYWIRE_APS_ENV=emulator needs PAYWIRE_APS_API_URL and "
-                         "PAYWIRE_APS_PAGE_URL when PayPal is not on the emulator")
+    if "aps" in settings.providers:
+        settings.aps.check(purpose=purpose, stage=settings.stage, paypal=settings.paypal)
 
 
 def check_stage(settings: SettingsFields) -> None:
@@ -74,63 +60,23 @@ def check_stage(settings: SettingsFields) -> None:
                          f"secrets ({settings.paypal_secret_name} in AWS Secrets Manager); load "
                          "them with paywire.aws.secrets.stage_settings() (pip install "
                          "'paywire[aws]')")
-    if settings.paypal_env != settings.stage_environment:
+    if settings.paypal.env != settings.stage_environment:
         raise ValueError(f"the stage secret {settings.paypal_secret_name} records environment "
                          f"{settings.stage_environment} but PAYWIRE_PAYPAL_ENV is "
-                         f"{settings.paypal_env}: make them agree (or unset PAYWIRE_PAYPAL_ENV "
+                         f"{settings.paypal.env}: make them agree (or unset PAYWIRE_PAYPAL_ENV "
                          "and let the stage choose)")
     # APS's environment is the stage's: a live stage must not take APS test cards (nor a
     # sandbox stage real ones). Unset, it follows; set, it must agree.
-    if "aps_env" not in settings.model_fields_set:
-        settings.aps_env = settings.stage_environment
-    elif settings.aps_env != settings.stage_environment:
+    if "env" not in settings.aps.model_fields_set:
+        settings.aps.env = settings.stage_environment
+    elif settings.aps.env != settings.stage_environment:
         raise ValueError(f"the stage secret {settings.paypal_secret_name} records environment "
-                         f"{settings.stage_environment} but PAYWIRE_APS_ENV is {settings.aps_env}: "
+                         f"{settings.stage_environment} but PAYWIRE_APS_ENV is {settings.aps.env}: "
                          "a stage's APS environment is its PayPal environment (unset "
                          "PAYWIRE_APS_ENV and let the stage choose)")
 
 
-def check_stage_aps_hosts(settings: SettingsFields) -> None:
-    """A live stage sends cards to APS's live hosts only, over https; a sandbox stage
-    never to them (`aps_api_url`/`aps_page_url` may move APS's URLs, not its environment)."""
-    api, page = settings.aps_urls
-    for name, url, live_url in (("aps_api_url", api, APS_URLS["live"][0]),
-                                ("aps_page_url", page, APS_URLS["live"][1])):
-        parts, live_host = urlsplit(url), urlsplit(live_url).hostname
-        on_live = parts.hostname == live_host
-        if settings.aps_env == "live" and (parts.scheme != "https" or not on_live):
-            raise ValueError(f"{env_name(name)} is not APS's live host over https "
-                             f"(https://{live_host}) and the stage {settings.stage} is live: "
-                             f"unset {env_name(name)} (the stage's environment chooses "
-                             "APS's hosts)")
-        if settings.aps_env == "sandbox" and on_live:
-            raise ValueError(f"{env_name(name)} is APS's live host {live_host} and the "
-                             f"stage {settings.stage} is a sandbox stage: unset "
-                             f"{env_name(name)} (the stage's environment chooses APS's "
-                             "hosts)")
-
-
-def check_paypal(settings: SettingsFields) -> None:
-    """PayPal's URL matches its environment; sandbox and live need credentials."""
-    env = settings.paypal_env
-    if settings.paypal_base_url is not None:
-        http_url("paypal_base_url", settings.paypal_base_url, https_only=env == "live")
-        host = (urlsplit(settings.paypal_base_url).hostname or "").lower()
-        if env == "live" and ("sandbox" in host or host in LOOPBACK):
-            raise ValueError("PAYWIRE_PAYPAL_BASE_URL points at a sandbox or emulator while "
-                             "PAYWIRE_PAYPAL_ENV=live: live credentials would be sent there")
-        if env == "sandbox" and host == "api-m.paypal.com":
-            raise ValueError("PAYWIRE_PAYPAL_BASE_URL is PayPal's live API while "
-                             "PAYWIRE_PAYPAL_ENV=sandbox: set PAYWIRE_PAYPAL_ENV=live")
-    if env in ("sandbox", "live") and "paypal" in settings.providers and not outbox_only.get():
-        missing = [env_name(f) for f in ("paypal_client_id", "paypal_client_secret")
-                   if getattr(settings, f) is None]
-        if missing:
-            raise ValueError(f"{' and '.join(missing)} must be set for "
-                             f"PAYWIRE_PAYPAL_ENV={env}")
-
-
-def check_shop(settings: SettingsFields) -> None:
+def check_shop(settings: SettingsFields, purpose: Purpose) -> None:
     """The shop's URLs, CORS origins, API keys and catalog are usable."""
     live = settings.is_live
     for field in ("return_url", "cancel_url"):
@@ -148,7 +94,7 @@ def check_shop(settings: SettingsFields) -> None:
             raise ValueError(f"PAYWIRE_API_KEYS: key #{i} is shorter than "
                              f"{MIN_API_KEY_CHARS} characters")
     if settings.catalog_path is None:
-        if not settings.is_emulated and not (webhook_setup.get() or outbox_only.get()):
+        if not settings.is_emulated and purpose.needs_catalog:
             raise ValueError("PAYWIRE_CATALOG_PATH must be set (the demo catalog is for the "
                              "emulator only)")
         return
@@ -168,22 +114,15 @@ def check_timing(settings: SettingsFields) -> None:
     if settings.request_deadline_reserve_seconds >= settings.request_budget_seconds:
         raise ValueError("PAYWIRE_REQUEST_DEADLINE_RESERVE_SECONDS must be less than "
                          "PAYWIRE_REQUEST_BUDGET_SECONDS (the reserve is kept back from it)")
-    if settings.operation_lease_seconds < settings.paypal_timeout_seconds:
+    if settings.operation_lease_seconds < settings.paypal.timeout_seconds:
         raise ValueError("PAYWIRE_OPERATION_LEASE_SECONDS must be at least "
                          "PAYWIRE_PAYPAL_TIMEOUT_SECONDS (a live call must keep its lease)")
 
 
-def check_webhooks(settings: SettingsFields) -> None:
+def check_webhooks(settings: SettingsFields, purpose: Purpose) -> None:
     """A webhook can be verified: an id, PayPal's cert hosts and a trust that fits."""
-    env = settings.paypal_env
-    if env in ("sandbox", "live") and settings.paypal_webhook_id is None and (
-            "paypal" in settings.providers) and not (webhook_setup.get() or outbox_only.get()):
-        raise ValueError(f"PAYWIRE_PAYPAL_WEBHOOK_ID must be set for PAYWIRE_PAYPAL_ENV={env} "
-                         "(the id PayPal shows for the webhook subscription)")
-    if settings.paypal_webhook_id is not None and (
-            settings.paypal_webhook_id in settings.paypal_other_webhook_ids):
-        raise ValueError("PAYWIRE_PAYPAL_OTHER_WEBHOOK_IDS must not list "
-                         "PAYWIRE_PAYPAL_WEBHOOK_ID (ours is accepted, the others never)")
+    env = settings.paypal.env
+    settings.paypal.check_webhook_ids(offered="paypal" in settings.providers, purpose=purpose)
     for field in ("webhook_cert_hosts", "webhook_cert_http_hosts"):
         for host in getattr(settings, field):
             if not HOST_PORT.fullmatch(host):
@@ -227,6 +166,6 @@ def check_webhooks(settings: SettingsFields) -> None:
     if settings.truth_fetch_max_delay_seconds < settings.truth_fetch_base_delay_seconds:
         raise ValueError("PAYWIRE_TRUTH_FETCH_MAX_DELAY_SECONDS must be at least "
                          "PAYWIRE_TRUTH_FETCH_BASE_DELAY_SECONDS")
-    if settings.truth_fetch_lease_seconds < settings.paypal_timeout_seconds:
+    if settings.truth_fetch_lease_seconds < settings.paypal.timeout_seconds:
         raise ValueError("PAYWIRE_TRUTH_FETCH_LEASE_SECONDS must be at least "
                          "PAYWIRE_PAYPAL_TIMEOUT_SECONDS (a fetch must keep its lease)")

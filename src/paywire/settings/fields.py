@@ -2,30 +2,33 @@
 
 Only what one field says on its own is checked here (a range, a blank taken as unset, a list
 given as "a,b"); what fields say together is `paywire.settings.checks`, run by `Settings` once
-all are read. The resolved values (the PayPal URL, the APS URLs, the certificate trust, ...)
-live here too, as the checks reason about them as well.
+all are read. The resolved values (the certificate trust, the store, ...) live here too, as the
+checks reason about them as well.
+
+Each provider's settings are a section (`paypal`, `aps`: `paywire.settings.provider`) whose
+variables keep the flat names: `PAYWIRE_PAYPAL_CLIENT_ID` is `settings.paypal.client_id`, split
+once after the section's name (`env_nested_max_split=1`), so `PAYWIRE_DATA_DIR` or
+`PAYWIRE_OUTBOX_MAX_AGE_SECONDS` stay the top-level fields they name. A setting's *name* is its
+variable without `PAYWIRE_`, lower case (`paypal_client_id`): overrides, CLI flags, SSM
+parameters and a stage's secrets name settings so, and `setting_paths` says where each lives.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from paywire.settings.aps import ApsSettings
+from paywire.settings.paypal import PayPalSettings
+from paywire.settings.provider import ProviderSettings, blank_is_unset, csv_items
 from paywire.settings.stage import app_secret_name, paypal_secret_name, stage_name
-from paywire.settings.urls import (
-    APS_URLS,
-    DYNAMODB_SCHEME,
-    EMULATOR_CA_PATH,
-    PAYPAL_BASE_URLS,
-    PAYPAL_CERT_HOSTS,
-    PayPalEnv,
-    dynamodb_table,
-)
+from paywire.settings.urls import DYNAMODB_SCHEME, PAYPAL_CERT_HOSTS, PayPalEnv, dynamodb_table
 
 # A provider's name in PAYWIRE_PROVIDERS: each names a provider kit (`paywire.bootstrap.kits`),
 # which the composition root looks up (an unknown name fails there, listing the known kits).
@@ -34,11 +37,32 @@ _PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 DEMO_CATALOG = Path(__file__).parent.parent / "web" / "catalog.toml"
 
 
-def _csv(value: Any) -> Any:
-    """Accept "a,b" (an env var) as well as a list; blanks dropped."""
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
+@functools.cache
+def provider_sections(cls: type[BaseSettings]) -> frozenset[str]:
+    """The fields of `cls` that are a provider's section (`paypal`, `aps`)."""
+    return frozenset(name for name, field in cls.model_fields.items()
+                     if isinstance(field.annotation, type)
+                     and issubclass(field.annotation, ProviderSettings))
+
+
+@functools.cache
+def setting_paths(cls: type[BaseSettings]) -> dict[str, tuple[str, ...]]:
+    """Every setting of `cls` by name (its variable without `PAYWIRE_`, lower case), with
+    where it lives: `("data_dir",)`, `("paypal", "client_id")`. A section's field named like a
+    top-level one would make two settings of one variable: refused."""
+    paths: dict[str, tuple[str, ...]] = {}
+    for top, info in cls.model_fields.items():
+        section = info.annotation
+        named: dict[str, tuple[str, ...]]
+        if isinstance(section, type) and issubclass(section, ProviderSettings):
+            named = {f"{top}_{field}": (top, field) for field in section.model_fields}
+        else:
+            named = {top: (top,)}
+        for name, path in named.items():
+            if name in paths:
+                raise TypeError(f"{cls.__name__}: two settings named {name}")
+            paths[name] = path
+    return paths
 
 
 class SettingsFields(BaseSettings):
@@ -46,10 +70,10 @@ class SettingsFields(BaseSettings):
     fields (kept apart so that those checks can be typed against the fields without an import
     loop)."""
 
-
     model_config = SettingsConfigDict(env_prefix="PAYWIRE_", env_file=".env",
                                       env_file_encoding="utf-8", extra="ignore",
-                                      hide_input_in_errors=True, validate_default=True)
+                                      hide_input_in_errors=True, validate_default=True,
+                                      env_nested_delimiter="_", env_nested_max_split=1)
 
     # the stage (AWS): its secrets are read by `paywire.aws.secrets.stage_settings()`
     stage: str | None = None
@@ -66,39 +90,17 @@ class SettingsFields(BaseSettings):
     # Default: an embedded SQLite file in `data_dir`. Kept out of reprs (it may hold a password).
     database_url: str = Field(default="", repr=False)
 
-    # PayPal
-    paypal_env: PayPalEnv = "emulator"
-    paypal_base_url: str | None = None
-    paypal_client_id: str | None = None
-    paypal_client_secret: SecretStr | None = None
-    paypal_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
-    paypal_max_retries: int = Field(default=3, ge=0, le=10)
-    paypal_retry_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
+    # PayPal (`PAYWIRE_PAYPAL_*`: `paywire.settings.paypal`)
+    paypal: PayPalSettings = Field(default_factory=PayPalSettings)
 
     # The payment providers this shop offers; the first is the default for new orders.
     providers: Annotated[list[ProviderName], NoDecode] = Field(
         default_factory=lambda: list[ProviderName](["paypal"]), min_length=1)
 
-    # Amazon Payment Services (when "aps" is in `providers`). In emulator mode the URLs
-    # default to the APS emulator inside `paywire emulator` (`<PayPal emulator URL>/aps/...`).
-    # On a stage it is the stage's environment (sandbox: APS's test environment), never chosen
-    # apart (`paywire.settings.checks.check_stage`).
-    aps_env: PayPalEnv = "emulator"
-    aps_api_url: str | None = None
-    aps_page_url: str | None = None
-    aps_access_code: SecretStr | None = None
-    aps_merchant_identifier: str | None = None
-    aps_request_phrase: SecretStr | None = None
-    aps_response_phrase: SecretStr | None = None
-    aps_sha_type: str = "SHA-256"  # checked where the signer is made (bootstrap)
-    aps_language: Literal["en", "ar"] = "en"
-    # Where APS sends the buyer back: paywire's `/v1/aps/return` as the browser reaches it.
-    aps_return_url: str | None = None
-    aps_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
-    # "hosted": the buyer pays on APS's payment page; "tokenization": APS's tokenization form
-    # makes a token of the card, and paywire pays with it server to server (3-D Secure then
-    # sends the buyer to APS's 3ds_url).
-    aps_checkout: Literal["hosted", "tokenization"] = "hosted"
+    # Amazon Payment Services (`PAYWIRE_APS_*`: `paywire.settings.aps`), when "aps" is in
+    # `providers`. On a stage its environment is the stage's, never chosen apart
+    # (`paywire.settings.checks.check_stage`).
+    aps: ApsSettings = Field(default_factory=ApsSettings)
 
     # the shop
     catalog_path: Path | None = None
@@ -128,16 +130,9 @@ class SettingsFields(BaseSettings):
     request_deadline_reserve_seconds: float = Field(default=2.0, ge=0, le=60)
     # How long a caller holds a provider operation before another may retry it (a crash).
     operation_lease_seconds: float = Field(default=120.0, gt=0, le=3600)
-    # PayPal's approval window (3 h by default; PayPal can set 24/48/72 h): a 404 for an order
-    # younger than this is not taken as expiry.
-    paypal_approval_window_seconds: float = Field(default=3 * 3600.0, ge=0, le=30 * 86400)
 
-    # webhooks: what `POST /webhooks/paypal` accepts and how it checks signatures
-    # The id PayPal gave our webhook subscription (required for sandbox and live).
-    paypal_webhook_id: str | None = None
-    # Our other environments' webhook ids: never accepted, only named when a delivery signed
-    # for one of them arrives (a sandbox/live mix-up).
-    paypal_other_webhook_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # webhooks: what `POST /webhooks/paypal` accepts and how it checks signatures (its webhook
+    # ids are PayPal's: `PAYWIRE_PAYPAL_WEBHOOK_ID`, `PAYWIRE_PAYPAL_OTHER_WEBHOOK_IDS`)
     webhook_verification: Literal["local", "postback"] = "local"
     # Hosts (host or host:port) a `PAYPAL-CERT-URL` may name, over https; `_http_hosts` over
     # plain http (emulator mode only; the emulator's own host:port is added there anyway).
@@ -220,46 +215,54 @@ class SettingsFields(BaseSettings):
     reconcile_backoff_max_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
     reconcile_refund_pending_after_seconds: float = Field(default=3600.0, ge=0, le=30 * 86400)
 
-    @field_validator("paypal_base_url", "paypal_client_id", "return_url", "cancel_url",
-                     "catalog_path", "paypal_webhook_id", "webhook_ca_bundle",
-                     "webhook_cert_trust", mode="before")
+    @classmethod
+    def setting_paths(cls) -> dict[str, tuple[str, ...]]:
+        """Every setting by name (its variable without `PAYWIRE_`, lower case) with where it
+        lives: `{"data_dir": ("data_dir",), "paypal_client_id": ("paypal", "client_id"), ...}`."""
+        return setting_paths(cls)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest(cls, data: Any) -> Any:
+        """Overrides named as their settings (`paypal_client_id=...`: the variable without
+        PAYWIRE_, as the CLI, SSM parameters and a stage's secrets name them) moved into their
+        provider's section, over what the environment put there: an override wins, as for any
+        setting. Only overrides can be named so: the environment's `PAYWIRE_PAYPAL_*` arrive
+        as the section already."""
+        if not isinstance(data, dict):
+            return data
+        paths = setting_paths(cls)
+        flat = [key for key in data
+                if key not in cls.model_fields and len(paths.get(key, ())) == 2]
+        if not flat:
+            return data
+        data = dict(data)
+        for key in flat:
+            section, field = paths[key]
+            current = data.get(section)
+            if isinstance(current, ProviderSettings):
+                current = current.model_dump(exclude_unset=True)
+            nested = dict(current) if isinstance(current, dict) else {}
+            nested[field] = data.pop(key)
+            data[section] = nested
+        return data
+
+    @field_validator("return_url", "cancel_url", "catalog_path", "webhook_ca_bundle",
+                     "webhook_cert_trust", "paypal_secret_id", "app_secret_id", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
+        return blank_is_unset(value)
 
     @field_validator("stage", mode="before")
     @classmethod
     def _stage(cls, value: Any) -> Any:
         return stage_name(value) if isinstance(value, str) else value
 
-    @field_validator("paypal_secret_id", "app_secret_id", mode="before")
-    @classmethod
-    def _blank_id_is_unset(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("paypal_client_secret", mode="before")
-    @classmethod
-    def _blank_secret_is_unset(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("aps_api_url", "aps_page_url", "aps_merchant_identifier", "aps_return_url",
-                     mode="before")
-    @classmethod
-    def _blank_aps_is_unset(cls, value: Any) -> Any:
-        return None if value == "" else value
-
-    @field_validator("aps_access_code", "aps_request_phrase", "aps_response_phrase",
-                     mode="before")
-    @classmethod
-    def _blank_aps_secret_is_unset(cls, value: Any) -> Any:
-        return None if value == "" else value
-
-    @field_validator("cors_origins", "api_keys", "paypal_other_webhook_ids", "webhook_cert_hosts",
-                     "providers",
+    @field_validator("cors_origins", "api_keys", "webhook_cert_hosts", "providers",
                      "webhook_cert_http_hosts", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
-        return _csv(value)
+        return csv_items(value)
 
     @field_validator("providers")
     @classmethod
@@ -273,31 +276,21 @@ class SettingsFields(BaseSettings):
     # --- resolved values ------------------------------------------------------------------
 
     @property
+    def provider_settings(self) -> dict[str, ProviderSettings]:
+        """The section of each provider this shop offers that has one here, by name (a
+        plug-in's kit reads its own settings)."""
+        sections = provider_sections(type(self))
+        return {name: getattr(self, name) for name in self.providers if name in sections}
+
+    @property
     def is_live(self) -> bool:
         """Whether any provider this shop offers takes real money."""
-        return (("paypal" in self.providers and self.paypal_env == "live")
-                or ("aps" in self.providers and self.aps_env == "live"))
+        return any(section.is_live for section in self.provider_settings.values())
 
     @property
     def is_emulated(self) -> bool:
         """Whether every provider this shop offers is an emulator."""
-        return (("paypal" not in self.providers or self.paypal_env == "emulator")
-                and ("aps" not in self.providers or self.aps_env == "emulator"))
-
-    @property
-    def aps_urls(self) -> tuple[str, str]:
-        """(server-to-server API URL, hosted payment page URL) for `aps_env`."""
-        if self.aps_env == "emulator":
-            base = f"{self.paypal_url}/aps/FortAPI"
-            default = (f"{base}/paymentApi", f"{base}/paymentPage")
-        else:
-            default = APS_URLS[self.aps_env]
-        return self.aps_api_url or default[0], self.aps_page_url or default[1]
-
-    @property
-    def paypal_url(self) -> str:
-        """The PayPal API base URL: the explicit one, else the environment's."""
-        return (self.paypal_base_url or PAYPAL_BASE_URLS[self.paypal_env]).rstrip("/")
+        return all(section.is_emulated for section in self.provider_settings.values())
 
     @property
     def cert_hosts(self) -> tuple[list[str], list[str]]:
@@ -307,8 +300,8 @@ class SettingsFields(BaseSettings):
         """
         https_hosts = [h.lower() for h in self.webhook_cert_hosts]
         http_hosts = [h.lower() for h in self.webhook_cert_http_hosts]
-        if self.paypal_env == "emulator":
-            parts = urlsplit(self.paypal_url)
+        if self.paypal.is_emulated:
+            parts = urlsplit(self.paypal.url)
             (http_hosts if parts.scheme == "http" else https_hosts).append(parts.netloc.lower())
         return https_hosts, http_hosts
 
@@ -318,14 +311,9 @@ class SettingsFields(BaseSettings):
         bundle or in emulator mode, else `fetched`."""
         if self.webhook_cert_trust is not None:
             return self.webhook_cert_trust
-        if self.webhook_ca_bundle is not None or self.paypal_env == "emulator":
+        if self.webhook_ca_bundle is not None or self.paypal.is_emulated:
             return "bundle"
         return "fetched"
-
-    @property
-    def emulator_ca_url(self) -> str | None:
-        """Where the emulator serves its webhook CA (None unless PAYWIRE_PAYPAL_ENV=emulator)."""
-        return f"{self.paypal_url}{EMULATOR_CA_PATH}" if self.paypal_env == "emulator" else None
 
     @property
     def catalog_file(self) -> Path:

@@ -1,28 +1,57 @@
-"""`Settings`: the fields, then the checks across them, loaded once at start-up."""
+"""`Settings`: the fields, then the checks across them, loaded once at start-up.
+
+What the settings are loaded for (`Purpose`) is the class's, not a field: `Settings` is a
+shop's, and `Settings.load(purpose=...)` builds the relaxed ones as subclasses that say so
+(`settings.purpose`), made when first asked for (a process that never loads one pays nothing
+for it).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, ClassVar
 
 from pydantic import model_validator
 
 from paywire.settings.checks import check_all
 from paywire.settings.errors import load_validated
 from paywire.settings.fields import SettingsFields
+from paywire.settings.purpose import Purpose
 
 
 class Settings(SettingsFields):
     """Everything paywire reads at start-up."""
 
+    # What these settings were loaded for (a shop's unless `load` was told otherwise).
+    purpose: ClassVar[Purpose] = Purpose.SHOP
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        check_all(self)
+        check_all(self, self.purpose)
         return self
 
     @classmethod
-    def load(cls, **overrides: Any) -> Settings:
-        """Settings from the environment and `.env` (overridden by `overrides`), or ConfigError.
+    def load(cls, *, purpose: Purpose = Purpose.SHOP, **overrides: Any) -> Settings:
+        """Settings from the environment and `.env` (overridden by `overrides`, each named as
+        its setting: `paypal_client_id=...`), checked for `purpose`, or ConfigError.
 
         The message names each offending setting and never quotes a value.
         """
-        return load_validated(cls, overrides)
+        return load_validated(_for(purpose), overrides)
+
+
+@functools.cache
+def _for(purpose: Purpose) -> type[Settings]:
+    """`Settings` checked for `purpose`: a subclass that says so, made once."""
+    if purpose is Purpose.SHOP:
+        return Settings
+
+    chosen = purpose
+
+    class ForPurpose(Settings):
+        __doc__ = f"Settings loaded for {chosen.value} (`paywire.settings.purpose`)."
+        purpose: ClassVar[Purpose] = chosen
+
+    ForPurpose.__name__ = ForPurpose.__qualname__ = (
+        f"{''.join(part.title() for part in purpose.value.split('_'))}Settings")
+    return ForPurpose

@@ -54,7 +54,7 @@ class ShopConfig:
     fulfilment_secret: str | None = None
     """The `whsec_` secret paywire signs fulfilment callbacks with (None: no endpoint)."""
     card_page_url: str | None = None
-    """APS's hosted payment page (paywire's `Settings.aps_urls[1]`) when paywire takes cards
+    """APS's hosted payment page (paywire's `ApsSettings.urls(...)[1]`) when paywire takes cards
     through APS: the shop then offers "Pay by card" (None: PayPal only)."""
 
     @property

@@ -20,7 +20,7 @@ class ApsKit:
 
     def environment(self, settings: Settings) -> str:
         """`PAYWIRE_APS_ENV` (a stage's environment on a stage)."""
-        return settings.aps_env
+        return settings.aps.env
 
     def build(self, context: KitContext) -> ProviderParts:
         """The APS provider and its feedback verifier, sharing one merchant's signer."""

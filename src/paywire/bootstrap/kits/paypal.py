@@ -22,7 +22,7 @@ class PayPalKit:
 
     def environment(self, settings: Settings) -> str:
         """`PAYWIRE_PAYPAL_ENV`."""
-        return settings.paypal_env
+        return settings.paypal.env
 
     def build(self, context: KitContext) -> ProviderParts:
         """The PayPal client, and a verifier that may post back through it."""

@@ -116,34 +116,34 @@ def _reveal(value: SecretStr | None) -> str:
 
 
 def _settings(s: Settings) -> tuple[Check, Signer | None]:
-    values = {ACCESS_CODE: _reveal(s.aps_access_code), IDENTIFIER: s.aps_merchant_identifier or "",
-              REQUEST: _reveal(s.aps_request_phrase), RESPONSE: _reveal(s.aps_response_phrase)}
+    values = {ACCESS_CODE: _reveal(s.aps.access_code), IDENTIFIER: s.aps.merchant_identifier or "",
+              REQUEST: _reveal(s.aps.request_phrase), RESPONSE: _reveal(s.aps.response_phrase)}
     missing = [name for name, value in values.items() if not value.strip()]
     if missing:
         return Check("aps-settings", "fail", f"{', '.join(missing)} not set",
                      f"copy them from {SECURITY} (`paywire emulator` prints its own account)"
                      ), None
     try:
-        sha = ShaType.parse(s.aps_sha_type)
+        sha = ShaType.parse(s.aps.sha_type)
     except ConfigError as exc:
         return Check("aps-settings", "fail", exc.message,
                      f"set {SHA} to the SHA type {SECURITY} shows"), None
-    api, page = s.aps_urls
+    api, page = s.aps.urls(s.paypal)
     problems = []
-    if s.aps_env in APS_URLS:
-        other = "live" if s.aps_env == "sandbox" else "sandbox"
+    if s.aps.env in APS_URLS:
+        other = "live" if s.aps.env == "sandbox" else "sandbox"
         for name, value, theirs in (("API", api, APS_URLS[other][0]),
                                     ("PAGE", page, APS_URLS[other][1])):
             if _host(value) == _host(theirs):
                 problems.append(f"PAYWIRE_APS_{name}_URL is APS's {other} host {_host(value)} "
-                                f"while PAYWIRE_APS_ENV={s.aps_env}")
+                                f"while PAYWIRE_APS_ENV={s.aps.env}")
     if problems:
         return Check("aps-settings", "fail", "; ".join(problems),
                      "unset PAYWIRE_APS_API_URL and PAYWIRE_APS_PAGE_URL (PAYWIRE_APS_ENV "
                      "chooses APS's hosts), or set PAYWIRE_APS_ENV to the account's "
                      "environment"), None
     signer = Signer(sha, values[REQUEST], values[RESPONSE])
-    found = (f"account {s.aps_merchant_identifier} (PAYWIRE_APS_ENV={s.aps_env}, "
+    found = (f"account {s.aps.merchant_identifier} (PAYWIRE_APS_ENV={s.aps.env}, "
              f"{sha.value}); API {api}; payment page {page}")
     padded = [name for name, value in values.items() if value != value.strip()]
     if padded:
@@ -158,17 +158,17 @@ def _host(url: str) -> str:
 
 
 async def _ask(s: Settings, signer: Signer) -> ProbeAnswer:
-    api, page = s.aps_urls
-    merchant = Merchant(access_code=_reveal(s.aps_access_code),
-                        merchant_identifier=s.aps_merchant_identifier or "", signer=signer,
-                        language=s.aps_language)
+    api, page = s.aps.urls(s.paypal)
+    merchant = Merchant(access_code=_reveal(s.aps.access_code),
+                        merchant_identifier=s.aps.merchant_identifier or "", signer=signer,
+                        language=s.aps.language)
     async with ApsClient(api, merchant, page_url=page, max_attempts=1,
-                         timeout=min(s.aps_timeout_seconds, TIMEOUT_SECONDS)) as client:
+                         timeout=min(s.aps.timeout_seconds, TIMEOUT_SECONDS)) as client:
         return await check_status_probe(client, PROBE_REFERENCE, PROBE_CURRENCY)
 
 
 async def _credentials(s: Settings, signer: Signer) -> Check:
-    api, _ = s.aps_urls
+    api, _ = s.aps.urls(s.paypal)
     answer = await _ask(s, signer)
     if answer.error is not None:
         return _unreachable(s, api, answer.error)
@@ -219,8 +219,8 @@ async def _signature_mismatch(s: Settings, signer: Signer, answer: ProbeAnswer) 
     for sha in ShaType:
         if sha is signer.sha_type:
             continue
-        other = await _ask(s, Signer(sha, _reveal(s.aps_request_phrase),
-                                     _reveal(s.aps_response_phrase)))
+        other = await _ask(s, Signer(sha, _reveal(s.aps.request_phrase),
+                                     _reveal(s.aps.response_phrase)))
         if not other.verified:
             continue
         if other.message in _REFUSED and other.message != "008":
@@ -247,12 +247,12 @@ def _unreachable(s: Settings, api: str, exc: ProviderError) -> Check:
     if exc.kind == "transient" and exc.status is not None:
         return Check("aps-credentials", "warn", f"{exc.message} at {api}",
                      "retry later; check APS's status")
-    if s.aps_env == "emulator":
-        where = (f"start `paywire emulator` (its APS API is {s.paypal_url}/aps/FortAPI/"
+    if s.aps.env == "emulator":
+        where = (f"start `paywire emulator` (its APS API is {s.paypal.url}/aps/FortAPI/"
                  f"paymentApi), or correct {API_URL}")
     else:
-        where = (f"correct {API_URL} (unset: {APS_URLS[s.aps_env][0]} for "
-                 f"PAYWIRE_APS_ENV={s.aps_env})")
+        where = (f"correct {API_URL} (unset: {APS_URLS[s.aps.env][0]} for "
+                 f"PAYWIRE_APS_ENV={s.aps.env})")
     if exc.kind == "transient":
         return Check("aps-credentials", "fail", f"cannot reach APS's API at {api}: "
                      f"{exc.message}", f"{where}, or allow outbound HTTPS to {_host(api)} "
@@ -274,9 +274,9 @@ def internal_host(url: str) -> bool:
 
 
 async def _feedback(s: Settings, given: str | None) -> Check:
-    ret = s.aps_return_url or ""
+    ret = s.aps.return_url or ""
     url = given or feedback_url(ret)
-    if s.aps_env == "emulator":
+    if s.aps.env == "emulator":
         enter = ("the emulator sends feedback there when started with `paywire emulator "
                  f"--aps-feedback-url {url}`")
     else:
@@ -284,10 +284,10 @@ async def _feedback(s: Settings, given: str | None) -> Check:
                  "as both the Direct Transaction Feedback URL and the Notification Transaction "
                  "Feedback URL")
     problems = []
-    if s.aps_env == "live" and urlsplit(ret).scheme != "https":
+    if s.aps.env == "live" and urlsplit(ret).scheme != "https":
         problems.append(f"PAYWIRE_APS_RETURN_URL {ret} is not https (the buyer's browser "
                         "brings the signed result back over it)")
-    if s.aps_env != "emulator":
+    if s.aps.env != "emulator":
         problems += [f"{what} {u} is a loopback or private address APS cannot reach"
                      for what, u in (("the feedback URL", url), ("PAYWIRE_APS_RETURN_URL", ret))
                      if internal_host(u)]
@@ -301,7 +301,7 @@ async def _feedback(s: Settings, given: str | None) -> Check:
             resp = await http.post(url, content=PROBE_BODY,
                                    headers={"Content-Type": "application/json"})
     except httpx.HTTPError as exc:
-        if s.aps_env == "emulator":
+        if s.aps.env == "emulator":
             return Check("aps-feedback", "warn", f"{url} is unreachable ({type(exc).__name__}):"
                          " is paywire running there?", "start paywire (`paywire serve`) at that "
                          "address, or correct PAYWIRE_APS_RETURN_URL (or pass "

@@ -77,8 +77,8 @@ def _settings() -> tuple[Settings | None, Check]:
                "or this role's access to it" if stage is not None else
                "set the named PAYWIRE_* variable (environment or .env)")
         return None, Check("settings", "fail", exc.message, fix)
-    found = (f"providers {','.join(settings.providers)}; PayPal {settings.paypal_env} at "
-             f"{settings.paypal_url}; store {settings.database_url_redacted}")
+    found = (f"providers {','.join(settings.providers)}; PayPal {settings.paypal.env} at "
+             f"{settings.paypal.url}; store {settings.database_url_redacted}")
     if settings.stage is not None:
         found = (f"stage {settings.stage} (secrets {settings.paypal_secret_name}, "
                  f"{settings.app_secret_name}): {found}")

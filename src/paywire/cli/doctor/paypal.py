@@ -29,7 +29,7 @@ CERT_PROBE_SECONDS = 5.0  # the certificate host check's cap, whatever the fetch
 
 async def paypal_checks(settings: Settings, url: str | None) -> list[Check]:
     """The credentials, then the webhook subscription (skipped when PayPal refused)."""
-    if settings.paypal_client_id is None or settings.paypal_client_secret is None:
+    if settings.paypal.client_id is None or settings.paypal.client_secret is None:
         return [Check("credentials", "fail", "no PayPal client id/secret configured",
                       "set PAYWIRE_PAYPAL_CLIENT_ID and PAYWIRE_PAYPAL_CLIENT_SECRET"),
                 Check("webhook", "skip", "no credentials to ask PayPal with")]
@@ -50,7 +50,7 @@ async def paypal_checks(settings: Settings, url: str | None) -> list[Check]:
 async def _webhook(settings: Settings, api: WebhooksApi, url: str | None) -> Check:
     from paywire.providers.paypal.events import EVENTS
 
-    ours = settings.paypal_webhook_id
+    ours = settings.paypal.webhook_id
     var = (WEBHOOK_ID_VAR if settings.stage is None
            else f"webhook_id of the secret {settings.paypal_secret_name}")
     if ours is None:
@@ -59,7 +59,7 @@ async def _webhook(settings: Settings, api: WebhooksApi, url: str | None) -> Che
     hook = await api.get(ours)
     if hook is None:
         return Check("webhook", "fail", f"{var}={ours} is not a webhook of this app "
-                     f"at PayPal ({settings.paypal_env}); every delivery is refused",
+                     f"at PayPal ({settings.paypal.env}); every delivery is refused",
                      f"{REGISTER} (or, if it belongs to the other environment, use this "
                      "environment's webhook id)")
     problems: list[str] = []
@@ -86,7 +86,7 @@ def trust_model(settings: Settings) -> str:
     if settings.webhook_ca_bundle is not None:
         return (f"trust bundle: the signing certificate must chain to PAYWIRE_WEBHOOK_CA_BUNDLE="
                 f"{settings.webhook_ca_bundle}")
-    return f"trust bundle: the emulator's CA from {settings.emulator_ca_url}"
+    return f"trust bundle: the emulator's CA from {settings.paypal.emulator_ca_url}"
 
 
 async def probe_cert_host(url: str, seconds: float, *,
@@ -113,8 +113,8 @@ async def certs_check(settings: Settings) -> Check:
     mode) can be reached the way deliveries will need it."""
     model = trust_model(settings)
     timeout = min(settings.webhook_cert_timeout_seconds, CERT_PROBE_SECONDS)
-    if settings.emulator_ca_url is not None:
-        target = settings.emulator_ca_url
+    if settings.paypal.emulator_ca_url is not None:
+        target = settings.paypal.emulator_ca_url
         try:
             async with httpx.AsyncClient(timeout=timeout, trust_env=False,
                                          follow_redirects=False) as http:
@@ -128,7 +128,7 @@ async def certs_check(settings: Settings) -> Check:
                          "start the emulator, or correct PAYWIRE_PAYPAL_BASE_URL")
         return Check("certs", "ok", f"{model}; {target} reachable")
     https_hosts, _ = settings.cert_hosts
-    sandbox = settings.paypal_env == "sandbox"
+    sandbox = settings.paypal.env == "sandbox"
     hosts = [h for h in https_hosts if ("sandbox" in h) == sandbox] or https_hosts
     if not hosts:
         return Check("certs", "fail", f"{model}; no certificate host is allowed",
