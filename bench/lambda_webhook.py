@@ -41,6 +41,7 @@ import httpx
 from benchkit import wait_up
 from webhook_ingest import CLIENT_ID, CLIENT_SECRET, Delivery, spawn, subscribe
 
+import paywire
 from paywire.testing import MotoServer, ServerThread, free_port
 
 WARMUP = 30
@@ -58,6 +59,7 @@ IMPORTS = {
 def cold_imports(runs: int) -> dict[str, list[float]]:
     """Wall seconds of each statement in a fresh interpreter, `runs` times, interleaved."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYWIRE_", "PYTHON"))}
+    env["PYTHONPATH"] = str(Path(paywire.__file__).parents[1])  # the paywire this bench runs
     times: dict[str, list[float]] = {name: [] for name in IMPORTS}
     for _ in range(runs):
         for name, statement in IMPORTS.items():
@@ -245,7 +247,8 @@ def report_cold(cold: list[dict[str, Any]]) -> None:
     print("cold Lambda-style environment (fresh interpreter, lean package's absent modules "
           "refused; import paywire.aws.http, one webhook on DynamoDB over moto)")
     for run in cold:
-        print(f"  answer {run['status']}  RSS after imports {run['rss_after_import_mb']:6.1f} MB"
+        print(f"  answer {run['status']}  import {run['import_ms']:5d} ms  first delivery "
+              f"{run['first_ms']:5d} ms  RSS after imports {run['rss_after_import_mb']:6.1f} MB"
               f"  peak {run['peak_rss_mb']:6.1f} MB  absent modules loaded: "
               f"{run['absent_loaded'] or 'none'}")
     print(f"  largest peak: {max(r['peak_rss_mb'] for r in cold):.1f} MB")
