@@ -13,8 +13,10 @@
    HTTP) and on SQLite (a file), same run, after a warm-up of each. Each store's deliveries are
    for orders created through its own handler (so every event finds its order).
 3. Memory: one more delivery on DynamoDB, taken by a fresh interpreter (bench/lambda_cold.py)
-   with the modules the lean Lambda package lacks refused: its resident memory after the
-   imports and its peak (`ru_maxrss`) after the webhook (`--cold-runs` of them, the largest).
+   with the modules the lean Lambda package lacks refused: the handler's import and the first
+   delivery timed apart (the first builds the settings, container and app: a cold start is
+   both), its resident memory after the imports and its peak (`ru_maxrss`) after the webhook
+   (`--cold-runs` of them, the largest).
    The template's MemorySize is chosen from that figure (deploy/aws/README.md).
 
 Processes: the PayPal emulator and the delivery sink (children, from bench/webhook_ingest.py),
