@@ -13,8 +13,10 @@
    HTTP) and on SQLite (a file), same run, after a warm-up of each. Each store's deliveries are
    for orders created through its own handler (so every event finds its order).
 3. Memory: one more delivery on DynamoDB, taken by a fresh interpreter (bench/lambda_cold.py)
-   with the modules the lean Lambda package lacks refused: its resident memory after the
-   imports and its peak (`ru_maxrss`) after the webhook (`--cold-runs` of them, the largest).
+   with the modules the lean Lambda package lacks refused: the handler's import and the first
+   delivery timed apart (the first builds the settings, container and app: a cold start is
+   both), its resident memory after the imports and its peak (`ru_maxrss`) after the webhook
+   (`--cold-runs` of them, the largest).
    The template's MemorySize is chosen from that figure (deploy/aws/README.md).
 
 Processes: the PayPal emulator and the delivery sink (children, from bench/webhook_ingest.py),
@@ -41,6 +43,7 @@ import httpx
 from benchkit import wait_up
 from webhook_ingest import CLIENT_ID, CLIENT_SECRET, Delivery, spawn, subscribe
 
+import paywire
 from paywire.testing import MotoServer, ServerThread, free_port
 
 WARMUP = 30
@@ -58,6 +61,7 @@ IMPORTS = {
 def cold_imports(runs: int) -> dict[str, list[float]]:
     """Wall seconds of each statement in a fresh interpreter, `runs` times, interleaved."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYWIRE_", "PYTHON"))}
+    env["PYTHONPATH"] = str(Path(paywire.__file__).parents[1])  # the paywire this bench runs
     times: dict[str, list[float]] = {name: [] for name in IMPORTS}
     for _ in range(runs):
         for name, statement in IMPORTS.items():
@@ -245,7 +249,8 @@ def report_cold(cold: list[dict[str, Any]]) -> None:
     print("cold Lambda-style environment (fresh interpreter, lean package's absent modules "
           "refused; import paywire.aws.http, one webhook on DynamoDB over moto)")
     for run in cold:
-        print(f"  answer {run['status']}  RSS after imports {run['rss_after_import_mb']:6.1f} MB"
+        print(f"  answer {run['status']}  import {run['import_ms']:5d} ms  first delivery "
+              f"{run['first_ms']:5d} ms  RSS after imports {run['rss_after_import_mb']:6.1f} MB"
               f"  peak {run['peak_rss_mb']:6.1f} MB  absent modules loaded: "
               f"{run['absent_loaded'] or 'none'}")
     print(f"  largest peak: {max(r['peak_rss_mb'] for r in cold):.1f} MB")

@@ -1,6 +1,8 @@
 """The lean Lambda package: its requirements leave out the CLI, the ASGI server and the SQL store,
 and every function the template names imports and serves without them (a fresh interpreter whose
-import hook refuses those modules as the lean package would: ModuleNotFoundError)."""
+import hook refuses those modules as the lean package would: ModuleNotFoundError). A function's
+first invocation loads only what that function uses: the webhook function no checkout route,
+the SQS consumer no web framework (sys.modules afterwards, in a fresh interpreter each)."""
 
 from __future__ import annotations
 
@@ -81,11 +83,10 @@ def test_lambda_requirements_are_the_core_and_aws_extra_minus_what_lambda_never_
     assert LEAN["LEAVE_OUT"] <= LEAN["ABSENT_MODULES"]
 
 
-def test_every_lambda_function_imports_and_serves_without_the_left_out_modules(
-        moto_server: MotoServer, tmp_path: Path) -> None:
-    """With SQLAlchemy, psycopg, uvicorn, typer, rich, pygments and the rest refused, every
-    template handler imports, the HTTP function reads its DynamoDB table (/readyz 200) and the
-    consumer looks a message's row up in it; none of those modules is loaded."""
+def lean_run(moto_server: MotoServer, tmp_path: Path, probe: str) -> tuple[dict[str, Any], str]:
+    """`probe` run in a fresh interpreter refusing the lean package's absent modules, on a new
+    DynamoDB table of the moto server (the settings point at it); its last line as JSON, and
+    its whole output."""
     import asyncio
 
     from paywire.store.dynamo import ensure_table
@@ -102,12 +103,72 @@ def test_every_lambda_function_imports_and_serves_without_the_left_out_modules(
            "PAYWIRE_FULFILMENT_URL": "http://127.0.0.1:9/shop",
            "PAYWIRE_FULFILMENT_SECRET": SHOP_SECRET, "POWERTOOLS_LOG_LEVEL": "WARNING",
            "POWERTOOLS_METRICS_NAMESPACE": "paywire-test"}
-    code = (REFUSE.format(absent=sorted(LEAN["ABSENT_MODULES"]))
-            + PROBE.format(handlers=template_handlers()))
+    code = REFUSE.format(absent=sorted(LEAN["ABSENT_MODULES"])) + probe
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,  # noqa: S603
                           env=env, cwd=tmp_path, timeout=90, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result, done.stdout + done.stderr
+
+
+def test_every_lambda_function_imports_and_serves_without_the_left_out_modules(
+        moto_server: MotoServer, tmp_path: Path) -> None:
+    """With SQLAlchemy, psycopg, uvicorn, typer, rich, pygments and the rest refused, every
+    template handler imports, the HTTP function reads its DynamoDB table (/readyz 200) and the
+    consumer looks a message's row up in it; none of those modules is loaded."""
+    result, output = lean_run(moto_server, tmp_path, PROBE.format(handlers=template_handlers()))
     assert result == {"readyz": 200, "batch": {"batchItemFailures": [{"itemIdentifier": "m-1"}]},
                       "loaded": []}
-    assert "outbox message msg_lean, which does not exist" in done.stdout + done.stderr
+    assert "outbox message msg_lean, which does not exist" in output
+
+
+# One cold environment of one function: its handler imported, one invocation, then what is loaded.
+FIRST_INVOCATION = """
+import json, sys
+from paywire.aws.events import LocalContext, http_answer, http_event
+from {module} import {name} as handler
+answer = handler({event}, LocalContext(function_name="{name}"))
+status = http_answer(answer).status if "statusCode" in answer else answer
+print(json.dumps({{"answer": status, "modules": sorted(sys.modules)}}))
+"""
+# A PayPal delivery without PayPal's signature headers: refused (403: in emulator mode with no
+# webhook id configured) once the app is built and the container wired on the table.
+UNSIGNED_DELIVERY = ('http_event("POST", "/webhooks/paypal", headers=[("content-type", '
+                     '"application/json")], body=b\'{"id": "WH-LEAN", "event_type": '
+                     '"PAYMENT.CAPTURE.COMPLETED", "resource": {}}\')')
+# Never loaded by a Lambda function: the demo shop and dashboard (and their templates), the
+# emulator, the CLI and dev servers, the SQL store, the test helpers.
+NEVER = ("jinja2", "paywire.web", "paywire.emulator", "paywire.cli", "paywire.dev",
+         "paywire.store.sql", "paywire.testing")
+
+
+def loaded(modules: list[str], watched: tuple[str, ...]) -> list[str]:
+    """Which of `watched` (modules, and packages with all they hold) are among `modules`."""
+    return sorted({w for w in watched for m in modules if m == w or m.startswith(w + ".")})
+
+
+def test_the_webhook_functions_first_delivery_loads_no_checkout_route(
+        moto_server: MotoServer, tmp_path: Path) -> None:
+    """The webhook function's first delivery (its app built, its container wired on DynamoDB)
+    loads none of the checkout API's, admin or APS return routes, nor anything of NEVER."""
+    result, _ = lean_run(moto_server, tmp_path, FIRST_INVOCATION.format(
+        module="paywire.aws.http", name="webhook_handler", event=UNSIGNED_DELIVERY))
+    assert result["answer"] == 403
+    assert {"paywire.api.webhooks", "paywire.services.webhooks",
+            "paywire.store.dynamo.store"} <= set(result["modules"])
+    assert loaded(result["modules"], ("paywire.api.routes", "paywire.api.webhook_admin",
+                                      "paywire.api.aps_return", *NEVER)) == []
+
+
+def test_the_sqs_consumers_first_batch_loads_no_web_framework(
+        moto_server: MotoServer, tmp_path: Path) -> None:
+    """The SQS consumer's first batch (its store and the shop's targets up) loads no web
+    framework (FastAPI, Starlette, Mangum), no API module, nor anything of NEVER."""
+    batch = ('{"Records": [{"messageId": "m-1", "receiptHandle": "r-1", "body": "{}", '
+             '"attributes": {"ApproximateReceiveCount": "1"}}]}')
+    result, _ = lean_run(moto_server, tmp_path, FIRST_INVOCATION.format(
+        module="paywire.aws.sqs_consumer", name="handler", event=batch))
+    assert result["answer"] == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert "paywire.store.dynamo.store" in result["modules"]
+    assert loaded(result["modules"], ("fastapi", "starlette", "mangum", "paywire.api",
+                                      *NEVER)) == []

@@ -4,33 +4,39 @@
 `open_container()` (the composition root's wiring of store, provider, clock, catalog and
 services) and exits it at shutdown. The container is `app.state.container` while the app runs;
 entry points that add routes (the demo shop) read it there.
+
+The checkout, admin and APS return routes are imported for the whole surface alone: an app
+serving only the providers' deliveries (the AWS webhook function) never loads them, nor pays
+FastAPI's work of declaring them.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import paywire
-from paywire.api import aps_return, errors, routes, webhooks
+from paywire.api import errors, webhooks
 from paywire.api.idempotency import HEADER, IdempotencyGate
 from paywire.api.keys import ApiKeys
 from paywire.api.middleware import DeadlineMiddleware, RequestContextMiddleware
-from paywire.ports import Clock
 from paywire.settings import Settings
+
+if TYPE_CHECKING:
+    from paywire.api.routes import ApiContainer
+    from paywire.ports import Clock
+
+    class ServedContainer(ApiContainer, Protocol):
+        """What the lifespan needs from the container beyond the routes' needs."""
+
+        clock: Clock
 
 # Which routes an app serves: all of them, or only the providers' deliveries.
 Surface = Literal["all", "webhooks"]
-
-
-class ServedContainer(routes.ApiContainer, Protocol):
-    """What the lifespan needs from the container beyond the routes' needs."""
-
-    clock: Clock
 
 
 DESCRIPTION = """\
@@ -71,12 +77,15 @@ def create_api(settings: Settings,
                   openapi_url="/openapi.json" if settings.api_docs else None, redoc_url=None)
     app.state.api_keys = ApiKeys(settings.api_keys)
     errors.install(app)
-    if surface == "all":
+    if surface == "all":  # see the module's doc
+        from paywire.api import aps_return, routes, webhook_admin
+
         app.include_router(routes.router)
-    app.include_router(webhooks.router)
-    if surface == "all":
-        app.include_router(webhooks.admin_router)
+        app.include_router(webhooks.router)
+        app.include_router(webhook_admin.router)
         app.include_router(aps_return.router)
+    else:
+        app.include_router(webhooks.router)
     # Added innermost first: the request id wraps everything, CORS wraps the 413s. Webhooks
     # read their raw bytes under their own limit, so the general one routes around them.
     app.add_middleware(webhooks.BodyLimitExcept, max_bytes=settings.max_body_bytes)

@@ -8,6 +8,7 @@
 
 `runtime` holds what they share (settings in, a container per execution environment), `logs`
 their JSON logging, `tracing` their X-Ray subsegments (inside Lambda only), `events` and `local`
-the means to run them outside Lambda. boto3 is
-imported only when a handler first needs AWS.
+the means to run them outside Lambda. Importing a handler's module (Lambda's init) loads only
+that machinery: a function's settings, adapters and web app are imported when its first
+invocation builds them, and each function loads only its own (`runtime` says why).
 """

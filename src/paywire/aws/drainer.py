@@ -14,16 +14,16 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paywire.aws import tracing
-from paywire.aws.config import AwsConfig
 from paywire.aws.runtime import LambdaFunction
-from paywire.bootstrap import open_store, outbox_worker
-from paywire.delivery.sqs import SqsTarget
-from paywire.ports import DeliveryTarget, Metrics, SystemClock
-from paywire.services.fulfilment import OutboxWorker
-from paywire.settings import Settings
+
+if TYPE_CHECKING:  # imported where the session is built (`paywire.aws.runtime`)
+    from paywire.aws.config import AwsConfig
+    from paywire.ports import DeliveryTarget, Metrics
+    from paywire.services.fulfilment import OutboxWorker
+    from paywire.settings import Settings
 
 log = logging.getLogger("paywire.aws.drainer")
 
@@ -63,6 +63,10 @@ async def sqs_worker(settings: Settings, config: AwsConfig, metrics: Metrics | N
                      ) -> AsyncIterator[DrainSession]:
     """An outbox worker over the store whose one target is the outbox queue (dead messages
     counted into `metrics`): the store alone, no provider (nor its secret) wired."""
+    from paywire.bootstrap import open_store, outbox_worker
+    from paywire.delivery.sqs import SqsTarget
+    from paywire.ports import SystemClock
+
     async with open_store(settings, metrics) as store:
         targets: list[DeliveryTarget] = [SqsTarget(config.queue_url())]
         worker = outbox_worker(settings, store, SystemClock(), targets=targets)

@@ -12,19 +12,20 @@ it runs with `lifespan="off"` and the app's lifespan is entered here instead, on
 execution environment (`Runtime`), and kept open while the environment lives. No background
 loop runs in the function: the truth fetcher, reconciler and outbox run as functions of their
 own on schedules.
+
+Importing this module (Lambda's init) loads no web framework, settings or adapter: the app
+(FastAPI, its routes, the container) is imported where it is built, in `open`, at the
+environment's first invocation (`paywire.aws.runtime`), and each handler imports only its own
+app's modules, so the webhook function never loads the checkout API's routes.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
-
-from fastapi import FastAPI
-from mangum import Mangum
+from typing import TYPE_CHECKING, Any
 
 from paywire.aws import tracing
-from paywire.aws.config import AwsConfig
 from paywire.aws.metrics import EmfMetrics
 from paywire.aws.runtime import (
     ConfigFactory,
@@ -32,24 +33,33 @@ from paywire.aws.runtime import (
     SettingsFactory,
     default_config,
 )
-from paywire.bootstrap import create_app
-from paywire.ports import Metrics
-from paywire.settings import Settings
 
-AppFactory = Callable[[Settings, Metrics], FastAPI]
+if TYPE_CHECKING:  # imported at the first invocation, where the app is built
+    from fastapi import FastAPI
+    from mangum import Mangum
+
+    from paywire.aws.config import AwsConfig
+    from paywire.ports import Metrics
+    from paywire.settings import Settings
+
+AppFactory = Callable[["Settings", "Metrics"], "FastAPI"]
 
 
 def lambda_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     """The paywire API for a Lambda function: no background tasks; counted into `metrics`."""
+    from paywire.bootstrap import create_app
+
     return create_app(settings, background_tasks=False, metrics=metrics)
 
 
 def webhook_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     """`lambda_app` serving only the providers' deliveries (the webhook function's app)."""
+    from paywire.bootstrap import create_app
+
     return create_app(settings, background_tasks=False, metrics=metrics, surface="webhooks")
 
 
-class HttpApi(LambdaFunction[Mangum]):
+class HttpApi(LambdaFunction["Mangum"]):
     """The HTTP API handler: one FastAPI app (and container) per execution environment."""
 
     http = True
@@ -68,6 +78,8 @@ class HttpApi(LambdaFunction[Mangum]):
     @asynccontextmanager
     async def open(self, settings: Settings, config: AwsConfig) -> AsyncIterator[Mangum]:
         """The app with its lifespan entered (the container built), behind Mangum."""
+        from mangum import Mangum
+
         app = self.app_factory(settings, self.metrics)
         async with app.router.lifespan_context(app):
             yield Mangum(app, lifespan="off", api_gateway_base_path=config.api_base_path)

@@ -18,14 +18,15 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.correlation_paths import API_GATEWAY_HTTP
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-from paywire.settings import Settings
+if TYPE_CHECKING:  # the settings are loaded at the first invocation, not at import
+    from paywire.settings import Settings
 
 SERVICE = "paywire"
 MASK = "***"

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from paywire.aws.config import AwsConfig
 from paywire.aws.runtime import LambdaFunction, open_container
-from paywire.bootstrap import Container
 from paywire.services.metering import count_reconcile
-from paywire.services.reconcile import ReconcileReport
-from paywire.settings import Settings
+
+if TYPE_CHECKING:  # imported where the session is built (`paywire.aws.runtime`)
+    from paywire.aws.config import AwsConfig
+    from paywire.bootstrap import Container
+    from paywire.services.reconcile import ReconcileReport
+    from paywire.settings import Settings
 
 log = logging.getLogger("paywire.aws.reconciler")
 
@@ -28,7 +30,7 @@ async def reconcile_pass(container: Container) -> ReconcileReport:
     return await container.reconciler.run_once()
 
 
-class ReconcilerFunction(LambdaFunction[Container]):
+class ReconcilerFunction(LambdaFunction["Container"]):
     """The scheduled reconciler handler."""
 
     kind = "reconciler"

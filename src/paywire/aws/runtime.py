@@ -20,6 +20,15 @@ unreadable PayPal secret does not stop the delivery of announcements already mad
 
 Handlers are synchronous (Lambda calls them so): one called from inside a running event loop
 raises; a test or a local runner calls it from a thread (`asyncio.to_thread`).
+
+What a session is built from (the settings classes, the composition root and its adapters, an
+HTTP app) is imported where it is built, at the environment's first invocation, not when a
+handler module is imported: importing one (Lambda's init) loads this machinery (logging,
+metrics, tracing) and what every invocation runs, and each function then loads only what its
+own session needs — the SQS consumer never loads the web framework, the webhook function never
+loads the checkout API. The first invocation pays for those imports, once per environment
+(`bench/lambda_webhook.py` reports the import and the first delivery apart); an environment
+initialised ahead of its traffic (provisioned concurrency) would rather pay them at init.
 """
 
 from __future__ import annotations
@@ -37,22 +46,24 @@ from contextlib import (
     asynccontextmanager,
     contextmanager,
 )
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from paywire.aws import logs, tracing
-from paywire.aws.config import AwsConfig
 from paywire.aws.metrics import EmfMetrics, emf
-from paywire.bootstrap import Container, build
-from paywire.ports import Clock, Metrics
-from paywire.settings import Settings
+
+if TYPE_CHECKING:  # imported where a session is built (see the module's doc)
+    from paywire.aws.config import AwsConfig
+    from paywire.bootstrap import Container
+    from paywire.ports import Clock, Metrics
+    from paywire.settings import Settings
 
 log = logging.getLogger("paywire.aws")
 
 T = TypeVar("T")
 R = TypeVar("R")
-SettingsFactory = Callable[[], Settings]
-ConfigFactory = Callable[[], AwsConfig]
-Opener = Callable[[Settings, AwsConfig], AbstractAsyncContextManager[T]]
+SettingsFactory = Callable[[], "Settings"]
+ConfigFactory = Callable[[], "AwsConfig"]
+Opener = Callable[["Settings", "AwsConfig"], AbstractAsyncContextManager[T]]
 
 
 def _environment() -> tuple[tuple[str, str], ...]:
@@ -63,11 +74,15 @@ def _environment() -> tuple[tuple[str, str], ...]:
 
 @functools.lru_cache(maxsize=16)
 def _env_settings(environment: tuple[tuple[str, str], ...]) -> Settings:
+    from paywire.settings import Settings
+
     return Settings.load()
 
 
 @functools.lru_cache(maxsize=16)
 def _env_config(environment: tuple[tuple[str, str], ...]) -> AwsConfig:
+    from paywire.aws.config import AwsConfig
+
     return AwsConfig.load()
 
 
@@ -108,6 +123,8 @@ async def open_container(settings: Settings, metrics: Metrics | None = None, *,
                          clock: Clock | None = None) -> AsyncIterator[Container]:
     """The container for `settings` (no background tasks; its store and providers counted
     into `metrics`, if given; `clock` replaces the wall clock), closed on exit."""
+    from paywire.bootstrap import build
+
     container = await build(settings, clock=clock, metrics=metrics)
     try:
         yield container

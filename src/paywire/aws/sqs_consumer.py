@@ -28,10 +28,9 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paywire.aws import tracing
-from paywire.aws.config import AwsConfig
 from paywire.aws.metrics import EmfMetrics
 from paywire.aws.runtime import (
     ConfigFactory,
@@ -39,12 +38,14 @@ from paywire.aws.runtime import (
     SettingsFactory,
     default_config,
 )
-from paywire.bootstrap import fulfilment_targets, open_store
 from paywire.delivery.sqs import read_envelope, sqs_client
 from paywire.domain.errors import ConfigError, ValidationError
 from paywire.ports import Clock, SystemClock
 from paywire.services.queue_delivery import Failure, QueueDelivery, QueueRecord
-from paywire.settings import Settings
+
+if TYPE_CHECKING:  # imported where the session is built (`paywire.aws.runtime`)
+    from paywire.aws.config import AwsConfig
+    from paywire.settings import Settings
 
 log = logging.getLogger("paywire.aws.sqs")
 
@@ -146,6 +147,8 @@ class SqsConsumer(LambdaFunction[Session]):
     @asynccontextmanager
     async def open(self, settings: Settings, config: AwsConfig) -> AsyncIterator[Session]:
         """The container, a `QueueDelivery` over the shop's targets and an SQS client."""
+        from paywire.bootstrap import fulfilment_targets, open_store
+
         targets = fulfilment_targets(settings)
         if not targets:
             raise ConfigError("the SQS consumer delivers to the shop: set "

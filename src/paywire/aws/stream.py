@@ -14,14 +14,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paywire.aws import tracing
-from paywire.aws.config import AwsConfig
 from paywire.aws.drainer import DrainSession, sqs_worker
 from paywire.aws.runtime import LambdaFunction
-from paywire.settings import Settings
 from paywire.store.dynamo.items import outbox_key
+
+if TYPE_CHECKING:  # imported where the session is built (`paywire.aws.runtime`)
+    from paywire.aws.config import AwsConfig
+    from paywire.settings import Settings
 
 log = logging.getLogger("paywire.aws.stream")
 

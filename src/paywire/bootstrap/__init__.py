@@ -11,7 +11,13 @@ Nothing else instantiates adapters. The entry points (`paywire.cli`, `paywire.de
 - `webhooks`: the webhook verifier the settings describe (local or postback, and its trust);
 - `catalog`: the shop's catalog file, refused at start-up if a price cannot be sold;
 - `credentials`: does PayPal take the configured credentials (the start-up and doctor check).
+
+`create_app` is imported on first use (PEP 562): it brings the web framework, which the
+processes that serve no HTTP (the SQS consumer, the drainer, the stream and reconciler
+functions, most CLI commands) never need.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from paywire.bootstrap.adapters import (
     fulfilment_targets,
@@ -22,11 +28,22 @@ from paywire.bootstrap.adapters import (
     store_for,
     worker_id,
 )
-from paywire.bootstrap.app import create_app
 from paywire.bootstrap.container import Container, ProviderWrapper, build
 from paywire.bootstrap.webhooks import NoWebhookId
 from paywire.ports import SystemClock
 
+if TYPE_CHECKING:
+    from paywire.bootstrap.app import create_app
+
 __all__ = ["Container", "NoWebhookId", "ProviderWrapper", "SystemClock", "build", "create_app",
            "fulfilment_targets", "migrate_embedded", "open_store", "outbox_worker",
            "paypal_client", "store_for", "worker_id"]
+
+
+def __getattr__(name: str) -> Any:
+    """`create_app`, imported when first asked for (see the module's doc)."""
+    if name == "create_app":
+        from paywire.bootstrap.app import create_app
+
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
