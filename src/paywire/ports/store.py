@@ -49,6 +49,13 @@ class Store(Protocol):
         """
         ...
 
+    def snapshot(self) -> AbstractAsyncContextManager[OpsUnitOfWork]:
+        """A read-only unit of work: what was committed, read without waiting for writers
+        (answering a duplicate webhook must not queue behind them). Nothing in it may write:
+        a write raises `StorageError` and writes nothing. A reading only; anything decided on
+        it that must hold is decided again in a transaction."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...

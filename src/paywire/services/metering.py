@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -172,6 +172,10 @@ class MeteredStore:
             yield cast(OpsUnitOfWork, _MeteredUnitOfWork(uow, pending))
         for name, dimensions in pending.counts:
             self.metrics.count(name, **dimensions)
+
+    def snapshot(self) -> AbstractAsyncContextManager[OpsUnitOfWork]:
+        """The store's read-only unit of work (it writes nothing, so it counts nothing)."""
+        return self.store.snapshot()
 
     async def close(self) -> None:
         """Release the store's connections."""
