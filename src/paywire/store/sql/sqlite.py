@@ -47,14 +47,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 
 from paywire.domain.errors import StorageError
 from paywire.store.sql.base import translated
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # how long a connection waits for another's lock
-MAX_UNITS = 64  # units of work in one transaction at most
-MAX_AGE = 0.05  # seconds: no unit joins a transaction older than this
 FIRST_NAP, LAST_NAP = 0.001, 0.025  # seconds between tries of BEGIN IMMEDIATE (another process)
 
 
@@ -65,36 +62,72 @@ def _changes(conn: sa.Connection) -> int:
     return int(dbapi.total_changes)
 
 
+def _driver_sql(conn: sa.Connection, sql: str) -> None:
+    """A savepoint statement straight on the sqlite3 connection: SQLAlchemy's own savepoints
+    cost more than the unit of work's statements (a tenth of the webhook path's CPU)."""
+    dbapi: Any = conn.connection.dbapi_connection
+    try:
+        dbapi.execute(sql)
+    except sqlite3.Error as exc:
+        raise StorageError(f"database error: {type(exc).__name__}: {exc}") from exc
+
+
 def _in_transaction(conn: sa.Connection) -> bool:
     dbapi: Any = conn.connection.dbapi_connection
     return bool(dbapi.in_transaction)
 
 
-def _busy(exc: sa_exc.OperationalError) -> bool:
-    return getattr(exc.orig, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY,
-                                                           sqlite3.SQLITE_LOCKED)
+def _busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def sqlite_pragmas(engine: sa.Engine, *, read_only: bool = False) -> None:
+    """Pragmas on every new SQLite connection of `engine`, and the driver's own transaction
+    handling off (`read_only`: `query_only` connections too). A pool listener only: an engine
+    with connection listeners (a `begin` one) dispatches events around every statement."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver stops issuing its own BEGIN
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS:d}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if read_only:
+                cursor.execute("PRAGMA query_only = ON")
+        finally:
+            cursor.close()
+
+
+def _begin(conn: sa.Connection, sql: str) -> sa.RootTransaction:
+    """`sql` (a BEGIN) on the driver's connection, then SQLAlchemy's transaction over it
+    (which emits nothing itself on SQLite and COMMITs or ROLLs BACK through the driver)."""
+    dbapi: Any = conn.connection.dbapi_connection
+    dbapi.execute(sql)
+    return conn.begin()
 
 
 def _begin_now(conn: sa.Connection) -> sa.RootTransaction:
-    """BEGIN IMMEDIATE (the engine's `begin` listener) without SQLite's busy handler: it
-    succeeds at once or raises "database is locked" at once."""
+    """BEGIN IMMEDIATE without SQLite's busy handler: it succeeds at once or raises "database
+    is locked" at once."""
     dbapi: Any = conn.connection.dbapi_connection
     dbapi.execute("PRAGMA busy_timeout = 0")
     try:
-        return conn.begin()
+        return _begin(conn, "BEGIN IMMEDIATE")
     finally:
         dbapi.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS:d}")
 
 
 @dataclass(eq=False)
 class _Batch:
-    """One SQLite transaction shared by consecutive units of work."""
+    """One SQLite transaction shared by the units of work that end before it is committed."""
 
     trans: sa.RootTransaction
     done: asyncio.Future[None]
-    started: float
     changes: int  # `_changes` at BEGIN
     units: int = 0
+    flushing: bool = False
 
 
 class SqliteWriter:
@@ -107,34 +140,34 @@ class SqliteWriter:
         self._wait = wait_seconds
         self._conn: sa.Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._turn = asyncio.Lock()
-        self._queued = 0  # units waiting for the turn
-        self._batch: _Batch | None = None
-        self._tasks: set[asyncio.Task[None]] = set()  # commits and flushes in flight
+        self._turn = asyncio.Lock()  # one unit's statements at a time
+        self._batch: _Batch | None = None  # the open transaction
+        self._committing: asyncio.Future[None] | None = None  # its COMMIT, in a thread
+        self._tasks: set[asyncio.Task[None]] = set()  # commits in flight
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[sa.Connection]:
         """The connection, inside a savepoint of the shared transaction, for one unit of work;
         exits once the work is committed (or raises StorageError if the commit failed)."""
         await self._acquire()
+        batch = self._batch
         try:
-            batch = self._batch or await self._begin()
+            batch = batch or await self._begin()
             conn = self._connection()
-            with translated():
-                savepoint = conn.begin_nested()
+            batch.units += 1
+            savepoint = f"unit_{batch.units}"
+            _driver_sql(conn, f"SAVEPOINT {savepoint}")
         except BaseException:
-            self._end(self._batch, failed=True)
+            self._finish(batch)
             raise
-        batch.units += 1
         try:
             yield conn
-            with translated():
-                savepoint.commit()  # RELEASE: the work joins the shared transaction
+            _driver_sql(conn, f"RELEASE {savepoint}")  # the work joins the shared transaction
         except BaseException:
             self._undo(savepoint, batch)
-            self._end(batch, failed=True)
+            self._finish(batch)
             raise
-        durable = self._end(batch, failed=False)
+        durable = self._finish(batch)
         if durable is not None:
             await asyncio.shield(durable)
 
@@ -154,45 +187,46 @@ class SqliteWriter:
         if self._loop is not loop:
             # A store used from a second event loop (asyncio.run after asyncio.run): the old
             # loop's waiters are gone with it, and no transaction outlives its loop.
-            self._loop, self._turn, self._queued, self._batch = loop, asyncio.Lock(), 0, None
+            self._loop, self._turn, self._batch, self._committing = loop, asyncio.Lock(), None, None
             if self._conn is not None and _in_transaction(self._conn):
                 self._drop_connection()
         return self._turn
 
     async def _acquire(self) -> None:
+        """The turn, once no COMMIT is running (units arriving meanwhile wait for it together,
+        then go one after another in one turn of the loop: their statements never wait)."""
         turn = self._lock()
-        self._queued += 1
-        got = False
         try:
             async with asyncio.timeout(self._wait):
-                await turn.acquire()
-            got = True
+                while True:
+                    if self._committing is not None:
+                        await asyncio.shield(self._committing)
+                        continue
+                    await turn.acquire()
+                    if self._committing is None:
+                        return
+                    turn.release()
         except TimeoutError:
             raise StorageError(f"database error: OperationalError: no turn to write within "
                                f"{self._wait:.0f} s (database is locked)") from None
-        finally:
-            self._queued -= 1
-            if not got and self._batch is not None and not self._queued and not turn.locked():
-                # The turn was passed to us to go on with an open transaction, and we left:
-                # someone must still commit it.
-                self._spawn(self._flush())
 
     def _release(self) -> None:
         self._turn.release()
 
-    def _spawn(self, work: Any) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _flush(self) -> None:
-        """Commit a transaction left open by a unit whose successor never came."""
-        await self._acquire()
-        batch = self._batch
-        if batch is None:
-            self._release()
-        else:
-            await self._commit(batch)
+    def _finish(self, batch: _Batch | None) -> asyncio.Future[None] | None:
+        """The unit holding the turn is done: pass the turn on and see that the open transaction
+        is committed soon (after the units ready to run now have joined it). The future to
+        wait for before the unit's work is durable: none if the transaction changed nothing."""
+        self._release()
+        if batch is None or batch is not self._batch:
+            return None  # BEGIN failed, or the transaction already failed
+        changed = _changes(self._connection()) != batch.changes
+        if not batch.flushing:
+            batch.flushing = True
+            task: asyncio.Task[None] = asyncio.ensure_future(self._flush(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return batch.done if changed else None
 
     # --- the shared transaction ------------------------------------------------------------
 
@@ -208,32 +242,33 @@ class SqliteWriter:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._wait
         nap = FIRST_NAP
-        with translated():
-            if self._conn is None:
+        if self._conn is None:
+            with translated():
                 self._conn = await asyncio.to_thread(self._engine.connect)
-            conn = self._conn
-            while True:
-                try:
-                    trans = _begin_now(conn)
-                    break
-                except sa_exc.OperationalError as exc:
-                    if not _busy(exc) or loop.time() + nap > deadline:
-                        raise
-                await asyncio.sleep(nap)
-                nap = min(2 * nap, LAST_NAP)
+        conn = self._conn
+        while True:
+            try:
+                trans = _begin_now(conn)
+                break
+            except sqlite3.Error as exc:
+                if not _busy(exc) or loop.time() + nap > deadline:
+                    self._drop_connection()
+                    raise StorageError(f"database error: {type(exc).__name__}: {exc}") from exc
+            await asyncio.sleep(nap)
+            nap = min(2 * nap, LAST_NAP)
         done: asyncio.Future[None] = loop.create_future()
         # Nobody may be left waiting for it (units that changed nothing): never "unretrieved".
         done.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._batch = _Batch(trans, done, loop.time(), _changes(conn))
+        self._batch = _Batch(trans, done, _changes(conn))
         return self._batch
 
-    def _undo(self, savepoint: sa.NestedTransaction, batch: _Batch) -> None:
+    def _undo(self, savepoint: str, batch: _Batch) -> None:
         """Roll a failed unit back to its savepoint; if SQLite rolled back the whole
         transaction instead (an I/O error, a full disk), every unit in it failed."""
         conn = self._connection()
         try:
-            if savepoint.is_active:
-                savepoint.rollback()
+            _driver_sql(conn, f"ROLLBACK TO {savepoint}")
+            _driver_sql(conn, f"RELEASE {savepoint}")
             lost = not _in_transaction(conn)
         except Exception:  # noqa: BLE001 - any failure here means the transaction is unusable
             lost = True
@@ -241,30 +276,22 @@ class SqliteWriter:
             self._fail(batch, StorageError("database error: the transaction was rolled back "
                                            "by SQLite after a failed statement"))
 
-    def _end(self, batch: _Batch | None, *, failed: bool) -> asyncio.Future[None] | None:
-        """The unit holding the turn is done: hand the open transaction to the next unit, or
-        commit it. The future to wait for before the unit's work is durable, if any."""
-        if batch is None or batch is not self._batch:
-            self._release()  # no transaction (BEGIN failed) or it already failed
-            return None
-        conn = self._connection()
-        changed = _changes(conn) != batch.changes
-        fresh = asyncio.get_running_loop().time() - batch.started < MAX_AGE
-        if self._queued and batch.units < MAX_UNITS and fresh:
-            self._release()  # the next unit goes on in this transaction
-        else:
-            self._spawn(self._commit(batch))
-        return batch.done if changed and not failed else None
-
-    async def _commit(self, batch: _Batch) -> None:
-        """COMMIT (in a thread when there is something to fsync), then pass the turn on."""
+    async def _flush(self, batch: _Batch) -> None:
+        """COMMIT the open transaction once the unit holding the turn (if any) is done: in a
+        thread when there is something to fsync, while the units that arrive wait for it."""
+        await self._turn.acquire()
         try:
-            conn = self._connection()
-            with translated():
-                if _changes(conn) != batch.changes:
-                    await asyncio.to_thread(batch.trans.commit)
-                else:
-                    batch.trans.commit()  # nothing written: no fsync, no thread
+            if batch is not self._batch:
+                return  # it failed meanwhile
+            self._batch = None
+            if _changes(self._connection()) == batch.changes:
+                self._commit(batch)  # nothing written: no fsync, no thread
+                return
+            self._committing = asyncio.get_running_loop().create_future()
+        finally:
+            self._release()
+        try:
+            await asyncio.to_thread(self._commit, batch)
         except asyncio.CancelledError:
             # The loop is going away mid-COMMIT: whether the thread finished it is unknown, so
             # the units hear so, and the connection (maybe still in that thread) is let go.
@@ -273,16 +300,20 @@ class SqliteWriter:
                 batch.done.set_exception(StorageError("database error: the commit was "
                                                       "interrupted; its outcome is unknown"))
             raise
+        finally:
+            committing, self._committing = self._committing, None
+            if committing is not None:
+                committing.set_result(None)
+
+    def _commit(self, batch: _Batch) -> None:
+        try:
+            with translated():
+                batch.trans.commit()
         except Exception as exc:  # noqa: BLE001 - every unit of the batch must hear of it
             self._fail(batch, exc if isinstance(exc, StorageError) else StorageError(
                 f"database error: the commit failed: {type(exc).__name__}"))
         else:
-            if not batch.done.done():
-                batch.done.set_result(None)
-        finally:
-            if self._batch is batch:
-                self._batch = None
-            self._release()
+            _resolve(batch.done)
 
     def _fail(self, batch: _Batch, error: StorageError) -> None:
         """Nothing of this transaction was written: tell its units, start afresh."""
@@ -291,8 +322,7 @@ class SqliteWriter:
         with suppress(Exception):
             batch.trans.rollback()
         self._drop_connection()
-        if not batch.done.done():
-            batch.done.set_exception(error)
+        _resolve(batch.done, error)
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -300,6 +330,27 @@ class SqliteWriter:
             with suppress(Exception):
                 conn.invalidate()
                 conn.close()
+
+
+def _resolve(done: asyncio.Future[None], error: StorageError | None = None) -> None:
+    """Settle a batch's future, from the loop's thread or a worker thread."""
+    def settle() -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    loop = done.get_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        settle()
+    else:
+        loop.call_soon_threadsafe(settle)
 
 
 class SqliteReaders:
@@ -319,8 +370,10 @@ class SqliteReaders:
                 self._engine.connect)
         healthy = False
         try:
-            with translated():
-                trans = conn.begin()
+            try:
+                trans = _begin(conn, "BEGIN")  # deferred: a WAL snapshot from the first read
+            except sqlite3.Error as exc:
+                raise StorageError(f"database error: {type(exc).__name__}: {exc}") from exc
             try:
                 yield conn
             finally:

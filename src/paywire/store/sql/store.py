@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -32,7 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from paywire.domain.errors import ConfigError
 from paywire.store.sql.base import translated
-from paywire.store.sql.sqlite import SQLITE_BUSY_TIMEOUT_MS, SqliteReaders, SqliteWriter
+from paywire.store.sql.sqlite import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    SqliteReaders,
+    SqliteWriter,
+    sqlite_pragmas,
+)
 from paywire.store.sql.unit import SqlUnitOfWork
 
 if TYPE_CHECKING:
@@ -72,29 +77,14 @@ def sync_url(url: str) -> sa.URL:
     return parsed.set(drivername=_DRIVERS[backend][1])
 
 
-def configure_sqlite(engine: sa.Engine, *, read_only: bool = False) -> None:
+def configure_sqlite(engine: sa.Engine) -> None:
     """Pragmas on every new SQLite connection; SQLAlchemy (not the driver) emits BEGIN IMMEDIATE
-    (`read_only`: `query_only` connections whose transactions begin deferred, never taking the
-    write lock)."""
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # the driver stops issuing its own BEGIN
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS:d}")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA foreign_keys = ON")
-            if read_only:
-                cursor.execute("PRAGMA query_only = ON")
-        finally:
-            cursor.close()
-
-    begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+    (for the migrations: the store's own connections begin their transactions themselves)."""
+    sqlite_pragmas(engine)
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql(begin)
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class SqlStore:
@@ -110,9 +100,9 @@ class SqlStore:
             self._url = sync_url(url)
             # Connections are the writer's and the readers' own (not pooled): NullPool.
             writes = sa.create_engine(self._url, poolclass=sa.NullPool)
-            configure_sqlite(writes)
+            sqlite_pragmas(writes)
             reads = sa.create_engine(self._url, poolclass=sa.NullPool)
-            configure_sqlite(reads, read_only=True)
+            sqlite_pragmas(reads, read_only=True)
             self._sync_engines = (writes, reads)
             self._writer = SqliteWriter(writes, wait_seconds=SQLITE_BUSY_TIMEOUT_MS / 1000)
             self._readers = SqliteReaders(reads)
