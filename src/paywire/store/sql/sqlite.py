@@ -11,24 +11,27 @@ an fsync of its own at COMMIT.
 What instead:
 
 - one writer connection per store; its units of work take turns (an asyncio lock, first come
-  first served), so inside a process nobody busy-waits: the next unit starts when the last ends.
-  Between processes (`paywire serve` + `paywire worker` on one file) SQLite's own lock and
-  busy_timeout still decide, as before: the turn supplements them, it does not replace them;
-- statements run on the event loop's thread, straight through the sqlite3 module: once a unit
-  holds the write lock, a statement on a WAL database waits for nothing and takes microseconds,
-  less than a hop to a thread;
-- the two calls that can wait run in a thread: `BEGIN IMMEDIATE` (another process may hold the
-  write lock) and a COMMIT with something to write (the fsync);
-- group commit. A unit that ends while others wait for the turn releases its SAVEPOINT and
-  leaves the transaction open; the next unit goes on in it, and the last one (no one waiting,
-  `MAX_UNITS` units, or `MAX_AGE` seconds) commits for all. Each unit's `transaction()` returns
-  only once its work is durable, and a failed commit fails every unit in it (nothing of theirs
-  was written). A unit that raises rolls back to its savepoint: only its own work is undone.
+  first served), so inside a process nobody busy-waits. Between processes (`paywire serve` +
+  `paywire worker` on one file) SQLite's own lock still decides, as before: the turn
+  supplements it, it does not replace it;
+- statements (and BEGIN, SAVEPOINT) run on the event loop's thread, straight through the
+  sqlite3 module: once a unit holds the write lock, a statement on a WAL database waits for
+  nothing and takes microseconds, less than a hop to a thread. A unit's statements therefore
+  run without a pause and the turn is almost never contended;
+- `BEGIN IMMEDIATE` is tried without the busy handler: when another process holds the write
+  lock, it is tried again after growing naps (as the busy handler would) without blocking the
+  loop, up to busy_timeout;
+- group commit. A unit releases its SAVEPOINT and the turn at once, leaving the transaction
+  open; a flush scheduled by the first unit to end commits it after the units ready to run
+  now have joined it. A COMMIT with something to write runs in a thread (the fsync); units
+  that arrive meanwhile wait for it together, then run one after another in one turn of the
+  loop, in the next transaction. Each unit's `transaction()` returns only once its work is
+  durable, and a failed commit fails every unit in it (nothing of theirs was written). A unit
+  that raises rolls back to its savepoint: only its own work is undone.
 
-    turn:   A ─ B ─ C ─────── D ─ ...      (C ends with no one waiting: it commits A, B, C)
-    batch:  BEGIN IMMEDIATE · sp A · sp B · sp C · COMMIT │ BEGIN IMMEDIATE · sp D ...
-    A, B:   ...wait for the COMMIT, then return              (a unit never sees its own
-                                                              commit fail silently)
+    units:  A · B · C ──flush──────────── D · E ──flush── ...
+    SQL:    BEGIN IMMEDIATE · sp A · sp B · sp C · COMMIT (thread) │ BEGIN IMMEDIATE · sp D ...
+    A,B,C:  wait for that COMMIT, then return; D, E arrived during it and waited for it
 
 A unit that changed nothing in a batch that changed nothing returns without waiting: there is
 nothing to make durable and nothing uncommitted it could have read.
