@@ -1,11 +1,13 @@
 """APS feedback ingest: paywire's `POST /webhooks/aps` against a bare ASGI echo app, same server.
 
     .venv/bin/python bench/aps_feedback.py [--deliveries 300] [--concurrency 8]
+                                           [--store sqlite|postgres]
 
 Processes: the emulator (PayPal, and APS under `/aps` with a merchant account this script
 generates); paywire offering both providers (`providers=paypal,aps`, that APS account; one
-uvicorn worker, SQLite); a bare ASGI app that reads the body and echoes it, under the same
-uvicorn settings; and this load generator.
+uvicorn worker, SQLite, or with `--store postgres` a fresh database on
+$PAYWIRE_TEST_POSTGRES_URL's server, dropped at the end); a bare ASGI app that reads the body
+and echoes it, under the same uvicorn settings; and this load generator.
 
 Setup: the emulator's direct transaction feedback URL is the echo app (its notification channel
 sends nothing), so the emulator's real signed deliveries land there. paywire creates
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -38,6 +41,7 @@ from typing import Any
 import benchkit
 import httpx
 from benchkit import Result, aps_pay, load, serve_echo, wait_up
+from webhook_ingest import postgres_databases
 
 from paywire.emulator.aps.cards import SUCCESS
 from paywire.emulator.aps.config import ApsCredentials
@@ -75,8 +79,9 @@ def serve_emulator(port: int, feedback_url: str) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def serve_paywire(port: int, emulator_url: str, data_dir: str) -> None:
-    """paywire offering PayPal and APS on the emulator, SQLite in `data_dir`."""
+def serve_paywire(port: int, emulator_url: str, data_dir: str, database_url: str = "") -> None:
+    """paywire offering PayPal and APS on the emulator, on `database_url` (SQLite in
+    `data_dir` if empty)."""
     import uvicorn
 
     from paywire.bootstrap import create_app
@@ -86,7 +91,7 @@ def serve_paywire(port: int, emulator_url: str, data_dir: str) -> None:
     url = f"http://127.0.0.1:{port}"
     settings = Settings.load(
         paypal_env="emulator", paypal_base_url=emulator_url, paypal_client_id=CLIENT_ID,
-        paypal_client_secret=CLIENT_SECRET, data_dir=Path(data_dir), database_url="",
+        paypal_client_secret=CLIENT_SECRET, data_dir=Path(data_dir), database_url=database_url,
         paypal_webhook_id="WH-BENCH-UNUSED",  # no PayPal traffic here; quiets the warning
         providers=["paypal", "aps"], aps_env="emulator",
         aps_api_url=f"{emulator_url}/aps/FortAPI/paymentApi",
@@ -210,12 +215,13 @@ async def check_completed(paywire_url: str, deliveries: list[Delivery],
     print(f"check: all {len(deliveries)} paid orders are COMPLETED in paywire")
 
 
-def report(results: list[Result], concurrency: int, setup_seconds: float) -> None:
+def report(results: list[Result], concurrency: int, setup_seconds: float,
+           store: str = "sqlite") -> None:
     """The figures and the ratios against the echo baseline."""
     echo = results[0]
     print(f"APS feedback ingest: {len(echo.latencies)} signed direct-feedback deliveries per "
           f"pass (distinct PURCHASE transactions, JSON), concurrency {concurrency}, one "
-          f"uvicorn worker each, paywire on SQLite; setup (orders paid on the hosted page) "
+          f"uvicorn worker each, paywire on {store}; setup (orders paid on the hosted page) "
           f"took {setup_seconds:.1f} s")
     print(f"machine: {os.cpu_count()} cores (CI machines have 2); every process (emulator, "
           "servers, this load generator) shares them, over loopback HTTP")
@@ -231,7 +237,7 @@ def report(results: list[Result], concurrency: int, setup_seconds: float) -> Non
               f"p99 {r.percentile(99) / echo.percentile(99):.1f}x")
 
 
-def run(deliveries: int, concurrency: int) -> None:
+def run(deliveries: int, concurrency: int, store: str = "sqlite") -> None:
     """Start everything, record deliveries, measure, check, stop."""
     procs: list[subprocess.Popen[bytes]] = []
     creds = ApsCredentials.generate()
@@ -239,7 +245,10 @@ def run(deliveries: int, concurrency: int) -> None:
         "access_code": creds.access_code, "merchant_identifier": creds.merchant_identifier,
         "request_phrase": creds.request_phrase, "response_phrase": creds.response_phrase,
         "sha_type": creds.sha_type})
-    with tempfile.TemporaryDirectory(prefix="paywire-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="paywire-bench-") as tmp, \
+            contextlib.ExitStack() as stack:
+        database = (stack.enter_context(postgres_databases(("aps",)))[0]
+                    if store == "postgres" else "")
         ports = [free_port() for _ in range(3)]
         emulator, echo, paywire = (f"http://127.0.0.1:{p}" for p in ports)
         sink = f"{echo}{FEEDBACK_PATH}"
@@ -248,7 +257,7 @@ def run(deliveries: int, concurrency: int) -> None:
             wait_up(echo, procs[-1])
             procs.append(spawn("emulator", str(ports[0]), sink))
             wait_up(f"{emulator}/aps/_aps/", procs[-1])
-            procs.append(spawn("paywire", str(ports[2]), emulator, tmp))
+            procs.append(spawn("paywire", str(ports[2]), emulator, tmp, database))
             wait_up(f"{paywire}/healthz", procs[-1])
             started = time.perf_counter()
             recorded = asyncio.run(make_deliveries(paywire, emulator, sink,
@@ -256,7 +265,7 @@ def run(deliveries: int, concurrency: int) -> None:
             setup = time.perf_counter() - started
             results = asyncio.run(measure(sink, f"{paywire}{FEEDBACK_PATH}", recorded, WARMUP,
                                           concurrency))
-            report(results, concurrency, setup)
+            report(results, concurrency, setup, store)
             asyncio.run(check_completed(paywire, recorded, concurrency))
         finally:
             for proc in procs:
@@ -271,6 +280,9 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=300,
                         help="measured deliveries per pass (default 300)")
     parser.add_argument("--concurrency", type=int, default=8, help="workers (default 8)")
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
+                        help="paywire's database (default sqlite; postgres: a fresh database "
+                             "on $PAYWIRE_TEST_POSTGRES_URL's server)")
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -284,7 +296,7 @@ def main() -> None:
         return
     if args.deliveries < 30 or args.concurrency < 1:
         parser.error("--deliveries must be at least 30 and --concurrency at least 1")
-    run(args.deliveries, args.concurrency)
+    run(args.deliveries, args.concurrency, args.store)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Webhook ingest: paywire's `POST /webhooks/paypal` against a bare ASGI echo app, same server.
 
     .venv/bin/python bench/webhook_ingest.py [--deliveries 600] [--concurrency 8]
+                                             [--store sqlite|postgres]
 
-Processes: the PayPal emulator; paywire with local verification (one uvicorn worker, SQLite);
-paywire with postback verification (its own copy of the same SQLite database, asking the
+Processes: the PayPal emulator; paywire with local verification (one uvicorn worker, SQLite, or
+with `--store postgres` a fresh database on $PAYWIRE_TEST_POSTGRES_URL's server, dropped at the
+end); paywire with postback verification (its own copy of the same database, asking the
 emulator about every delivery); a bare ASGI app that reads the body and echoes it, under the same
 uvicorn settings; and this load generator.
 
@@ -12,7 +14,8 @@ deliveries land there; paywire (local) creates `deliveries / 3` orders, each app
 captured at the emulator directly (CHECKOUT.ORDER.APPROVED, PAYMENT.CAPTURE.COMPLETED,
 CHECKOUT.ORDER.COMPLETED: distinct event ids). Those deliveries, exactly as sent (bytes and
 headers), are recorded from the emulator's log. The postback paywire starts on a copy of the
-database taken then, so both paywires know the orders and have applied none of the events.
+database taken then (on PostgreSQL every table but the history log, whose ids a sequence hands
+out), so both paywires know the orders and have applied none of the events.
 
 Measured, in one run with `--concurrency` workers over loopback HTTP: the same deliveries to the
 echo app, to paywire (local: RSA verification with the certificate cached, inbox insert and the
@@ -29,24 +32,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import os
+import secrets
 import sqlite3
 import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import benchkit
 import httpx
+import sqlalchemy as sa
 from benchkit import Result, load, serve_echo, wait_up
 
 from paywire.testing import free_port
 
 CLIENT_ID, CLIENT_SECRET = "bench-client-id", "bench-client-secret"
 WARMUP_ORDERS = 10
+POSTGRES_SERVER = os.environ.get("PAYWIRE_TEST_POSTGRES_URL",
+                                 "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 # --- the servers (each in a child process) ---------------------------------------------------
@@ -63,8 +72,9 @@ def serve_emulator(port: int) -> None:
 
 
 def serve_paywire(port: int, emulator_url: str, data_dir: str, webhook_id: str,
-                  mode: str) -> None:
-    """paywire for the emulator, SQLite in `data_dir`, verifying webhooks `mode`-ly."""
+                  mode: str, database_url: str = "") -> None:
+    """paywire for the emulator, on `database_url` (SQLite in `data_dir` if empty), verifying
+    webhooks `mode`-ly."""
     import uvicorn
 
     from paywire.bootstrap import create_app
@@ -72,7 +82,7 @@ def serve_paywire(port: int, emulator_url: str, data_dir: str, webhook_id: str,
 
     settings = Settings.load(paypal_env="emulator", paypal_base_url=emulator_url,
                              paypal_client_id=CLIENT_ID, paypal_client_secret=CLIENT_SECRET,
-                             data_dir=Path(data_dir), database_url="",
+                             data_dir=Path(data_dir), database_url=database_url,
                              paypal_webhook_id=webhook_id, webhook_verification=mode)
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                 access_log=False)
@@ -143,6 +153,46 @@ def copy_sqlite(src: Path, dst: Path) -> None:
         target.close()
 
 
+@contextlib.contextmanager
+def postgres_databases(names: tuple[str, ...]) -> Iterator[list[str]]:
+    """Fresh, migrated PostgreSQL databases on the test server, one per name, dropped after."""
+    from paywire.store import migrate
+
+    server = sa.make_url(POSTGRES_SERVER)
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    made = [f"paywire_bench_{name}_{secrets.token_hex(4)}" for name in names]
+    try:
+        urls = []
+        for name in made:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            urls.append(server.set(database=name).render_as_string(hide_password=False))
+            migrate.upgrade(urls[-1])
+        yield urls
+    finally:
+        with admin.connect() as conn:
+            for name in made:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def copy_postgres(src: str, dst: str) -> None:
+    """Every table but `history` from one migrated database into another (empty) one."""
+    from paywire.store.sql.tables import metadata
+
+    source, target = sa.create_engine(src), sa.create_engine(dst)
+    try:
+        with source.connect() as read, target.begin() as write:
+            for table in metadata.sorted_tables:
+                if table.name != "history":
+                    found = [dict(row) for row in read.execute(sa.select(table)).mappings()]
+                    if found:
+                        write.execute(sa.insert(table), found)
+    finally:
+        source.dispose()
+        target.dispose()
+
+
 # --- load ----------------------------------------------------------------------------------------
 
 
@@ -164,31 +214,37 @@ class Announced:
     delays: list[float]
 
 
-def announced(db: Path, orders: int, wait: float = 30.0) -> Announced:
+def announced(url: str, orders: int, wait: float = 30.0) -> Announced:
     """For each order: first delivery stored (inbox `received_at`) -> `order.completed` written
     (outbox `created_at`), both paywire's own clock; waits for the confirmations to finish."""
-    query = ("SELECT MIN(i.received_at), o.created_at FROM outbox o JOIN inbox_events i "
-             "ON i.order_id = o.order_id WHERE o.type = 'order.completed' GROUP BY o.order_id")
+    query = sa.text("SELECT MIN(i.received_at), o.created_at FROM outbox o JOIN inbox_events i "
+                    "ON i.order_id = o.order_id WHERE o.type = 'order.completed' "
+                    "GROUP BY o.order_id, o.created_at")
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
     deadline = time.monotonic() + wait
-    while True:
-        conn = sqlite3.connect(db)
-        try:
-            rows = conn.execute(query).fetchall()
-        finally:
-            conn.close()
-        if len(rows) >= orders or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    delays = [1000 * (datetime.fromisoformat(done) - datetime.fromisoformat(first)
-                      ).total_seconds() for first, done in rows]
+    try:
+        while True:
+            with engine.connect() as conn:
+                rows = conn.execute(query).all()
+            if len(rows) >= orders or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+
+    def at(value: str | datetime) -> datetime:  # SQLite keeps ISO text, PostgreSQL timestamptz
+        return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+    delays = [1000 * (at(done) - at(first)).total_seconds() for first, done in rows]
     return Announced(orders, delays)
 
 
-def report(results: list[Result], concurrency: int, shop: Announced) -> None:
+def report(results: list[Result], concurrency: int, shop: Announced,
+           store: str = "sqlite") -> None:
     """The figures and the ratios against the echo baseline."""
     echo = results[0]
     print(f"webhook ingest: {len(echo.latencies)} signed deliveries per server (distinct event "
-          f"ids), concurrency {concurrency}, one uvicorn worker each")
+          f"ids), concurrency {concurrency}, one uvicorn worker each, paywire on {store}")
     print(f"machine: {os.cpu_count()} cores (CI machines have 2); every process (emulator, "
           "servers, this load generator) shares them, over loopback HTTP")
     print(f"{'':34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}   answers")
@@ -210,10 +266,17 @@ def report(results: list[Result], concurrency: int, shop: Announced) -> None:
               "orders announced")
 
 
-def run(deliveries: int, concurrency: int) -> tuple[list[Result], Announced]:
+def run(deliveries: int, concurrency: int,
+        store: str = "sqlite") -> tuple[list[Result], Announced]:
     """Start everything, record deliveries, measure, stop."""
     procs: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory(prefix="paywire-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="paywire-bench-") as tmp, \
+            contextlib.ExitStack() as stack:
+        if store == "postgres":
+            local_db, postback_db = stack.enter_context(postgres_databases(("local",
+                                                                            "postback")))
+        else:
+            local_db = postback_db = ""  # SQLite in each paywire's data directory
         ports = [free_port() for _ in range(4)]
         emulator, echo, local, postback = (f"http://127.0.0.1:{p}" for p in ports)
         try:
@@ -226,20 +289,24 @@ def run(deliveries: int, concurrency: int) -> tuple[list[Result], Announced]:
             local_dir, postback_dir = Path(tmp, "local"), Path(tmp, "postback")
             postback_dir.mkdir()
             procs.append(spawn("paywire", str(ports[2]), emulator, str(local_dir), webhook_id,
-                               "local"))
+                               "local", local_db))
             wait_up(f"{local}/healthz", procs[-1])
             orders = deliveries // 3 + WARMUP_ORDERS
             recorded = asyncio.run(make_deliveries(local, emulator, sink, orders, concurrency))
-            copy_sqlite(local_dir / "paywire.db", postback_dir / "paywire.db")
+            if store == "postgres":
+                copy_postgres(local_db, postback_db)
+            else:
+                copy_sqlite(local_dir / "paywire.db", postback_dir / "paywire.db")
             procs.append(spawn("paywire", str(ports[3]), emulator, str(postback_dir),
-                               webhook_id, "postback"))
+                               webhook_id, "postback", postback_db))
             wait_up(f"{postback}/healthz", procs[-1])
             results = asyncio.run(measure(
                 [("bare ASGI echo", sink), ("paywire, local verification",
                                             f"{local}/webhooks/paypal"),
                  ("paywire, postback verification", f"{postback}/webhooks/paypal")],
                 recorded, 3 * WARMUP_ORDERS, concurrency))
-            return results, announced(local_dir / "paywire.db", orders)
+            return results, announced(local_db or f"sqlite:///{local_dir / 'paywire.db'}",
+                                      orders)
         finally:
             for proc in procs:
                 proc.terminate()
@@ -263,6 +330,9 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=600,
                         help="measured deliveries per server (default 600)")
     parser.add_argument("--concurrency", type=int, default=8, help="workers (default 8)")
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
+                        help="paywire's database (default sqlite; postgres: a fresh database "
+                             "on $PAYWIRE_TEST_POSTGRES_URL's server)")
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -276,8 +346,8 @@ def main() -> None:
         return
     if args.deliveries < 30 or args.concurrency < 1:
         parser.error("--deliveries must be at least 30 and --concurrency at least 1")
-    results, shop = run(args.deliveries, args.concurrency)
-    report(results, args.concurrency, shop)
+    results, shop = run(args.deliveries, args.concurrency, args.store)
+    report(results, args.concurrency, shop, args.store)
 
 
 if __name__ == "__main__":

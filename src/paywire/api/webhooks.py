@@ -85,7 +85,8 @@ class WebhookContainer(Protocol):
     metrics: Metrics  # each delivery counted by outcome (`services.metering`)
 
 
-def _container(request: Request) -> WebhookContainer:
+async def _container(request: Request) -> WebhookContainer:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
     container: WebhookContainer = request.app.state.container
     return container
 

@@ -110,6 +110,13 @@ class Transactions(Protocol[U_co]):
         """
         ...
 
+    def snapshot(self) -> AbstractAsyncContextManager[U_co]:
+        """A read-only unit of work: what was committed, read without waiting for writers
+        (answering a duplicate webhook must not queue behind them). Nothing in it may write:
+        a write raises `StorageError` and writes nothing. A reading only; anything decided on
+        it that must hold is decided again in a transaction."""
+        ...
+
 
 class Store(Transactions[OpsUnitOfWork], Protocol):
     """A transactional store of orders, history, outbox, operations, refunds and keys."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -242,6 +242,10 @@ class MeteredStore:
             yield _MeteredUnitOfWork(uow, pending)
         for name, dimensions in pending.counts:
             self.metrics.count(name, **dimensions)
+
+    def snapshot(self) -> AbstractAsyncContextManager[OpsUnitOfWork]:
+        """The store's read-only unit of work (it writes nothing, so it counts nothing)."""
+        return self.store.snapshot()
 
     async def close(self) -> None:
         """Release the store's connections."""

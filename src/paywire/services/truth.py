@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from paywire.domain.errors import ConfigError, PaywireError, ProviderError
@@ -52,6 +53,14 @@ class Unresolvable(PaywireError):
     code = "unresolvable"
 
 
+@dataclass(eq=False)
+class _Turn:
+    """The tasks of one order running in this process, one at a time."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class TruthFetcher:
     """Processes the truth-fetch queue: each task's provider by the name it was queued under
     (`providers`), its answer applied through `truth`."""
@@ -72,6 +81,7 @@ class TruthFetcher:
         self.max_delay = max_delay
         self.max_attempts = max_attempts
         self.batch = batch
+        self._turns: dict[str, _Turn] = {}  # order id -> its tasks running in this process
 
     async def run_once(self) -> int:
         """Claim and process the tasks due now; the number processed."""
@@ -106,7 +116,27 @@ class TruthFetcher:
 
     async def _process(self, task: TruthTask, order: Order | None = None) -> None:
         """Run one claimed task and close it (done, pending with backoff, or failed); `order`
-        is the task's order as read with the claim, if it was."""
+        is the task's order as read with the claim, if it was.
+
+        One task of an order at a time in this process: a delivery's events arrive together
+        (a capture's COMPLETED pair, the order's), each confirmed right after its answer, and
+        the first one's GET usually settles the others, which then only read the order again
+        (`_confirm`: no second GET for what paywire already learned)."""
+        if task.order_id is None:
+            await self._run_task(task, order)
+            return
+        turn = self._turns.setdefault(task.order_id, _Turn())
+        turn.users += 1
+        try:
+            waited = turn.lock.locked()
+            async with turn.lock:
+                await self._run_task(task, None if waited else order)
+        finally:
+            turn.users -= 1
+            if not turn.users:
+                del self._turns[task.order_id]
+
+    async def _run_task(self, task: TruthTask, order: Order | None) -> None:
         attempts = task.attempts + 1
         claim = Claim.of(task)
         try:
@@ -245,8 +275,8 @@ class TruthFetcher:
         if order.provider_order_id is None or order.capture_id in capture_ids:
             return
         for capture_id in capture_ids:
-            async with self.store.transaction() as uow:
-                if await uow.find_order_by_capture_id(provider.name, capture_id) is not None:
+            async with self.store.snapshot() as view:
+                if await view.find_order_by_capture_id(provider.name, capture_id) is not None:
                     continue
             capture = await provider.get_capture(capture_id)
             if capture.provider_order_id == order.provider_order_id:
@@ -321,9 +351,12 @@ class TruthFetcher:
         except ConfigError as exc:
             raise Unresolvable(exc.message) from None
 
+    # Reads that decide nothing by themselves (what to ask the provider; every write is its
+    # own compare-and-set) are snapshots: they never queue behind the writers.
+
     async def _order(self, order_id: str) -> Order:
-        async with self.store.transaction() as uow:
-            order = await uow.get_order(order_id)
+        async with self.store.snapshot() as view:
+            order = await view.get_order(order_id)
         if order is None:
             raise Unresolvable(f"order {order_id} vanished")
         return order
@@ -331,14 +364,14 @@ class TruthFetcher:
     async def _provider_order_of(self, order_id: str | None) -> str | None:
         if order_id is None:
             return None
-        async with self.store.transaction() as uow:
-            order = await uow.get_order(order_id)
+        async with self.store.snapshot() as view:
+            order = await view.get_order(order_id)
         return order.provider_order_id if order else None
 
     async def _order_for(self, provider: str, provider_order_id: str,
                          order_id: str | None) -> Order:
-        async with self.store.transaction() as uow:
-            order = await uow.find_order_by_provider_id(provider, provider_order_id)
+        async with self.store.snapshot() as view:
+            order = await view.find_order_by_provider_id(provider, provider_order_id)
         if order is None:
             raise Unresolvable(f"the provider's order {provider_order_id} is not one of ours")
         if order_id is not None and order.id != order_id:

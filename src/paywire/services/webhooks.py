@@ -9,8 +9,10 @@ names the labels a refusal is recorded under.
 
 The event row, the transition (or the queued confirmation), the history line and the
 announcements share one transaction, and the inbox's put-if-absent is its gate: a concurrent
-duplicate rolls the whole unit back. (With `confirm`, a different body under a stored event id
-is not a duplicate: its claims are queued for confirmation, and no second inbox row is written.)
+duplicate rolls the whole unit back. A delivery already stored is answered from a snapshot
+read before that (`Store.snapshot`), so retries never queue behind the writers. (With
+`confirm`, a different body under a stored event id is not a duplicate: its claims are queued
+for confirmation, and no second inbox row is written.)
 
 With `confirm` (PayPal, whose signature covers only a CRC-32 of the body: see
 `services.confirm`), a fact that would move money or announce something is not applied from
@@ -150,6 +152,14 @@ class WebhookIngest:
                                  likely_cause=f"the body is not {self.parser.event_name}",
                                  status=400)
             return await self._reject(headers, body, bad)
+
+        # A delivery already stored (the provider's retries, storms of them) is answered from
+        # a read, which never waits for the writers; the inbox insert below stays the
+        # authority, so a duplicate racing its first delivery is still caught there.
+        async with self.store.snapshot() as view:
+            seen = await view.get_inbox_event(self.provider, event.event_id)
+        if seen is not None and (not self.confirm or seen.body == body):
+            return IngestOutcome(ACK, "duplicate", event.event_id)
 
         async def store_and_apply() -> IngestOutcome:
             try:

@@ -94,6 +94,10 @@ class DynamoUnit:
         """Refuse further use: the transaction is over."""
         self._open = False
 
+    def buffered(self) -> bool:
+        """Whether this unit has writes waiting for its commit."""
+        return bool(self._dirty)
+
     def _check_open(self) -> None:
         if not self._open:
             raise RuntimeError("this unit of work has ended; open a new transaction")

@@ -13,6 +13,7 @@ The table's design (items, indexes, units of work, removals) is described in `pa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import os
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from paywire.domain.errors import ConfigError
+from paywire.domain.errors import ConfigError, StorageError
 
 try:
     import boto3
@@ -163,6 +164,19 @@ class DynamoStore:
         finally:
             uow.end()
         await uow.after_commit()
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[OpsUnitOfWork]:
+        """A read-only unit of work: strongly consistent reads of what was committed; a write
+        raises StorageError (one sent at once is refused before it leaves; a buffered one, at
+        the end), and nothing is written."""
+        uow = DynamoUnitOfWork(dataclasses.replace(self._ctx, table=self._ctx.table.reading()))
+        try:
+            yield uow
+        finally:
+            uow.end()
+        if uow.buffered():
+            raise StorageError("a snapshot only reads: write in a transaction")
 
     async def setup(self) -> None:
         """Create the table if absent, wait until it is ACTIVE, enable and check TTL."""

@@ -132,6 +132,11 @@ class DynamoTable:
             raise translate(exc, self.name) from exc
         return result
 
+    def reading(self) -> DynamoTable:
+        """This table for a snapshot: the same reads, and every write refused (StorageError)
+        before it is sent."""
+        return _ReadOnlyTable(self.client, self.name, page_size=self.page_size)
+
     # --- reads -------------------------------------------------------------------------------
 
     async def get(self, key: Key) -> Item | None:
@@ -389,3 +394,17 @@ def _reasons_from_message(exc: ClientError) -> list[dict[str, Any]]:
     if not found:
         return []
     return [{"Code": code.strip()} for code in found.group(1).split(",")]
+
+
+_WRITES = frozenset({"put_item", "update_item", "delete_item", "transact_write_items",
+                     "batch_write_item"})
+
+
+class _ReadOnlyTable(DynamoTable):
+    """A table a snapshot reads through (`DynamoTable.reading`)."""
+
+    async def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """The client operation, unless it writes."""
+        if operation in _WRITES:
+            raise StorageError("a snapshot only reads: write in a transaction")
+        return await super().call(operation, **kwargs)

@@ -9,13 +9,15 @@ from paywire.store.sql import rows
 from paywire.store.sql.base import SqlBase
 from paywire.store.sql.tables import history
 
+_APPEND = sa.insert(history)
+
 
 class SqlHistory(SqlBase):
     """Append to and read an order's history."""
 
     async def append_history(self, entry: HistoryEntry) -> None:
         """Append to the order's history."""
-        await self._run(sa.insert(history).values(rows.history_values(entry)))
+        await self._run(_APPEND, rows.history_values(entry))
 
     async def history(self, order_id: str) -> list[HistoryEntry]:
         """The order's history, oldest first (insertion order among equal times)."""

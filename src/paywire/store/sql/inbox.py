@@ -8,8 +8,19 @@ import sqlalchemy as sa
 
 from paywire.ports import InboxEvent
 from paywire.store.sql import rows
-from paywire.store.sql.base import SqlBase, check_limit
+from paywire.store.sql.base import SqlBase, check_limit, insert_of, prebuilt
 from paywire.store.sql.tables import inbox_events
+
+
+@prebuilt
+def _put(postgres: bool) -> sa.Executable:
+    t = inbox_events
+    return insert_of(t, postgres).on_conflict_do_nothing(index_elements=[t.c.provider,
+                                                                          t.c.event_id])
+
+
+_GET = sa.select(inbox_events).where(inbox_events.c.provider == sa.bindparam("b_provider"),
+                                     inbox_events.c.event_id == sa.bindparam("b_event_id"))
 
 
 class SqlInbox(SqlBase):
@@ -17,16 +28,11 @@ class SqlInbox(SqlBase):
 
     async def put_inbox_event(self, event: InboxEvent) -> bool:
         """Store the event unless (provider, event_id) exists; True if written."""
-        t = inbox_events
-        stmt = (self._insert(t).values(rows.inbox_values(event))
-                .on_conflict_do_nothing(index_elements=[t.c.provider, t.c.event_id]))
-        return (await self._run(stmt)).rowcount == 1
+        return (await self._run(_put(self._postgres), rows.inbox_values(event))).rowcount == 1
 
     async def get_inbox_event(self, provider: str, event_id: str) -> InboxEvent | None:
         """The stored event, or None."""
-        t = inbox_events
-        result = await self._run(sa.select(t).where(t.c.provider == provider,
-                                                     t.c.event_id == event_id))
+        result = await self._run(_GET, {"b_provider": provider, "b_event_id": event_id})
         row = result.mappings().first()
         return rows.inbox_from(row) if row is not None else None
 

@@ -1,5 +1,6 @@
 """Orders on SQL: a row per order, its lines in `order_lines`, updates compared-and-set on
-`version`; every read of orders loads their lines in one more query."""
+`version`. One order is read with its lines in one query (a LEFT JOIN: the webhook path reads
+two or three orders a delivery); a page of orders loads their lines in one more query."""
 
 from __future__ import annotations
 
@@ -15,32 +16,52 @@ from paywire.store.sql import rows
 from paywire.store.sql.base import SqlBase
 from paywire.store.sql.tables import order_lines, orders
 
+_LINE = {c.name: f"line_{c.name}" for c in order_lines.c if c.name != "order_id"}
+
+
+def _joined(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """Orders matching `where`, a row per line (one row with NULL lines for an order without
+    any). No ORDER BY: lines are put in order in Python, so SQLite keeps its multi-index OR."""
+    lines = [order_lines.c[name].label(label) for name, label in _LINE.items()]
+    return (sa.select(orders, *lines)
+            .select_from(orders.outerjoin(order_lines, order_lines.c.order_id == orders.c.id))
+            .where(*where))
+
+
+_BY_ID = _joined(orders.c.id == sa.bindparam("b_id"))
+_BY_PROVIDER_ID = _joined(orders.c.provider == sa.bindparam("b_provider"),
+                          orders.c.provider_order_id == sa.bindparam("b_provider_order_id"))
+# Two disjuncts each spelled with the provider, and no ORDER BY / LIMIT: so SQLite uses its
+# multi-index OR (PostgreSQL a BitmapOr) over the (provider, capture_id) and (provider,
+# authorization_id) indexes; with them it would walk every provider row.
+_BY_CAPTURE_ID = _joined(sa.or_(
+    sa.and_(orders.c.provider == sa.bindparam("b_provider"),
+            orders.c.capture_id == sa.bindparam("b_ref")),
+    sa.and_(orders.c.provider == sa.bindparam("b_provider"),
+            orders.c.authorization_id == sa.bindparam("b_ref"))))
+_UPDATE = sa.update(orders).where(orders.c.id == sa.bindparam("b_id"),
+                                  orders.c.version == sa.bindparam("b_version"))
+_INSERT_LINES = sa.insert(order_lines)
+
 
 class SqlOrders(SqlBase):
     """Orders by id, by the provider's ids, and newest first."""
 
     async def get_order(self, order_id: str) -> Order | None:
         """The order, or None."""
-        found = await self._orders(sa.select(orders).where(orders.c.id == order_id))
+        found = await self._joined(_BY_ID, {"b_id": order_id})
         return found[0] if found else None
 
     async def find_order_by_provider_id(self, provider: str,
                                         provider_order_id: str) -> Order | None:
         """The order the provider knows by `provider_order_id`, or None."""
-        found = await self._orders(sa.select(orders).where(
-            orders.c.provider == provider, orders.c.provider_order_id == provider_order_id))
+        found = await self._joined(_BY_PROVIDER_ID, {
+            "b_provider": provider, "b_provider_order_id": provider_order_id})
         return found[0] if found else None
 
     async def find_order_by_capture_id(self, provider: str, capture_id: str) -> Order | None:
         """The order whose capture (or authorization) the provider knows by this id."""
-        o = orders
-        # Two disjuncts each spelled with the provider, and no ORDER BY / LIMIT: so SQLite uses
-        # its multi-index OR (PostgreSQL a BitmapOr) over the (provider, capture_id) and
-        # (provider, authorization_id) indexes; with them it would walk every provider row.
-        stmt = sa.select(o).where(
-            sa.or_(sa.and_(o.c.provider == provider, o.c.capture_id == capture_id),
-                   sa.and_(o.c.provider == provider, o.c.authorization_id == capture_id)))
-        found = await self._orders(stmt)
+        found = await self._joined(_BY_CAPTURE_ID, {"b_provider": provider, "b_ref": capture_id})
         # Provider payment ids are unique, so this is one order; should two ever claim an id,
         # the oldest answers, as it would from any backend.
         return min(found, key=lambda order: (order.created_at, order.id), default=None)
@@ -50,7 +71,7 @@ class SqlOrders(SqlBase):
         stmt = self._insert(orders).values(rows.order_values(order)).on_conflict_do_nothing()
         if (await self._run(stmt)).rowcount != 1:
             raise ConflictError(f"order {order.id} (or its provider order id) already exists")
-        await self._run(sa.insert(order_lines), rows.line_values(order))
+        await self._run(_INSERT_LINES, rows.line_values(order))
 
     async def update_order(self, order: Order, expected_version: int) -> None:
         """Write `order` if the stored version is still `expected_version`, else ConflictError."""
@@ -59,10 +80,9 @@ class SqlOrders(SqlBase):
                              f"({expected_version + 1})")
         values = rows.order_values(order)
         del values["id"], values["created_at"]  # identity and creation time never change
-        stmt = (sa.update(orders)
-                .where(orders.c.id == order.id, orders.c.version == expected_version)
-                .values(values))
-        if (await self._run(stmt)).rowcount != 1:
+        # The SET clause is the columns `values` names; the WHERE clause's own parameters.
+        params = {**values, "b_id": order.id, "b_version": expected_version}
+        if (await self._run(_UPDATE, params)).rowcount != 1:
             raise ConflictError(f"order {order.id} is no longer at version {expected_version}",
                                 details={"order_id": order.id,
                                          "expected_version": expected_version})
@@ -86,6 +106,20 @@ class SqlOrders(SqlBase):
     async def _orders(self, stmt: sa.Select[Any]) -> list[Order]:
         """Orders selected by `stmt`, in its order, each with its lines (one query for all)."""
         return await self._with_lines((await self._run(stmt)).mappings().all())
+
+    async def _joined(self, stmt: sa.Select[Any], params: dict[str, Any]) -> list[Order]:
+        """Orders from a `_joined` statement, in first-seen order, each with its lines."""
+        heads: dict[str, sa.RowMapping] = {}
+        lines: dict[str, list[dict[str, Any]]] = {}
+        for row in (await self._run(stmt, params)).mappings():
+            order_id = row["id"]
+            heads.setdefault(order_id, row)
+            if row["line_position"] is not None:
+                lines.setdefault(order_id, []).append(
+                    {name: row[label] for name, label in _LINE.items()})
+        return [rows.order_from(head, sorted(lines.get(order_id, []),
+                                             key=lambda line: line["position"]))
+                for order_id, head in heads.items()]
 
     async def _with_lines(self, found: Sequence[sa.RowMapping]) -> list[Order]:
         """Orders from `orders` rows (extra columns ignored), in order, with their lines."""

@@ -17,12 +17,17 @@ import sqlalchemy as sa
 from paywire.domain.facts import Announcement
 from paywire.ports import OutboxMessage
 from paywire.store.sql import rows
-from paywire.store.sql.base import SqlBase, check_limit
+from paywire.store.sql.base import SqlBase, check_limit, insert_of, prebuilt
 from paywire.store.sql.tables import outbox
 
 OUTBOX_STATUSES = ("pending", "queued", "delivered", "dead")
 SETTLED_STATUSES = ("delivered", "dead")
 REVIVABLE_STATUSES = ("dead", "queued")  # what `paywire outbox retry` sends again
+
+
+@prebuilt
+def _add(postgres: bool) -> sa.Executable:
+    return insert_of(outbox, postgres).on_conflict_do_nothing(index_elements=[outbox.c.key])
 
 
 class SqlOutbox(SqlBase):
@@ -31,10 +36,8 @@ class SqlOutbox(SqlBase):
     async def add_announcement(self, announcement: Announcement, message_id: str,
                                now: datetime) -> bool:
         """Put the announcement in the outbox unless its key exists; True if written."""
-        stmt = (self._insert(outbox)
-                .values(rows.outbox_values(announcement, message_id, now))
-                .on_conflict_do_nothing(index_elements=[outbox.c.key]))
-        return (await self._run(stmt)).rowcount == 1
+        values = rows.outbox_values(announcement, message_id, now)
+        return (await self._run(_add(self._postgres), values)).rowcount == 1
 
     async def outbox_for_order(self, order_id: str) -> list[OutboxMessage]:
         """The order's outbox messages, oldest first."""

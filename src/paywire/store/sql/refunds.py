@@ -12,6 +12,10 @@ from paywire.store.sql import rows
 from paywire.store.sql.base import SqlBase, check_limit
 from paywire.store.sql.tables import refunds
 
+_BY_PROVIDER_ID = (sa.select(refunds)
+                   .where(refunds.c.provider_refund_id == sa.bindparam("b_provider_refund_id"))
+                   .order_by(refunds.c.created_at, refunds.c.id).limit(1))
+
 
 class SqlRefunds(SqlBase):
     """Refunds by id, by order, by the provider's refund id, and pending."""
@@ -45,9 +49,8 @@ class SqlRefunds(SqlBase):
 
     async def find_refund_by_provider_id(self, provider_refund_id: str) -> Refund | None:
         """Our record of a provider refund, or None."""
-        stmt = (sa.select(refunds).where(refunds.c.provider_refund_id == provider_refund_id)
-                .order_by(refunds.c.created_at, refunds.c.id).limit(1))
-        row = (await self._run(stmt)).mappings().first()
+        row = (await self._run(_BY_PROVIDER_ID, {"b_provider_refund_id": provider_refund_id})
+               ).mappings().first()
         return rows.refund_from(row) if row is not None else None
 
     async def pending_refunds(self, updated_before: datetime, limit: int) -> list[Refund]:

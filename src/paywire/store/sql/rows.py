@@ -7,7 +7,7 @@ silently re-labelled on read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -56,7 +56,7 @@ def line_values(order: Order) -> list[dict[str, Any]]:
             for i, line in enumerate(order.lines)]
 
 
-def order_from(row: Row, lines: Sequence[Row]) -> Order:
+def order_from(row: Row, lines: Sequence[Mapping[Any, Any]]) -> Order:
     """An order from its row and its line rows (in position order)."""
     currency = row["currency"]
     return Order(

@@ -1,32 +1,43 @@
-"""`SqlStore`: the store port on SQLAlchemy Core over asyncio (SQLite via aiosqlite, PostgreSQL via
-psycopg 3). Tables are created by the Alembic migrations (`paywire.store.migrate`), never here.
+"""`SqlStore`: the store port on SQLAlchemy Core: SQLite through the sqlite3 module, one writer
+per process (`store.sql.sqlite`), PostgreSQL through psycopg 3 on asyncio. Tables are created by
+the Alembic migrations (`paywire.store.migrate`), never here.
 
-SQLite notes. Python's sqlite3 driver (and so aiosqlite) begins transactions lazily, only before
-DML: a transaction that reads and then writes starts as a reader and must upgrade its lock, and
-two such transactions deadlock into "database is locked" however long busy_timeout is. So the
-driver's own transaction handling is switched off and every unit of work starts with
-`BEGIN IMMEDIATE`, taking the write lock up front: concurrent writers queue on busy_timeout
-instead of failing. WAL lets readers on other connections proceed meanwhile.
+SQLite notes. Python's sqlite3 driver begins transactions lazily, only before DML: a
+transaction that reads and then writes starts as a reader and must upgrade its lock, and two
+such transactions deadlock into "database is locked" however long busy_timeout is. So the
+driver's own transaction handling is switched off and every unit of work runs in a transaction
+begun with `BEGIN IMMEDIATE`, taking the write lock up front: between processes, writers queue
+on busy_timeout instead of failing; inside one, they take turns on the store's one writer
+connection and share commits (`SqliteWriter`). WAL lets readers on other connections (and
+`snapshot`) proceed meanwhile. URLs say `sqlite+aiosqlite://` (the async driver this store used
+before, kept as the settings' spelling): the store opens the file with sqlite3 itself.
 
 PostgreSQL runs at READ COMMITTED: a compare-and-set `UPDATE ... WHERE version = :v` that waits
 on a concurrent writer re-checks its condition against the committed row, and a conflicting
 `INSERT ... ON CONFLICT DO NOTHING` waits for the other insert's outcome, so the row counts the
-unit of work reads are exact under concurrency.
+unit of work reads are exact under concurrency. A snapshot there is autocommit reads: at READ
+COMMITTED a transaction would add no consistency, only two round trips.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from paywire.domain.errors import ConfigError
 from paywire.store.sql.base import translated
+from paywire.store.sql.sqlite import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    SqliteReaders,
+    SqliteWriter,
+    sqlite_pragmas,
+)
 from paywire.store.sql.unit import SqlUnitOfWork
 
 if TYPE_CHECKING:
@@ -37,7 +48,6 @@ _DRIVERS = {
     "sqlite": ("sqlite+aiosqlite", "sqlite"),
     "postgresql": ("postgresql+psycopg", "postgresql+psycopg"),
 }
-SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 def _parse(url: str) -> tuple[sa.URL, str]:
@@ -68,18 +78,9 @@ def sync_url(url: str) -> sa.URL:
 
 
 def configure_sqlite(engine: sa.Engine) -> None:
-    """Pragmas on every new SQLite connection; SQLAlchemy (not the driver) emits BEGIN IMMEDIATE."""
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # the driver stops issuing its own BEGIN
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS:d}")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA foreign_keys = ON")
-        finally:
-            cursor.close()
+    """Pragmas on every new SQLite connection; SQLAlchemy (not the driver) emits BEGIN IMMEDIATE
+    (for the migrations: the store's own connections begin their transactions themselves)."""
+    sqlite_pragmas(engine)
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
@@ -91,24 +92,41 @@ class SqlStore:
 
     def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 10) -> None:
         parsed = async_url(url)
-        options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": max_overflow}
-        if parsed.get_backend_name() == "postgresql":
-            # A server restart leaves dead pooled connections; test each before handing it out.
-            options["pool_pre_ping"] = True
-        self._engine: AsyncEngine = create_async_engine(parsed, **options)
-        self.dialect = self._engine.dialect.name
+        self.dialect = parsed.get_backend_name()
+        self._engine: AsyncEngine | None = None
+        self._writer: SqliteWriter | None = None
+        self._readers: SqliteReaders | None = None
         if self.dialect == "sqlite":
-            configure_sqlite(self._engine.sync_engine)
+            self._url = sync_url(url)
+            # Connections are the writer's and the readers' own (not pooled): NullPool.
+            writes = sa.create_engine(self._url, poolclass=sa.NullPool)
+            sqlite_pragmas(writes)
+            reads = sa.create_engine(self._url, poolclass=sa.NullPool)
+            sqlite_pragmas(reads, read_only=True)
+            self._sync_engines = (writes, reads)
+            self._writer = SqliteWriter(writes, wait_seconds=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            self._readers = SqliteReaders(reads)
+            return
+        self._url = parsed
+        # A server restart leaves dead pooled connections; test each before handing it out.
+        self._engine = create_async_engine(parsed, pool_size=pool_size,
+                                           max_overflow=max_overflow, pool_pre_ping=True)
 
     def __repr__(self) -> str:
-        return f"SqlStore({self._engine.url.render_as_string(hide_password=True)!r})"
+        return f"SqlStore({self._url.render_as_string(hide_password=True)!r})"
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[OpsUnitOfWork]:
         """A unit of work on one connection: commits on normal exit, rolls back on exception."""
-        with translated():
-            conn = await self._engine.connect()
-        try:
+        if self._writer is not None:
+            async with self._writer.unit() as sync_conn:
+                uow = SqlUnitOfWork(sync_conn)
+                try:
+                    yield uow
+                finally:
+                    uow.end()
+            return
+        async with self._connect() as conn:
             with translated():
                 await conn.begin()
             uow = SqlUnitOfWork(conn)
@@ -124,13 +142,49 @@ class SqlStore:
             uow.end()
             with translated():
                 await conn.commit()
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[OpsUnitOfWork]:
+        """A read-only unit of work: what was committed, never waiting for writers; a write in
+        it raises StorageError and writes nothing."""
+        if self._readers is not None:
+            async with self._readers.snapshot() as sync_conn:
+                uow = SqlUnitOfWork(sync_conn, read_only=True)
+                try:
+                    yield uow
+                finally:
+                    uow.end()
+            return
+        async with self._connect() as conn:
+            with translated():
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+            uow = SqlUnitOfWork(conn, read_only=True)
+            try:
+                yield uow
+            finally:
+                uow.end()
+
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        if self._engine is None:
+            raise RuntimeError("no async engine")  # pragma: no cover - SQLite has none
+        with translated():
+            conn = await self._engine.connect()
+        try:
+            yield conn
         finally:
             with suppress(Exception):
                 await conn.close()
 
     async def close(self) -> None:
-        """Release every pooled connection."""
-        await self._engine.dispose()
+        """Release every connection (SQLite: once the commits in flight have finished)."""
+        if self._writer is not None and self._readers is not None:
+            await self._writer.close()
+            self._readers.close()
+            for engine in self._sync_engines:
+                engine.dispose()
+        if self._engine is not None:
+            await self._engine.dispose()
 
 
 if TYPE_CHECKING:

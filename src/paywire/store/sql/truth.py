@@ -8,11 +8,39 @@ import sqlalchemy as sa
 
 from paywire.ports import TruthTask
 from paywire.store.sql import rows
-from paywire.store.sql.base import SqlBase, check_limit
+from paywire.store.sql.base import SqlBase, check_limit, insert_of, prebuilt
 from paywire.store.sql.tables import truth_tasks
 
 TRUTH_STATUSES = frozenset({"pending", "done", "failed"})
 _CLOSED = ("done", "failed")
+
+
+@prebuilt
+def _enqueue(postgres: bool) -> sa.Executable:
+    t = truth_tasks
+    insert = insert_of(t, postgres)
+    # One upsert whose update only happens on a closed row: a pending task (queued or leased by
+    # a worker) is left exactly as it is, and two enqueuers cannot both "insert".
+    return insert.on_conflict_do_update(
+        index_elements=[t.c.id],
+        set_={"status": "pending", "reason": insert.excluded.reason,
+              "next_attempt_at": insert.excluded.next_attempt_at, "attempts": 0,
+              "lease_owner": None, "lease_until": None, "last_error": None,
+              "order_id": sa.func.coalesce(insert.excluded.order_id, t.c.order_id)},
+        where=t.c.status.in_(_CLOSED))
+
+
+_CLAIM_ONE = (sa.update(truth_tasks)
+              .where(truth_tasks.c.id == sa.bindparam("b_id"), truth_tasks.c.status == "pending",
+                     truth_tasks.c.next_attempt_at <= sa.bindparam("b_now"),
+                     sa.or_(truth_tasks.c.lease_until.is_(None),
+                            truth_tasks.c.lease_until < sa.bindparam("b_now")))
+              .values(lease_owner=sa.bindparam("b_owner"),
+                      lease_until=sa.bindparam("b_lease_until"))
+              .returning(*truth_tasks.c))
+# The SET clause is the columns named at execution (status, attempts, ...).
+_FINISH = sa.update(truth_tasks).where(truth_tasks.c.id == sa.bindparam("b_id"),
+                                       truth_tasks.c.lease_owner == sa.bindparam("b_owner"))
 
 
 class SqlTruthQueue(SqlBase):
@@ -24,18 +52,8 @@ class SqlTruthQueue(SqlBase):
         True if queued or re-opened."""
         if task.status != "pending" or task.lease_owner is not None:
             raise ValueError("enqueue a pending task without a lease")
-        t = truth_tasks
-        insert = self._insert(t).values(rows.truth_values(task))
-        # One upsert whose update only happens on a closed row: a pending task (queued or
-        # leased by a worker) is left exactly as it is, and two enqueuers cannot both "insert".
-        stmt = insert.on_conflict_do_update(
-            index_elements=[t.c.id],
-            set_={"status": "pending", "reason": insert.excluded.reason,
-                  "next_attempt_at": insert.excluded.next_attempt_at, "attempts": 0,
-                  "lease_owner": None, "lease_until": None, "last_error": None,
-                  "order_id": sa.func.coalesce(insert.excluded.order_id, t.c.order_id)},
-            where=t.c.status.in_(_CLOSED))
-        return (await self._run(stmt)).rowcount == 1
+        return (await self._run(_enqueue(self._postgres), rows.truth_values(task))
+                ).rowcount == 1
 
     async def claim_truth_tasks(self, owner: str, now: datetime, lease_until: datetime,
                                 limit: int) -> list[TruthTask]:
@@ -50,12 +68,8 @@ class SqlTruthQueue(SqlBase):
                                lease_until: datetime) -> TruthTask | None:
         """Claim one pending task by id if it is due and its lease is free or lapsed; the task
         as leased, or None (taken, backing off, closed or absent)."""
-        t = truth_tasks
-        stmt = (sa.update(t).where(t.c.id == task_id, t.c.status == "pending",
-                                   t.c.next_attempt_at <= now,
-                                   sa.or_(t.c.lease_until.is_(None), t.c.lease_until < now))
-                .values(lease_owner=owner, lease_until=lease_until).returning(*t.c))
-        row = (await self._run(stmt)).mappings().first()
+        row = (await self._run(_CLAIM_ONE, {"b_id": task_id, "b_now": now, "b_owner": owner,
+                                            "b_lease_until": lease_until})).mappings().first()
         return None if row is None else rows.truth_from(row)
 
     async def finish_truth_task(self, task_id: str, owner: str, *, status: str, attempts: int,
@@ -68,11 +82,10 @@ class SqlTruthQueue(SqlBase):
         """
         if status not in TRUTH_STATUSES:
             raise ValueError(f"truth task status must be one of {sorted(TRUTH_STATUSES)}")
-        t = truth_tasks
-        stmt = (sa.update(t).where(t.c.id == task_id, t.c.lease_owner == owner)
-                .values(status=status, attempts=attempts, next_attempt_at=next_attempt_at,
-                        last_error=last_error, lease_owner=None, lease_until=None))
-        return (await self._run(stmt)).rowcount == 1
+        params = {"b_id": task_id, "b_owner": owner, "status": status, "attempts": attempts,
+                  "next_attempt_at": next_attempt_at, "last_error": last_error,
+                  "lease_owner": None, "lease_until": None}
+        return (await self._run(_FINISH, params)).rowcount == 1
 
     async def list_truth_tasks(self, *, status: str | None = None,
                                limit: int = 50) -> list[TruthTask]:
