@@ -53,12 +53,14 @@ class ApiContainer(Protocol):
     refunds: Refunds
 
 
-def _container(request: Request) -> ApiContainer:
+# The dependencies are `async` though they await nothing: FastAPI runs a plain function
+# dependency in its thread pool, a thread hop per dependency per request.
+async def _container(request: Request) -> ApiContainer:
     container: ApiContainer = request.app.state.container
     return container
 
 
-def _gate(request: Request) -> IdempotencyGate:
+async def _gate(request: Request) -> IdempotencyGate:
     gate: IdempotencyGate = request.app.state.gate
     return gate
 
