@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from paywire.domain.errors import IllegalTransition, ProviderError
 from paywire.domain.facts import AttemptOver, Created, Fact
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus, Verdict
-from paywire.ports import CheckoutForm, Clock, HistoryEntry, Store
+from paywire.ports import CheckoutForm, Clock, HistoryEntry, Store, UnitOfWork
 from paywire.services.common import RESUMABLE, error_json, new_id, stored_error
 from paywire.services.operations import OperationDone, OperationRunner, retry_on_conflict
 from paywire.services.orders import OrderQueries, flag_if_asked, must_order
@@ -26,6 +26,20 @@ from paywire.services.registry import ProviderRegistry
 from paywire.services.transitions import apply_fact, apply_fact_as_read, flag_attention
 
 S = OrderStatus
+
+
+class Alongside(Protocol):
+    """A caller's own writes in a new order's units of work (the API's Idempotency-Key record),
+    so they cost no transactions of their own; what they write is the caller's business."""
+
+    async def opened(self, uow: UnitOfWork) -> None:
+        """First in the unit that records the new order; raising abandons it (nothing of the
+        order is written)."""
+        ...
+
+    async def answered(self, uow: UnitOfWork, order: Order) -> None:
+        """In the unit that records the provider's answer, with the order as it then stands."""
+        ...
 
 
 class Checkout:
@@ -53,12 +67,14 @@ class Checkout:
 
     async def create_order(self, lines: list[OrderLine], intent: Intent, *,
                            order_id: str | None = None, provider: str | None = None,
-                           metadata: dict[str, str] | None = None) -> Order:
+                           metadata: dict[str, str] | None = None,
+                           alongside: Alongside | None = None) -> Order:
         """Record the order, then create it at the provider under `<order id>:create`.
 
         `order_id`: the id an Idempotency-Key stands for (a retry resumes that order);
         `provider` names one of this shop's providers (default: the first configured);
-        `metadata` is kept with the order (APS needs the buyer's `customer_email`).
+        `metadata` is kept with the order (APS needs the buyer's `customer_email`);
+        `alongside` writes in the order's first and last units of work (`Alongside`).
 
         The order, its first history line and the claim on `<order id>:create` are one unit of
         work (the key is still written before the call), so a new order costs two transactions:
@@ -74,6 +90,8 @@ class Checkout:
         at.check_amount(order.amount)
         key = f"{order.id}:create"
         async with self.store.transaction() as uow:
+            if alongside is not None:
+                await alongside.opened(uow)
             existing = await uow.get_order(order_id) if resumable else None
             if existing is None:
                 await uow.insert_order(order)
@@ -104,7 +122,7 @@ class Checkout:
         fact = Created(created.provider_order_id, created.approve_url)
         return await self._settle(order, key, fact, {
             "provider_order_id": created.provider_order_id,
-            "approve_url": created.approve_url, "status": created.status})
+            "approve_url": created.approve_url, "status": created.status}, alongside)
 
     async def _fail_order(self, order_id: str, key: str, exc: ProviderError) -> None:
         async def commit() -> None:
@@ -221,12 +239,12 @@ class Checkout:
             return None
         return self.providers.of(order).checkout_form(order)
 
-    async def _settle(self, order: Order, key: str, fact: Fact | Created,
-                      result: object) -> Order:
-        """Apply what the call under `key` learnt and record its outcome, in one unit of work.
-        `order` is as this request read it before the call: the first attempt writes over it
-        without reading it again (a compare-and-set, `apply_fact_as_read`), a retry after a
-        conflict reads it afresh."""
+    async def _settle(self, order: Order, key: str, fact: Fact | Created, result: object,
+                      alongside: Alongside | None = None) -> Order:
+        """Apply what the call under `key` learnt and record its outcome, in one unit of work
+        (with `alongside`'s last writes). `order` is as this request read it before the call:
+        the first attempt writes over it without reading it again (a compare-and-set,
+        `apply_fact_as_read`), a retry after a conflict reads it afresh."""
         read: Order | None = order
 
         async def commit() -> Order:
@@ -242,6 +260,8 @@ class Checkout:
                     moved = await flag_attention(uow, moved, f"conflict:{fact.target}", now,
                                                  source=fact.source, status=str(cur.status))
                 await uow.finish_operation(key, "succeeded", _result_json(result), None, now)
+                if alongside is not None:
+                    await alongside.answered(uow, moved)
                 return moved
 
         return await retry_on_conflict(commit)
