@@ -30,8 +30,11 @@ def unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message)
 
 
-def caller(request: Request) -> Caller:
-    """The caller: public without an Authorization header; a wrong key is refused (401)."""
+async def caller(request: Request) -> Caller:
+    """The caller: public without an Authorization header; a wrong key is refused (401).
+
+    `async` though it awaits nothing: FastAPI runs a plain function dependency in its thread
+    pool, a thread hop per request for a header lookup and a few hashes."""
     header = request.headers.get("authorization")
     if header is None:
         return Caller(PUBLIC, trusted=False)
@@ -48,7 +51,7 @@ def caller(request: Request) -> Caller:
 CallerDep = Annotated[Caller, Depends(caller)]
 
 
-def admin(who: CallerDep) -> Caller:
+async def admin(who: CallerDep) -> Caller:
     """A trusted caller, or 401."""
     if not who.trusted:
         raise unauthorized("this endpoint needs an API key (`Authorization: Bearer <key>`)")

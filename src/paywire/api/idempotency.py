@@ -14,6 +14,11 @@ result: services return domain results and know nothing of keys, statuses or bod
                     SAME resource id, so the service resumes the first request's order/refund
     other body:     422 idempotency_key_reused
 
+A request that creates an order (`run_alongside`) makes the same moves inside the order's own
+units of work (`KeyAlongside`): the first put beside the order's insert, the answer beside the
+provider's answer. A put that finds the key recorded abandons that order unwritten and takes
+the way above, so a keyed create costs no transactions beyond the order's two.
+
 T is `request_timeout_seconds`, but never past the request's deadline (`paywire.domain.deadline`)
 plus a little grace: a request killed at its deadline does not lock its caller's retry out.
 A request refused before doing anything durable (bad input, unknown order, over-refund) forgets
@@ -45,7 +50,9 @@ from paywire.domain.errors import (
     ProviderError,
     StorageError,
 )
-from paywire.ports import Clock, IdempotencyRecord, Store
+from paywire.domain.order import Order
+from paywire.ports import Clock, IdempotencyKeys, IdempotencyRecord, Store
+from paywire.services.checkout import Alongside
 from paywire.services.common import RESUMABLE, new_id
 
 HEADER = "Idempotency-Key"
@@ -54,6 +61,10 @@ _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 # The request's work, given the resource id its key stands for (None without a key): the answer
 # (status, body) to send, and to store under the key.
 Work = Callable[[str | None], Awaitable[tuple[int, dict[str, Any]]]]
+# An order-creating request's work (`run_alongside`): the order, given the id its key stands
+# for and the key's writes to make beside it; and the answer an order renders to.
+Create = Callable[[str | None, Alongside | None], Awaitable[Order]]
+Render = Callable[[Order], tuple[int, dict[str, Any]]]
 
 
 def request_hash(method: str, path: str, body: dict[str, Any]) -> str:
@@ -106,15 +117,19 @@ class IdempotencyGate:
         deadline plus a little grace (a request killed at its deadline frees the key soon)."""
         return timedelta(seconds=deadline.lease(self.lock.total_seconds()))
 
+    def _fresh(self, scope: str, key: str, digest: str, prefix: str, now: datetime,
+               lock: timedelta) -> IdempotencyRecord:
+        """A new in-flight record for this request, naming a new resource."""
+        return IdempotencyRecord(scope=scope, key=key, request_hash=digest, status="in_flight",
+                                 created_at=now, expires_at=now + self.ttl,
+                                 locked_until=now + lock, resource_id=new_id(prefix))
+
     async def claim(self, scope: str, key: str, digest: str, prefix: str) -> Claimed | Replay:
         """Take the key for this request, or answer what it already stands for."""
         for _ in range(3):
             now = self.clock.now()
             lock = self._lock()
-            fresh = IdempotencyRecord(scope=scope, key=key, request_hash=digest,
-                                      status="in_flight", created_at=now,
-                                      expires_at=now + self.ttl, locked_until=now + lock,
-                                      resource_id=new_id(prefix))
+            fresh = self._fresh(scope, key, digest, prefix, now, lock)
             async with self.store.transaction() as uow:
                 if await uow.put_idempotency(fresh):
                     return Claimed(fresh)
@@ -208,3 +223,67 @@ class IdempotencyGate:
                 await self.settle_failure(record, exc, request_id)
             raise
         return JSONResponse(body, status_code=status)
+
+    async def run_alongside(self, *, key: str | None, scope: str, digest: str, prefix: str,
+                            create: Create, render: Render,
+                            request_id: str | None) -> JSONResponse:
+        """`run` for a request that creates an order: the key's record is written in the
+        order's own units of work (`KeyAlongside`), put beside its insert and answered beside
+        the provider's answer, so a keyed create costs the order's two transactions and no more.
+        A key already recorded (a retry, a replay, another body) takes `run`'s way."""
+        if key is None:
+            status, body = render(await create(None, None))
+            return JSONResponse(body, status_code=status)
+        record = self._fresh(scope, check_key(key), digest, prefix, self.clock.now(),
+                             self._lock())
+        along = KeyAlongside(record, render)
+        try:
+            order = await create(record.resource_id, along)
+            answer = along.answer
+            if answer is None:  # the order came back with no answer's unit (already created)
+                answer = render(order)
+                await self.store_answer(record, *answer)
+        except KeyTaken:
+            answer = None
+        except Exception as exc:
+            if along.put:  # else nothing was written under the key: nothing to settle
+                with contextlib.suppress(PaywireError):
+                    await self.settle_failure(record, exc, request_id)
+            raise
+        if answer is None:  # the key was recorded already: the order was abandoned unwritten
+            async def work(resource_id: str | None) -> tuple[int, dict[str, Any]]:
+                return render(await create(resource_id, None))
+
+            return await self.run(key=key, scope=scope, digest=digest, prefix=prefix,
+                                  work=work, request_id=request_id)
+        return JSONResponse(answer[1], status_code=answer[0])
+
+
+class KeyTaken(Exception):
+    """The key is recorded already: the order this request began is abandoned unwritten."""
+
+
+class KeyAlongside:
+    """An Idempotency-Key record as `Alongside` writes for `Checkout.create_order`: put first
+    in the unit that inserts the order (refused: `KeyTaken`, which abandons the order), and
+    its answer, rendered from the order as it then stands, stored in the provider's answer's
+    unit."""
+
+    def __init__(self, record: IdempotencyRecord, render: Render) -> None:
+        self.record = record
+        self.render = render
+        self.put = False  # the record was put (in a unit that may yet roll back)
+        self.answer: tuple[int, dict[str, Any]] | None = None
+
+    async def opened(self, uow: IdempotencyKeys) -> None:
+        """Put the record, or abandon the order (`KeyTaken`)."""
+        if not await uow.put_idempotency(self.record):
+            raise KeyTaken(self.record.key)
+        self.put = True
+
+    async def answered(self, uow: IdempotencyKeys, order: Order) -> None:
+        """Store the answer `order` renders to (the last unit's, if a conflict re-ran it)."""
+        answer = self.render(order)
+        r = self.record
+        await uow.complete_idempotency(r.scope, r.key, r.resource_id, *answer)
+        self.answer = answer

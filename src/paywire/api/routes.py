@@ -36,7 +36,7 @@ from paywire.domain.errors import ValidationError
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
 from paywire.ports import CheckoutForm, Store
-from paywire.services.checkout import Checkout
+from paywire.services.checkout import Alongside, Checkout
 from paywire.services.orders import OrderQueries
 from paywire.services.refunds import Refunds
 from paywire.services.registry import ProviderRegistry
@@ -53,12 +53,14 @@ class ApiContainer(Protocol):
     refunds: Refunds
 
 
-def _container(request: Request) -> ApiContainer:
+# The dependencies are `async` though they await nothing: FastAPI runs a plain function
+# dependency in its thread pool, a thread hop per dependency per request.
+async def _container(request: Request) -> ApiContainer:
     container: ApiContainer = request.app.state.container
     return container
 
 
-def _gate(request: Request) -> IdempotencyGate:
+async def _gate(request: Request) -> IdempotencyGate:
     gate: IdempotencyGate = request.app.state.gate
     return gate
 
@@ -141,15 +143,18 @@ async def create_order(body: CreateOrderIn, request: Request, who: CallerDep, c:
     provider = _provider_choice(body, c)
     metadata = {"customer_email": body.customer_email} if body.customer_email else None
 
-    async def work(order_id: str | None) -> tuple[int, dict[str, Any]]:
-        order = await c.checkout.create_order(lines, intent, order_id=order_id,
-                                              provider=provider, metadata=metadata)
+    async def create(order_id: str | None, alongside: Alongside | None) -> Order:
+        return await c.checkout.create_order(lines, intent, order_id=order_id,
+                                             provider=provider, metadata=metadata,
+                                             alongside=alongside)
+
+    def render(order: Order) -> tuple[int, dict[str, Any]]:
         return 201, dump(_out(order, c))
 
-    return await gate.run(
+    return await gate.run_alongside(
         key=idempotency_key, scope=f"{who.id}|POST /v1/checkout/orders",
         digest=fingerprint("POST", request.url.path, body),
-        prefix="ord", work=work, request_id=request_id_of(request))
+        prefix="ord", create=create, render=render, request_id=request_id_of(request))
 
 
 def _viewed(order: Order, c: ApiContainer, who: Caller) -> JSONResponse:

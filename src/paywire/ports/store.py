@@ -14,8 +14,10 @@ type `U`, the part of the store it uses, named here after it:
     OrderLookups       Orders, Refunds                 OrderQueries
     ProviderTruthUnit  OrderMoves, Operations,         TruthApplier (the truth queue: for the
                        TruthQueue                      fetcher's hook that closes its task)
-    CheckoutUnit       ProviderTruthUnit, Refunds      Checkout (and the queries and applier
-                                                       it builds when not given them)
+    CheckoutUnit       ProviderTruthUnit, Refunds,     Checkout (and the queries and applier
+                       IdempotencyKeys                 it builds when not given them; the
+                                                       API's Idempotency-Key record is written
+                                                       in the new order's own units)
     RefundsUnit        RefundMoves, Operations         Refunds
     WebhookUnit        RefundMoves, TruthQueue,        WebhookIngest
                        Inbox, Rejections
@@ -68,8 +70,9 @@ class ProviderTruthUnit(OrderMoves, Operations, TruthQueue, Protocol):
     caller's hook) the truth task that asked for it closed too (`TruthApplier`)."""
 
 
-class CheckoutUnit(ProviderTruthUnit, Refunds, Protocol):
-    """Checkout's writes, its `OrderQueries` and its `TruthApplier` (`Checkout`)."""
+class CheckoutUnit(ProviderTruthUnit, Refunds, IdempotencyKeys, Protocol):
+    """Checkout's writes, its `OrderQueries` and its `TruthApplier` (`Checkout`), and the
+    caller's Idempotency-Key record written beside a new order (`Alongside`)."""
 
 
 class RefundsUnit(RefundMoves, Operations, Protocol):

@@ -11,21 +11,42 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from paywire.domain.errors import IllegalTransition, ProviderError
 from paywire.domain.facts import AttemptOver, Created, Fact
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus, Verdict
-from paywire.ports import CheckoutForm, CheckoutUnit, Clock, HistoryEntry, Transactions
+from paywire.ports import (
+    CheckoutForm,
+    CheckoutUnit,
+    Clock,
+    HistoryEntry,
+    IdempotencyKeys,
+    Transactions,
+)
 from paywire.services.common import RESUMABLE, error_json, new_id, stored_error
 from paywire.services.operations import OperationDone, OperationRunner, retry_on_conflict
 from paywire.services.orders import OrderQueries, flag_if_asked, must_order
 from paywire.services.provider_truth import TruthApplier, authorization_fact, capture_fact
 from paywire.services.registry import ProviderRegistry
-from paywire.services.transitions import apply_fact, flag_attention
+from paywire.services.transitions import apply_fact, apply_fact_as_read, flag_attention
 
 S = OrderStatus
+
+
+class Alongside(Protocol):
+    """A caller's own writes in a new order's units of work (the API's Idempotency-Key record),
+    so they cost no transactions of their own; what they write is the caller's business."""
+
+    async def opened(self, uow: IdempotencyKeys) -> None:
+        """First in the unit that records the new order; raising abandons it (nothing of the
+        order is written)."""
+        ...
+
+    async def answered(self, uow: IdempotencyKeys, order: Order) -> None:
+        """In the unit that records the provider's answer, with the order as it then stands."""
+        ...
 
 
 class Checkout:
@@ -54,12 +75,19 @@ class Checkout:
 
     async def create_order(self, lines: list[OrderLine], intent: Intent, *,
                            order_id: str | None = None, provider: str | None = None,
-                           metadata: dict[str, str] | None = None) -> Order:
+                           metadata: dict[str, str] | None = None,
+                           alongside: Alongside | None = None) -> Order:
         """Record the order, then create it at the provider under `<order id>:create`.
 
         `order_id`: the id an Idempotency-Key stands for (a retry resumes that order);
         `provider` names one of this shop's providers (default: the first configured);
-        `metadata` is kept with the order (APS needs the buyer's `customer_email`)."""
+        `metadata` is kept with the order (APS needs the buyer's `customer_email`);
+        `alongside` writes in the order's first and last units of work (`Alongside`).
+
+        The order, its first history line and the claim on `<order id>:create` are one unit of
+        work (the key is still written before the call), so a new order costs two transactions:
+        this one and the one that records the provider's answer."""
+        resumable = order_id is not None  # a fresh id names no order yet: nothing to read
         order_id = order_id or new_id("ord")
         at = self.providers.named(provider) if provider else self.providers.default
         order = Order.new(order_id, intent, lines, self.clock.now(), provider=at.name)
@@ -68,8 +96,11 @@ class Checkout:
         for line in lines:
             at.check_amount(line.unit_price)
         at.check_amount(order.amount)
+        key = f"{order.id}:create"
         async with self.store.transaction() as uow:
-            existing = await uow.get_order(order_id)
+            if alongside is not None:
+                await alongside.opened(uow)
+            existing = await uow.get_order(order_id) if resumable else None
             if existing is None:
                 await uow.insert_order(order)
                 await uow.append_history(HistoryEntry(
@@ -79,18 +110,13 @@ class Checkout:
                             "currency": order.amount.currency}))
             else:
                 order = existing  # a retried Idempotency-Key resumes its own order
-        if order.provider_order_id is None:
-            order = await self._create_at_provider(order)
-        return order
-
-    async def _create_at_provider(self, order: Order) -> Order:
-        key = f"{order.id}:create"
-        try:
-            await self.ops.claim(key, order.id, "create")
+                if order.provider_order_id is not None:
+                    return order
+            found = await self.ops.claim_in(uow, key, order.id, "create")
+        try:  # only a resumed order's key can be held by another request, or finished
+            await self.ops.hold(found)
         except OperationDone as done:
-            if done.op.status == "failed":
-                raise stored_error(done.op.error, order.provider) from None
-            return await self.orders.get(order.id)
+            return await self._after_done(order, done)
         try:
             created = await self.providers.of(order).create_order(order, request_id=key,
                                                        return_url=self.return_url,
@@ -101,19 +127,10 @@ class Checkout:
             else:
                 await self._fail_order(order.id, key, exc)
             raise
-
-        async def commit() -> Order:
-            now = self.clock.now()
-            async with self.store.transaction() as uow:
-                cur = await must_order(uow, order.id)
-                moved, _ = await apply_fact(uow, cur, Created(created.provider_order_id,
-                                                              created.approve_url), now)
-                await uow.finish_operation(key, "succeeded", {
-                    "provider_order_id": created.provider_order_id,
-                    "approve_url": created.approve_url, "status": created.status}, None, now)
-                return moved
-
-        return await retry_on_conflict(commit)
+        fact = Created(created.provider_order_id, created.approve_url)
+        return await self._settle(order, key, fact, {
+            "provider_order_id": created.provider_order_id,
+            "approve_url": created.approve_url, "status": created.status}, alongside)
 
     async def _fail_order(self, order_id: str, key: str, exc: ProviderError) -> None:
         async def commit() -> None:
@@ -143,17 +160,20 @@ class Checkout:
         return await self._pay(order.id, order.intent, token)
 
     async def _pay(self, ref: str, intent: Intent, token: str | None = None) -> Order:
-        order = await self.orders.get(ref)
-        if order.intent is not intent:
-            verb = "capture" if order.intent is Intent.CAPTURE else "authorize"
-            raise IllegalTransition(f"order {order.id} is a {order.intent} order: {verb} it")
-        if order.status not in (S.CREATED, S.APPROVED):
-            return order
-        provider_id = self._provider_id(order)
         kind = "capture" if intent is Intent.CAPTURE else "authorize"
-        key = f"{order.id}:{kind}:{order.capture_attempt}"
+        # The order's read and the claim on this attempt's key are one unit of work.
+        async with self.store.transaction() as uow:
+            order = await self.orders.read(uow, ref)
+            if order.intent is not intent:
+                verb = "capture" if order.intent is Intent.CAPTURE else "authorize"
+                raise IllegalTransition(f"order {order.id} is a {order.intent} order: {verb} it")
+            if order.status not in (S.CREATED, S.APPROVED):
+                return order
+            provider_id = self._provider_id(order)
+            key = f"{order.id}:{kind}:{order.capture_attempt}"
+            found = await self.ops.claim_in(uow, key, order.id, kind)
         try:
-            await self.ops.claim(key, order.id, kind)
+            await self.ops.hold(found)
         except OperationDone as done:
             return await self._after_done(order, done)
         fact: Fact
@@ -168,7 +188,7 @@ class Checkout:
                 fact, result = authorization_fact(authorized, "api"), _result_json(authorized)
         except ProviderError as exc:
             return await self._call_failed(order, key, exc)
-        return await self._settle(order.id, key, fact, result)
+        return await self._settle(order, key, fact, result)
 
     async def capture_authorization(self, ref: str) -> Order:
         """Capture an authorized order in full (admin)."""
@@ -187,7 +207,7 @@ class Checkout:
                 order.authorization_id, None, request_id=key, final=True, order=order)
         except ProviderError as exc:
             return await self._call_failed(order, key, exc)
-        return await self._settle(order.id, key, capture_fact(result, "api"), result)
+        return await self._settle(order, key, capture_fact(result, "api"), result)
 
     async def void(self, ref: str) -> Order:
         """Void an authorized order's authorization (admin)."""
@@ -207,7 +227,7 @@ class Checkout:
         except ProviderError as exc:
             return await self._call_failed(order, key, exc)
         fact = Fact(S.VOIDED, "api", authorization_id=order.authorization_id)
-        return await self._settle(order.id, key, fact, {"voided": order.authorization_id})
+        return await self._settle(order, key, fact, {"voided": order.authorization_id})
 
     def _provider_id(self, order: Order) -> str:
         if order.provider_order_id is None:
@@ -227,18 +247,29 @@ class Checkout:
             return None
         return self.providers.of(order).checkout_form(order)
 
-    async def _settle(self, order_id: str, key: str, fact: Fact, result: object) -> Order:
+    async def _settle(self, order: Order, key: str, fact: Fact | Created, result: object,
+                      alongside: Alongside | None = None) -> Order:
+        """Apply what the call under `key` learnt and record its outcome, in one unit of work
+        (with `alongside`'s last writes). `order` is as this request read it before the call:
+        the first attempt writes over it without reading it again (a compare-and-set,
+        `apply_fact_as_read`), a retry after a conflict reads it afresh."""
+        read: Order | None = order
+
         async def commit() -> Order:
+            nonlocal read
             now = self.clock.now()
+            trusted, read = read, None  # only the first attempt trusts the earlier read
             async with self.store.transaction() as uow:
-                cur = await must_order(uow, order_id)
-                moved, done = await apply_fact(uow, cur, fact, now)
-                if done.verdict is Verdict.CONFLICT and moved.needs_attention is None:
+                cur, moved, done = await apply_fact_as_read(uow, order.id, trusted, fact, now)
+                if (isinstance(fact, Fact) and done.verdict is Verdict.CONFLICT
+                        and moved.needs_attention is None):
                     # The provider's own answer contradicts the order: asking again would
                     # only repeat it, so a person looks.
                     moved = await flag_attention(uow, moved, f"conflict:{fact.target}", now,
                                                  source=fact.source, status=str(cur.status))
                 await uow.finish_operation(key, "succeeded", _result_json(result), None, now)
+                if alongside is not None:
+                    await alongside.answered(uow, moved)
                 return moved
 
         return await retry_on_conflict(commit)

@@ -50,26 +50,46 @@ class OperationRunner:
     async def claim(self, key: str, order_id: str, kind: str) -> None:
         """Return once this caller holds `key`; raise OperationDone if someone finished it."""
         while True:
-            now = self.clock.now()
-            until = now + timedelta(seconds=deadline.lease(self.lease.total_seconds()))
             async with self.store.transaction() as uow:
-                fresh = ProviderOperation(key=key, order_id=order_id, kind=kind,
-                                          status="pending", created_at=now, updated_at=now,
-                                          lease_until=until)
-                if await uow.put_operation(fresh):
-                    return
-                op = await uow.get_operation(key)
-                if op is None:
-                    continue  # raced with a delete that never happens; read again
-                if op.status != "pending":
-                    raise OperationDone(op)
-                if await uow.claim_operation(key, now, until):
-                    return
+                found = await self.claim_in(uow, key, order_id, kind)
+            if found is None:
+                return
+            if found.status != "pending":
+                raise OperationDone(found)
             # Someone else holds a live lease: wait for their outcome or for the lease to lapse.
             if deadline.exhausted():
                 raise DeadlineExceeded(f"operation {key} is still held by another request",
                                        provider="paywire")
             await asyncio.sleep(self.poll_seconds)
+
+    async def claim_in(self, uow: Operations, key: str, order_id: str,
+                       kind: str) -> ProviderOperation | None:
+        """Try to take `key` in the caller's own unit of work, beside its other writes (the
+        order a checkout creates, or the read a capture starts from), so a request pays for one
+        transaction instead of two. None if this caller holds it once the unit commits; else
+        the operation as found (finished, or pending under another's live lease), for `hold`
+        once the unit has ended."""
+        now = self.clock.now()
+        until = now + timedelta(seconds=deadline.lease(self.lease.total_seconds()))
+        fresh = ProviderOperation(key=key, order_id=order_id, kind=kind, status="pending",
+                                  created_at=now, updated_at=now, lease_until=until)
+        if await uow.put_operation(fresh):
+            return None
+        op = await uow.get_operation(key)
+        if op is None:
+            return fresh  # raced with a delete that never happens: `hold` reads again
+        if op.status == "pending" and await uow.claim_operation(key, now, until):
+            return None
+        return op
+
+    async def hold(self, found: ProviderOperation | None) -> None:
+        """After the unit of work that ran `claim_in`: return if it took the key, raise
+        OperationDone if it found the operation finished, else wait for the key (`claim`)."""
+        if found is None:
+            return
+        if found.status != "pending":
+            raise OperationDone(found)
+        await self.claim(found.key, found.order_id, found.kind)
 
     async def release(self, key: str, error: ProviderError) -> None:
         """Give the key back still pending (the call may or may not have happened)."""

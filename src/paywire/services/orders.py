@@ -34,11 +34,15 @@ class OrderQueries:
     async def get(self, ref: str) -> Order:
         """An order by our id or a provider's order id."""
         async with self.store.transaction() as uow:
-            order = await uow.get_order(ref)
-            for name in self.providers.names():
-                if order is not None:
-                    break
-                order = await uow.find_order_by_provider_id(name, ref)
+            return await self.read(uow, ref)
+
+    async def read(self, uow: Orders, ref: str) -> Order:
+        """`get` in the caller's unit of work (which may go on to write beside the read)."""
+        order = await uow.get_order(ref)
+        for name in self.providers.names():
+            if order is not None:
+                break
+            order = await uow.find_order_by_provider_id(name, ref)
         if order is None:
             raise NotFoundError(f"no order {ref!r}")
         return order

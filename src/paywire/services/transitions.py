@@ -15,6 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from paywire.domain.errors import NotFoundError
 from paywire.domain.facts import Fact, Flag
 from paywire.domain.order import Order, OrderStatus
 from paywire.domain.transition import AnyFact, KnownRefund, Outcome, line, transition
@@ -39,6 +40,25 @@ async def apply_fact(uow: OrderMoves, order: Order, fact: AnyFact, now: datetime
     """Apply `fact` to `order` in `uow`: the order as it now stands, and what the fact did."""
     outcome = transition(order, fact, now, known=known)
     return await persist(uow, order, outcome, now), outcome
+
+
+async def apply_fact_as_read(uow: OrderMoves, order_id: str, read: Order | None, fact: AnyFact,
+                             now: datetime) -> tuple[Order, Order, Outcome]:
+    """Apply `fact` to the order as the caller read it in an earlier unit of work (`read`),
+    without reading it again, when the outcome writes the order: that write is a compare-and-set
+    on `read.version`, so if anyone wrote the order since, it raises ConflictError and the
+    caller retries with `read=None` (a fresh read). An outcome that leaves the order as it is
+    guards nothing, so it is decided on a fresh read. The order it was applied to, the order
+    as it now stands, and what the fact did."""
+    if read is not None:
+        outcome = transition(read, fact, now)
+        if outcome.order is not None:
+            return read, await persist(uow, read, outcome, now), outcome
+    before = await uow.get_order(order_id)
+    if before is None:
+        raise NotFoundError(f"no order {order_id!r}")
+    after, outcome = await apply_fact(uow, before, fact, now)
+    return before, after, outcome
 
 
 async def flag_attention(uow: OrderMoves, order: Order, reason: str, now: datetime, *,
