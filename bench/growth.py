@@ -120,7 +120,7 @@ def database(store: str, orders: int, tmp: str) -> Iterator[Database]:
     """A migrated database seeded with `orders` orders, dropped afterwards."""
     now = growthseed.now_utc()
     if store == "sqlite":
-        path = Path(tmp, f"paywire-{orders}.db")
+        path = Path(tmp, f"paywire-{orders}-{secrets.token_hex(3)}.db")
         url = f"sqlite:///{path}"
         migrate.upgrade(url)
         seeded = growthseed.seed_sqlite(str(path), orders, now)

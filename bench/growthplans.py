@@ -135,7 +135,9 @@ PROBES: tuple[tuple[str, Call], ...] = (
                                                    last_error=None, now=s.now)),
     ("get_outbox", lambda u, s: u.get_outbox(s.delivered)),
     ("list_outbox", lambda u, s: u.list_outbox(limit=51)),
-    ("list_outbox[status]", lambda u, s: u.list_outbox(status="dead", limit=51)),
+    ("list_outbox[status dead]", lambda u, s: u.list_outbox(status="dead", limit=51)),
+    ("list_outbox[status delivered]", lambda u, s: u.list_outbox(status="delivered",
+                                                                 limit=51)),
     ("list_outbox[status pending]", lambda u, s: u.list_outbox(status="pending", limit=51)),
     ("list_outbox[status, before]", lambda u, s: u.list_outbox(
         status="delivered", limit=51, before=(s.order.created_at, "msg_"))),
@@ -281,9 +283,9 @@ class Statement:
                     found.append(f"full scan of {m.group(1)}")
                 elif not limited:
                     found.append(f"reads all of {m.group(2)}")
-            elif m := re.match(r"(Seq Scan on|Index Scan(?: Backward)? using|Index Only Scan "
-                               r"using|Bitmap Heap Scan on) (\w+).* rows=(\d+) loops=(\d+)",
-                               text):
+            elif m := re.match(r"(?:Parallel )?(Seq Scan on|Index Scan(?: Backward)? using|"
+                               r"Index Only Scan using|Bitmap Heap Scan on) (\w+)"
+                               r".* rows=(\d+) loops=(\d+)", text):
                 read = int(m.group(3)) * int(m.group(4)) + _removed(self.plan, i)
                 if read >= SCANNED:
                     kind = "full scan" if m.group(1) == "Seq Scan on" else "scan"
@@ -292,8 +294,11 @@ class Statement:
 
     @property
     def sorts(self) -> bool:
-        """Whether the plan sorts what it read (SQLite) rather than reading it in order."""
-        return any("USE TEMP B-TREE FOR ORDER BY" in line for line in self.plan)
+        """Whether the plan sorts all it read rather than reading it in order (SQLite's temp
+        B-tree for the whole ORDER BY, PostgreSQL's Sort node; not their partial sorts)."""
+        return any("USE TEMP B-TREE FOR ORDER BY" in line
+                   or line.strip().removeprefix("->").strip().startswith("Sort (")
+                   for line in self.plan)
 
 
 def _removed(plan: list[str], node: int) -> int:
