@@ -14,18 +14,19 @@ proportions paywire's flows write them) with `--small` and `--orders` orders. Th
   its callers pass) is timed, median of `--repeats`, and explained (bench/growthplans.py):
   SQLite `EXPLAIN QUERY PLAN`, PostgreSQL `EXPLAIN ANALYZE`; a plan reading a whole table is
   flagged (every plan is printed with `--plans`);
-- paywire's API runs in a child process on that database (one uvicorn worker, the truth
-  fetcher, the reconciler and the outbox worker on, delivering to a local sink), against the
-  PayPal emulator over HTTP, reset before each run. Webhook ingest: `--deliveries` signed
-  deliveries of orders paywire created and the emulator captured (recorded as the emulator sent
-  them, then replayed, as bench/webhook_ingest.py does); checkout: `--checkouts` orders
-  created (with an Idempotency-Key), approved and captured through the API, as
-  bench/checkout_throughput.py does. Each after a warm-up of its own.
+- paywire's API runs on each database, two child processes at once (one uvicorn worker each,
+  the truth fetcher, the reconciler and the outbox worker on, delivering to a local sink),
+  against the PayPal emulator over HTTP (reset before each store). Webhook ingest:
+  `--deliveries` signed deliveries of orders each paywire created and the emulator captured
+  (recorded as the emulator sent them, then replayed, as bench/webhook_ingest.py does);
+  checkout: `--checkouts` orders created (with an Idempotency-Key), approved and captured
+  through the API, as bench/checkout_throughput.py does. Each after a warm-up of its own, and
+  in `--batches` batches alternating between the two servers (the first of each pair turning),
+  so whatever else the machine runs meanwhile weighs on both sizes alike.
 
 Printed: the figures at both sizes, the ratio large/small per store and the goal (>= 0.9x) next
-to it, the query timings and the flagged plans. The ratios of one run are what count: the two
-sizes are measured minutes apart on the same machine (2 cores in CI, shared by every process
-here). Not part of `make test`.
+to it, the query timings and the flagged plans. The ratios of one run are what count (2 cores
+in CI, shared by every process here). Not part of `make test`.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import benchkit
 import checkout_throughput as ct
@@ -61,6 +63,7 @@ POSTGRES_URL = os.environ.get("PAYWIRE_TEST_POSTGRES_URL",
 SHOP_SECRET = "whsec_" + base64.b64encode(b"paywire-bench-growth-secret-0123").decode()
 GOAL = 0.9
 GREW = 3.0  # a query this many times slower at the large size has its plan printed
+T = TypeVar("T")
 
 
 # --- the servers (child processes) -------------------------------------------------------------
@@ -235,36 +238,88 @@ def checkout_flow(paywire: httpx.AsyncClient, run: str) -> ct.Flow:
     return one
 
 
-async def measure_api(paywire: str, emulator: str, sink: str,
-                      args: argparse.Namespace) -> Measured:
-    """Record deliveries, then measure ingest and checkout against one running paywire."""
-    concurrency, warm = args.concurrency, args.warmup
-    recorded = await record(paywire, emulator, sink, args.deliveries // 3 + warm, concurrency)
-    url = f"{paywire}/webhooks/paypal"
-    await load("warm-up", url, recorded[:3 * warm], concurrency)
-    ingest = await load("webhook ingest", url, recorded[3 * warm:], concurrency)
+def _batches(items: list[T], n: int) -> list[list[T]]:
+    """`items` in `n` consecutive batches of (nearly) equal size."""
+    size, extra = divmod(len(items), n)
+    cuts = [i * size + min(i, extra) for i in range(n + 1)]
+    return [items[cuts[i]:cuts[i + 1]] for i in range(n)]
+
+
+def _joined(name: str, parts: list[Result]) -> Result:
+    """Batches of one load as one result (their seconds added: the other server's batches
+    ran in between)."""
+    statuses: dict[str, int] = {}
+    for part in parts:
+        for key, count in part.statuses.items():
+            statuses[key] = statuses.get(key, 0) + count
+    return Result(name, sum(p.seconds for p in parts), [x for p in parts for x in p.latencies],
+                  statuses)
+
+
+async def measure_api(servers: list[str], emulator: str, sink: str,
+                      args: argparse.Namespace) -> list[Measured]:
+    """Record each server's deliveries, then measure ingest and checkout on all of them in
+    `args.batches` alternating batches (the order turned each time), so the machine's other
+    load falls on every database alike."""
+    concurrency, warm, n = args.concurrency, args.warmup, args.batches
+    recorded = [await record(url, emulator, sink, args.deliveries // 3 + warm, concurrency)
+                for url in servers]
+    hooks = [f"{url}/webhooks/paypal" for url in servers]
+    for hook, deliveries in zip(hooks, recorded, strict=True):
+        await load("warm-up", hook, deliveries[:3 * warm], concurrency)
+    ingest: list[list[Result]] = [[] for _ in servers]
+    planned = [_batches(d[3 * warm:], n) for d in recorded]
+    for b in range(n):
+        for i in _turn(len(servers), b):
+            ingest[i].append(await load("webhook ingest", hooks[i], planned[i][b], concurrency))
     limits = httpx.Limits(max_connections=2 * concurrency,
                           max_keepalive_connections=2 * concurrency)
-    async with httpx.AsyncClient(base_url=emulator, timeout=30, limits=limits) as emu, \
-            httpx.AsyncClient(base_url=paywire, timeout=30, limits=limits) as pw:
-        flow = checkout_flow(pw, secrets.token_hex(4))
-        await ct.measure("warm-up", flow, emu, warm, concurrency, 0)
-        checkout = await ct.measure("checkout", flow, emu, args.checkouts, concurrency, warm)
-    return Measured(ingest, checkout)
+    checkout: list[list[ct.Result]] = [[] for _ in servers]
+    async with httpx.AsyncClient(base_url=emulator, timeout=30, limits=limits) as emu:
+        clients = [httpx.AsyncClient(base_url=url, timeout=30, limits=limits)
+                   for url in servers]
+        try:
+            run = secrets.token_hex(4)
+            flows = [checkout_flow(c, f"{run}-{i}") for i, c in enumerate(clients)]
+            for flow in flows:
+                await ct.measure("warm-up", flow, emu, warm, concurrency, 0)
+            sizes = [len(b) for b in _batches(list(range(args.checkouts)), n)]
+            for b in range(n):
+                for i in _turn(len(servers), b):
+                    checkout[i].append(await ct.measure("checkout", flows[i], emu, sizes[b],
+                                                        concurrency, warm + sum(sizes[:b])))
+        finally:
+            for c in clients:
+                await c.aclose()
+    return [Measured(_joined("webhook ingest", ingest[i]),
+                     ct.Result("checkout", sum(r.orders for r in checkout[i]),
+                               sum(r.seconds for r in checkout[i]),
+                               [x for r in checkout[i] for x in r.latencies]))
+            for i in range(len(servers))]
 
 
-def measure(db: Database, emulator: str, sink: str, tmp: str,
-            args: argparse.Namespace) -> Measured:
-    """paywire on `db` against a freshly reset emulator: ingest and checkout."""
+def _turn(count: int, batch: int) -> list[int]:
+    """Which server goes first in a batch: the order turns each time."""
+    return [(batch + k) % count for k in range(count)]
+
+
+def measure(dbs: list[Database], emulator: str, sink: str, tmp: str,
+            args: argparse.Namespace) -> list[Measured]:
+    """paywire on each of `dbs` at once, against a freshly reset emulator: ingest and
+    checkout, interleaved."""
     httpx.post(f"{emulator}/_emulator/reset", timeout=10).raise_for_status()
     webhook_id = wi.subscribe(emulator, f"{sink}/webhooks/paypal")
-    port = free_port()
-    data_dir = Path(tmp, f"data-{db.store}-{db.orders}")
-    data_dir.mkdir(exist_ok=True)
-    with running("paywire", str(port), emulator, str(data_dir), db.url, webhook_id,
-                 f"{sink}/shop", health=f"http://127.0.0.1:{port}/healthz"):
-        return asyncio.run(measure_api(f"http://127.0.0.1:{port}", emulator,
-                                       f"{sink}/webhooks/paypal", args))
+    with ExitStack() as stack:
+        servers = []
+        for db in dbs:
+            port = free_port()
+            data_dir = Path(tmp, f"data-{db.store}-{db.orders}-{port}")
+            data_dir.mkdir()
+            stack.enter_context(running(
+                "paywire", str(port), emulator, str(data_dir), db.url, webhook_id,
+                f"{sink}/shop", health=f"http://127.0.0.1:{port}/healthz"))
+            servers.append(f"http://127.0.0.1:{port}")
+        return asyncio.run(measure_api(servers, emulator, f"{sink}/webhooks/paypal", args))
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -322,8 +377,9 @@ def report_queries(small: int, large: int, probed: list[list[growthplans.Probed]
         grew = ratio > GREW and p_large.seconds > 0.001
         notes = sorted(set(p_large.flags)) + (
             ["sorts its matches"] if any(st.sorts for st in p_large.statements) else [])
+        note = ", ".join(notes) or "no full scan"
         print(f"  {p_large.name:42} {1000 * p_small.seconds:10.2f} {1000 * p_large.seconds:10.2f}"
-              f"   {ratio:5.1f}x  {', '.join(notes) or 'indexed'}{'  <- GREW' if grew else ''}")
+              f"   {ratio:5.1f}x  {note}{'  <- GREW' if grew else ''}")
         shown += [(p_large.name, st) for st in p_large.statements
                   if show_plans or st.flags or (grew and st.plan)]
     missing = growthplans.unprobed()
@@ -360,26 +416,11 @@ def run_store(store: str, args: argparse.Namespace, emulator: str, sink: str) ->
             now = growthseed.now_utc()
             probed = [growthplans.run(db.url, now, args.repeats) for db in dbs]
             lap("queries")
-            measured: list[Measured] = []
+            measured = measure(dbs, emulator, sink, tmp, args) if args.api else []
             if args.api:
-                rounds = [[measure(db, emulator, sink, tmp, args) for db in dbs]
-                          for _ in range(args.rounds)]
-                measured = [best([r[i] for r in rounds]) for i in range(len(dbs))]
                 lap("API runs")
-                if args.rounds > 1:
-                    print(f"  {store} rounds, large/small: ingest " + ", ".join(
-                        f"{b.ingest.rate / a.ingest.rate:.2f}x" for a, b in rounds)
-                        + "; checkout " + ", ".join(
-                        f"{b.checkout.rate / a.checkout.rate:.2f}x" for a, b in rounds))
         lap("dropping")
     report_store(store, dbs, measured, probed, args.plans, phases)
-
-
-def best(runs: list[Measured]) -> Measured:
-    """Of several rounds on one database, each side's fastest (the least disturbed by the
-    rest of the machine)."""
-    return Measured(max((r.ingest for r in runs), key=lambda r: r.rate),
-                    max((r.checkout for r in runs), key=lambda r: r.rate))
 
 
 def main() -> None:
@@ -400,8 +441,9 @@ def main() -> None:
                         help="orders (and their deliveries) of warm-up per run (default 10)")
     parser.add_argument("--repeats", type=int, default=20,
                         help="runs of each store query, median taken (default 20)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="API runs per database, alternating sizes; the best counts")
+    parser.add_argument("--batches", type=int, default=5,
+                        help="batches the measured load is cut into, alternating between the "
+                             "two databases (default 5)")
     parser.add_argument("--plans", action="store_true", help="print every query's plan")
     parser.add_argument("--no-api", dest="api", action="store_false",
                         help="only seed and explain (no API runs)")
@@ -421,13 +463,16 @@ def main() -> None:
     if args.quick:
         args.orders, args.small, args.deliveries, args.checkouts, args.repeats, args.warmup = (
             200, 50, 30, 10, 2, 3)
+        args.batches = 2
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     if not stores or set(stores) - {"sqlite", "postgres"}:
         parser.error("--stores takes sqlite, postgres or both")
     if args.small < 20 or args.orders < args.small or args.deliveries < 30 or min(
-            args.warmup, args.concurrency, args.repeats, args.rounds) < 1 or args.checkouts < 2:
+            args.warmup, args.concurrency, args.repeats, args.batches) < 1 or (
+            args.checkouts < 2 * args.batches):
         parser.error("need --small >= 20, --orders >= --small, --deliveries >= 30, "
-                     "--checkouts >= 2, and --warmup, --concurrency, --repeats, --rounds >= 1")
+                     "--checkouts >= 2 * --batches, and --warmup, --concurrency, --repeats, "
+                     "--batches >= 1")
     ports = free_port(), free_port()
     emulator, sink = (f"http://127.0.0.1:{p}" for p in ports)
     with running("emulator", str(ports[0]), health=f"{emulator}/_emulator/"), \
