@@ -1,5 +1,6 @@
-"""Reconciliation bookkeeping on SQL: candidates are stale orders outer-joined with their
-per-order check state (one query), and the state is one upsert or delete."""
+"""Reconciliation bookkeeping on SQL: candidates are stale orders with no check state that is
+not yet due (one query), then the states of those chosen (one more); the state is one upsert
+or delete."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ from paywire.store.sql import rows
 from paywire.store.sql.base import check_limit
 from paywire.store.sql.orders import SqlOrders
 from paywire.store.sql.tables import orders, reconcile_states
-
-_STATE = "rs_"  # prefix of the reconcile_states columns in the candidates query
 
 
 class SqlReconciliation(SqlOrders):
@@ -33,13 +32,24 @@ class SqlReconciliation(SqlOrders):
         o, r = orders, reconcile_states
         stale = sa.or_(*(sa.and_(o.c.status == str(status), o.c.updated_at < cutoff)
                          for status, cutoff in updated_before.items()))
-        stmt = (sa.select(o, *(c.label(_STATE + c.name) for c in r.c))
-                .select_from(o.outerjoin(r, r.c.order_id == o.c.id))
-                .where(stale, sa.or_(r.c.next_check_at.is_(None), r.c.next_check_at <= now))
+        # An anti-join on the states still backing off (next check after `now`), not an outer
+        # join on every state: states outlive the checks that wrote them (an order settled
+        # other than by the reconciler keeps its own), so on PostgreSQL the outer join hashed
+        # the whole table each pass; the ones not yet due are few, and indexed by due time.
+        waiting = r.alias("waiting")
+        stmt = (sa.select(o)
+                .select_from(o.outerjoin(waiting, sa.and_(waiting.c.order_id == o.c.id,
+                                                          waiting.c.next_check_at > now)))
+                .where(stale, waiting.c.order_id.is_(None))
                 .order_by(o.c.updated_at, o.c.id).limit(limit))
         found = (await self._run(stmt)).mappings().all()
-        states = [_state(row) for row in found]
-        return list(zip(await self._with_lines(found), states, strict=True))
+        if not found:
+            return []
+        ids = [row["id"] for row in found]
+        states = {row["order_id"]: rows.reconcile_from(row) for row in (await self._run(
+            sa.select(r).where(r.c.order_id.in_(ids)))).mappings()}
+        return list(zip(await self._with_lines(found), [states.get(i) for i in ids],
+                        strict=True))
 
     async def save_reconcile_state(self, state: ReconcileState) -> None:
         """Insert or replace the order's reconciliation state (one upsert)."""
@@ -54,12 +64,3 @@ class SqlReconciliation(SqlOrders):
         t = reconcile_states
         await self._run(sa.delete(t).where(t.c.order_id == order_id))
 
-
-def _state(row: sa.RowMapping) -> ReconcileState | None:
-    """The reconcile_states half of a candidates row, or None where the join found none."""
-    if row[_STATE + "order_id"] is None:
-        return None
-    return ReconcileState(order_id=row[_STATE + "order_id"], attempts=row[_STATE + "attempts"],
-                          next_check_at=row[_STATE + "next_check_at"],
-                          first_checked_at=row[_STATE + "first_checked_at"],
-                          last_checked_at=row[_STATE + "last_checked_at"])

@@ -146,8 +146,9 @@ outbox = sa.Table(
     # The worker's candidate query: status = 'pending' AND next_attempt_at <= now.
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "order_id", "created_at"),
-    # Newest-first keyset listing for operators.
+    # Newest-first keyset listing for operators, of every status and of one.
     sa.Index(None, "created_at", "id"),
+    sa.Index(None, "status", "created_at", "id"),
 )
 
 provider_operations = sa.Table(
@@ -252,6 +253,8 @@ truth_tasks = sa.Table(
     sa.Column("last_error", sa.Text),
     # The claim's candidate query: status = 'pending' AND next_attempt_at <= now.
     sa.Index(None, "status", "next_attempt_at"),
+    # The listing of every status by due time.
+    sa.Index(None, "next_attempt_at", "id"),
 )
 
 # Where each order's reconciliation checks stand (their backoff); absent = never checked.
