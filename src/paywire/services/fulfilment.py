@@ -29,12 +29,13 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from paywire.domain.errors import DeliveryError
 from paywire.domain.retry import Backoff, FullJitter, Jitter
 from paywire.domain.retry import no_jitter as no_jitter  # where the outbox's tests take it
-from paywire.ports import Clock, DeliveryTarget, OutboxMessage, Store
+from paywire.ports import Clock, DeliveryTarget, OpsUnitOfWork, OutboxMessage, Store
 from paywire.services import loop
 from paywire.services.operations import retry_on_conflict
 from paywire.services.transitions import flag_attention
@@ -78,6 +79,23 @@ async def hand_over(targets: Sequence[DeliveryTarget],
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One delivery attempt's outcome, to be recorded while the lease holds."""
+
+    message: OutboxMessage
+    status: str  # delivered | queued | pending (retry at next_at) | dead
+    attempts: int
+    next_at: datetime | None
+    error: str | None
+    now: datetime
+
+
+def _oldest(a: Attempt) -> tuple[datetime, str]:
+    # Claim order: the rows of one group are updated in a stable order.
+    return a.message.created_at, a.message.id
+
+
 class OutboxWorker:
     """Delivers outbox messages to the configured targets."""
 
@@ -112,16 +130,33 @@ class OutboxWorker:
         async with self.store.transaction() as uow:
             messages = await uow.claim_outbox(self.owner, now, now + self.lease, self.batch)
         if messages:
-            # Delivered side by side (bounded), so one slow shop answer does not hold the
-            # rest of the batch past its lease.
-            slots = asyncio.Semaphore(self.concurrency)
-
-            async def bounded(message: OutboxMessage) -> None:
-                async with slots:
-                    await self._process(message)
-
-            await asyncio.gather(*(bounded(m) for m in messages))
+            await self._deliver_batch(messages)
         return len(messages)
+
+    async def _deliver_batch(self, messages: Sequence[OutboxMessage]) -> None:
+        """Deliver side by side (bounded), so one slow shop answer does not hold the rest of
+        the batch past its lease, and record outcomes as they come: every outcome that arrived
+        while the previous group was being written is written in one unit of work (a group
+        commit), so a batch costs a few commits rather than one per message, and no message
+        waits for the whole batch to be recorded. A failure to record (the store down) stops
+        the batch: its unrecorded messages keep their lease and are sent again once it lapses
+        (at least once, under the same id)."""
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def bounded(message: OutboxMessage) -> Attempt:
+            async with slots:
+                return await self._attempt(message)
+
+        waiting = {asyncio.create_task(bounded(m)) for m in messages}
+        try:
+            while waiting:
+                done, waiting = await asyncio.wait(waiting,
+                                                   return_when=asyncio.FIRST_COMPLETED)
+                await self._record(sorted((task.result() for task in done), key=_oldest))
+        finally:
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
 
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
         """Deliver until `stop` is set; sleeps `interval` seconds whenever nothing is due (the
@@ -139,7 +174,8 @@ class OutboxWorker:
             if close is not None:
                 await close()
 
-    async def _process(self, message: OutboxMessage) -> None:
+    async def _attempt(self, message: OutboxMessage) -> Attempt:
+        """Hand `message` to the targets; what to record for it (counted and logged now)."""
         attempts = message.attempts + 1
         failure = await self._deliver(message)
         now = self.clock.now()
@@ -161,28 +197,40 @@ class OutboxWorker:
                 self.counters["retried"] += 1
                 log.info("outbox message %s not delivered (attempt %d): %s", message.id,
                          attempts, error)
+        return Attempt(message, status, attempts, next_at, error, now)
 
-        async def commit() -> bool:
+    async def _record(self, group: Sequence[Attempt]) -> None:
+        """Write `group`'s outcomes in one unit of work (each only while our lease holds), and
+        flag the order of a message that went dead, in the same unit of work."""
+
+        async def commit() -> list[bool]:
+            recorded = []
             async with self.store.transaction() as uow:
-                recorded = await uow.finish_outbox(message.id, self.owner, status=status,
-                                                   attempts=attempts, next_attempt_at=next_at,
-                                                   last_error=error, now=now)
-                if recorded and status == "dead":
-                    reason = attention_reason(message.type)
-                    order = await uow.get_order(message.order_id)
-                    if order is not None and order.needs_attention != reason:
-                        await flag_attention(uow, order, reason, now, source=SOURCE,
-                                             message_id=message.id, message_type=message.type,
-                                             last_error=error)
-                return recorded
+                for a in group:
+                    ok = await uow.finish_outbox(a.message.id, self.owner, status=a.status,
+                                                 attempts=a.attempts, next_attempt_at=a.next_at,
+                                                 last_error=a.error, now=a.now)
+                    recorded.append(ok)
+                    if ok and a.status == "dead":
+                        await self._flag(uow, a)
+            return recorded
 
-        recorded = await retry_on_conflict(commit)
-        if not recorded:
-            # Our lease lapsed mid-delivery and another worker took the message: its outcome
-            # stands (the shop may have heard this id twice, which it tolerates).
-            self.counters["lease_lost"] += 1
-            log.warning("outbox message %s: lease lost before the outcome was recorded",
-                        message.id)
+        for a, ok in zip(group, await retry_on_conflict(commit), strict=True):
+            if not ok:
+                # Our lease lapsed mid-delivery and another worker took the message: its
+                # outcome stands (the shop may have heard this id twice, which it tolerates).
+                self.counters["lease_lost"] += 1
+                log.warning("outbox message %s: lease lost before the outcome was recorded",
+                            a.message.id)
+
+    async def _flag(self, uow: OpsUnitOfWork, a: Attempt) -> None:
+        """Flag the order of a message that went dead (once per reason)."""
+        reason = attention_reason(a.message.type)
+        order = await uow.get_order(a.message.order_id)
+        if order is not None and order.needs_attention != reason:
+            await flag_attention(uow, order, reason, a.now, source=SOURCE,
+                                 message_id=a.message.id, message_type=a.message.type,
+                                 last_error=a.error)
 
     async def _deliver(self, message: OutboxMessage) -> DeliveryError | None:
         """Hand the message to every target; the first failure, or None if all accepted."""
