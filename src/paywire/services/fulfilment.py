@@ -2,7 +2,8 @@
 
 Each round claims due messages with a lease (a conditional update in its own transaction, so
 concurrent workers never hold the same message), hands every message to *every* target, and
-records the outcome in a second transaction, and only if the lease is still ours. A message is
+records the outcome in another transaction, and only if the lease is still ours (outcomes that
+finish together share that transaction: a group commit, not one commit per message). A message is
 delivered when all targets accepted it; if any target fails the whole message is retried, so
 targets must be idempotent on the message id (the shop deduplicates on `webhook-id`).
 
