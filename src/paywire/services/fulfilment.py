@@ -201,23 +201,31 @@ class OutboxWorker:
         return Attempt(message, status, attempts, next_at, error, now)
 
     async def _record(self, group: Sequence[Attempt]) -> None:
-        """Write `group`'s outcomes in one unit of work (each only while our lease holds), and
-        flag the order of a message that went dead, in the same unit of work."""
+        """Write `group`'s outcomes in one unit of work, one statement per distinct outcome
+        (`finish_outbox_many`: usually one, every message delivered at its first attempt),
+        each only while our lease holds; flag the order of a message that went dead, in the
+        same unit of work. `delivered_at` is the latest of the outcome's attempts' times."""
+        alike: dict[tuple[str, int, datetime | None, str | None], list[Attempt]] = {}
+        for a in group:
+            alike.setdefault((a.status, a.attempts, a.next_at, a.error), []).append(a)
 
-        async def commit() -> list[bool]:
-            recorded = []
+        async def commit() -> set[str]:
+            recorded: set[str] = set()
             async with self.store.transaction() as uow:
-                for a in group:
-                    ok = await uow.finish_outbox(a.message.id, self.owner, status=a.status,
-                                                 attempts=a.attempts, next_attempt_at=a.next_at,
-                                                 last_error=a.error, now=a.now)
-                    recorded.append(ok)
-                    if ok and a.status == "dead":
-                        await self._flag(uow, a)
+                for (status, attempts, next_at, error), same in alike.items():
+                    done = await uow.finish_outbox_many(
+                        [a.message.id for a in same], self.owner, status=status,
+                        attempts=attempts, next_attempt_at=next_at, last_error=error,
+                        now=max(a.now for a in same))
+                    recorded |= done
+                    for a in same:
+                        if status == "dead" and a.message.id in done:
+                            await self._flag(uow, a)
             return recorded
 
-        for a, ok in zip(group, await retry_on_conflict(commit), strict=True):
-            if not ok:
+        recorded = await retry_on_conflict(commit)
+        for a in group:
+            if a.message.id not in recorded:
                 # Our lease lapsed mid-delivery and another worker took the message: its
                 # outcome stands (the shop may have heard this id twice, which it tolerates).
                 self.counters["lease_lost"] += 1
