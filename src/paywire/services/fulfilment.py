@@ -93,7 +93,7 @@ class Attempt:
 
 
 def _oldest(a: Attempt) -> tuple[datetime, str]:
-    # Claim order: the rows of one group are updated in a stable order.
+    # Claim order: a group's outcomes (and dead flags) are written in a stable order.
     return a.message.created_at, a.message.id
 
 
