@@ -26,20 +26,27 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 DEV_ARGS ?=
 PYTEST_ARGS ?=
+# `make bench`: every benchmark of bench/suite.py (its BENCHES list) at this size: small (a few
+# minutes on 2 cores), full (docs/benchmarks.md's table) or tiny (proves they run).
+BENCH_SIZE ?= small
+# Keep each bench's figures (NAME.json) in this directory; `bench/goals.py table DIR/*.json`
+# prints them as docs/benchmarks.md's Markdown table.
+BENCH_JSON ?=
 ifeq ($(CI),true)
 # CI: show the slowest tests (budget: 25 minutes on 2 cores); the CI=true skip rule and the
 # Hypothesis `ci` profile are applied by tests/conftest.py.
 PYTEST_ARGS += --durations=15
 endif
 
-.PHONY: help dev test lint pytest install install-test install-checkov checkov chromium postgres lock \
-  lock-checkov clean distclean
+.PHONY: help dev test lint pytest bench install install-test install-checkov checkov chromium postgres \
+  lock lock-checkov clean distclean
 
 help:
 	@echo "make dev      create .venv, install paywire, run emulator + API + demo shop (DEV_ARGS=...)"
 	@echo "make test     install test deps, Chromium, start PostgreSQL, lint, type-check, pytest"
 	@echo "make lint     ruff check, mypy (strict), lint-imports, cfn-lint, checkov"
 	@echo "make pytest   only the test suite (PYTEST_ARGS=...)"
+	@echo "make bench    every benchmark, small, figures beside goals (BENCH_SIZE=full, BENCH_JSON=dir)"
 	@echo "make lock     regenerate constraints.txt from a fresh throwaway venv"
 	@echo "make clean    remove caches, build output and install stamps (keeps .venv)"
 
@@ -106,6 +113,10 @@ pytest: install-test
 	exit $$rc
 
 test: install-test chromium postgres lint pytest
+
+# Missed goals are printed, not failures; the target fails only if a bench itself breaks.
+bench: install-test postgres
+	$(BIN)/python bench/suite.py --size $(BENCH_SIZE) $(if $(BENCH_JSON),--json-dir $(BENCH_JSON))
 
 # constraints.txt pins every distribution a fresh `pip install -e '.[test]'` resolves to today
 # (runtime, test extras, transitive). Run after changing dependencies in pyproject.toml; commit

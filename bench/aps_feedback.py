@@ -1,13 +1,12 @@
 """APS feedback ingest: paywire's `POST /webhooks/aps` against a bare ASGI echo app, same server.
 
-    .venv/bin/python bench/aps_feedback.py [--deliveries 300] [--concurrency 8]
-                                           [--store sqlite|postgres]
+    .venv/bin/python bench/aps_feedback.py [--size tiny|small|full] [--deliveries 300]
+        [--concurrency 8] [--json PATH]
 
 Processes: the emulator (PayPal, and APS under `/aps` with a merchant account this script
 generates); paywire offering both providers (`providers=paypal,aps`, that APS account; one
-uvicorn worker, SQLite, or with `--store postgres` a fresh database on
-$PAYWIRE_TEST_POSTGRES_URL's server, dropped at the end); a bare ASGI app that reads the body
-and echoes it, under the same uvicorn settings; and this load generator.
+uvicorn worker, SQLite); a bare ASGI app that reads the body and echoes it, under the same
+uvicorn settings; and this load generator.
 
 Setup: the emulator's direct transaction feedback URL is the echo app (its notification channel
 sends nothing), so the emulator's real signed deliveries land there. paywire creates
@@ -20,7 +19,8 @@ Measured, in one run with `--concurrency` workers over loopback HTTP, each after
 its own deliveries: the deliveries to the echo app; to paywire (verify the SHA signature over
 every parameter, inbox insert, transition, outbox, one transaction: every answer `applied`); and
 the same deliveries to paywire again (every answer `duplicate`: the dedupe path). Then every
-order must be COMPLETED in paywire, or the benchmark fails. Not part of `make test`.
+order must be COMPLETED in paywire, or the benchmark fails. The goals (bench/goals.py) are
+printed last. Not part of `make test`; `make bench` runs `--size small`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import subprocess
@@ -39,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import benchkit
+import goals
 import httpx
-from benchkit import Result, aps_pay, load, serve_echo, wait_up
-from webhook_ingest import postgres_databases
+from benchkit import Result, aps_pay, load, serve_echo, settings, sized, wait_up
 
 from paywire.emulator.aps.cards import SUCCESS
 from paywire.emulator.aps.config import ApsCredentials
@@ -51,6 +50,11 @@ CLIENT_ID, CLIENT_SECRET = "bench-client-id", "bench-client-secret"
 ACCOUNT_ENV = "APS_FEEDBACK_BENCH_ACCOUNT"  # the APS account, JSON (never on a command line)
 FEEDBACK_PATH = "/webhooks/aps"
 WARMUP = 20
+SIZES = {"tiny": {"deliveries": 12, "warmup": 4},
+         "small": {"deliveries": 100, "warmup": 10},
+         "full": {"deliveries": 300, "warmup": WARMUP}}
+KIND = {"bare ASGI echo": "echo", "paywire, first delivery (applied)": "applied",
+        "paywire, same again (duplicate)": "duplicate"}
 
 
 class BenchFailure(SystemExit):
@@ -79,9 +83,8 @@ def serve_emulator(port: int, feedback_url: str) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def serve_paywire(port: int, emulator_url: str, data_dir: str, database_url: str = "") -> None:
-    """paywire offering PayPal and APS on the emulator, on `database_url` (SQLite in
-    `data_dir` if empty)."""
+def serve_paywire(port: int, emulator_url: str, data_dir: str) -> None:
+    """paywire offering PayPal and APS on the emulator, SQLite in `data_dir`."""
     import uvicorn
 
     from paywire.bootstrap import create_app
@@ -91,7 +94,7 @@ def serve_paywire(port: int, emulator_url: str, data_dir: str, database_url: str
     url = f"http://127.0.0.1:{port}"
     settings = Settings.load(
         paypal_env="emulator", paypal_base_url=emulator_url, paypal_client_id=CLIENT_ID,
-        paypal_client_secret=CLIENT_SECRET, data_dir=Path(data_dir), database_url=database_url,
+        paypal_client_secret=CLIENT_SECRET, data_dir=Path(data_dir), database_url="",
         paypal_webhook_id="WH-BENCH-UNUSED",  # no PayPal traffic here; quiets the warning
         providers=["paypal", "aps"], aps_env="emulator",
         aps_api_url=f"{emulator_url}/aps/FortAPI/paymentApi",
@@ -215,15 +218,15 @@ async def check_completed(paywire_url: str, deliveries: list[Delivery],
     print(f"check: all {len(deliveries)} paid orders are COMPLETED in paywire")
 
 
-def report(results: list[Result], concurrency: int, setup_seconds: float,
-           store: str = "sqlite") -> None:
-    """The figures and the ratios against the echo baseline."""
+def report(results: list[Result], concurrency: int, setup_seconds: float) -> dict[str, float]:
+    """The figures and the ratios against the echo baseline; the figures under goals.py's
+    keys."""
     echo = results[0]
     print(f"APS feedback ingest: {len(echo.latencies)} signed direct-feedback deliveries per "
           f"pass (distinct PURCHASE transactions, JSON), concurrency {concurrency}, one "
-          f"uvicorn worker each, paywire on {store}; setup (orders paid on the hosted page) "
+          f"uvicorn worker each, paywire on SQLite; setup (orders paid on the hosted page) "
           f"took {setup_seconds:.1f} s")
-    print(f"machine: {os.cpu_count()} cores (CI machines have 2); every process (emulator, "
+    print(f"machine: {goals.machine()} (CI machines have 2 cores); every process (emulator, "
           "servers, this load generator) shares them, over loopback HTTP")
     print(f"{'':36} {'deliv/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}   answers")
     for r in results:
@@ -235,9 +238,15 @@ def report(results: list[Result], concurrency: int, setup_seconds: float,
               f"p50 {r.percentile(50) / echo.percentile(50):.1f}x, "
               f"p95 {r.percentile(95) / echo.percentile(95):.1f}x, "
               f"p99 {r.percentile(99) / echo.percentile(99):.1f}x")
+    figures: dict[str, float] = {}
+    for r in results:
+        key = f"aps.c{concurrency}.{KIND[r.name]}"
+        figures.update({f"{key}.rate": r.rate, f"{key}.p50": r.percentile(50),
+                        f"{key}.p99": r.percentile(99)})
+    return figures
 
 
-def run(deliveries: int, concurrency: int, store: str = "sqlite") -> None:
+def run(deliveries: int, concurrency: int, warmup: int) -> dict[str, float]:
     """Start everything, record deliveries, measure, check, stop."""
     procs: list[subprocess.Popen[bytes]] = []
     creds = ApsCredentials.generate()
@@ -245,10 +254,7 @@ def run(deliveries: int, concurrency: int, store: str = "sqlite") -> None:
         "access_code": creds.access_code, "merchant_identifier": creds.merchant_identifier,
         "request_phrase": creds.request_phrase, "response_phrase": creds.response_phrase,
         "sha_type": creds.sha_type})
-    with tempfile.TemporaryDirectory(prefix="paywire-bench-") as tmp, \
-            contextlib.ExitStack() as stack:
-        database = (stack.enter_context(postgres_databases(("aps",)))[0]
-                    if store == "postgres" else "")
+    with tempfile.TemporaryDirectory(prefix="paywire-bench-") as tmp:
         ports = [free_port() for _ in range(3)]
         emulator, echo, paywire = (f"http://127.0.0.1:{p}" for p in ports)
         sink = f"{echo}{FEEDBACK_PATH}"
@@ -257,16 +263,17 @@ def run(deliveries: int, concurrency: int, store: str = "sqlite") -> None:
             wait_up(echo, procs[-1])
             procs.append(spawn("emulator", str(ports[0]), sink))
             wait_up(f"{emulator}/aps/_aps/", procs[-1])
-            procs.append(spawn("paywire", str(ports[2]), emulator, tmp, database))
+            procs.append(spawn("paywire", str(ports[2]), emulator, tmp))
             wait_up(f"{paywire}/healthz", procs[-1])
             started = time.perf_counter()
             recorded = asyncio.run(make_deliveries(paywire, emulator, sink,
-                                                   deliveries + WARMUP, concurrency))
+                                                   deliveries + warmup, concurrency))
             setup = time.perf_counter() - started
-            results = asyncio.run(measure(sink, f"{paywire}{FEEDBACK_PATH}", recorded, WARMUP,
+            results = asyncio.run(measure(sink, f"{paywire}{FEEDBACK_PATH}", recorded, warmup,
                                           concurrency))
-            report(results, concurrency, setup, store)
+            figures = report(results, concurrency, setup)
             asyncio.run(check_completed(paywire, recorded, concurrency))
+            return figures
         finally:
             for proc in procs:
                 proc.terminate()
@@ -277,12 +284,13 @@ def run(deliveries: int, concurrency: int, store: str = "sqlite") -> None:
 def main() -> None:
     """Parse arguments; serve one side (child) or run the whole benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deliveries", type=int, default=300,
-                        help="measured deliveries per pass (default 300)")
+    parser.add_argument("--size", choices=sorted(SIZES), default="full",
+                        help="preset for --deliveries (default full: 300)")
+    parser.add_argument("--deliveries", type=int, default=None,
+                        help="measured deliveries per pass")
     parser.add_argument("--concurrency", type=int, default=8, help="workers (default 8)")
-    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
-                        help="paywire's database (default sqlite; postgres: a fresh database "
-                             "on $PAYWIRE_TEST_POSTGRES_URL's server)")
+    parser.add_argument("--warmup", type=int, default=None, help=argparse.SUPPRESS)
+    goals.add_arguments(parser)
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -294,9 +302,11 @@ def main() -> None:
         else:
             serve_paywire(int(port), *rest)
         return
-    if args.deliveries < 30 or args.concurrency < 1:
-        parser.error("--deliveries must be at least 30 and --concurrency at least 1")
-    run(args.deliveries, args.concurrency, args.store)
+    sized(args, SIZES)
+    if args.deliveries < 10 or args.concurrency < 1:
+        parser.error("--deliveries must be at least 10 and --concurrency at least 1")
+    figures = run(args.deliveries, args.concurrency, args.warmup)
+    goals.report(figures, bench="aps_feedback", json_path=args.json, settings=settings(args))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""What the benchmark scripts share: a script re-run as a child server, and waiting for it; the
-emulator with a known APS merchant account (`python bench/benchkit.py emulator ...`) and a buyer
-paying on APS's hosted page over HTTP (`aps_pay`); a bare ASGI echo app (the baseline server) and
-a load generator replaying recorded requests (`load`, `Result`)."""
+"""What the benchmark scripts share: size presets (`sized`) and the options as run (`settings`); a
+script re-run as a child server, and waiting for it; the emulator with a known APS merchant
+account (`python bench/benchkit.py emulator ...`) and a buyer paying on APS's hosted page over
+HTTP (`aps_pay`); a bare ASGI echo app (the baseline server) and a load generator replaying
+recorded requests (`load`, `Result`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,22 @@ import httpx
 
 from paywire.emulator.aps.cards import CARDS
 from paywire.emulator.aps.config import ApsCredentials
+
+
+def sized(args: Any, sizes: Mapping[str, Mapping[str, Any]]) -> None:
+    """Fill every option of `args` left unset (None) from the preset `args.size` names (each
+    bench's `--size tiny|small|full`: tiny proves it works, small is `make bench`, full is the
+    documented table)."""
+    for name, value in sizes[args.size].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+
+
+def settings(args: Any) -> dict[str, Any]:
+    """A bench's options as run (for its `--json` file): set ones, without the hidden ones."""
+    return {k: v if isinstance(v, int | float | str | list) else str(v)
+            for k, v in vars(args).items()
+            if v is not None and k not in ("json", "serve", "worker", "serve_shop")}
 
 
 def spawn(script: str, *args: str) -> subprocess.Popen[bytes]:

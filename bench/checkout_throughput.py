@@ -1,6 +1,7 @@
 """Create+capture throughput through paywire's API against raw httpx calls to the emulator.
 
-    .venv/bin/python bench/checkout_throughput.py [--orders 200] [--concurrency 8]
+    .venv/bin/python bench/checkout_throughput.py [--size tiny|small|full] [--orders 200]
+        [--concurrency 1 8] [--json PATH]
 
 Three processes: the PayPal emulator, paywire's API (one uvicorn worker, SQLite in a temporary
 directory, the emulator over HTTP) and this load generator. Each order is created, approved as
@@ -10,16 +11,16 @@ the buyer through the emulator's control API, and captured, by `--concurrency` w
   (b) raw:      POST /v2/checkout/orders -> approve -> POST /v2/checkout/orders/{id}/capture,
                 straight to the emulator with the body paywire sends and a cached token
 
-in the same run, on the same emulator process, after a warm-up of each. Latency is the time of
-the create and capture calls (not the buyer's approval); throughput counts whole orders per
-second of wall time. Not part of `make test`.
+in the same run, on the same emulator process, after a warm-up of each, at each `--concurrency`
+(default 1, then 8). Latency is the time of the create and capture calls (not the buyer's
+approval); throughput counts whole orders per second of wall time. The goals (bench/goals.py)
+are printed last. Not part of `make test`; `make bench` runs `--size small`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import tempfile
@@ -29,14 +30,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import benchkit
+import goals
 import httpx
-from benchkit import wait_up
+from benchkit import settings, sized, wait_up
 
 from paywire.testing import free_port
 
 CLIENT_ID, CLIENT_SECRET = "bench-client-id", "bench-client-secret"
 SKU, PRICE = "mug", "12.50"
 WARMUP = 16
+SIZES = {"tiny": {"orders": 6, "concurrency": [1, 8]},
+         "small": {"orders": 60, "concurrency": [1, 8]},
+         "full": {"orders": 200, "concurrency": [1, 8]}}
 
 Flow = Callable[[httpx.AsyncClient, int], Awaitable[float]]
 
@@ -167,10 +172,10 @@ async def measure(name: str, flow: Flow, emulator: httpx.AsyncClient, orders: in
 
 
 async def bench(paywire_url: str, emulator_url: str, orders: int,
-                concurrency: int) -> tuple[Result, Result]:
-    """Warm up, then measure raw and paywire flows in the same run."""
-    limits = httpx.Limits(max_connections=2 * concurrency,
-                          max_keepalive_connections=2 * concurrency)
+                concurrencies: list[int]) -> list[tuple[int, Result, Result]]:
+    """Warm up, then measure raw and paywire flows in the same run at each concurrency."""
+    top = max(concurrencies)
+    limits = httpx.Limits(max_connections=2 * top, max_keepalive_connections=2 * top)
     async with httpx.AsyncClient(base_url=emulator_url, timeout=30, limits=limits) as emulator, \
             httpx.AsyncClient(base_url=paywire_url, timeout=30, limits=limits) as paywire:
         token_r = await emulator.post("/v1/oauth2/token", auth=(CLIENT_ID, CLIENT_SECRET),
@@ -179,34 +184,50 @@ async def bench(paywire_url: str, emulator_url: str, orders: int,
         run_id = str(time.time_ns())
         raw = raw_flow(token_r.json()["access_token"], run_id)
         through = paywire_flow(paywire)
-        await measure("warm-up", raw, emulator, WARMUP, concurrency, 0)
-        await measure("warm-up", through, emulator, WARMUP, concurrency, 0)
-        raw_result = await measure("(b) raw httpx -> emulator", raw, emulator, orders,
-                                   concurrency, WARMUP)
-        paywire_result = await measure("(a) through paywire's API", through, emulator, orders,
-                                       concurrency, WARMUP)
-    return paywire_result, raw_result
+        await measure("warm-up", raw, emulator, WARMUP, top, 0)
+        await measure("warm-up", through, emulator, WARMUP, top, 0)
+        out = []
+        for n, concurrency in enumerate(concurrencies):
+            first = WARMUP + n * orders
+            raw_result = await measure("(b) raw httpx -> emulator", raw, emulator, orders,
+                                       concurrency, first)
+            paywire_result = await measure("(a) through paywire's API", through, emulator,
+                                           orders, concurrency, first)
+            out.append((concurrency, paywire_result, raw_result))
+    return out
 
 
-def report(paywire: Result, raw: Result, concurrency: int, data_dir: str) -> None:
-    """Print the figures and the paywire/raw ratios."""
-    print(f"checkout throughput: {paywire.orders} orders per side, concurrency {concurrency}, "
-          f"on a {os.cpu_count()}-core machine (CI machines have 2 cores)")
+def report(runs: list[tuple[int, Result, Result]], data_dir: str) -> dict[str, float]:
+    """Print the figures and the paywire/raw ratios; the figures under goals.py's keys."""
+    print(f"checkout throughput: {runs[0][1].orders} orders per side and concurrency, on "
+          f"{goals.machine()} (CI machines have 2 cores)")
     print("processes: PayPal emulator (1), paywire API (1 uvicorn worker, SQLite WAL in "
           f"{data_dir}), this load generator; all on loopback HTTP")
     print(f"{'':28} {'orders/s':>9} {'p50 ms':>8} {'p95 ms':>8}   (latency: create + capture)")
-    for r in (paywire, raw):
-        print(f"{r.name:28} {r.rate:9.1f} {r.percentile(50):8.1f} {r.percentile(95):8.1f}")
-    print(f"ratio paywire/raw: throughput {paywire.rate / raw.rate:.2f}x, "
-          f"p50 latency {paywire.percentile(50) / raw.percentile(50):.2f}x, "
-          f"p95 latency {paywire.percentile(95) / raw.percentile(95):.2f}x")
+    figures: dict[str, float] = {}
+    for concurrency, paywire, raw in runs:
+        print(f"concurrency {concurrency}")
+        for r, kind in ((paywire, "paywire"), (raw, "raw")):
+            print(f"{r.name:28} {r.rate:9.1f} {r.percentile(50):8.1f} {r.percentile(95):8.1f}")
+            figures.update({f"checkout.c{concurrency}.{kind}.rate": r.rate,
+                            f"checkout.c{concurrency}.{kind}.p50": r.percentile(50),
+                            f"checkout.c{concurrency}.{kind}.p95": r.percentile(95)})
+        print(f"ratio paywire/raw: throughput {paywire.rate / raw.rate:.2f}x, "
+              f"p50 latency {paywire.percentile(50) / raw.percentile(50):.2f}x, "
+              f"p95 latency {paywire.percentile(95) / raw.percentile(95):.2f}x")
+    return figures
 
 
 def main() -> None:
     """Parse arguments, start both servers, measure, report, stop."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=200, help="orders per side (default 200)")
-    parser.add_argument("--concurrency", type=int, default=8, help="workers (default 8)")
+    parser.add_argument("--size", choices=sorted(SIZES), default="full",
+                        help="preset for the options below (default full: 200, 1 then 8)")
+    parser.add_argument("--orders", type=int, default=None,
+                        help="orders per side and concurrency")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=None,
+                        help="workers, one measured pass each")
+    goals.add_arguments(parser)
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -216,7 +237,8 @@ def main() -> None:
         else:
             serve_paywire(int(rest[0]), rest[1], rest[2])
         return
-    if args.orders < 2 or args.concurrency < 1:
+    sized(args, SIZES)
+    if args.orders < 2 or min(args.concurrency) < 1:
         parser.error("--orders must be at least 2 and --concurrency at least 1")
     with tempfile.TemporaryDirectory(prefix="paywire-bench-") as data_dir:
         emulator_port, paywire_port = free_port(), free_port()
@@ -227,14 +249,16 @@ def main() -> None:
             wait_up(f"{emulator_url}/_emulator/", procs[0])
             procs.append(spawn("paywire", str(paywire_port), emulator_url, data_dir))
             wait_up(f"{paywire_url}/healthz", procs[1])
-            paywire, raw = asyncio.run(bench(paywire_url, emulator_url, args.orders,
-                                             args.concurrency))
+            runs = asyncio.run(bench(paywire_url, emulator_url, args.orders,
+                                     args.concurrency))
         finally:
             for proc in procs:
                 proc.terminate()
             for proc in procs:
                 proc.wait(timeout=15)
-        report(paywire, raw, args.concurrency, data_dir)
+        figures = report(runs, data_dir)
+    goals.report(figures, bench="checkout_throughput", json_path=args.json,
+                 settings=settings(args))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Lambda: cold import of the handler modules, and webhook latency through Mangum per store.
 
-    .venv/bin/python bench/lambda_webhook.py [--deliveries 300] [--imports 7]
+    .venv/bin/python bench/lambda_webhook.py [--size tiny|small|full] [--deliveries 300]
+        [--imports 7] [--cold-runs 3] [--json PATH]
 
 1. Cold import, in fresh interpreters (`--imports` runs of each, interleaved, medians): the
    HTTP handler module (`import paywire.aws.http`) and the SQS consumer's against `import boto3`
@@ -20,7 +21,9 @@
    The template's MemorySize is chosen from that figure (deploy/aws/README.md).
 
 Processes: the PayPal emulator and the delivery sink (children, from bench/webhook_ingest.py),
-a moto server, and this one (both handlers). Not part of `make test`.
+a moto server, and this one (both handlers). The goals (bench/goals.py: each handler module's
+net cold import against boto3's) are printed last. Not part of `make test`; `make bench` runs
+`--size small`.
 """
 
 from __future__ import annotations
@@ -39,14 +42,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import benchkit
+import goals
 import httpx
-from benchkit import wait_up
+from benchkit import sized, wait_up
 from webhook_ingest import CLIENT_ID, CLIENT_SECRET, Delivery, spawn, subscribe
 
 import paywire
 from paywire.testing import MotoServer, ServerThread, free_port
 
 WARMUP = 30
+SIZES = {"tiny": {"deliveries": 12, "imports": 1, "cold_runs": 1, "warmup": 6},
+         "small": {"deliveries": 90, "imports": 3, "cold_runs": 1, "warmup": 15},
+         "full": {"deliveries": 300, "imports": 7, "cold_runs": 3, "warmup": WARMUP}}
 IMPORTS = {
     "empty interpreter (python -c pass)": "pass",
     "import boto3": "import boto3",
@@ -71,8 +79,13 @@ def cold_imports(runs: int) -> dict[str, list[float]]:
     return times
 
 
-def report_imports(times: dict[str, list[float]]) -> None:
-    """Medians, net of the empty interpreter, and the ratio to boto3 alone."""
+IMPORT_KEYS = {"import boto3": "boto3", "import paywire.aws.http (HTTP handler)": "http",
+               "import paywire.aws.sqs_consumer": "sqs"}
+
+
+def report_imports(times: dict[str, list[float]]) -> dict[str, float]:
+    """Medians, net of the empty interpreter, and the ratio to boto3 alone; the net
+    milliseconds under goals.py's keys (lambda.import.<module>.ms)."""
     base = statistics.median(times["empty interpreter (python -c pass)"])
     boto = statistics.median(times["import boto3"]) - base
     runs = len(next(iter(times.values())))
@@ -85,6 +98,8 @@ def report_imports(times: dict[str, list[float]]) -> None:
             net = median - base
             line += f"   net {1000 * net:6.0f} ms   vs boto3 alone {net / boto:5.2f}x"
         print(line)
+    return {f"lambda.import.{key}.ms": 1000 * (statistics.median(times[name]) - base)
+            for name, key in IMPORT_KEYS.items()}
 
 
 # --- 2. webhook latency through the handler ------------------------------------------------------
@@ -161,8 +176,8 @@ def cold_invocation(tmp: str, settings: dict[str, Any], delivery: Delivery) -> d
     return figures
 
 
-def run_webhooks(deliveries: int, cold_runs: int, cold: list[dict[str, Any]]
-                 ) -> dict[str, tuple[list[float], dict[str, int]]]:
+def run_webhooks(deliveries: int, cold_runs: int, cold: list[dict[str, Any]],
+                 warmup: int = WARMUP) -> dict[str, tuple[list[float], dict[str, int]]]:
     """Start everything, record deliveries per store, measure each handler (and `cold_runs`
     cold invocations on DynamoDB, into `cold`), stop."""
     from paywire.aws.http import HttpApi
@@ -170,7 +185,7 @@ def run_webhooks(deliveries: int, cold_runs: int, cold: list[dict[str, Any]]
     from paywire.settings import Settings
     from paywire.store.dynamo import ensure_table
 
-    orders = deliveries // 3 + WARMUP // 3 + cold_runs
+    orders = deliveries // 3 + warmup // 3 + cold_runs
     procs: list[subprocess.Popen[bytes]] = []
     moto = MotoServer()
     results: dict[str, tuple[list[float], dict[str, int]]] = {}
@@ -211,9 +226,9 @@ def run_webhooks(deliveries: int, cold_runs: int, cold: list[dict[str, Any]]
                     recorded = recorded_deliveries(front.url, emulator, sink, orders, seen)
                 finally:
                     front.stop()
-                invoke_all(handler, recorded[:WARMUP])
+                invoke_all(handler, recorded[:warmup])
                 held = recorded[-cold_runs:] if url.startswith("dynamodb") else []
-                results[name] = invoke_all(handler, recorded[WARMUP:len(recorded) - len(held)])
+                results[name] = invoke_all(handler, recorded[warmup:len(recorded) - len(held)])
                 for delivery in held:
                     cold.append(cold_invocation(tmp, {
                         "paypal_env": "emulator", "paypal_base_url": emulator,
@@ -229,8 +244,9 @@ def run_webhooks(deliveries: int, cold_runs: int, cold: list[dict[str, Any]]
     return results
 
 
-def report_webhooks(results: dict[str, tuple[list[float], dict[str, int]]]) -> None:
-    """p50/p99 per store and the ratio DynamoDB / SQLite."""
+def report_webhooks(results: dict[str, tuple[list[float], dict[str, int]]]
+                    ) -> dict[str, float]:
+    """p50/p99 per store and the ratio DynamoDB / SQLite; the figures."""
     print("webhook handler (paywire.aws.http through Mangum, API Gateway v2 events, base64 "
           "bodies, one at a time, in this process; verification local, certificate cached)")
     print(f"  {'store':28} {'n':>5} {'p50 ms':>8} {'p99 ms':>8}   answers")
@@ -242,6 +258,10 @@ def report_webhooks(results: dict[str, tuple[list[float], dict[str, int]]]) -> N
     print(f"  ratio DynamoDB on moto / SQLite: p50 {percentile(dyn, 50) / percentile(sql, 50):.1f}x"
           f", p99 {percentile(dyn, 99) / percentile(sql, 99):.1f}x ({os.cpu_count()} cores, CI "
           "has 2; moto is a local Python server, not DynamoDB's service latency)")
+    return {"lambda.webhook.dynamodb.p50": percentile(dyn, 50),
+            "lambda.webhook.dynamodb.p99": percentile(dyn, 99),
+            "lambda.webhook.sqlite.p50": percentile(sql, 50),
+            "lambda.webhook.sqlite.p99": percentile(sql, 99)}
 
 
 def report_cold(cold: list[dict[str, Any]]) -> None:
@@ -259,20 +279,29 @@ def report_cold(cold: list[dict[str, Any]]) -> None:
 def main() -> None:
     """Parse arguments and run both parts."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deliveries", type=int, default=300,
-                        help="measured deliveries per store (default 300)")
-    parser.add_argument("--imports", type=int, default=7,
-                        help="fresh interpreters per import statement (default 7)")
-    parser.add_argument("--cold-runs", type=int, default=3,
-                        help="cold interpreters each taking one webhook (default 3)")
+    parser.add_argument("--size", choices=sorted(SIZES), default="full",
+                        help="preset for the options below (default full: 300, 7, 3)")
+    parser.add_argument("--deliveries", type=int, default=None,
+                        help="measured deliveries per store")
+    parser.add_argument("--imports", type=int, default=None,
+                        help="fresh interpreters per import statement")
+    parser.add_argument("--cold-runs", type=int, default=None,
+                        help="cold interpreters each taking one webhook")
+    parser.add_argument("--warmup", type=int, default=None, help=argparse.SUPPRESS)
+    goals.add_arguments(parser)
     args = parser.parse_args()
-    if args.deliveries < 30 or args.imports < 1 or args.cold_runs < 1:
-        parser.error("--deliveries must be at least 30, --imports and --cold-runs at least 1")
+    sized(args, SIZES)
+    if args.deliveries < 10 or args.imports < 1 or args.cold_runs < 1:
+        parser.error("--deliveries must be at least 10, --imports and --cold-runs at least 1")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the figures, not INFO lines
-    report_imports(cold_imports(args.imports))
+    figures = report_imports(cold_imports(args.imports))
     cold: list[dict[str, Any]] = []
-    report_webhooks(run_webhooks(args.deliveries, args.cold_runs, cold))
+    figures.update(report_webhooks(run_webhooks(args.deliveries, args.cold_runs, cold,
+                                                args.warmup)))
     report_cold(cold)
+    figures["lambda.cold.peak_rss_mb"] = max(r["peak_rss_mb"] for r in cold)
+    goals.report(figures, bench="lambda_webhook", json_path=args.json,
+                 settings=benchkit.settings(args))
 
 
 if __name__ == "__main__":

@@ -1,30 +1,35 @@
 """Webhook ingest: paywire's `POST /webhooks/paypal` against a bare ASGI echo app, same server.
 
-    .venv/bin/python bench/webhook_ingest.py [--deliveries 600] [--concurrency 8]
-                                             [--store sqlite|postgres]
+    .venv/bin/python bench/webhook_ingest.py [--size tiny|small|full] [--deliveries 600]
+        [--concurrency 8 1] [--store sqlite|postgres] [--json PATH]
 
 Processes: the PayPal emulator; paywire with local verification (one uvicorn worker, SQLite, or
-with `--store postgres` a fresh database on $PAYWIRE_TEST_POSTGRES_URL's server, dropped at the
-end); paywire with postback verification (its own copy of the same database, asking the
-emulator about every delivery); a bare ASGI app that reads the body and echoes it, under the same
-uvicorn settings; and this load generator.
+with `--store postgres` a fresh database on PAYWIRE_TEST_POSTGRES_URL's server, default the
+local `test` one); paywire with postback verification (its own copy of the same database, asking
+the emulator about every delivery); a bare ASGI app that reads the body and echoes it, under the
+same uvicorn settings; and this load generator.
 
 Setup: a webhook subscription is registered for the echo app, so the emulator's real signed
 deliveries land there; paywire (local) creates `deliveries / 3` orders, each approved and then
 captured at the emulator directly (CHECKOUT.ORDER.APPROVED, PAYMENT.CAPTURE.COMPLETED,
 CHECKOUT.ORDER.COMPLETED: distinct event ids). Those deliveries, exactly as sent (bytes and
 headers), are recorded from the emulator's log. The postback paywire starts on a copy of the
-database taken then (on PostgreSQL every table but the history log, whose ids a sequence hands
-out), so both paywires know the orders and have applied none of the events.
+database taken then (SQLite's backup API; on PostgreSQL `CREATE DATABASE ... TEMPLATE`, the
+local paywire stopped meanwhile), so both paywires know the orders and have applied none of the
+events.
 
-Measured, in one run with `--concurrency` workers over loopback HTTP: the same deliveries to the
-echo app, to paywire (local: RSA verification with the certificate cached, inbox insert and the
-confirmation task in one transaction, answered `confirming`; then, after the answer, one GET of
-the order at the emulator and the transition and outbox row) and to paywire (postback: one more
-HTTP round trip to the emulator per delivery); each after a warm-up of its own deliveries. Then,
-from the local paywire's own database: the time from an order's first delivery being stored to
-its `order.completed` announcement being written for the shop (PayPal's claims are confirmed
-with its API first, so this is what a shop waits for). Not part of `make test`.
+Measured, in one run over loopback HTTP, for each `--concurrency` (default 8, then 1) on its
+own share of the deliveries: the same deliveries to the echo app, to paywire (local: RSA
+verification with the certificate cached, inbox insert and the confirmation task in one
+transaction, answered `confirming`; then, after the answer, one GET of the order at the emulator
+and the transition and outbox row) and to paywire (postback: one more HTTP round trip to the
+emulator per delivery); each after a warm-up of its own deliveries. Then the first
+concurrency's deliveries to the local paywire again, once they are all stored: every answer
+must be `duplicate` (the dedupe path; the bench fails otherwise). Then, from the local paywire's
+own database: the time from an order's first delivery being stored to its `order.completed`
+announcement being written for the shop (PayPal's claims are confirmed with its API first, so
+this is what a shop waits for). The goals (bench/goals.py) are printed last. Not part of
+`make test`; `make bench` runs `--size small` on each store.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import os
 import secrets
 import sqlite3
@@ -40,22 +44,23 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import benchkit
+import goals
 import httpx
 import sqlalchemy as sa
-from benchkit import Result, load, serve_echo, wait_up
+from benchkit import Result, load, serve_echo, settings, sized, wait_up
 
+from paywire.store import migrate
 from paywire.testing import free_port
 
 CLIENT_ID, CLIENT_SECRET = "bench-client-id", "bench-client-secret"
 WARMUP_ORDERS = 10
-POSTGRES_SERVER = os.environ.get("PAYWIRE_TEST_POSTGRES_URL",
-                                 "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get("PAYWIRE_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 # --- the servers (each in a child process) ---------------------------------------------------
@@ -73,8 +78,8 @@ def serve_emulator(port: int) -> None:
 
 def serve_paywire(port: int, emulator_url: str, data_dir: str, webhook_id: str,
                   mode: str, database_url: str = "") -> None:
-    """paywire for the emulator, on `database_url` (SQLite in `data_dir` if empty), verifying
-    webhooks `mode`-ly."""
+    """paywire for the emulator, verifying webhooks `mode`-ly; its database `database_url`
+    (migrated already), or SQLite in `data_dir` when that is empty."""
     import uvicorn
 
     from paywire.bootstrap import create_app
@@ -153,57 +158,114 @@ def copy_sqlite(src: Path, dst: Path) -> None:
         target.close()
 
 
-@contextlib.contextmanager
-def postgres_databases(names: tuple[str, ...]) -> Iterator[list[str]]:
-    """Fresh, migrated PostgreSQL databases on the test server, one per name, dropped after."""
-    from paywire.store import migrate
+# --- the databases ------------------------------------------------------------------------------
 
-    server = sa.make_url(POSTGRES_SERVER)
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    made = [f"paywire_bench_{name}_{secrets.token_hex(4)}" for name in names]
-    try:
-        urls = []
-        for name in made:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-            urls.append(server.set(database=name).render_as_string(hide_password=False))
-            migrate.upgrade(urls[-1])
-        yield urls
-    finally:
-        with admin.connect() as conn:
-            for name in made:
+
+class Databases:
+    """The two paywires' databases: SQLite files in a directory, or fresh PostgreSQL databases
+    (dropped at the end) on PAYWIRE_TEST_POSTGRES_URL's server."""
+
+    def __init__(self, store: str, tmp: str) -> None:
+        self.store, self.tmp = store, Path(tmp)
+        self.tag = secrets.token_hex(3)  # this run's suffix
+        self.created: list[str] = []
+        self.admin = (sa.create_engine(sa.make_url(POSTGRES_URL), isolation_level="AUTOCOMMIT",
+                                       poolclass=sa.NullPool) if store == "postgres" else None)
+
+    def url(self, name: str) -> str:
+        """paywire's `database_url` for `name` ("" = SQLite in `self.dir(name)`)."""
+        if self.admin is None:
+            return ""
+        return sa.make_url(POSTGRES_URL).set(database=self.created_name(name)).render_as_string(
+            hide_password=False)
+
+    def dir(self, name: str) -> Path:
+        """paywire's data directory for `name`."""
+        path = self.tmp / name
+        path.mkdir(exist_ok=True)
+        return path
+
+    def created_name(self, name: str) -> str:
+        """The PostgreSQL database of `name` (unique to this run)."""
+        return f"paywire_bench_{self.tag}_{name}"
+
+    def create(self, name: str) -> None:
+        """A fresh, migrated database for `name` (SQLite: paywire creates its own file)."""
+        if self.admin is None:
+            return
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{self.created_name(name)}"')
+        self.created.append(self.created_name(name))
+        migrate.upgrade(self.url(name))
+
+    def copy(self, source: str, target: str) -> None:
+        """`target` as a copy of `source` (PostgreSQL: nobody may be connected to `source`)."""
+        if self.admin is None:
+            copy_sqlite(self.dir(source) / "paywire.db", self.dir(target) / "paywire.db")
+            return
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{self.created_name(target)}" '
+                                 f'TEMPLATE "{self.created_name(source)}"')
+        self.created.append(self.created_name(target))
+
+    def engine(self, name: str) -> sa.Engine:
+        """A synchronous engine on `name`'s database (to read it)."""
+        if self.admin is None:
+            return sa.create_engine(f"sqlite:///{self.dir(name) / 'paywire.db'}",
+                                    poolclass=sa.NullPool)
+        return sa.create_engine(self.url(name), poolclass=sa.NullPool)
+
+    def drop(self) -> None:
+        """Drop the PostgreSQL databases this run made."""
+        if self.admin is None:
+            return
+        with self.admin.connect() as conn:
+            for name in self.created:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-def copy_postgres(src: str, dst: str) -> None:
-    """Every table but `history` from one migrated database into another (empty) one."""
-    from paywire.store.sql.tables import metadata
-
-    source, target = sa.create_engine(src), sa.create_engine(dst)
-    try:
-        with source.connect() as read, target.begin() as write:
-            for table in metadata.sorted_tables:
-                if table.name != "history":
-                    found = [dict(row) for row in read.execute(sa.select(table)).mappings()]
-                    if found:
-                        write.execute(sa.insert(table), found)
-    finally:
-        source.dispose()
-        target.dispose()
+        self.admin.dispose()
 
 
 # --- load ----------------------------------------------------------------------------------------
 
 
+def expect(result: Result, answer: str) -> None:
+    """Fail unless every delivery of `result` was answered `answer`."""
+    if result.statuses != {answer: len(result.latencies)}:
+        raise SystemExit(f"{result.name.strip()}: expected every answer {answer!r}, got "
+                         f"{result.statuses}")
+
+
+@dataclass(frozen=True)
+class Pass:
+    """The measured results at one concurrency: echo, local, postback (and duplicate)."""
+
+    concurrency: int
+    results: list[Result]
+
+
 async def measure(targets: list[tuple[str, str]], deliveries: list[Delivery], warm: int,
-                  concurrency: int) -> list[Result]:
-    """Warm each target up on the first `warm` deliveries, then measure it on the rest."""
-    results = []
-    for name, url in targets:
-        await load("warm-up", url, deliveries[:warm], concurrency)
-        results.append(await load(name, url, deliveries[warm:], concurrency))
-    return results
+                  concurrencies: list[int]) -> list[Pass]:
+    """Warm each target up on the first `warm` deliveries, then measure each on its share of
+    the rest at each concurrency (the same share for every target); then the first share to
+    the local paywire again (every answer `duplicate`)."""
+    head, rest = deliveries[:warm], deliveries[warm:]
+    share = len(rest) // len(concurrencies)
+    passes = []
+    for n, concurrency in enumerate(concurrencies):
+        part = rest[n * share:(n + 1) * share]
+        results = []
+        for name, url in targets:
+            if n == 0:
+                await load("warm-up", url, head, concurrency)
+            results.append(await load(name, url, part, concurrency))
+        passes.append(Pass(concurrency, results))
+    local = targets[1][1]
+    expect(await load("warm-up", local, head, concurrencies[0]), "duplicate")
+    duplicate = await load("paywire, same again (duplicate)", local, rest[:share],
+                           concurrencies[0])
+    expect(duplicate, "duplicate")
+    passes[0].results.append(duplicate)
+    return passes
 
 
 @dataclass(frozen=True)
@@ -214,13 +276,16 @@ class Announced:
     delays: list[float]
 
 
-def announced(url: str, orders: int, wait: float = 30.0) -> Announced:
+def _when(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def announced(engine: sa.Engine, orders: int, wait: float = 30.0) -> Announced:
     """For each order: first delivery stored (inbox `received_at`) -> `order.completed` written
     (outbox `created_at`), both paywire's own clock; waits for the confirmations to finish."""
     query = sa.text("SELECT MIN(i.received_at), o.created_at FROM outbox o JOIN inbox_events i "
                     "ON i.order_id = o.order_id WHERE o.type = 'order.completed' "
                     "GROUP BY o.order_id, o.created_at")
-    engine = sa.create_engine(url, poolclass=sa.NullPool)
     deadline = time.monotonic() + wait
     try:
         while True:
@@ -231,31 +296,45 @@ def announced(url: str, orders: int, wait: float = 30.0) -> Announced:
             time.sleep(0.2)
     finally:
         engine.dispose()
-
-    def at(value: str | datetime) -> datetime:  # SQLite keeps ISO text, PostgreSQL timestamptz
-        return datetime.fromisoformat(value) if isinstance(value, str) else value
-
-    delays = [1000 * (at(done) - at(first)).total_seconds() for first, done in rows]
+    delays = [1000 * (_when(done) - _when(first)).total_seconds() for first, done in rows]
     return Announced(orders, delays)
 
 
-def report(results: list[Result], concurrency: int, shop: Announced,
-           store: str = "sqlite") -> None:
+KIND = {"bare ASGI echo": "echo", "paywire, local verification": "local",
+        "paywire, postback verification": "postback", "paywire, same again (duplicate)":
+        "duplicate"}
+
+
+def figures(passes: list[Pass], store: str) -> dict[str, float]:
+    """The measured figures under goals.py's keys (webhook.<store>.c<n>.<kind>.<figure>)."""
+    out: dict[str, float] = {}
+    for p in passes:
+        for r in p.results:
+            key = f"webhook.{store}.c{p.concurrency}.{KIND[r.name]}"
+            out.update({f"{key}.rate": r.rate, f"{key}.p50": r.percentile(50),
+                        f"{key}.p99": r.percentile(99)})
+    return out
+
+
+def report(passes: list[Pass], store: str, shop: Announced) -> None:
     """The figures and the ratios against the echo baseline."""
-    echo = results[0]
-    print(f"webhook ingest: {len(echo.latencies)} signed deliveries per server (distinct event "
-          f"ids), concurrency {concurrency}, one uvicorn worker each, paywire on {store}")
-    print(f"machine: {os.cpu_count()} cores (CI machines have 2); every process (emulator, "
+    label = {"sqlite": "SQLite", "postgres": "PostgreSQL"}[store]
+    print(f"webhook ingest: {len(passes[0].results[0].latencies)} signed deliveries per server "
+          f"and concurrency (distinct event ids), one uvicorn worker each, paywire on {label}")
+    print(f"machine: {goals.machine()} (CI machines have 2 cores); every process (emulator, "
           "servers, this load generator) shares them, over loopback HTTP")
-    print(f"{'':34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}   answers")
-    for r in results:
-        answers = ", ".join(f"{k} {v}" for k, v in sorted(r.statuses.items()))
-        print(f"{r.name:34} {r.rate:8.1f} {r.percentile(50):8.2f} {r.percentile(99):8.2f}   "
-              f"{answers}")
-    for r in results[1:]:
-        print(f"ratio {r.name.strip()} / echo: throughput {r.rate / echo.rate:.2f}x, "
-              f"p50 {r.percentile(50) / echo.percentile(50):.1f}x, "
-              f"p99 {r.percentile(99) / echo.percentile(99):.1f}x")
+    print(f"{'':38} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}   answers")
+    for p in passes:
+        print(f"concurrency {p.concurrency}")
+        for r in p.results:
+            answers = ", ".join(f"{k} {v}" for k, v in sorted(r.statuses.items()))
+            print(f"  {r.name:36} {r.rate:8.1f} {r.percentile(50):8.2f} "
+                  f"{r.percentile(99):8.2f}   {answers}")
+        echo = p.results[0]
+        for r in p.results[1:]:
+            print(f"  ratio {r.name.strip()} / echo: throughput {r.rate / echo.rate:.2f}x, "
+                  f"p50 {r.percentile(50) / echo.percentile(50):.1f}x, "
+                  f"p99 {r.percentile(99) / echo.percentile(99):.1f}x")
     if len(shop.delays) >= 2:
         cuts = statistics.quantiles(shop.delays, n=100, method="inclusive")
         print(f"delivery -> order.completed written (local paywire, confirmed with PayPal's "
@@ -266,17 +345,12 @@ def report(results: list[Result], concurrency: int, shop: Announced,
               "orders announced")
 
 
-def run(deliveries: int, concurrency: int,
-        store: str = "sqlite") -> tuple[list[Result], Announced]:
+def run(deliveries: int, concurrencies: list[int], store: str,
+        warm_orders: int) -> tuple[list[Pass], Announced]:
     """Start everything, record deliveries, measure, stop."""
     procs: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory(prefix="paywire-bench-") as tmp, \
-            contextlib.ExitStack() as stack:
-        if store == "postgres":
-            local_db, postback_db = stack.enter_context(postgres_databases(("local",
-                                                                            "postback")))
-        else:
-            local_db = postback_db = ""  # SQLite in each paywire's data directory
+    with tempfile.TemporaryDirectory(prefix="paywire-bench-") as tmp:
+        dbs = Databases(store, tmp)
         ports = [free_port() for _ in range(4)]
         emulator, echo, local, postback = (f"http://127.0.0.1:{p}" for p in ports)
         try:
@@ -286,32 +360,40 @@ def run(deliveries: int, concurrency: int,
             wait_up(echo, procs[-1])
             sink = f"{echo}/webhooks/paypal"
             webhook_id = subscribe(emulator, sink)
-            local_dir, postback_dir = Path(tmp, "local"), Path(tmp, "postback")
-            postback_dir.mkdir()
-            procs.append(spawn("paywire", str(ports[2]), emulator, str(local_dir), webhook_id,
-                               "local", local_db))
-            wait_up(f"{local}/healthz", procs[-1])
-            orders = deliveries // 3 + WARMUP_ORDERS
-            recorded = asyncio.run(make_deliveries(local, emulator, sink, orders, concurrency))
+            dbs.create("local")
+
+            def start(name: str, port: int, mode: str) -> None:
+                procs.append(spawn("paywire", str(port), emulator, str(dbs.dir(name)),
+                                   webhook_id, mode, dbs.url(name)))
+                wait_up(f"http://127.0.0.1:{port}/healthz", procs[-1])
+
+            start("local", ports[2], "local")
+            orders = deliveries * len(concurrencies) // 3 + warm_orders
+            recorded = asyncio.run(make_deliveries(local, emulator, sink, orders, 8))
+            if store == "postgres":  # a template database may have no one connected
+                stop(procs.pop())
+            dbs.copy("local", "postback")
             if store == "postgres":
-                copy_postgres(local_db, postback_db)
-            else:
-                copy_sqlite(local_dir / "paywire.db", postback_dir / "paywire.db")
-            procs.append(spawn("paywire", str(ports[3]), emulator, str(postback_dir),
-                               webhook_id, "postback", postback_db))
-            wait_up(f"{postback}/healthz", procs[-1])
-            results = asyncio.run(measure(
+                start("local", ports[2], "local")
+            start("postback", ports[3], "postback")
+            passes = asyncio.run(measure(
                 [("bare ASGI echo", sink), ("paywire, local verification",
                                             f"{local}/webhooks/paypal"),
                  ("paywire, postback verification", f"{postback}/webhooks/paypal")],
-                recorded, 3 * WARMUP_ORDERS, concurrency))
-            return results, announced(local_db or f"sqlite:///{local_dir / 'paywire.db'}",
-                                      orders)
+                recorded, 3 * warm_orders, concurrencies))
+            return passes, announced(dbs.engine("local"), orders)
         finally:
             for proc in procs:
                 proc.terminate()
             for proc in procs:
                 proc.wait(timeout=15)
+            dbs.drop()
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop one server and wait for it."""
+    proc.terminate()
+    proc.wait(timeout=15)
 
 
 def subscribe(emulator: str, url: str) -> str:
@@ -324,15 +406,24 @@ def subscribe(emulator: str, url: str) -> str:
     return str(r.json()["id"])
 
 
+SIZES = {"tiny": {"deliveries": 12, "concurrency": [8, 1], "warm_orders": 2},
+         "small": {"deliveries": 150, "concurrency": [8, 1], "warm_orders": 5},
+         "full": {"deliveries": 600, "concurrency": [8, 1], "warm_orders": WARMUP_ORDERS}}
+
+
 def main() -> None:
     """Parse arguments; serve one side (child) or run the whole benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deliveries", type=int, default=600,
-                        help="measured deliveries per server (default 600)")
-    parser.add_argument("--concurrency", type=int, default=8, help="workers (default 8)")
-    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
-                        help="paywire's database (default sqlite; postgres: a fresh database "
-                             "on $PAYWIRE_TEST_POSTGRES_URL's server)")
+    parser.add_argument("--size", choices=sorted(SIZES), default="full",
+                        help="preset for the options below (default full: 600, 8 then 1)")
+    parser.add_argument("--deliveries", type=int, default=None,
+                        help="measured deliveries per server and concurrency")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=None,
+                        help="workers, one measured pass each (the first also replays "
+                             "duplicates)")
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--warm-orders", type=int, default=None, help=argparse.SUPPRESS)
+    goals.add_arguments(parser)
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -344,10 +435,13 @@ def main() -> None:
         else:
             serve_paywire(int(port), *rest)
         return
-    if args.deliveries < 30 or args.concurrency < 1:
-        parser.error("--deliveries must be at least 30 and --concurrency at least 1")
-    results, shop = run(args.deliveries, args.concurrency, args.store)
-    report(results, args.concurrency, shop, args.store)
+    sized(args, SIZES)
+    if args.deliveries < 10 or min(args.concurrency) < 1:
+        parser.error("--deliveries must be at least 10 and --concurrency at least 1")
+    passes, shop = run(args.deliveries, args.concurrency, args.store, args.warm_orders)
+    report(passes, args.store, shop)
+    goals.report(figures(passes, args.store), bench="webhook_ingest", json_path=args.json,
+                 settings=settings(args))
 
 
 if __name__ == "__main__":

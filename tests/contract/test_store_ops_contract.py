@@ -131,6 +131,42 @@ async def test_finish_records_outcome_and_releases_lease(store: Store) -> None:
         [(msg_id(1), 1, "HTTP 503", "w-2")]
 
 
+async def test_finish_many_records_one_outcome_for_the_messages_still_leased(
+        store: Store) -> None:
+    """Finishing several messages at once records the outcome for those whose lease the owner
+    still holds, and only those (a lapsed lease taken by another owner stays theirs); it
+    refuses what finishing one refuses."""
+    await add_messages(store, 4)
+    async with store.transaction() as uow:
+        assert len(await uow.claim_outbox("w-1", at(5), at(30), limit=4)) == 4
+        assert [m.id for m in await uow.claim_outbox("w-2", at(31), at(90), limit=1)] == \
+            [msg_id(0)]  # w-1's lease on msg-000 lapsed; w-2 took it
+        recorded = await uow.finish_outbox_many(
+            [msg_id(0), msg_id(1), msg_id(2), msg_id(3), "msg-999"], "w-1",
+            status="delivered", attempts=1, next_attempt_at=None, last_error=None, now=at(32))
+        assert await uow.finish_outbox_many([], "w-1", status="dead", attempts=1,
+                                            next_attempt_at=None, last_error="x",
+                                            now=at(32)) == set()
+        with pytest.raises(ValueError, match="status"):
+            await uow.finish_outbox_many([msg_id(0)], "w-2", status="leased", attempts=1,
+                                         next_attempt_at=None, last_error=None, now=at(33))
+        with pytest.raises(ValueError, match="next_attempt_at"):
+            await uow.finish_outbox_many([msg_id(0)], "w-2", status="pending", attempts=1,
+                                         next_attempt_at=None, last_error=None, now=at(33))
+        retried = await uow.finish_outbox_many([msg_id(0)], "w-2", status="pending",
+                                               attempts=1, next_attempt_at=at(60),
+                                               last_error="HTTP 503", now=at(33))
+        found = [await uow.get_outbox(msg_id(n)) for n in range(4)]
+    assert recorded == {msg_id(1), msg_id(2), msg_id(3)} and retried == {msg_id(0)}
+    assert all(m is not None for m in found)
+    assert [(m.status, m.attempts, m.delivered_at, m.lease_owner, m.last_error)
+            for m in found if m is not None] == [
+        ("pending", 1, None, None, "HTTP 503"),
+        ("delivered", 1, at(32), None, None),
+        ("delivered", 1, at(32), None, None),
+        ("delivered", 1, at(32), None, None)]
+
+
 async def test_queued_message_is_settled_by_its_consumer_once(store: Store) -> None:
     """A message handed to a queue is not claimed again; its consumer settles it (delivered or
     dead) without a lease, and a second delivered report of it changes nothing."""

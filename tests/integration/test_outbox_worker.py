@@ -259,6 +259,36 @@ async def test_kill_9_mid_delivery_resends_under_the_same_id(store: Store, shop:
     assert set(shop.received) == set(ids)
 
 
+async def test_a_batch_records_each_outcome_without_waiting_for_the_slowest(
+        store: Store, shop: Shop) -> None:
+    """Outcomes are recorded as deliveries finish: while the shop holds one message of a
+    batch, the batch's others are already delivered in the store; then that one is too."""
+    ids = await seed(store, 4)
+    shop.block = threading.Event()
+    target = HttpCallbackTarget(shop.url, SECRET, timeout=30)
+    w = worker(store, [target], batch=4, concurrency=4, lease=timedelta(seconds=60))
+    round_ = asyncio.create_task(w.run_once())
+    try:
+        assert await asyncio.to_thread(shop.first.wait, 30), "the worker never delivered"
+        held = shop.received[0]
+        others = [i for i in ids if i != held]
+        for _ in range(300):
+            done = await outcome(store, others)
+            if all(m.status == "delivered" for m in done):
+                break
+            await asyncio.sleep(0.05)
+        assert [m.status for m in done] == ["delivered"] * 3
+        assert not round_.done()  # the held delivery is still in flight...
+        assert (await outcome(store, [held]))[0].status == "pending"
+        shop.block.set()
+        assert await asyncio.wait_for(round_, 30) == 4
+    finally:
+        shop.block.set()
+        await target.aclose()
+    assert [m.status for m in await outcome(store, ids)] == ["delivered"] * 4  # ...then it too
+    assert w.counters["delivered"] == 4 and w.counters["lease_lost"] == 0
+
+
 async def test_four_workers_deliver_each_row_to_one_claimer_at_a_time(
         store: Store, shop: Shop, database: str) -> None:
     """Four workers on one outbox never have the same message in flight twice."""

@@ -7,6 +7,7 @@ worker, the queue consumer and the operator use (claims with a lease, outcomes, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -61,6 +62,14 @@ class Outbox(Protocol):
         """Record a delivery attempt if `owner` still holds the lease (status delivered,
         queued (handed to a queue whose consumer delivers it), pending (retry at
         `next_attempt_at`) or dead); releases the lease. True if recorded."""
+        ...
+
+    async def finish_outbox_many(self, message_ids: Sequence[str], owner: str, *, status: str,
+                                 attempts: int, next_attempt_at: datetime | None,
+                                 last_error: str | None, now: datetime) -> set[str]:
+        """`finish_outbox` for several messages with one and the same outcome (the worker's
+        group of deliveries that finished together): one statement where the backend allows.
+        The ids recorded: those whose lease `owner` still held."""
         ...
 
     async def settle_outbox(self, message_id: str, *, status: str, last_error: str | None,

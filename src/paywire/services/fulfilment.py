@@ -2,7 +2,8 @@
 
 Each round claims due messages with a lease (a conditional update in its own transaction, so
 concurrent workers never hold the same message), hands every message to *every* target, and
-records the outcome in a second transaction, and only if the lease is still ours. A message is
+records the outcome in another transaction, and only if the lease is still ours (outcomes that
+finish together share that transaction: a group commit, not one commit per message). A message is
 delivered when all targets accepted it; if any target fails the whole message is retried, so
 targets must be idempotent on the message id (the shop deduplicates on `webhook-id`).
 
@@ -29,7 +30,8 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from paywire.domain.errors import DeliveryError
 from paywire.domain.retry import Backoff, FullJitter, Jitter
@@ -78,6 +80,23 @@ async def hand_over(targets: Sequence[DeliveryTarget],
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One delivery attempt's outcome, to be recorded while the lease holds."""
+
+    message: OutboxMessage
+    status: str  # delivered | queued | pending (retry at next_at) | dead
+    attempts: int
+    next_at: datetime | None
+    error: str | None
+    now: datetime
+
+
+def _oldest(a: Attempt) -> tuple[datetime, str]:
+    # Claim order: a group's outcomes (and dead flags) are written in a stable order.
+    return a.message.created_at, a.message.id
+
+
 class OutboxWorker:
     """Delivers outbox messages to the configured targets."""
 
@@ -113,16 +132,33 @@ class OutboxWorker:
         async with self.store.transaction() as uow:
             messages = await uow.claim_outbox(self.owner, now, now + self.lease, self.batch)
         if messages:
-            # Delivered side by side (bounded), so one slow shop answer does not hold the
-            # rest of the batch past its lease.
-            slots = asyncio.Semaphore(self.concurrency)
-
-            async def bounded(message: OutboxMessage) -> None:
-                async with slots:
-                    await self._process(message)
-
-            await asyncio.gather(*(bounded(m) for m in messages))
+            await self._deliver_batch(messages)
         return len(messages)
+
+    async def _deliver_batch(self, messages: Sequence[OutboxMessage]) -> None:
+        """Deliver side by side (bounded), so one slow shop answer does not hold the rest of
+        the batch past its lease, and record outcomes as they come: every outcome that arrived
+        while the previous group was being written is written in one unit of work (a group
+        commit), so a batch costs a few commits rather than one per message, and no message
+        waits for the whole batch to be recorded. A failure to record (the store down) stops
+        the batch: its unrecorded messages keep their lease and are sent again once it lapses
+        (at least once, under the same id)."""
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def bounded(message: OutboxMessage) -> Attempt:
+            async with slots:
+                return await self._attempt(message)
+
+        waiting = {asyncio.create_task(bounded(m)) for m in messages}
+        try:
+            while waiting:
+                done, waiting = await asyncio.wait(waiting,
+                                                   return_when=asyncio.FIRST_COMPLETED)
+                await self._record(sorted((task.result() for task in done), key=_oldest))
+        finally:
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
 
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
         """Deliver until `stop` is set; sleeps `interval` seconds whenever nothing is due (the
@@ -140,7 +176,8 @@ class OutboxWorker:
             if close is not None:
                 await close()
 
-    async def _process(self, message: OutboxMessage) -> None:
+    async def _attempt(self, message: OutboxMessage) -> Attempt:
+        """Hand `message` to the targets; what to record for it (counted and logged now)."""
         attempts = message.attempts + 1
         failure = await self._deliver(message)
         now = self.clock.now()
@@ -162,28 +199,48 @@ class OutboxWorker:
                 self.counters["retried"] += 1
                 log.info("outbox message %s not delivered (attempt %d): %s", message.id,
                          attempts, error)
+        return Attempt(message, status, attempts, next_at, error, now)
 
-        async def commit() -> bool:
+    async def _record(self, group: Sequence[Attempt]) -> None:
+        """Write `group`'s outcomes in one unit of work, one statement per distinct outcome
+        (`finish_outbox_many`: usually one, every message delivered at its first attempt),
+        each only while our lease holds; flag the order of a message that went dead, in the
+        same unit of work. `delivered_at` is the latest of the outcome's attempts' times."""
+        alike: dict[tuple[str, int, datetime | None, str | None], list[Attempt]] = {}
+        for a in group:
+            alike.setdefault((a.status, a.attempts, a.next_at, a.error), []).append(a)
+
+        async def commit() -> set[str]:
+            recorded: set[str] = set()
             async with self.store.transaction() as uow:
-                recorded = await uow.finish_outbox(message.id, self.owner, status=status,
-                                                   attempts=attempts, next_attempt_at=next_at,
-                                                   last_error=error, now=now)
-                if recorded and status == "dead":
-                    reason = attention_reason(message.type)
-                    order = await uow.get_order(message.order_id)
-                    if order is not None and order.needs_attention != reason:
-                        await flag_attention(uow, order, reason, now, source=SOURCE,
-                                             message_id=message.id, message_type=message.type,
-                                             last_error=error)
-                return recorded
+                for (status, attempts, next_at, error), same in alike.items():
+                    done = await uow.finish_outbox_many(
+                        [a.message.id for a in same], self.owner, status=status,
+                        attempts=attempts, next_attempt_at=next_at, last_error=error,
+                        now=max(a.now for a in same))
+                    recorded |= done
+                    for a in same:
+                        if status == "dead" and a.message.id in done:
+                            await self._flag(uow, a)
+            return recorded
 
         recorded = await retry_on_conflict(commit)
-        if not recorded:
-            # Our lease lapsed mid-delivery and another worker took the message: its outcome
-            # stands (the shop may have heard this id twice, which it tolerates).
-            self.counters["lease_lost"] += 1
-            log.warning("outbox message %s: lease lost before the outcome was recorded",
-                        message.id)
+        for a in group:
+            if a.message.id not in recorded:
+                # Our lease lapsed mid-delivery and another worker took the message: its
+                # outcome stands (the shop may have heard this id twice, which it tolerates).
+                self.counters["lease_lost"] += 1
+                log.warning("outbox message %s: lease lost before the outcome was recorded",
+                            a.message.id)
+
+    async def _flag(self, uow: DeliveryUnit, a: Attempt) -> None:
+        """Flag the order of a message that went dead (once per reason)."""
+        reason = attention_reason(a.message.type)
+        order = await uow.get_order(a.message.order_id)
+        if order is not None and order.needs_attention != reason:
+            await flag_attention(uow, order, reason, a.now, source=SOURCE,
+                                 message_id=a.message.id, message_type=a.message.type,
+                                 last_error=a.error)
 
     async def _deliver(self, message: OutboxMessage) -> DeliveryError | None:
         """Hand the message to every target; the first failure, or None if all accepted."""

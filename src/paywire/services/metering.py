@@ -21,7 +21,7 @@ Counting happens at the composition root's seams, so the use cases stay as they 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -211,6 +211,17 @@ class _MeteredUnitOfWork:
             next_attempt_at=next_attempt_at, last_error=last_error, now=now)
         if recorded and status == "dead":
             self._pending.counts.append((OUTBOX_MESSAGES_DEAD, {}))
+        return recorded
+
+    async def finish_outbox_many(self, message_ids: Sequence[str], owner: str, *, status: str,
+                                 attempts: int, next_attempt_at: datetime | None,
+                                 last_error: str | None, now: datetime) -> set[str]:
+        """The store's `finish_outbox_many`; each recorded `dead` is a dead message."""
+        recorded = await self._uow.finish_outbox_many(
+            message_ids, owner, status=status, attempts=attempts,
+            next_attempt_at=next_attempt_at, last_error=last_error, now=now)
+        if status == "dead":
+            self._pending.counts.extend((OUTBOX_MESSAGES_DEAD, {}) for _ in recorded)
         return recorded
 
     async def settle_outbox(self, message_id: str, *, status: str, last_error: str | None,

@@ -12,6 +12,7 @@ cancels concurrent transactions on one item, so such a counter would serialize e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from paywire.domain.errors import ConflictError
@@ -75,6 +76,19 @@ class DynamoOutbox(DynamoUnit):
             attempts=attempts, last_error=last_error,
             next_attempt_at=None if next_attempt_at is None else di.ts(next_attempt_at),
             delivered_at=di.ts(now) if status == "delivered" else None)
+
+    async def finish_outbox_many(self, message_ids: Sequence[str], owner: str, *, status: str,
+                                 attempts: int, next_attempt_at: datetime | None,
+                                 last_error: str | None, now: datetime) -> set[str]:
+        """`finish_outbox` for each id in turn (DynamoDB has no conditional update of several
+        items that lets some fail); the ids recorded."""
+        recorded = set()
+        for message_id in message_ids:
+            if await self.finish_outbox(message_id, owner, status=status, attempts=attempts,
+                                        next_attempt_at=next_attempt_at, last_error=last_error,
+                                        now=now):
+                recorded.add(message_id)
+        return recorded
 
     async def settle_outbox(self, message_id: str, *, status: str, last_error: str | None,
                             now: datetime) -> bool:

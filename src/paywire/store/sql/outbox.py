@@ -10,7 +10,9 @@ of work commits, never across a delivery.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -28,6 +30,21 @@ REVIVABLE_STATUSES = ("dead", "queued")  # what `paywire outbox retry` sends aga
 @prebuilt
 def _add(postgres: bool) -> sa.Executable:
     return insert_of(outbox, postgres).on_conflict_do_nothing(index_elements=[outbox.c.key])
+
+
+_CHUNK = 500  # ids per statement (well under SQLite's bound-parameter limit)
+
+
+def _finished(status: str, attempts: int, next_attempt_at: datetime | None,
+              last_error: str | None, now: datetime) -> dict[str, Any]:
+    """The columns a finished attempt sets (ValueError for an outcome that cannot be)."""
+    if status not in OUTBOX_STATUSES:
+        raise ValueError(f"outbox status must be one of {list(OUTBOX_STATUSES)}")
+    if status == "pending" and next_attempt_at is None:
+        raise ValueError("a pending (retried) message needs next_attempt_at")
+    return {"status": status, "attempts": attempts, "next_attempt_at": next_attempt_at,
+            "last_error": last_error, "delivered_at": now if status == "delivered" else None,
+            "lease_owner": None, "lease_until": None}
 
 
 class SqlOutbox(SqlBase):
@@ -63,17 +80,25 @@ class SqlOutbox(SqlBase):
         `next_attempt_at`. Ownership alone decides, as for truth tasks: an owner whose lease
         lapsed may still report while nobody has re-claimed the message, and not after.
         """
-        if status not in OUTBOX_STATUSES:
-            raise ValueError(f"outbox status must be one of {list(OUTBOX_STATUSES)}")
-        if status == "pending" and next_attempt_at is None:
-            raise ValueError("a pending (retried) message needs next_attempt_at")
         t = outbox
         stmt = (sa.update(t).where(t.c.id == message_id, t.c.lease_owner == owner)
-                .values(status=status, attempts=attempts, next_attempt_at=next_attempt_at,
-                        last_error=last_error,
-                        delivered_at=now if status == "delivered" else None,
-                        lease_owner=None, lease_until=None))
+                .values(_finished(status, attempts, next_attempt_at, last_error, now)))
         return (await self._run(stmt)).rowcount == 1
+
+    async def finish_outbox_many(self, message_ids: Sequence[str], owner: str, *, status: str,
+                                 attempts: int, next_attempt_at: datetime | None,
+                                 last_error: str | None, now: datetime) -> set[str]:
+        """`finish_outbox` for several messages with one outcome: one `UPDATE ... WHERE id IN
+        (...) AND lease_owner = owner RETURNING id` per `_CHUNK` ids; the ids recorded."""
+        t = outbox
+        values = _finished(status, attempts, next_attempt_at, last_error, now)
+        recorded: set[str] = set()
+        for start in range(0, len(message_ids), _CHUNK):
+            chunk = list(message_ids[start:start + _CHUNK])
+            stmt = (sa.update(t).where(t.c.id.in_(chunk), t.c.lease_owner == owner)
+                    .values(values).returning(t.c.id))
+            recorded.update((await self._run(stmt)).scalars())
+        return recorded
 
     async def settle_outbox(self, message_id: str, *, status: str, last_error: str | None,
                             now: datetime) -> bool:

@@ -1,0 +1,51 @@
+"""Every benchmark of `make bench` (bench/suite.py's BENCHES) still runs, at its tiny size.
+
+Each is run as `make bench` runs it, in its own process with `--size tiny --json FILE`: it must
+exit 0 (a bench exits non-zero when it breaks or sees something wrong, e.g. a delivery not
+answered `duplicate`, an order not completed, a fact under two message ids) and print, beside the
+machine's core count, a verdict for every goal of bench/goals.py it measures, from figures of
+this run. No figure is compared with a goal here: a tiny run on a shared machine times nothing
+worth asserting. bench/storm.py has its own test (test_storm.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import suite  # bench/suite.py, found through the path above
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("bench", suite.BENCHES, ids=[b.name for b in suite.BENCHES])
+def test_bench_runs_tiny_and_prints_a_verdict_for_each_of_its_goals(bench: suite.Bench,
+                                                                      tmp_path: Path) -> None:
+    """The bench exits 0 at its tiny size and prints (and writes) a verdict for each of its
+    goals, with the core count; every figure it wrote is a finite, non-negative number."""
+    path = tmp_path / f"{bench.name}.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYWIRE_")
+           or k == "PAYWIRE_TEST_POSTGRES_URL"}
+    done = subprocess.run(bench.command("tiny", path), capture_output=True, text=True,  # noqa: S603
+                          env=env, cwd=tmp_path, timeout=190, check=False)
+    output = f"{done.stdout[-4000:]}\n--- stderr ---\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, output
+    result = json.loads(path.read_text())
+    expected = {g.name for g in suite.expected_goals(bench)}
+    assert expected, f"{bench.name} measures no goal of bench/goals.py"
+    assert {v["name"] for v in result["goals"]} == expected, output
+    assert result["cpu_count"] == os.cpu_count()
+    assert all(isinstance(v, int | float) and math.isfinite(v) and v >= 0
+               for v in result["figures"].values()), result["figures"]
+    table = done.stdout[done.stdout.index("goals ("):]
+    assert f"{os.cpu_count()} cores" in table.splitlines()[0], output
+    for name in expected:
+        line = next((x for x in table.splitlines() if name in x), None)
+        assert line is not None and line.rstrip().endswith(("met", "MISSED")), output
