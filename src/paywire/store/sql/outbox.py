@@ -29,10 +29,10 @@ class SqlOutbox(SqlBase):
     """Announcements written beside their change, and their delivery."""
 
     async def add_announcement(self, announcement: Announcement, message_id: str,
-                               now: datetime) -> bool:
+                               now: datetime, trace_id: str | None = None) -> bool:
         """Put the announcement in the outbox unless its key exists; True if written."""
         stmt = (self._insert(outbox)
-                .values(rows.outbox_values(announcement, message_id, now))
+                .values(rows.outbox_values(announcement, message_id, now, trace_id))
                 .on_conflict_do_nothing(index_elements=[outbox.c.key]))
         return (await self._run(stmt)).rowcount == 1
 
