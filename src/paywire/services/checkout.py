@@ -13,6 +13,7 @@ import dataclasses
 from datetime import timedelta
 from typing import Any
 
+from paywire.domain import trace
 from paywire.domain.errors import IllegalTransition, ProviderError
 from paywire.domain.facts import AttemptOver, Created, Fact
 from paywire.domain.money import Money
@@ -62,7 +63,8 @@ class Checkout:
         `metadata` is kept with the order (APS needs the buyer's `customer_email`)."""
         order_id = order_id or new_id("ord")
         at = self.providers.named(provider) if provider else self.providers.default
-        order = Order.new(order_id, intent, lines, self.clock.now(), provider=at.name)
+        order = Order.new(order_id, intent, lines, self.clock.now(), provider=at.name,
+                          trace_id=trace.current_id())
         if metadata:
             order = dataclasses.replace(order, metadata=dict(metadata))
         for line in lines:
@@ -76,9 +78,10 @@ class Checkout:
                     order_id=order.id, at=order.created_at, source="api", verdict="APPLY",
                     from_status=S.CREATED, to_status=S.CREATED,
                     detail={"amount": order.amount.to_decimal(),
-                            "currency": order.amount.currency}))
+                            "currency": order.amount.currency}, trace_id=order.trace_id))
             else:
                 order = existing  # a retried Idempotency-Key resumes its own order
+        trace.follow(order.trace_id, order_id=order.id, provider=order.provider)
         if order.provider_order_id is None:
             order = await self._create_at_provider(order)
         return order

@@ -29,8 +29,10 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import timedelta
 
+from paywire.domain import trace
 from paywire.domain.errors import DeliveryError
 from paywire.domain.retry import Backoff, FullJitter, Jitter
 from paywire.domain.retry import no_jitter as no_jitter  # where the outbox's tests take it
@@ -78,6 +80,13 @@ async def hand_over(targets: Sequence[DeliveryTarget],
     return None
 
 
+def delivering(message: OutboxMessage) -> AbstractContextManager[trace.Work]:
+    """The delivery of `message` as work of its own in the trace it was written in (its
+    log lines name the message and its order; the shop's callback carries the trace)."""
+    return trace.scope(trace.join(message.trace_id), order_id=message.order_id,
+                       message_id=message.id)
+
+
 class OutboxWorker:
     """Delivers outbox messages to the configured targets."""
 
@@ -119,7 +128,8 @@ class OutboxWorker:
 
             async def bounded(message: OutboxMessage) -> None:
                 async with slots:
-                    await self._process(message)
+                    with delivering(message):
+                        await self._process(message)
 
             await asyncio.gather(*(bounded(m) for m in messages))
         return len(messages)
@@ -156,12 +166,12 @@ class OutboxWorker:
                 log.error("outbox message %s dead", message.id, extra={
                     "message_id": message.id, "message_type": message.type,
                     "order_id": message.order_id, "attempts": attempts, "last_error": error,
-                    "reason": "max_age" if too_old else "not_retryable"})
+                    "reason": "max_age" if too_old else "not_retryable", "outcome": "dead"})
             else:
                 status, next_at = "pending", now + self._backoff(attempts)
                 self.counters["retried"] += 1
                 log.info("outbox message %s not delivered (attempt %d): %s", message.id,
-                         attempts, error)
+                         attempts, error, extra={"outcome": "retry", "attempts": attempts})
 
         async def commit() -> bool:
             async with self.store.transaction() as uow:
@@ -178,12 +188,16 @@ class OutboxWorker:
                 return recorded
 
         recorded = await retry_on_conflict(commit)
+        if recorded and failure is None:
+            log.info("outbox message %s %s (attempt %d)", message.id, status, attempts,
+                     extra={"outcome": status, "message_type": message.type,
+                            "attempts": attempts})
         if not recorded:
             # Our lease lapsed mid-delivery and another worker took the message: its outcome
             # stands (the shop may have heard this id twice, which it tolerates).
             self.counters["lease_lost"] += 1
             log.warning("outbox message %s: lease lost before the outcome was recorded",
-                        message.id)
+                        message.id, extra={"outcome": "lease_lost"})
 
     async def _deliver(self, message: OutboxMessage) -> DeliveryError | None:
         """Hand the message to every target; the first failure, or None if all accepted."""
