@@ -137,6 +137,7 @@ def test_follow_joins_an_orders_trace_only_when_paywire_started_the_work() -> No
     with trace.scope(trace.start()) as work:
         before = work.trace
         trace.follow(None)
+        trace.follow(before.trace_id)  # its own trace (an order it just created): same span
         assert work.trace is before
     trace.follow(TRACE, order_id="ord_1")  # outside any work: nothing happens
     assert trace.current() is None
@@ -154,14 +155,15 @@ async def _learn() -> None:
 
 
 def test_header_for_a_stored_trace() -> None:
-    """The current span when it is in that trace, a fresh span of it otherwise, None for no
-    valid id."""
+    """The current span when it is in that trace, a fresh span of it otherwise; a record with
+    no valid id goes out in the current span, and outside any work with none."""
     assert trace.header_for(None) is None and trace.header_for("nope") is None
     assert (trace.header_for(TRACE) or "").startswith(f"00-{TRACE}-")
     with trace.scope(trace.join(TRACE)) as work:
         assert trace.header_for(TRACE) == work.trace.traceparent
         other = trace.new_trace_id()
         assert (trace.header_for(other) or "").startswith(f"00-{other}-")
+        assert trace.header_for(None) == trace.header_for("0" * 32) == work.trace.traceparent
 
 
 @given(st.text(max_size=80))

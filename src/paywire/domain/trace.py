@@ -200,7 +200,8 @@ def follow(trace_id: str | None, **fields: str | None) -> None:
     if found is None:
         return
     tag(**fields)
-    if found.trace.origin == "new" and is_trace_id(trace_id):
+    if (found.trace.origin == "new" and is_trace_id(trace_id)
+            and trace_id != found.trace.trace_id):
         found.trace = join(trace_id)
 
 
@@ -212,10 +213,11 @@ def outgoing() -> dict[str, str]:
 
 def header_for(trace_id: str | None) -> str | None:
     """The `traceparent` for a call about a record kept under `trace_id`: from the current
-    span when it is in that trace, else from a new span of it; None without a valid id."""
-    if not is_trace_id(trace_id):
-        return None
+    span when it is in that trace, else from a new span of it. A record without a valid one
+    (written before traces were kept) goes out in the current span's trace, if any."""
     found = _current.get()
+    if not is_trace_id(trace_id):
+        return None if found is None else found.trace.traceparent
     if found is not None and found.trace.trace_id == trace_id:
         return found.trace.traceparent
     return join(trace_id).traceparent
