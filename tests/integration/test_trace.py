@@ -12,83 +12,26 @@ keeps its trace through APS's feedback and a refund's call to APS.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
-import logging
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from apikit import ADMIN, dynamodb_table, open_store, postgres_database, serve, sqlite_url
 from apskit import aps_requests, card_shop, pay_on_page
-from paywire import logs, verify_delivery
 from paywire.domain import trace
-from paywire.domain.errors import SignatureError
 from paywire.ports import HistoryEntry, OutboxMessage, ProviderOperation
-from paywire.testing import EmulatorServer, MotoServer, ServerThread, free_port
+from paywire.testing import EmulatorServer, MotoServer, free_port
 from testkit import CLIENT_ID, CLIENT_SECRET
+from tracekit import WHSEC, Shop, json_lines
 from webhookkit import PayPal, eventually, quiet
 
-WHSEC = "whsec_" + base64.b64encode(b"paywire-trace-test-shop-secret-0").decode()
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE}-{CALLER_SPAN}-01"
-
-
-class Shop:
-    """The shop's fulfilment endpoint: verifies each callback and keeps its headers."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.deliveries: list[tuple[Any, dict[str, str]]] = []
-        self.refused = 0
-        self.server = ServerThread(Starlette(routes=[Route("/fulfil", self.fulfil,
-                                                           methods=["POST"])]))
-
-    @property
-    def url(self) -> str:
-        """The endpoint's URL."""
-        return f"{self.server.url}/fulfil"
-
-    async def fulfil(self, request: Request) -> Response:
-        """Verify (signature first), then keep the delivery and its headers."""
-        try:
-            delivery = verify_delivery(await request.body(), request.headers, WHSEC)
-        except SignatureError:
-            self.refused += 1
-            return Response(status_code=400)
-        with self.lock:
-            self.deliveries.append((delivery, dict(request.headers)))
-        return Response(status_code=204)
-
-
-@contextmanager
-def json_lines() -> Iterator[io.StringIO]:
-    """paywire's log lines at INFO, as `paywire serve` writes them (JSON, the trace fields
-    added, redacted), into a buffer for the block."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.JsonFormatter())
-    handler.addFilter(logs.TraceFields())
-    logger = logging.getLogger("paywire")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield stream
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 @pytest.fixture(params=["sqlite", "postgres", "dynamodb"])
