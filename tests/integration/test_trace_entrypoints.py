@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from test_trace import WHSEC, Shop
 
 from apikit import API_KEY, open_store
 from paywire.domain import trace
@@ -29,6 +28,7 @@ from paywire.domain.facts import Announcement
 from paywire.store import migrate
 from paywire.testing import EmulatorServer, free_port
 from testkit import CLIENT_ID, CLIENT_SECRET
+from tracekit import WHSEC, Shop
 from webhookkit import eventually
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
