@@ -184,6 +184,7 @@ class Shop:
     accepted: Counter[str] = field(default_factory=Counter)  # message id → 2xx answers
     seen: list[str] = field(default_factory=list)  # every verified request's id, in order
     types: dict[str, str] = field(default_factory=dict)  # message id → type
+    traces: dict[str, str | None] = field(default_factory=dict)  # message id → its trace id
     bad: int = 0
     refuse: set[str] = field(default_factory=set)  # answer 503 to these message ids
     gone: set[str] = field(default_factory=set)  # answer 410 to these
@@ -210,6 +211,7 @@ class Shop:
         with self.lock:
             self.seen.append(delivery.id)
             self.types[delivery.id] = json.loads(body)["type"]
+            self.traces[delivery.id] = delivery.trace_id
             if delivery.id in self.gone:
                 return Response(status_code=410)
             if delivery.id in self.refuse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -59,6 +60,25 @@ def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
     AWS suites use it on every test: `pytestmark = pytest.mark.usefixtures(...)`)."""
     for name, value in moto_server.env.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(autouse=True)
+def entry_point_logging() -> Iterator[None]:
+    """An entry point run in this process (a CLI command through CliRunner) installs paywire's
+    log handler and level for the process (`paywire.logs.configure`), as it should in its own;
+    here the next test gets the loggers back as they were (Powertools' handler stays)."""
+    names = ("paywire", "uvicorn", "uvicorn.error")
+    saved = {name: (logging.getLogger(name).level, logging.getLogger(name).propagate)
+             for name in names}
+    yield
+    for name, (level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        ours = [h for h in logger.handlers if (h.name or "").startswith("paywire-")]
+        for handler in ours:
+            logger.removeHandler(handler)
+        if ours:
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 @pytest.fixture(scope="module")

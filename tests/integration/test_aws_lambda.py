@@ -195,6 +195,46 @@ async def test_purchase_travels_from_the_api_to_the_shop_once(
     assert offside.status == 404 and offside.json()["error"]["code"] == "not_found"
 
 
+async def test_the_checkouts_trace_reaches_the_shop_through_the_queue(
+        functions: tuple[Functions, Shop], emulator: EmulatorServer,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Through the Lambda handlers: a traceparent on create is answered as traceresponse, kept
+    on the order and its outbox rows, and named on every callback the consumer makes; the
+    HTTP function's JSON lines carry it beside the invocation's keys."""
+    fn, shop = functions
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    event = http_event("POST", "/v1/checkout/orders", headers={
+        "content-type": "application/json",
+        "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+        body=json.dumps({"items": [{"sku": "mug", "quantity": 1}]}).encode())
+    created = http_answer(await asyncio.to_thread(fn.http, event, LocalContext()))
+    assert created.status == 201, created.body
+    assert created.headers["traceresponse"].startswith(f"00-{trace_id}-")
+    order = created.json()
+    await approve(emulator, order["provider_order_id"])
+    captured = await fn.call("POST", f"/v1/checkout/orders/{order['id']}/capture")
+    assert captured.status == 200, captured.body
+    await quiet(emulator, timeout=20)
+    await asyncio.to_thread(fn.drainer, {"source": "aws.events"}, LocalContext())
+    for _ in range(5):
+        polled = await asyncio.to_thread(poll_queue, fn.sqs, fn.queue.url, fn.consumer,
+                                         arn=fn.queue.arn)
+        if not polled.received:
+            break
+    stored = await fn.read(lambda uow: uow.get_order(order["id"]))
+    outbox = await fn.read(lambda uow: uow.outbox_for_order(order["id"]))
+    assert stored is not None and stored.trace_id == trace_id
+    assert outbox and {m.status for m in outbox} == {"delivered"}
+    assert {m.trace_id for m in outbox} == {trace_id}
+    assert {shop.traces[m.id] for m in outbox} == {trace_id}
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith("{")]
+    access = [line for line in lines if line.get("name") == "paywire.api.access"
+              and line.get("trace_id") == trace_id]
+    assert access and all(line["order_id"] == order["id"] and line["function_request_id"]
+                          for line in access)
+
+
 async def inbox_of(uow: OpsUnitOfWork, event_ids: list[str]) -> list[Any]:
     """The stored inbox events, in the order asked."""
     return [await uow.get_inbox_event("paypal", event_id) for event_id in event_ids]

@@ -143,8 +143,10 @@ def backoff_consumer(database: tuple[str, Path], shop: Shop,
 
 
 async def seed(store: SqlStore, n: int = 1, *, order_id: str | None = None,
-               kind: str = "order.completed") -> list[OutboxMessage]:
-    """`n` announcements in the outbox, for one order (written too) unless given."""
+               kind: str = "order.completed", trace_id: str | None = None,
+               ) -> list[OutboxMessage]:
+    """`n` announcements in the outbox, for one order (written too) unless given, written in
+    the trace `trace_id` if given."""
     tag = secrets.token_hex(4)
     now = datetime.now(UTC)
     order_id = order_id or f"ord_{tag}"
@@ -156,7 +158,7 @@ async def seed(store: SqlStore, n: int = 1, *, order_id: str | None = None,
             payload = {"type": kind, "order_id": order_id, "n": i}
             assert await uow.add_announcement(
                 Announcement(f"{kind}:{order_id}:{tag}:{i}", kind, order_id, payload),
-                f"msg_{tag}_{i}", now)
+                f"msg_{tag}_{i}", now, trace_id=trace_id)
         found = [await uow.get_outbox(f"msg_{tag}_{i}") for i in range(n)]
     return [m for m in found if m is not None]
 
@@ -543,6 +545,32 @@ async def test_logs_are_json_with_the_invocation_and_redacted(
     assert "secret-value-1" not in text and SHOP_SECRET not in text and "abc.def-123" not in text
     assert leaks[0]["message"] == "leaking *** and ***"
     assert leaks[1]["message"] == f"header Authorization: Bearer *** for {message.id}"
+
+
+async def test_a_rows_trace_rides_the_queue_to_the_shop_and_the_log_lines(
+        store: SqlStore, sqs: Any, shop: Shop, consumer: SqsConsumer,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The queue message carries the row's `traceparent` attribute; the consumer delivers in
+    the row's trace: the shop's callback names it and the delivery's JSON line carries it
+    beside the invocation's keys."""
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    [message] = await seed(store, trace_id=trace_id)
+    peek = make_queue(sqs)
+    await send(peek, message)
+    [got] = drain_queue(sqs, peek.url)
+    attribute = got["MessageAttributes"]["traceparent"]["StringValue"]
+    assert attribute.startswith(f"00-{trace_id}-")
+    queue = make_queue(sqs)
+    await send(queue, message)
+    capsys.readouterr()
+    result = await poll(sqs, queue, consumer)
+    assert result.failed == [] and shop.traces[message.id] == trace_id
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith("{")]
+    [delivered] = [line for line in lines if line["message"].startswith("outbox message")
+                   and line.get("outcome") == "delivered"]
+    assert (delivered["trace_id"], delivered["order_id"]) == (trace_id, message.order_id)
+    assert delivered["function_request_id"] and delivered["service"] == "paywire"
 
 
 async def test_container_is_rebuilt_only_when_the_settings_change(

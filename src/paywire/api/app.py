@@ -24,6 +24,7 @@ from paywire.api import errors, webhooks
 from paywire.api.idempotency import HEADER, IdempotencyGate
 from paywire.api.keys import ApiKeys
 from paywire.api.middleware import DeadlineMiddleware, RequestContextMiddleware
+from paywire.api.tracing import TraceMiddleware
 from paywire.settings import Settings
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ authorize answer the whole order only with a key, and without one only what the 
 need (a wrong key is 401). Every error is
 `{"error": {"code", "message", "details", "request_id"}}`; every response carries
 `X-Request-Id`. Mutating POSTs accept an `Idempotency-Key` (replayed answers carry
-`Idempotent-Replayed: true`).
+`Idempotent-Replayed: true`). A W3C `traceparent` is continued (a missing or invalid one starts a
+new trace, never an error); `traceresponse` names the trace the request was recorded under.
 """
 
 
@@ -86,17 +88,21 @@ def create_api(settings: Settings,
         app.include_router(aps_return.router)
     else:
         app.include_router(webhooks.router)
-    # Added innermost first: the request id wraps everything, CORS wraps the 413s. Webhooks
+    # Added innermost first: the trace wraps everything (the crash log line included), then
+    # the request id; CORS wraps the 413s. Webhooks
     # read their raw bytes under their own limit, so the general one routes around them.
     app.add_middleware(webhooks.BodyLimitExcept, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", HEADER, "X-Request-Id"],
-            expose_headers=["X-Request-Id", "Idempotent-Replayed", "Retry-After"],
+            allow_headers=["Authorization", "Content-Type", HEADER, "X-Request-Id",
+                           "traceparent", "tracestate"],
+            expose_headers=["X-Request-Id", "Idempotent-Replayed", "Retry-After",
+                            "traceresponse"],
             max_age=600)
     app.add_middleware(DeadlineMiddleware, budget_seconds=settings.request_budget_seconds,
                        reserve_seconds=settings.request_deadline_reserve_seconds)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(TraceMiddleware)
     return app

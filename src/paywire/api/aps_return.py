@@ -24,6 +24,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from paywire.domain import trace
 from paywire.domain.errors import PaywireError, ProviderError, SignatureError, ValidationError
 from paywire.domain.order import Order, OrderStatus
 from paywire.ports import Store
@@ -112,6 +113,7 @@ async def aps_return(request: Request, c: Container) -> Response:
         order = await uow.get_order(event.order_id)
     if order is None or order.provider != "aps":
         return _page(404, "Unknown order", "This payment result is not for an order of ours.")
+    trace.follow(order.trace_id, order_id=order.id, provider=order.provider)
     link = _continue(c.settings, order.id)
     if event.payment_token is not None and order.status is S.CREATED and (
             event.attempt == order.capture_attempt):  # a stale token pays nothing

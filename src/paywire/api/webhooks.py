@@ -49,7 +49,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from paywire.api.errors import ApiError, error_response, render, request_id_of
 from paywire.api.middleware import BodyLimitMiddleware
 from paywire.api.schemas import ErrorOut, dump
-from paywire.domain import deadline
+from paywire.domain import deadline, trace
 from paywire.domain.errors import PaywireError, SignatureError, StorageError
 from paywire.ports import Metrics, Store
 from paywire.services.metering import count_delivery
@@ -192,6 +192,7 @@ async def _ingest(request: Request, c: WebhookContainer, ingest: WebhookIngest) 
     body = await read_raw_body(request, c.settings.webhook_max_body_bytes)
     rid = request_id_of(request)
     outcome = await ingest.receive(request.headers, body)
+    trace.tag(webhook=outcome.outcome, event_id=outcome.event_id)  # on the access log line
     count_delivery(c.metrics, ingest.provider, outcome)
     if outcome.disposition is Disposition.ACKNOWLEDGE:
         later = None

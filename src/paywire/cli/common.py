@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
+from paywire.domain import trace
 from paywire.domain.errors import ConfigError, PaywireError
 from paywire.domain.money import Money
 
@@ -98,7 +99,8 @@ def moment(value: object) -> str:
 
 def _run(coro: Awaitable[T]) -> T:
     async def main() -> T:
-        return await coro
+        with trace.scope(trace.start()):  # one trace per command (it joins an order's)
+            return await coro
 
     try:
         return asyncio.run(main())
@@ -108,9 +110,11 @@ def _run(coro: Awaitable[T]) -> T:
 
 def with_store(fn: Callable[[OpsUnitOfWork], Awaitable[T]]) -> T:
     """Run `fn` in one transaction of the configured store (SQLite migrated first)."""
+    from paywire import logs
     from paywire.bootstrap import migrate_embedded, store_for
 
     settings = load_settings()
+    logs.setup(settings, "text")
 
     async def main() -> T:
         store = store_for(settings)
@@ -130,9 +134,11 @@ def with_store(fn: Callable[[OpsUnitOfWork], Awaitable[T]]) -> T:
 def with_container(fn: Callable[[Container], Awaitable[T]],
                    settings: Settings | None = None) -> T:
     """Run `fn` on the wired container (store, PayPal client, services), closed afterwards."""
+    from paywire import logs
     from paywire.bootstrap import build
 
     settings = settings or load_settings()
+    logs.setup(settings, "text")
 
     async def main() -> T:
         try:

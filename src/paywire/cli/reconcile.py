@@ -29,11 +29,13 @@ def reconcile(
 
     from rich.table import Table
 
+    from paywire import logs
     from paywire.bootstrap import build
     from paywire.domain.errors import PaywireError
     from paywire.services.reconcile import ReconcileReport
 
     settings = local_settings()
+    logs.setup(settings, "json")
 
     async def full_pass() -> ReconcileReport:
         container = await build(settings)
@@ -78,10 +80,12 @@ def _drain_truth_queue() -> None:
     """`paywire reconcile --truth-queue`: the truth queue until nothing is due."""
     import asyncio
 
+    from paywire import logs
     from paywire.bootstrap import build
     from paywire.domain.errors import PaywireError
 
     settings = local_settings()
+    logs.setup(settings, "json")
 
     async def drain() -> tuple[int, dict[str, int]]:
         container = await build(settings)

@@ -37,18 +37,22 @@ def serve(
     """
     import uvicorn
 
+    from paywire import logs
     from paywire.bootstrap import create_app, migrate_embedded
     from paywire.domain.errors import ConfigError
 
     settings = local_settings(host=host, port=port, workers=workers,
                          outbox_worker_enabled=True if worker else None)
+    # uvicorn's lines go through paywire's handler (log_config=None: uvicorn installs none),
+    # and paywire's access line, with the trace, replaces uvicorn's.
+    logs.setup(settings, "json", uvicorn=True)
     console.print(f"[bold]paywire[/] on http://{settings.host}:{settings.port} "
                   f"({settings.workers} worker(s)); PayPal {settings.paypal.env} at "
                   f"{settings.paypal.url}; store {settings.database_url_redacted}",
                   highlight=False)
     if settings.workers == 1:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                    proxy_headers=True, log_level="info")
+                    proxy_headers=True, log_config=None, access_log=False)
         return
     if settings.is_sqlite:
         try:
@@ -61,7 +65,7 @@ def serve(
         os.environ["PAYWIRE_OUTBOX_WORKER_ENABLED"] = "true"
     uvicorn.run("paywire.cli.server:app_from_env", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, proxy_headers=True,
-                log_level="info")
+                log_config=None, access_log=False)
 
 
 
@@ -153,6 +157,7 @@ def outbox_worker(
     import asyncio
     import signal
 
+    from paywire import logs
     from paywire.bootstrap import (
         SystemClock,
         migrate_embedded,
@@ -162,6 +167,7 @@ def outbox_worker(
     from paywire.domain.errors import PaywireError
 
     settings = local_settings(outbox_interval_seconds=interval)
+    logs.setup(settings, "json")
 
     async def serve() -> None:
         store = store_for(settings)
@@ -196,7 +202,10 @@ def outbox_worker(
 def app_from_env() -> FastAPI:
     """`paywire serve`'s app factory (uvicorn workers import it): settings from the environment,
     or the stage's (Secrets Manager and SSM) when `PAYWIRE_STAGE` is set."""
+    from paywire import logs
     from paywire.aws.secrets import load_settings  # imports boto3 only for a stage
     from paywire.bootstrap import create_app
 
-    return create_app(load_settings())
+    settings = load_settings()
+    logs.setup(settings, "json", uvicorn=True)  # each worker process logs as its parent
+    return create_app(settings)

@@ -57,14 +57,20 @@ def credentials_hint(exc: ProviderError, settings: Settings) -> str:
 
 
 def call(settings: Settings, fn: Callable[[WebhooksApi], Awaitable[T]]) -> T:
-    """Run `fn` on the webhooks API; PayPal's refusals exit 1 with the explanation."""
+    """Run `fn` on the webhooks API (in a trace of its own, logged as the operator commands
+    are); PayPal's refusals exit 1 with the explanation."""
+    from paywire import logs
+    from paywire.domain import trace
+
+    logs.setup(settings, "text")
     api = webhooks_api(settings)
 
     async def main() -> T:
-        try:
-            return await fn(api)
-        finally:
-            await api.aclose()
+        with trace.scope(trace.start()):
+            try:
+                return await fn(api)
+            finally:
+                await api.aclose()
 
     try:
         return asyncio.run(main())

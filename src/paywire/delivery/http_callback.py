@@ -10,6 +10,15 @@ it), `webhook-timestamp` (this attempt's Unix time) and `webhook-signature: v1,<
 (HMAC-SHA256 over `id.timestamp.body` with the `whsec_` secret), signed by the
 `standardwebhooks` package. The body of one message is byte-identical on every attempt.
 
+Beside them, `traceparent` (W3C Trace Context) names the trace the message was written in
+(`paywire.domain.trace`: the order's, as a rule), so the shop's logs of the callback join the
+story of the order. It is not signed, deliberately: the Standard Webhooks signature covers
+`id.timestamp.body` and nothing else, so every standard verifier checks it as is; its parent id
+is this attempt's span, so it changes per attempt where the signed content must not; and it is
+a label for logs, never a reason to act (a forged one can only mislabel a log line, while
+everything that moves money stays under the signature). `verify_delivery` reads it
+(`Delivery.trace_id`) only once the signature holds.
+
 A 2xx answer is delivered. Standard Webhooks receivers answer 2xx for anything they accept, so
 every other answer is retried, except 410 Gone (the endpoint is gone for good: the message goes
 dead at once). Connection errors and timeouts are retried; the timeout bounds each attempt.
@@ -25,6 +34,7 @@ import httpx
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
+from paywire.domain import trace
 from paywire.domain.errors import ConfigError, DeliveryError
 from paywire.ports import Clock, OutboxMessage, SystemClock
 
@@ -78,14 +88,19 @@ class HttpCallbackTarget:
         return f"HttpCallbackTarget(url={self.url!r}, secret='whsec_***')"
 
     def headers(self, message: OutboxMessage, body: bytes, now: datetime) -> dict[str, str]:
-        """The Standard Webhooks headers for one attempt at `now`."""
-        return {
+        """The Standard Webhooks headers for one attempt at `now`, and the message's trace
+        (`traceparent`, unsigned: see the module's docstring)."""
+        headers = {
             "content-type": "application/json",
             "user-agent": USER_AGENT,
             "webhook-id": message.id,
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": self._webhook.sign(message.id, now, body.decode()),
         }
+        traceparent = trace.header_for(message.trace_id)
+        if traceparent is not None:
+            headers[trace.TRACEPARENT] = traceparent
+        return headers
 
     async def deliver(self, message: OutboxMessage) -> None:
         """POST the message; DeliveryError unless the shop answered 2xx."""

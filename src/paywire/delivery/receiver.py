@@ -13,6 +13,11 @@ paywire delivers every announcement at least once under a stable message id (the
 `verify_delivery` checks the Standard Webhooks signature (HMAC-SHA256 with the `whsec_`
 secret, timestamp within 5 minutes) with the `standardwebhooks` package, over the raw bytes,
 before anything is parsed; a failure raises `SignatureError` (answer 4xx, do not fulfil).
+
+`Delivery.trace_id` is the W3C trace id of the story the message belongs to (the order's), from
+its `traceparent` header: log it beside the order id to find paywire's side of the story. The
+header is not signed (`paywire.delivery.http_callback` says why): a label for logs, never a
+reason to act; None when absent or not a valid `traceparent`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from paywire.domain import trace
 from paywire.domain.errors import SignatureError
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
@@ -40,6 +46,7 @@ class Delivery:
     data: dict[str, Any]
     duplicate: bool = False
     created_at: str | None = None
+    trace_id: str | None = None  # from the unsigned `traceparent` header: for logs only
 
 
 def _fail(reason: str, check: str = "signature") -> SignatureError:
@@ -79,6 +86,8 @@ def verify_delivery(body: bytes, headers: Mapping[str, str], secret: str, *,
     if not (isinstance(kind, str) and isinstance(order_id, str) and isinstance(data, dict)):
         raise _fail("the body is not a paywire announcement", "json")
     created = envelope.get("created_at")
+    caller = trace.parse(plain.get(trace.TRACEPARENT))
     return Delivery(id=message_id, type=kind, order_id=order_id, data=data,
                     duplicate=bool(seen(message_id)) if seen is not None else False,
-                    created_at=created if isinstance(created, str) else None)
+                    created_at=created if isinstance(created, str) else None,
+                    trace_id=None if caller is None else caller.trace_id)

@@ -6,7 +6,9 @@ Each outbox message becomes one SQS message whose body is a JSON envelope::
      "payload": {...}, "created_at": <ISO 8601, UTC>}
 
 with the message id (and type) also as message attributes, so a queue's tools can see them
-without parsing the body. On a FIFO queue (its name ends `.fifo`) the order id is the
+without parsing the body, and the message's W3C `traceparent` (`paywire.domain.trace`) as a
+`traceparent` attribute, for a shop that reads the queue itself (paywire's own consumer takes
+the trace from the outbox row). On a FIFO queue (its name ends `.fifo`) the order id is the
 `MessageGroupId` (one order's announcements stay in order) and the message id is the
 `MessageDeduplicationId`. FIFO deduplication lasts five minutes only, so the consumer still
 deduplicates on the message id (the outbox row says whether it was delivered).
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from paywire.domain import trace
 from paywire.domain.errors import ConfigError, DeliveryError, ValidationError
 from paywire.ports import OutboxMessage
 
@@ -114,6 +117,10 @@ def send_kwargs(queue_url: str, message: OutboxMessage) -> dict[str, Any]:
             "type": {"DataType": "String", "StringValue": message.type},
         },
     }
+    traceparent = trace.header_for(message.trace_id)
+    if traceparent is not None:
+        kwargs["MessageAttributes"][trace.TRACEPARENT] = {"DataType": "String",
+                                                          "StringValue": traceparent}
     if is_fifo(queue_url):
         kwargs["MessageGroupId"] = message.order_id
         kwargs["MessageDeduplicationId"] = message.id

@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 
+from paywire import logs
 from paywire.dev.stack import DevOptions, DevStack, DevStackError
 from paywire.domain.errors import ConfigError
 
@@ -42,6 +43,9 @@ def run(options: DevOptions, out: Callable[[str], None] = print, *, aws: bool = 
     SIGINT/SIGTERM; the process exit code."""
     try:
         stack = _make(options, aws)
+        if not aws:  # the Lambda handlers log as in Lambda (Powertools' JSON on stdout)
+            fmt = logs.setup(stack.settings, "text", uvicorn=stack.settings.log_format == "json")
+            stack.uvicorn_logging = fmt == "text"
         asyncio.run(_serve_until_signalled(stack, out))
     except (DevStackError, ConfigError) as exc:
         print(f"paywire dev: {exc}", file=sys.stderr)

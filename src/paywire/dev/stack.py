@@ -201,6 +201,9 @@ class DevStack:
         # A fresh Standard Webhooks secret per start, shared by paywire and the demo shop.
         self.fulfilment_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.ready = threading.Event()
+        # False once `paywire.logs` serves uvicorn's loggers (JSON lines): uvicorn then leaves
+        # its logging alone instead of installing its own text handlers over them.
+        self.uvicorn_logging = True
         self._servers: list[_Server] = []
         self._stopping = False
 
@@ -238,8 +241,9 @@ class DevStack:
                           fulfilment_secret=self.fulfilment_secret, card_page_url=page_url)
 
     def _server(self, app: ASGIApp) -> _Server:
+        extra: dict[str, Any] = {} if self.uvicorn_logging else {"log_config": None}
         server = _Server(uvicorn.Config(app, log_level=self.options.log_level, lifespan="on",
-                                        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN))
+                                        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN, **extra))
         self._servers.append(server)
         return server
 

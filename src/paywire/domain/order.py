@@ -129,10 +129,13 @@ class Order:
     needs_attention: str | None = None
     capture_attempt: int = 1
     metadata: dict[str, str] = field(default_factory=dict)
+    # The trace the order was created in (`paywire.domain.trace`): later work on it (its
+    # webhooks, reconciliation, the outbox) joins that trace, so one id tells its story.
+    trace_id: str | None = None
 
     @classmethod
     def new(cls, order_id: str, intent: Intent, lines: list[OrderLine], now: datetime,
-            provider: str = "paypal") -> Order:
+            provider: str = "paypal", trace_id: str | None = None) -> Order:
         """A CREATED order priced from its lines (one currency, positive total)."""
         if not lines:
             raise ValidationError("an order needs at least one line", field="items")
@@ -141,7 +144,8 @@ class Order:
         for line in lines:
             total = total + line.total
         return cls(id=order_id, status=S.CREATED, intent=intent, lines=tuple(lines),
-                   amount=total, created_at=now, updated_at=now, provider=provider)
+                   amount=total, created_at=now, updated_at=now, provider=provider,
+                   trace_id=trace_id)
 
     def evolve(self, now: datetime, **changes: object) -> Order:
         """A copy with `changes` and the next version."""

@@ -20,6 +20,7 @@ class HistoryEntry:
     from_status: OrderStatus
     to_status: OrderStatus
     detail: dict[str, Any] = field(default_factory=dict)
+    trace_id: str | None = None  # the trace of the work that wrote it (`domain.trace`)
 
 
 class History(Protocol):

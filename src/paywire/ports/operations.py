@@ -26,6 +26,7 @@ class ProviderOperation:
     lease_until: datetime | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    trace_id: str | None = None  # the trace of the work that first wrote it (`domain.trace`)
 
 
 class Operations(Protocol):

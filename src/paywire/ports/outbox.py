@@ -32,14 +32,18 @@ class OutboxMessage:
     lease_until: datetime | None = None
     last_error: str | None = None
     delivered_at: datetime | None = None
+    # The trace of the work that wrote it (`domain.trace`): its delivery joins that trace and
+    # the shop's callback carries it (`traceparent`).
+    trace_id: str | None = None
 
 
 class Announcements(Protocol):
     """Writing an announcement beside the change it announces."""
 
     async def add_announcement(self, announcement: Announcement, message_id: str,
-                               now: datetime) -> bool:
-        """Put the announcement in the outbox unless its key exists; True if written."""
+                               now: datetime, trace_id: str | None = None) -> bool:
+        """Put the announcement in the outbox (kept with `trace_id`) unless its key exists;
+        True if written."""
         ...
 
     async def outbox_for_order(self, order_id: str) -> list[OutboxMessage]:

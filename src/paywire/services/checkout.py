@@ -13,6 +13,7 @@ import dataclasses
 from datetime import timedelta
 from typing import Any, Protocol
 
+from paywire.domain import trace
 from paywire.domain.errors import IllegalTransition, ProviderError
 from paywire.domain.facts import AttemptOver, Created, Fact
 from paywire.domain.money import Money
@@ -90,7 +91,8 @@ class Checkout:
         resumable = order_id is not None  # a fresh id names no order yet: nothing to read
         order_id = order_id or new_id("ord")
         at = self.providers.named(provider) if provider else self.providers.default
-        order = Order.new(order_id, intent, lines, self.clock.now(), provider=at.name)
+        order = Order.new(order_id, intent, lines, self.clock.now(), provider=at.name,
+                          trace_id=trace.current_id())
         if metadata:
             order = dataclasses.replace(order, metadata=dict(metadata))
         for line in lines:
@@ -107,11 +109,12 @@ class Checkout:
                     order_id=order.id, at=order.created_at, source="api", verdict="APPLY",
                     from_status=S.CREATED, to_status=S.CREATED,
                     detail={"amount": order.amount.to_decimal(),
-                            "currency": order.amount.currency}))
+                            "currency": order.amount.currency}, trace_id=order.trace_id))
             else:
                 order = existing  # a retried Idempotency-Key resumes its own order
-                if order.provider_order_id is not None:
-                    return order
+            trace.follow(order.trace_id, order_id=order.id, provider=order.provider)
+            if existing is not None and order.provider_order_id is not None:
+                return order
             found = await self.ops.claim_in(uow, key, order.id, "create")
         try:  # only a resumed order's key can be held by another request, or finished
             await self.ops.hold(found)

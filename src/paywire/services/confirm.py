@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from paywire.domain import trace
 from paywire.domain.order import Order, OrderStatus, Verdict, decide
 from paywire.ports import History, HistoryEntry, TruthTask
 
@@ -89,4 +90,4 @@ async def record_contradiction(uow: History, order: Order, claim: Claim | None, 
     await uow.append_history(HistoryEntry(
         order_id=order.id, at=now, source="webhook", verdict="CONTRADICTED",
         from_status=order.status, to_status=order.status,
-        detail={**about, "reason": why, **detail}))
+        detail={**about, "reason": why, **detail}, trace_id=trace.current_id()))

@@ -30,9 +30,11 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from paywire.domain import trace
 from paywire.domain.errors import DeliveryError
 from paywire.domain.retry import Backoff, FullJitter, Jitter
 from paywire.domain.retry import no_jitter as no_jitter  # where the outbox's tests take it
@@ -78,6 +80,13 @@ async def hand_over(targets: Sequence[DeliveryTarget],
             log.exception("delivery target %s raised", target.name)
             return DeliveryError(f"{type(exc).__name__}: {exc}", target=target.name)
     return None
+
+
+def delivering(message: OutboxMessage) -> AbstractContextManager[trace.Work]:
+    """The delivery of `message` as work of its own in the trace it was written in (its
+    log lines name the message and its order; the shop's callback carries the trace)."""
+    return trace.scope(trace.join(message.trace_id), order_id=message.order_id,
+                       message_id=message.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +156,8 @@ class OutboxWorker:
 
         async def bounded(message: OutboxMessage) -> Attempt:
             async with slots:
-                return await self._attempt(message)
+                with delivering(message):
+                    return await self._attempt(message)
 
         waiting = {asyncio.create_task(bounded(m)) for m in messages}
         try:
@@ -193,12 +203,12 @@ class OutboxWorker:
                 log.error("outbox message %s dead", message.id, extra={
                     "message_id": message.id, "message_type": message.type,
                     "order_id": message.order_id, "attempts": attempts, "last_error": error,
-                    "reason": "max_age" if too_old else "not_retryable"})
+                    "reason": "max_age" if too_old else "not_retryable", "outcome": "dead"})
             else:
                 status, next_at = "pending", now + self._backoff(attempts)
                 self.counters["retried"] += 1
                 log.info("outbox message %s not delivered (attempt %d): %s", message.id,
-                         attempts, error)
+                         attempts, error, extra={"outcome": "retry", "attempts": attempts})
         return Attempt(message, status, attempts, next_at, error, now)
 
     async def _record(self, group: Sequence[Attempt]) -> None:
@@ -226,12 +236,19 @@ class OutboxWorker:
 
         recorded = await retry_on_conflict(commit)
         for a in group:
-            if a.message.id not in recorded:
-                # Our lease lapsed mid-delivery and another worker took the message: its
-                # outcome stands (the shop may have heard this id twice, which it tolerates).
-                self.counters["lease_lost"] += 1
-                log.warning("outbox message %s: lease lost before the outcome was recorded",
-                            a.message.id)
+            with delivering(a.message):
+                if a.message.id not in recorded:
+                    # Our lease lapsed mid-delivery and another worker took the message: its
+                    # outcome stands (the shop may have heard this id twice, which it
+                    # tolerates).
+                    self.counters["lease_lost"] += 1
+                    log.warning("outbox message %s: lease lost before the outcome was recorded",
+                                a.message.id, extra={"outcome": "lease_lost"})
+                elif a.error is None:
+                    log.info("outbox message %s %s (attempt %d)", a.message.id, a.status,
+                             a.attempts, extra={"outcome": a.status,
+                                                "message_type": a.message.type,
+                                                "attempts": a.attempts})
 
     async def _flag(self, uow: DeliveryUnit, a: Attempt) -> None:
         """Flag the order of a message that went dead (once per reason)."""

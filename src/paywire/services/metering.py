@@ -192,9 +192,9 @@ class _MeteredUnitOfWork:
     clear_reconcile_state = _forward(Reconciliation.clear_reconcile_state)
 
     async def add_announcement(self, announcement: Announcement, message_id: str,
-                               now: datetime) -> bool:
+                               now: datetime, trace_id: str | None = None) -> bool:
         """The store's `add_announcement`; a written `order.needs_attention` is a flag."""
-        written = await self._uow.add_announcement(announcement, message_id, now)
+        written = await self._uow.add_announcement(announcement, message_id, now, trace_id)
         if written and announcement.type == "order.needs_attention":
             reason = announcement.payload.get("reason")
             self._pending.counts.append(

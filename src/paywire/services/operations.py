@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from paywire.domain import deadline
+from paywire.domain import deadline, trace
 from paywire.domain.errors import ConflictError, DeadlineExceeded, ProviderError
 from paywire.ports import Clock, Operations, ProviderOperation, Transactions
 from paywire.services.common import error_json
@@ -72,7 +72,8 @@ class OperationRunner:
         now = self.clock.now()
         until = now + timedelta(seconds=deadline.lease(self.lease.total_seconds()))
         fresh = ProviderOperation(key=key, order_id=order_id, kind=kind, status="pending",
-                                  created_at=now, updated_at=now, lease_until=until)
+                                  created_at=now, updated_at=now, lease_until=until,
+                                  trace_id=trace.current_id())
         if await uow.put_operation(fresh):
             return None
         op = await uow.get_operation(key)

@@ -7,6 +7,7 @@ of work they already opened), so none of them reaches into another's private hel
 
 from __future__ import annotations
 
+from paywire.domain import trace
 from paywire.domain.errors import NotFoundError, ProviderError
 from paywire.domain.order import Order
 from paywire.ports import Clock, OrderLookups, OrderMoves, Orders, Refund, Transactions
@@ -32,7 +33,8 @@ class OrderQueries:
         self.providers = providers
 
     async def get(self, ref: str) -> Order:
-        """An order by our id or a provider's order id."""
+        """An order by our id or a provider's order id; the work in progress is now about it
+        (`trace.follow`: its log lines name it, and a trace paywire started joins the order's)."""
         async with self.store.transaction() as uow:
             return await self.read(uow, ref)
 
@@ -45,6 +47,7 @@ class OrderQueries:
             order = await uow.find_order_by_provider_id(name, ref)
         if order is None:
             raise NotFoundError(f"no order {ref!r}")
+        trace.follow(order.trace_id, order_id=order.id, provider=order.provider)
         return order
 
     async def get_refund(self, refund_id: str) -> Refund:

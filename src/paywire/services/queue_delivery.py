@@ -61,7 +61,13 @@ from datetime import timedelta
 from paywire.domain.errors import PaywireError
 from paywire.domain.retry import Backoff, EqualJitter, Jitter
 from paywire.ports import Clock, DeliveryTarget, DeliveryUnit, OutboxMessage, Transactions
-from paywire.services.fulfilment import MAX_ERROR, SOURCE, attention_reason, hand_over
+from paywire.services.fulfilment import (
+    MAX_ERROR,
+    SOURCE,
+    attention_reason,
+    delivering,
+    hand_over,
+)
 from paywire.services.operations import retry_on_conflict
 from paywire.services.transitions import flag_attention
 
@@ -230,6 +236,12 @@ class QueueDelivery:
                           "item_id": record.item_id, "message_id": record.message_id,
                           "receive_count": record.receive_count})
             return False, 0  # no row to deliver: on to the dead-letter queue
+        with delivering(message):  # in the trace the row was written in
+            return await self._deliver_row(record, message, retry_in)
+
+    async def _deliver_row(self, record: QueueRecord, message: OutboxMessage,
+                           retry_in: int) -> tuple[bool, int | None]:
+        """`_handle` once the record's outbox row is read."""
         if message.status == "delivered":
             self.counters["duplicate"] += 1
             log.info("outbox message %s already delivered; acknowledged", message.id)
@@ -281,6 +293,8 @@ class QueueDelivery:
                     self.max_receives, exc.message)
             return False, retry_in
         self.counters["delivered"] += 1
+        log.info("outbox message %s delivered (receive %d)", message.id, record.receive_count,
+                 extra={"outcome": "delivered", "message_type": message.type})
         return True, None
 
     async def _skip(self, record: QueueRecord, blocker: QueueRecord) -> None:

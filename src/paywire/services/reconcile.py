@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from paywire.domain import trace
 from paywire.domain.errors import PaywireError, ProviderError
 from paywire.domain.facts import Fact
 from paywire.domain.order import Order, OrderStatus, Verdict
@@ -172,14 +173,17 @@ class Reconciler:
             candidates = await uow.reconcile_candidates(cutoffs, now, self.batch)
         for order, state in candidates:
             report.checked += 1
-            try:
-                await self._check(order, state, report)
-            except PaywireError as exc:
-                report.errors += 1
-                log.warning("reconciling %s failed: %s", order.id, exc.message,
-                            extra={"order_id": order.id, "status": str(order.status)})
-                with contextlib.suppress(PaywireError):  # back off, never spin on one order
-                    await self._schedule(order.id, state, now)
+            # Each order's check is work of its own in the order's trace.
+            with trace.scope(trace.join(order.trace_id), order_id=order.id,
+                             provider=order.provider):
+                try:
+                    await self._check(order, state, report)
+                except PaywireError as exc:
+                    report.errors += 1
+                    log.warning("reconciling %s failed: %s", order.id, exc.message,
+                                extra={"status": str(order.status), "outcome": "error"})
+                    with contextlib.suppress(PaywireError):  # back off, never spin on one
+                        await self._schedule(order.id, state, now)
         await self._refunds(report)
         if self.truth is not None:
             report.truth_processed = await self.truth.run_once()
@@ -320,19 +324,26 @@ class Reconciler:
             if refund.provider_refund_id is None:
                 continue  # the refund call itself is still to be resumed by its operation
             report.refunds_checked += 1
-            try:
-                async with self.store.transaction() as uow:
-                    order = await must_order(uow, refund.order_id)
-                result = await self.providers.of(order).get_refund(refund.provider_refund_id)
-                if result.status == "completed":
-                    report.refunds_completed += await self._refund_completed(refund, result,
-                                                                             report)
-                elif result.status == "failed":
-                    await self._refund_failed(refund)
-            except PaywireError as exc:
-                report.errors += 1
-                log.warning("reconciling refund %s failed: %s", refund.id, exc.message,
-                            extra={"order_id": refund.order_id, "refund_id": refund.id})
+            with trace.scope(trace.start(), order_id=refund.order_id, refund_id=refund.id):
+                await self._refund(refund, refund.provider_refund_id, report)
+
+    async def _refund(self, refund: Refund, provider_refund_id: str,
+                      report: ReconcileReport) -> None:
+        """Ask the provider about one pending refund and apply its answer."""
+        try:
+            async with self.store.transaction() as uow:
+                order = await must_order(uow, refund.order_id)
+            trace.follow(order.trace_id, provider=order.provider)
+            result = await self.providers.of(order).get_refund(provider_refund_id)
+            if result.status == "completed":
+                report.refunds_completed += await self._refund_completed(refund, result,
+                                                                         report)
+            elif result.status == "failed":
+                await self._refund_failed(refund)
+        except PaywireError as exc:
+            report.errors += 1
+            log.warning("reconciling refund %s failed: %s", refund.id, exc.message,
+                        extra={"order_id": refund.order_id, "refund_id": refund.id})
 
     async def _refund_completed(self, refund: Refund, result: RefundResult,
                                 report: ReconcileReport) -> bool:

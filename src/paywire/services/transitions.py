@@ -15,6 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from paywire.domain import trace
 from paywire.domain.errors import NotFoundError
 from paywire.domain.facts import Fact, Flag
 from paywire.domain.order import Order, OrderStatus
@@ -24,14 +25,17 @@ from paywire.ports import History, HistoryEntry, OrderMoves
 
 async def persist(uow: OrderMoves, before: Order, outcome: Outcome, now: datetime) -> Order:
     """Write `outcome` (computed from `before`) in `uow`; the order as it now stands."""
+    trace_id = trace.current_id()
     if outcome.order is not None:
         await uow.update_order(outcome.order, before.version)
     for entry in outcome.lines:
         await uow.append_history(HistoryEntry(
             order_id=before.id, at=now, source=entry.source, verdict=entry.verdict,
-            from_status=entry.from_status, to_status=entry.to_status, detail=entry.detail))
+            from_status=entry.from_status, to_status=entry.to_status, detail=entry.detail,
+            trace_id=trace_id))
     for announcement in outcome.announcements:
-        await uow.add_announcement(announcement, "msg_" + uuid.uuid4().hex, now)
+        await uow.add_announcement(announcement, "msg_" + uuid.uuid4().hex, now,
+                                   trace_id=trace_id)
     return outcome.after(before)
 
 
@@ -74,4 +78,5 @@ async def record(uow: History, order: Order, fact: Fact, verdict: str, now: date
     entry = line(order, fact, verdict, to, **detail)
     await uow.append_history(HistoryEntry(
         order_id=order.id, at=now, source=entry.source, verdict=entry.verdict,
-        from_status=entry.from_status, to_status=entry.to_status, detail=entry.detail))
+        from_status=entry.from_status, to_status=entry.to_status, detail=entry.detail,
+        trace_id=trace.current_id()))

@@ -17,10 +17,12 @@ as CONTRADICTED on the order (never flagged for a person: a forgery is not our p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from paywire.domain import trace
 from paywire.domain.errors import ConfigError, PaywireError, ProviderError
 from paywire.domain.facts import Dispute, Fact
 from paywire.domain.order import PAID, Order, OrderStatus
@@ -89,7 +91,13 @@ class TruthFetcher:
         async with self.store.transaction() as uow:
             tasks = await uow.claim_truth_tasks(self.owner, now, now + self.lease, self.batch)
         for task in tasks:
-            await self._process(task)
+            # Each task is work of its own, in its order's trace when it names one.
+            with trace.scope(trace.start(), provider=task.provider, truth_task=task.id):
+                if task.order_id is not None:
+                    with contextlib.suppress(PaywireError):  # the task itself will say
+                        trace.follow((await self._order(task.order_id)).trace_id,
+                                     order_id=task.order_id)
+                await self._process(task)
         return len(tasks)
 
     async def confirm_now(self, task_id: str) -> bool:
@@ -102,6 +110,8 @@ class TruthFetcher:
             order = await uow.get_order(task.order_id) if task and task.order_id else None
         if task is None:
             return False
+        if order is not None:
+            trace.follow(order.trace_id, order_id=order.id)
         await self._process(task, order)
         return True
 

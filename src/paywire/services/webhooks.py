@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from paywire.domain import trace
 from paywire.domain.errors import (
     ConflictError,
     NotFoundError,
@@ -131,6 +132,7 @@ class WebhookIngest:
     async def receive(self, headers: Mapping[str, str], body: bytes) -> IngestOutcome:
         """Verify, then store and apply one delivery; transient when something on our side
         (the store, the certificate host or postback, a concurrent writer) failed."""
+        trace.tag(provider=self.provider)
         try:
             return await self._receive(headers, body)
         except (StorageError, ProviderError, ConflictError) as exc:
@@ -226,6 +228,9 @@ class WebhookIngest:
     async def _apply(self, uow: WebhookUnit, event: ProviderEvent, now: datetime,
                      body: bytes) -> _Applied:
         order = await locate(uow, self.provider, event)
+        if order is not None:
+            # PayPal sends no traceparent: the event's effects join the order's own trace.
+            trace.follow(order.trace_id, order_id=order.id)
         if order is None:
             if event.resource_id is None or event.resource_kind == "other":
                 return _Applied("ignored", None, "no order of ours and nothing to fetch")
@@ -257,7 +262,8 @@ class WebhookIngest:
             await uow.append_history(HistoryEntry(
                 order_id=order.id, at=now, source="webhook", verdict="NOTE",
                 from_status=order.status, to_status=order.status,
-                detail={"event_type": event.event_type, "event_id": event.event_id}))
+                detail={"event_type": event.event_type, "event_id": event.event_id},
+                trace_id=trace.current_id()))
             return _Applied("ignored", order.id,
                             f"{event.event_type} is recorded, not acted on")
         # The body's word, not the provider's answer: what the order cannot take as told
@@ -308,7 +314,8 @@ class WebhookIngest:
             order_id=order.id, at=now, source="webhook", verdict="NOTE",
             from_status=order.status, to_status=order.status,
             detail={"event_type": event.event_type, "event_id": event.event_id,
-                    "claimed": claim.target, "confirming": f"{kind} {resource}"}))
+                    "claimed": claim.target, "confirming": f"{kind} {resource}"},
+            trace_id=trace.current_id()))
         return _Applied("confirming", order.id, f"confirming with the provider: {kind} "
                         f"{resource}", task.id)
 

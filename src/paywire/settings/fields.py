@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from paywire.settings.aps import ApsSettings
@@ -109,6 +109,11 @@ class SettingsFields(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Admin and trusted server-to-server callers: `Authorization: Bearer <key>`.
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    # Log lines (`paywire.logs`): one JSON object per line, or text for a person. Unset: JSON
+    # for `serve`, `worker` and `reconcile`, text for `dev` and the operator commands.
+    log_format: Literal["json", "text"] | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # the HTTP API
     host: str = "127.0.0.1"
@@ -248,10 +253,18 @@ class SettingsFields(BaseSettings):
         return data
 
     @field_validator("return_url", "cancel_url", "catalog_path", "webhook_ca_bundle",
-                     "webhook_cert_trust", "paypal_secret_id", "app_secret_id", mode="before")
+                     "webhook_cert_trust", "paypal_secret_id", "app_secret_id", "log_format",
+                     mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return blank_is_unset(value)
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value
+        return value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
 
     @field_validator("stage", mode="before")
     @classmethod

@@ -77,7 +77,8 @@ async def payment_api(request: Request) -> Response:
             at=state.clock.now(), command=params.get("command") or params.get(
                 "query_command", ""), merchant_reference=params.get("merchant_reference"),
             response_code=out["response_code"], signature_valid=out["response_code"] != "00008",
-            params={k: v for k, v in params.items() if k not in ("signature", "access_code")}))
+            params={k: v for k, v in params.items() if k not in ("signature", "access_code")},
+            traceparent=request.headers.get("traceparent")))
     return JSONResponse(ledger.sign_answer(state, out))
 
 

@@ -182,7 +182,7 @@ async def requests_log(request: Request) -> Response:
         return JSONResponse({"requests": [
             {"at": e.at, "command": e.command, "merchant_reference": e.merchant_reference,
              "response_code": e.response_code, "signature_valid": e.signature_valid,
-             "params": e.params} for e in state.requests]})
+             "params": e.params, "traceparent": e.traceparent} for e in state.requests]})
 
 
 async def list_faults(request: Request) -> Response:

@@ -137,6 +137,9 @@ class RequestEntry:
     response_code: str
     signature_valid: bool
     params: dict[str, str] = field(repr=False)
+    # The caller's W3C `traceparent`, as sent (APS ignores it; recorded so a test can follow
+    # a trace into the provider's side).
+    traceparent: str | None = None
 
 
 class ApsState:

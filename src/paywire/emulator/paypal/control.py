@@ -149,7 +149,8 @@ async def requests_log(request: Request) -> Response:
             continue
         item: dict[str, Any] = {"at": e.at, "method": e.method, "path": e.path, "query": e.query,
                                 "status": e.status, "debug_id": e.debug_id,
-                                "paypal_request_id": e.request_id, "client_id": e.client_id}
+                                "paypal_request_id": e.request_id, "client_id": e.client_id,
+                                "traceparent": e.traceparent}
         if e.response_body is not None:
             item["response_body_base64"] = base64.b64encode(e.response_body).decode()
         out.append(item)

@@ -82,7 +82,9 @@ class RequestLogMiddleware:
             if logged:
                 return
             logged = True
-            request_id = dict(scope.get("headers", [])).get(b"paypal-request-id")
+            headers = dict(scope.get("headers", []))
+            request_id = headers.get(b"paypal-request-id")
+            traceparent = headers.get(b"traceparent")
             emu.request_log.append(RequestLogEntry(
                 at=emu.clock.now(), method=method, path=path,
                 query=scope.get("query_string", b"").decode("latin-1"), status=status,
@@ -91,6 +93,7 @@ class RequestLogMiddleware:
                 client_id=scope.get(CLIENT_ID) or None,
                 response_body=b"".join(chunks) if record else None,
                 content_type=content_type,
+                traceparent=traceparent.decode("latin-1") if traceparent else None,
             ))
 
         async def send_logged(message: Message) -> None:

@@ -181,6 +181,9 @@ class RequestLogEntry:
     client_id: str | None
     response_body: bytes | None = field(default=None, repr=False)
     content_type: str = ""
+    # The caller's W3C `traceparent`, as sent: PayPal ignores it; recorded so a test can follow
+    # a trace into the provider's side.
+    traceparent: str | None = None
 
 
 class EmulatorState:

@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from paywire.domain import deadline
+from paywire.domain import deadline, trace
 from paywire.domain.errors import (
     ConfigError,
     DeadlineExceeded,
@@ -315,7 +315,10 @@ class ApsClient:
         """Sign, send, verify. Queries retry what is retryable; see the module doc."""
         content = json.dumps(self.merchant.signer.sign_request(params),
                              separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        # The trace headers ride along (APS ignores headers it does not know), so APS's side of
+        # a call can be matched to ours by an operator holding both logs.
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   **trace.outgoing()}
         attempt = 0
         while True:
             attempt += 1

@@ -10,6 +10,8 @@ below hold for every call without an endpoint repeating them:
   through `jitter` (the one place randomness enters, so tests remove it), and a `Retry-After`
   is honoured (an HTTP date read against `clock`). Other 4xx are final.
 - The client secret and tokens appear in no repr, log line or exception message.
+- Every call carries the work's `traceparent` (`paywire.domain.trace`), which PayPal ignores
+  and the emulator records, so a call can be found by the trace id of what asked for it.
 - A request's deadline (`paywire.domain.deadline`), when one is set, caps each attempt's
   timeout; an attempt that would start, or a retry that would wait, with less than
   `min_attempt_seconds` left raises `DeadlineExceeded` (transient: the caller retries later
@@ -31,7 +33,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 import httpx
 
-from paywire.domain import deadline
+from paywire.domain import deadline, trace
 from paywire.domain.errors import ConfigError, DeadlineExceeded, ProviderError, ValidationError
 from paywire.domain.retry import Backoff, FullJitter, Jitter, retry_after_seconds
 from paywire.ports import Clock, SystemClock
@@ -202,7 +204,7 @@ class PayPalTransport:
         attempt = 0
         while True:
             attempt += 1
-            sent = dict(headers)
+            sent = {**headers, **trace.outgoing()}  # PayPal ignores headers it does not know
             token = ""
             if bearer:
                 token = await self._bearer()

@@ -12,6 +12,7 @@ from paywire.ports import (
 )
 from paywire.store.dynamo import expr as dx
 from paywire.store.dynamo import items as di
+from paywire.store.dynamo import records as dr
 from paywire.store.dynamo.base import DynamoUnit
 
 
@@ -21,7 +22,7 @@ class DynamoIdempotencyKeys(DynamoUnit):
     async def put_idempotency(self, record: IdempotencyRecord) -> bool:
         """Insert unless (scope, key) exists unexpired at `record.created_at`; True if written.
         As a unit's first write it is made at once (the API acts on the answer)."""
-        item = di.idempotency_item(record)
+        item = dr.idempotency_item(record)
         key = di.idempotency_key(record.scope, record.key)
         stored = await self._read(key)
         if stored is not None and stored["expires_at"] > di.ts(record.created_at):
@@ -38,7 +39,7 @@ class DynamoIdempotencyKeys(DynamoUnit):
         item = await self._read(di.idempotency_key(scope, key))
         if item is None or item["expires_at"] <= moment:
             return None
-        return di.idempotency_from(item)
+        return dr.idempotency_from(item)
 
     async def lock_idempotency(self, scope: str, key: str, now: datetime,
                                locked_until: datetime) -> bool:
@@ -61,13 +62,13 @@ class DynamoIdempotencyKeys(DynamoUnit):
         stored = await self._read(ikey)
         if stored is None:
             raise NotFoundError(f"no idempotency record {scope!r}/{key!r}")
-        record = di.idempotency_from(stored)
+        record = dr.idempotency_from(stored)
         done = IdempotencyRecord(scope=scope, key=key, request_hash=record.request_hash,
                                  status="done", created_at=record.created_at,
                                  expires_at=record.expires_at, locked_until=None,
                                  resource_id=resource_id, response_status=status,
                                  response_body=body)
-        self._write(ikey, di.idempotency_item(done), base=stored, cond=dx.exists,
+        self._write(ikey, dr.idempotency_item(done), base=stored, cond=dx.exists,
                     what=f"idempotency key {scope}/{key}")
 
     async def delete_idempotency(self, scope: str, key: str) -> None:

@@ -18,14 +18,7 @@ from typing import Any
 from paywire.domain.facts import Announcement
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
-from paywire.ports import (
-    HistoryEntry,
-    IdempotencyRecord,
-    OutboxMessage,
-    ProviderOperation,
-    ReconcileState,
-    Refund,
-)
+from paywire.ports import HistoryEntry, OutboxMessage, ReconcileState
 from paywire.store.columns import minor_in, money_of
 
 Item = dict[str, Any]
@@ -206,6 +199,7 @@ def order_item(order: Order) -> Item:
         "capture_id": order.capture_id, "authorization_id": order.authorization_id,
         "disputed": order.disputed, "needs_attention": order.needs_attention,
         "capture_attempt": order.capture_attempt, "metadata": doc(dict(order.metadata)),
+        "trace_id": order.trace_id,
         "lines": [{"sku": ln.sku, "name": ln.name, "quantity": ln.quantity,
                    "currency": ln.unit_price.currency, "unit_price_minor": ln.unit_price.minor}
                   for ln in order.lines],
@@ -233,6 +227,7 @@ def order_from(item: Item) -> Order:
         refund_reserved=money_of(item.get("refund_reserved_minor"), currency),
         disputed=bool(item["disputed"]), needs_attention=item.get("needs_attention"),
         capture_attempt=item["capture_attempt"], metadata=dict(undoc(item["metadata"]) or {}),
+        trace_id=item.get("trace_id"),
     )
 
 
@@ -245,11 +240,11 @@ def payment_ids(order: Order | None) -> set[str]:
 
 def history_item(entry: HistoryEntry, seq: str) -> Item:
     """A history line under its order's partition; `seq` orders equal times by insertion."""
-    return {"pk": order_key(entry.order_id)[0], "sk": f"H#{ts(entry.at)}#{seq}",
-            "kind": "history", "order_id": entry.order_id, "at": ts(entry.at),
-            "source": entry.source, "verdict": entry.verdict,
-            "from_status": str(entry.from_status), "to_status": str(entry.to_status),
-            "detail": doc(dict(entry.detail))}
+    return compact({"pk": order_key(entry.order_id)[0], "sk": f"H#{ts(entry.at)}#{seq}",
+                    "kind": "history", "order_id": entry.order_id, "at": ts(entry.at),
+                    "source": entry.source, "verdict": entry.verdict,
+                    "from_status": str(entry.from_status), "to_status": str(entry.to_status),
+                    "detail": doc(dict(entry.detail)), "trace_id": entry.trace_id})
 
 
 def history_from(item: Item) -> HistoryEntry:
@@ -257,7 +252,7 @@ def history_from(item: Item) -> HistoryEntry:
     return HistoryEntry(order_id=item["order_id"], at=at(item["at"]), source=item["source"],
                         verdict=item["verdict"], from_status=OrderStatus(item["from_status"]),
                         to_status=OrderStatus(item["to_status"]),
-                        detail=dict(undoc(item["detail"])))
+                        detail=dict(undoc(item["detail"])), trace_id=item.get("trace_id"))
 
 
 def reconcile_item(state: ReconcileState) -> Item:
@@ -302,7 +297,8 @@ def outbox_indexes(item: Item) -> Item:
     return indexed
 
 
-def outbox_item(announcement: Announcement, message_id: str, now: datetime) -> Item:
+def outbox_item(announcement: Announcement, message_id: str, now: datetime,
+                trace_id: str | None = None) -> Item:
     """A new outbox message: pending, due now, unleased."""
     pk, sk = outbox_key(message_id)
     item: Item = {"pk": pk, "sk": sk, "kind": "outbox", "id": message_id,
@@ -311,6 +307,8 @@ def outbox_item(announcement: Announcement, message_id: str, now: datetime) -> I
                   "created_at": ts(now), "status": "pending", "attempts": 0,
                   "next_attempt_at": ts(now),
                   **order_index(announcement.order_id, "O", ts(now), message_id)}
+    if trace_id is not None:
+        item["trace_id"] = trace_id
     return {**item, **outbox_indexes(item)}
 
 
@@ -324,75 +322,5 @@ def outbox_from(item: Item) -> OutboxMessage:
                          lease_owner=item.get("lease_owner"),
                          lease_until=opt_at(item.get("lease_until")),
                          last_error=item.get("last_error"),
-                         delivered_at=opt_at(item.get("delivered_at")))
-
-
-# --- operations, refunds, idempotency -------------------------------------------------------
-
-
-def operation_item(op: ProviderOperation) -> Item:
-    """A provider operation's item."""
-    pk, sk = operation_key(op.key)
-    return compact({"pk": pk, "sk": sk, "kind": "operation", "key": op.key,
-                    "order_id": op.order_id, "op_kind": op.kind, "status": op.status,
-                    "created_at": ts(op.created_at), "updated_at": ts(op.updated_at),
-                    "lease_until": None if op.lease_until is None else ts(op.lease_until),
-                    "result": None if op.result is None else doc(op.result),
-                    "error": None if op.error is None else doc(op.error)})
-
-
-def operation_from(item: Item) -> ProviderOperation:
-    """A provider operation from its item."""
-    return ProviderOperation(key=item["key"], order_id=item["order_id"], kind=item["op_kind"],
-                             status=item["status"], created_at=at(item["created_at"]),
-                             updated_at=at(item["updated_at"]),
-                             lease_until=opt_at(item.get("lease_until")),
-                             result=undoc(item.get("result")), error=undoc(item.get("error")))
-
-
-def refund_item(refund: Refund) -> Item:
-    """A refund's item, indexed by status and last update (pending refunds)."""
-    pk, sk = refund_key(refund.id)
-    updated = ts(refund.updated_at)
-    return compact({"pk": pk, "sk": sk, "kind": "refund", "id": refund.id,
-                    "order_id": refund.order_id, "currency": refund.amount.currency,
-                    "amount_minor": refund.amount.minor, "status": refund.status,
-                    "operation_key": refund.operation_key,
-                    "provider_refund_id": refund.provider_refund_id, "reason": refund.reason,
-                    "created_at": ts(refund.created_at), "updated_at": updated,
-                    "spk": f"REFUND#{refund.status}", "ssk": sort_key(updated, refund.id),
-                    **order_index(refund.order_id, "R", ts(refund.created_at), refund.id)})
-
-
-def refund_from(item: Item) -> Refund:
-    """A refund from its item."""
-    return Refund(id=item["id"], order_id=item["order_id"],
-                  amount=Money(item["amount_minor"], item["currency"]), status=item["status"],
-                  operation_key=item["operation_key"], created_at=at(item["created_at"]),
-                  updated_at=at(item["updated_at"]),
-                  provider_refund_id=item.get("provider_refund_id"), reason=item.get("reason"))
-
-
-def idempotency_item(record: IdempotencyRecord) -> Item:
-    """An Idempotency-Key record, with the TTL attribute DynamoDB deletes it by."""
-    pk, sk = idempotency_key(record.scope, record.key)
-    return compact({
-        "pk": pk, "sk": sk, "kind": "idempotency", "scope": record.scope, "key": record.key,
-        "request_hash": record.request_hash, "status": record.status,
-        "created_at": ts(record.created_at), "expires_at": ts(record.expires_at),
-        TTL_ATTRIBUTE: epoch(record.expires_at),
-        "locked_until": None if record.locked_until is None else ts(record.locked_until),
-        "resource_id": record.resource_id, "response_status": record.response_status,
-        "response_body": None if record.response_body is None else doc(record.response_body)})
-
-
-def idempotency_from(item: Item) -> IdempotencyRecord:
-    """An Idempotency-Key record from its item."""
-    return IdempotencyRecord(scope=item["scope"], key=item["key"],
-                             request_hash=item["request_hash"], status=item["status"],
-                             created_at=at(item["created_at"]),
-                             expires_at=at(item["expires_at"]),
-                             locked_until=opt_at(item.get("locked_until")),
-                             resource_id=item.get("resource_id"),
-                             response_status=item.get("response_status"),
-                             response_body=undoc(item.get("response_body")))
+                         delivered_at=opt_at(item.get("delivered_at")),
+                         trace_id=item.get("trace_id"))

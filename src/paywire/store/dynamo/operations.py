@@ -11,6 +11,7 @@ from paywire.ports import (
 )
 from paywire.store.dynamo import expr as dx
 from paywire.store.dynamo import items as di
+from paywire.store.dynamo import records as dr
 from paywire.store.dynamo.base import DynamoUnit
 
 OPERATION_STATUSES = frozenset({"pending", "succeeded", "failed"})
@@ -22,7 +23,7 @@ class DynamoOperations(DynamoUnit):
     async def put_operation(self, op: ProviderOperation) -> bool:
         """Insert unless the key exists; True if written. As a unit's first write it is made
         at once (OperationRunner acts on the answer); see `dynamo` on immediate writes."""
-        item = di.operation_item(op)
+        item = dr.operation_item(op)
         if await self._read(di.operation_key(op.key)) is not None:
             return False
         return await self._put_now_if_first(item, dx.absent, f"provider operation {op.key}")
@@ -30,7 +31,7 @@ class DynamoOperations(DynamoUnit):
     async def get_operation(self, key: str) -> ProviderOperation | None:
         """The operation, or None."""
         item = await self._read(di.operation_key(key))
-        return di.operation_from(item) if item is not None else None
+        return dr.operation_from(item) if item is not None else None
 
     async def claim_operation(self, key: str, now: datetime, lease_until: datetime) -> bool:
         """Take a pending operation whose lease has lapsed (or never was); True if taken."""
@@ -50,9 +51,9 @@ class DynamoOperations(DynamoUnit):
         stored = await self._read(di.operation_key(key))
         if stored is None:
             raise NotFoundError(f"no provider operation {key!r}")
-        op = di.operation_from(stored)
+        op = dr.operation_from(stored)
         done = ProviderOperation(key=op.key, order_id=op.order_id, kind=op.kind, status=status,
                                  created_at=op.created_at, updated_at=now, lease_until=None,
-                                 result=result, error=error)
-        self._write(di.operation_key(key), di.operation_item(done), base=stored, cond=dx.exists,
+                                 result=result, error=error, trace_id=op.trace_id)
+        self._write(di.operation_key(key), dr.operation_item(done), base=stored, cond=dx.exists,
                     what=f"provider operation {key}")

@@ -34,12 +34,12 @@ class DynamoOutbox(DynamoUnit):
     """Announcements written beside their change, and their delivery."""
 
     async def add_announcement(self, announcement: Announcement, message_id: str,
-                               now: datetime) -> bool:
+                               now: datetime, trace_id: str | None = None) -> bool:
         """Put the announcement in the outbox unless its key exists; True if written."""
         key = di.lookup_key("OUTKEY", announcement.key)
         if await self._read(key) is not None:
             return False
-        item = di.outbox_item(announcement, message_id, now)
+        item = di.outbox_item(announcement, message_id, now, trace_id)
         if await self._read(di.outbox_key(message_id)) is not None:
             raise ConflictError(f"outbox message id {message_id} already exists")
         self._create(di.lookup_item(key, message_id), f"announcement {announcement.key}",

@@ -11,6 +11,7 @@ from paywire.ports import (
 )
 from paywire.store.dynamo import expr as dx
 from paywire.store.dynamo import items as di
+from paywire.store.dynamo import records as dr
 from paywire.store.dynamo.base import DynamoUnit
 from paywire.store.dynamo.items import Item
 
@@ -20,7 +21,7 @@ class DynamoRefunds(DynamoUnit):
 
     async def insert_refund(self, refund: Refund) -> None:
         """Insert a refund (ConflictError if the id exists)."""
-        item = di.refund_item(refund)
+        item = dr.refund_item(refund)
         if await self._read(di.refund_key(refund.id)) is not None:
             raise ConflictError(f"refund {refund.id} already exists")
         self._create(item, f"refund {refund.id}", dx.absent)
@@ -34,7 +35,7 @@ class DynamoRefunds(DynamoUnit):
         stored = await self._read(key)
         if stored is None:
             raise NotFoundError(f"no refund {refund.id!r}")
-        old = di.refund_from(stored)
+        old = dr.refund_from(stored)
         fixed = Refund(id=old.id, order_id=old.order_id, amount=refund.amount,
                        status=refund.status, operation_key=old.operation_key,
                        created_at=old.created_at, updated_at=refund.updated_at,
@@ -45,19 +46,19 @@ class DynamoRefunds(DynamoUnit):
                                     f"provider refund id {new_prid}")
         if old_prid and old_prid != new_prid:
             await self._release(di.lookup_key("RFID", old_prid), refund.id)
-        self._write(key, di.refund_item(fixed), base=stored, cond=dx.exists,
+        self._write(key, dr.refund_item(fixed), base=stored, cond=dx.exists,
                     what=f"refund {refund.id}")
 
     async def get_refund(self, refund_id: str) -> Refund | None:
         """The refund, or None."""
         item = await self._read(di.refund_key(refund_id))
-        return di.refund_from(item) if item is not None else None
+        return dr.refund_from(item) if item is not None else None
 
     async def refunds_for_order(self, order_id: str) -> list[Refund]:
         """The order's refunds, oldest first."""
         items = await self._of_order(order_id, "R#", "refund")
         items.sort(key=lambda i: (i["created_at"], i["id"]))
-        return [di.refund_from(i) for i in items]
+        return [dr.refund_from(i) for i in items]
 
     async def find_refund_by_provider_id(self, provider_refund_id: str) -> Refund | None:
         """Our record of a provider refund, or None."""
@@ -82,4 +83,4 @@ class DynamoRefunds(DynamoUnit):
                                     ascending=True, limit=limit, kinds=("refund",),
                                     accept=accept)
         found.sort(key=lambda i: (i["updated_at"], i["id"]))
-        return [di.refund_from(i) for i in found[:limit]]
+        return [dr.refund_from(i) for i in found[:limit]]

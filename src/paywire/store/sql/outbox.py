@@ -51,9 +51,9 @@ class SqlOutbox(SqlBase):
     """Announcements written beside their change, and their delivery."""
 
     async def add_announcement(self, announcement: Announcement, message_id: str,
-                               now: datetime) -> bool:
+                               now: datetime, trace_id: str | None = None) -> bool:
         """Put the announcement in the outbox unless its key exists; True if written."""
-        values = rows.outbox_values(announcement, message_id, now)
+        values = rows.outbox_values(announcement, message_id, now, trace_id)
         return (await self._run(_add(self._postgres), values)).rowcount == 1
 
     async def outbox_for_order(self, order_id: str) -> list[OutboxMessage]:

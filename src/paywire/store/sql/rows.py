@@ -44,7 +44,7 @@ def order_values(order: Order) -> dict[str, Any]:
         "approve_url": order.approve_url, "capture_id": order.capture_id,
         "authorization_id": order.authorization_id, "disputed": order.disputed,
         "needs_attention": order.needs_attention, "capture_attempt": order.capture_attempt,
-        "metadata": dict(order.metadata),
+        "metadata": dict(order.metadata), "trace_id": order.trace_id,
     }
 
 
@@ -74,6 +74,7 @@ def order_from(row: Row, lines: Sequence[Mapping[Any, Any]]) -> Order:
         refund_reserved=money_of(row["refund_reserved_minor"], currency),
         disputed=bool(row["disputed"]), needs_attention=row["needs_attention"],
         capture_attempt=row["capture_attempt"], metadata=dict(row["metadata"] or {}),
+        trace_id=row["trace_id"],
     )
 
 
@@ -81,22 +82,26 @@ def history_values(entry: HistoryEntry) -> dict[str, Any]:
     """The `history` row of an entry (the id is the database's)."""
     return {"order_id": entry.order_id, "at": entry.at, "source": entry.source,
             "verdict": entry.verdict, "from_status": str(entry.from_status),
-            "to_status": str(entry.to_status), "detail": dict(entry.detail)}
+            "to_status": str(entry.to_status), "detail": dict(entry.detail),
+            "trace_id": entry.trace_id}
 
 
 def history_from(row: Row) -> HistoryEntry:
     """A history entry from its row."""
     return HistoryEntry(order_id=row["order_id"], at=row["at"], source=row["source"],
                         verdict=row["verdict"], from_status=OrderStatus(row["from_status"]),
-                        to_status=OrderStatus(row["to_status"]), detail=dict(row["detail"]))
+                        to_status=OrderStatus(row["to_status"]), detail=dict(row["detail"]),
+                        trace_id=row["trace_id"])
 
 
-def outbox_values(announcement: Announcement, message_id: str, now: datetime) -> dict[str, Any]:
+def outbox_values(announcement: Announcement, message_id: str, now: datetime,
+                  trace_id: str | None = None) -> dict[str, Any]:
     """A new `outbox` row: pending, due now, unleased."""
     return {"id": message_id, "key": announcement.key, "type": announcement.type,
             "order_id": announcement.order_id, "payload": dict(announcement.payload),
             "created_at": now, "status": "pending", "attempts": 0, "next_attempt_at": now,
-            "lease_owner": None, "lease_until": None, "last_error": None, "delivered_at": None}
+            "lease_owner": None, "lease_until": None, "last_error": None, "delivered_at": None,
+            "trace_id": trace_id}
 
 
 def outbox_from(row: Row) -> OutboxMessage:
@@ -106,14 +111,16 @@ def outbox_from(row: Row) -> OutboxMessage:
                          created_at=row["created_at"], status=row["status"],
                          attempts=row["attempts"], next_attempt_at=row["next_attempt_at"],
                          lease_owner=row["lease_owner"], lease_until=row["lease_until"],
-                         last_error=row["last_error"], delivered_at=row["delivered_at"])
+                         last_error=row["last_error"], delivered_at=row["delivered_at"],
+                         trace_id=row["trace_id"])
 
 
 def operation_values(op: ProviderOperation) -> dict[str, Any]:
     """The `provider_operations` row of an operation."""
     return {"key": op.key, "order_id": op.order_id, "kind": op.kind, "status": op.status,
             "created_at": op.created_at, "updated_at": op.updated_at,
-            "lease_until": op.lease_until, "result": op.result, "error": op.error}
+            "lease_until": op.lease_until, "result": op.result, "error": op.error,
+            "trace_id": op.trace_id}
 
 
 def operation_from(row: Row) -> ProviderOperation:
@@ -121,7 +128,7 @@ def operation_from(row: Row) -> ProviderOperation:
     return ProviderOperation(key=row["key"], order_id=row["order_id"], kind=row["kind"],
                              status=row["status"], created_at=row["created_at"],
                              updated_at=row["updated_at"], lease_until=row["lease_until"],
-                             result=row["result"], error=row["error"])
+                             result=row["result"], error=row["error"], trace_id=row["trace_id"])
 
 
 def refund_values(refund: Refund) -> dict[str, Any]:

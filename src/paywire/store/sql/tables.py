@@ -92,6 +92,8 @@ orders = sa.Table(
     sa.Column("needs_attention", sa.Text),
     sa.Column("capture_attempt", sa.Integer, nullable=False),
     sa.Column("metadata", json_doc(), nullable=False),
+    # W3C trace ids (32 hex digits) of the work that wrote a row; NULL before they were kept.
+    sa.Column("trace_id", sa.String(32)),
     # NULLs are distinct in both dialects: many orders may not have a provider id yet.
     sa.UniqueConstraint("provider", "provider_order_id"),
     sa.Index(None, "created_at", "id"),
@@ -125,6 +127,7 @@ history = sa.Table(
     sa.Column("from_status", sa.String, nullable=False),
     sa.Column("to_status", sa.String, nullable=False),
     sa.Column("detail", json_doc(), nullable=False),
+    sa.Column("trace_id", sa.String(32)),
     sa.Index(None, "order_id", "at", "id"),
 )
 
@@ -143,6 +146,7 @@ outbox = sa.Table(
     sa.Column("lease_until", UtcDateTime),
     sa.Column("last_error", sa.Text),
     sa.Column("delivered_at", UtcDateTime),
+    sa.Column("trace_id", sa.String(32)),
     # The worker's candidate query: status = 'pending' AND next_attempt_at <= now.
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "order_id", "created_at"),
@@ -162,6 +166,7 @@ provider_operations = sa.Table(
     sa.Column("lease_until", UtcDateTime),
     sa.Column("result", json_doc()),
     sa.Column("error", json_doc()),
+    sa.Column("trace_id", sa.String(32)),
     sa.Index(None, "order_id"),
 )
 
