@@ -1,9 +1,10 @@
 """Cost as data grows: webhook ingest and checkout with 1,000 orders stored against 1,000,000.
 
-    .venv/bin/python bench/growth.py [--orders 1000000] [--small 1000] [--stores sqlite,postgres]
-                                     [--deliveries 600] [--checkouts 200] [--concurrency 8]
-                                     [--repeats 20] [--plans]
-    .venv/bin/python bench/growth.py --quick    # tiny (200 against 50 orders), seconds a store
+    .venv/bin/python bench/growth.py [--size tiny|small|full] [--orders 1000000] [--small 1000]
+                                     [--stores sqlite,postgres] [--deliveries 600]
+                                     [--checkouts 200] [--concurrency 8] [--repeats 20]
+                                     [--plans] [--json PATH]
+    .venv/bin/python bench/growth.py --size tiny   # 200 against 50 orders, seconds a store
 
 For each store (a SQLite file; a fresh database on the PostgreSQL server at
 PAYWIRE_TEST_POSTGRES_URL, default the local `test` server), two databases are migrated with
@@ -25,7 +26,10 @@ proportions paywire's flows write them) with `--small` and `--orders` orders. Th
   so whatever else the machine runs meanwhile weighs on both sizes alike.
 
 Printed: the figures at both sizes, the ratio large/small per store and the goal (>= 0.9x) next
-to it, the query timings and the flagged plans. The ratios of one run are what count (2 cores
+to it, the query timings and the flagged plans; then the goal table (bench/goals.py: figures
+`growth.<store>.<ingest|checkout>.<small|large>.rate`), also written to `--json`. Sizes:
+`tiny` (200 against 50 orders) proves it works, `small` (`make bench`) 20,000 against 1,000,
+`full` (docs/benchmarks.md) 1,000,000 against 1,000. The ratios of one run are what count (2 cores
 in CI, shared by every process here). Not part of `make test`.
 """
 
@@ -48,12 +52,13 @@ from typing import TypeVar
 
 import benchkit
 import checkout_throughput as ct
+import goals
 import growthplans
 import growthseed
 import httpx
 import sqlalchemy as sa
 import webhook_ingest as wi
-from benchkit import Result, load, serve_echo, wait_up
+from benchkit import Result, load, serve_echo, settings, sized, wait_up
 
 from paywire.store import migrate
 from paywire.testing import free_port
@@ -63,6 +68,14 @@ POSTGRES_URL = os.environ.get("PAYWIRE_TEST_POSTGRES_URL",
 SHOP_SECRET = "whsec_" + base64.b64encode(b"paywire-bench-growth-secret-0123").decode()
 GOAL = 0.9
 GREW = 3.0  # a query this many times slower at the large size has its plan printed
+SIZES = {
+    "tiny": {"orders": 200, "small": 50, "deliveries": 30, "checkouts": 10, "repeats": 2,
+             "warmup": 3, "batches": 2},
+    "small": {"orders": 20_000, "small": 1_000, "deliveries": 300, "checkouts": 100,
+              "repeats": 5, "warmup": 10, "batches": 5},
+    "full": {"orders": 1_000_000, "small": 1_000, "deliveries": 600, "checkouts": 200,
+             "repeats": 20, "warmup": 10, "batches": 5},
+}
 T = TypeVar("T")
 
 
@@ -398,8 +411,9 @@ def _answers(result: Result) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(result.statuses.items()))
 
 
-def run_store(store: str, args: argparse.Namespace, emulator: str, sink: str) -> None:
-    """Seed both sizes, probe, measure and report one store."""
+def run_store(store: str, args: argparse.Namespace, emulator: str,
+              sink: str) -> dict[str, float]:
+    """Seed both sizes, probe, measure and report one store; its goal figures."""
     phases: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -421,34 +435,42 @@ def run_store(store: str, args: argparse.Namespace, emulator: str, sink: str) ->
                 lap("API runs")
         lap("dropping")
     report_store(store, dbs, measured, probed, args.plans, phases)
+    figures: dict[str, float] = {}
+    for size, m in zip(("small", "large"), measured, strict=False):
+        figures[f"growth.{store}.ingest.{size}.rate"] = m.ingest.rate
+        figures[f"growth.{store}.checkout.{size}.rate"] = m.checkout.rate
+    return figures
 
 
 def main() -> None:
     """Parse arguments; serve one side (child) or run the whole benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=1_000_000,
-                        help="orders stored in the large database (default 1,000,000)")
-    parser.add_argument("--small", type=int, default=1_000,
-                        help="orders stored in the small database (default 1,000)")
+    parser.add_argument("--orders", type=int, default=None,
+                        help="orders stored in the large database (full size: 1,000,000)")
+    parser.add_argument("--small", type=int, default=None,
+                        help="orders stored in the small database (full size: 1,000)")
     parser.add_argument("--stores", default="sqlite,postgres",
                         help="comma-separated: sqlite, postgres (default both)")
-    parser.add_argument("--deliveries", type=int, default=600,
-                        help="webhook deliveries measured per database (default 600)")
-    parser.add_argument("--checkouts", type=int, default=200,
-                        help="checkouts measured per database (default 200)")
+    parser.add_argument("--deliveries", type=int, default=None,
+                        help="webhook deliveries measured per database (full size: 600)")
+    parser.add_argument("--checkouts", type=int, default=None,
+                        help="checkouts measured per database (full size: 200)")
     parser.add_argument("--concurrency", type=int, default=8, help="workers (default 8)")
-    parser.add_argument("--warmup", type=int, default=10,
-                        help="orders (and their deliveries) of warm-up per run (default 10)")
-    parser.add_argument("--repeats", type=int, default=20,
-                        help="runs of each store query, median taken (default 20)")
-    parser.add_argument("--batches", type=int, default=5,
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="orders (and their deliveries) of warm-up per run (full size: 10)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="runs of each store query, median taken (full size: 20)")
+    parser.add_argument("--batches", type=int, default=None,
                         help="batches the measured load is cut into, alternating between the "
-                             "two databases (default 5)")
+                             "two databases (full size: 5)")
     parser.add_argument("--plans", action="store_true", help="print every query's plan")
     parser.add_argument("--no-api", dest="api", action="store_false",
                         help="only seed and explain (no API runs)")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes, to see that it works: 200 against 50 orders")
+    parser.add_argument("--size", choices=sorted(SIZES), default="full",
+                        help="preset for the sizes below (default full: 1,000,000 against "
+                             "1,000 orders)")
+    parser.add_argument("--quick", action="store_true", help="the same as --size tiny")
+    goals.add_arguments(parser)
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -461,9 +483,8 @@ def main() -> None:
             serve_paywire(int(port), *rest)
         return
     if args.quick:
-        args.orders, args.small, args.deliveries, args.checkouts, args.repeats, args.warmup = (
-            200, 50, 30, 10, 2, 3)
-        args.batches = 2
+        args.size = "tiny"
+    sized(args, SIZES)
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     if not stores or set(stores) - {"sqlite", "postgres"}:
         parser.error("--stores takes sqlite, postgres or both")
@@ -477,8 +498,10 @@ def main() -> None:
     emulator, sink = (f"http://127.0.0.1:{p}" for p in ports)
     with running("emulator", str(ports[0]), health=f"{emulator}/_emulator/"), \
             running("echo", str(ports[1]), health=sink):
+        figures: dict[str, float] = {}
         for store in stores:
-            run_store(store, args, emulator, sink)
+            figures.update(run_store(store, args, emulator, sink))
+    goals.report(figures, bench="growth", json_path=args.json, settings=settings(args))
 
 
 if __name__ == "__main__":

@@ -131,6 +131,9 @@ PROBES: tuple[tuple[str, Call], ...] = (
     ("finish_outbox", lambda u, s: u.finish_outbox(
         s.delivered, OWNER, status="delivered", attempts=1, next_attempt_at=None,
         last_error=None, now=s.now)),
+    ("finish_outbox_many", lambda u, s: u.finish_outbox_many(
+        [s.delivered, s.delivered], OWNER, status="delivered", attempts=1, next_attempt_at=None,
+        last_error=None, now=s.now)),
     ("settle_outbox", lambda u, s: u.settle_outbox(s.delivered, status="delivered",
                                                    last_error=None, now=s.now)),
     ("get_outbox", lambda u, s: u.get_outbox(s.delivered)),
@@ -343,7 +346,12 @@ async def probe_all(url: str, now: datetime, repeats: int) -> list[Probed]:
         if not executemany and first in ("SELECT", "UPDATE", "DELETE", "INSERT", "WITH"):
             caught.append(Statement(statement, parameters))
 
-    sa.event.listen(store._engine.sync_engine, "before_cursor_execute", catch)
+    # SQLite: the store's own writer and reader engines (sqlite3, no async driver);
+    # PostgreSQL: the async engine's sync core.
+    engines = (store._sync_engines if store._engine is None
+               else (store._engine.sync_engine,))
+    for engine in engines:
+        sa.event.listen(engine, "before_cursor_execute", catch)
     results = []
     try:
         s = await sample(store, url, now)

@@ -49,14 +49,16 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                "captured_minor", "refunded_minor", "refund_reserved_minor", "created_at",
                "updated_at", "provider", "provider_order_id", "approve_url", "capture_id",
                "authorization_id", "disputed", "needs_attention", "capture_attempt",
-               "metadata"),
+               "metadata", "trace_id"),
     "order_lines": ("order_id", "position", "sku", "name", "quantity", "currency",
                     "unit_price_minor"),
-    "history": ("order_id", "at", "source", "verdict", "from_status", "to_status", "detail"),
+    "history": ("order_id", "at", "source", "verdict", "from_status", "to_status", "detail",
+                "trace_id"),
     "outbox": ("id", "key", "type", "order_id", "payload", "created_at", "status", "attempts",
-               "next_attempt_at", "lease_owner", "lease_until", "last_error", "delivered_at"),
+               "next_attempt_at", "lease_owner", "lease_until", "last_error", "delivered_at",
+               "trace_id"),
     "provider_operations": ("key", "order_id", "kind", "status", "created_at", "updated_at",
-                            "lease_until", "result", "error"),
+                            "lease_until", "result", "error", "trace_id"),
     "refunds": ("id", "order_id", "currency", "amount_minor", "status", "operation_key",
                 "provider_refund_id", "reason", "created_at", "updated_at"),
     "idempotency_keys": ("scope", "key", "request_hash", "status", "created_at", "expires_at",
@@ -260,6 +262,7 @@ class Story:
     def __init__(self, s: Seeder, rows: Rows, t0: int, kind: str) -> None:
         self.s, self.t, self.t0, self.kind = s, rows.tables, t0, kind
         self.id = f"ord_{s.hexid()}"
+        self.trace = s.randhex(128)  # the W3C trace id its checkout started (32 hex digits)
         self.pp = s.paypal_id()
         lines = [s.rng.choice(CATALOG) for _ in range(1 + (s.rng.random() < 0.3))]
         self.lines = [(sku, name, 1 + (s.rng.random() < 0.2), price)
@@ -395,7 +398,7 @@ class Story:
             0 if refunded else None, s.at(self.t0), s.at(updated), "paypal", self.pp,
             f"{HOST}/checkoutnow?token={self.pp}", self.capture_id, self.authorization_id,
             s.flag(status == "REVERSED"), attention,
-            1, '{"customer_email": "buyer@example.com"}'))
+            1, '{"customer_email": "buyer@example.com"}', self.trace))
         if check:
             # Checked before; the next check is an hour off, so not due while measured.
             due = s.now_us + HOUR + s.rng.randrange(HOUR)
@@ -408,14 +411,15 @@ class Story:
                 detail: str) -> None:
         """One history line."""
         self.t["history"].append((self.id, self.s.at(at), source, verdict, before, after,
-                                  detail))
+                                  detail, self.trace))
 
     def operation(self, kind: str, start: int, end: int, status: str, result: str | None,
                   error: str | None = None) -> None:
         """A provider call under its key, finished."""
         key = f"{self.id}:{kind}" + ("" if kind in ("create", "void") else ":1")
         self.t["provider_operations"].append((key, self.id, kind, status, self.s.at(start),
-                                              self.s.at(end), None, result, error))
+                                              self.s.at(end), None, result, error,
+                                              self.trace))
 
     def idempotency(self, at: int) -> None:
         """The shop's Idempotency-Key for the create (expired a day later, never swept)."""
@@ -446,7 +450,7 @@ class Story:
                    f'"provider_order_id": "{self.pp}"}}')
         self.t["outbox"].append((f"msg_{s.hexid(128)}", f"{type_}:{self.id}", type_, self.id,
                                  payload, s.at(at), status_, attempts, next_at, None, None,
-                                 error, delivered))
+                                 error, delivered, self.trace))
 
     def webhook(self, event_type: str, at: int, status: str, *, confirm: bool = False) -> None:
         """A PayPal delivery as stored (and, if it came early, its confirmation task)."""
@@ -496,7 +500,7 @@ class Story:
         self.t["provider_operations"].append((
             key, self.id, "refund", "succeeded", s.at(at), s.at(at + 900_000), None,
             f'{{"refund_id": "{provider_refund}", "status": "COMPLETED", "amount": '
-            f'"{value} USD"}}', None))
+            f'"{value} USD"}}', None, self.trace))
         self.history(at + 900_000, "api", "APPLY", "COMPLETED", "REFUNDED",
                      f'{{"refund_id": "{provider_refund}", "amount": "{value}"}}')
         self.webhook("PAYMENT.CAPTURE.REFUNDED", at + 2_000_000, "REFUNDED")

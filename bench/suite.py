@@ -53,9 +53,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("checkout", "checkout_throughput.py", (), "checkout."),
     Bench("outbox", "outbox_drain.py", (), "outbox."),
     Bench("lambda", "lambda_webhook.py", (), "lambda."),
-    # bench/growth.py (its goals are in goals.py, figures "growth.<store>.at_max.rate" and
-    # "growth.<store>.at_1000.rate"): one entry here once it is on main, e.g.
-    # Bench("growth", "growth.py", (), "growth."),
+    Bench("growth", "growth.py", (), "growth."),
 )
 
 
