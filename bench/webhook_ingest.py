@@ -237,34 +237,85 @@ def expect(result: Result, answer: str) -> None:
 
 @dataclass(frozen=True)
 class Pass:
-    """The measured results at one concurrency: echo, local, postback (and duplicate)."""
+    """The measured results at one concurrency: echo, local, postback (and duplicate), and the
+    CPU each process spent per delivery on each (`Cpu`)."""
 
     concurrency: int
     results: list[Result]
+    cpu: list[Cpu]
 
 
-async def measure(targets: list[tuple[str, str]], deliveries: list[Delivery], warm: int,
-                  concurrencies: list[int]) -> list[Pass]:
-    """Warm each target up on the first `warm` deliveries, then measure each on its share of
-    the rest at each concurrency (the same share for every target); then the first share to
-    the local paywire again (every answer `duplicate`)."""
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process `pid` has used so far (Linux's /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """Milliseconds of CPU per delivery of one measured load: the server it went to (with the
+    work it did after answering: the local paywire's confirmation), the emulator (answering
+    that confirmation's GET, or the postback) and this load generator."""
+
+    server: float
+    emulator: float
+    generator: float
+
+
+async def settled(pid: int, quiet: float = 0.002, window: float = 0.1,
+                  limit: float = 15.0) -> None:
+    """Wait until process `pid` has used at most `quiet` s of CPU in `window` s (its work after
+    the answers, e.g. the confirmations, is done), or `limit` s have passed."""
+    deadline = time.monotonic() + limit
+    before = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(window)
+        now = cpu_seconds(pid)
+        if now - before <= quiet:
+            return
+        before = now
+
+
+async def metered(name: str, url: str, part: list[Delivery], concurrency: int, server: int,
+                  emulator: int) -> tuple[Result, Cpu]:
+    """`load`, and the CPU per delivery of the server (once settled), emulator and generator."""
+    await settled(server)
+    start = cpu_seconds(server), cpu_seconds(emulator), time.process_time()
+    result = await load(name, url, part, concurrency)
+    await settled(server)
+    end = cpu_seconds(server), cpu_seconds(emulator), time.process_time()
+    per = [1000 * (b - a) / len(part) for a, b in zip(start, end, strict=True)]
+    return result, Cpu(*per)
+
+
+async def measure(targets: list[tuple[str, str, int]], deliveries: list[Delivery], warm: int,
+                  concurrencies: list[int], emulator: int) -> list[Pass]:
+    """Warm each target (name, URL, server pid) up on the first `warm` deliveries, then measure
+    each on its share of the rest at each concurrency (the same share for every target); then
+    the first share to the local paywire again (every answer `duplicate`)."""
     head, rest = deliveries[:warm], deliveries[warm:]
     share = len(rest) // len(concurrencies)
     passes = []
     for n, concurrency in enumerate(concurrencies):
         part = rest[n * share:(n + 1) * share]
-        results = []
-        for name, url in targets:
+        results, cpu = [], []
+        for name, url, pid in targets:
             if n == 0:
                 await load("warm-up", url, head, concurrency)
-            results.append(await load(name, url, part, concurrency))
-        passes.append(Pass(concurrency, results))
-    local = targets[1][1]
+            result, used = await metered(name, url, part, concurrency, pid, emulator)
+            results.append(result)
+            cpu.append(used)
+        passes.append(Pass(concurrency, results, cpu))
+    _, local, pid = targets[1]
     expect(await load("warm-up", local, head, concurrencies[0]), "duplicate")
-    duplicate = await load("paywire, same again (duplicate)", local, rest[:share],
-                           concurrencies[0])
+    duplicate, used = await metered("paywire, same again (duplicate)", local, rest[:share],
+                                    concurrencies[0], pid, emulator)
     expect(duplicate, "duplicate")
     passes[0].results.append(duplicate)
+    passes[0].cpu.append(used)
     return passes
 
 
@@ -313,6 +364,10 @@ def figures(passes: list[Pass], store: str) -> dict[str, float]:
             key = f"webhook.{store}.c{p.concurrency}.{KIND[r.name]}"
             out.update({f"{key}.rate": r.rate, f"{key}.p50": r.percentile(50),
                         f"{key}.p99": r.percentile(99)})
+        for r, cpu in zip(p.results, p.cpu, strict=True):
+            key = f"webhook.{store}.c{p.concurrency}.{KIND[r.name]}.cpu_ms"
+            out.update({f"{key}.server": cpu.server, f"{key}.emulator": cpu.emulator,
+                        f"{key}.generator": cpu.generator})
     return out
 
 
@@ -323,13 +378,15 @@ def report(passes: list[Pass], store: str, shop: Announced) -> None:
           f"and concurrency (distinct event ids), one uvicorn worker each, paywire on {label}")
     print(f"machine: {goals.machine()} (CI machines have 2 cores); every process (emulator, "
           "servers, this load generator) shares them, over loopback HTTP")
-    print(f"{'':38} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}   answers")
+    print(f"{'':38} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}   CPU ms per delivery: server "
+          "(+ after the answer) / emulator / load generator;   answers")
     for p in passes:
         print(f"concurrency {p.concurrency}")
-        for r in p.results:
+        for r, cpu in zip(p.results, p.cpu, strict=True):
             answers = ", ".join(f"{k} {v}" for k, v in sorted(r.statuses.items()))
             print(f"  {r.name:36} {r.rate:8.1f} {r.percentile(50):8.2f} "
-                  f"{r.percentile(99):8.2f}   {answers}")
+                  f"{r.percentile(99):8.2f}   {cpu.server:5.2f} / {cpu.emulator:5.2f} / "
+                  f"{cpu.generator:5.2f}   {answers}")
         echo = p.results[0]
         for r in p.results[1:]:
             print(f"  ratio {r.name.strip()} / echo: throughput {r.rate / echo.rate:.2f}x, "
@@ -376,11 +433,14 @@ def run(deliveries: int, concurrencies: list[int], store: str,
             if store == "postgres":
                 start("local", ports[2], "local")
             start("postback", ports[3], "postback")
+            pids = {name: proc.pid for name, proc in zip(
+                ("emulator", "echo", "local", "postback"), procs, strict=True)}
             passes = asyncio.run(measure(
-                [("bare ASGI echo", sink), ("paywire, local verification",
-                                            f"{local}/webhooks/paypal"),
-                 ("paywire, postback verification", f"{postback}/webhooks/paypal")],
-                recorded, 3 * warm_orders, concurrencies))
+                [("bare ASGI echo", sink, pids["echo"]),
+                 ("paywire, local verification", f"{local}/webhooks/paypal", pids["local"]),
+                 ("paywire, postback verification", f"{postback}/webhooks/paypal",
+                  pids["postback"])],
+                recorded, 3 * warm_orders, concurrencies, pids["emulator"]))
             return passes, announced(dbs.engine("local"), orders)
         finally:
             for proc in procs:
