@@ -153,7 +153,9 @@ def error_response(status: int, code: str, message: str, *, request_id: str | No
                         headers=headers)
 
 
-async def _paywire_error(request: Request, exc: Exception) -> JSONResponse:
+async def paywire_error(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to a paywire error (the app's handler; the webhook route's fast lane calls it
+    too)."""
     if not isinstance(exc, PaywireError):  # pragma: no cover - registered for it
         raise exc
     status, body = render(exc, request_id_of(request))
@@ -187,6 +189,6 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     """Route every error the app can raise through the table."""
-    app.add_exception_handler(PaywireError, _paywire_error)
+    app.add_exception_handler(PaywireError, paywire_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -46,7 +46,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from paywire.api.errors import ApiError, error_response, render, request_id_of
+from paywire.api.errors import ApiError, error_response, paywire_error, render, request_id_of
 from paywire.api.middleware import BodyLimitMiddleware
 from paywire.api.schemas import ErrorOut, dump
 from paywire.domain import deadline, trace
@@ -98,17 +98,36 @@ router = APIRouter()  # the providers' deliveries: PayPal's webhooks, APS's feed
 class BodyLimitExcept:
     """The general request body limit on every path except the providers' delivery paths,
     which read and limit their own bytes (the general limit would buffer and replay them
-    first)."""
+    first).
+
+    A delivery (`POST /webhooks/<name>`) is also served here, straight to `provider_webhook`,
+    rather than through the framework's exception middleware, router and dependency solving:
+    those cost more CPU per delivery than paywire's own verification and storage (bench/
+    webhook_ingest.py's profile, docs/benchmarks.md). The middleware outside this one (trace,
+    request id, the catch-all 500, the deadline, CORS) still wraps it, and paywire's errors
+    are answered by the same handler the framework would call. Anything else on those paths
+    (another method, the app not started) goes the framework's way.
+    """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.limited = BodyLimitMiddleware(app, max_bytes=max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_webhook_path(scope["path"]):
-            await self.app(scope, receive, send)
-        else:
+        if scope["type"] != "http" or not is_webhook_path(scope["path"]):
             await self.limited(scope, receive, send)
+            return
+        container = getattr(getattr(scope.get("app"), "state", None), "container", None)
+        if scope["method"] != "POST" or container is None:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await provider_webhook(request, container,
+                                              scope["path"].removeprefix(WEBHOOK_PREFIX))
+        except PaywireError as exc:
+            response = await paywire_error(request, exc)
+        await response(scope, receive, send)
 
 
 def _too_large(limit: int) -> ApiError:
