@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -38,6 +39,29 @@ def settings(args: Any) -> dict[str, Any]:
     return {k: v if isinstance(v, int | float | str | list) else str(v)
             for k, v in vars(args).items()
             if v is not None and k not in ("json", "serve", "worker", "serve_shop")}
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process `pid` has used so far (Linux's /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def settled(pid: int, quiet: float = 0.002, window: float = 0.1,
+                  limit: float = 15.0) -> None:
+    """Wait until process `pid` has used at most `quiet` s of CPU in `window` s (its work after
+    the answers, e.g. the confirmations, is done), or `limit` s have passed."""
+    deadline = time.monotonic() + limit
+    before = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(window)
+        now = cpu_seconds(pid)
+        if now - before <= quiet:
+            return
+        before = now
 
 
 def spawn(script: str, *args: str) -> subprocess.Popen[bytes]:

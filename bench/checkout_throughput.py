@@ -32,7 +32,7 @@ from pathlib import Path
 import benchkit
 import goals
 import httpx
-from benchkit import settings, sized, wait_up
+from benchkit import cpu_seconds, settings, settled, sized, wait_up
 
 from paywire.testing import free_port
 
@@ -83,6 +83,8 @@ class Result:
     orders: int
     seconds: float
     latencies: list[float]
+    # CPU ms per order of paywire (0 for the raw flow), the emulator and this load generator
+    cpu: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @property
     def rate(self) -> float:
@@ -157,8 +159,10 @@ def raw_flow(token: str, run_id: str) -> Flow:
 
 
 async def measure(name: str, flow: Flow, emulator: httpx.AsyncClient, orders: int,
-                  concurrency: int, first: int) -> Result:
-    """Run `orders` orders through `flow` with `concurrency` workers."""
+                  concurrency: int, first: int, pids: tuple[int, int] | None = None) -> Result:
+    """Run `orders` orders through `flow` with `concurrency` workers (and, given the pids of
+    paywire and the emulator, the CPU each process spent per order, paywire's once its work
+    after the answers is done)."""
     queue = iter(range(first, first + orders))
     latencies: list[float] = []
 
@@ -166,13 +170,25 @@ async def measure(name: str, flow: Flow, emulator: httpx.AsyncClient, orders: in
         for n in queue:
             latencies.append(await flow(emulator, n))
 
+    def used() -> tuple[float, float, float]:
+        return (cpu_seconds(pids[0]), cpu_seconds(pids[1]), time.process_time()) if pids else (
+            0.0, 0.0, 0.0)
+
+    if pids:
+        await settled(pids[0])
+    before = used()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Result(name, orders, time.perf_counter() - started, latencies)
+    seconds = time.perf_counter() - started
+    if pids:
+        await settled(pids[0])
+    after = used()
+    cpu = tuple(1000 * (b - a) / orders for a, b in zip(before, after, strict=True))
+    return Result(name, orders, seconds, latencies, (cpu[0], cpu[1], cpu[2]))
 
 
-async def bench(paywire_url: str, emulator_url: str, orders: int,
-                concurrencies: list[int]) -> list[tuple[int, Result, Result]]:
+async def bench(paywire_url: str, emulator_url: str, orders: int, concurrencies: list[int],
+                pids: tuple[int, int] | None = None) -> list[tuple[int, Result, Result]]:
     """Warm up, then measure raw and paywire flows in the same run at each concurrency."""
     top = max(concurrencies)
     limits = httpx.Limits(max_connections=2 * top, max_keepalive_connections=2 * top)
@@ -190,9 +206,9 @@ async def bench(paywire_url: str, emulator_url: str, orders: int,
         for n, concurrency in enumerate(concurrencies):
             first = WARMUP + n * orders
             raw_result = await measure("(b) raw httpx -> emulator", raw, emulator, orders,
-                                       concurrency, first)
+                                       concurrency, first, pids)
             paywire_result = await measure("(a) through paywire's API", through, emulator,
-                                           orders, concurrency, first)
+                                           orders, concurrency, first, pids)
             out.append((concurrency, paywire_result, raw_result))
     return out
 
@@ -203,15 +219,20 @@ def report(runs: list[tuple[int, Result, Result]], data_dir: str) -> dict[str, f
           f"{goals.machine()} (CI machines have 2 cores)")
     print("processes: PayPal emulator (1), paywire API (1 uvicorn worker, SQLite WAL in "
           f"{data_dir}), this load generator; all on loopback HTTP")
-    print(f"{'':28} {'orders/s':>9} {'p50 ms':>8} {'p95 ms':>8}   (latency: create + capture)")
+    print(f"{'':28} {'orders/s':>9} {'p50 ms':>8} {'p95 ms':>8}   (latency: create + capture)"
+          "   CPU ms per order: paywire / emulator / load generator")
     figures: dict[str, float] = {}
     for concurrency, paywire, raw in runs:
         print(f"concurrency {concurrency}")
         for r, kind in ((paywire, "paywire"), (raw, "raw")):
-            print(f"{r.name:28} {r.rate:9.1f} {r.percentile(50):8.1f} {r.percentile(95):8.1f}")
+            print(f"{r.name:28} {r.rate:9.1f} {r.percentile(50):8.1f} {r.percentile(95):8.1f}"
+                  f"   {r.cpu[0]:5.2f} / {r.cpu[1]:5.2f} / {r.cpu[2]:5.2f}")
             figures.update({f"checkout.c{concurrency}.{kind}.rate": r.rate,
                             f"checkout.c{concurrency}.{kind}.p50": r.percentile(50),
-                            f"checkout.c{concurrency}.{kind}.p95": r.percentile(95)})
+                            f"checkout.c{concurrency}.{kind}.p95": r.percentile(95),
+                            f"checkout.c{concurrency}.{kind}.cpu_ms.paywire": r.cpu[0],
+                            f"checkout.c{concurrency}.{kind}.cpu_ms.emulator": r.cpu[1],
+                            f"checkout.c{concurrency}.{kind}.cpu_ms.generator": r.cpu[2]})
         print(f"ratio paywire/raw: throughput {paywire.rate / raw.rate:.2f}x, "
               f"p50 latency {paywire.percentile(50) / raw.percentile(50):.2f}x, "
               f"p95 latency {paywire.percentile(95) / raw.percentile(95):.2f}x")
@@ -250,7 +271,7 @@ def main() -> None:
             procs.append(spawn("paywire", str(paywire_port), emulator_url, data_dir))
             wait_up(f"{paywire_url}/healthz", procs[1])
             runs = asyncio.run(bench(paywire_url, emulator_url, args.orders,
-                                     args.concurrency))
+                                     args.concurrency, (procs[1].pid, procs[0].pid)))
         finally:
             for proc in procs:
                 proc.terminate()

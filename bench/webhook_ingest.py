@@ -52,7 +52,7 @@ import benchkit
 import goals
 import httpx
 import sqlalchemy as sa
-from benchkit import Result, load, serve_echo, settings, sized, wait_up
+from benchkit import Result, cpu_seconds, load, serve_echo, settings, settled, sized, wait_up
 
 from paywire.store import migrate
 from paywire.testing import free_port
@@ -245,15 +245,6 @@ class Pass:
     cpu: list[Cpu]
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) process `pid` has used so far (Linux's /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass(frozen=True)
 class Cpu:
     """Milliseconds of CPU per delivery of one measured load: the server it went to (with the
@@ -263,20 +254,6 @@ class Cpu:
     server: float
     emulator: float
     generator: float
-
-
-async def settled(pid: int, quiet: float = 0.002, window: float = 0.1,
-                  limit: float = 15.0) -> None:
-    """Wait until process `pid` has used at most `quiet` s of CPU in `window` s (its work after
-    the answers, e.g. the confirmations, is done), or `limit` s have passed."""
-    deadline = time.monotonic() + limit
-    before = cpu_seconds(pid)
-    while time.monotonic() < deadline:
-        await asyncio.sleep(window)
-        now = cpu_seconds(pid)
-        if now - before <= quiet:
-            return
-        before = now
 
 
 async def metered(name: str, url: str, part: list[Delivery], concurrency: int, server: int,
