@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 import paywire
 from apikit import API_KEY, approve, settings_for, sqlite_url
 from paywire.bootstrap.embed import AlreadyRunning, Embedded
+from paywire.settings import Settings
 from paywire.testing import EmulatorServer, ServerThread, free_port
 from webhookkit import eventually
 
@@ -178,3 +179,30 @@ def test_paths_are_matched_inside_the_mount() -> None:
     assert route_path({"path": "/webhooks/paypal", "root_path": ""}) == "/webhooks/paypal"
     assert route_path({"path": "/pay", "root_path": "/pay"}) == "/"
     assert route_path({"path": "/payments/x", "root_path": "/pay"}) == "/payments/x"
+
+
+def test_the_webhook_body_limit_is_the_webhooks_own_under_a_mount(
+        paywire_settings: Callable[..., Settings],
+        paywire_serve: Callable[..., ServerThread]) -> None:
+    """The general request body limit routes around the providers' delivery paths by their
+    path inside the mount, not the host's: a delivery over the general limit but within the
+    webhooks' own is read and verified (refused here: unsigned), never cut off at 413."""
+    port = free_port()
+    settings = paywire_settings(paywire_url=f"http://127.0.0.1:{port}{PREFIX}",
+                                max_body_bytes=1024, webhook_max_body_bytes=8192)
+    app = FastAPI()
+    paywire.mount(app, PREFIX, settings)
+    server = paywire_serve(app, port=port)
+    body = b'{"id": "WH-BIG", "event_type": "PAYMENT.CAPTURE.COMPLETED", "pad": "' + (
+        b"x" * 2048) + b'"}'
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        webhook = client.post(f"{PREFIX}/webhooks/paypal", content=body,
+                              headers={"content-type": "application/json"})
+        assert webhook.status_code == 400, webhook.text
+        assert webhook.json()["error"]["code"] == "webhook_rejected"
+        too_big = client.post(f"{PREFIX}/webhooks/paypal", content=b"x" * 9000,
+                              headers={"content-type": "application/json"})
+        assert too_big.status_code == 413, too_big.text
+        api = client.post(f"{PREFIX}/v1/checkout/orders", content=body,
+                          headers={"content-type": "application/json"})
+        assert api.status_code == 413, api.text  # the API keeps the general limit
