@@ -15,6 +15,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -28,8 +29,8 @@ from .app import CATALOG, PAYWIRE_PREFIX, create_app
 @contextlib.contextmanager
 def paypal(base: str, data_dir: Path, emulator_port: int) -> Iterator[Settings]:
     """paywire's settings: from the environment, or for an emulator served meanwhile."""
-    pages = {"catalog_path": CATALOG, "return_url": f"{base}/return",
-             "cancel_url": f"{base}/cancel"}
+    pages: dict[str, Any] = {"catalog_path": CATALOG, "return_url": f"{base}/return",
+                             "cancel_url": f"{base}/cancel"}
     if os.environ.get("PAYWIRE_PAYPAL_CLIENT_ID"):
         yield Settings.load(data_dir=data_dir, **pages)
         return

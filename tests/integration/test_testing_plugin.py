@@ -123,3 +123,22 @@ def test_a_declined_card_leaves_the_order_unpaid(
         answer = client.post(f"/v1/checkout/orders/{order['id']}/capture")
         assert answer.status_code in (200, 402, 422), answer.text
         assert client.get(f"/v1/orders/{order['id']}").json()["status"] == "DENIED"
+
+
+async def test_a_delivery_reaches_a_paywire_on_the_tests_own_event_loop(
+        paywire_settings: Callable[..., Settings], paywire_webhooks: Any) -> None:
+    """`asend(client)`: a signed delivery to a paywire served in-process (`pw.client()`),
+    with no server thread and no network hop."""
+    pw = paywire.embed(paywire_settings(paypal_webhook_id="WH-IN-PROCESS"))
+    event = {"id": "WH-7YX49823S2290830K-0JE13296W68552352", "event_version": "1.0",
+             "create_time": "2026-01-01T00:00:00.000Z", "resource_type": "checkout-order",
+             "event_type": "CHECKOUT.ORDER.APPROVED", "summary": "An order has been approved",
+             "resource": {"id": "5O190127TN364715T", "status": "APPROVED"}, "links": []}
+    async with pw.running(), pw.client() as client:
+        signed = paywire_webhooks.paypal(str(client.base_url.join("/webhooks/paypal")), event,
+                                         webhook_id="WH-IN-PROCESS")
+        answer = await signed.asend(client)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["event_id"] == event["id"]
+        again = await signed.asend(client)  # the same transmission again: a duplicate
+        assert again.status_code == 200 and again.json()["outcome"] == "duplicate", again.text
