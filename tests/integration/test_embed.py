@@ -206,3 +206,29 @@ def test_the_webhook_body_limit_is_the_webhooks_own_under_a_mount(
         api = client.post(f"{PREFIX}/v1/checkout/orders", content=body,
                           headers={"content-type": "application/json"})
         assert api.status_code == 413, api.text  # the API keeps the general limit
+
+
+def test_a_plain_starlette_app_runs_a_mounted_paywire(
+        paywire_settings: Callable[..., Settings],
+        paywire_serve: Callable[..., ServerThread]) -> None:
+    """Not only FastAPI: a Starlette host without a lifespan of its own gets paywire's."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def home(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("the shop")
+
+    app = Starlette(routes=[Route("/", home)])
+    pw = paywire.mount(app, "/payments", paywire_settings())
+    server = paywire_serve(app)
+    assert pw.is_running
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.get("/").text == "the shop"
+        ready = client.get("/payments/readyz")
+        assert ready.status_code == 200, ready.text
+        created = client.post("/payments/v1/checkout/orders",
+                              json={"items": [{"sku": "mug", "quantity": 1}]})
+        assert created.status_code == 201, created.text
+    server.stop()
+    assert not pw.is_running
