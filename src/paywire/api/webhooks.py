@@ -47,7 +47,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from paywire.api.errors import ApiError, error_response, paywire_error, render, request_id_of
-from paywire.api.middleware import BodyLimitMiddleware
+from paywire.api.middleware import BodyLimitMiddleware, route_path
 from paywire.api.schemas import ErrorOut, dump
 from paywire.domain import deadline, trace
 from paywire.domain.errors import PaywireError, SignatureError, StorageError
@@ -114,7 +114,8 @@ class BodyLimitExcept:
         self.limited = BodyLimitMiddleware(app, max_bytes=max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_webhook_path(scope["path"]):
+        path = route_path(scope) if scope["type"] == "http" else ""
+        if not is_webhook_path(path):
             await self.limited(scope, receive, send)
             return
         container = getattr(getattr(scope.get("app"), "state", None), "container", None)
@@ -124,7 +125,7 @@ class BodyLimitExcept:
         request = Request(scope, receive)
         try:
             response = await provider_webhook(request, container,
-                                              scope["path"].removeprefix(WEBHOOK_PREFIX))
+                                              path.removeprefix(WEBHOOK_PREFIX))
         except PaywireError as exc:
             response = await paywire_error(request, exc)
         await response(scope, receive, send)
