@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -42,6 +43,7 @@ from paywire.ports import (
     WebhookVerifier,
 )
 from paywire.services.checkout import Checkout
+from paywire.services.dashboard import Dashboard
 from paywire.services.fulfilment import OutboxWorker
 from paywire.services.metering import MeteredProvider, MeteredStore
 from paywire.services.operations import OperationRunner
@@ -53,6 +55,9 @@ from paywire.services.registry import ProviderRegistry
 from paywire.services.truth import TruthFetcher
 from paywire.services.webhooks import WebhookIngest
 from paywire.settings import Settings
+
+if TYPE_CHECKING:
+    from paywire.admin.health import HealthSource
 
 log = logging.getLogger("paywire")
 
@@ -78,6 +83,7 @@ class Container:
     verifier: WebhookVerifier | None
     http: httpx.AsyncClient  # certificate and CA fetches (never the PayPal API's client)
     reconciler: Reconciler
+    dashboard: Dashboard  # the operator's dashboard at /admin (`paywire.admin`)
     outbox: OutboxWorker | None = None  # None when no fulfilment target is configured
     # Each offered provider (None when not offered); APS's feedback ingest.
     aps: PaymentProvider | None = None
@@ -89,6 +95,8 @@ class Container:
     # Where operational counters go (`services.metering`); counts nothing unless a deployment
     # gives a sink (the Lambda functions: CloudWatch EMF).
     metrics: Metrics = field(default_factory=NoMetrics)
+    # The dashboard's health strip (`paywire.admin.health`); None: the strip says none is wired.
+    health: HealthSource | None = None
 
     async def aclose(self) -> None:
         """Release the HTTP clients and the store's connections."""
@@ -174,7 +182,9 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
                               providers=registry, clock=clock, catalog=catalog, orders=orders,
                               checkout=checkout, refunds=refunds, webhooks=ingests.get("paypal"),
                               truth=truth, verifier=None if paypal is None else paypal.verifier,
-                              http=http, reconciler=reconciler, outbox=outbox,
+                              http=http, reconciler=reconciler,
+                              dashboard=Dashboard(store, registry, clock, refunds, reconciler),
+                              outbox=outbox,
                               aps=offered.get("aps"), aps_webhooks=ingests.get("aps"),
                               paypal=offered.get("paypal"), webhook_ingests=ingests,
                               metrics=metrics or NoMetrics())
