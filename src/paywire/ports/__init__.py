@@ -9,6 +9,7 @@ announcements and counters go. One module per port, and per aggregate of the sto
                                                     one, and `Store`, which opens them all
     provider, webhooks                              a payment provider; a webhook's verifier
                                                     and parser
+    health                                          the counts of the health read model
     delivery, clock, metrics                        where announcements go; the time; counters
 
 The store port is shaped so SQL and DynamoDB can both implement it (architecture.md, "The store
@@ -21,6 +22,7 @@ Every public name is re-exported here, so `from paywire.ports import X` is the o
 
 from paywire.ports.clock import Clock, SystemClock
 from paywire.ports.delivery import DeliveryTarget
+from paywire.ports.health import HealthReadings
 from paywire.ports.history import History, HistoryEntry
 from paywire.ports.idempotency import IdempotencyKeys, IdempotencyRecord
 from paywire.ports.inbox import Inbox, InboxEvent
@@ -67,7 +69,8 @@ from paywire.ports.webhooks import (
 __all__ = [
     "Announcements", "AuthorizationResult", "CaptureResult", "CheckoutForm", "CheckoutUnit",
     "Clock", "DeliveryMarks", "DeliveryTarget", "DeliveryUnit", "DisputeResult", "EventParser",
-    "History", "HistoryEntry", "IdempotencyKeys", "IdempotencyRecord", "Inbox", "InboxEvent",
+    "HealthReadings", "History", "HistoryEntry", "IdempotencyKeys", "IdempotencyRecord",
+    "Inbox", "InboxEvent",
     "Metrics", "NoMetrics", "Operations", "OpsUnitOfWork", "OrderLookups", "OrderMoves", "Orders",
     "Outbox", "OutboxMessage", "PaymentProvider", "ProviderOperation", "ProviderOrder",
     "ProviderOrderState", "ProviderTruthUnit", "ReconcileState", "ReconcileUnit", "Reconciliation",

@@ -24,8 +24,10 @@ type `U`, the part of the store it uses, named here after it:
     TruthFetchUnit     RefundMoves, TruthQueue         TruthFetcher
     ReconcileUnit      RefundMoves, Reconciliation     Reconciler
     DeliveryUnit       OrderMoves, Outbox              OutboxWorker, QueueDelivery
-    OpsUnitOfWork      all eleven                      `Store.transaction`; the operator's
-                                                       commands read through it
+    OpsUnitOfWork      all eleven, and HealthReadings  `Store.transaction`; the operator's
+                                                       commands read through it, and the
+                                                       health read model (`HealthGauges`)
+                                                       through `snapshot()`
 
 A service that needs one aggregate names its protocol (`OperationRunner`: `Operations`), and a
 helper the narrowest part it touches (`must_order`: `Orders`). `Transactions` is covariant, so
@@ -39,6 +41,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, TypeVar
 
+from paywire.ports.health import HealthReadings
 from paywire.ports.history import History
 from paywire.ports.idempotency import IdempotencyKeys
 from paywire.ports.inbox import Inbox
@@ -98,9 +101,10 @@ class DeliveryUnit(OrderMoves, Outbox, Protocol):
 
 
 class OpsUnitOfWork(Orders, Refunds, History, Announcements, Operations, IdempotencyKeys,
-                    Inbox, Rejections, TruthQueue, Outbox, Reconciliation, Protocol):
+                    Inbox, Rejections, TruthQueue, Outbox, Reconciliation, HealthReadings,
+                    Protocol):
     """One transaction over every aggregate: everything written through it commits together
-    or not at all."""
+    or not at all (and the health readings over them all)."""
 
 
 class Transactions(Protocol[U_co]):

@@ -36,6 +36,7 @@ from paywire.ports import (
     CaptureResult,
     CheckoutForm,
     DisputeResult,
+    HealthReadings,
     History,
     IdempotencyKeys,
     Inbox,
@@ -190,6 +191,13 @@ class _MeteredUnitOfWork:
     reconcile_candidates = _forward(Reconciliation.reconcile_candidates)
     save_reconcile_state = _forward(Reconciliation.save_reconcile_state)
     clear_reconcile_state = _forward(Reconciliation.clear_reconcile_state)
+    outbox_due = _forward(HealthReadings.outbox_due)
+    outbox_dead_count = _forward(HealthReadings.outbox_dead_count)
+    truth_queue_depth = _forward(HealthReadings.truth_queue_depth)
+    needs_attention_count = _forward(HealthReadings.needs_attention_count)
+    orders_in_status_since = _forward(HealthReadings.orders_in_status_since)
+    webhooks_received_since = _forward(HealthReadings.webhooks_received_since)
+    webhook_rejections_since = _forward(HealthReadings.webhook_rejections_since)
 
     async def add_announcement(self, announcement: Announcement, message_id: str,
                                now: datetime, trace_id: str | None = None) -> bool:

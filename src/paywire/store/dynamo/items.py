@@ -34,6 +34,9 @@ BY_DUE = ("by_due", "dpk", "dsk")
 BY_ORDER = ("by_order", "opk", "osk")
 INDEXES = (BY_TIME, BY_STATUS, BY_DUE, BY_ORDER)
 _MAX_PART = 200
+# The `by_order` partition of the orders flagged needs-attention (an order's own item is in no
+# other `by_order` partition: those hold an order's children).
+ATTENTION = "ATTENTION"
 
 
 # --- scalars ---------------------------------------------------------------------------------
@@ -206,6 +209,9 @@ def order_item(order: Order) -> Item:
         "tpk": "ORDER", "tsk": sort_key(created, order.id),
         "spk": f"ORDER#{order.status}", "ssk": sort_key(created, order.id),
         "dpk": f"RECON#{order.status}", "dsk": sort_key(updated, order.id),
+        # Flagged orders only (sparse): the health read model counts them.
+        **({"opk": ATTENTION, "osk": sort_key(updated, order.id)}
+           if order.needs_attention is not None else {}),
     })
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from paywire.store.dynamo.health import DynamoHealth
 from paywire.store.dynamo.history import DynamoHistory
 from paywire.store.dynamo.idempotency import DynamoIdempotencyKeys
 from paywire.store.dynamo.inbox import DynamoInbox
@@ -29,9 +30,10 @@ if TYPE_CHECKING:
 
 class DynamoUnitOfWork(DynamoOrders, DynamoRefunds, DynamoHistory, DynamoOutbox,
                        DynamoOperations, DynamoIdempotencyKeys, DynamoInbox, DynamoRejections,
-                       DynamoTruthQueue, DynamoReconciliation):
+                       DynamoTruthQueue, DynamoReconciliation, DynamoHealth):
     """Orders, refunds, history, the outbox, provider operations, idempotency keys, the inbox,
-    the rejection log, the truth queue and reconciliation state, in one unit of work."""
+    the rejection log, the truth queue and reconciliation state, in one unit of work (and the
+    health readings over them)."""
 
 
 if TYPE_CHECKING:

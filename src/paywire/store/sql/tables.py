@@ -103,6 +103,10 @@ orders = sa.Table(
     # Webhooks name a payment by its capture or authorization id (find_order_by_capture_id).
     sa.Index(None, "provider", "capture_id"),
     sa.Index(None, "provider", "authorization_id"),
+    # The health read model's needs-attention count: partial, so it holds only flagged orders.
+    sa.Index("ix_orders_needs_attention", "updated_at",
+             postgresql_where=sa.text("needs_attention IS NOT NULL"),
+             sqlite_where=sa.text("needs_attention IS NOT NULL")),
 )
 
 order_lines = sa.Table(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from paywire.store.sql.health import SqlHealth
 from paywire.store.sql.history import SqlHistory
 from paywire.store.sql.idempotency import SqlIdempotencyKeys
 from paywire.store.sql.inbox import SqlInbox
@@ -27,9 +28,10 @@ if TYPE_CHECKING:
 
 
 class SqlUnitOfWork(SqlReconciliation, SqlRefunds, SqlHistory, SqlOutbox, SqlOperations,
-                    SqlIdempotencyKeys, SqlInbox, SqlRejections, SqlTruthQueue):
+                    SqlIdempotencyKeys, SqlInbox, SqlRejections, SqlTruthQueue, SqlHealth):
     """Orders (through `SqlReconciliation`), refunds, history, the outbox, provider operations,
-    idempotency keys, the inbox, the rejection log and the truth queue, in one transaction."""
+    idempotency keys, the inbox, the rejection log and the truth queue, in one transaction
+    (and the health readings over them)."""
 
 
 if TYPE_CHECKING:
