@@ -9,6 +9,7 @@ announcements and counters go. One module per port, and per aggregate of the sto
                                                     one, and `Store`, which opens them all
     provider, webhooks                              a payment provider; a webhook's verifier
                                                     and parser
+    health                                          the counts of the health read model
     delivery, clock, metrics                        where announcements go; the time; counters
 
 The store port is shaped so SQL and DynamoDB can both implement it (architecture.md, "The store
@@ -21,6 +22,7 @@ Every public name is re-exported here, so `from paywire.ports import X` is the o
 
 from paywire.ports.clock import Clock, SystemClock
 from paywire.ports.delivery import DeliveryTarget
+from paywire.ports.health import HealthReadings
 from paywire.ports.history import History, HistoryEntry
 from paywire.ports.idempotency import IdempotencyKeys, IdempotencyRecord
 from paywire.ports.inbox import Inbox, InboxEvent
@@ -89,6 +91,7 @@ __all__ = [
     "DeliveryUnit",
     "DisputeResult",
     "EventParser",
+    "HealthReadings",
     "History",
     "HistoryEntry",
     "IdempotencyKeys",

@@ -27,8 +27,10 @@ type `U`, the part of the store it uses, named here after it:
     DeliveryUnit       OrderMoves, Outbox,             OutboxWorker, QueueDelivery
                        DeliveryLog
     OpsUnitOfWork      all of them, with OperatorReads `Store.transaction`; the operator's
-                       and AuditLog                    commands and the dashboard
-                                                       (`services.dashboard`) use it
+                       AuditLog and HealthReadings     commands and the dashboard
+                                                       (`services.dashboard`) use it, and the
+                                                       health read model (`HealthGauges`)
+                                                       through `snapshot()`
 
 A service that needs one aggregate names its protocol (`OperationRunner`: `Operations`), and a
 helper the narrowest part it touches (`must_order`: `Orders`). `Transactions` is covariant, so
@@ -42,6 +44,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, TypeVar
 
+from paywire.ports.health import HealthReadings
 from paywire.ports.history import History
 from paywire.ports.idempotency import IdempotencyKeys
 from paywire.ports.inbox import Inbox
@@ -103,9 +106,9 @@ class DeliveryUnit(OrderMoves, Outbox, DeliveryLog, Protocol):
 
 class OpsUnitOfWork(Orders, Refunds, History, Announcements, Operations, IdempotencyKeys,
                     Inbox, Rejections, TruthQueue, Outbox, Reconciliation, OperatorReads,
-                    AuditLog, DeliveryLog, Protocol):
+                    AuditLog, DeliveryLog, HealthReadings, Protocol):
     """One transaction over every aggregate: everything written through it commits together
-    or not at all."""
+    or not at all (and the health readings over them all)."""
 
 
 class Transactions(Protocol[U_co]):

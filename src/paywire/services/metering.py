@@ -38,6 +38,7 @@ from paywire.ports import (
     CheckoutForm,
     DeliveryLog,
     DisputeResult,
+    HealthReadings,
     History,
     IdempotencyKeys,
     Inbox,
@@ -201,6 +202,13 @@ class _MeteredUnitOfWork:
     list_audit = _forward(AuditLog.list_audit)
     record_delivery_attempts = _forward(DeliveryLog.record_delivery_attempts)
     delivery_attempts = _forward(DeliveryLog.delivery_attempts)
+    outbox_due = _forward(HealthReadings.outbox_due)
+    outbox_dead_count = _forward(HealthReadings.outbox_dead_count)
+    truth_queue_depth = _forward(HealthReadings.truth_queue_depth)
+    needs_attention_count = _forward(HealthReadings.needs_attention_count)
+    orders_in_status_since = _forward(HealthReadings.orders_in_status_since)
+    webhooks_received_since = _forward(HealthReadings.webhooks_received_since)
+    webhook_rejections_since = _forward(HealthReadings.webhook_rejections_since)
 
     async def add_announcement(self, announcement: Announcement, message_id: str,
                                now: datetime, trace_id: str | None = None) -> bool:

@@ -33,9 +33,10 @@ BY_STATUS = ("by_status", "spk", "ssk")
 BY_DUE = ("by_due", "dpk", "dsk")
 BY_ORDER = ("by_order", "opk", "osk")
 INDEXES = (BY_TIME, BY_STATUS, BY_DUE, BY_ORDER)
-# by_order's partition of the orders flagged needs-attention (no order id is this).
-ATTENTION = "ATTENTION"
 _MAX_PART = 200
+# The `by_order` partition of the orders flagged needs-attention (an order's own item is in no
+# other `by_order` partition: those hold an order's children).
+ATTENTION = "ATTENTION"
 
 
 # --- scalars ---------------------------------------------------------------------------------
@@ -208,7 +209,8 @@ def order_item(order: Order) -> Item:
         "tpk": "ORDER", "tsk": sort_key(created, order.id),
         "spk": f"ORDER#{order.status}", "ssk": sort_key(created, order.id),
         "dpk": f"RECON#{order.status}", "dsk": sort_key(updated, order.id),
-        # The needs-attention queue: a sparse partition of by_order, flagged orders only.
+        # Flagged orders only (sparse), newest first: the dashboard's needs-attention queue
+        # walks it, the health read model counts it.
         **({"opk": ATTENTION, "osk": sort_key(created, order.id)}
            if order.needs_attention is not None else {}),
     })

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from paywire.store.dynamo.health import DynamoHealth
 from paywire.store.dynamo.history import DynamoHistory
 from paywire.store.dynamo.idempotency import DynamoIdempotencyKeys
 from paywire.store.dynamo.inbox import DynamoInbox
@@ -30,10 +31,12 @@ if TYPE_CHECKING:
 
 class DynamoUnitOfWork(DynamoOperatorReads, DynamoOrders, DynamoRefunds, DynamoHistory,
                        DynamoOutbox, DynamoOperations, DynamoIdempotencyKeys, DynamoInbox,
-                       DynamoRejections, DynamoTruthQueue, DynamoReconciliation):
+                       DynamoRejections, DynamoTruthQueue, DynamoReconciliation,
+                       DynamoHealth):
     """Orders, refunds, history, the outbox, provider operations, idempotency keys, the inbox,
     the rejection log, the truth queue, reconciliation state, and the dashboard's searches,
-    audit log and delivery attempts, in one unit of work."""
+    audit log and delivery attempts, in one unit of work (and the health readings
+    over them)."""
 
 
 if TYPE_CHECKING:

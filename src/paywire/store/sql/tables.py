@@ -105,6 +105,10 @@ orders = sa.Table(
     sa.Index(None, "provider", "authorization_id"),
     # The dashboard's search by provider, newest first (keyset).
     sa.Index(None, "provider", "created_at", "id"),
+    # The health read model's needs-attention count: partial, so it holds only flagged orders.
+    sa.Index("ix_orders_needs_attention", "updated_at",
+             postgresql_where=sa.text("needs_attention IS NOT NULL"),
+             sqlite_where=sa.text("needs_attention IS NOT NULL")),
 )
 # The needs-attention queue, newest first: a partial index, holding the flagged orders only.
 sa.Index("ix_orders_attention_created_at_id", orders.c.created_at, orders.c.id,

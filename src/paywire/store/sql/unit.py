@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from paywire.store.sql.health import SqlHealth
 from paywire.store.sql.history import SqlHistory
 from paywire.store.sql.idempotency import SqlIdempotencyKeys
 from paywire.store.sql.inbox import SqlInbox
@@ -28,10 +29,12 @@ if TYPE_CHECKING:
 
 
 class SqlUnitOfWork(SqlReconciliation, SqlOperatorReads, SqlRefunds, SqlHistory, SqlOutbox,
-                    SqlOperations, SqlIdempotencyKeys, SqlInbox, SqlRejections, SqlTruthQueue):
+                    SqlOperations, SqlIdempotencyKeys, SqlInbox, SqlRejections, SqlTruthQueue,
+                    SqlHealth):
     """Orders (through `SqlReconciliation` and `SqlOperatorReads`), refunds, history, the
     outbox, provider operations, idempotency keys, the inbox, the rejection log, the truth
-    queue, and the dashboard's searches, audit log and delivery attempts, in one transaction."""
+    queue, and the dashboard's searches, audit log and delivery attempts, in one transaction
+    (and the health readings over them)."""
 
 
 if TYPE_CHECKING:
