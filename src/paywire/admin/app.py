@@ -41,13 +41,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from paywire.admin.auth import Credentials, Session, Signer, Throttle, session_key
-from paywire.admin.health import HealthSource, HealthStrip
+from paywire.admin.health import HealthStrip, read_strip
 from paywire.domain.catalog import Catalog
-from paywire.domain.errors import NotFoundError, PaywireError, ValidationError
+from paywire.domain.errors import NotFoundError, ValidationError
 from paywire.domain.money import exponent
 from paywire.domain.order import OrderStatus
 from paywire.ports import OrderFilter
 from paywire.services.dashboard import ActionResult, Dashboard, redact
+from paywire.services.health import HealthGauges
 from paywire.settings import Settings
 
 log = logging.getLogger("paywire.admin")
@@ -73,7 +74,7 @@ class AdminContainer(Protocol):
 
     dashboard: Dashboard
     catalog: Catalog
-    health: HealthSource | None
+    health: HealthGauges | None
 
 
 def _moment(value: datetime | None) -> str:
@@ -97,7 +98,8 @@ def _json(value: Any) -> str:
 
 _env = Environment(loader=PackageLoader("paywire.admin", "templates"), autoescape=True,
                    undefined=StrictUndefined)
-_env.filters.update(moment=_moment, age=_age, pretty=_json)
+_env.filters.update(moment=_moment, age=_age, pretty=_json,
+                    seconds=lambda s: timedelta(seconds=float(s)))
 
 
 def _cursor(at: datetime, ident: str) -> str:
@@ -274,15 +276,8 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
     def dashboard() -> Dashboard:
         return container().dashboard
 
-    async def health() -> HealthStrip | None:
-        source = container().health
-        if source is None:
-            return None
-        try:
-            return await source()
-        except PaywireError as exc:
-            log.warning("the health strip could not be read: %s", exc.message)
-            return HealthStrip.unavailable(exc.message)
+    async def health() -> HealthStrip:
+        return await read_strip(container().health)
 
     def currency() -> str:
         products = list(container().catalog.products.values())

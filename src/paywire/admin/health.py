@@ -1,41 +1,39 @@
-"""The dashboard's health strip: what it shows, and the seam it is read through.
+"""The dashboard's health strip: `services.health`'s snapshot (prom's read model), shown on
+top of the needs-attention queue and the outbox page.
 
-`HealthSource` is any coroutine function answering a `HealthStrip`; the composition root gives
-the dashboard one (`paywire.bootstrap`), built over the health snapshot service. Without one
-the strip says so rather than guessing.
+The container carries one `HealthGauges` per process (`Container.health`): its reads are cached
+for a few seconds and shared by concurrent pages, so a busy dashboard costs the store one set
+of counts per interval. A strip that cannot be read says why instead of showing zeros.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
+
+from paywire.domain.errors import PaywireError
+from paywire.services.health import HealthGauges, HealthSnapshot
 
 
 @dataclass(frozen=True, slots=True)
 class HealthStrip:
-    """The strip on top of the dashboard: is anything on fire?"""
+    """What the strip shows: a snapshot, or why there is none."""
 
-    # Webhook deliveries received in the last hour, by outcome (applied, duplicate, refused...).
-    webhooks_last_hour: Mapping[str, int] = field(default_factory=dict)
-    outbox_backlog: int = 0  # messages waiting for delivery (pending and queued)
-    outbox_oldest: timedelta | None = None  # how long the oldest of them has waited
-    dead_messages: int = 0
-    stuck_orders: int = 0  # orders past their status's maximum age
-    needs_attention: int | None = None
-    error: str | None = None  # set when the snapshot could not be read
-
-    @classmethod
-    def unavailable(cls, why: str) -> HealthStrip:
-        """A strip that says it could not be read, and why."""
-        return cls(error=why)
+    snapshot: HealthSnapshot | None
+    error: str | None = None
 
     @property
     def alarming(self) -> bool:
-        """Whether anything on the strip wants a person now."""
-        refused = sum(v for k, v in self.webhooks_last_hour.items()
-                      if k in ("refused", "rejected", "error"))
-        return bool(self.error or self.dead_messages or self.stuck_orders or refused)
+        """Whether anything on it wants a person now."""
+        s = self.snapshot
+        return s is None or bool(s.outbox_dead or s.stuck_total or s.rejections_total
+                                 or s.needs_attention)
 
 
-HealthSource = Callable[[], Awaitable[HealthStrip]]
+async def read_strip(gauges: HealthGauges | None) -> HealthStrip:
+    """The strip from `gauges` (None: no read model is wired into this process)."""
+    if gauges is None:
+        return HealthStrip(None, "no health read model is wired into this process")
+    try:
+        return HealthStrip(await gauges.read())
+    except PaywireError as exc:
+        return HealthStrip(None, f"could not be read: {exc.message}")

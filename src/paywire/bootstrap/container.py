@@ -18,7 +18,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 import httpx
 
@@ -45,6 +44,7 @@ from paywire.ports import (
 from paywire.services.checkout import Checkout
 from paywire.services.dashboard import Dashboard
 from paywire.services.fulfilment import OutboxWorker
+from paywire.services.health import HealthGauges
 from paywire.services.metering import MeteredProvider, MeteredStore
 from paywire.services.operations import OperationRunner
 from paywire.services.orders import OrderQueries
@@ -55,9 +55,6 @@ from paywire.services.registry import ProviderRegistry
 from paywire.services.truth import TruthFetcher
 from paywire.services.webhooks import WebhookIngest
 from paywire.settings import Settings
-
-if TYPE_CHECKING:
-    from paywire.admin.health import HealthSource
 
 log = logging.getLogger("paywire")
 
@@ -95,8 +92,8 @@ class Container:
     # Where operational counters go (`services.metering`); counts nothing unless a deployment
     # gives a sink (the Lambda functions: CloudWatch EMF).
     metrics: Metrics = field(default_factory=NoMetrics)
-    # The dashboard's health strip (`paywire.admin.health`); None: the strip says none is wired.
-    health: HealthSource | None = None
+    # The health read model (`services.health`), one per process: the dashboard's strip.
+    health: HealthGauges | None = None
 
     async def aclose(self) -> None:
         """Release the HTTP clients and the store's connections."""
@@ -187,7 +184,8 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
                               outbox=outbox,
                               aps=offered.get("aps"), aps_webhooks=ingests.get("aps"),
                               paypal=offered.get("paypal"), webhook_ingests=ingests,
-                              metrics=metrics or NoMetrics())
+                              metrics=metrics or NoMetrics(),
+                              health=HealthGauges(store, clock, stuck_after=reconciler.max_age))
         undo.pop_all()
     log.info("paywire wired: providers %s, store %s, %d products, webhooks verified %s",
              ", ".join(f"{name} ({kit.environment(settings)})" for name, kit in kits.items()),
