@@ -226,12 +226,13 @@ def _plan(url: str, sql: str, params: dict[str, object]) -> str:
         engine.dispose()
 
 
-NEWEST = "ORDER BY created_at DESC, id DESC LIMIT 50"
 PLANS = {
-    "ix_orders_attention_created_at_id":
-        f"SELECT id FROM orders WHERE needs_attention IS NOT NULL {NEWEST}",
-    "ix_orders_status_created_at_id": f"SELECT id FROM orders WHERE status = :s {NEWEST}",
-    "ix_orders_provider_created_at_id": f"SELECT id FROM orders WHERE provider = :p {NEWEST}",
+    "ix_orders_attention_created_at_id": "SELECT id FROM orders WHERE needs_attention IS NOT "
+                                         "NULL ORDER BY created_at DESC, id DESC LIMIT 50",
+    "ix_orders_status_created_at_id": "SELECT id FROM orders WHERE status = :s "
+                                      "ORDER BY created_at DESC, id DESC LIMIT 50",
+    "ix_orders_provider_created_at_id": "SELECT id FROM orders WHERE provider = :p "
+                                        "ORDER BY created_at DESC, id DESC LIMIT 50",
     "ix_audit_log_order_id_at": "SELECT id FROM audit_log WHERE order_id = :o ORDER BY at",
     "ix_delivery_attempts_order_id_at_id":
         "SELECT id FROM delivery_attempts WHERE order_id = :o ORDER BY at, id",

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.applications import Starlette
@@ -93,13 +93,30 @@ def _age(delta: timedelta) -> str:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(redact(value), indent=1, sort_keys=True, default=str)
+    return json.dumps(redact(value), indent=1, sort_keys=True, default=str, ensure_ascii=False)
 
 
 _env = Environment(loader=PackageLoader("paywire.admin", "templates"), autoescape=True,
                    undefined=StrictUndefined)
 _env.filters.update(moment=_moment, age=_age, pretty=_json,
                     seconds=lambda s: timedelta(seconds=float(s)))
+
+
+MAX_FIELDS = 20
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A form post's fields (`application/x-www-form-urlencoded`, as every form here sends;
+    anything else reads as no fields). The body's size is bounded by the app's body limit."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        return {}
+    try:
+        pairs = parse_qsl((await request.body()).decode(), keep_blank_values=True,
+                          max_num_fields=MAX_FIELDS, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return dict(pairs)
 
 
 def _cursor(at: datetime, ident: str) -> str:
@@ -255,7 +272,8 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
                 return page(request, "denied.html", code=403,
                             reason="your session has ended: sign in again")
             if request.method == "POST":
-                form = await request.form()
+                form = await read_form(request)
+                request.state.form = form
                 token = form.get("csrf")
                 if not isinstance(token, str) or not hmac.compare_digest(token, session.csrf):
                     log.warning("dashboard POST refused: bad CSRF token",
@@ -294,7 +312,7 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
         return response
 
     async def login(request: Request) -> Response:
-        form = await request.form()
+        form = await read_form(request)
         pre = signer.unsign("pre", request.cookies.get(PRE_COOKIE)) or {}
         token, secret = form.get("csrf"), form.get("secret")
         wanted = _safe_next(str(form.get("next") or ""))
@@ -362,12 +380,11 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
 
     async def act(request: Request, session: Session) -> Response:
         order_id, action = request.path_params["order_id"], request.path_params["action"]
-        form = await request.form()
+        form: dict[str, str] = request.state.form
         board = dashboard()
 
         def field(name: str) -> str:
-            value = form.get(name)
-            return value if isinstance(value, str) else ""
+            return form.get(name, "")
 
         if action == "reconcile":
             done = await board.reconcile(session.actor, order_id)

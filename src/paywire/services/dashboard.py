@@ -119,6 +119,10 @@ class ActionResult:
     order_id: str | None = None  # the order it concerned, when known
 
 
+_RANK = {"provider_call": 0, "event": 1, "transition": 2, "refund": 3, "announcement": 4,
+         "delivery": 5, "audit": 6}
+
+
 def _body(raw: bytes) -> Any:
     try:
         return json.loads(raw)
@@ -204,7 +208,10 @@ class Dashboard:
         for e in audit:
             entries.append(TimelineEntry(e.at, "audit", f"{e.actor}: {e.action}", e.outcome,
                                          redact(dict(e.detail)), e.trace_id))
-        entries.sort(key=lambda e: e.at)
+        # At one instant, the cause before what it caused: a provider call or an event, then
+        # the transition it made, then what was announced and delivered (a stable sort keeps
+        # each kind's own order).
+        entries.sort(key=lambda e: (e.at, _RANK.get(e.kind, 9)))
         return Timeline(order, entries, audit, outbox, self.max_age(order.status),
                         self.clock.now() - order.updated_at)
 
