@@ -240,7 +240,8 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
              session: Session | None = None, **context: Any) -> HTMLResponse:
         flash = signer.unsign("flash", request.cookies.get(FLASH_COOKIE))
         html = _env.get_template(template).render(
-            base=base(request), session=session, flash=flash, now=datetime.now(UTC),
+            base=base(request), session=session, flash=flash,
+            now=container().dashboard.clock.now(),
             **context)
         response = HTMLResponse(html, status_code=code, headers=HEADERS)
         if flash is not None:
