@@ -9,13 +9,15 @@ subscription), so "reconcile now" is what brings the order to COMPLETED.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -26,6 +28,14 @@ from paywire.testing import EmulatorServer, ServerThread
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 PASSWORD = "correct horse battery staple"
+T = TypeVar("T")
+
+
+def run(work: Coroutine[Any, Any, T]) -> T:
+    """`work` run to its end on a loop of its own thread (for sync tests, whose thread may
+    hold a loop already: Playwright's sync API does)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, work).result()
 
 
 class MovingClock:
@@ -88,17 +98,18 @@ class DashStack:
 
 
 @contextmanager
-def dashboard_stack(emulator: EmulatorServer, tmp_path: Path,
-                    **overrides: Any) -> Iterator[DashStack]:
-    """paywire on SQLite in `tmp_path`, signing in with the suites' API key or `PASSWORD`,
-    its background jobs off (the tests run what they need), until the block ends."""
+def dashboard_stack(emulator: EmulatorServer, tmp_path: Path, *,
+                    database_url: str | None = None, **overrides: Any) -> Iterator[DashStack]:
+    """paywire on `database_url` (default: SQLite in `tmp_path`), signing in with the suites'
+    API key or `PASSWORD`, its background jobs off (the tests run what they need), until the
+    block ends."""
     from paywire.admin.auth import hash_password
 
     clock = MovingClock()
     values: dict[str, Any] = {
         "reconcile_enabled": False, "truth_fetch_enabled": False,
         "admin_password_hash": hash_password(PASSWORD, n=2**10), **overrides}
-    settings = settings_for(emulator, sqlite_url(tmp_path), tmp_path, **values)
+    settings = settings_for(emulator, database_url or sqlite_url(tmp_path), tmp_path, **values)
     server = ServerThread(create_app(settings, clock=clock), port=None)
     server.start(timeout=30)
     try:

@@ -6,25 +6,21 @@ its dev password leading to an order bought through the demo API.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from dashkit import DashStack, dashboard_stack
+from dashkit import DashStack, dashboard_stack, run
 from paywire.dev.runner import running
 from paywire.dev.stack import DEV_ADMIN_PASSWORD, DevOptions, DevStack
 from paywire.testing import EmulatorServer
 
 pytestmark = pytest.mark.browser
 API_KEY = "test-admin-key-0123456789"
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -32,13 +28,6 @@ def stack(emulator: EmulatorServer, tmp_path: Path) -> Iterator[DashStack]:
     """paywire with its dashboard, on a clock the test moves."""
     with dashboard_stack(emulator, tmp_path) as s:
         yield s
-
-
-def run(work: Coroutine[Any, Any, T]) -> T:
-    """`work` run to its end on a loop of its own thread (Playwright's sync API holds this
-    thread's loop)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, work).result()
 
 
 def sign_in(page: Page, url: str, secret: str, name: str = "") -> None:

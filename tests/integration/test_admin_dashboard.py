@@ -7,6 +7,7 @@ never show a secret. paywire runs as in production (`create_app`, SQLite, the em
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,8 +15,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from apikit import API_KEY, CLIENT_SECRET
-from dashkit import PASSWORD, DashStack, csrf_of, dashboard_stack, sign_in
+from apikit import API_KEY, CLIENT_SECRET, dynamodb_table, postgres_database
+from dashkit import PASSWORD, DashStack, csrf_of, dashboard_stack, run, sign_in
 from paywire.admin.auth import Signer, check_password, hash_password, session_key
 from paywire.cli import app as cli
 from paywire.domain.facts import Announcement
@@ -244,6 +245,38 @@ async def test_search_filters_and_outbox_retry(browser: httpx.Client, stack: Das
     assert r.status_code == 303 and r.headers["location"] == f"/admin/orders/{order['id']}"
     page = browser.get(r.headers["location"]).text
     assert "is pending again" in page and "<td>outbox_retry</td>" in page
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "dynamodb"])
+def test_the_dashboard_on_postgresql_and_dynamodb(
+        backend: str, emulator: EmulatorServer, tmp_path: Path,
+        request: pytest.FixtureRequest) -> None:
+    """The same pages and actions over PostgreSQL and DynamoDB (moto): the stuck order in the
+    queue and the status search, reconciled, refunded, resolved, each audited on its page."""
+    database: AbstractContextManager[str] = (
+        postgres_database() if backend == "postgresql"
+        else dynamodb_table(request.getfixturevalue("moto_server"), "paywire-dash"))
+    with database as url, dashboard_stack(emulator, tmp_path, database_url=url) as stack, \
+            httpx.Client(base_url=stack.url, timeout=30) as client:
+        order = run(stack.stuck_order())
+        assert sign_in(client, API_KEY).status_code == 303
+        home = client.get("/admin/")
+        assert order["id"] in home.text and "stuck:PENDING" in home.text
+        assert order["id"] in client.get("/admin/orders?status=PENDING&provider=paypal").text
+        assert order["id"] in client.get(f"/admin/orders?q={order['id']}").text
+        token = csrf_of(home.text)
+        run(stack.complete_at_paypal(order["id"]))
+        for action, data in (("reconcile", {}), ("refund", {"amount": "2.50"}),
+                             ("resolve", {"note": "settled"})):
+            r = client.post(f"/admin/orders/{order['id']}/{action}",
+                            data={"csrf": token, **data})
+            assert r.status_code == 303, (action, r.text)
+        page = client.get(f"/admin/orders/{order['id']}").text
+        assert "PARTIALLY_REFUNDED" in page and "needs attention:" not in page
+        audit = page.split("<h2>Audit</h2>")[1]
+        assert all(f"<td>{a}</td>" in audit for a in ("reconcile", "refund", "resolve"))
+        assert ">refused<" not in audit
+        assert order["id"] not in client.get("/admin/").text
 
 
 def test_sign_out_ends_the_session_in_the_browser(browser: httpx.Client) -> None:
