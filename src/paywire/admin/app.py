@@ -391,10 +391,11 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
             done = await board.reconcile(session.actor, order_id)
         elif action == "refund":
             full = field("full") == "1"
-            done = await board.refund(session.actor, order_id,
-                                      None if full else field("amount"), field("reason"))
-            if not full and not field("amount").strip():
+            if not full and not field("amount").strip():  # never read as "all that is left"
                 done = ActionResult(False, "give an amount, or use “refund all that is left”")
+            else:
+                done = await board.refund(session.actor, order_id,
+                                          None if full else field("amount"), field("reason"))
         elif action == "resolve":
             done = await board.resolve(session.actor, order_id, field("note"))
         else:
