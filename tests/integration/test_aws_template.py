@@ -225,6 +225,20 @@ def app_routes() -> list[tuple[str, str]]:
                  for method in sorted(route.methods) for path in concrete(route.path))
     # The CORS middleware answers a browser's preflight on every API path.
     found.extend(("OPTIONS", path) for _, path in list(found) if path.startswith("/v1/"))
+    found.extend(dashboard_routes(app))
+    return found
+
+
+def dashboard_routes(app: Any) -> list[tuple[str, str]]:
+    """(METHOD, path) of the operator dashboard's pages and forms (mounted at /admin)."""
+    from starlette.routing import Mount, Route
+
+    [mount] = [r for r in app.routes if isinstance(r, Mount) and r.path == "/admin"]
+    found = [(method, f"/admin{route.path}") for route in mount.routes
+             if isinstance(route, Route) for method in sorted(route.methods or ())
+             if method != "HEAD"]
+    found += [("GET", f"/admin{r.path}/admin.css") for r in mount.routes
+              if isinstance(r, Mount)]  # its stylesheet
     return found
 
 

@@ -10,7 +10,7 @@ from paywire.cli.ops import rejections_list
 from paywire.cli.webhooks import webhooks_app
 
 TOP = {"emulator", "serve", "migrate", "dev", "webhooks", "reconcile", "orders", "events",
-       "rejections", "outbox", "refund", "doctor", "worker"}
+       "rejections", "outbox", "refund", "doctor", "worker", "admin"}
 
 
 def test_the_top_level_commands() -> None:

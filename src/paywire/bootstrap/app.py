@@ -76,7 +76,9 @@ def create_app(settings: Settings, *, wrap_provider: ProviderWrapper | None = No
     """The paywire HTTP API for `settings`; its lifespan builds the container (counted into
     `metrics`, if given; `targets` beside the settings' fulfilment targets), runs the background
     work (`background`, unless `background_tasks` is False: a Lambda function, frozen between
-    requests, runs none) and closes both. `surface` chooses the routes (`create_api`)."""
+    requests, runs none) and closes both. `surface` chooses the routes (`create_api`); the
+    whole surface also serves the operator's dashboard at /admin (`paywire.admin`, unless
+    `admin_enabled` is off)."""
 
     @asynccontextmanager
     async def open_container() -> AsyncIterator[Container]:
@@ -91,4 +93,10 @@ def create_app(settings: Settings, *, wrap_provider: ProviderWrapper | None = No
         finally:
             await container.aclose()
 
-    return create_api(settings, open_container, surface=surface)
+    app = create_api(settings, open_container, surface=surface)
+    if surface == "all" and settings.admin_enabled:
+        # The operator's dashboard, over the container the lifespan built (read per request).
+        from paywire.admin.app import create_admin
+
+        app.mount("/admin", create_admin(settings, lambda: app.state.container))
+    return app

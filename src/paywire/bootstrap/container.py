@@ -44,7 +44,9 @@ from paywire.ports import (
     WebhookVerifier,
 )
 from paywire.services.checkout import Checkout
+from paywire.services.dashboard import Dashboard
 from paywire.services.fulfilment import OutboxWorker
+from paywire.services.health import HealthGauges
 from paywire.services.metering import MeteredProvider, MeteredStore
 from paywire.services.operations import OperationRunner
 from paywire.services.orders import OrderQueries
@@ -80,6 +82,7 @@ class Container:
     verifier: WebhookVerifier | None
     http: httpx.AsyncClient  # certificate and CA fetches (never the PayPal API's client)
     reconciler: Reconciler
+    dashboard: Dashboard  # the operator's dashboard at /admin (`paywire.admin`)
     outbox: OutboxWorker | None = None  # None when no fulfilment target is configured
     # Each offered provider (None when not offered); APS's feedback ingest.
     aps: PaymentProvider | None = None
@@ -91,6 +94,8 @@ class Container:
     # Where operational counters go (`services.metering`); counts nothing unless a deployment
     # gives a sink (the Lambda functions: CloudWatch EMF).
     metrics: Metrics = field(default_factory=NoMetrics)
+    # The health read model (`services.health`), one per process: the dashboard's strip.
+    health: HealthGauges | None = None
 
     async def aclose(self) -> None:
         """Release the HTTP clients and the store's connections."""
@@ -179,10 +184,13 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
                               providers=registry, clock=clock, catalog=catalog, orders=orders,
                               checkout=checkout, refunds=refunds, webhooks=ingests.get("paypal"),
                               truth=truth, verifier=None if paypal is None else paypal.verifier,
-                              http=http, reconciler=reconciler, outbox=outbox,
+                              http=http, reconciler=reconciler,
+                              dashboard=Dashboard(store, registry, clock, refunds, reconciler),
+                              outbox=outbox,
                               aps=offered.get("aps"), aps_webhooks=ingests.get("aps"),
                               paypal=offered.get("paypal"), webhook_ingests=ingests,
-                              metrics=metrics or NoMetrics())
+                              metrics=metrics or NoMetrics(),
+                              health=HealthGauges(store, clock, stuck_after=reconciler.max_age))
         undo.pop_all()
     log.info("paywire wired: providers %s, store %s, %d products, webhooks verified %s",
              ", ".join(f"{name} ({kit.environment(settings)})" for name, kit in kits.items()),

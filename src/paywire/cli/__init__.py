@@ -5,7 +5,8 @@
 - `reconcile`: `reconcile` (the providers' truth, for cron);
 - `ops`: `orders`, `events`, `rejections`, `outbox`, `refund` (operators);
 - `webhooks`: `webhooks register|list|delete|trigger` (PayPal's subscriptions);
-- `doctor`: `doctor` (is this paywire set up right).
+- `doctor`: `doctor` (is this paywire set up right);
+- `admin`: `admin hash-password` (the operator dashboard's password).
 
 `paywire webhooks rejections` is kept as a hidden alias of `paywire rejections list` (the same
 function, so the two can never drift): operators' scripts and muscle memory keep working.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import typer
 
+from paywire.cli.admin import admin_app
 from paywire.cli.doctor import doctor
 from paywire.cli.emulator import emulator
 from paywire.cli.ops import events_app, orders_app, outbox_app, refund, rejections_app
@@ -48,6 +50,7 @@ app.add_typer(outbox_app, name="outbox")
 app.command("refund")(refund)
 app.command("doctor")(doctor)
 app.command("worker")(outbox_worker)
+app.add_typer(admin_app, name="admin")
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import secrets
 import socket
 import threading
@@ -50,6 +51,10 @@ from paywire.web.shop import ShopConfig, create_shop_app
 # The emulator's throwaway sandbox app for local development: printed on purpose.
 DEV_CLIENT_ID = "paywire-dev-client-id"
 DEV_CLIENT_SECRET = "paywire-dev-client-secret"  # noqa: S105 - a dev-only emulator credential
+# The dashboard's password in `paywire dev` when none (and no API key) is configured: printed
+# on purpose, as the sandbox app's secret is.
+DEV_ADMIN_PASSWORD = "paywire-dev-admin"  # noqa: S105 - a dev-only dashboard password
+ADMIN_PATH = "/admin/"
 SHOP_PREFIX = "/shop"
 WEBHOOK_PATH = "/webhooks/paypal"
 APS_WEBHOOK_PATH = "/webhooks/aps"
@@ -159,7 +164,28 @@ def dev_settings(options: DevOptions, url: str, emulator_url: str,
         values.update(fulfilment_url=f"{url}{SHOP_PREFIX}/fulfilment",
                       fulfilment_secret=fulfilment_secret, outbox_worker_enabled=True,
                       outbox_base_delay_seconds=1.0, outbox_max_delay_seconds=60.0)
-    return Settings.load(**values)
+    settings = Settings.load(**values)
+    if not settings.api_keys and settings.admin_password_hash is None:
+        # Nothing signs in to the dashboard: the dev password does (`DEV_ADMIN_PASSWORD`).
+        settings = Settings.load(**values, admin_password_hash=dev_password_hash())
+    return settings
+
+
+@functools.cache
+def dev_password_hash() -> str:
+    """The hash of `DEV_ADMIN_PASSWORD` (made once per process)."""
+    from paywire.admin.auth import hash_password
+
+    return hash_password(DEV_ADMIN_PASSWORD)
+
+
+def dev_password_in_use(settings: Settings) -> bool:
+    """Whether the dashboard signs in with `DEV_ADMIN_PASSWORD` (nothing else configured)."""
+    if settings.admin_password_hash is None:
+        return False
+    from paywire.admin.auth import check_password
+
+    return check_password(DEV_ADMIN_PASSWORD, settings.admin_password_hash.get_secret_value())
 
 
 def catalog_currency(settings: Settings) -> str:
@@ -357,6 +383,10 @@ def banner(stack: DevStack) -> list[str]:
         "paywire dev: the PayPal emulator, paywire's API and the demo shop, in one process",
         f"  demo shop        {stack.shop_url}",
         f"  paywire API      {stack.url}/v1   (OpenAPI docs: {stack.url}/docs)",
+        f"  dashboard        {stack.url}{ADMIN_PATH}   "
+        + (f"(sign in with the dev password {DEV_ADMIN_PASSWORD})"
+           if dev_password_in_use(stack.settings) else "(sign in with an API key or the "
+           "configured password)"),
         f"  PayPal emulator  {stack.emulator_url}   (control API: {stack.emulator_url}/_emulator/)",
         f"  sandbox app      client id {DEV_CLIENT_ID}, secret {DEV_CLIENT_SECRET}",
         f"  data             SQLite under {data_dir}",

@@ -61,6 +61,16 @@ class Flag:
 
 
 @dataclass(frozen=True, slots=True)
+class Resolved:
+    """A person looked at a flagged order and settled it (the dashboard's "mark resolved"):
+    the flag is cleared, the note kept in the order's history."""
+
+    note: str
+    by: str  # who (an operator's id, never a secret)
+    source: str = "operator"
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptOver:
     """A payment call of `attempt` ended without paying (declined, refused): the next attempt
     takes a new idempotency key and, at APS, a new reference."""

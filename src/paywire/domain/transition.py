@@ -35,6 +35,7 @@ from paywire.domain.facts import (
     Flag,
     Release,
     Reserve,
+    Resolved,
     announcement_for,
     attention_announcement,
     dispute_announcement,
@@ -43,7 +44,7 @@ from paywire.domain.money import Money
 from paywire.domain.order import PAID, Order, OrderStatus, Verdict, decide
 
 S = OrderStatus
-AnyFact = Fact | Dispute | Flag | AttemptOver | Created | Reserve | Release
+AnyFact = Fact | Dispute | Flag | Resolved | AttemptOver | Created | Reserve | Release
 # Targets whose fact carries the provider's amount for the whole order.
 PAYMENT_TARGETS = frozenset({S.AUTHORIZED, S.PENDING, S.COMPLETED})
 AMOUNT_MISMATCH = "amount_mismatch"
@@ -112,6 +113,8 @@ def transition(order: Order, fact: AnyFact, now: datetime, *,
         return _dispute(order, fact, now)
     if isinstance(fact, Flag):
         return flag(order, fact.reason, now, fact.source, **fact.detail)
+    if isinstance(fact, Resolved):
+        return resolve(order, fact, now)
     return _bookkeeping(order, fact, now)
 
 
@@ -122,6 +125,17 @@ def flag(order: Order, reason: str, now: datetime, source: str, **detail: Any) -
                 {"needs_attention": reason, **detail})
     return Outcome(flagged, Verdict.APPLY, (note,), (attention_announcement(flagged, reason),),
                    attention=reason)
+
+
+def resolve(order: Order, fact: Resolved, now: datetime) -> Outcome:
+    """Clear the order's needs-attention flag, keeping who settled it and their note in its
+    history; on an order not flagged, the note alone is kept (STALE: nothing to clear)."""
+    same = order.status
+    detail = {"resolved": order.needs_attention, "note": fact.note, "by": fact.by}
+    if order.needs_attention is None:
+        return Outcome(None, Verdict.STALE, (Line(fact.source, "NOTE", same, same, detail),))
+    return Outcome(order.evolve(now, needs_attention=None), Verdict.APPLY,
+                   (Line(fact.source, "NOTE", same, same, detail),))
 
 
 def _status(order: Order, fact: Fact, now: datetime) -> Outcome:

@@ -3,12 +3,13 @@ announcements and counters go. One module per port, and per aggregate of the sto
 
     orders, refunds, history, outbox, operations,   the store's aggregates: each a record (or
     idempotency, inbox, rejections, truth,          the domain's `Order`) and a narrow protocol
-    reconcile                                       of what the store does with it
+    reconcile, operator                             of what the store does with it
     store                                           each service's part of the store (those
                                                     composed), `Transactions[U]` that opens
                                                     one, and `Store`, which opens them all
     provider, webhooks                              a payment provider; a webhook's verifier
                                                     and parser
+    health                                          the counts of the health read model
     delivery, clock, metrics                        where announcements go; the time; counters
 
 The store port is shaped so SQL and DynamoDB can both implement it (architecture.md, "The store
@@ -21,11 +22,21 @@ Every public name is re-exported here, so `from paywire.ports import X` is the o
 
 from paywire.ports.clock import Clock, SystemClock
 from paywire.ports.delivery import DeliveryTarget
+from paywire.ports.health import HealthReadings
 from paywire.ports.history import History, HistoryEntry
 from paywire.ports.idempotency import IdempotencyKeys, IdempotencyRecord
 from paywire.ports.inbox import Inbox, InboxEvent
 from paywire.ports.metrics import Metrics, NoMetrics
 from paywire.ports.operations import Operations, ProviderOperation
+from paywire.ports.operator import (
+    AuditEntry,
+    AuditLog,
+    DeliveryAttempt,
+    DeliveryLog,
+    OperatorReads,
+    OrderFilter,
+    OrderPage,
+)
 from paywire.ports.orders import Orders
 from paywire.ports.outbox import Announcements, Outbox, OutboxMessage
 from paywire.ports.provider import (
@@ -65,13 +76,62 @@ from paywire.ports.webhooks import (
 )
 
 __all__ = [
-    "Announcements", "AuthorizationResult", "CaptureResult", "CheckoutForm", "CheckoutUnit",
-    "Clock", "DeliveryMarks", "DeliveryTarget", "DeliveryUnit", "DisputeResult", "EventParser",
-    "History", "HistoryEntry", "IdempotencyKeys", "IdempotencyRecord", "Inbox", "InboxEvent",
-    "Metrics", "NoMetrics", "Operations", "OpsUnitOfWork", "OrderLookups", "OrderMoves", "Orders",
-    "Outbox", "OutboxMessage", "PaymentProvider", "ProviderOperation", "ProviderOrder",
-    "ProviderOrderState", "ProviderTruthUnit", "ReconcileState", "ReconcileUnit", "Reconciliation",
-    "Refund", "RefundMoves", "RefundResult", "Refunds", "RefundsUnit", "Rejections", "Store",
-    "SystemClock", "Transactions", "TruthFetchUnit", "TruthQueue", "TruthTask", "VerifiedDelivery",
-    "WebhookRejection", "WebhookUnit", "WebhookVerifier",
+    "Announcements",
+    "AuditEntry",
+    "AuditLog",
+    "AuthorizationResult",
+    "CaptureResult",
+    "CheckoutForm",
+    "CheckoutUnit",
+    "Clock",
+    "DeliveryAttempt",
+    "DeliveryLog",
+    "DeliveryMarks",
+    "DeliveryTarget",
+    "DeliveryUnit",
+    "DisputeResult",
+    "EventParser",
+    "HealthReadings",
+    "History",
+    "HistoryEntry",
+    "IdempotencyKeys",
+    "IdempotencyRecord",
+    "Inbox",
+    "InboxEvent",
+    "Metrics",
+    "NoMetrics",
+    "Operations",
+    "OperatorReads",
+    "OpsUnitOfWork",
+    "OrderFilter",
+    "OrderLookups",
+    "OrderMoves",
+    "OrderPage",
+    "Orders",
+    "Outbox",
+    "OutboxMessage",
+    "PaymentProvider",
+    "ProviderOperation",
+    "ProviderOrder",
+    "ProviderOrderState",
+    "ProviderTruthUnit",
+    "ReconcileState",
+    "ReconcileUnit",
+    "Reconciliation",
+    "Refund",
+    "RefundMoves",
+    "RefundResult",
+    "Refunds",
+    "RefundsUnit",
+    "Rejections",
+    "Store",
+    "SystemClock",
+    "Transactions",
+    "TruthFetchUnit",
+    "TruthQueue",
+    "TruthTask",
+    "VerifiedDelivery",
+    "WebhookRejection",
+    "WebhookUnit",
+    "WebhookVerifier",
 ]

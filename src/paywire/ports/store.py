@@ -3,7 +3,8 @@ what each service may do in one.
 
 Each aggregate has its own protocol (`Orders`, `Refunds`, `History`, `Announcements`,
 `Operations`, `IdempotencyKeys`, `Inbox`, `Rejections`, `TruthQueue`, `Outbox`,
-`Reconciliation`). A service is given `Transactions[U]`: something that opens units of work of
+`Reconciliation`, `OperatorReads`, `AuditLog`, `DeliveryLog`).
+A service is given `Transactions[U]`: something that opens units of work of
 type `U`, the part of the store it uses, named here after it:
 
     unit               made of                         used by
@@ -23,9 +24,13 @@ type `U`, the part of the store it uses, named here after it:
                        Inbox, Rejections
     TruthFetchUnit     RefundMoves, TruthQueue         TruthFetcher
     ReconcileUnit      RefundMoves, Reconciliation     Reconciler
-    DeliveryUnit       OrderMoves, Outbox              OutboxWorker, QueueDelivery
-    OpsUnitOfWork      all eleven                      `Store.transaction`; the operator's
-                                                       commands read through it
+    DeliveryUnit       OrderMoves, Outbox,             OutboxWorker, QueueDelivery
+                       DeliveryLog
+    OpsUnitOfWork      all of them, with OperatorReads `Store.transaction`; the operator's
+                       AuditLog and HealthReadings     commands and the dashboard
+                                                       (`services.dashboard`) use it, and the
+                                                       health read model (`HealthGauges`)
+                                                       through `snapshot()`
 
 A service that needs one aggregate names its protocol (`OperationRunner`: `Operations`), and a
 helper the narrowest part it touches (`must_order`: `Orders`). `Transactions` is covariant, so
@@ -39,10 +44,12 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, TypeVar
 
+from paywire.ports.health import HealthReadings
 from paywire.ports.history import History
 from paywire.ports.idempotency import IdempotencyKeys
 from paywire.ports.inbox import Inbox
 from paywire.ports.operations import Operations
+from paywire.ports.operator import AuditLog, DeliveryLog, OperatorReads
 from paywire.ports.orders import Orders
 from paywire.ports.outbox import Announcements, Outbox
 from paywire.ports.reconcile import Reconciliation
@@ -92,15 +99,16 @@ class ReconcileUnit(RefundMoves, Reconciliation, Protocol):
     """Due orders and pending refunds found, settled and scheduled again (`Reconciler`)."""
 
 
-class DeliveryUnit(OrderMoves, Outbox, Protocol):
-    """Outbox messages claimed and settled, an undeliverable one's order flagged
-    (`OutboxWorker`, `QueueDelivery`)."""
+class DeliveryUnit(OrderMoves, Outbox, DeliveryLog, Protocol):
+    """Outbox messages claimed and settled, each attempt logged, an undeliverable one's order
+    flagged (`OutboxWorker`, `QueueDelivery`)."""
 
 
 class OpsUnitOfWork(Orders, Refunds, History, Announcements, Operations, IdempotencyKeys,
-                    Inbox, Rejections, TruthQueue, Outbox, Reconciliation, Protocol):
+                    Inbox, Rejections, TruthQueue, Outbox, Reconciliation, OperatorReads,
+                    AuditLog, DeliveryLog, HealthReadings, Protocol):
     """One transaction over every aggregate: everything written through it commits together
-    or not at all."""
+    or not at all (and the health readings over them all)."""
 
 
 class Transactions(Protocol[U_co]):

@@ -3,9 +3,10 @@
 Each round claims due messages with a lease (a conditional update in its own transaction, so
 concurrent workers never hold the same message), hands every message to *every* target, and
 records the outcome in another transaction, and only if the lease is still ours (outcomes that
-finish together share that transaction: a group commit, not one commit per message). A message is
-delivered when all targets accepted it; if any target fails the whole message is retried, so
-targets must be idempotent on the message id (the shop deduplicates on `webhook-id`).
+finish together share that transaction: a group commit, not one commit per message), with a
+line per attempt in the delivery log (the dashboard's timeline shows each and its answer). A
+message is delivered when all targets accepted it; if any target fails the whole message is
+retried, so targets must be idempotent on the message id (the shop deduplicates on `webhook-id`).
 
 A crash between sending and marking is the at-least-once case::
 
@@ -38,7 +39,14 @@ from paywire.domain import trace
 from paywire.domain.errors import DeliveryError
 from paywire.domain.retry import Backoff, FullJitter, Jitter
 from paywire.domain.retry import no_jitter as no_jitter  # where the outbox's tests take it
-from paywire.ports import Clock, DeliveryTarget, DeliveryUnit, OutboxMessage, Transactions
+from paywire.ports import (
+    Clock,
+    DeliveryAttempt,
+    DeliveryTarget,
+    DeliveryUnit,
+    OutboxMessage,
+    Transactions,
+)
 from paywire.services import loop
 from paywire.services.operations import retry_on_conflict
 from paywire.services.transitions import flag_attention
@@ -232,6 +240,13 @@ class OutboxWorker:
                     for a in same:
                         if status == "dead" and a.message.id in done:
                             await self._flag(uow, a)
+                # Each recorded attempt and the shop's answer, for the order's timeline.
+                await uow.record_delivery_attempts([
+                    DeliveryAttempt(message_id=a.message.id, order_id=a.message.order_id,
+                                    at=a.now, attempt=a.attempts, outcome=a.status,
+                                    error=a.error, message_type=a.message.type,
+                                    trace_id=a.message.trace_id)
+                    for a in group if a.message.id in recorded])
             return recorded
 
         recorded = await retry_on_conflict(commit)

@@ -32,15 +32,19 @@ from paywire.domain.money import Money
 from paywire.domain.order import Order
 from paywire.ports import (
     Announcements,
+    AuditLog,
     AuthorizationResult,
     CaptureResult,
     CheckoutForm,
+    DeliveryLog,
     DisputeResult,
+    HealthReadings,
     History,
     IdempotencyKeys,
     Inbox,
     Metrics,
     Operations,
+    OperatorReads,
     OpsUnitOfWork,
     Orders,
     Outbox,
@@ -190,6 +194,21 @@ class _MeteredUnitOfWork:
     reconcile_candidates = _forward(Reconciliation.reconcile_candidates)
     save_reconcile_state = _forward(Reconciliation.save_reconcile_state)
     clear_reconcile_state = _forward(Reconciliation.clear_reconcile_state)
+    search_orders = _forward(OperatorReads.search_orders)
+    operations_for_order = _forward(OperatorReads.operations_for_order)
+    inbox_for_order = _forward(OperatorReads.inbox_for_order)
+    record_audit = _forward(AuditLog.record_audit)
+    audit_for_order = _forward(AuditLog.audit_for_order)
+    list_audit = _forward(AuditLog.list_audit)
+    record_delivery_attempts = _forward(DeliveryLog.record_delivery_attempts)
+    delivery_attempts = _forward(DeliveryLog.delivery_attempts)
+    outbox_due = _forward(HealthReadings.outbox_due)
+    outbox_dead_count = _forward(HealthReadings.outbox_dead_count)
+    truth_queue_depth = _forward(HealthReadings.truth_queue_depth)
+    needs_attention_count = _forward(HealthReadings.needs_attention_count)
+    orders_in_status_since = _forward(HealthReadings.orders_in_status_since)
+    webhooks_received_since = _forward(HealthReadings.webhooks_received_since)
+    webhook_rejections_since = _forward(HealthReadings.webhook_rejections_since)
 
     async def add_announcement(self, announcement: Announcement, message_id: str,
                                now: datetime, trace_id: str | None = None) -> bool:

@@ -56,11 +56,18 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from paywire.domain.errors import PaywireError
 from paywire.domain.retry import Backoff, EqualJitter, Jitter
-from paywire.ports import Clock, DeliveryTarget, DeliveryUnit, OutboxMessage, Transactions
+from paywire.ports import (
+    Clock,
+    DeliveryAttempt,
+    DeliveryTarget,
+    DeliveryUnit,
+    OutboxMessage,
+    Transactions,
+)
 from paywire.services.fulfilment import (
     MAX_ERROR,
     SOURCE,
@@ -282,8 +289,11 @@ class QueueDelivery:
                          retry_in: int) -> tuple[bool, int | None]:
         try:
             async with self.store.transaction() as uow:
-                await uow.settle_outbox(message.id, status="delivered", last_error=None,
-                                        now=self.clock.now())
+                now = self.clock.now()
+                if await uow.settle_outbox(message.id, status="delivered", last_error=None,
+                                           now=now):
+                    await uow.record_delivery_attempts([_attempt(message, record, now,
+                                                                 "delivered", None)])
         except PaywireError as exc:
             # The shop has it but the row does not say so: the queue gives it again and the
             # shop, deduplicating on the message id, keeps one.
@@ -327,6 +337,8 @@ class QueueDelivery:
                 if not await uow.settle_outbox(message.id, status="dead", last_error=error,
                                                now=now):
                     return False, False  # delivered meanwhile (another receive of it)
+                await uow.record_delivery_attempts([_attempt(message, record, now, "dead",
+                                                             error)])
                 order = await uow.get_order(message.order_id)
                 if order is None:
                     return True, False
@@ -352,3 +364,12 @@ class QueueDelivery:
             log.error("outbox message %s dead: %s (receive %d of %d); order %s %s", message.id,
                       why, record.receive_count, self.max_receives, message.order_id,
                       "flagged needs-attention" if flagged else "not found", extra=fields)
+
+
+def _attempt(message: OutboxMessage, record: QueueRecord, now: datetime, outcome: str,
+             error: str | None) -> DeliveryAttempt:
+    """The delivery log's line for a queue receive that settled its row (a receive that will
+    be retried writes no row, and no line: the queue keeps that count)."""
+    return DeliveryAttempt(message_id=message.id, order_id=message.order_id, at=now,
+                           attempt=record.receive_count, outcome=outcome, error=error,
+                           message_type=message.type, trace_id=message.trace_id)

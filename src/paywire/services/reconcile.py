@@ -189,6 +189,19 @@ class Reconciler:
             report.truth_processed = await self.truth.run_once()
         return report
 
+    async def reconcile_now(self, order_id: str) -> tuple[Order, ReconcileReport]:
+        """Check one order with its provider now, whatever its backoff (an operator's
+        "reconcile now"): its answer applied, an expiry or a stuck flag as a pass would make
+        them, the order's next check scheduled afresh. The order as it then stands, and what
+        the check did (a provider failure is in `report.errors`, not raised)."""
+        report = ReconcileReport(checked=1)
+        async with self.store.snapshot() as uow:
+            order = await must_order(uow, order_id)
+        with trace.scope(trace.join(order.trace_id), order_id=order.id, provider=order.provider):
+            await self._check(order, None, report)
+        async with self.store.snapshot() as uow:
+            return await must_order(uow, order_id), report
+
     async def run(self, stop: asyncio.Event, interval: float = 60.0) -> None:
         """Reconcile every `interval` seconds until `stop` is set (the background jobs' one
         loop, `paywire.services.loop`)."""

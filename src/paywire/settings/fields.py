@@ -110,6 +110,20 @@ class SettingsFields(BaseSettings):
     # Admin and trusted server-to-server callers: `Authorization: Bearer <key>`.
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
 
+    # The operator's dashboard at /admin (`paywire.admin`): signed in with an API key, or with
+    # the password whose hash `paywire admin hash-password` prints (scrypt, never the
+    # password itself). Its session cookie is signed with `admin_session_secret`; unset, a key
+    # derived from the API keys and the password hash (so every instance of a deployment
+    # agrees, and rotating them ends every session).
+    admin_enabled: bool = True
+    admin_user: str = Field(default="admin", min_length=1, max_length=64)
+    admin_password_hash: SecretStr | None = Field(default=None, repr=False)
+    admin_session_secret: SecretStr | None = Field(default=None, repr=False)
+    admin_session_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 86400)
+    # Failed sign-ins allowed per client address in `admin_login_window_seconds` (then 429).
+    admin_login_attempts: int = Field(default=5, ge=1, le=1000)
+    admin_login_window_seconds: int = Field(default=300, ge=1, le=86400)
+
     # Log lines (`paywire.logs`): one JSON object per line, or text for a person. Unset: JSON
     # for `serve`, `worker` and `reconcile`, text for `dev` and the operator commands.
     log_format: Literal["json", "text"] | None = None

@@ -34,6 +34,9 @@ BY_DUE = ("by_due", "dpk", "dsk")
 BY_ORDER = ("by_order", "opk", "osk")
 INDEXES = (BY_TIME, BY_STATUS, BY_DUE, BY_ORDER)
 _MAX_PART = 200
+# The `by_order` partition of the orders flagged needs-attention (an order's own item is in no
+# other `by_order` partition: those hold an order's children).
+ATTENTION = "ATTENTION"
 
 
 # --- scalars ---------------------------------------------------------------------------------
@@ -206,6 +209,10 @@ def order_item(order: Order) -> Item:
         "tpk": "ORDER", "tsk": sort_key(created, order.id),
         "spk": f"ORDER#{order.status}", "ssk": sort_key(created, order.id),
         "dpk": f"RECON#{order.status}", "dsk": sort_key(updated, order.id),
+        # Flagged orders only (sparse), newest first: the dashboard's needs-attention queue
+        # walks it, the health read model counts it.
+        **({"opk": ATTENTION, "osk": sort_key(created, order.id)}
+           if order.needs_attention is not None else {}),
     })
 
 
@@ -273,7 +280,8 @@ def reconcile_from(item: Item) -> ReconcileState:
 
 
 def order_index(order_id: str, tag: str, created: str, ident: str) -> Item:
-    """The by-order index attributes of an order's outbox message ("O") or refund ("R")."""
+    """The by-order index attributes of an order's outbox message ("O"), refund ("R"),
+    provider operation ("P"), stored event ("I") or audit entry ("A")."""
     return {"opk": order_key(order_id)[0], "osk": f"{tag}#{sort_key(created, ident)}"}
 
 

@@ -33,7 +33,8 @@ def operation_item(op: ProviderOperation) -> Item:
                     "lease_until": None if op.lease_until is None else ts(op.lease_until),
                     "result": None if op.result is None else doc(op.result),
                     "error": None if op.error is None else doc(op.error),
-                    "trace_id": op.trace_id})
+                    "trace_id": op.trace_id,
+                    **order_index(op.order_id, "P", ts(op.created_at), op.key)})
 
 
 def operation_from(item: Item) -> ProviderOperation:

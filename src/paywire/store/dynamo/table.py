@@ -209,9 +209,10 @@ class DynamoTable:
         return keys, answer.get("LastEvaluatedKey")
 
     async def walk_keys(self, index: tuple[str, str, str], partition: str, *,
-                        ascending: bool, prefix: str = "") -> list[tuple[Key, str]]:
-        """Every entry of an index partition (whose sort key starts with `prefix`) in index
-        order: (table key, index sort key)."""
+                        ascending: bool, prefix: str = "",
+                        at_least: str | None = None) -> list[tuple[Key, str]]:
+        """Every entry of an index partition (whose sort key starts with `prefix`, or is at
+        least `at_least`) in index order: (table key, index sort key)."""
         name, pk_attr, sk_attr = index
         found: list[tuple[Key, str]] = []
         start: dict[str, Any] | None = None
@@ -220,6 +221,8 @@ class DynamoTable:
             condition = f"{e.name(pk_attr)} = {e.value(partition)}"
             if prefix:
                 condition += f" AND begins_with({e.name(sk_attr)}, {e.value(prefix)})"
+            elif at_least is not None:
+                condition += f" AND {e.name(sk_attr)} >= {e.value(at_least)}"
             answer = await self.call(
                 "query", TableName=self.name, IndexName=name, ScanIndexForward=ascending,
                 KeyConditionExpression=condition,
@@ -230,15 +233,22 @@ class DynamoTable:
             if not start:
                 return found
 
-    async def count(self, index: tuple[str, str, str], partition: str) -> int:
-        """How many entries an index partition holds (Select=COUNT, every page)."""
-        name, pk_attr, _ = index
+    async def count(self, index: tuple[str, str, str], partition: str, *,
+                    at_least: str | None = None, below: str | None = None) -> int:
+        """How many entries an index partition holds (Select=COUNT, every page), or those whose
+        sort key is at least `at_least` or below `below` (one bound: the health readings')."""
+        name, pk_attr, sk_attr = index
         total, start = 0, None
         while True:
             e = Expr()
+            condition = f"{e.name(pk_attr)} = {e.value(partition)}"
+            if at_least is not None:
+                condition += f" AND {e.name(sk_attr)} >= {e.value(at_least)}"
+            elif below is not None:
+                condition += f" AND {e.name(sk_attr)} < {e.value(below)}"
             answer = await self.call(
                 "query", TableName=self.name, IndexName=name, Select="COUNT",
-                KeyConditionExpression=f"{e.name(pk_attr)} = {e.value(partition)}",
+                KeyConditionExpression=condition,
                 **_names_values(e), **({"ExclusiveStartKey": start} if start else {}))
             total += int(answer.get("Count", 0))
             start = answer.get("LastEvaluatedKey")

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from paywire.store.dynamo.health import DynamoHealth
 from paywire.store.dynamo.history import DynamoHistory
 from paywire.store.dynamo.idempotency import DynamoIdempotencyKeys
 from paywire.store.dynamo.inbox import DynamoInbox
 from paywire.store.dynamo.operations import DynamoOperations
+from paywire.store.dynamo.operator import DynamoOperatorReads
 from paywire.store.dynamo.orders import DynamoOrders
 from paywire.store.dynamo.outbox import DynamoOutbox
 from paywire.store.dynamo.reconcile import DynamoReconciliation
@@ -27,11 +29,14 @@ if TYPE_CHECKING:
     from paywire.ports import OpsUnitOfWork
 
 
-class DynamoUnitOfWork(DynamoOrders, DynamoRefunds, DynamoHistory, DynamoOutbox,
-                       DynamoOperations, DynamoIdempotencyKeys, DynamoInbox, DynamoRejections,
-                       DynamoTruthQueue, DynamoReconciliation):
+class DynamoUnitOfWork(DynamoOperatorReads, DynamoOrders, DynamoRefunds, DynamoHistory,
+                       DynamoOutbox, DynamoOperations, DynamoIdempotencyKeys, DynamoInbox,
+                       DynamoRejections, DynamoTruthQueue, DynamoReconciliation,
+                       DynamoHealth):
     """Orders, refunds, history, the outbox, provider operations, idempotency keys, the inbox,
-    the rejection log, the truth queue and reconciliation state, in one unit of work."""
+    the rejection log, the truth queue, reconciliation state, and the dashboard's searches,
+    audit log and delivery attempts, in one unit of work (and the health readings
+    over them)."""
 
 
 if TYPE_CHECKING:

@@ -16,6 +16,7 @@ from paywire.store.dynamo.items import (
     epoch,
     inbox_key,
     opt_at,
+    order_index,
     rejection_key,
     sort_key,
     truth_key,
@@ -32,7 +33,10 @@ def inbox_item(event: InboxEvent) -> Item:
                     "received_at": received, "body": bytes(event.body),
                     "transmission_id": event.transmission_id, "status": event.status,
                     "order_id": event.order_id, "note": event.note,
-                    "tpk": "INBOX", "tsk": sort_key(received, event.event_id, event.provider)})
+                    "tpk": "INBOX", "tsk": sort_key(received, event.event_id, event.provider),
+                    **({} if event.order_id is None else
+                       order_index(event.order_id, "I", received,
+                                   f"{event.provider}:{event.event_id}"))})
 
 
 def inbox_from(item: Item) -> InboxEvent:

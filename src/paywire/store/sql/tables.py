@@ -103,7 +103,17 @@ orders = sa.Table(
     # Webhooks name a payment by its capture or authorization id (find_order_by_capture_id).
     sa.Index(None, "provider", "capture_id"),
     sa.Index(None, "provider", "authorization_id"),
+    # The dashboard's search by provider, newest first (keyset).
+    sa.Index(None, "provider", "created_at", "id"),
+    # The health read model's needs-attention count: partial, so it holds only flagged orders.
+    sa.Index("ix_orders_needs_attention", "updated_at",
+             postgresql_where=sa.text("needs_attention IS NOT NULL"),
+             sqlite_where=sa.text("needs_attention IS NOT NULL")),
 )
+# The needs-attention queue, newest first: a partial index, holding the flagged orders only.
+sa.Index("ix_orders_attention_created_at_id", orders.c.created_at, orders.c.id,
+         sqlite_where=orders.c.needs_attention.isnot(None),
+         postgresql_where=orders.c.needs_attention.isnot(None))
 
 order_lines = sa.Table(
     "order_lines", metadata,
@@ -219,6 +229,8 @@ inbox_events = sa.Table(
     sa.Column("order_id", sa.String),
     sa.Column("note", sa.Text),
     sa.Index(None, "received_at"),
+    # An order's events (the dashboard's timeline).
+    sa.Index(None, "order_id", "received_at"),
     # Finds the body a genuine signature was first seen with (CRC-32 forgeries, see ingest).
     sa.Index(None, "provider", "transmission_id"),
 )
@@ -273,6 +285,37 @@ reconcile_states = sa.Table(
     sa.Index(None, "next_check_at"),
 )
 
+# What operators did (the dashboard's actions, sign-ins), appended only.
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("order_id", sa.String),
+    sa.Column("outcome", sa.String, nullable=False),
+    sa.Column("detail", json_doc(), nullable=False),
+    sa.Column("trace_id", sa.String(32)),
+    sa.Index(None, "at", "id"),
+    sa.Index(None, "order_id", "at"),
+)
+
+# Each attempt to hand an outbox message to the shop, with its answer.
+delivery_attempts = sa.Table(
+    "delivery_attempts", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String, nullable=False),
+    sa.Column("order_id", sa.String, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("message_type", sa.String),
+    sa.Column("trace_id", sa.String(32)),
+    sa.Index(None, "order_id", "at", "id"),
+)
+
 # Every table the store writes, children before parents (for TRUNCATE / cleanup in tests).
 ALL_TABLES = (order_lines, orders, history, outbox, provider_operations, refunds,
-              idempotency_keys, inbox_events, webhook_rejections, truth_tasks, reconcile_states)
+              idempotency_keys, inbox_events, webhook_rejections, truth_tasks, reconcile_states,
+              audit_log, delivery_attempts)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from paywire.store.sql.health import SqlHealth
 from paywire.store.sql.history import SqlHistory
 from paywire.store.sql.idempotency import SqlIdempotencyKeys
 from paywire.store.sql.inbox import SqlInbox
 from paywire.store.sql.operations import SqlOperations
+from paywire.store.sql.operator import SqlOperatorReads
 from paywire.store.sql.outbox import SqlOutbox
 from paywire.store.sql.reconcile import SqlReconciliation
 from paywire.store.sql.refunds import SqlRefunds
@@ -26,10 +28,13 @@ if TYPE_CHECKING:
     from paywire.ports import OpsUnitOfWork
 
 
-class SqlUnitOfWork(SqlReconciliation, SqlRefunds, SqlHistory, SqlOutbox, SqlOperations,
-                    SqlIdempotencyKeys, SqlInbox, SqlRejections, SqlTruthQueue):
-    """Orders (through `SqlReconciliation`), refunds, history, the outbox, provider operations,
-    idempotency keys, the inbox, the rejection log and the truth queue, in one transaction."""
+class SqlUnitOfWork(SqlReconciliation, SqlOperatorReads, SqlRefunds, SqlHistory, SqlOutbox,
+                    SqlOperations, SqlIdempotencyKeys, SqlInbox, SqlRejections, SqlTruthQueue,
+                    SqlHealth):
+    """Orders (through `SqlReconciliation` and `SqlOperatorReads`), refunds, history, the
+    outbox, provider operations, idempotency keys, the inbox, the rejection log, the truth
+    queue, and the dashboard's searches, audit log and delivery attempts, in one transaction
+    (and the health readings over them)."""
 
 
 if TYPE_CHECKING:

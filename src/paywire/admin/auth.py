@@ -1,0 +1,221 @@
+"""The dashboard's sign-in, without the web framework: password hashes, signed session cookies,
+CSRF tokens and the sign-in throttle.
+
+Password hashes are scrypt (the standard library's `hashlib.scrypt`), written as
+`scrypt$<n>$<r>$<p>$<salt hex>$<hash hex>`; `paywire admin hash-password` prints one, and only
+the hash is ever configured. A session is a cookie whose value is a signed JSON document (who,
+when it ends, its CSRF token): HMAC-SHA256 with a key from the settings, so a server holds no
+session state and every instance of a deployment accepts the same cookies. Every form carries
+the session's CSRF token; the sign-in form, before any session, carries one from a signed
+pre-session cookie (double submit). The throttle counts failed sign-ins per client address in
+a sliding window (in memory: per process).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from paywire.api.keys import ApiKeys
+
+# scrypt's cost: N = 2**15, r = 8, p = 1 (about 32 MiB and 50-100 ms a check).
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+_MAXMEM = 64 * 1024 * 1024
+
+
+def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R,
+                  p: int = SCRYPT_P) -> str:
+    """A scrypt hash of `password` with a fresh salt, as `scrypt$n$r$p$salt$hash`."""
+    if not password:
+        raise ValueError("an empty password cannot be hashed")
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=_MAXMEM,
+                            dklen=32)
+    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, encoded: str) -> bool:
+    """Whether `password` matches the hash `encoded` (False for a malformed hash)."""
+    try:
+        scheme, n, r, p, salt, digest = encoded.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = bytes.fromhex(digest)
+        got = hashlib.scrypt(password.encode("utf-8", "surrogateescape"),
+                             salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+                             maxmem=_MAXMEM, dklen=len(expected))
+    except ValueError:
+        return False
+    return hmac.compare_digest(got, expected)
+
+
+def valid_hash(encoded: str) -> bool:
+    """Whether `encoded` reads as a hash `hash_password` writes."""
+    parts = encoded.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        return False
+    try:
+        return all(int(v) > 0 for v in parts[1:4]) and bool(bytes.fromhex(parts[4])) and bool(
+            bytes.fromhex(parts[5]))
+    except ValueError:
+        return False
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A signed-in operator: who, until when, and the CSRF token of their forms."""
+
+    actor: str
+    expires: int  # epoch seconds
+    csrf: str
+
+
+class Signer:
+    """Signs and checks cookie values (HMAC-SHA256 over the value, `purpose`-separated)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "Signer(<key>)"
+
+    def sign(self, purpose: str, doc: dict[str, object]) -> str:
+        """`doc` as a cookie value only this key can have made, for `purpose` only."""
+        body = _b64(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode())
+        return f"{body}.{self._mac(purpose, body)}"
+
+    def unsign(self, purpose: str, value: str | None) -> dict[str, object] | None:
+        """The document a value `sign(purpose, ...)` made, or None (forged, altered, other)."""
+        if not value or value.count(".") != 1:
+            return None
+        body, mac = value.split(".")
+        if not hmac.compare_digest(mac, self._mac(purpose, body)):
+            return None
+        try:
+            doc = json.loads(_unb64(body))
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def _mac(self, purpose: str, body: str) -> str:
+        return _b64(hmac.new(self._key, f"{purpose}\x00{body}".encode(),
+                             hashlib.sha256).digest())
+
+    def session(self, actor: str, lifetime: int, now: float | None = None) -> tuple[str, Session]:
+        """A new session for `actor` and its cookie value."""
+        made = Session(actor, int((now or time.time()) + lifetime), secrets.token_urlsafe(24))
+        return self.sign("session", {"sub": made.actor, "exp": made.expires,
+                                     "csrf": made.csrf}), made
+
+    def read_session(self, value: str | None, now: float | None = None) -> Session | None:
+        """The session a cookie value carries, or None (absent, forged or ended)."""
+        doc = self.unsign("session", value)
+        if doc is None:
+            return None
+        actor, expires, csrf = doc.get("sub"), doc.get("exp"), doc.get("csrf")
+        if not (isinstance(actor, str) and isinstance(expires, int) and isinstance(csrf, str)):
+            return None
+        if expires <= (now or time.time()):
+            return None
+        return Session(actor, expires, csrf)
+
+
+def session_key(secret: SecretStr | None, api_keys: list[SecretStr],
+                password_hash: SecretStr | None) -> bytes:
+    """The session-signing key: the configured secret, or one derived from the credentials
+    that sign in (so every instance agrees, and rotating them ends every session)."""
+    if secret is not None:
+        return hashlib.sha256(b"paywire-admin-session\x00" + secret.get_secret_value().encode()
+                              ).digest()
+    material = hashlib.sha256(b"paywire-admin-session-derived")
+    for key in api_keys:
+        material.update(hashlib.sha256(key.get_secret_value().encode()).digest())
+    if password_hash is not None:
+        material.update(password_hash.get_secret_value().encode())
+    return material.digest()
+
+
+class Credentials:
+    """What signs in: the API keys (an operator is its key's caller id) and the password."""
+
+    def __init__(self, api_keys: list[SecretStr], user: str,
+                 password_hash: SecretStr | None) -> None:
+        self._keys = ApiKeys(api_keys)
+        self._any_key = bool(api_keys)
+        self._user = user
+        self._hash = None if password_hash is None else password_hash.get_secret_value()
+
+    def __repr__(self) -> str:
+        return f"Credentials({self._keys!r}, password {'set' if self._hash else 'unset'})"
+
+    @property
+    def configured(self) -> bool:
+        """Whether anything can sign in."""
+        return bool(self._hash) or self._any_key
+
+    def identify(self, presented: str) -> str | None:
+        """Who `presented` signs in as: `key_...` for an API key, the user for the password,
+        or None. Both are checked whatever matches (no early exit)."""
+        by_key = self._keys.identify(presented) if presented else None
+        by_password = (self._hash is not None and bool(presented)
+                       and check_password(presented, self._hash))
+        if by_key is not None:
+            return by_key
+        return self._user if by_password else None
+
+
+class Throttle:
+    """Failed sign-ins per client address in a sliding window (in this process)."""
+
+    def __init__(self, attempts: int, window: float, *, max_clients: int = 10_000) -> None:
+        self.attempts = attempts
+        self.window = window
+        self.max_clients = max_clients
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        seen = self._failures.get(client, deque())
+        while seen and seen[0] <= now - self.window:
+            seen.popleft()
+        return seen
+
+    def retry_after(self, client: str, now: float | None = None) -> int:
+        """Seconds before `client` may try again (0: now)."""
+        now = time.monotonic() if now is None else now
+        seen = self._recent(client, now)
+        if len(seen) < self.attempts:
+            return 0
+        return max(1, int(seen[0] + self.window - now) + 1)
+
+    def failed(self, client: str, now: float | None = None) -> None:
+        """Count a failed sign-in."""
+        now = time.monotonic() if now is None else now
+        if client not in self._failures and len(self._failures) >= self.max_clients:
+            # Forget the quietest clients rather than grow without bound.
+            for stale in [c for c, s in self._failures.items() if not self._recent(c, now)]:
+                del self._failures[stale]
+            if len(self._failures) >= self.max_clients:
+                self._failures.pop(next(iter(self._failures)))
+        seen = self._recent(client, now)
+        seen.append(now)
+        self._failures[client] = seen
+
+    def succeeded(self, client: str) -> None:
+        """Forget `client`'s failures."""
+        self._failures.pop(client, None)
