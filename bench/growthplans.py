@@ -30,10 +30,13 @@ from paywire.domain.facts import Announcement
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
 from paywire.ports import (
+    AuditEntry,
+    DeliveryAttempt,
     HistoryEntry,
     IdempotencyRecord,
     InboxEvent,
     OpsUnitOfWork,
+    OrderFilter,
     ProviderOperation,
     ReconcileState,
     Refund,
@@ -202,6 +205,44 @@ PROBES: tuple[tuple[str, Call], ...] = (
         order_id=s.order.id, attempts=1, next_check_at=s.now, first_checked_at=s.now,
         last_checked_at=s.now))),
     ("clear_reconcile_state", lambda u, s: u.clear_reconcile_state(s.order.id)),
+    # the dashboard's reads and logs (ports/operator.py)
+    ("search_orders", lambda u, s: u.search_orders(OrderFilter(), limit=50)),
+    ("search_orders[status]", lambda u, s: u.search_orders(
+        OrderFilter(status=OrderStatus.COMPLETED), limit=50)),
+    ("search_orders[rare status]", lambda u, s: u.search_orders(
+        OrderFilter(status=OrderStatus.VOIDED), limit=50)),
+    ("search_orders[needs attention]", lambda u, s: u.search_orders(
+        OrderFilter(needs_attention=True), limit=50)),
+    ("search_orders[amount, dates]", lambda u, s: u.search_orders(OrderFilter(
+        min_minor=1000, max_minor=2000, created_from=s.now - timedelta(days=30),
+        created_to=s.now), limit=50)),
+    ("search_orders[before]", lambda u, s: u.search_orders(
+        OrderFilter(), limit=50, before=(s.order.created_at, s.order.id))),
+    ("operations_for_order", lambda u, s: u.operations_for_order(s.order.id)),
+    ("inbox_for_order", lambda u, s: u.inbox_for_order(s.order.id)),
+    ("record_audit", lambda u, s: u.record_audit(AuditEntry(
+        id="aud_growth_probe", at=s.now, actor="probe", action="reconcile",
+        order_id=s.order.id))),
+    ("audit_for_order", lambda u, s: u.audit_for_order(s.order.id)),
+    ("list_audit", lambda u, s: u.list_audit(limit=50)),
+    ("list_audit[before]", lambda u, s: u.list_audit(limit=50, before=(s.now, "~"))),
+    ("record_delivery_attempts", lambda u, s: u.record_delivery_attempts([DeliveryAttempt(
+        message_id=s.delivered, order_id=s.order.id, at=s.now, attempt=1,
+        outcome="delivered")])),
+    ("delivery_attempts", lambda u, s: u.delivery_attempts(s.order.id)),
+    # the health read model (ports/health.py)
+    ("outbox_due", lambda u, s: u.outbox_due(s.now)),
+    ("outbox_dead_count", lambda u, s: u.outbox_dead_count()),
+    ("truth_queue_depth", lambda u, s: u.truth_queue_depth()),
+    ("needs_attention_count", lambda u, s: u.needs_attention_count()),
+    ("orders_in_status_since", lambda u, s: u.orders_in_status_since(
+        "CREATED", s.now - timedelta(hours=4))),
+    ("orders_in_status_since[pending]", lambda u, s: u.orders_in_status_since(
+        "PENDING", s.now - timedelta(days=7))),
+    ("webhooks_received_since", lambda u, s: u.webhooks_received_since(
+        s.now - timedelta(hours=1))),
+    ("webhook_rejections_since", lambda u, s: u.webhook_rejections_since(
+        s.now - timedelta(hours=1))),
 )
 
 

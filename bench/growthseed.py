@@ -72,8 +72,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                     "lease_until", "last_error"),
     "reconcile_states": ("order_id", "attempts", "next_check_at", "first_checked_at",
                          "last_checked_at"),
+    "audit_log": ("id", "at", "actor", "action", "order_id", "outcome", "detail", "trace_id"),
+    "delivery_attempts": ("message_id", "order_id", "at", "attempt", "outcome", "error",
+                          "message_type", "trace_id"),
 }
-DATABASE_DEFAULTS = {("history", "id")}
+DATABASE_DEFAULTS = {("history", "id"), ("delivery_attempts", "id")}
 
 # Settled orders by kind, per 10,000 (the unsettled ones are drawn among the newest, below).
 KINDS: tuple[tuple[str, int], ...] = (
@@ -369,6 +372,10 @@ class Story:
         if k in ("refunded", "partial"):
             at = self.later(paid, 20 * DAY)
             refunded = self.amount if k == "refunded" else self.amount // 2
+            if k == "partial":  # a partial refund is an operator's, from the dashboard
+                self.t["audit_log"].append((
+                    f"aud_{self.s.hexid()}", self.s.at(at), "operator (api key ...a1b2)",
+                    "refund", self.id, "ok", f'{{"amount": {refunded}}}', self.trace))
             final = "REFUNDED" if k == "refunded" else "PARTIALLY_REFUNDED"
             self.refund(at, refunded)
             self.announce(f"order.{final.lower()}", at, final)
@@ -448,9 +455,17 @@ class Story:
         payload = (f'{{"type": "{type_}", "order_id": "{self.id}", "status": "{status}", '
                    f'"amount": "{self.value}", "currency": "USD", "provider": "paypal", '
                    f'"provider_order_id": "{self.pp}"}}')
-        self.t["outbox"].append((f"msg_{s.hexid(128)}", f"{type_}:{self.id}", type_, self.id,
+        message_id = f"msg_{s.hexid(128)}"
+        self.t["outbox"].append((message_id, f"{type_}:{self.id}", type_, self.id,
                                  payload, s.at(at), status_, attempts, next_at, None, None,
                                  error, delivered, self.trace))
+        if status_ != "queued":  # each attempt and the shop's answer (the worker's log)
+            for n in range(1, attempts + 1):
+                last = n == attempts
+                self.t["delivery_attempts"].append((
+                    message_id, self.id, s.at(at + n * 50_000), n,
+                    status_ if last else "pending", None if last and delivered else error,
+                    type_, self.trace))
 
     def webhook(self, event_type: str, at: int, status: str, *, confirm: bool = False) -> None:
         """A PayPal delivery as stored (and, if it came early, its confirmation task)."""
