@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from paywire.ports import (
 )
 from paywire.services.checkout import Checkout
 from paywire.services.fulfilment import OutboxWorker
-from paywire.services.metering import MeteredProvider, MeteredStore
+from paywire.services.metering import MeteredProvider, MeteredStore, count_reconcile
 from paywire.services.operations import OperationRunner
 from paywire.services.orders import OrderQueries
 from paywire.services.provider_truth import TruthApplier
@@ -159,7 +160,7 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
         refunds = Refunds(store, registry, clock, orders=orders, runner=runner)
         ingests = {name: WebhookIngest(store, p.verifier, p.parser, clock, provider=name,
                                        max_rejections=settings.max_rejections,
-                                       confirm=kits[name].confirm_claims)
+                                       confirm=kits[name].confirm_claims, metrics=metrics)
                    for name, p in parts.items()}
         truth = TruthFetcher(
             store, registry, applier, clock, owner=worker_id(),
@@ -168,6 +169,8 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
             max_delay=timedelta(seconds=settings.truth_fetch_max_delay_seconds),
             max_attempts=settings.truth_fetch_max_attempts, batch=settings.truth_fetch_batch)
         reconciler = reconciler_for(settings, store, registry, applier, truth, clock)
+        if metrics is not None:
+            reconciler.on_pass = functools.partial(count_reconcile, metrics)
         outbox = outbox_worker(settings, store, clock)
         paypal = parts.get("paypal")
         container = Container(settings=settings, store=store, provider=default,

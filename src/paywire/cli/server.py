@@ -9,6 +9,10 @@ sits above the composition root.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -63,9 +67,35 @@ def serve(
     # Each worker builds its app from the same environment (uvicorn imports the factory).
     if worker:
         os.environ["PAYWIRE_OUTBOX_WORKER_ENABLED"] = "true"
-    uvicorn.run("paywire.cli.server:app_from_env", factory=True, host=settings.host,
-                port=settings.port, workers=settings.workers, proxy_headers=True,
-                log_config=None, access_log=False)
+    with multiprocess_metrics(settings):
+        uvicorn.run("paywire.cli.server:app_from_env", factory=True, host=settings.host,
+                    port=settings.port, workers=settings.workers, proxy_headers=True,
+                    log_config=None, access_log=False)
+
+
+@contextmanager
+def multiprocess_metrics(settings: Settings) -> Iterator[None]:
+    """Prometheus's multiprocess mode for several workers (`PAYWIRE_METRICS` on): each worker
+    process writes its counts to a file of one directory, and a scrape of any of them adds up
+    all. A fresh directory per run (`paywire-metrics-*` in the temporary directory), removed
+    at the end, so counts never carry over from a previous run; a `PROMETHEUS_MULTIPROC_DIR`
+    given is used instead, emptied of its files first."""
+    if settings.metrics == "off":
+        yield
+        return
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        for stale in Path(given).glob("*.db"):
+            stale.unlink(missing_ok=True)
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="paywire-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path  # set before the workers start
+    try:
+        yield
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 
