@@ -94,7 +94,9 @@ def create_app(settings: Settings, *, wrap_provider: ProviderWrapper | None = No
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if scrapes is not None:
-                    await stack.enter_async_context(scrapes.serving(container))
+                    await stack.enter_async_context(scrapes.serving(
+                        container.store, container.clock,
+                        stuck_after=container.reconciler.max_age))
                 if background_tasks:
                     await stack.enter_async_context(background(container))
                 yield container

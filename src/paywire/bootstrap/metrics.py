@@ -3,21 +3,24 @@ the health gauges read at scrape time, and where `/metrics` is served — on the
 a bearer token (`app`), or on a port of its own (`port`).
 
 Imported by `create_app` only when the setting is on and no other sink was given (Lambda passes
-its EMF sink, so prometheus_client is never imported there).
+its EMF sink, so prometheus_client is never imported there), and by `paywire worker`, which has
+no API port and serves `/metrics` on the metrics port whenever the setting is on.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI, Request, Response
 
 from paywire.api.errors import error_response, request_id_of
-from paywire.bootstrap.container import Container
 from paywire.domain.errors import PaywireError
+from paywire.domain.order import OrderStatus
+from paywire.ports import Clock, HealthReadings, Transactions
 from paywire.prometheus import CONTENT_TYPE, MetricsListener, PrometheusMetrics
 from paywire.services.health import HealthGauges
 from paywire.settings import Settings
@@ -49,14 +52,16 @@ class Scrapes:
         return self.sink.render(levels)
 
     @asynccontextmanager
-    async def serving(self, container: Container) -> AsyncIterator[None]:
-        """While the container lives: gauges from its store (the reconciler's maximum ages say
-        what is stuck), and the metrics port's listener (`port`)."""
-        self.gauges = HealthGauges(container.store, container.clock,
-                                   stuck_after=container.reconciler.max_age,
+    async def serving(self, store: Transactions[HealthReadings], clock: Clock, *,
+                      stuck_after: Mapping[OrderStatus, timedelta],
+                      listen: bool | None = None) -> AsyncIterator[None]:
+        """While the process serves: gauges from `store` (`stuck_after`: the reconciler's
+        maximum ages, so "stuck" is what it flags), and the metrics port's listener (`listen`;
+        by default with `PAYWIRE_METRICS=port`)."""
+        self.gauges = HealthGauges(store, clock, stuck_after=stuck_after,
                                    max_staleness=self.settings.metrics_gauge_cache_seconds)
         listener = None
-        if self.settings.metrics == "port":
+        if self.settings.metrics == "port" if listen is None else listen:
             listener = MetricsListener(self.settings.metrics_host, self.settings.metrics_port,
                                        self.render, CONTENT_TYPE, self.token)
             await listener.start()

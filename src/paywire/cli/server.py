@@ -183,8 +183,13 @@ def outbox_worker(
         help="Seconds between polls when nothing is due (PAYWIRE_OUTBOX_INTERVAL_SECONDS).")
     ] = None,
 ) -> None:
-    """Deliver the outbox to the shop until SIGINT/SIGTERM (then exit 0)."""
+    """Deliver the outbox to the shop until SIGINT/SIGTERM (then exit 0).
+
+    With PAYWIRE_METRICS on, its counts and the health gauges are served at GET /metrics on
+    PAYWIRE_METRICS_HOST:PAYWIRE_METRICS_PORT (it has no API port).
+    """
     import asyncio
+    import contextlib
     import signal
 
     from paywire import logs
@@ -194,6 +199,7 @@ def outbox_worker(
         outbox_worker,
         store_for,
     )
+    from paywire.bootstrap.adapters import stuck_after
     from paywire.domain.errors import PaywireError
 
     settings = local_settings(outbox_interval_seconds=interval)
@@ -201,8 +207,16 @@ def outbox_worker(
 
     async def serve() -> None:
         store = store_for(settings)
+        clock = SystemClock()
+        scrapes = None
+        if settings.metrics != "off":  # no API port here: /metrics on the metrics port
+            from paywire.bootstrap.metrics import Scrapes
+            from paywire.services.metering import MeteredStore
+
+            scrapes = Scrapes(settings)
+            store = MeteredStore(store, scrapes.sink)
         try:
-            worker = outbox_worker(settings, store, SystemClock())
+            worker = outbox_worker(settings, store, clock)
             if worker is None:
                 raise typer.BadParameter("set PAYWIRE_FULFILMENT_URL (and _SECRET) or "
                                          "PAYWIRE_FULFILMENT_CALLABLE")
@@ -213,7 +227,11 @@ def outbox_worker(
             console.print(f"outbox worker {worker.owner}: delivering to "
                           f"{', '.join(t.name for t in worker.targets)}", highlight=False)
             try:
-                await worker.run(stop, settings.outbox_interval_seconds)
+                async with contextlib.AsyncExitStack() as stack:
+                    if scrapes is not None:
+                        await stack.enter_async_context(scrapes.serving(
+                            store, clock, stuck_after=stuck_after(settings), listen=True))
+                    await worker.run(stop, settings.outbox_interval_seconds)
             finally:
                 await worker.aclose()
         finally:
