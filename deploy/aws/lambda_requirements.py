@@ -22,11 +22,11 @@ from pathlib import Path
 
 # Distributions (of paywire's core requirements) the Lambda package leaves out.
 LEAVE_OUT = frozenset({"typer", "rich", "uvicorn", "sqlalchemy", "aiosqlite", "psycopg",
-                       "alembic"})
+                       "alembic", "prometheus-client"})
 # Their top-level modules and those of what only they pull in.
 ABSENT_MODULES = frozenset({"typer", "rich", "uvicorn", "sqlalchemy", "aiosqlite", "psycopg",
                             "psycopg_binary", "alembic", "click", "pygments", "markdown_it",
-                            "mdurl", "shellingham", "greenlet", "mako"})
+                            "mdurl", "shellingham", "greenlet", "mako", "prometheus_client"})
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 

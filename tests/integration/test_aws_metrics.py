@@ -36,6 +36,7 @@ from paywire.domain.errors import ProviderError
 from paywire.domain.facts import Announcement
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine
+from paywire.ports.metrics import DEFINITIONS
 from paywire.services import metering
 from paywire.settings import Settings
 from paywire.store import migrate
@@ -54,8 +55,9 @@ pytestmark = pytest.mark.usefixtures("powertools_logging", "aws_env")
 
 def emf_counts(out: str) -> Counter[Key]:
     """The EMF lines in `out`, summed per (metric, its own dimensions: none for the `service`
-    rollup); each line checked as CloudWatch reads it: the test's namespace, Count units, one
-    dimension set that has `service=paywire`."""
+    rollup); each line checked as CloudWatch reads it: the test's namespace, Count units (or
+    Seconds, for the catalogue's latencies, left out of the sums), one dimension set that has
+    `service=paywire`."""
     counts: Counter[Key] = Counter()
     for line in out.splitlines():
         if not line.startswith("{") or '"_aws"' not in line:
@@ -67,11 +69,20 @@ def emf_counts(out: str) -> Counter[Key]:
         assert "service" in dimensions and blob["service"] == "paywire"
         own = frozenset((name, blob[name]) for name in dimensions if name != "service")
         for metric in directive["Metrics"]:
+            if metric["Unit"] == "Seconds":
+                assert DEFINITIONS[metric["Name"]].kind == "histogram", metric
+                assert all(v >= 0 for v in latencies(blob[metric["Name"]]))
+                continue
             assert metric["Unit"] == "Count"
             value = blob[metric["Name"]]
             counts[(metric["Name"], own)] += int(sum(value) if isinstance(value, list)
                                                  else value)
     return counts
+
+
+def latencies(value: Any) -> list[float]:
+    """An EMF value: one number, or a list of them."""
+    return [float(v) for v in (value if isinstance(value, list) else [value])]
 
 
 def with_rollup(counts: Counter[Key]) -> Counter[Key]:
@@ -224,6 +235,7 @@ async def test_a_dead_message_and_its_flag_are_counted_once(
     assert order is not None and order.needs_attention == "undelivered:order.completed"
     assert emf_counts(first) == with_rollup(Counter({
         key(metering.OUTBOX_MESSAGES_DEAD): 1,
+        key(metering.OUTBOX_DELIVERIES, result="dead"): 1,
         key(metering.NEEDS_ATTENTION_FLAGGED, reason="undelivered"): 1}))
     assert emf_counts(second) == Counter()
     assert order_id not in emf_lines(first) and message_id not in emf_lines(first)
@@ -275,19 +287,29 @@ async def test_a_reconcile_pass_that_cannot_reach_paypal_counts_errors_and_failu
     assert report["errors"] == 1, report
     assert emf_counts(out) == with_rollup(Counter({
         key(metering.RECONCILE_ERRORS): 1,
+        key(metering.RECONCILE_PASSES, outcome="errors"): 1,
+        key(metering.RECONCILE_ORDERS, result="checked"): 1,
+        key(metering.RECONCILE_ORDERS, result="errors"): 1,
+        key(metering.PROVIDER_CALLS, provider="paypal", operation="get_order",
+            outcome="transient"): 1,
         key(metering.PROVIDER_CALL_FAILURES, provider="paypal", operation="get_order",
             kind="transient"): 1}))
 
 
 class Collected:
-    """A `Metrics` that keeps every count (the port's simplest implementation)."""
+    """A `Metrics` that keeps every count and latency (the port's simplest implementation)."""
 
     def __init__(self) -> None:
         self.counts: Counter[Key] = Counter()
+        self.latencies: dict[Key, list[float]] = {}
 
     def count(self, name: str, value: int = 1, /, **dimensions: str) -> None:
         """Keep the count."""
         self.counts[key(name, **dimensions)] += value
+
+    def observe(self, name: str, seconds: float, /, **dimensions: str) -> None:
+        """Keep the latency."""
+        self.latencies.setdefault(key(name, **dimensions), []).append(seconds)
 
 
 async def test_a_rolled_back_flag_counts_nothing(tmp_path: Path) -> None:
@@ -323,7 +345,8 @@ async def test_a_rolled_back_flag_counts_nothing(tmp_path: Path) -> None:
 
 async def test_a_failed_provider_call_is_counted_by_operation_and_kind(tmp_path: Path) -> None:
     """PayPal unreachable: `get_order` through `MeteredProvider` raises the client's transient
-    ProviderError and counts one failure (provider, operation, kind)."""
+    ProviderError, counts one call (outcome `transient`) and one failure (provider, operation,
+    kind), and times the call once."""
     settings = Settings.load(_env_file=None, paypal_env="emulator",
                              paypal_base_url=f"http://127.0.0.1:{free_port()}",
                              paypal_client_id="client", paypal_client_secret="secret-1",
@@ -337,19 +360,31 @@ async def test_a_failed_provider_call_is_counted_by_operation_and_kind(tmp_path:
     finally:
         await provider.aclose()
     assert collected.counts == Counter({
+        key(metering.PROVIDER_CALLS, provider="paypal", operation="get_order",
+            outcome="transient"): 1,
         key(metering.PROVIDER_CALL_FAILURES, provider="paypal", operation="get_order",
             kind="transient"): 1})
+    [[seconds]] = collected.latencies.values()
+    assert set(collected.latencies) == {key(metering.PROVIDER_CALL_SECONDS, provider="paypal",
+                                            operation="get_order")} and seconds >= 0
 
 
 def test_the_docs_list_every_metric_with_its_dimensions() -> None:
-    """docs/metrics.md has a row for each metric `services.metering` defines, naming exactly
-    its dimensions, and the README links it."""
+    """docs/metrics.md has a row for each metric of the catalogue, naming exactly its
+    dimensions and its kind, lists each histogram's buckets, and the README links it."""
     text = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
-    rows = {m.group(1): m.group(2) for m in re.finditer(
-        r"^\| `([a-z_]+)` \| ([^|]*) \|", text, re.MULTILINE)}
-    assert set(rows) == set(metering.METRICS)
+    rows = {m.group(1): (m.group(2), m.group(3).strip()) for m in re.finditer(
+        r"^\| `([a-z_]+)` \| ([^|]*) \| ([a-z]+) \|", text, re.MULTILINE)}
+    assert set(rows) == set(metering.METRICS) == set(DEFINITIONS)
     for name, dimensions in metering.METRICS.items():
-        assert set(re.findall(r"`([a-z_]+)`", rows[name])) == set(dimensions), name
+        assert set(re.findall(r"`([a-z_]+)`", rows[name][0])) == set(dimensions), name
+        assert rows[name][1] == DEFINITIONS[name].kind, name
+    for metric in DEFINITIONS.values():
+        if metric.kind == "histogram":
+            listed = re.search(rf"^- [^\n]*`{metric.name}`[^:]*: ([0-9., ]+)$", text,
+                               re.MULTILINE)
+            assert listed is not None, metric.name
+            assert tuple(float(b) for b in listed.group(1).split(", ")) == metric.buckets
     assert "docs/metrics.md" in (ROOT / "README.md").read_text(encoding="utf-8")
     assert "docs/metrics.md" in (ROOT / "deploy" / "aws" / "README.md").read_text(
         encoding="utf-8")

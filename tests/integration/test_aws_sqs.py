@@ -532,8 +532,9 @@ async def test_logs_are_json_with_the_invocation_and_redacted(
     log = logging.getLogger("paywire.aws.test")
     log.error("leaking %s and %s", "secret-value-1", SHOP_SECRET)
     log.error("header Authorization: Bearer abc.def-123 for %s", message.id)
+    # The log lines (the EMF lines beside them, `_aws`, are the invocation's metrics).
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
-             if line.startswith("{")]
+             if line.startswith("{") and '"_aws"' not in line]
     batch = [line for line in lines if line["message"].startswith("SQS batch")]
     assert batch and batch[-1]["service"] == "paywire"
     assert batch[-1]["function_request_id"] == context.aws_request_id
@@ -566,7 +567,7 @@ async def test_a_rows_trace_rides_the_queue_to_the_shop_and_the_log_lines(
     result = await poll(sqs, queue, consumer)
     assert result.failed == [] and shop.traces[message.id] == trace_id
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
-             if line.startswith("{")]
+             if line.startswith("{") and '"_aws"' not in line]  # log lines, not EMF
     [delivered] = [line for line in lines if line["message"].startswith("outbox message")
                    and line.get("outcome") == "delivered"]
     assert (delivered["trace_id"], delivered["order_id"]) == (trace_id, message.order_id)

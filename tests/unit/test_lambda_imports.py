@@ -25,7 +25,8 @@ HEAVY = ("fastapi", "starlette", "mangum", "uvicorn", "sqlalchemy", "alembic", "
          "pydantic_settings", "boto3", "paywire.bootstrap", "paywire.api.app",
          "paywire.api.routes", "paywire.api.webhooks", "paywire.settings", "paywire.providers",
          "paywire.store.sql", "paywire.web", "paywire.emulator", "paywire.cli", "paywire.dev",
-         "paywire.testing", "paywire.delivery.receiver")
+         "paywire.testing", "paywire.delivery.receiver", "prometheus_client",
+         "paywire.prometheus", "paywire.bootstrap.metrics")
 # What a handler module may load of HEAVY, and why.
 ALLOWED = {
     # Its record filter reads the table's item layout, whose package loads boto3: every

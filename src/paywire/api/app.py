@@ -29,12 +29,13 @@ from paywire.settings import Settings
 
 if TYPE_CHECKING:
     from paywire.api.routes import ApiContainer
-    from paywire.ports import Clock
+    from paywire.ports import Clock, Metrics
 
     class ServedContainer(ApiContainer, Protocol):
         """What the lifespan needs from the container beyond the routes' needs."""
 
         clock: Clock
+        metrics: Metrics
 
 # Which routes an app serves: all of them, or only the providers' deliveries.
 Surface = Literal["all", "webhooks"]
@@ -68,7 +69,8 @@ def create_api(settings: Settings,
             app.state.container = container
             app.state.gate = IdempotencyGate(container.store, container.clock,
                                              ttl_seconds=settings.idempotency_ttl_seconds,
-                                             lock_seconds=settings.request_timeout_seconds)
+                                             lock_seconds=settings.request_timeout_seconds,
+                                             metrics=container.metrics)
             try:
                 yield
             finally:

@@ -51,7 +51,8 @@ from paywire.domain.errors import (
     StorageError,
 )
 from paywire.domain.order import Order
-from paywire.ports import Clock, IdempotencyKeys, IdempotencyRecord, Store
+from paywire.ports import Clock, IdempotencyKeys, IdempotencyRecord, Metrics, NoMetrics, Store
+from paywire.ports.metrics import IDEMPOTENCY_REPLAYS
 from paywire.services.checkout import Alongside
 from paywire.services.common import RESUMABLE, new_id
 
@@ -106,8 +107,9 @@ class IdempotencyGate:
     """Claims, replays and settles Idempotency-Keys through the store port."""
 
     def __init__(self, store: Store, clock: Clock, *, ttl_seconds: float,
-                 lock_seconds: float) -> None:
+                 lock_seconds: float, metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics: Metrics = metrics or NoMetrics()  # replays, by endpoint
         self.clock = clock
         self.ttl = timedelta(seconds=ttl_seconds)
         self.lock = timedelta(seconds=lock_seconds)
@@ -209,6 +211,8 @@ class IdempotencyGate:
             return JSONResponse(body, status_code=status)
         claim = await self.claim(scope, check_key(key), digest, prefix)
         if isinstance(claim, Replay):
+            # The scope is "<caller>|<METHOD> <route template>": the endpoint is the route.
+            self.metrics.count(IDEMPOTENCY_REPLAYS, endpoint=scope.rpartition("|")[2])
             return JSONResponse(claim.body, status_code=claim.status,
                                 headers={"Idempotent-Replayed": "true"})
         record = claim.record

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Request
@@ -52,7 +53,7 @@ from paywire.api.schemas import ErrorOut, dump
 from paywire.domain import deadline, trace
 from paywire.domain.errors import PaywireError, SignatureError, StorageError
 from paywire.ports import Metrics, Store
-from paywire.services.metering import count_delivery
+from paywire.services.metering import count_delivery, time_ingest
 from paywire.services.truth import TruthFetcher
 from paywire.services.webhooks import Disposition, WebhookIngest
 from paywire.settings import Settings
@@ -211,7 +212,9 @@ async def provider_webhook(request: Request, c: Container, provider: str) -> JSO
 async def _ingest(request: Request, c: WebhookContainer, ingest: WebhookIngest) -> JSONResponse:
     body = await read_raw_body(request, c.settings.webhook_max_body_bytes)
     rid = request_id_of(request)
+    started = time.perf_counter()
     outcome = await ingest.receive(request.headers, body)
+    time_ingest(c.metrics, ingest.provider, started)
     trace.tag(webhook=outcome.outcome, event_id=outcome.event_id)  # on the access log line
     count_delivery(c.metrics, ingest.provider, outcome)
     if outcome.disposition is Disposition.ACKNOWLEDGE:

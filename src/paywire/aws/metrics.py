@@ -11,9 +11,13 @@ between flushes). Each count is published twice: at its own dimensions plus `ser
 last line at `service` alone (the rollup the template's alarms watch, since a CloudWatch alarm
 matches one exact dimension set). The rollup is a line of its own rather than a second
 dimension set of each line: how Powertools' `add_dimensions` treats a second set has changed
-between its releases. The namespace is `POWERTOOLS_METRICS_NAMESPACE` (the template sets
-`paywire/<stage>`), the service `POWERTOOLS_SERVICE_NAME` (`paywire`). docs/metrics.md lists
-the names.
+between its releases. Latencies (`observe`: the catalogue's histograms) are published as values
+of unit Seconds at their own dimensions plus `service` (CloudWatch computes percentiles from
+them), at most `MAX_VALUES` per metric and dimensions a flush (EMF's limit per line). Gauges
+are not published here: nothing scrapes a Lambda function. The namespace is
+`POWERTOOLS_METRICS_NAMESPACE` (the template sets `paywire/<stage>`), the service
+`POWERTOOLS_SERVICE_NAME` (`paywire`). docs/metrics.md lists the names
+(`paywire.ports.metrics.CATALOGUE`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ DEFAULT_NAMESPACE = "paywire"
 DEFAULT_SERVICE = "paywire"
 
 Dimensions = tuple[tuple[str, str], ...]
+MAX_VALUES = 100  # EMF's limit of values per metric in one line
 
 
 class EmfMetrics:
@@ -41,6 +46,7 @@ class EmfMetrics:
         self._service = service
         self._lock = threading.Lock()
         self._counts: dict[Dimensions, dict[str, int]] = {}
+        self._observed: dict[Dimensions, dict[str, list[float]]] = {}
 
     @property
     def namespace(self) -> str:
@@ -63,6 +69,21 @@ class EmfMetrics:
             counts = self._counts.setdefault(key, {})
             counts[name] = counts.get(name, 0) + value
 
+    def observe(self, name: str, seconds: float, /, **dimensions: str) -> None:
+        """Keep one latency of `name` at `dimensions` until the next flush (beyond
+        `MAX_VALUES` of one metric and dimensions, dropped)."""
+        key = tuple(sorted((k, v) for k, v in dimensions.items() if k != "service" and v))
+        with self._lock:
+            values = self._observed.setdefault(key, {}).setdefault(name, [])
+            if len(values) < MAX_VALUES:
+                values.append(max(0.0, seconds))
+
+    def observed(self) -> dict[Dimensions, dict[str, list[float]]]:
+        """The latencies the next flush would print (a copy)."""
+        with self._lock:
+            return {key: {n: list(v) for n, v in values.items()}
+                    for key, values in self._observed.items()}
+
     def pending(self) -> dict[Dimensions, dict[str, int]]:
         """What the next flush would print (a copy)."""
         with self._lock:
@@ -73,6 +94,12 @@ class EmfMetrics:
         that cannot be written is logged, and the invocation's answer stands."""
         with self._lock:
             pending, self._counts = self._counts, {}
+            observed, self._observed = self._observed, {}
+        for dimensions, latencies in observed.items():
+            try:
+                self._print_latencies(dimensions, latencies)
+            except Exception:
+                log.exception("writing metrics %s failed", sorted(latencies))
         rollup: dict[str, int] = {}
         lines = []
         for dimensions, counts in pending.items():
@@ -87,6 +114,16 @@ class EmfMetrics:
                 self._print(dimensions, counts)
             except Exception:
                 log.exception("writing metrics %s failed", sorted(counts))
+
+    def _print_latencies(self, dimensions: Dimensions,
+                         latencies: dict[str, list[float]]) -> None:
+        emf = EphemeralMetrics(namespace=self.namespace, service=self.service)
+        for key, value in dimensions:
+            emf.add_dimension(name=key, value=value)
+        for name, values in sorted(latencies.items()):
+            for seconds in values:
+                emf.add_metric(name=name, unit=MetricUnit.Seconds, value=seconds)
+        emf.flush_metrics()
 
     def _print(self, dimensions: Dimensions, counts: dict[str, int]) -> None:
         service = self.service

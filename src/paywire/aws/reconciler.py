@@ -4,7 +4,8 @@ A pass asks PayPal about orders whose webhooks never came and pending refunds (d
 each order backs off on its own), then works the truth-fetch queue once — the same
 `Reconciler` as `paywire reconcile`, wired by the composition root. Orders it flags are logged
 at ERROR by the reconciler and announced `order.needs_attention`; the answer is the pass's
-summary.
+summary. The pass is counted (`metering.count_reconcile`) by the container's reconciler, which
+the composition root wires to this function's metrics.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from paywire.aws.runtime import LambdaFunction, open_container
-from paywire.services.metering import count_reconcile
 
 if TYPE_CHECKING:  # imported where the session is built (`paywire.aws.runtime`)
     from paywire.aws.config import AwsConfig
@@ -42,8 +42,7 @@ class ReconcilerFunction(LambdaFunction["Container"]):
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, object]:
         """One pass; its summary."""
-        report = self.runtime.run(reconcile_pass)
-        count_reconcile(self.metrics, report)
+        report = self.runtime.run(reconcile_pass)  # counted by the container's reconciler
         summary = report.as_json()
         log.info("reconcile pass: %s", summary)
         return summary

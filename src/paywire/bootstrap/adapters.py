@@ -32,7 +32,7 @@ from paywire.providers.paypal.client import PayPalClient
 from paywire.services.fulfilment import OutboxWorker
 from paywire.services.metering import MeteredStore
 from paywire.services.provider_truth import TruthApplier
-from paywire.services.reconcile import Reconciler
+from paywire.services.reconcile import CREATED_MARGIN, Reconciler
 from paywire.services.registry import ProviderRegistry
 from paywire.services.truth import TruthFetcher
 from paywire.settings import Settings
@@ -165,6 +165,19 @@ def outbox_worker(settings: Settings, store: Store, clock: Clock,
         max_age=timedelta(seconds=sec.outbox_max_age_seconds))
 
 
+def stuck_after(settings: Settings) -> dict[OrderStatus, timedelta]:
+    """Each status's maximum age `settings` give the reconciler (CREATED unset: the approval
+    window plus the reconciler's margin): what it flags as stuck, and the health gauges
+    count."""
+    s, st = settings, OrderStatus
+    created = s.reconcile_created_max_age_seconds
+    return {st.CREATED: (timedelta(seconds=created) if created is not None else
+                         timedelta(seconds=s.paypal.approval_window_seconds) + CREATED_MARGIN),
+            st.APPROVED: timedelta(seconds=s.reconcile_approved_max_age_seconds),
+            st.PENDING: timedelta(seconds=s.reconcile_pending_max_age_seconds),
+            st.AUTHORIZED: timedelta(seconds=s.reconcile_authorized_max_age_seconds)}
+
+
 def reconciler_for(settings: Settings, store: Store, providers: ProviderRegistry,
                    applier: TruthApplier, truth: TruthFetcher | None,
                    clock: Clock) -> Reconciler:
@@ -174,10 +187,6 @@ def reconciler_for(settings: Settings, store: Store, providers: ProviderRegistry
              st.APPROVED: s.reconcile_approved_after_seconds,
              st.PENDING: s.reconcile_pending_after_seconds,
              st.AUTHORIZED: s.reconcile_authorized_after_seconds}
-    ages = {st.CREATED: s.reconcile_created_max_age_seconds,  # unset: approval window + 1 h
-            st.APPROVED: s.reconcile_approved_max_age_seconds,
-            st.PENDING: s.reconcile_pending_max_age_seconds,
-            st.AUTHORIZED: s.reconcile_authorized_max_age_seconds}
     seconds = {"base_delay": s.reconcile_backoff_base_seconds,
                "max_delay": s.reconcile_backoff_max_seconds,
                "refund_pending_threshold": s.reconcile_refund_pending_after_seconds}
@@ -185,5 +194,5 @@ def reconciler_for(settings: Settings, store: Store, providers: ProviderRegistry
         store, providers, applier, truth, clock, batch=s.reconcile_batch,
         approval_window=timedelta(seconds=s.paypal.approval_window_seconds),
         thresholds={k: timedelta(seconds=v) for k, v in after.items()},
-        max_age={k: timedelta(seconds=v) for k, v in ages.items() if v is not None},
+        max_age=stuck_after(settings),
         **{k: timedelta(seconds=v) for k, v in seconds.items()})

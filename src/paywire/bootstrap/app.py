@@ -9,6 +9,7 @@ where they are functions of their own. The container and the jobs are closed at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -78,22 +79,36 @@ def create_app(settings: Settings, *, wrap_provider: ProviderWrapper | None = No
     work (`background`, unless `background_tasks` is False: a Lambda function, frozen between
     requests, runs none) and closes both. `surface` chooses the routes (`create_api`); the
     whole surface also serves the operator's dashboard at /admin (`paywire.admin`, unless
-    `admin_enabled` is off)."""
+    `admin_enabled` is off).
+
+    Without a sink given, `PAYWIRE_METRICS` (`app` or `port`) counts into Prometheus and serves
+    `/metrics` (`paywire.bootstrap.metrics`); a Lambda function gives its EMF sink instead."""
+    scrapes = None
+    if metrics is None and settings.metrics != "off":
+        from paywire.bootstrap.metrics import Scrapes  # prometheus_client only when asked for
+
+        scrapes = Scrapes(settings)
+        metrics = scrapes.sink
 
     @asynccontextmanager
     async def open_container() -> AsyncIterator[Container]:
         container = await build(settings, wrap_provider=wrap_provider, clock=clock,
                                 metrics=metrics, targets=targets)
         try:
-            if background_tasks:
-                async with background(container):
-                    yield container
-            else:
+            async with contextlib.AsyncExitStack() as stack:
+                if scrapes is not None:
+                    await stack.enter_async_context(scrapes.serving(
+                        container.store, container.clock,
+                        stuck_after=container.reconciler.max_age, gauges=container.health))
+                if background_tasks:
+                    await stack.enter_async_context(background(container))
                 yield container
         finally:
             await container.aclose()
 
     app = create_api(settings, open_container, surface=surface)
+    if scrapes is not None:
+        scrapes.install(app)
     if surface == "all" and settings.admin_enabled:
         # The operator's dashboard, over the container the lifespan built (read per request).
         from paywire.admin.app import create_admin

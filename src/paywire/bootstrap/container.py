@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from paywire.services.checkout import Checkout
 from paywire.services.dashboard import Dashboard
 from paywire.services.fulfilment import OutboxWorker
 from paywire.services.health import HealthGauges
-from paywire.services.metering import MeteredProvider, MeteredStore
+from paywire.services.metering import MeteredProvider, MeteredStore, count_reconcile
 from paywire.services.operations import OperationRunner
 from paywire.services.orders import OrderQueries
 from paywire.services.provider_truth import TruthApplier
@@ -168,7 +169,7 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
         refunds = Refunds(store, registry, clock, orders=orders, runner=runner)
         ingests = {name: WebhookIngest(store, p.verifier, p.parser, clock, provider=name,
                                        max_rejections=settings.max_rejections,
-                                       confirm=kits[name].confirm_claims)
+                                       confirm=kits[name].confirm_claims, metrics=metrics)
                    for name, p in parts.items()}
         truth = TruthFetcher(
             store, registry, applier, clock, owner=worker_id(),
@@ -177,6 +178,8 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
             max_delay=timedelta(seconds=settings.truth_fetch_max_delay_seconds),
             max_attempts=settings.truth_fetch_max_attempts, batch=settings.truth_fetch_batch)
         reconciler = reconciler_for(settings, store, registry, applier, truth, clock)
+        if metrics is not None:
+            reconciler.on_pass = functools.partial(count_reconcile, metrics)
         outbox = outbox_worker(settings, store, clock,
                                [*fulfilment_targets(settings), *targets])
         paypal = parts.get("paypal")
@@ -190,7 +193,9 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
                               aps=offered.get("aps"), aps_webhooks=ingests.get("aps"),
                               paypal=offered.get("paypal"), webhook_ingests=ingests,
                               metrics=metrics or NoMetrics(),
-                              health=HealthGauges(store, clock, stuck_after=reconciler.max_age))
+                              health=HealthGauges(
+                                  store, clock, stuck_after=reconciler.max_age,
+                                  max_staleness=settings.metrics_gauge_cache_seconds))
         undo.pop_all()
     log.info("paywire wired: providers %s, store %s, %d products, webhooks verified %s",
              ", ".join(f"{name} ({kit.environment(settings)})" for name, kit in kits.items()),

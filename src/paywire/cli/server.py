@@ -9,6 +9,10 @@ sits above the composition root.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -63,9 +67,35 @@ def serve(
     # Each worker builds its app from the same environment (uvicorn imports the factory).
     if worker:
         os.environ["PAYWIRE_OUTBOX_WORKER_ENABLED"] = "true"
-    uvicorn.run("paywire.cli.server:app_from_env", factory=True, host=settings.host,
-                port=settings.port, workers=settings.workers, proxy_headers=True,
-                log_config=None, access_log=False)
+    with multiprocess_metrics(settings):
+        uvicorn.run("paywire.cli.server:app_from_env", factory=True, host=settings.host,
+                    port=settings.port, workers=settings.workers, proxy_headers=True,
+                    log_config=None, access_log=False)
+
+
+@contextmanager
+def multiprocess_metrics(settings: Settings) -> Iterator[None]:
+    """Prometheus's multiprocess mode for several workers (`PAYWIRE_METRICS` on): each worker
+    process writes its counts to a file of one directory, and a scrape of any of them adds up
+    all. A fresh directory per run (`paywire-metrics-*` in the temporary directory), removed
+    at the end, so counts never carry over from a previous run; a `PROMETHEUS_MULTIPROC_DIR`
+    given is used instead, emptied of its files first."""
+    if settings.metrics == "off":
+        yield
+        return
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        for stale in Path(given).glob("*.db"):
+            stale.unlink(missing_ok=True)
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="paywire-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path  # set before the workers start
+    try:
+        yield
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 
@@ -153,8 +183,13 @@ def outbox_worker(
         help="Seconds between polls when nothing is due (PAYWIRE_OUTBOX_INTERVAL_SECONDS).")
     ] = None,
 ) -> None:
-    """Deliver the outbox to the shop until SIGINT/SIGTERM (then exit 0)."""
+    """Deliver the outbox to the shop until SIGINT/SIGTERM (then exit 0).
+
+    With PAYWIRE_METRICS on, its counts and the health gauges are served at GET /metrics on
+    PAYWIRE_METRICS_HOST:PAYWIRE_METRICS_PORT (it has no API port).
+    """
     import asyncio
+    import contextlib
     import signal
 
     from paywire import logs
@@ -164,6 +199,7 @@ def outbox_worker(
         outbox_worker,
         store_for,
     )
+    from paywire.bootstrap.adapters import stuck_after
     from paywire.domain.errors import PaywireError
 
     settings = local_settings(outbox_interval_seconds=interval)
@@ -171,8 +207,16 @@ def outbox_worker(
 
     async def serve() -> None:
         store = store_for(settings)
+        clock = SystemClock()
+        scrapes = None
+        if settings.metrics != "off":  # no API port here: /metrics on the metrics port
+            from paywire.bootstrap.metrics import Scrapes
+            from paywire.services.metering import MeteredStore
+
+            scrapes = Scrapes(settings)
+            store = MeteredStore(store, scrapes.sink)
         try:
-            worker = outbox_worker(settings, store, SystemClock())
+            worker = outbox_worker(settings, store, clock)
             if worker is None:
                 raise typer.BadParameter("set PAYWIRE_FULFILMENT_URL (and _SECRET) or "
                                          "PAYWIRE_FULFILMENT_CALLABLE")
@@ -183,7 +227,11 @@ def outbox_worker(
             console.print(f"outbox worker {worker.owner}: delivering to "
                           f"{', '.join(t.name for t in worker.targets)}", highlight=False)
             try:
-                await worker.run(stop, settings.outbox_interval_seconds)
+                async with contextlib.AsyncExitStack() as stack:
+                    if scrapes is not None:
+                        await stack.enter_async_context(scrapes.serving(
+                            store, clock, stuck_after=stuck_after(settings), listen=True))
+                    await worker.run(stop, settings.outbox_interval_seconds)
             finally:
                 await worker.aclose()
         finally:

@@ -28,6 +28,14 @@ from datetime import datetime, timedelta
 
 from paywire.domain.order import OrderStatus
 from paywire.ports import Clock, HealthReadings, Transactions
+from paywire.ports.metrics import (
+    NEEDS_ATTENTION,
+    ORDERS_STUCK,
+    OUTBOX_BACKLOG,
+    OUTBOX_DEAD,
+    OUTBOX_OLDEST_DUE_AGE,
+    TRUTH_QUEUE_DEPTH,
+)
 from paywire.services.reconcile import CREATED_MARGIN, DEFAULT_MAX_AGE
 
 S = OrderStatus
@@ -62,6 +70,17 @@ class HealthSnapshot:
     def rejections_total(self) -> int:
         """Deliveries refused in the last hour, all checks."""
         return sum(self.webhook_rejections.values())
+
+    def gauges(self) -> list[tuple[str, dict[str, str], float]]:
+        """The snapshot as the catalogue's gauges (`paywire.ports.metrics`): (name, labels,
+        value), what a Prometheus scrape shows."""
+        return [(OUTBOX_BACKLOG, {}, self.outbox_backlog),
+                (OUTBOX_OLDEST_DUE_AGE, {}, self.outbox_oldest_due_seconds),
+                (OUTBOX_DEAD, {}, self.outbox_dead),
+                (TRUTH_QUEUE_DEPTH, {}, self.truth_queue_depth),
+                (NEEDS_ATTENTION, {}, self.needs_attention),
+                *((ORDERS_STUCK, {"status": status}, n)
+                  for status, n in self.stuck_orders.items())]
 
     def as_json(self) -> dict[str, object]:
         """The snapshot as plain JSON (for an API or a page)."""

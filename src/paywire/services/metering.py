@@ -1,26 +1,30 @@
-"""paywire's operational counters: their names, and the wrappers that count them.
+"""paywire's metrics, counted: the wrappers that count and time them at the composition root's
+seams, and the helpers that turn outcomes and reports into counts.
 
-The names are the contract: CloudWatch (EMF, `paywire.aws.metrics`) publishes them as they are,
-and a Prometheus endpoint will expose the same counters as `paywire_<name>`. Every one is a
-counter (snake_case, `_total`, unit Count); its dimensions are low-cardinality labels — a
-provider, an outcome, a check, a reason's kind — and never an order, event or message id.
-docs/metrics.md explains each one and the alarms on them.
+The names are the contract, defined once in `paywire.ports.metrics.CATALOGUE` (re-exported
+here): CloudWatch (EMF, `paywire.aws.metrics`) publishes them as they are, Prometheus
+(`paywire.prometheus`) as `paywire_<name>`. docs/metrics.md explains each one and the alarms on
+them. Dimensions are low-cardinality labels — a provider, an outcome, a check, a reason's kind —
+never an order, event or message id.
 
-Counting happens at the composition root's seams, so the use cases stay as they are:
+Counting happens at the seams, so the use cases stay as they are:
 
 - `MeteredStore` wraps the store: a needs-attention flag (an `order.needs_attention`
-  announcement written) and a message marked dead are counted once their unit of work commits,
-  whichever use case did it;
-- `MeteredProvider` wraps a payment provider: a call that failed (not a refusal such as a
-  decline: the provider was unreachable, timed out, refused our credentials or answered
-  something unreadable) is counted with its operation and kind;
+  announcement written), an outbox delivery's recorded result and a message marked dead are
+  counted once their unit of work commits, whichever use case did it;
+- `MeteredProvider` wraps a payment provider: every call is counted by operation and outcome
+  and timed; a call that failed (not a refusal such as a decline: the provider was
+  unreachable, timed out, refused our credentials or answered something unreadable) is also
+  counted as a failure with its kind;
 - `count_delivery` and `count_reconcile` turn a webhook ingest's outcome and a reconcile pass's
-  report into counts (called by the webhook route and the reconciler function).
+  report into counts (called by the webhook route, the reconciler function and the serving
+  process's reconciler).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -58,29 +62,40 @@ from paywire.ports import (
     Store,
     TruthQueue,
 )
+from paywire.ports.metrics import (
+    CATALOGUE,
+    IDEMPOTENCY_REPLAYS,
+    NEEDS_ATTENTION_FLAGGED,
+    OUTBOX_DELIVERIES,
+    OUTBOX_MESSAGES_DEAD,
+    PROVIDER_CALL_FAILURES,
+    PROVIDER_CALL_SECONDS,
+    PROVIDER_CALLS,
+    RECONCILE_ERRORS,
+    RECONCILE_ORDERS,
+    RECONCILE_PASSES,
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_INGEST_SECONDS,
+    WEBHOOK_REJECTIONS,
+    WEBHOOK_VERIFY_SECONDS,
+)
 from paywire.services.reconcile import ReconcileReport
 from paywire.services.webhooks import Disposition, IngestOutcome
+
+__all__ = ["IDEMPOTENCY_REPLAYS", "METRICS", "NEEDS_ATTENTION_FLAGGED", "OUTBOX_DELIVERIES",
+           "OUTBOX_MESSAGES_DEAD", "PROVIDER_CALLS", "PROVIDER_CALL_FAILURES",
+           "PROVIDER_CALL_SECONDS", "RECONCILE_ERRORS", "RECONCILE_ORDERS", "RECONCILE_PASSES",
+           "WEBHOOK_DELIVERIES", "WEBHOOK_INGEST_SECONDS", "WEBHOOK_REJECTIONS",
+           "WEBHOOK_VERIFY_SECONDS", "MeteredProvider", "MeteredStore", "count_delivery",
+           "count_reconcile", "label"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")
 
-WEBHOOK_DELIVERIES = "webhook_deliveries_total"
-WEBHOOK_REJECTIONS = "webhook_rejections_total"
-NEEDS_ATTENTION_FLAGGED = "needs_attention_flagged_total"
-OUTBOX_MESSAGES_DEAD = "outbox_messages_dead_total"
-RECONCILE_ERRORS = "reconcile_errors_total"
-PROVIDER_CALL_FAILURES = "provider_call_failures_total"
-
-# name -> the dimensions it carries (docs/metrics.md lists the same; a test compares them).
-METRICS: dict[str, tuple[str, ...]] = {
-    WEBHOOK_DELIVERIES: ("provider", "outcome"),
-    WEBHOOK_REJECTIONS: ("provider", "check"),
-    NEEDS_ATTENTION_FLAGGED: ("reason",),
-    OUTBOX_MESSAGES_DEAD: (),
-    RECONCILE_ERRORS: (),
-    PROVIDER_CALL_FAILURES: ("provider", "operation", "kind"),
-}
+# name -> the dimensions it carries, every metric of the catalogue (docs/metrics.md lists the
+# same; a test compares them).
+METRICS: dict[str, tuple[str, ...]] = {m.name: m.labels for m in CATALOGUE}
 
 # A webhook delivery the ingest could not take now (storage down, the certificate host or
 # postback unreachable; its outcome is `unavailable`, answered 503): the provider retries it.
@@ -112,10 +127,28 @@ def count_delivery(metrics: Metrics, provider: str, outcome: IngestOutcome) -> N
         metrics.count(WEBHOOK_REJECTIONS, provider=label(provider), check=label(outcome.check))
 
 
+# What `count_reconcile` counts of a report, as `reconcile_orders_total{result}`.
+RECONCILE_RESULTS = ("checked", "settled", "expired", "flagged", "errors", "refunds_checked",
+                     "refunds_completed", "truth_processed")
+
+
 def count_reconcile(metrics: Metrics, report: ReconcileReport) -> None:
-    """Count a reconcile pass's errors (orders or refunds it could not check this time)."""
+    """Count a reconcile pass: the pass by outcome (`errors` if any check failed, else
+    `flagged` if it flagged an order, else `clean`), what it did by result, and its errors
+    (orders or refunds it could not check this time)."""
+    outcome = "errors" if report.errors else "flagged" if report.flagged else "clean"
+    metrics.count(RECONCILE_PASSES, outcome=outcome)
+    for result in RECONCILE_RESULTS:
+        if n := getattr(report, result):
+            metrics.count(RECONCILE_ORDERS, n, result=result)
     if report.errors:
         metrics.count(RECONCILE_ERRORS, report.errors)
+
+
+def time_ingest(metrics: Metrics, provider: str, started: float) -> None:
+    """Observe a webhook ingest that began at `started` (`time.perf_counter()`)."""
+    metrics.observe(WEBHOOK_INGEST_SECONDS, time.perf_counter() - started,
+                    provider=label(provider))
 
 
 # --- the store --------------------------------------------------------------------------------
@@ -126,6 +159,14 @@ class _Pending:
 
     def __init__(self) -> None:
         self.counts: list[tuple[str, dict[str, str]]] = []
+
+    def attempt(self, status: str) -> None:
+        """An outbox delivery's result recorded (`pending` again is a retry); a dead one is
+        also a dead message."""
+        self.counts.append((OUTBOX_DELIVERIES,
+                            {"result": "retry" if status == "pending" else label(status)}))
+        if status == "dead":
+            self.counts.append((OUTBOX_MESSAGES_DEAD, {}))
 
 
 def _forward(method: Callable[Concatenate[OpsUnitOfWork, P], R]
@@ -144,7 +185,8 @@ def _forward(method: Callable[Concatenate[OpsUnitOfWork, P], R]
 
 
 class _MeteredUnitOfWork:
-    """A unit of work that notes the flags and dead messages written through it; every other
+    """A unit of work that notes the flags, outbox results and dead messages written through it;
+    every other
     port method goes to the store's own unit of work unchanged."""
 
     def __init__(self, uow: OpsUnitOfWork, pending: _Pending) -> None:
@@ -228,8 +270,8 @@ class _MeteredUnitOfWork:
         recorded = await self._uow.finish_outbox(
             message_id, owner, status=status, attempts=attempts,
             next_attempt_at=next_attempt_at, last_error=last_error, now=now)
-        if recorded and status == "dead":
-            self._pending.counts.append((OUTBOX_MESSAGES_DEAD, {}))
+        if recorded:
+            self._pending.attempt(status)
         return recorded
 
     async def finish_outbox_many(self, message_ids: Sequence[str], owner: str, *, status: str,
@@ -239,8 +281,8 @@ class _MeteredUnitOfWork:
         recorded = await self._uow.finish_outbox_many(
             message_ids, owner, status=status, attempts=attempts,
             next_attempt_at=next_attempt_at, last_error=last_error, now=now)
-        if status == "dead":
-            self._pending.counts.extend((OUTBOX_MESSAGES_DEAD, {}) for _ in recorded)
+        for _ in recorded:
+            self._pending.attempt(status)
         return recorded
 
     async def settle_outbox(self, message_id: str, *, status: str, last_error: str | None,
@@ -248,14 +290,14 @@ class _MeteredUnitOfWork:
         """The store's `settle_outbox`; a recorded `dead` is a dead message."""
         recorded = await self._uow.settle_outbox(message_id, status=status,
                                                  last_error=last_error, now=now)
-        if recorded and status == "dead":
-            self._pending.counts.append((OUTBOX_MESSAGES_DEAD, {}))
+        if recorded:
+            self._pending.attempt(status)
         return recorded
 
 
 class MeteredStore:
-    """`store`, counting the needs-attention flags and dead messages of each committed unit of
-    work (nothing for one rolled back)."""
+    """`store`, counting the needs-attention flags, outbox results and dead messages of each
+    committed unit of work (nothing for one rolled back)."""
 
     def __init__(self, store: Store, metrics: Metrics) -> None:
         self.store = store
@@ -286,8 +328,9 @@ class MeteredStore:
 
 
 class MeteredProvider:
-    """`provider`, counting the calls that failed (`FAILURE_KINDS`, or an unexpected
-    exception) by operation and kind. A call the provider's client retried counts once."""
+    """`provider`, counting and timing every call by operation and outcome (`ok`, `refused`:
+    the provider said no, or a failure's kind), and the calls that failed (`FAILURE_KINDS`, or
+    an unexpected exception) by operation and kind. A call the client retried counts once."""
 
     def __init__(self, provider: PaymentProvider, metrics: Metrics) -> None:
         self.provider = provider
@@ -298,17 +341,28 @@ class MeteredProvider:
         return getattr(self.provider, name)
 
     async def _call(self, operation: str, call: Awaitable[T]) -> T:
+        started = time.perf_counter()
+        outcome = "ok"
         try:
             return await call
         except ProviderError as exc:
+            outcome = exc.kind if exc.kind in FAILURE_KINDS else "refused"
             if exc.kind in FAILURE_KINDS:
                 self._failed(operation, exc.kind)
             raise
         except PaywireError:
+            outcome = "refused"
             raise
         except Exception:
+            outcome = UNEXPECTED
             self._failed(operation, UNEXPECTED)
             raise
+        finally:
+            provider = label(self.name)
+            self.metrics.count(PROVIDER_CALLS, provider=provider, operation=operation,
+                               outcome=outcome)
+            self.metrics.observe(PROVIDER_CALL_SECONDS, time.perf_counter() - started,
+                                 provider=provider, operation=operation)
 
     def _failed(self, operation: str, kind: str) -> None:
         self.metrics.count(PROVIDER_CALL_FAILURES, provider=label(self.name),

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import copy
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -138,6 +138,8 @@ class Reconciler:
                  refund_pending_threshold: timedelta = timedelta(hours=1),
                  batch: int = 100) -> None:
         self.store = store
+        # Told each pass's report (the composition root counts it: `metering.count_reconcile`).
+        self.on_pass: Callable[[ReconcileReport], None] | None = None
         self.providers = providers
         self.applier = applier
         self.truth = truth
@@ -187,6 +189,8 @@ class Reconciler:
         await self._refunds(report)
         if self.truth is not None:
             report.truth_processed = await self.truth.run_once()
+        if self.on_pass is not None:
+            self.on_pass(report)
         return report
 
     async def reconcile_now(self, order_id: str) -> tuple[Order, ReconcileReport]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +49,8 @@ from paywire.ports import (
     EventParser,
     HistoryEntry,
     InboxEvent,
+    Metrics,
+    NoMetrics,
     Orders,
     Transactions,
     TruthTask,
@@ -55,6 +58,7 @@ from paywire.ports import (
     WebhookUnit,
     WebhookVerifier,
 )
+from paywire.ports.metrics import WEBHOOK_VERIFY_SECONDS
 from paywire.services.confirm import DISPUTED, Claim, confirm_task
 from paywire.services.operations import retry_on_conflict
 from paywire.services.refund_facts import apply_provider_refund
@@ -120,8 +124,9 @@ class WebhookIngest:
 
     def __init__(self, store: Transactions[WebhookUnit], verifier: WebhookVerifier,
                  parser: EventParser, clock: Clock, *, provider: str, max_rejections: int = 10_000,
-                 confirm: bool = False) -> None:
+                 confirm: bool = False, metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics: Metrics = metrics or NoMetrics()  # the signature check's latency
         self.verifier = verifier
         self.parser = parser
         self.clock = clock
@@ -140,10 +145,14 @@ class WebhookIngest:
             return IngestOutcome(Disposition.TRANSIENT, "unavailable", error=exc)
 
     async def _receive(self, headers: Mapping[str, str], body: bytes) -> IngestOutcome:
+        started = time.perf_counter()
         try:
             delivery = await self.verifier.verify(headers, body)
         except SignatureError as exc:
             return await self._reject(headers, body, exc)
+        finally:
+            self.metrics.observe(WEBHOOK_VERIFY_SECONDS, time.perf_counter() - started,
+                                 provider=self.provider)
         try:
             event = self.parser.parse(body)
         except ValidationError as exc:

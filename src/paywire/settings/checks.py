@@ -32,6 +32,7 @@ def check_all(settings: SettingsFields, purpose: Purpose) -> None:
     check_timing(settings)
     check_webhooks(settings, purpose)
     check_aps(settings, purpose)
+    check_metrics(settings)
     if not settings.database_url:
         settings.database_url = f"sqlite+aiosqlite:///{settings.data_dir / 'paywire.db'}"
     elif dynamodb_table(settings.database_url) is None and not settings.is_sqlite and (
@@ -107,6 +108,20 @@ def check_shop(settings: SettingsFields, purpose: Purpose) -> None:
     except OSError as exc:
         raise ValueError(f"PAYWIRE_CATALOG_PATH: cannot read {path} "
                          f"({exc.strerror or type(exc).__name__})") from None
+
+
+def check_metrics(settings: SettingsFields) -> None:
+    """`/metrics` on the API's own port is never open to all: `app` needs its token (long
+    enough to resist guessing), and the separate port must differ from the API's."""
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
+    if settings.metrics == "app" and not token:
+        raise ValueError("PAYWIRE_METRICS=app needs PAYWIRE_METRICS_TOKEN (scrapers send "
+                         "Authorization: Bearer <token>), or use PAYWIRE_METRICS=port")
+    if token and len(token) < MIN_API_KEY_CHARS:
+        raise ValueError(f"PAYWIRE_METRICS_TOKEN is shorter than {MIN_API_KEY_CHARS} "
+                         "characters")
+    if settings.metrics == "port" and settings.metrics_port == settings.port:
+        raise ValueError("PAYWIRE_METRICS_PORT must differ from PAYWIRE_PORT")
 
 
 def check_timing(settings: SettingsFields) -> None:

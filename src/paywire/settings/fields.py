@@ -141,6 +141,18 @@ class SettingsFields(BaseSettings):
     # How long one API request may hold an Idempotency-Key before a retry may take it over
     # (never longer than the request's deadline plus a little grace).
     request_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # Prometheus metrics (docs/metrics.md) of `paywire serve`: `off`; `app` (GET /metrics on the
+    # API's port, behind `Authorization: Bearer <metrics_token>`, which app needs); or `port`
+    # (GET /metrics alone on metrics_host:metrics_port, for a scraper on a private network; the
+    # token, if set, is asked there too). Never on Lambda, which publishes EMF instead.
+    metrics: Literal["off", "app", "port"] = "off"
+    metrics_token: SecretStr | None = Field(default=None, repr=False)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=1, le=65535)
+    # How long the gauges read from the store (backlog, dead, stuck, ...) are reused between
+    # scrapes, so a scrape storm costs the database one set of counts per period.
+    metrics_gauge_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+
     # How long one API request may take, provider calls and all (under Lambda, also at most the
     # invocation's remaining time); `request_deadline_reserve_seconds` of it is kept back to
     # settle the request and answer, so a slow provider ends in paywire's own 503 with
