@@ -100,26 +100,28 @@ def multiprocess_metrics(settings: Settings) -> Iterator[None]:
 
 
 def _migrate_dynamodb(settings: Settings) -> None:
-    """Create the table and its indexes if absent, enable TTL and check it (idempotent)."""
+    """Create the table and its indexes if absent, enable TTL and check it, backfill the
+    by_order keys of items written before them (idempotent)."""
     import asyncio
 
     from paywire.domain.errors import PaywireError
     from paywire.store.dynamo import DynamoStore
 
-    async def setup() -> str:
+    async def setup() -> tuple[str, str]:
         store = DynamoStore.from_url(settings.database_url)
         try:
-            await store.setup()
+            backfill = await store.setup()
         finally:
             await store.close()
-        return store.table_name
+        return store.table_name, str(backfill)
 
     try:
-        table = asyncio.run(setup())
+        table, backfill = asyncio.run(setup())
     except PaywireError as exc:
         console.print(f"[red]migration failed:[/] {exc.message}", highlight=False)
         raise typer.Exit(code=1) from None
     console.print(f"DynamoDB table {table} is ready (indexes and TTL checked)", highlight=False)
+    console.print(f"backfill: {backfill}", highlight=False, soft_wrap=True)
 
 
 

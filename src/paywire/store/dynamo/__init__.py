@@ -8,7 +8,8 @@ one unit of work.
                    lookup items
     orders, refunds, history, outbox, operations, idempotency, inbox, rejections, truth,
     reconcile      one aggregate's reads and writes each
-    items, webhook_items   item layout: keys, indexes, record <-> item (pure)
+    items, records, webhook_items   item layout: keys, indexes, record <-> item (pure)
+    backfill       the by_order keys of items written before them, added by `paywire migrate`
     expr, table    condition expressions; the boto3 client calls and error mapping
 
 Items (every one has `pk`, `sk` and `kind`; absent values are absent attributes):
@@ -55,12 +56,17 @@ keys alone writes no index; reads always fetch the items from the table, consist
     by_due    (dpk, dsk)  DUE#OUTBOX / DUE#TRUTH (sparse: pending only): due#id, where "due" is
                           the lease's end while leased, else the retry time;
                           RECON#<status>: updated#id (reconciliation candidates)
-    by_order  (opk, osk)  ORDER#<id>: O#created#id (its outbox), R#created#id (its refunds)
+    by_order  (opk, osk)  ORDER#<id>: O#created#id (its outbox), R#created#id (its refunds),
+                          P#created#key (its provider operations), I#received#provider:event
+                          (its stored events), A#at#id (its audit entries);
+                          ATTENTION (sparse: flagged orders only): created#id
 
 `outbox_for_order` and `refunds_for_order` (operator views) find an order's messages and refunds
 through by_order, so across units of work they lag a write by the index's delay (this unit's
-own writes they see at once). Everything correctness rests on — uniqueness, versions, the
-inbox, claims — reads the table or writes conditionally, never trusts an index.
+own writes they see at once). The ATTENTION, P# and I# keys came later than the others: items
+written before them get them from `paywire migrate`'s backfill (`dynamo.backfill`).
+Everything correctness rests on — uniqueness, versions, the inbox, claims — reads the table or
+writes conditionally, never trusts an index.
 
 Listings put every order (and every outbox message, event, rejection) in one index partition
 per kind: about 1,000 writes a second per partition, plenty for a payment backend, and a

@@ -11,7 +11,9 @@ newest rows, so that read is bounded). Index reads are eventually consistent on 
 lag a write by a moment. The readings see what was committed, not this unit's own buffered
 writes (read them through `snapshot()`).
 
-Orders flagged before the `ATTENTION` keys existed are counted once they are next written.
+Orders flagged before the `ATTENTION` keys existed get them from `paywire migrate`'s backfill
+(`dynamo.backfill`), which adds them to every flagged order lacking them (and to no order whose
+flag was cleared), so they are counted once it has run.
 """
 
 from __future__ import annotations

@@ -209,11 +209,15 @@ def order_item(order: Order) -> Item:
         "tpk": "ORDER", "tsk": sort_key(created, order.id),
         "spk": f"ORDER#{order.status}", "ssk": sort_key(created, order.id),
         "dpk": f"RECON#{order.status}", "dsk": sort_key(updated, order.id),
-        # Flagged orders only (sparse), newest first: the dashboard's needs-attention queue
-        # walks it, the health read model counts it.
-        **({"opk": ATTENTION, "osk": sort_key(created, order.id)}
-           if order.needs_attention is not None else {}),
+        **(attention_index(created, order.id) if order.needs_attention is not None else {}),
     })
+
+
+def attention_index(created: str, order_id: str) -> Item:
+    """The by-order index attributes of a flagged order (sparse: flagged orders only), newest
+    first: the dashboard's needs-attention queue walks the `ATTENTION` partition, the health
+    read model counts it. `created` is the order's `created_at` text."""
+    return {"opk": ATTENTION, "osk": sort_key(created, order_id)}
 
 
 def order_from(item: Item) -> Order:

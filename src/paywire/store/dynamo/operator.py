@@ -6,7 +6,9 @@ flagged orders only), by_status's `ORDER#<status>`, or by_time's `ORDER` — bel
 the creation-time range's end, and stops at its start. What that partition cannot answer (the
 provider, the amount, the currency, a second filter) is checked on the items read, and a call
 examines at most `SCAN` index entries: a page cut short says where the walk stopped, so the
-next call resumes there. Searches read what is committed (they run in snapshots).
+next call resumes there. Searches read what is committed (they run in snapshots). Flagged
+orders, operations and events written before their by_order keys existed are given them by
+`paywire migrate`'s backfill (`dynamo.backfill`).
 
 Items:
 

@@ -34,7 +34,13 @@ def operation_item(op: ProviderOperation) -> Item:
                     "result": None if op.result is None else doc(op.result),
                     "error": None if op.error is None else doc(op.error),
                     "trace_id": op.trace_id,
-                    **order_index(op.order_id, "P", ts(op.created_at), op.key)})
+                    **operation_index(op.order_id, ts(op.created_at), op.key)})
+
+
+def operation_index(order_id: str, created: str, key: str) -> Item:
+    """The by-order index attributes of a provider operation (its order's timeline lists it);
+    `created` is its `created_at` text."""
+    return order_index(order_id, "P", created, key)
 
 
 def operation_from(item: Item) -> ProviderOperation:

@@ -4,8 +4,9 @@ URL: `dynamodb://<table>` (`PAYWIRE_DATABASE_URL`); region and endpoint from the
 environment (`AWS_REGION` / `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`), or `?region=` and
 `?endpoint_url=` on the URL. `ensure_table` (= `DynamoStore.setup()`, what `paywire migrate`
 runs) creates the table with its indexes if absent, waits until it is ACTIVE, enables TTL on
-`TTL_ATTRIBUTE` and checks it. `table_definition()` is the CreateTable request, for the SAM
-template to mirror.
+`TTL_ATTRIBUTE` and checks it; `setup()` then backfills the by_order keys of items written
+before those keys existed (`dynamo.backfill`). `table_definition()` is the CreateTable
+request, for the SAM template to mirror.
 
 The table's design (items, indexes, units of work, removals) is described in `paywire.store.dynamo`.
 """
@@ -34,6 +35,7 @@ except ImportError as exc:  # pragma: no cover - the core install has no boto3
     raise ImportError("the DynamoDB store needs boto3: pip install 'paywire[aws]'") from exc
 
 from paywire.ports import Clock, SystemClock
+from paywire.store.dynamo.backfill import Backfill, backfill_order_keys
 from paywire.store.dynamo.base import StoreContext
 from paywire.store.dynamo.items import INDEXES, TTL_ATTRIBUTE
 from paywire.store.dynamo.table import DynamoTable, translate
@@ -178,9 +180,12 @@ class DynamoStore:
         if uow.buffered():
             raise StorageError("a snapshot only reads: write in a transaction")
 
-    async def setup(self) -> None:
-        """Create the table if absent, wait until it is ACTIVE, enable and check TTL."""
+    async def setup(self) -> Backfill:
+        """Create the table if absent, wait until it is ACTIVE, enable and check TTL; then add
+        the by_order keys that items written before them lack (`dynamo.backfill`: idempotent,
+        safe beside running writers). What the backfill did."""
         await ensure_table(self.table_name, client=self._client)
+        return await backfill_order_keys(self._ctx.table)
 
     async def close(self) -> None:
         """Release the client's connections (a client passed in is the caller's to close)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -254,6 +254,26 @@ class DynamoTable:
             start = answer.get("LastEvaluatedKey")
             if not start:
                 return total
+
+    async def scan(self, keep: Cond, attributes: Sequence[str], *, page: int = 1000
+                   ) -> AsyncIterator[tuple[list[Item], int]]:
+        """The whole table, one page at a time (at most `page` items examined per Scan call, so
+        memory is one page): each page's items that `keep` holds on (a FilterExpression), read
+        with only `attributes` (a ProjectionExpression; tombstones left out), and how many
+        items the page examined. Eventually consistent, as every Scan."""
+        start: dict[str, Any] | None = None
+        while True:
+            e = Expr()
+            kwargs: dict[str, Any] = {
+                "TableName": self.name, "Limit": max(1, page), "FilterExpression": keep(e),
+                "ProjectionExpression": ", ".join(e.name(a) for a in attributes)}
+            answer = await self.call("scan", **kwargs, **_names_values(e),
+                                     **({"ExclusiveStartKey": start} if start else {}))
+            yield ([item for raw in answer.get("Items", []) if is_live(item := from_wire(raw))],
+                   int(answer.get("ScannedCount", 0)))
+            start = answer.get("LastEvaluatedKey")
+            if not start:
+                return
 
     # --- single conditional writes ---------------------------------------------------------------
 

@@ -35,8 +35,13 @@ def inbox_item(event: InboxEvent) -> Item:
                     "order_id": event.order_id, "note": event.note,
                     "tpk": "INBOX", "tsk": sort_key(received, event.event_id, event.provider),
                     **({} if event.order_id is None else
-                       order_index(event.order_id, "I", received,
-                                   f"{event.provider}:{event.event_id}"))})
+                       inbox_index(event.order_id, received, event.provider, event.event_id))})
+
+
+def inbox_index(order_id: str, received: str, provider: str, event_id: str) -> Item:
+    """The by-order index attributes of a stored event of an order (its timeline lists it);
+    `received` is its `received_at` text."""
+    return order_index(order_id, "I", received, f"{provider}:{event_id}")
 
 
 def inbox_from(item: Item) -> InboxEvent:
