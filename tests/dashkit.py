@@ -27,6 +27,7 @@ from paywire.settings import Settings
 from paywire.testing import EmulatorServer, ServerThread
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+REFUND_ID = re.compile(r'name="refund_id" value="([^"]+)"')
 PASSWORD = "correct horse battery staple"
 T = TypeVar("T")
 
@@ -121,6 +122,13 @@ def dashboard_stack(emulator: EmulatorServer, tmp_path: Path, *,
 def csrf_of(html: str) -> str:
     """The CSRF token a dashboard page's forms carry."""
     found = CSRF.search(html)
+    assert found is not None, html[:500]
+    return found.group(1)
+
+
+def refund_id_of(html: str) -> str:
+    """The refund id an order page's refund form carries (fresh each time it is read)."""
+    found = REFUND_ID.search(html)
     assert found is not None, html[:500]
     return found.group(1)
 

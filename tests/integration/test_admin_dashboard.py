@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from apikit import API_KEY, CLIENT_SECRET, dynamodb_table, postgres_database
-from dashkit import PASSWORD, DashStack, csrf_of, dashboard_stack, run, sign_in
+from dashkit import PASSWORD, DashStack, csrf_of, dashboard_stack, refund_id_of, run, sign_in
 from paywire.admin.auth import Signer, check_password, hash_password, session_key
 from paywire.cli import app as cli
 from paywire.domain.facts import Announcement
@@ -159,6 +159,8 @@ async def test_the_actions_are_done_and_audited(browser: httpx.Client,
     await stack.complete_at_paypal(order_id)
 
     def act(action: str, **data: str) -> str:
+        if action == "refund":  # as the order's page's form sends it
+            data["refund_id"] = refund_id_of(browser.get(f"/admin/orders/{order_id}").text)
         r = browser.post(f"/admin/orders/{order_id}/{action}", data={"csrf": token, **data})
         assert r.status_code == 303 and r.headers["location"] == f"/admin/orders/{order_id}"
         return browser.get(f"/admin/orders/{order_id}").text
@@ -270,7 +272,9 @@ def test_the_dashboard_on_postgresql_and_dynamodb(
         assert order["id"] in client.get(f"/admin/orders?q={order['id']}").text
         token = csrf_of(home.text)
         run(stack.complete_at_paypal(order["id"]))
-        for action, data in (("reconcile", {}), ("refund", {"amount": "2.50"}),
+        refund_id = refund_id_of(client.get(f"/admin/orders/{order['id']}").text)
+        for action, data in (("reconcile", {}),
+                             ("refund", {"amount": "2.50", "refund_id": refund_id}),
                              ("resolve", {"note": "settled"})):
             r = client.post(f"/admin/orders/{order['id']}/{action}",
                             data={"csrf": token, **data})
@@ -308,3 +312,42 @@ def test_hash_password_prints_a_hash_that_checks() -> None:
                                input="short\n")
     assert short.exit_code == 2
     assert hash_password("x", n=2**10) != hash_password("x", n=2**10)  # salted
+
+
+async def test_a_refund_form_sent_twice_refunds_once(browser: httpx.Client,
+                                                     stack: DashStack) -> None:
+    """The refund form carries a refund id: sent twice (a double click, a resubmit) it names
+    the same refund, so PayPal is asked once and one refund is stored; a form without an id
+    this dashboard made is refused before PayPal."""
+    order = await stack.stuck_order()
+    await stack.complete_at_paypal(order["id"])
+    sign_in(browser, API_KEY)
+    path = f"/admin/orders/{order['id']}"
+    page = browser.get(path).text
+    token = csrf_of(page)
+    assert browser.post(f"{path}/reconcile", data={"csrf": token}).status_code == 303
+    form = {"csrf": token, "amount": "3.00", "reason": "dented",
+            "refund_id": refund_id_of(browser.get(path).text)}
+    assert refund_id_of(browser.get(path).text) != form["refund_id"]  # fresh per page
+    for _ in range(2):
+        assert browser.post(f"{path}/refund", data=form).status_code == 303
+    page = browser.get(path).text
+    assert "this form was already sent: refund " + form["refund_id"] in page
+    asked = [e for e in stack.emulator.emu.request_log
+             if e.method == "POST" and e.path.endswith("/refund")]
+    assert len(asked) == 1
+    store = SqlStore(stack.settings.database_url)
+    try:
+        async with store.snapshot() as uow:
+            refunds = await uow.refunds_for_order(order["id"])
+            stored = await uow.get_order(order["id"])
+    finally:
+        await store.close()
+    assert [r.id for r in refunds] == [form["refund_id"]]
+    assert stored is not None and str(stored.refunded) == "3.00 USD"
+    for bad in ("", "ref_guessed", "ord_" + "0" * 24):
+        r = browser.post(f"{path}/refund", data={**form, "refund_id": bad})
+        assert r.status_code == 303
+        assert "no refund id this dashboard made" in browser.get(path).text, bad
+    assert len([e for e in stack.emulator.emu.request_log
+                if e.method == "POST" and e.path.endswith("/refund")]) == 1

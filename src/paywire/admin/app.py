@@ -47,7 +47,7 @@ from paywire.domain.errors import NotFoundError, ValidationError
 from paywire.domain.money import exponent
 from paywire.domain.order import OrderStatus
 from paywire.ports import OrderFilter
-from paywire.services.dashboard import ActionResult, Dashboard, redact
+from paywire.services.dashboard import ActionResult, Dashboard, new_refund_id, redact
 from paywire.services.health import HealthGauges
 from paywire.settings import Settings
 
@@ -377,7 +377,8 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
 
     async def order(request: Request, session: Session) -> Response:
         timeline = await dashboard().timeline(request.path_params["order_id"])
-        return page(request, "order.html", session=session, t=timeline, o=timeline.order)
+        return page(request, "order.html", session=session, t=timeline, o=timeline.order,
+                    refund_id=new_refund_id())
 
     async def act(request: Request, session: Session) -> Response:
         order_id, action = request.path_params["order_id"], request.path_params["action"]
@@ -395,7 +396,8 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
                 done = ActionResult(False, "give an amount, or use “refund all that is left”")
             else:
                 done = await board.refund(session.actor, order_id,
-                                          None if full else field("amount"), field("reason"))
+                                          None if full else field("amount"), field("reason"),
+                                          refund_id=field("refund_id"))
         elif action == "resolve":
             done = await board.resolve(session.actor, order_id, field("note"))
         else:

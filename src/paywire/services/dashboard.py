@@ -44,6 +44,7 @@ from paywire.ports import (
     TruthTask,
     WebhookRejection,
 )
+from paywire.services.common import new_id
 from paywire.services.operations import retry_on_conflict
 from paywire.services.orders import must_order
 from paywire.services.reconcile import Reconciler
@@ -54,11 +55,18 @@ from paywire.services.transitions import apply_fact
 log = logging.getLogger("paywire.dashboard")
 
 MAX_NOTE = 2000
+# A refund's id as `new_refund_id` (and the API, `services.common.new_id("ref")`) makes it.
+REFUND_ID = re.compile(r"ref_[0-9a-f]{24}")
 HIDDEN = "••••"
 _SECRET_KEY = re.compile(
     r"(secret|password|passphrase|phrase|signature|token|access_code|merchant_identifier|"
     r"authorization|card_security_code|cvv|expiry|api_key)", re.IGNORECASE)
 _CARD = re.compile(r"(?<!\d)(\d[ -]?){9,15}(\d{4})(?!\d)")
+
+
+def new_refund_id() -> str:
+    """A fresh refund id for a refund form (the id the API's refunds get too)."""
+    return new_id("ref")
 
 
 def redact(value: Any) -> Any:
@@ -288,22 +296,36 @@ class Dashboard:
         return await self._audited(actor, "reconcile", order_id, work)
 
     async def refund(self, actor: str, order_id: str, amount: str | None,
-                     reason: str | None) -> ActionResult:
+                     reason: str | None, *, refund_id: str) -> ActionResult:
         """Refund all that is left (no `amount`) or `amount` (decimal text in the order's
-        currency); refused before the provider if it exceeds what is left."""
+        currency); refused before the provider if it exceeds what is left.
+
+        `refund_id` is the id the order's page put in its refund form (`new_refund_id`): a
+        form sent twice (a double click, a resubmit, a retry) names the same refund, which
+        `Refunds.refund` resumes or reports instead of making a second one."""
         reason = (reason or "").strip()[:MAX_NOTE] or None
         text = (amount or "").strip() or None
 
         async def work() -> ActionResult:
+            if not REFUND_ID.fullmatch(refund_id):
+                raise ValidationError("the refund form carries no refund id this dashboard "
+                                      "made: reload the order's page", field="refund_id")
             order = await self._order(order_id)
+            async with self.store.snapshot() as uow:
+                earlier = await uow.get_refund(refund_id)
+            if earlier is not None and earlier.order_id != order.id:
+                raise ValidationError(f"refund {refund_id} is another order's: reload the "
+                                      "order's page", field="refund_id")
             money = Money.parse(text, order.amount.currency) if text is not None else None
-            after, made = await self.refunds.refund(order.id, money, reason=reason)
+            after, made = await self.refunds.refund(order.id, money, refund_id=refund_id,
+                                                    reason=reason)
+            again = "this form was already sent: " if earlier is not None else ""
             return ActionResult(made.status != "failed",
-                                f"refund {made.id} of {made.amount}: {made.status}; the order "
-                                f"is {after.status}", after)
+                                f"{again}refund {made.id} of {made.amount}: {made.status}; the "
+                                f"order is {after.status}", after)
 
         return await self._audited(actor, "refund", order_id, work, amount=text or "all left",
-                                   reason=reason)
+                                   reason=reason, refund_id=refund_id)
 
     async def resolve(self, actor: str, order_id: str, note: str) -> ActionResult:
         """Clear the order's needs-attention flag with a note (kept in its history)."""
