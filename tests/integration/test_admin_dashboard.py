@@ -136,7 +136,7 @@ def test_forged_altered_and_ended_sessions_are_signed_out(browser: httpx.Client,
     """A cookie signed with another key, altered, or past its end is no session."""
     assert sign_in(browser, API_KEY).status_code == 303
     good = browser.cookies["paywire_admin"]
-    ours = Signer(session_key(None, stack.settings.api_keys, stack.settings.admin_password_hash))
+    ours = Signer(session_key(stack.settings.admin_session_secret, stack.settings.api_keys))
     forged, _ = Signer(b"k" * 32).session("mallory", 3600)
     ended, _ = ours.session("dana", 60, now=1_000_000.0)
     altered = good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1]

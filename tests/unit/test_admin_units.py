@@ -3,6 +3,8 @@ sign-in may lead, the orders page's filters, redaction, and the `Resolved` fact.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -58,15 +60,21 @@ def test_signed_values_resist_tampering_and_other_purposes() -> None:
     assert "k" * 32 not in repr(signer)
 
 
-def test_the_session_key_follows_the_credentials() -> None:
-    """Unset, the key is derived from the credentials: the same for the same ones, another
-    when one changes; a configured secret wins."""
-    keys = [SecretStr("key-one-0123456789abcdef")]
-    assert session_key(None, keys, None) == session_key(None, list(keys), None)
-    assert session_key(None, keys, None) != session_key(
-        None, [SecretStr("key-two-0123456789abcdef")], None)
-    assert session_key(None, keys, None) != session_key(None, keys, SecretStr("scrypt$..."))
-    assert session_key(SecretStr("s"), keys, None) == session_key(SecretStr("s"), [], None)
+def test_the_session_key_comes_from_a_secret() -> None:
+    """The key is an HMAC under the configured secret, or under the API keys (in any order:
+    the same for the same keys, another when one changes); never a plain hash of them, and
+    random when nothing is configured."""
+    keys = [SecretStr("key-one-0123456789abcdef"), SecretStr("key-two-0123456789abcdef")]
+    assert session_key(None, keys) == session_key(None, keys[::-1])
+    assert session_key(None, keys) != session_key(None, keys[:1])
+    assert session_key(None, keys) == hmac.new(
+        b"".join(len(k).to_bytes(4, "big") + k for k in sorted(
+            key.get_secret_value().encode() for key in keys)),
+        b"paywire-admin-session", hashlib.sha256).digest()
+    secret = SecretStr("s" * 32)
+    assert session_key(secret, keys) == session_key(secret, []) == hmac.new(
+        b"s" * 32, b"paywire-admin-session", hashlib.sha256).digest()
+    assert session_key(None, []) != session_key(None, [])  # nothing signs in: random
 
 
 def test_credentials_name_the_caller_never_the_secret() -> None:

@@ -43,7 +43,7 @@ from starlette.staticfiles import StaticFiles
 from paywire.admin.auth import Credentials, Session, Signer, Throttle, session_key
 from paywire.admin.health import HealthStrip, read_strip
 from paywire.domain.catalog import Catalog
-from paywire.domain.errors import NotFoundError, ValidationError
+from paywire.domain.errors import ConfigError, NotFoundError, ValidationError
 from paywire.domain.money import exponent
 from paywire.domain.order import OrderStatus
 from paywire.ports import OrderFilter
@@ -214,8 +214,10 @@ class Filters:
 def create_admin(settings: Settings, container: Callable[[], AdminContainer]) -> Starlette:
     """The dashboard as an ASGI app to mount at /admin; `container()` is the running app's
     wired container (read per request: it exists only while the app runs)."""
-    signer = Signer(session_key(settings.admin_session_secret, settings.api_keys,
-                                settings.admin_password_hash))
+    if settings.admin_password_hash is not None and settings.admin_session_secret is None:
+        raise ConfigError("PAYWIRE_ADMIN_PASSWORD_HASH needs PAYWIRE_ADMIN_SESSION_SECRET "
+                          "(the dashboard's sessions are signed with it)")
+    signer = Signer(session_key(settings.admin_session_secret, settings.api_keys))
     credentials = Credentials(settings.api_keys, settings.admin_user,
                               settings.admin_password_hash)
     throttle = Throttle(settings.admin_login_attempts, settings.admin_login_window_seconds)

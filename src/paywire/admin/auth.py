@@ -136,19 +136,24 @@ class Signer:
         return Session(actor, expires, csrf)
 
 
-def session_key(secret: SecretStr | None, api_keys: list[SecretStr],
-                password_hash: SecretStr | None) -> bytes:
-    """The session-signing key: the configured secret, or one derived from the credentials
-    that sign in (so every instance agrees, and rotating them ends every session)."""
+SESSION_LABEL = b"paywire-admin-session"
+
+
+def session_key(secret: SecretStr | None, api_keys: list[SecretStr]) -> bytes:
+    """The session-signing key: HMAC of a fixed label under the configured secret or, with
+    none, under the API keys (sorted, each length-prefixed), so every instance agrees and
+    rotating the keys ends every session. Never a plain hash of configuration.
+
+    Password sign-in needs the secret (the settings refuse it without one); with nothing
+    configured, nothing signs in and the key is random."""
     if secret is not None:
-        return hashlib.sha256(b"paywire-admin-session\x00" + secret.get_secret_value().encode()
-                              ).digest()
-    material = hashlib.sha256(b"paywire-admin-session-derived")
-    for key in api_keys:
-        material.update(hashlib.sha256(key.get_secret_value().encode()).digest())
-    if password_hash is not None:
-        material.update(password_hash.get_secret_value().encode())
-    return material.digest()
+        material = secret.get_secret_value().encode()
+    elif api_keys:
+        keys = sorted(k.get_secret_value().encode() for k in api_keys)
+        material = b"".join(len(k).to_bytes(4, "big") + k for k in keys)
+    else:
+        return secrets.token_bytes(32)
+    return hmac.new(material, SESSION_LABEL, hashlib.sha256).digest()
 
 
 class Credentials:
