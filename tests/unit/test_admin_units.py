@@ -3,13 +3,16 @@ sign-in may lead, the orders page's filters, redaction, and the `Resolved` fact.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
 
+from paywire.admin import auth
 from paywire.admin.app import Filters, _safe_next
 from paywire.admin.auth import (
     Credentials,
@@ -77,16 +80,50 @@ def test_the_session_key_comes_from_a_secret() -> None:
     assert session_key(None, []) != session_key(None, [])  # nothing signs in: random
 
 
-def test_credentials_name_the_caller_never_the_secret() -> None:
+async def test_credentials_name_the_caller_never_the_secret() -> None:
     """An API key signs in as its caller id, the password as the user; nothing else does."""
     creds = Credentials([SecretStr("key-one-0123456789abcdef")], "ops",
                         SecretStr(hash_password("the password 123", n=2**10)))
-    who = creds.identify("key-one-0123456789abcdef")
+    who = await creds.identify("key-one-0123456789abcdef")
     assert who is not None and who.startswith("key_") and "key-one" not in who
-    assert creds.identify("the password 123") == "ops"
-    assert creds.identify("") is None and creds.identify("nope") is None
+    assert await creds.identify("the password 123") == "ops"
+    assert await creds.identify("") is None and await creds.identify("nope") is None
     assert creds.configured and not Credentials([], "ops", None).configured
     assert "0123456789" not in repr(creds)
+
+
+async def test_password_checks_run_off_the_loop_two_at_a_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scrypt check runs in worker threads, never the event loop's, and no more than
+    two at once: while two are held, the loop still runs and the others wait their turn."""
+    held = threading.Event()
+    inside: list[int] = []
+    most = 0
+    lock = threading.Lock()
+
+    def slow_check(password: str, encoded: str) -> bool:
+        nonlocal most
+        with lock:
+            inside.append(threading.get_ident())
+            most = max(most, len(inside))
+        held.wait(30)
+        with lock:
+            inside.remove(threading.get_ident())
+        return password == "right"
+
+    monkeypatch.setattr(auth, "check_password", slow_check)
+    creds = Credentials([], "ops", SecretStr("scrypt$1024$8$1$ab$cd"))
+    checks = [asyncio.create_task(creds.identify(p)) for p in ("right", "x", "y", "z", "w")]
+    for _ in range(3000):  # the loop keeps turning while checks are held
+        if len(inside) == 2:
+            break
+        await asyncio.sleep(0.01)
+    for _ in range(20):  # and the others stay queued
+        await asyncio.sleep(0.01)
+    assert len(inside) == 2 and threading.get_ident() not in inside
+    held.set()
+    assert await asyncio.gather(*checks) == ["ops", None, None, None, None]
+    assert most == 2
 
 
 def test_the_throttle_counts_failures_per_client_in_a_window() -> None:

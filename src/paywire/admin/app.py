@@ -333,7 +333,7 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
                             error=f"too many failed sign-ins: try again in {wait} s")
             response.headers["Retry-After"] = str(wait)
             return response
-        actor = credentials.identify(secret if isinstance(secret, str) else "")
+        actor = await credentials.identify(secret if isinstance(secret, str) else "")
         if actor is None:
             throttle.failed(who)
             await dashboard().record(f"unknown@{who}", "login", outcome="refused")

@@ -13,12 +13,15 @@ a sliding window (in memory: per process).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import secrets
+import threading
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass
 
@@ -55,6 +58,30 @@ def check_password(password: str, encoded: str) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(got, expected)
+
+
+# scrypt checks running at once in this process (each holds ~32 MiB and a core for 50-100 ms):
+# a burst of sign-ins waits its turn instead of starving the event loop or the memory.
+PASSWORD_CHECKS = 2
+_process_checks = threading.BoundedSemaphore(PASSWORD_CHECKS)
+_loop_checks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary())
+
+
+def _bounded_check(password: str, encoded: str) -> bool:
+    with _process_checks:
+        return check_password(password, encoded)
+
+
+async def check_password_off_loop(password: str, encoded: str) -> bool:
+    """`check_password` in a worker thread, at most `PASSWORD_CHECKS` at once in the process
+    (waiting ones queue on their event loop, holding no thread)."""
+    loop = asyncio.get_running_loop()
+    gate = _loop_checks.get(loop)
+    if gate is None:
+        gate = _loop_checks[loop] = asyncio.Semaphore(PASSWORD_CHECKS)
+    async with gate:
+        return await asyncio.to_thread(_bounded_check, password, encoded)
 
 
 def valid_hash(encoded: str) -> bool:
@@ -174,12 +201,13 @@ class Credentials:
         """Whether anything can sign in."""
         return bool(self._hash) or self._any_key
 
-    def identify(self, presented: str) -> str | None:
+    async def identify(self, presented: str) -> str | None:
         """Who `presented` signs in as: `key_...` for an API key, the user for the password,
-        or None. Both are checked whatever matches (no early exit)."""
+        or None. Both are checked whatever matches (no early exit); the password's scrypt
+        check runs off the event loop (`check_password_off_loop`)."""
         by_key = self._keys.identify(presented) if presented else None
         by_password = (self._hash is not None and bool(presented)
-                       and check_password(presented, self._hash))
+                       and await check_password_off_loop(presented, self._hash))
         if by_key is not None:
             return by_key
         return self._user if by_password else None
