@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from apikit import API_KEY, CLIENT_SECRET, dynamodb_table, postgres_database
 from dashkit import PASSWORD, DashStack, csrf_of, dashboard_stack, refund_id_of, run, sign_in
 from paywire.admin.auth import Signer, check_password, hash_password, session_key
+from paywire.api.keys import ApiKeys
 from paywire.cli import app as cli
 from paywire.domain.facts import Announcement
 from paywire.ports import InboxEvent
@@ -137,8 +138,10 @@ def test_forged_altered_and_ended_sessions_are_signed_out(browser: httpx.Client,
     assert sign_in(browser, API_KEY).status_code == 303
     good = browser.cookies["paywire_admin"]
     ours = Signer(session_key(stack.settings.admin_session_secret, stack.settings.api_keys))
-    forged, _ = Signer(b"k" * 32).session("mallory", 3600)
-    ended, _ = ours.session("dana", 60, now=1_000_000.0)
+    key_id = ApiKeys(stack.settings.api_keys).identify(API_KEY)
+    assert key_id is not None
+    forged, _ = Signer(b"k" * 32).session("mallory", 3600, credential=key_id)
+    ended, _ = ours.session("dana", 60, now=1_000_000.0, credential=key_id)
     altered = good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1]
     for value in (forged, ended, altered, "garbage"):
         browser.cookies.set("paywire_admin", value, domain="127.0.0.1", path="/admin")
@@ -351,3 +354,32 @@ async def test_a_refund_form_sent_twice_refunds_once(browser: httpx.Client,
         assert "no refund id this dashboard made" in browser.get(path).text, bad
     assert len([e for e in stack.emulator.emu.request_log
                 if e.method == "POST" and e.path.endswith("/refund")]) == 1
+
+
+@pytest.mark.parametrize("revoked", ["api_key", "password"])
+def test_sessions_end_when_their_credential_is_revoked(
+        revoked: str, emulator: EmulatorServer, tmp_path: Path) -> None:
+    """A session records the credential it signed in with: restarted with that API key
+    removed (or the password's hash changed), paywire ends its sessions, while the sessions
+    of the credential still configured go on (the session secret is the same)."""
+    with dashboard_stack(emulator, tmp_path) as first:
+        cookies = {}
+        for secret in (API_KEY, PASSWORD):
+            with httpx.Client(base_url=first.url, timeout=30) as client:
+                assert sign_in(client, secret).status_code == 303
+                cookies[secret] = client.cookies["paywire_admin"]
+        same_hash = first.settings.admin_password_hash
+    other_key = "another-api-key-0123456789abcdef"
+    changed = ({"api_keys": [other_key], "admin_password_hash": same_hash}
+               if revoked == "api_key" else {})  # the default: a new hash (a fresh salt)
+    with dashboard_stack(emulator, tmp_path, **changed) as second, \
+            httpx.Client(base_url=second.url, timeout=30) as client:
+        assert second.settings.admin_session_secret == first.settings.admin_session_secret
+        ended = API_KEY if revoked == "api_key" else PASSWORD
+        kept = PASSWORD if revoked == "api_key" else API_KEY
+        for secret, code in ((ended, 303), (kept, 200)):
+            r = client.get("/admin/", headers={"Cookie": f"paywire_admin={cookies[secret]}"})
+            assert r.status_code == code, secret
+        r = client.post("/admin/logout", data={"csrf": "x"},
+                        headers={"Cookie": f"paywire_admin={cookies[ended]}"})
+        assert r.status_code == 403 and "session has ended" in r.text

@@ -57,7 +57,7 @@ def test_signed_values_resist_tampering_and_other_purposes() -> None:
     body, mac = value.split(".")
     assert signer.unsign("flash", body + "x." + mac) is None
     assert signer.unsign("flash", None) is None and signer.unsign("flash", "a.b.c") is None
-    cookie, session = signer.session("dana", 60, now=1000.0)
+    cookie, session = signer.session("dana", 60, now=1000.0, credential="key_x")
     assert signer.read_session(cookie, now=1059.0) == session
     assert signer.read_session(cookie, now=1060.0) is None  # ended
     assert "k" * 32 not in repr(signer)
@@ -85,11 +85,19 @@ async def test_credentials_name_the_caller_never_the_secret() -> None:
     creds = Credentials([SecretStr("key-one-0123456789abcdef")], "ops",
                         SecretStr(hash_password("the password 123", n=2**10)))
     who = await creds.identify("key-one-0123456789abcdef")
-    assert who is not None and who.startswith("key_") and "key-one" not in who
-    assert await creds.identify("the password 123") == "ops"
+    assert who is not None and who.actor.startswith("key_") and "key-one" not in who.actor
+    assert who.credential == who.actor and creds.current(who.credential)
+    by_password = await creds.identify("the password 123")
+    assert by_password is not None and by_password.actor == "ops"
+    assert by_password.credential.startswith("pw_") and creds.current(by_password.credential)
     assert await creds.identify("") is None and await creds.identify("nope") is None
     assert creds.configured and not Credentials([], "ops", None).configured
     assert "0123456789" not in repr(creds)
+    # Another key list or another password hash: those sessions' credentials are not current.
+    rotated = Credentials([SecretStr("key-two-0123456789abcdef")], "ops",
+                          SecretStr(hash_password("the password 123", n=2**10)))
+    assert not rotated.current(who.credential) and not rotated.current(by_password.credential)
+    assert not creds.current("") and not creds.current("anything")
 
 
 async def test_password_checks_run_off_the_loop_two_at_a_time(
@@ -122,7 +130,8 @@ async def test_password_checks_run_off_the_loop_two_at_a_time(
         await asyncio.sleep(0.01)
     assert len(inside) == 2 and threading.get_ident() not in inside
     held.set()
-    assert await asyncio.gather(*checks) == ["ops", None, None, None, None]
+    found = await asyncio.gather(*checks)
+    assert [f and f.actor for f in found] == ["ops", None, None, None, None]
     assert most == 2
 
 

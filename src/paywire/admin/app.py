@@ -267,6 +267,8 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
 
         async def endpoint(request: Request) -> Response:
             session = signer.read_session(request.cookies.get(COOKIE))
+            if session is not None and not credentials.current(session.credential):
+                session = None  # its API key was removed or the password changed
             if session is None:
                 if request.method == "GET":
                     wanted = request.url.path + (f"?{request.url.query}" if request.url.query
@@ -333,17 +335,16 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
                             error=f"too many failed sign-ins: try again in {wait} s")
             response.headers["Retry-After"] = str(wait)
             return response
-        actor = await credentials.identify(secret if isinstance(secret, str) else "")
-        if actor is None:
+        identity = await credentials.identify(secret if isinstance(secret, str) else "")
+        if identity is None:
             throttle.failed(who)
             await dashboard().record(f"unknown@{who}", "login", outcome="refused")
             return page(request, "login.html", code=401, csrf=expected, next=wanted,
                         configured=credentials.configured,
                         error="that is neither an API key nor the password")
         throttle.succeeded(who)
-        if name:
-            actor = f"{name} ({actor})"
-        value, _ = signer.session(actor, lifetime)
+        actor = f"{name} ({identity.actor})" if name else identity.actor
+        value, _ = signer.session(actor, lifetime, credential=identity.credential)
         await dashboard().record(actor, "login", client=who)
         signed = go(request, wanted)
         set_cookie(signed, request, COOKIE, value, lifetime)

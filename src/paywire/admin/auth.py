@@ -106,11 +106,13 @@ def _unb64(text: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A signed-in operator: who, until when, and the CSRF token of their forms."""
+    """A signed-in operator: who, until when, the CSRF token of their forms, and the
+    credential they signed in with (`Credentials.fingerprint`: never the secret itself)."""
 
     actor: str
     expires: int  # epoch seconds
     csrf: str
+    credential: str
 
 
 class Signer:
@@ -144,11 +146,14 @@ class Signer:
         return _b64(hmac.new(self._key, f"{purpose}\x00{body}".encode(),
                              hashlib.sha256).digest())
 
-    def session(self, actor: str, lifetime: int, now: float | None = None) -> tuple[str, Session]:
-        """A new session for `actor` and its cookie value."""
-        made = Session(actor, int((now or time.time()) + lifetime), secrets.token_urlsafe(24))
+    def session(self, actor: str, lifetime: int, now: float | None = None, *,
+                credential: str) -> tuple[str, Session]:
+        """A new session for `actor`, signed in with `credential` (its fingerprint), and its
+        cookie value."""
+        made = Session(actor, int((now or time.time()) + lifetime), secrets.token_urlsafe(24),
+                       credential)
         return self.sign("session", {"sub": made.actor, "exp": made.expires,
-                                     "csrf": made.csrf}), made
+                                     "csrf": made.csrf, "cred": made.credential}), made
 
     def read_session(self, value: str | None, now: float | None = None) -> Session | None:
         """The session a cookie value carries, or None (absent, forged or ended)."""
@@ -156,11 +161,13 @@ class Signer:
         if doc is None:
             return None
         actor, expires, csrf = doc.get("sub"), doc.get("exp"), doc.get("csrf")
-        if not (isinstance(actor, str) and isinstance(expires, int) and isinstance(csrf, str)):
+        credential = doc.get("cred")
+        if not (isinstance(actor, str) and isinstance(expires, int) and isinstance(csrf, str)
+                and isinstance(credential, str)):
             return None
         if expires <= (now or time.time()):
             return None
-        return Session(actor, expires, csrf)
+        return Session(actor, expires, csrf, credential)
 
 
 SESSION_LABEL = b"paywire-admin-session"
@@ -183,8 +190,27 @@ def session_key(secret: SecretStr | None, api_keys: list[SecretStr]) -> bytes:
     return hmac.new(material, SESSION_LABEL, hashlib.sha256).digest()
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who signed in, and the fingerprint of the credential they signed in with."""
+
+    actor: str
+    credential: str
+
+
+def password_fingerprint(encoded: str) -> str:
+    """A short fingerprint of a configured password hash (`pw_...`): changes when the hash
+    does, and tells nothing about the hash or the password."""
+    return "pw_" + hmac.new(b"paywire-admin-password", encoded.encode(),
+                            hashlib.sha256).hexdigest()[:16]
+
+
 class Credentials:
-    """What signs in: the API keys (an operator is its key's caller id) and the password."""
+    """What signs in: the API keys (an operator is its key's caller id) and the password.
+
+    A session records the credential it was made with (an API key's caller id, a digest of
+    the key; the password hash's fingerprint); `current` says whether it still signs in, so
+    removing a key or changing the password ends the sessions it made."""
 
     def __init__(self, api_keys: list[SecretStr], user: str,
                  password_hash: SecretStr | None) -> None:
@@ -192,6 +218,9 @@ class Credentials:
         self._any_key = bool(api_keys)
         self._user = user
         self._hash = None if password_hash is None else password_hash.get_secret_value()
+        self._current = frozenset(
+            [i for i in (self._keys.identify(k.get_secret_value()) for k in api_keys) if i]
+            + ([password_fingerprint(self._hash)] if self._hash else []))
 
     def __repr__(self) -> str:
         return f"Credentials({self._keys!r}, password {'set' if self._hash else 'unset'})"
@@ -201,7 +230,11 @@ class Credentials:
         """Whether anything can sign in."""
         return bool(self._hash) or self._any_key
 
-    async def identify(self, presented: str) -> str | None:
+    def current(self, credential: str) -> bool:
+        """Whether the credential a session was made with is still configured."""
+        return credential in self._current
+
+    async def identify(self, presented: str) -> Identity | None:
         """Who `presented` signs in as: `key_...` for an API key, the user for the password,
         or None. Both are checked whatever matches (no early exit); the password's scrypt
         check runs off the event loop (`check_password_off_loop`)."""
@@ -209,8 +242,10 @@ class Credentials:
         by_password = (self._hash is not None and bool(presented)
                        and await check_password_off_loop(presented, self._hash))
         if by_key is not None:
-            return by_key
-        return self._user if by_password else None
+            return Identity(by_key, by_key)
+        if by_password and self._hash is not None:
+            return Identity(self._user, password_fingerprint(self._hash))
+        return None
 
 
 class Throttle:
