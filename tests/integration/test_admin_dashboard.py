@@ -383,3 +383,21 @@ def test_sessions_end_when_their_credential_is_revoked(
         r = client.post("/admin/logout", data={"csrf": "x"},
                         headers={"Cookie": f"paywire_admin={cookies[ended]}"})
         assert r.status_code == 403 and "session has ended" in r.text
+
+
+def test_non_ascii_cookies_and_tokens_are_refused_not_errors(browser: httpx.Client,
+                                                              stack: DashStack) -> None:
+    """A session cookie, a form's CSRF token or the sign-in form's token that is not ASCII
+    is no session / a wrong token (a redirect to sign in, 403), never a 500."""
+    for cookie in ("é.é", "eyJ9.signé", "€"):
+        r = browser.get("/admin/", headers={"Cookie": f"paywire_admin={cookie}".encode()})
+        assert r.status_code == 303 and "/admin/login" in r.headers["location"], cookie
+    form = browser.get("/admin/login")
+    r = browser.post("/admin/login", data={"csrf": "jeton-é", "secret": API_KEY})
+    assert r.status_code == 403, r.text
+    assert browser.post("/admin/login", data={"csrf": csrf_of(form.text),
+                                              "secret": "clé-ü"}).status_code == 401
+    sign_in(browser, API_KEY)
+    r = browser.post("/admin/logout", data={"csrf": "jeton-é"})
+    assert r.status_code == 403 and "CSRF" in r.text
+    assert browser.get("/admin/").status_code == 200  # still signed in

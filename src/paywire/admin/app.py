@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 import logging
 import secrets
@@ -40,7 +39,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from paywire.admin.auth import Credentials, Session, Signer, Throttle, session_key
+from paywire.admin.auth import (
+    Credentials,
+    Session,
+    Signer,
+    Throttle,
+    same_text,
+    session_key,
+)
 from paywire.admin.health import HealthStrip, read_strip
 from paywire.domain.catalog import Catalog
 from paywire.domain.errors import ConfigError, NotFoundError, ValidationError
@@ -280,7 +286,7 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
                 form = await read_form(request)
                 request.state.form = form
                 token = form.get("csrf")
-                if not isinstance(token, str) or not hmac.compare_digest(token, session.csrf):
+                if not isinstance(token, str) or not same_text(token, session.csrf):
                     log.warning("dashboard POST refused: bad CSRF token",
                                 extra={"actor": session.actor, "path": request.url.path})
                     return page(request, "denied.html", code=403, session=session,
@@ -324,7 +330,7 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
         name = str(form.get("name") or "").strip()[:64]
         expected = pre.get("csrf")
         if not (isinstance(token, str) and isinstance(expected, str)
-                and hmac.compare_digest(token, expected)):
+                and same_text(token, expected)):
             return page(request, "denied.html", code=403,
                         reason="the sign-in form's CSRF token is missing or wrong: reload it")
         who = client(request)

@@ -96,6 +96,13 @@ def valid_hash(encoded: str) -> bool:
         return False
 
 
+def same_text(given: str, expected: str) -> bool:
+    """`given == expected` in constant time, for any text (`hmac.compare_digest` refuses a
+    str that is not ASCII: a client's cookie or form field may be anything)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                               expected.encode("utf-8", "surrogatepass"))
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -134,7 +141,7 @@ class Signer:
         if not value or value.count(".") != 1:
             return None
         body, mac = value.split(".")
-        if not hmac.compare_digest(mac, self._mac(purpose, body)):
+        if not same_text(mac, self._mac(purpose, body)):
             return None
         try:
             doc = json.loads(_unb64(body))
