@@ -174,6 +174,9 @@ async def test_the_actions_are_done_and_audited(browser: httpx.Client,
     assert "give an amount" in page  # an empty amount never means "all that is left"
     assert '<span class="status s-completed">COMPLETED</span>' in page
     assert "<td>refund</td>" not in page.split("<h2>Audit</h2>")[1]
+    page = act("refund", amount="3.00", full="1", reason="both buttons")
+    assert "an amount was typed but “refund all that is left” was pressed" in page
+    assert '<span class="status s-completed">COMPLETED</span>' in page  # nothing refunded
     page = act("refund", amount="25.01", reason="too much")
     assert "exceeds the 25.00 USD left to refund" in page
     page = act("refund", amount="5.00", reason="chipped mug")

@@ -403,6 +403,10 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
             full = field("full") == "1"
             if not full and not field("amount").strip():  # never read as "all that is left"
                 done = ActionResult(False, "give an amount, or use “refund all that is left”")
+            elif full and field("amount").strip():  # which one was meant is not known
+                done = ActionResult(False, "an amount was typed but “refund all that is left” "
+                                    "was pressed: nothing was refunded; clear the amount, or "
+                                    "use “refund this amount”")
             else:
                 done = await board.refund(session.actor, order_id,
                                           None if full else field("amount"), field("reason"),
