@@ -21,7 +21,7 @@ from paywire.admin.auth import Signer, check_password, hash_password, session_ke
 from paywire.api.keys import ApiKeys
 from paywire.cli import app as cli
 from paywire.domain.facts import Announcement
-from paywire.ports import InboxEvent
+from paywire.ports import DeliveryAttempt, InboxEvent, TruthTask
 from paywire.store.sql import SqlStore
 from paywire.testing import EmulatorServer
 
@@ -404,3 +404,51 @@ def test_non_ascii_cookies_and_tokens_are_refused_not_errors(browser: httpx.Clie
     r = browser.post("/admin/logout", data={"csrf": "jeton-é"})
     assert r.status_code == 403 and "CSRF" in r.text
     assert browser.get("/admin/").status_code == 200  # still signed in
+
+
+async def test_error_texts_and_notes_are_redacted(browser: httpx.Client,
+                                                  stack: DashStack) -> None:
+    """Card-number-like digits in an outbox message's last error, a delivery attempt's
+    answer, a stored event's note and a truth task's last error are masked on every page
+    that shows them (the order's, the outbox's, the truth queue's)."""
+    order = await stack.stuck_order()
+    now = stack.clock.now()
+    cards = {"outbox": "4000000000000002", "attempt": "5555555555554444",
+             "note": "4242424242424242", "truth": "378282246310005"}
+    store = SqlStore(stack.settings.database_url)
+    try:
+        async with store.transaction() as uow:
+            await uow.put_inbox_event(InboxEvent(
+                provider="paypal", event_id="WH-DASH-NOTE", event_type="PAYMENT.CAPTURE.PENDING",
+                received_at=now, order_id=order["id"], status="applied", body=b"{}",
+                note=f"card {cards['note']} in a note"))
+            await uow.add_announcement(Announcement(f"dash-red-{order['id']}", "order.completed",
+                                                    order["id"], {"x": 1}), "msg_dash_red", now)
+            for m in await uow.claim_outbox("t", now, now + timedelta(minutes=1), 50):
+                await uow.finish_outbox(m.id, "t", status="dead", attempts=1,
+                                        next_attempt_at=None, now=now,
+                                        last_error=f"http: 400 card {cards['outbox']}")
+            await uow.record_delivery_attempts([DeliveryAttempt(
+                "msg_dash_red", order["id"], now, 1, "dead",
+                error=f"shop: bad card {cards['attempt']}", message_type="order.completed")])
+            task = TruthTask(id="paypal:capture:CAP-RED", provider="paypal", kind="capture",
+                             resource_id="CAP-RED", reason="test", created_at=now,
+                             next_attempt_at=now, order_id=order["id"])
+            assert await uow.enqueue_truth(task)
+            assert await uow.claim_truth_task(task.id, "t", now, now + timedelta(minutes=1))
+            assert await uow.finish_truth_task(task.id, "t", status="failed", attempts=1,
+                                               next_attempt_at=now, now=now,
+                                               last_error=f"provider: card {cards['truth']}")
+    finally:
+        await store.close()
+    sign_in(browser, API_KEY)
+    pages = {"order": browser.get(f"/admin/orders/{order['id']}").text,
+             "outbox": browser.get("/admin/outbox").text,
+             "truth": browser.get("/admin/truth").text}
+    for name, page in pages.items():
+        for card in cards.values():
+            assert card not in page, (name, card)
+    for card in ("outbox", "attempt", "note"):
+        assert "•••• " + cards[card][-4:] in pages["order"], card
+    assert "•••• " + cards["outbox"][-4:] in pages["outbox"]
+    assert "•••• " + cards["truth"][-4:] in pages["truth"]

@@ -202,3 +202,15 @@ def test_password_sign_in_needs_a_session_secret() -> None:
     assert load(admin_password_hash=hashed, admin_session_secret="x" * 32).admin_enabled
     assert load(admin_password_hash=hashed, admin_enabled=False).admin_password_hash
     assert load(api_keys=[KEY_A]).admin_session_secret is None
+
+
+@pytest.mark.parametrize("bad", ["hunter2-plain-password", "scrypt$1024$8$1$zz$cd",
+                                 "scrypt$1000$8$1$ab$cd", "bcrypt$1024$8$1$ab$cd",
+                                 "scrypt$1024$8$1$$cd"])
+def test_the_dashboard_password_hash_is_checked(bad: str) -> None:
+    """PAYWIRE_ADMIN_PASSWORD_HASH must read as a hash `paywire admin hash-password` prints;
+    the refusal names the variable and never echoes the value (it may be a password pasted
+    by mistake)."""
+    message = refused(admin_password_hash=bad, admin_session_secret="x" * 32)
+    assert "PAYWIRE_ADMIN_PASSWORD_HASH is not a password hash" in message
+    assert bad not in message and "hunter2" not in message

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from paywire.api.keys import ApiKeys
+from paywire.settings import valid_password_hash
 
 # scrypt's cost: N = 2**15, r = 8, p = 1 (about 32 MiB and 50-100 ms a check).
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
@@ -85,15 +86,9 @@ async def check_password_off_loop(password: str, encoded: str) -> bool:
 
 
 def valid_hash(encoded: str) -> bool:
-    """Whether `encoded` reads as a hash `hash_password` writes."""
-    parts = encoded.split("$")
-    if len(parts) != 6 or parts[0] != "scrypt":
-        return False
-    try:
-        return all(int(v) > 0 for v in parts[1:4]) and bool(bytes.fromhex(parts[4])) and bool(
-            bytes.fromhex(parts[5]))
-    except ValueError:
-        return False
+    """Whether `encoded` reads as a hash `hash_password` writes (the settings check
+    PAYWIRE_ADMIN_PASSWORD_HASH with it at start-up)."""
+    return valid_password_hash(encoded)
 
 
 def same_text(given: str, expected: str) -> bool:

@@ -12,9 +12,10 @@ The actions are the services the API and the CLI already use — `Reconciler.rec
 `resolve` (the `Resolved` fact: the flag cleared, the note in the order's history). Each is
 written to the audit log (who, what, when, how it ended), whether it succeeded or not.
 
-Nothing a page shows carries a secret: provider answers and event bodies pass `redact`, which
-hides credential-like fields (access codes, signatures, tokens, secrets) and masks any run of
-13 to 19 digits (a card number) to its last four.
+Nothing a page shows carries a secret: provider answers, event bodies and notes, the outbox's
+and the truth queue's errors and the shop's answers pass `redact`, which hides credential-like
+fields (access codes, signatures, tokens, secrets) and masks any run of 13 to 19 digits (a card
+number) to its last four.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -176,7 +177,8 @@ class Dashboard:
             history = await uow.history(order.id)
             operations = await uow.operations_for_order(order.id)
             events = await uow.inbox_for_order(order.id)
-            outbox = await uow.outbox_for_order(order.id)
+            outbox = [replace(m, last_error=redact(m.last_error))
+                      for m in await uow.outbox_for_order(order.id)]
             attempts = await uow.delivery_attempts(order.id)
             refunds = await uow.refunds_for_order(order.id)
             audit = await uow.audit_for_order(order.id)
@@ -197,16 +199,17 @@ class Dashboard:
             entries.append(TimelineEntry(
                 ev.received_at, "event", f"{ev.provider} {ev.event_type} received (verified)",
                 ev.status, {"event id": ev.event_id, "transmission id": ev.transmission_id,
-                            "note": ev.note, "body": redact(_body(ev.body))}))
+                            "note": redact(ev.note), "body": redact(_body(ev.body))}))
         for m in outbox:
             entries.append(TimelineEntry(
                 m.created_at, "announcement", f"announced {m.type}", m.status,
-                {"message id": m.id, "attempts": m.attempts, "last error": m.last_error,
+                {"message id": m.id, "attempts": m.attempts, "last error": redact(m.last_error),
                  "payload": redact(m.payload)}, m.trace_id))
         for a in attempts:
             entries.append(TimelineEntry(
                 a.at, "delivery", f"delivery #{a.attempt} of {a.message_type or a.message_id}",
-                a.outcome, {"message id": a.message_id, "shop's answer": a.error or "accepted"},
+                a.outcome, {"message id": a.message_id,
+                            "shop's answer": redact(a.error) if a.error else "accepted"},
                 a.trace_id))
         for r in refunds:
             entries.append(TimelineEntry(
@@ -233,13 +236,15 @@ class Dashboard:
                           ) -> list[TruthTask]:
         """The truth queue by due time."""
         async with self.store.snapshot() as uow:
-            return await uow.list_truth_tasks(status=status, limit=limit)
+            rows = await uow.list_truth_tasks(status=status, limit=limit)
+        return [replace(t, last_error=redact(t.last_error)) for t in rows]
 
     async def outbox(self, *, status: str | None = None, limit: int = 50,
                      before: tuple[datetime, str] | None = None) -> list[OutboxMessage]:
         """Outbox messages newest first."""
         async with self.store.snapshot() as uow:
-            return await uow.list_outbox(status=status, limit=limit, before=before)
+            rows = await uow.list_outbox(status=status, limit=limit, before=before)
+        return [replace(m, last_error=redact(m.last_error)) for m in rows]
 
     async def audit_log(self, *, limit: int = 100,
                         before: tuple[datetime, str] | None = None) -> list[AuditEntry]:

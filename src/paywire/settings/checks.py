@@ -113,10 +113,29 @@ def check_shop(settings: SettingsFields, purpose: Purpose) -> None:
                          f"({exc.strerror or type(exc).__name__})") from None
 
 
+def valid_password_hash(encoded: str) -> bool:
+    """Whether `encoded` reads as a hash `paywire admin hash-password` writes:
+    `scrypt$<n>$<r>$<p>$<salt hex>$<hash hex>`, n a power of two above 1, r and p positive."""
+    parts = encoded.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        return False
+    try:
+        n, r, p = (int(v) for v in parts[1:4])
+        salt, digest = bytes.fromhex(parts[4]), bytes.fromhex(parts[5])
+    except ValueError:
+        return False
+    return n > 1 and n & (n - 1) == 0 and r > 0 and p > 0 and bool(salt) and bool(digest)
+
+
 def check_admin(settings: SettingsFields) -> None:
-    """The dashboard's sessions are signed with a secret: password sign-in needs
-    `admin_session_secret` (with API keys alone, a key is derived from them by HMAC), and a
-    secret set is long enough. `paywire dev` sets a random one per process."""
+    """A dashboard password hash reads as one, and the dashboard's sessions are signed with a
+    secret: password sign-in needs `admin_session_secret` (with API keys alone, a key is
+    derived from them by HMAC), and a secret set is long enough. `paywire dev` sets a random
+    one per process."""
+    if settings.admin_password_hash is not None and not valid_password_hash(
+            settings.admin_password_hash.get_secret_value()):
+        raise ValueError("PAYWIRE_ADMIN_PASSWORD_HASH is not a password hash `paywire admin "
+                         "hash-password` prints (scrypt$<n>$<r>$<p>$<salt hex>$<hash hex>)")
     secret = (settings.admin_session_secret.get_secret_value()
               if settings.admin_session_secret is not None else "")
     if secret and len(secret) < MIN_SESSION_SECRET_CHARS:
