@@ -21,7 +21,8 @@ from paywire.admin.auth import Signer, check_password, hash_password, session_ke
 from paywire.api.keys import ApiKeys
 from paywire.cli import app as cli
 from paywire.domain.facts import Announcement
-from paywire.ports import DeliveryAttempt, InboxEvent, TruthTask
+from paywire.ports import AuditEntry, DeliveryAttempt, InboxEvent, TruthTask
+from paywire.services.reconcile import Reconciler
 from paywire.store.sql import SqlStore
 from paywire.testing import EmulatorServer
 
@@ -452,3 +453,52 @@ async def test_error_texts_and_notes_are_redacted(browser: httpx.Client,
         assert "•••• " + cards[card][-4:] in pages["order"], card
     assert "•••• " + cards["outbox"][-4:] in pages["outbox"]
     assert "•••• " + cards["truth"][-4:] in pages["truth"]
+
+
+async def _audit_lines(stack: DashStack) -> list[AuditEntry]:
+    store = SqlStore(stack.settings.database_url)
+    try:
+        async with store.snapshot() as uow:
+            return await uow.list_audit(limit=100)
+    finally:
+        await store.close()
+
+
+async def test_refused_posts_and_throttled_sign_ins_are_audited(
+        browser: httpx.Client, stack: DashStack) -> None:
+    """A sign-in form without its token, a POST with no session or an ended one, an action
+    with a wrong CSRF token and a throttled sign-in each write a refused audit line (who,
+    where from), not only a log line."""
+    browser.get("/admin/login")
+    assert browser.post("/admin/login", data={"csrf": "forged"}).status_code == 403
+    assert browser.post("/admin/orders/ord_x/resolve", data={"csrf": "x"}).status_code == 403
+    sign_in(browser, API_KEY, name="Dana")
+    assert browser.post("/admin/logout", data={"csrf": "wrong"}).status_code == 403
+    for _ in range(3):
+        sign_in(browser, "not-the-key-0123456789")
+    assert sign_in(browser, API_KEY).status_code == 429
+    lines = {(a.actor.split(" (")[0], a.action, a.outcome, a.detail.get("path"))
+             for a in await _audit_lines(stack)}
+    assert ("anonymous", "csrf_refused", "refused", "/admin/login") in lines
+    assert ("anonymous", "session_refused", "refused", "/admin/orders/ord_x/resolve") in lines
+    assert ("Dana", "csrf_refused", "refused", "/admin/logout") in lines
+    assert ("anonymous", "login_throttled", "refused", None) in lines
+
+
+async def test_an_action_that_fails_unexpectedly_is_audited(
+        browser: httpx.Client, stack: DashStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An action that raises something other than paywire's own errors (a bug, an outage)
+    writes its audit line with outcome "error" before the error goes on."""
+    order = await stack.stuck_order()
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the store went away")
+
+    monkeypatch.setattr(Reconciler, "reconcile_now", broken)
+    sign_in(browser, API_KEY)
+    token = csrf_of(browser.get("/admin/").text)
+    r = browser.post(f"/admin/orders/{order['id']}/reconcile", data={"csrf": token})
+    assert r.status_code == 500
+    [line] = [a for a in await _audit_lines(stack) if a.action == "reconcile"]
+    assert line.outcome == "error" and line.order_id == order["id"]
+    assert line.detail["error"] == "RuntimeError"

@@ -12,7 +12,8 @@ JavaScript) over `services.dashboard.Dashboard`.
 Sign-in takes an API key or the configured password (`admin.auth`) and sets a session cookie:
 HttpOnly, SameSite=Strict, Path=/admin, and Secure unless the page was asked for on a loopback
 address. Every POST carries the session's CSRF token (the sign-in form a pre-session one);
-failed sign-ins are throttled per client address. Each action and each sign-in is audited.
+failed sign-ins are throttled per client address. Each action and each sign-in is audited, and
+so is each refused POST (a wrong CSRF token, no session) and each throttled sign-in.
 Responses forbid caching and framing and allow no script at all (Content-Security-Policy).
 An action answers with a redirect to the page it came from (post/redirect/get), carrying its
 outcome in a signed one-time cookie.
@@ -62,6 +63,7 @@ log = logging.getLogger("paywire.admin")
 COOKIE = "paywire_admin"
 PRE_COOKIE = "paywire_admin_pre"
 FLASH_COOKIE = "paywire_admin_flash"
+ANONYMOUS = "anonymous"  # the audit log's actor for what no session did
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 PAGE = 50
 OUTBOX_STATUSES = ("pending", "queued", "delivered", "dead")
@@ -273,13 +275,18 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
 
         async def endpoint(request: Request) -> Response:
             session = signer.read_session(request.cookies.get(COOKIE))
-            if session is not None and not credentials.current(session.credential):
+            revoked = session is not None and not credentials.current(session.credential)
+            if revoked:
                 session = None  # its API key was removed or the password changed
             if session is None:
                 if request.method == "GET":
                     wanted = request.url.path + (f"?{request.url.query}" if request.url.query
                                                  else "")
                     return go(request, "/login?" + urlencode({"next": wanted}))
+                await dashboard().record(
+                    ANONYMOUS, "session_refused", outcome="refused", path=request.url.path,
+                    client=client(request),
+                    reason="credential revoked" if revoked else "no session, or it ended")
                 return page(request, "denied.html", code=403,
                             reason="your session has ended: sign in again")
             if request.method == "POST":
@@ -289,6 +296,8 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
                 if not isinstance(token, str) or not same_text(token, session.csrf):
                     log.warning("dashboard POST refused: bad CSRF token",
                                 extra={"actor": session.actor, "path": request.url.path})
+                    await dashboard().record(session.actor, "csrf_refused", outcome="refused",
+                                             path=request.url.path, client=client(request))
                     return page(request, "denied.html", code=403, session=session,
                                 reason="the form's CSRF token is missing or wrong")
             try:
@@ -331,11 +340,15 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
         expected = pre.get("csrf")
         if not (isinstance(token, str) and isinstance(expected, str)
                 and same_text(token, expected)):
+            await dashboard().record(ANONYMOUS, "csrf_refused", outcome="refused",
+                                     path=request.url.path, client=client(request))
             return page(request, "denied.html", code=403,
                         reason="the sign-in form's CSRF token is missing or wrong: reload it")
         who = client(request)
         wait = throttle.retry_after(who)
         if wait:
+            await dashboard().record(ANONYMOUS, "login_throttled", outcome="refused",
+                                     client=who, retry_after=wait)
             response = page(request, "login.html", code=429, csrf=expected, next=wanted,
                             configured=credentials.configured,
                             error=f"too many failed sign-ins: try again in {wait} s")

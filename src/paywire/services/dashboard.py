@@ -279,6 +279,10 @@ class Dashboard:
             await self.record(actor, action, order_id=order_id, outcome="refused",
                               error=exc.message, **detail)
             return ActionResult(False, exc.message)
+        except Exception as exc:  # a bug or an outage: audited, then the caller's to report
+            await self.record(actor, action, order_id=order_id, outcome="error",
+                              error=type(exc).__name__, **detail)
+            raise
         await self.record(actor, action, order_id=order_id,
                           outcome="ok" if done.ok else "error", result=done.message, **detail)
         return done
@@ -381,6 +385,10 @@ class Dashboard:
             await self.record(actor, "outbox_retry", outcome="refused", error=exc.message,
                               message_id=message_id)
             return ActionResult(False, exc.message)
+        except Exception as exc:
+            await self.record(actor, "outbox_retry", outcome="error",
+                              error=type(exc).__name__, message_id=message_id)
+            raise
         await self.record(actor, "outbox_retry", order_id=order_id,
                           outcome="ok" if done.ok else "refused", message_id=message_id,
                           result=done.message)
