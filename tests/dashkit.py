@@ -27,7 +27,9 @@ from paywire.settings import Settings
 from paywire.testing import EmulatorServer, ServerThread
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+REFUND_ID = re.compile(r'name="refund_id" value="([^"]+)"')
 PASSWORD = "correct horse battery staple"
+SESSION_SECRET = "the-dashboard-suites-session-secret-0123456789"
 T = TypeVar("T")
 
 
@@ -108,7 +110,8 @@ def dashboard_stack(emulator: EmulatorServer, tmp_path: Path, *,
     clock = MovingClock()
     values: dict[str, Any] = {
         "reconcile_enabled": False, "truth_fetch_enabled": False,
-        "admin_password_hash": hash_password(PASSWORD, n=2**10), **overrides}
+        "admin_password_hash": hash_password(PASSWORD, n=2**10),
+        "admin_session_secret": SESSION_SECRET, **overrides}
     settings = settings_for(emulator, database_url or sqlite_url(tmp_path), tmp_path, **values)
     server = ServerThread(create_app(settings, clock=clock), port=None)
     server.start(timeout=30)
@@ -121,6 +124,13 @@ def dashboard_stack(emulator: EmulatorServer, tmp_path: Path, *,
 def csrf_of(html: str) -> str:
     """The CSRF token a dashboard page's forms carry."""
     found = CSRF.search(html)
+    assert found is not None, html[:500]
+    return found.group(1)
+
+
+def refund_id_of(html: str) -> str:
+    """The refund id an order page's refund form carries (fresh each time it is read)."""
+    found = REFUND_ID.search(html)
     assert found is not None, html[:500]
     return found.group(1)
 

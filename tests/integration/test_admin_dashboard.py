@@ -16,11 +16,13 @@ import pytest
 from typer.testing import CliRunner
 
 from apikit import API_KEY, CLIENT_SECRET, dynamodb_table, postgres_database
-from dashkit import PASSWORD, DashStack, csrf_of, dashboard_stack, run, sign_in
+from dashkit import PASSWORD, DashStack, csrf_of, dashboard_stack, refund_id_of, run, sign_in
 from paywire.admin.auth import Signer, check_password, hash_password, session_key
+from paywire.api.keys import ApiKeys
 from paywire.cli import app as cli
 from paywire.domain.facts import Announcement
-from paywire.ports import InboxEvent
+from paywire.ports import AuditEntry, DeliveryAttempt, InboxEvent, TruthTask
+from paywire.services.reconcile import Reconciler
 from paywire.store.sql import SqlStore
 from paywire.testing import EmulatorServer
 
@@ -136,9 +138,11 @@ def test_forged_altered_and_ended_sessions_are_signed_out(browser: httpx.Client,
     """A cookie signed with another key, altered, or past its end is no session."""
     assert sign_in(browser, API_KEY).status_code == 303
     good = browser.cookies["paywire_admin"]
-    ours = Signer(session_key(None, stack.settings.api_keys, stack.settings.admin_password_hash))
-    forged, _ = Signer(b"k" * 32).session("mallory", 3600)
-    ended, _ = ours.session("dana", 60, now=1_000_000.0)
+    ours = Signer(session_key(stack.settings.admin_session_secret, stack.settings.api_keys))
+    key_id = ApiKeys(stack.settings.api_keys).identify(API_KEY)
+    assert key_id is not None
+    forged, _ = Signer(b"k" * 32).session("mallory", 3600, credential=key_id)
+    ended, _ = ours.session("dana", 60, now=1_000_000.0, credential=key_id)
     altered = good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1]
     for value in (forged, ended, altered, "garbage"):
         browser.cookies.set("paywire_admin", value, domain="127.0.0.1", path="/admin")
@@ -159,6 +163,8 @@ async def test_the_actions_are_done_and_audited(browser: httpx.Client,
     await stack.complete_at_paypal(order_id)
 
     def act(action: str, **data: str) -> str:
+        if action == "refund":  # as the order's page's form sends it
+            data["refund_id"] = refund_id_of(browser.get(f"/admin/orders/{order_id}").text)
         r = browser.post(f"/admin/orders/{order_id}/{action}", data={"csrf": token, **data})
         assert r.status_code == 303 and r.headers["location"] == f"/admin/orders/{order_id}"
         return browser.get(f"/admin/orders/{order_id}").text
@@ -169,6 +175,9 @@ async def test_the_actions_are_done_and_audited(browser: httpx.Client,
     assert "give an amount" in page  # an empty amount never means "all that is left"
     assert '<span class="status s-completed">COMPLETED</span>' in page
     assert "<td>refund</td>" not in page.split("<h2>Audit</h2>")[1]
+    page = act("refund", amount="3.00", full="1", reason="both buttons")
+    assert "an amount was typed but “refund all that is left” was pressed" in page
+    assert '<span class="status s-completed">COMPLETED</span>' in page  # nothing refunded
     page = act("refund", amount="25.01", reason="too much")
     assert "exceeds the 25.00 USD left to refund" in page
     page = act("refund", amount="5.00", reason="chipped mug")
@@ -270,7 +279,9 @@ def test_the_dashboard_on_postgresql_and_dynamodb(
         assert order["id"] in client.get(f"/admin/orders?q={order['id']}").text
         token = csrf_of(home.text)
         run(stack.complete_at_paypal(order["id"]))
-        for action, data in (("reconcile", {}), ("refund", {"amount": "2.50"}),
+        refund_id = refund_id_of(client.get(f"/admin/orders/{order['id']}").text)
+        for action, data in (("reconcile", {}),
+                             ("refund", {"amount": "2.50", "refund_id": refund_id}),
                              ("resolve", {"note": "settled"})):
             r = client.post(f"/admin/orders/{order['id']}/{action}",
                             data={"csrf": token, **data})
@@ -308,3 +319,186 @@ def test_hash_password_prints_a_hash_that_checks() -> None:
                                input="short\n")
     assert short.exit_code == 2
     assert hash_password("x", n=2**10) != hash_password("x", n=2**10)  # salted
+
+
+async def test_a_refund_form_sent_twice_refunds_once(browser: httpx.Client,
+                                                     stack: DashStack) -> None:
+    """The refund form carries a refund id: sent twice (a double click, a resubmit) it names
+    the same refund, so PayPal is asked once and one refund is stored; a form without an id
+    this dashboard made is refused before PayPal."""
+    order = await stack.stuck_order()
+    await stack.complete_at_paypal(order["id"])
+    sign_in(browser, API_KEY)
+    path = f"/admin/orders/{order['id']}"
+    page = browser.get(path).text
+    token = csrf_of(page)
+    assert browser.post(f"{path}/reconcile", data={"csrf": token}).status_code == 303
+    form = {"csrf": token, "amount": "3.00", "reason": "dented",
+            "refund_id": refund_id_of(browser.get(path).text)}
+    assert refund_id_of(browser.get(path).text) != form["refund_id"]  # fresh per page
+    for _ in range(2):
+        assert browser.post(f"{path}/refund", data=form).status_code == 303
+    page = browser.get(path).text
+    assert "this form was already sent: refund " + form["refund_id"] in page
+    asked = [e for e in stack.emulator.emu.request_log
+             if e.method == "POST" and e.path.endswith("/refund")]
+    assert len(asked) == 1
+    store = SqlStore(stack.settings.database_url)
+    try:
+        async with store.snapshot() as uow:
+            refunds = await uow.refunds_for_order(order["id"])
+            stored = await uow.get_order(order["id"])
+    finally:
+        await store.close()
+    assert [r.id for r in refunds] == [form["refund_id"]]
+    assert stored is not None and str(stored.refunded) == "3.00 USD"
+    for bad in ("", "ref_guessed", "ord_" + "0" * 24):
+        r = browser.post(f"{path}/refund", data={**form, "refund_id": bad})
+        assert r.status_code == 303
+        assert "no refund id this dashboard made" in browser.get(path).text, bad
+    assert len([e for e in stack.emulator.emu.request_log
+                if e.method == "POST" and e.path.endswith("/refund")]) == 1
+
+
+@pytest.mark.parametrize("revoked", ["api_key", "password"])
+def test_sessions_end_when_their_credential_is_revoked(
+        revoked: str, emulator: EmulatorServer, tmp_path: Path) -> None:
+    """A session records the credential it signed in with: restarted with that API key
+    removed (or the password's hash changed), paywire ends its sessions, while the sessions
+    of the credential still configured go on (the session secret is the same)."""
+    with dashboard_stack(emulator, tmp_path) as first:
+        cookies = {}
+        for secret in (API_KEY, PASSWORD):
+            with httpx.Client(base_url=first.url, timeout=30) as client:
+                assert sign_in(client, secret).status_code == 303
+                cookies[secret] = client.cookies["paywire_admin"]
+        same_hash = first.settings.admin_password_hash
+    other_key = "another-api-key-0123456789abcdef"
+    changed = ({"api_keys": [other_key], "admin_password_hash": same_hash}
+               if revoked == "api_key" else {})  # the default: a new hash (a fresh salt)
+    with dashboard_stack(emulator, tmp_path, **changed) as second, \
+            httpx.Client(base_url=second.url, timeout=30) as client:
+        assert second.settings.admin_session_secret == first.settings.admin_session_secret
+        ended = API_KEY if revoked == "api_key" else PASSWORD
+        kept = PASSWORD if revoked == "api_key" else API_KEY
+        for secret, code in ((ended, 303), (kept, 200)):
+            r = client.get("/admin/", headers={"Cookie": f"paywire_admin={cookies[secret]}"})
+            assert r.status_code == code, secret
+        r = client.post("/admin/logout", data={"csrf": "x"},
+                        headers={"Cookie": f"paywire_admin={cookies[ended]}"})
+        assert r.status_code == 403 and "session has ended" in r.text
+
+
+def test_non_ascii_cookies_and_tokens_are_refused_not_errors(browser: httpx.Client,
+                                                              stack: DashStack) -> None:
+    """A session cookie, a form's CSRF token or the sign-in form's token that is not ASCII
+    is no session / a wrong token (a redirect to sign in, 403), never a 500."""
+    for cookie in ("é.é", "eyJ9.signé", "€"):
+        r = browser.get("/admin/", headers={"Cookie": f"paywire_admin={cookie}".encode()})
+        assert r.status_code == 303 and "/admin/login" in r.headers["location"], cookie
+    form = browser.get("/admin/login")
+    r = browser.post("/admin/login", data={"csrf": "jeton-é", "secret": API_KEY})
+    assert r.status_code == 403, r.text
+    assert browser.post("/admin/login", data={"csrf": csrf_of(form.text),
+                                              "secret": "clé-ü"}).status_code == 401
+    sign_in(browser, API_KEY)
+    r = browser.post("/admin/logout", data={"csrf": "jeton-é"})
+    assert r.status_code == 403 and "CSRF" in r.text
+    assert browser.get("/admin/").status_code == 200  # still signed in
+
+
+async def test_error_texts_and_notes_are_redacted(browser: httpx.Client,
+                                                  stack: DashStack) -> None:
+    """Card-number-like digits in an outbox message's last error, a delivery attempt's
+    answer, a stored event's note and a truth task's last error are masked on every page
+    that shows them (the order's, the outbox's, the truth queue's)."""
+    order = await stack.stuck_order()
+    now = stack.clock.now()
+    cards = {"outbox": "4000000000000002", "attempt": "5555555555554444",
+             "note": "4242424242424242", "truth": "378282246310005"}
+    store = SqlStore(stack.settings.database_url)
+    try:
+        async with store.transaction() as uow:
+            await uow.put_inbox_event(InboxEvent(
+                provider="paypal", event_id="WH-DASH-NOTE", event_type="PAYMENT.CAPTURE.PENDING",
+                received_at=now, order_id=order["id"], status="applied", body=b"{}",
+                note=f"card {cards['note']} in a note"))
+            await uow.add_announcement(Announcement(f"dash-red-{order['id']}", "order.completed",
+                                                    order["id"], {"x": 1}), "msg_dash_red", now)
+            for m in await uow.claim_outbox("t", now, now + timedelta(minutes=1), 50):
+                await uow.finish_outbox(m.id, "t", status="dead", attempts=1,
+                                        next_attempt_at=None, now=now,
+                                        last_error=f"http: 400 card {cards['outbox']}")
+            await uow.record_delivery_attempts([DeliveryAttempt(
+                "msg_dash_red", order["id"], now, 1, "dead",
+                error=f"shop: bad card {cards['attempt']}", message_type="order.completed")])
+            task = TruthTask(id="paypal:capture:CAP-RED", provider="paypal", kind="capture",
+                             resource_id="CAP-RED", reason="test", created_at=now,
+                             next_attempt_at=now, order_id=order["id"])
+            assert await uow.enqueue_truth(task)
+            assert await uow.claim_truth_task(task.id, "t", now, now + timedelta(minutes=1))
+            assert await uow.finish_truth_task(task.id, "t", status="failed", attempts=1,
+                                               next_attempt_at=now, now=now,
+                                               last_error=f"provider: card {cards['truth']}")
+    finally:
+        await store.close()
+    sign_in(browser, API_KEY)
+    pages = {"order": browser.get(f"/admin/orders/{order['id']}").text,
+             "outbox": browser.get("/admin/outbox").text,
+             "truth": browser.get("/admin/truth").text}
+    for name, page in pages.items():
+        for card in cards.values():
+            assert card not in page, (name, card)
+    for card in ("outbox", "attempt", "note"):
+        assert "•••• " + cards[card][-4:] in pages["order"], card
+    assert "•••• " + cards["outbox"][-4:] in pages["outbox"]
+    assert "•••• " + cards["truth"][-4:] in pages["truth"]
+
+
+async def _audit_lines(stack: DashStack) -> list[AuditEntry]:
+    store = SqlStore(stack.settings.database_url)
+    try:
+        async with store.snapshot() as uow:
+            return await uow.list_audit(limit=100)
+    finally:
+        await store.close()
+
+
+async def test_refused_posts_and_throttled_sign_ins_are_audited(
+        browser: httpx.Client, stack: DashStack) -> None:
+    """A sign-in form without its token, a POST with no session or an ended one, an action
+    with a wrong CSRF token and a throttled sign-in each write a refused audit line (who,
+    where from), not only a log line."""
+    browser.get("/admin/login")
+    assert browser.post("/admin/login", data={"csrf": "forged"}).status_code == 403
+    assert browser.post("/admin/orders/ord_x/resolve", data={"csrf": "x"}).status_code == 403
+    sign_in(browser, API_KEY, name="Dana")
+    assert browser.post("/admin/logout", data={"csrf": "wrong"}).status_code == 403
+    for _ in range(3):
+        sign_in(browser, "not-the-key-0123456789")
+    assert sign_in(browser, API_KEY).status_code == 429
+    lines = {(a.actor.split(" (")[0], a.action, a.outcome, a.detail.get("path"))
+             for a in await _audit_lines(stack)}
+    assert ("anonymous", "csrf_refused", "refused", "/admin/login") in lines
+    assert ("anonymous", "session_refused", "refused", "/admin/orders/ord_x/resolve") in lines
+    assert ("Dana", "csrf_refused", "refused", "/admin/logout") in lines
+    assert ("anonymous", "login_throttled", "refused", None) in lines
+
+
+async def test_an_action_that_fails_unexpectedly_is_audited(
+        browser: httpx.Client, stack: DashStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An action that raises something other than paywire's own errors (a bug, an outage)
+    writes its audit line with outcome "error" before the error goes on."""
+    order = await stack.stuck_order()
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the store went away")
+
+    monkeypatch.setattr(Reconciler, "reconcile_now", broken)
+    sign_in(browser, API_KEY)
+    token = csrf_of(browser.get("/admin/").text)
+    r = browser.post(f"/admin/orders/{order['id']}/reconcile", data={"csrf": token})
+    assert r.status_code == 500
+    [line] = [a for a in await _audit_lines(stack) if a.action == "reconcile"]
+    assert line.outcome == "error" and line.order_id == order["id"]
+    assert line.detail["error"] == "RuntimeError"

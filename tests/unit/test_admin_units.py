@@ -3,11 +3,16 @@ sign-in may lead, the orders page's filters, redaction, and the `Resolved` fact.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
 
+from paywire.admin import auth
 from paywire.admin.app import Filters, _safe_next
 from paywire.admin.auth import (
     Credentials,
@@ -52,33 +57,82 @@ def test_signed_values_resist_tampering_and_other_purposes() -> None:
     body, mac = value.split(".")
     assert signer.unsign("flash", body + "x." + mac) is None
     assert signer.unsign("flash", None) is None and signer.unsign("flash", "a.b.c") is None
-    cookie, session = signer.session("dana", 60, now=1000.0)
+    cookie, session = signer.session("dana", 60, now=1000.0, credential="key_x")
     assert signer.read_session(cookie, now=1059.0) == session
     assert signer.read_session(cookie, now=1060.0) is None  # ended
     assert "k" * 32 not in repr(signer)
 
 
-def test_the_session_key_follows_the_credentials() -> None:
-    """Unset, the key is derived from the credentials: the same for the same ones, another
-    when one changes; a configured secret wins."""
-    keys = [SecretStr("key-one-0123456789abcdef")]
-    assert session_key(None, keys, None) == session_key(None, list(keys), None)
-    assert session_key(None, keys, None) != session_key(
-        None, [SecretStr("key-two-0123456789abcdef")], None)
-    assert session_key(None, keys, None) != session_key(None, keys, SecretStr("scrypt$..."))
-    assert session_key(SecretStr("s"), keys, None) == session_key(SecretStr("s"), [], None)
+def test_the_session_key_comes_from_a_secret() -> None:
+    """The key is an HMAC under the configured secret, or under the API keys (in any order:
+    the same for the same keys, another when one changes); never a plain hash of them, and
+    random when nothing is configured."""
+    keys = [SecretStr("key-one-0123456789abcdef"), SecretStr("key-two-0123456789abcdef")]
+    assert session_key(None, keys) == session_key(None, keys[::-1])
+    assert session_key(None, keys) != session_key(None, keys[:1])
+    assert session_key(None, keys) == hmac.new(
+        b"".join(len(k).to_bytes(4, "big") + k for k in sorted(
+            key.get_secret_value().encode() for key in keys)),
+        b"paywire-admin-session", hashlib.sha256).digest()
+    secret = SecretStr("s" * 32)
+    assert session_key(secret, keys) == session_key(secret, []) == hmac.new(
+        b"s" * 32, b"paywire-admin-session", hashlib.sha256).digest()
+    assert session_key(None, []) != session_key(None, [])  # nothing signs in: random
 
 
-def test_credentials_name_the_caller_never_the_secret() -> None:
+async def test_credentials_name_the_caller_never_the_secret() -> None:
     """An API key signs in as its caller id, the password as the user; nothing else does."""
     creds = Credentials([SecretStr("key-one-0123456789abcdef")], "ops",
                         SecretStr(hash_password("the password 123", n=2**10)))
-    who = creds.identify("key-one-0123456789abcdef")
-    assert who is not None and who.startswith("key_") and "key-one" not in who
-    assert creds.identify("the password 123") == "ops"
-    assert creds.identify("") is None and creds.identify("nope") is None
+    who = await creds.identify("key-one-0123456789abcdef")
+    assert who is not None and who.actor.startswith("key_") and "key-one" not in who.actor
+    assert who.credential == who.actor and creds.current(who.credential)
+    by_password = await creds.identify("the password 123")
+    assert by_password is not None and by_password.actor == "ops"
+    assert by_password.credential.startswith("pw_") and creds.current(by_password.credential)
+    assert await creds.identify("") is None and await creds.identify("nope") is None
     assert creds.configured and not Credentials([], "ops", None).configured
     assert "0123456789" not in repr(creds)
+    # Another key list or another password hash: those sessions' credentials are not current.
+    rotated = Credentials([SecretStr("key-two-0123456789abcdef")], "ops",
+                          SecretStr(hash_password("the password 123", n=2**10)))
+    assert not rotated.current(who.credential) and not rotated.current(by_password.credential)
+    assert not creds.current("") and not creds.current("anything")
+
+
+async def test_password_checks_run_off_the_loop_two_at_a_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scrypt check runs in worker threads, never the event loop's, and no more than
+    two at once: while two are held, the loop still runs and the others wait their turn."""
+    held = threading.Event()
+    inside: list[int] = []
+    most = 0
+    lock = threading.Lock()
+
+    def slow_check(password: str, encoded: str) -> bool:
+        nonlocal most
+        with lock:
+            inside.append(threading.get_ident())
+            most = max(most, len(inside))
+        held.wait(30)
+        with lock:
+            inside.remove(threading.get_ident())
+        return password == "right"
+
+    monkeypatch.setattr(auth, "check_password", slow_check)
+    creds = Credentials([], "ops", SecretStr("scrypt$1024$8$1$ab$cd"))
+    checks = [asyncio.create_task(creds.identify(p)) for p in ("right", "x", "y", "z", "w")]
+    for _ in range(3000):  # the loop keeps turning while checks are held
+        if len(inside) == 2:
+            break
+        await asyncio.sleep(0.01)
+    for _ in range(20):  # and the others stay queued
+        await asyncio.sleep(0.01)
+    assert len(inside) == 2 and threading.get_ident() not in inside
+    held.set()
+    found = await asyncio.gather(*checks)
+    assert [f and f.actor for f in found] == ["ops", None, None, None, None]
+    assert most == 2
 
 
 def test_the_throttle_counts_failures_per_client_in_a_window() -> None:

@@ -186,3 +186,31 @@ def test_catalog_file_level_problems(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             load_catalog(path, check_amount)
         assert str(path) in info.value.message
+
+
+def test_password_sign_in_needs_a_session_secret() -> None:
+    """A dashboard password without PAYWIRE_ADMIN_SESSION_SECRET (or with a short one) is
+    refused, naming the variables and quoting neither value; API keys alone need none, nor
+    a disabled dashboard."""
+    hashed = "scrypt$1024$8$1$" + "ab" * 16 + "$" + "cd" * 32
+    message = refused(admin_password_hash=hashed)
+    assert "PAYWIRE_ADMIN_SESSION_SECRET" in message and hashed not in message
+    short = "too-short-secret"
+    message = refused(admin_password_hash=hashed, admin_session_secret=short)
+    assert "PAYWIRE_ADMIN_SESSION_SECRET is shorter than 32" in message
+    assert short not in message
+    assert load(admin_password_hash=hashed, admin_session_secret="x" * 32).admin_enabled
+    assert load(admin_password_hash=hashed, admin_enabled=False).admin_password_hash
+    assert load(api_keys=[KEY_A]).admin_session_secret is None
+
+
+@pytest.mark.parametrize("bad", ["hunter2-plain-password", "scrypt$1024$8$1$zz$cd",
+                                 "scrypt$1000$8$1$ab$cd", "bcrypt$1024$8$1$ab$cd",
+                                 "scrypt$1024$8$1$$cd"])
+def test_the_dashboard_password_hash_is_checked(bad: str) -> None:
+    """PAYWIRE_ADMIN_PASSWORD_HASH must read as a hash `paywire admin hash-password` prints;
+    the refusal names the variable and never echoes the value (it may be a password pasted
+    by mistake)."""
+    message = refused(admin_password_hash=bad, admin_session_secret="x" * 32)
+    assert "PAYWIRE_ADMIN_PASSWORD_HASH is not a password hash" in message
+    assert bad not in message and "hunter2" not in message

@@ -12,7 +12,8 @@ JavaScript) over `services.dashboard.Dashboard`.
 Sign-in takes an API key or the configured password (`admin.auth`) and sets a session cookie:
 HttpOnly, SameSite=Strict, Path=/admin, and Secure unless the page was asked for on a loopback
 address. Every POST carries the session's CSRF token (the sign-in form a pre-session one);
-failed sign-ins are throttled per client address. Each action and each sign-in is audited.
+failed sign-ins are throttled per client address. Each action and each sign-in is audited, and
+so is each refused POST (a wrong CSRF token, no session) and each throttled sign-in.
 Responses forbid caching and framing and allow no script at all (Content-Security-Policy).
 An action answers with a redirect to the page it came from (post/redirect/get), carrying its
 outcome in a signed one-time cookie.
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 import logging
 import secrets
@@ -40,14 +40,21 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from paywire.admin.auth import Credentials, Session, Signer, Throttle, session_key
+from paywire.admin.auth import (
+    Credentials,
+    Session,
+    Signer,
+    Throttle,
+    same_text,
+    session_key,
+)
 from paywire.admin.health import HealthStrip, read_strip
 from paywire.domain.catalog import Catalog
-from paywire.domain.errors import NotFoundError, ValidationError
+from paywire.domain.errors import ConfigError, NotFoundError, ValidationError
 from paywire.domain.money import exponent
 from paywire.domain.order import OrderStatus
 from paywire.ports import OrderFilter
-from paywire.services.dashboard import ActionResult, Dashboard, redact
+from paywire.services.dashboard import ActionResult, Dashboard, new_refund_id, redact
 from paywire.services.health import HealthGauges
 from paywire.settings import Settings
 
@@ -56,6 +63,7 @@ log = logging.getLogger("paywire.admin")
 COOKIE = "paywire_admin"
 PRE_COOKIE = "paywire_admin_pre"
 FLASH_COOKIE = "paywire_admin_flash"
+ANONYMOUS = "anonymous"  # the audit log's actor for what no session did
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 PAGE = 50
 OUTBOX_STATUSES = ("pending", "queued", "delivered", "dead")
@@ -214,8 +222,10 @@ class Filters:
 def create_admin(settings: Settings, container: Callable[[], AdminContainer]) -> Starlette:
     """The dashboard as an ASGI app to mount at /admin; `container()` is the running app's
     wired container (read per request: it exists only while the app runs)."""
-    signer = Signer(session_key(settings.admin_session_secret, settings.api_keys,
-                                settings.admin_password_hash))
+    if settings.admin_password_hash is not None and settings.admin_session_secret is None:
+        raise ConfigError("PAYWIRE_ADMIN_PASSWORD_HASH needs PAYWIRE_ADMIN_SESSION_SECRET "
+                          "(the dashboard's sessions are signed with it)")
+    signer = Signer(session_key(settings.admin_session_secret, settings.api_keys))
     credentials = Credentials(settings.api_keys, settings.admin_user,
                               settings.admin_password_hash)
     throttle = Throttle(settings.admin_login_attempts, settings.admin_login_window_seconds)
@@ -265,20 +275,29 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
 
         async def endpoint(request: Request) -> Response:
             session = signer.read_session(request.cookies.get(COOKIE))
+            revoked = session is not None and not credentials.current(session.credential)
+            if revoked:
+                session = None  # its API key was removed or the password changed
             if session is None:
                 if request.method == "GET":
                     wanted = request.url.path + (f"?{request.url.query}" if request.url.query
                                                  else "")
                     return go(request, "/login?" + urlencode({"next": wanted}))
+                await dashboard().record(
+                    ANONYMOUS, "session_refused", outcome="refused", path=request.url.path,
+                    client=client(request),
+                    reason="credential revoked" if revoked else "no session, or it ended")
                 return page(request, "denied.html", code=403,
                             reason="your session has ended: sign in again")
             if request.method == "POST":
                 form = await read_form(request)
                 request.state.form = form
                 token = form.get("csrf")
-                if not isinstance(token, str) or not hmac.compare_digest(token, session.csrf):
+                if not isinstance(token, str) or not same_text(token, session.csrf):
                     log.warning("dashboard POST refused: bad CSRF token",
                                 extra={"actor": session.actor, "path": request.url.path})
+                    await dashboard().record(session.actor, "csrf_refused", outcome="refused",
+                                             path=request.url.path, client=client(request))
                     return page(request, "denied.html", code=403, session=session,
                                 reason="the form's CSRF token is missing or wrong")
             try:
@@ -320,28 +339,31 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
         name = str(form.get("name") or "").strip()[:64]
         expected = pre.get("csrf")
         if not (isinstance(token, str) and isinstance(expected, str)
-                and hmac.compare_digest(token, expected)):
+                and same_text(token, expected)):
+            await dashboard().record(ANONYMOUS, "csrf_refused", outcome="refused",
+                                     path=request.url.path, client=client(request))
             return page(request, "denied.html", code=403,
                         reason="the sign-in form's CSRF token is missing or wrong: reload it")
         who = client(request)
         wait = throttle.retry_after(who)
         if wait:
+            await dashboard().record(ANONYMOUS, "login_throttled", outcome="refused",
+                                     client=who, retry_after=wait)
             response = page(request, "login.html", code=429, csrf=expected, next=wanted,
                             configured=credentials.configured,
                             error=f"too many failed sign-ins: try again in {wait} s")
             response.headers["Retry-After"] = str(wait)
             return response
-        actor = credentials.identify(secret if isinstance(secret, str) else "")
-        if actor is None:
+        identity = await credentials.identify(secret if isinstance(secret, str) else "")
+        if identity is None:
             throttle.failed(who)
             await dashboard().record(f"unknown@{who}", "login", outcome="refused")
             return page(request, "login.html", code=401, csrf=expected, next=wanted,
                         configured=credentials.configured,
                         error="that is neither an API key nor the password")
         throttle.succeeded(who)
-        if name:
-            actor = f"{name} ({actor})"
-        value, _ = signer.session(actor, lifetime)
+        actor = f"{name} ({identity.actor})" if name else identity.actor
+        value, _ = signer.session(actor, lifetime, credential=identity.credential)
         await dashboard().record(actor, "login", client=who)
         signed = go(request, wanted)
         set_cookie(signed, request, COOKIE, value, lifetime)
@@ -377,7 +399,8 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
 
     async def order(request: Request, session: Session) -> Response:
         timeline = await dashboard().timeline(request.path_params["order_id"])
-        return page(request, "order.html", session=session, t=timeline, o=timeline.order)
+        return page(request, "order.html", session=session, t=timeline, o=timeline.order,
+                    refund_id=new_refund_id())
 
     async def act(request: Request, session: Session) -> Response:
         order_id, action = request.path_params["order_id"], request.path_params["action"]
@@ -393,9 +416,14 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
             full = field("full") == "1"
             if not full and not field("amount").strip():  # never read as "all that is left"
                 done = ActionResult(False, "give an amount, or use “refund all that is left”")
+            elif full and field("amount").strip():  # which one was meant is not known
+                done = ActionResult(False, "an amount was typed but “refund all that is left” "
+                                    "was pressed: nothing was refunded; clear the amount, or "
+                                    "use “refund this amount”")
             else:
                 done = await board.refund(session.actor, order_id,
-                                          None if full else field("amount"), field("reason"))
+                                          None if full else field("amount"), field("reason"),
+                                          refund_id=field("refund_id"))
         elif action == "resolve":
             done = await board.resolve(session.actor, order_id, field("note"))
         else:

@@ -164,11 +164,20 @@ def dev_settings(options: DevOptions, url: str, emulator_url: str,
         values.update(fulfilment_url=f"{url}{SHOP_PREFIX}/fulfilment",
                       fulfilment_secret=fulfilment_secret, outbox_worker_enabled=True,
                       outbox_base_delay_seconds=1.0, outbox_max_delay_seconds=60.0)
+    # The dashboard's sessions are signed with a secret made for this process (so they end
+    # when `paywire dev` does); a configured one is not needed here.
+    values["admin_session_secret"] = dev_session_secret()
     settings = Settings.load(**values)
     if not settings.api_keys and settings.admin_password_hash is None:
         # Nothing signs in to the dashboard: the dev password does (`DEV_ADMIN_PASSWORD`).
         settings = Settings.load(**values, admin_password_hash=dev_password_hash())
     return settings
+
+
+@functools.cache
+def dev_session_secret() -> str:
+    """A random secret that signs the dev dashboard's sessions (made once per process)."""
+    return secrets.token_urlsafe(32)
 
 
 @functools.cache

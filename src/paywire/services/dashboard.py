@@ -12,9 +12,10 @@ The actions are the services the API and the CLI already use — `Reconciler.rec
 `resolve` (the `Resolved` fact: the flag cleared, the note in the order's history). Each is
 written to the audit log (who, what, when, how it ended), whether it succeeded or not.
 
-Nothing a page shows carries a secret: provider answers and event bodies pass `redact`, which
-hides credential-like fields (access codes, signatures, tokens, secrets) and masks any run of
-13 to 19 digits (a card number) to its last four.
+Nothing a page shows carries a secret: provider answers, event bodies and notes, the outbox's
+and the truth queue's errors and the shop's answers pass `redact`, which hides credential-like
+fields (access codes, signatures, tokens, secrets) and masks any run of 13 to 19 digits (a card
+number) to its last four.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,7 @@ from paywire.ports import (
     TruthTask,
     WebhookRejection,
 )
+from paywire.services.common import new_id
 from paywire.services.operations import retry_on_conflict
 from paywire.services.orders import must_order
 from paywire.services.reconcile import Reconciler
@@ -54,11 +56,18 @@ from paywire.services.transitions import apply_fact
 log = logging.getLogger("paywire.dashboard")
 
 MAX_NOTE = 2000
+# A refund's id as `new_refund_id` (and the API, `services.common.new_id("ref")`) makes it.
+REFUND_ID = re.compile(r"ref_[0-9a-f]{24}")
 HIDDEN = "••••"
 _SECRET_KEY = re.compile(
     r"(secret|password|passphrase|phrase|signature|token|access_code|merchant_identifier|"
     r"authorization|card_security_code|cvv|expiry|api_key)", re.IGNORECASE)
 _CARD = re.compile(r"(?<!\d)(\d[ -]?){9,15}(\d{4})(?!\d)")
+
+
+def new_refund_id() -> str:
+    """A fresh refund id for a refund form (the id the API's refunds get too)."""
+    return new_id("ref")
 
 
 def redact(value: Any) -> Any:
@@ -168,7 +177,8 @@ class Dashboard:
             history = await uow.history(order.id)
             operations = await uow.operations_for_order(order.id)
             events = await uow.inbox_for_order(order.id)
-            outbox = await uow.outbox_for_order(order.id)
+            outbox = [replace(m, last_error=redact(m.last_error))
+                      for m in await uow.outbox_for_order(order.id)]
             attempts = await uow.delivery_attempts(order.id)
             refunds = await uow.refunds_for_order(order.id)
             audit = await uow.audit_for_order(order.id)
@@ -189,16 +199,17 @@ class Dashboard:
             entries.append(TimelineEntry(
                 ev.received_at, "event", f"{ev.provider} {ev.event_type} received (verified)",
                 ev.status, {"event id": ev.event_id, "transmission id": ev.transmission_id,
-                            "note": ev.note, "body": redact(_body(ev.body))}))
+                            "note": redact(ev.note), "body": redact(_body(ev.body))}))
         for m in outbox:
             entries.append(TimelineEntry(
                 m.created_at, "announcement", f"announced {m.type}", m.status,
-                {"message id": m.id, "attempts": m.attempts, "last error": m.last_error,
+                {"message id": m.id, "attempts": m.attempts, "last error": redact(m.last_error),
                  "payload": redact(m.payload)}, m.trace_id))
         for a in attempts:
             entries.append(TimelineEntry(
                 a.at, "delivery", f"delivery #{a.attempt} of {a.message_type or a.message_id}",
-                a.outcome, {"message id": a.message_id, "shop's answer": a.error or "accepted"},
+                a.outcome, {"message id": a.message_id,
+                            "shop's answer": redact(a.error) if a.error else "accepted"},
                 a.trace_id))
         for r in refunds:
             entries.append(TimelineEntry(
@@ -225,13 +236,15 @@ class Dashboard:
                           ) -> list[TruthTask]:
         """The truth queue by due time."""
         async with self.store.snapshot() as uow:
-            return await uow.list_truth_tasks(status=status, limit=limit)
+            rows = await uow.list_truth_tasks(status=status, limit=limit)
+        return [replace(t, last_error=redact(t.last_error)) for t in rows]
 
     async def outbox(self, *, status: str | None = None, limit: int = 50,
                      before: tuple[datetime, str] | None = None) -> list[OutboxMessage]:
         """Outbox messages newest first."""
         async with self.store.snapshot() as uow:
-            return await uow.list_outbox(status=status, limit=limit, before=before)
+            rows = await uow.list_outbox(status=status, limit=limit, before=before)
+        return [replace(m, last_error=redact(m.last_error)) for m in rows]
 
     async def audit_log(self, *, limit: int = 100,
                         before: tuple[datetime, str] | None = None) -> list[AuditEntry]:
@@ -266,6 +279,10 @@ class Dashboard:
             await self.record(actor, action, order_id=order_id, outcome="refused",
                               error=exc.message, **detail)
             return ActionResult(False, exc.message)
+        except Exception as exc:  # a bug or an outage: audited, then the caller's to report
+            await self.record(actor, action, order_id=order_id, outcome="error",
+                              error=type(exc).__name__, **detail)
+            raise
         await self.record(actor, action, order_id=order_id,
                           outcome="ok" if done.ok else "error", result=done.message, **detail)
         return done
@@ -288,22 +305,36 @@ class Dashboard:
         return await self._audited(actor, "reconcile", order_id, work)
 
     async def refund(self, actor: str, order_id: str, amount: str | None,
-                     reason: str | None) -> ActionResult:
+                     reason: str | None, *, refund_id: str) -> ActionResult:
         """Refund all that is left (no `amount`) or `amount` (decimal text in the order's
-        currency); refused before the provider if it exceeds what is left."""
+        currency); refused before the provider if it exceeds what is left.
+
+        `refund_id` is the id the order's page put in its refund form (`new_refund_id`): a
+        form sent twice (a double click, a resubmit, a retry) names the same refund, which
+        `Refunds.refund` resumes or reports instead of making a second one."""
         reason = (reason or "").strip()[:MAX_NOTE] or None
         text = (amount or "").strip() or None
 
         async def work() -> ActionResult:
+            if not REFUND_ID.fullmatch(refund_id):
+                raise ValidationError("the refund form carries no refund id this dashboard "
+                                      "made: reload the order's page", field="refund_id")
             order = await self._order(order_id)
+            async with self.store.snapshot() as uow:
+                earlier = await uow.get_refund(refund_id)
+            if earlier is not None and earlier.order_id != order.id:
+                raise ValidationError(f"refund {refund_id} is another order's: reload the "
+                                      "order's page", field="refund_id")
             money = Money.parse(text, order.amount.currency) if text is not None else None
-            after, made = await self.refunds.refund(order.id, money, reason=reason)
+            after, made = await self.refunds.refund(order.id, money, refund_id=refund_id,
+                                                    reason=reason)
+            again = "this form was already sent: " if earlier is not None else ""
             return ActionResult(made.status != "failed",
-                                f"refund {made.id} of {made.amount}: {made.status}; the order "
-                                f"is {after.status}", after)
+                                f"{again}refund {made.id} of {made.amount}: {made.status}; the "
+                                f"order is {after.status}", after)
 
         return await self._audited(actor, "refund", order_id, work, amount=text or "all left",
-                                   reason=reason)
+                                   reason=reason, refund_id=refund_id)
 
     async def resolve(self, actor: str, order_id: str, note: str) -> ActionResult:
         """Clear the order's needs-attention flag with a note (kept in its history)."""
@@ -354,6 +385,10 @@ class Dashboard:
             await self.record(actor, "outbox_retry", outcome="refused", error=exc.message,
                               message_id=message_id)
             return ActionResult(False, exc.message)
+        except Exception as exc:
+            await self.record(actor, "outbox_retry", outcome="error",
+                              error=type(exc).__name__, message_id=message_id)
+            raise
         await self.record(actor, "outbox_retry", order_id=order_id,
                           outcome="ok" if done.ok else "refused", message_id=message_id,
                           result=done.message)

@@ -34,7 +34,12 @@ field on its own), `checks` (the fields together) and `model` (`Settings`). Impo
 from __future__ import annotations
 
 from paywire.settings.aps import APS_SECRETS, ApsSettings
-from paywire.settings.checks import MIN_API_KEY_CHARS, PAYPAL_RETRY_HORIZON_SECONDS
+from paywire.settings.checks import (
+    MIN_API_KEY_CHARS,
+    MIN_SESSION_SECRET_CHARS,
+    PAYPAL_RETRY_HORIZON_SECONDS,
+    valid_password_hash,
+)
 from paywire.settings.errors import SettingsT, env_name, load_validated
 from paywire.settings.fields import DEMO_CATALOG, ProviderName
 from paywire.settings.model import Settings
@@ -61,6 +66,7 @@ __all__ = [
     "DYNAMODB_URL_OPTIONS",
     "EMULATOR_CA_PATH",
     "MIN_API_KEY_CHARS",
+    "MIN_SESSION_SECRET_CHARS",
     "PAYPAL_BASE_URLS",
     "PAYPAL_CERT_HOSTS",
     "PAYPAL_RETRY_HORIZON_SECONDS",
@@ -79,4 +85,5 @@ __all__ = [
     "load_validated",
     "paypal_secret_name",
     "ssm_path",
+    "valid_password_hash",
 ]

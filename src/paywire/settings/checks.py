@@ -19,6 +19,8 @@ from paywire.settings.purpose import Purpose
 from paywire.settings.urls import HOST_PORT, dynamodb_table, http_url
 
 MIN_API_KEY_CHARS = 16
+# The dashboard's session-signing secret: long enough that it cannot be guessed.
+MIN_SESSION_SECRET_CHARS = 32
 # PayPal retries a delivery for 3 days; refusing younger transmissions would refuse retries.
 PAYPAL_RETRY_HORIZON_SECONDS = 3 * 86400
 
@@ -33,6 +35,7 @@ def check_all(settings: SettingsFields, purpose: Purpose) -> None:
     check_webhooks(settings, purpose)
     check_aps(settings, purpose)
     check_metrics(settings)
+    check_admin(settings)
     if not settings.database_url:
         settings.database_url = f"sqlite+aiosqlite:///{settings.data_dir / 'paywire.db'}"
     elif dynamodb_table(settings.database_url) is None and not settings.is_sqlite and (
@@ -108,6 +111,42 @@ def check_shop(settings: SettingsFields, purpose: Purpose) -> None:
     except OSError as exc:
         raise ValueError(f"PAYWIRE_CATALOG_PATH: cannot read {path} "
                          f"({exc.strerror or type(exc).__name__})") from None
+
+
+def valid_password_hash(encoded: str) -> bool:
+    """Whether `encoded` reads as a hash `paywire admin hash-password` writes:
+    `scrypt$<n>$<r>$<p>$<salt hex>$<hash hex>`, n a power of two above 1, r and p positive."""
+    parts = encoded.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        return False
+    try:
+        n, r, p = (int(v) for v in parts[1:4])
+        salt, digest = bytes.fromhex(parts[4]), bytes.fromhex(parts[5])
+    except ValueError:
+        return False
+    return n > 1 and n & (n - 1) == 0 and r > 0 and p > 0 and bool(salt) and bool(digest)
+
+
+def check_admin(settings: SettingsFields) -> None:
+    """A dashboard password hash reads as one, and the dashboard's sessions are signed with a
+    secret: password sign-in needs `admin_session_secret` (with API keys alone, a key is
+    derived from them by HMAC), and a secret set is long enough. `paywire dev` sets a random
+    one per process."""
+    if settings.admin_password_hash is not None and not valid_password_hash(
+            settings.admin_password_hash.get_secret_value()):
+        raise ValueError("PAYWIRE_ADMIN_PASSWORD_HASH is not a password hash `paywire admin "
+                         "hash-password` prints (scrypt$<n>$<r>$<p>$<salt hex>$<hash hex>)")
+    secret = (settings.admin_session_secret.get_secret_value()
+              if settings.admin_session_secret is not None else "")
+    if secret and len(secret) < MIN_SESSION_SECRET_CHARS:
+        raise ValueError(f"PAYWIRE_ADMIN_SESSION_SECRET is shorter than "
+                         f"{MIN_SESSION_SECRET_CHARS} characters")
+    if settings.admin_enabled and settings.admin_password_hash is not None and not secret:
+        raise ValueError("PAYWIRE_ADMIN_PASSWORD_HASH (password sign-in to the dashboard) "
+                         "needs PAYWIRE_ADMIN_SESSION_SECRET: at least "
+                         f"{MIN_SESSION_SECRET_CHARS} random characters that sign its sessions "
+                         "(python -c 'import secrets; print(secrets.token_urlsafe(32))'), the "
+                         "same on every instance")
 
 
 def check_metrics(settings: SettingsFields) -> None:

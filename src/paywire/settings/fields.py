@@ -112,9 +112,10 @@ class SettingsFields(BaseSettings):
 
     # The operator's dashboard at /admin (`paywire.admin`): signed in with an API key, or with
     # the password whose hash `paywire admin hash-password` prints (scrypt, never the
-    # password itself). Its session cookie is signed with `admin_session_secret`; unset, a key
-    # derived from the API keys and the password hash (so every instance of a deployment
-    # agrees, and rotating them ends every session).
+    # password itself). Its session cookie is signed with `admin_session_secret` (at least 32
+    # characters; required with the password); with API keys alone and no secret, with a key
+    # derived from the keys by HMAC (so every instance of a deployment agrees, and rotating
+    # them ends every session).
     admin_enabled: bool = True
     admin_user: str = Field(default="admin", min_length=1, max_length=64)
     admin_password_hash: SecretStr | None = Field(default=None, repr=False)
