@@ -485,6 +485,21 @@ async def test_refused_posts_and_throttled_sign_ins_are_audited(
     assert ("anonymous", "login_throttled", "refused", None) in lines
 
 
+async def test_unauthenticated_audit_lines_are_capped_per_client(
+        browser: httpx.Client, stack: DashStack) -> None:
+    """A client with no session cannot grow the audit log without bound: past
+    ANON_AUDIT_PER_CLIENT refused POSTs a minute, the refusals are still answered 403 but only
+    logged."""
+    from paywire.admin.app import ANON_AUDIT_PER_CLIENT
+
+    browser.get("/admin/login")
+    for _ in range(ANON_AUDIT_PER_CLIENT + 5):
+        assert browser.post("/admin/login", data={"csrf": "forged"}).status_code == 403
+    refused = [a for a in await _audit_lines(stack)
+               if (a.actor, a.action) == ("anonymous", "csrf_refused")]
+    assert len(refused) == ANON_AUDIT_PER_CLIENT
+
+
 async def test_an_action_that_fails_unexpectedly_is_audited(
         browser: httpx.Client, stack: DashStack, monkeypatch: pytest.MonkeyPatch) -> None:
     """An action that raises something other than paywire's own errors (a bug, an outage)

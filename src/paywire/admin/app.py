@@ -64,6 +64,7 @@ COOKIE = "paywire_admin"
 PRE_COOKIE = "paywire_admin_pre"
 FLASH_COOKIE = "paywire_admin_flash"
 ANONYMOUS = "anonymous"  # the audit log's actor for what no session did
+ANON_AUDIT_PER_CLIENT, ANON_AUDIT_TOTAL = 20, 300  # audit lines a minute without a session
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 PAGE = 50
 OUTBOX_STATUSES = ("pending", "queued", "delivered", "dead")
@@ -229,6 +230,21 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
     credentials = Credentials(settings.api_keys, settings.admin_user,
                               settings.admin_password_hash)
     throttle = Throttle(settings.admin_login_attempts, settings.admin_login_window_seconds)
+    # What no session did is audited too, but an unauthenticated client must not be able to
+    # grow the audit log without bound: at most ANON_AUDIT_PER_CLIENT lines a minute per
+    # address and ANON_AUDIT_TOTAL in all (this process); past that, a log line only.
+    anon_per_client = Throttle(ANON_AUDIT_PER_CLIENT, 60.0)
+    anon_total = Throttle(ANON_AUDIT_TOTAL, 60.0)
+
+    async def record_unauthenticated(actor: str, action: str, who: str,
+                                     **detail: Any) -> None:
+        if anon_per_client.retry_after(who) or anon_total.retry_after("*"):
+            log.warning("dashboard %s from %s not audited: too many unauthenticated lines "
+                        "this minute", action, who)
+            return
+        anon_per_client.failed(who)
+        anon_total.failed("*")
+        await dashboard().record(actor, action, outcome="refused", **detail)
     lifetime = settings.admin_session_seconds
 
     def base(request: Request) -> str:
@@ -283,8 +299,8 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
                     wanted = request.url.path + (f"?{request.url.query}" if request.url.query
                                                  else "")
                     return go(request, "/login?" + urlencode({"next": wanted}))
-                await dashboard().record(
-                    ANONYMOUS, "session_refused", outcome="refused", path=request.url.path,
+                await record_unauthenticated(
+                    ANONYMOUS, "session_refused", client(request), path=request.url.path,
                     client=client(request),
                     reason="credential revoked" if revoked else "no session, or it ended")
                 return page(request, "denied.html", code=403,
@@ -340,15 +356,15 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
         expected = pre.get("csrf")
         if not (isinstance(token, str) and isinstance(expected, str)
                 and same_text(token, expected)):
-            await dashboard().record(ANONYMOUS, "csrf_refused", outcome="refused",
-                                     path=request.url.path, client=client(request))
+            await record_unauthenticated(ANONYMOUS, "csrf_refused", client(request),
+                                         path=request.url.path, client=client(request))
             return page(request, "denied.html", code=403,
                         reason="the sign-in form's CSRF token is missing or wrong: reload it")
         who = client(request)
         wait = throttle.retry_after(who)
         if wait:
-            await dashboard().record(ANONYMOUS, "login_throttled", outcome="refused",
-                                     client=who, retry_after=wait)
+            await record_unauthenticated(ANONYMOUS, "login_throttled", who, client=who,
+                                         retry_after=wait)
             response = page(request, "login.html", code=429, csrf=expected, next=wanted,
                             configured=credentials.configured,
                             error=f"too many failed sign-ins: try again in {wait} s")
@@ -357,7 +373,7 @@ def create_admin(settings: Settings, container: Callable[[], AdminContainer]) ->
         identity = await credentials.identify(secret if isinstance(secret, str) else "")
         if identity is None:
             throttle.failed(who)
-            await dashboard().record(f"unknown@{who}", "login", outcome="refused")
+            await record_unauthenticated(f"unknown@{who}", "login", who)
             return page(request, "login.html", code=401, csrf=expected, next=wanted,
                         configured=credentials.configured,
                         error="that is neither an API key nor the password")
