@@ -24,6 +24,17 @@ REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 
+def route_path(scope: Scope) -> str:
+    """The request's path inside this app: without the prefix it is mounted under (a shop's
+    `app.mount("/pay", ...)` puts `/pay` in `root_path` and keeps it in `path`), so a path
+    check means the same mounted or not."""
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", "")).rstrip("/")
+    if root and (path == root or path.startswith(f"{root}/")):
+        return path[len(root):] or "/"
+    return path
+
+
 def new_request_id() -> str:
     """A fresh request id."""
     return "req_" + secrets.token_hex(12)

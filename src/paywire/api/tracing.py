@@ -20,6 +20,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from paywire.api.middleware import route_path
 from paywire.domain import trace
 
 log = logging.getLogger("paywire.api.access")
@@ -79,7 +80,7 @@ class TraceMiddleware:
     def _log(scope: Scope, status: int, seconds: float) -> None:
         path = str(scope.get("path", ""))
         method = str(scope.get("method", ""))
-        level = logging.DEBUG if path in QUIET_PATHS else logging.INFO
+        level = logging.DEBUG if route_path(scope) in QUIET_PATHS else logging.INFO
         if not log.isEnabledFor(level):
             return
         request_id = (scope.get("state") or {}).get("request_id")

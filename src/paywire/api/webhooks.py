@@ -47,7 +47,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from paywire.api.errors import ApiError, error_response, render, request_id_of
-from paywire.api.middleware import BodyLimitMiddleware
+from paywire.api.middleware import BodyLimitMiddleware, route_path
 from paywire.api.schemas import ErrorOut, dump
 from paywire.domain import deadline, trace
 from paywire.domain.errors import PaywireError, SignatureError, StorageError
@@ -105,7 +105,7 @@ class BodyLimitExcept:
         self.limited = BodyLimitMiddleware(app, max_bytes=max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_webhook_path(scope["path"]):
+        if scope["type"] == "http" and is_webhook_path(route_path(scope)):
             await self.app(scope, receive, send)
         else:
             await self.limited(scope, receive, send)

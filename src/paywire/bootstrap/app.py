@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -19,7 +19,7 @@ from paywire.api.app import Surface, create_api
 from paywire.bootstrap.container import Container, ProviderWrapper, build
 from paywire.bootstrap.webhooks import EmulatorCaVerifier
 from paywire.domain.errors import ProviderError
-from paywire.ports import Clock, Metrics
+from paywire.ports import Clock, DeliveryTarget, Metrics
 from paywire.settings import Settings
 
 log = logging.getLogger("paywire")
@@ -71,16 +71,17 @@ async def background(container: Container) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, *, wrap_provider: ProviderWrapper | None = None,
                clock: Clock | None = None, background_tasks: bool = True,
-               metrics: Metrics | None = None, surface: Surface = "all") -> FastAPI:
+               metrics: Metrics | None = None, surface: Surface = "all",
+               targets: Sequence[DeliveryTarget] = ()) -> FastAPI:
     """The paywire HTTP API for `settings`; its lifespan builds the container (counted into
-    `metrics`, if given), runs the background work (`background`, unless `background_tasks` is
-    False: a Lambda function, frozen between requests, runs none) and closes both. `surface`
-    chooses the routes (`create_api`)."""
+    `metrics`, if given; `targets` beside the settings' fulfilment targets), runs the background
+    work (`background`, unless `background_tasks` is False: a Lambda function, frozen between
+    requests, runs none) and closes both. `surface` chooses the routes (`create_api`)."""
 
     @asynccontextmanager
     async def open_container() -> AsyncIterator[Container]:
         container = await build(settings, wrap_provider=wrap_provider, clock=clock,
-                                metrics=metrics)
+                                metrics=metrics, targets=targets)
         try:
             if background_tasks:
                 async with background(container):

@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
 
 from paywire.bootstrap.adapters import (
+    fulfilment_targets,
     migrate_embedded,
     outbox_worker,
     reconciler_for,
@@ -34,6 +35,7 @@ from paywire.domain.catalog import Catalog
 from paywire.domain.errors import ConfigError
 from paywire.ports import (
     Clock,
+    DeliveryTarget,
     Metrics,
     NoMetrics,
     PaymentProvider,
@@ -103,13 +105,15 @@ class Container:
 
 
 async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = None,
-                clock: Clock | None = None, metrics: Metrics | None = None) -> Container:
+                clock: Clock | None = None, metrics: Metrics | None = None,
+                targets: Sequence[DeliveryTarget] = ()) -> Container:
     """Wire the adapters `settings` name into the services.
 
     `wrap_provider` lets a test put a fake around the real PayPal client (the provider seam);
     `clock` replaces the wall clock. With `metrics`, the store and the providers are counted
-    (`services.metering`) and the container carries the sink. No network call is made here
-    (see `background`).
+    (`services.metering`) and the container carries the sink. `targets` are delivery targets
+    beside the fulfilment targets `settings` name (an embedding shop's own function:
+    `paywire.bootstrap.embed`). No network call is made here (see `background`).
     """
     clock = clock or SystemClock()
 
@@ -168,7 +172,8 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
             max_delay=timedelta(seconds=settings.truth_fetch_max_delay_seconds),
             max_attempts=settings.truth_fetch_max_attempts, batch=settings.truth_fetch_batch)
         reconciler = reconciler_for(settings, store, registry, applier, truth, clock)
-        outbox = outbox_worker(settings, store, clock)
+        outbox = outbox_worker(settings, store, clock,
+                               [*fulfilment_targets(settings), *targets])
         paypal = parts.get("paypal")
         container = Container(settings=settings, store=store, provider=default,
                               providers=registry, clock=clock, catalog=catalog, orders=orders,
