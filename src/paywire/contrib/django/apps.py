@@ -45,7 +45,7 @@ def migrate_paywire(sender: AppConfig, using: str, verbosity: int = 1, **kwargs:
     own = conf.options()
     if not own.migrate_with_django or using != own.database_alias:
         return
-    url = conf.paywire_settings().database_url  # PAYWIRE["DATABASE_URL"] wins over the alias
+    url = conf.paywire_database_url()
     newest = migrate.head()
     if migrate.current(url) == newest:
         return

@@ -13,13 +13,14 @@ the first request) and stop it at shutdown. A start-up error fails the server's 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from paywire.contrib.django import runtime
 
-ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]],
-                    Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Message]],
+                    Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
 
 def get_asgi_application() -> ASGIApp:
@@ -30,17 +31,17 @@ def get_asgi_application() -> ASGIApp:
     django_app = django_asgi()
 
     async def application(scope: dict[str, Any],
-                          receive: Callable[[], Awaitable[dict[str, Any]]],
-                          send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+                          receive: Callable[[], Awaitable[Message]],
+                          send: Callable[[Message], Awaitable[None]]) -> None:
         if scope["type"] != "lifespan":
-            await django_app(scope, receive, send)
+            await django_app(scope, receive, send)  # type: ignore[arg-type]
             return
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
                     await asyncio.to_thread(runtime.start)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 (the server reports it and exits)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})

@@ -35,7 +35,8 @@ class PaywireCommand(BaseCommand):
         def parse_args(args: Any = None, namespace: Any = None) -> argparse.Namespace:
             options, rest = parse_known(args, namespace)
             options.paywire_args = list(rest)
-            return options
+            parsed: argparse.Namespace = options
+            return parsed
 
         parser.parse_args = parse_args  # type: ignore[method-assign,assignment]
         self._prog = f"{prog_name} {subcommand}"

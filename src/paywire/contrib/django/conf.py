@@ -96,8 +96,8 @@ def split() -> tuple[dict[str, Any], DjangoOptions]:
         else:
             unknown.append(repr(raw))
     if unknown:
-        raise ConfigError(f"settings.PAYWIRE: {', '.join(unknown)} "
-                          f"{'is not a paywire setting' if len(unknown) == 1 else 'are not paywire settings'}"
+        verb = "is not a paywire setting" if len(unknown) == 1 else "are not paywire settings"
+        raise ConfigError(f"settings.PAYWIRE: {', '.join(unknown)} {verb}"
                           " (the keys are the PAYWIRE_* variables without PAYWIRE_, e.g. "
                           '"PAYPAL_CLIENT_ID"; or DATABASE_ALIAS, MIGRATE_WITH_DJANGO)')
     alias = own.get("database_alias", "default")
@@ -145,6 +145,14 @@ def database_url(alias: str) -> str:
     raise ConfigError(f"settings.DATABASES[{alias!r}] is {connection.vendor}: paywire keeps its "
                       "tables in SQLite or PostgreSQL (set PAYWIRE[\"DATABASE_ALIAS\"] to one, "
                       'or PAYWIRE["DATABASE_URL"])')
+
+
+def paywire_database_url() -> str:
+    """The database paywire keeps its tables in: `DATABASE_URL`, else the `DATABASE_ALIAS`
+    database's (without checking the other settings: migrations need only this)."""
+    values, own = split()
+    url = values.get("database_url")
+    return str(url) if url else database_url(own.database_alias)
 
 
 def paywire_settings(purpose: Purpose = Purpose.SHOP, **overrides: Any) -> Settings:

@@ -25,7 +25,7 @@ from paywire.contrib.django.models import ProcessedMessage
 log = logging.getLogger("paywire.django")
 
 
-def deliver(message_id: str, type: str, payload: dict[str, Any]) -> bool:  # noqa: A002
+def deliver(message_id: str, type: str, payload: dict[str, Any]) -> bool:
     """Apply one announcement in the shop's transaction; False if it was applied before.
 
     Raises whatever the shop's function or a signal receiver raised (after the rollback):

@@ -8,16 +8,19 @@ database and to Django's migrations (`migrations/`); paywire's own tables are Al
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 
 
 class ProcessedMessage(models.Model):
     """An announcement (`order.completed`, ...) the shop has applied, by its message id."""
 
-    message_id = models.CharField(primary_key=True, max_length=64)
-    type = models.CharField(max_length=64)
-    order_id = models.CharField(max_length=64, db_index=True)
-    processed_at = models.DateTimeField(auto_now_add=True)
+    message_id: models.CharField[str, str] = models.CharField(primary_key=True, max_length=64)
+    type: models.CharField[str, str] = models.CharField(max_length=64)
+    order_id: models.CharField[str, str] = models.CharField(max_length=64, db_index=True)
+    processed_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(
+        auto_now_add=True)
 
     class Meta:
         db_table = "paywire_processed_message"

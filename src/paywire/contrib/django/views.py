@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from collections.abc import MutableMapping
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -82,7 +83,7 @@ async def _serve(running: runtime.Runtime, scope: dict[str, Any], body: bytes,
     chunks: list[bytes] = []
     done = asyncio.Event()
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> MutableMapping[str, Any]:
         nonlocal sent
         if not sent:
             sent = True
@@ -90,7 +91,7 @@ async def _serve(running: runtime.Runtime, scope: dict[str, Any], body: bytes,
         await done.wait()  # the client never disconnects before the answer is complete
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         nonlocal status, headers
         if message["type"] == "http.response.start":
             status = int(message["status"])

@@ -1,14 +1,16 @@
 """The shop-side dedupe table (`ProcessedMessage`); paywire's own tables are Alembic's."""
 
+from typing import ClassVar
+
 from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     initial = True
 
-    dependencies: list[tuple[str, str]] = []
+    dependencies: ClassVar[list[tuple[str, str]]] = []
 
-    operations = [
+    operations: ClassVar[list[migrations.operations.base.Operation]] = [
         migrations.CreateModel(
             name="ProcessedMessage",
             fields=[

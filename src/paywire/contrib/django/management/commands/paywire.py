@@ -1,4 +1,4 @@
-"""`manage.py paywire`: Every `paywire` command with settings.PAYWIRE (`manage.py paywire orders list`)."""
+"""`manage.py paywire`: every `paywire` command, with settings.PAYWIRE."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from paywire.contrib.django.commands import PaywireCommand
 
 
 class Command(PaywireCommand):
-    """Every `paywire` command with settings.PAYWIRE (`manage.py paywire orders list`)."""
+    """every `paywire` command, with settings.PAYWIRE."""
 
-    help = "Every `paywire` command with settings.PAYWIRE (`manage.py paywire orders list`)."
+    help = ("Any paywire command with the project's settings.PAYWIRE: "
+            "manage.py paywire orders list")
     cli: ClassVar[tuple[str, ...]] = ()

@@ -1,16 +1,16 @@
-"""`manage.py paywire_doctor`: Check paywire's settings, database, provider credentials, webhooks, outbox and orders."""
+"""`manage.py paywire_doctor`: `paywire doctor` with the project's settings."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from paywire.contrib.django.commands import PaywireCommand
 
 
 class Command(PaywireCommand):
-    """Check paywire's settings, database, provider credentials, webhooks, outbox and orders."""
+    """`paywire doctor` with the project's settings."""
 
-    help = "Check paywire's settings, database, provider credentials, webhooks, outbox and orders."
+    help = ("Check paywire's settings, database, provider credentials, webhooks and outbox.")
     cli: ClassVar[tuple[str, ...]] = ("doctor",)
-    # The doctor reports a misconfiguration itself, with the rest of its checks.
-    requires_system_checks: Any = []
+    # The doctor reports a misconfiguration itself, among its other checks.
+    requires_system_checks = ()

@@ -1,4 +1,4 @@
-"""`manage.py paywire_migrate`: paywire's tables in the project's database to the newest schema (its Alembic migrations)."""
+"""`manage.py paywire_migrate`: `paywire migrate` (paywire's Alembic migrations)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from paywire.contrib.django.commands import PaywireCommand
 
 
 class Command(PaywireCommand):
-    """paywire's tables in the project's database to the newest schema (its Alembic migrations)."""
+    """`paywire migrate` (paywire's Alembic migrations)."""
 
-    help = "paywire's tables in the project's database to the newest schema (its Alembic migrations)."
+    help = ("Migrate paywire's tables in the project's database to the newest schema (Alembic).")
     cli: ClassVar[tuple[str, ...]] = ("migrate",)

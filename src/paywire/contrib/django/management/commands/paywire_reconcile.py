@@ -1,4 +1,4 @@
-"""`manage.py paywire_reconcile`: Ask the providers about stuck orders, pending refunds and the truth queue, once (cron)."""
+"""`manage.py paywire_reconcile`: `paywire reconcile`, once (for cron)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from paywire.contrib.django.commands import PaywireCommand
 
 
 class Command(PaywireCommand):
-    """Ask the providers about stuck orders, pending refunds and the truth queue, once (cron)."""
+    """`paywire reconcile`, once (for cron)."""
 
-    help = "Ask the providers about stuck orders, pending refunds and the truth queue, once (cron)."
+    help = ("Ask the providers about stuck orders, pending refunds and the truth queue, once.")
     cli: ClassVar[tuple[str, ...]] = ("reconcile",)

@@ -1,4 +1,4 @@
-"""`manage.py paywire_worker`: Deliver paywire's outbox to the shop (its transaction, its signals) until SIGINT/SIGTERM."""
+"""`manage.py paywire_worker`: `paywire worker` (the outbox, into the shop's transaction)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from paywire.contrib.django.commands import PaywireCommand
 
 
 class Command(PaywireCommand):
-    """Deliver paywire's outbox to the shop (its transaction, its signals) until SIGINT/SIGTERM."""
+    """`paywire worker` (the outbox, into the shop's transaction)."""
 
-    help = "Deliver paywire's outbox to the shop (its transaction, its signals) until SIGINT/SIGTERM."
+    help = ("Deliver paywire's outbox to the shop (its transaction, its signals) until SIGTERM.")
     cli: ClassVar[tuple[str, ...]] = ("worker",)
