@@ -20,7 +20,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_CONSTRAINTS := constraints-checkov.txt
 CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.checkov.stamp
-LINT_PATHS := $(wildcard src tests bench)
+LINT_PATHS := $(wildcard src tests bench examples)
 # Root runs apt-get and pg_ctlcluster directly; anyone else goes through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -38,11 +38,12 @@ ifeq ($(CI),true)
 PYTEST_ARGS += --durations=15
 endif
 
-.PHONY: help dev test lint pytest bench install install-test install-checkov checkov chromium postgres \
+.PHONY: help dev example-fastapi test lint pytest bench install install-test install-checkov checkov chromium postgres \
   lock lock-checkov clean distclean
 
 help:
 	@echo "make dev      create .venv, install paywire, run emulator + API + demo shop (DEV_ARGS=...)"
+	@echo "make example-fastapi  the FastAPI shop example with paywire embedded (examples/)"
 	@echo "make test     install test deps, Chromium, start PostgreSQL, lint, type-check, pytest"
 	@echo "make lint     ruff check, mypy (strict), lint-imports, cfn-lint, checkov"
 	@echo "make pytest   only the test suite (PYTEST_ARGS=...)"
@@ -83,6 +84,11 @@ checkov: install-checkov
 
 dev: install
 	$(BIN)/paywire dev $(DEV_ARGS)
+
+# A FastAPI shop with paywire mounted under /pay, against a local PayPal emulator
+# (examples/fastapi_shop; its tests run in `make test`).
+example-fastapi: install
+	$(BIN)/python -m examples.fastapi_shop $(DEV_ARGS)
 
 chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \
@@ -148,7 +154,7 @@ lock-checkov:
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache \
 	  build dist src/*.egg-info test-results $(DEV_STAMP) $(TEST_STAMP) $(CHECKOV_STAMP)
-	find src tests $(wildcard bench) -name __pycache__ -type d -prune -exec rm -rf {} +
+	find src tests $(wildcard bench examples) -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Also removes the virtual environment; the next make target recreates it.
 distclean: clean

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import uuid
@@ -17,6 +18,13 @@ from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.settings import DEMO_CATALOG
 from paywire.testing import EmulatorServer, MotoServer, run_moto
 from testkit import CLIENT_ID, CLIENT_SECRET, get_token
+
+# paywire's pytest plugin (the `paywire_*` fixtures) is the `pytest11` entry point of the
+# installed distribution; an editable install made before the entry point existed lacks it, so
+# the suite loads the plugin itself then (never twice: pytest refuses a plugin registered twice).
+if not any(ep.value == "paywire.testing.plugin"
+           for ep in importlib.metadata.entry_points(group="pytest11")):
+    pytest_plugins = ["paywire.testing.plugin"]
 
 
 @pytest.fixture

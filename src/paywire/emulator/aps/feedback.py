@@ -40,6 +40,14 @@ log = logging.getLogger("paywire.emulator.aps.feedback")
 CHANNELS = ("direct", "notification")
 
 
+def encode(params: dict[str, str], feedback_format: str) -> tuple[bytes, str]:
+    """A feedback's body and content type: JSON, or form-encoded (`feedback_format="form"`)."""
+    if feedback_format == "form":
+        return urlencode(params).encode(), "application/x-www-form-urlencoded"
+    return (json.dumps(params, separators=(",", ":"), ensure_ascii=False).encode(),
+            "application/json")
+
+
 @dataclass
 class Feedback:
     """One signed feedback to one URL, and how its delivery went."""
@@ -153,11 +161,7 @@ class FeedbackDeliverer:
         url = cfg.direct_feedback_url if channel == "direct" else cfg.notification_feedback_url
         if not url:
             return None
-        if cfg.feedback_format == "form":
-            body, ctype = urlencode(params).encode(), "application/x-www-form-urlencoded"
-        else:
-            body = json.dumps(params, separators=(",", ":"), ensure_ascii=False).encode()
-            ctype = "application/json"
+        body, ctype = encode(params, cfg.feedback_format)
         fb = Feedback(id="FB-" + secrets.token_hex(8), channel=channel, url=url,
                       command=params.get("command") or params.get("service_command") or "",
                       merchant_reference=params.get("merchant_reference", ""), params=params,

@@ -123,6 +123,29 @@ def serialize(event: dict[str, Any]) -> bytes:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def transmission_id() -> str:
+    """A fresh transmission id: PayPal's are time-based UUIDs (a random node keeps the host's
+    MAC address out)."""
+    return str(uuid.uuid1(node=secrets.randbits(48)))
+
+
+def transmission_headers(pki: Pki, cert_url: str, transmission_id: str,
+                         transmission_time: str, webhook_id: str, body: bytes) -> dict[str, str]:
+    """The headers of one signed transmission of `body` for `webhook_id`, as PayPal sends them
+    (also what `paywire.testing` signs a test's own deliveries with)."""
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "PAYPAL-TRANSMISSION-ID": transmission_id,
+        "PAYPAL-TRANSMISSION-TIME": transmission_time,
+        "PAYPAL-TRANSMISSION-SIG": sign(pki.leaf_key, transmission_id, transmission_time,
+                                        webhook_id, body),
+        "PAYPAL-CERT-URL": cert_url,
+        "PAYPAL-AUTH-ALGO": AUTH_ALGO,
+        "PAYPAL-AUTH-VERSION": "v2",
+    }
+
+
 def base_url_of(event: dict[str, Any]) -> str | None:
     """The base URL an event's own `self` link was built with."""
     for link in event.get("links", []):
@@ -278,19 +301,8 @@ class WebhookDeliverer:
         cert_url = self.cert_url(base)
         self.issued_cert_urls.add(cert_url)
         now = self.emu.clock.now()
-        # PayPal's transmission ids are time-based UUIDs; a random node keeps the host's MAC out.
-        tid = str(uuid.uuid1(node=secrets.randbits(48)))
-        when = iso(now)
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            "PAYPAL-TRANSMISSION-ID": tid,
-            "PAYPAL-TRANSMISSION-TIME": when,
-            "PAYPAL-TRANSMISSION-SIG": sign(self.pki.leaf_key, tid, when, signing_id, body),
-            "PAYPAL-CERT-URL": cert_url,
-            "PAYPAL-AUTH-ALGO": AUTH_ALGO,
-            "PAYPAL-AUTH-VERSION": "v2",
-        }
+        tid = transmission_id()
+        headers = transmission_headers(self.pki, cert_url, tid, iso(now), signing_id, body)
         tr = Transmission(id=tid, event_id=event_id, event_type=str(event.get("event_type")),
                           url=url, webhook_id=webhook_id, body=body, headers=headers,
                           first_time=now, simulated=simulated)

@@ -1,4 +1,4 @@
-"""Test helpers paywire's users get too: a real emulator server on a free loopback port."""
+"""Servers for tests: any ASGI app on a free loopback port, the emulator, a moto process."""
 
 from __future__ import annotations
 
@@ -58,6 +58,18 @@ class ServerThread:
         """Stop serving and wait for the thread."""
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+@contextmanager
+def serving(app: Any, port: int | None = None, timeout: float = 30.0) -> Iterator[ServerThread]:
+    """Serve `app` (lifespan included) on a loopback port (free, or `port`: known before, for a
+    webhook subscribed ahead) for the duration of the block; `.url` is its base URL."""
+    server = ServerThread(app, port=port)
+    server.start(timeout=timeout)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class EmulatorServer(ServerThread):
