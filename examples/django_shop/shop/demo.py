@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 from django.conf import settings
 from django.core.management import call_command
 
 from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.emulator.aps.config import ApsCredentials, ApsEmulatorConfig
-from paywire.testing import EmulatorServer
+from paywire.testing import Emulated, EmulatorServer
 from shop import catalog
 
 PAYPAL_WEBHOOK = "/paywire/webhooks/paypal"
@@ -36,22 +35,6 @@ def emulator_config(site_url: str, **options: object) -> EmulatorConfig:
         **options)  # type: ignore[arg-type]
 
 
-def subscribe(emulator_url: str, site_url: str) -> str:
-    """Subscribe the shop's PayPal webhook URL at the emulator; the webhook id."""
-    paywire = settings.PAYWIRE
-    with httpx.Client(base_url=emulator_url, timeout=10) as client:
-        token = client.post("/v1/oauth2/token", data={"grant_type": "client_credentials"},
-                            auth=(paywire["PAYPAL_CLIENT_ID"], paywire["PAYPAL_CLIENT_SECRET"]))
-        token.raise_for_status()
-        created = client.post(
-            "/v1/notifications/webhooks", json={"url": f"{site_url}{PAYPAL_WEBHOOK}",
-                                                "event_types": [{"name": "*"}]},
-            headers={"Authorization": f"Bearer {token.json()['access_token']}"})
-        created.raise_for_status()
-    webhook_id: str = created.json()["id"]
-    return webhook_id
-
-
 def configure(site_url: str, emulator_url: str, webhook_id: str) -> None:
     """Point settings.PAYWIRE at this emulator and site (the next paywire start reads it)."""
     settings.PAYWIRE.update({
@@ -73,9 +56,12 @@ def prepare_database(verbosity: int = 1) -> Path:
     return catalog.export(Path(settings.PAYWIRE["CATALOG_PATH"]))
 
 
-def start_emulator(site_url: str, port: int | None = None) -> EmulatorServer:
-    """The emulator, serving, with the shop's webhook subscribed and settings.PAYWIRE set."""
-    server = EmulatorServer(emulator_config(site_url), port=port)
+def start_emulator(site_url: str, port: int | None = None) -> Emulated:
+    """The emulator, serving, with the shop's PayPal webhook URL subscribed and
+    settings.PAYWIRE pointed at both (`.server.stop()` stops it)."""
+    config = emulator_config(site_url)
+    server = EmulatorServer(config, port=port)
     server.start()
-    configure(site_url, server.url, subscribe(server.url, site_url))
-    return server
+    emulated = Emulated(server, config.apps[0])
+    configure(site_url, server.url, emulated.subscribe(f"{site_url}{PAYPAL_WEBHOOK}"))
+    return emulated

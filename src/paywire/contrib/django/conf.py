@@ -124,8 +124,13 @@ def database_url(alias: str) -> str:
     if alias not in connections.settings:
         raise ConfigError(f"{key('database_alias')}: settings.DATABASES has no {alias!r}")
     connection = connections[alias]
-    config = connection.settings_dict
-    if connection.vendor == "sqlite":
+    return url_for(alias, connection.vendor, connection.settings_dict)
+
+
+def url_for(alias: str, vendor: str, config: Mapping[str, Any]) -> str:
+    """paywire's URL for a Django database of `vendor` configured by `config` (its
+    `settings.DATABASES` entry)."""
+    if vendor == "sqlite":
         name = str(config.get("NAME") or "")
         if not name or name == ":memory:" or "mode=memory" in name:
             raise ConfigError(f"settings.DATABASES[{alias!r}] is an in-memory SQLite database, "
@@ -133,7 +138,7 @@ def database_url(alias: str) -> str:
                               'tests too: its "TEST": {"NAME": "<file>"})')
         return sa.URL.create("sqlite+aiosqlite",
                              database=str(Path(name).resolve())).render_as_string()
-    if connection.vendor == "postgresql":
+    if vendor == "postgresql":
         extra = config.get("OPTIONS") or {}
         port = config.get("PORT")
         url = sa.URL.create(
@@ -142,7 +147,7 @@ def database_url(alias: str) -> str:
             port=int(port) if port else None, database=config.get("NAME") or None,
             query={k: str(v) for k, v in extra.items() if k in _LIBPQ_OPTIONS})
         return url.render_as_string(hide_password=False)
-    raise ConfigError(f"settings.DATABASES[{alias!r}] is {connection.vendor}: paywire keeps its "
+    raise ConfigError(f"settings.DATABASES[{alias!r}] is {vendor}: paywire keeps its "
                       "tables in SQLite or PostgreSQL (set PAYWIRE[\"DATABASE_ALIAS\"] to one, "
                       'or PAYWIRE["DATABASE_URL"])')
 

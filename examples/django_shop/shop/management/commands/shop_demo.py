@@ -34,4 +34,4 @@ class Command(BaseCommand):
             uvicorn.run(get_asgi_application(), host="127.0.0.1", port=options["port"],
                         lifespan="on", log_level="warning")
         finally:
-            emulator.stop()
+            emulator.server.stop()
