@@ -100,13 +100,18 @@ def products(site: Site, transactional_db: None) -> None:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    """Debian's headless Chromium, driven by Playwright (never `playwright install`)."""
+    """Debian's headless Chromium, driven by Playwright (never `playwright install`).
+
+    Playwright's sync API keeps an event loop in this thread, which Django's ORM takes for an
+    async context; the tests' ORM calls are synchronous, so Django is told so while it runs
+    (Playwright's and Django's documented recipe)."""
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
         pytest.fail(f"Chromium is not installed at {CHROMIUM}; `make test` installs it",
                     pytrace=False)
-    with sync_playwright() as pw:
+    with pytest.MonkeyPatch.context() as env, sync_playwright() as pw:
+        env.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         launched = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
                                       headless=True)
         yield launched

@@ -24,7 +24,6 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
-    "django.contrib.staticfiles",
     "paywire.contrib.django",
     "shop",
 ]
@@ -33,6 +32,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
 ]
+# PayPal's buttons open the approval page in a popup that reports back through window.opener;
+# Django's default policy (same-origin) severs it, and the buttons see a cancel.
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin-allow-popups"
 ROOT_URLCONF = "django_shop.urls"
 ASGI_APPLICATION = "django_shop.asgi.application"
 TEMPLATES = [{
@@ -40,7 +42,6 @@ TEMPLATES = [{
     "APP_DIRS": True,
     "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
 }]
-STATIC_URL = "static/"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
