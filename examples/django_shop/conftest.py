@@ -98,7 +98,7 @@ def products(site: Site, transactional_db: None) -> None:
     catalog.seed()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's headless Chromium, driven by Playwright (never `playwright install`).
 
