@@ -68,11 +68,11 @@ def site(django_db_setup: None, django_db_blocker: Any) -> Iterator[Site]:
     lifespan, the emulator subscribed to its webhook URL; the database open to the server's
     threads for the session."""
     from django.conf import settings
+    from shop import catalog, demo
 
     from paywire.contrib.django import runtime
     from paywire.contrib.django.asgi import get_asgi_application
     from paywire.testing import ServerThread, free_port
-    from shop import catalog, demo
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

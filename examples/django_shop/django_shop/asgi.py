@@ -4,6 +4,6 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_shop.settings")
 
-from paywire.contrib.django.asgi import get_asgi_application  # noqa: E402
+from paywire.contrib.django.asgi import get_asgi_application
 
 application = get_asgi_application()

@@ -1,7 +1,6 @@
 """The shop's pages, and paywire's API and webhooks under /paywire/."""
 
 from django.urls import include, path
-
 from shop import views
 
 urlpatterns = [

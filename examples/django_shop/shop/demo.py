@@ -8,11 +8,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
+from shop import catalog
 
 from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.emulator.aps.config import ApsCredentials, ApsEmulatorConfig
 from paywire.testing import Emulated, EmulatorServer
-from shop import catalog
 
 PAYPAL_WEBHOOK = "/paywire/webhooks/paypal"
 APS_WEBHOOK = "/paywire/webhooks/aps"

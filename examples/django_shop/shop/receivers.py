@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.dispatch import receiver
+from shop.models import Shipment
 
 from paywire.contrib.django.signals import Announcement, order_refunded
-from shop.models import Shipment
 
 
 @receiver(order_refunded)

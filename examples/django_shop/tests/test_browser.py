@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
+from shop.models import Shipment
 
 from paywire.emulator.aps.cards import CARDS, SUCCESS
-from shop.models import Shipment
 
 from ..conftest import Site
 

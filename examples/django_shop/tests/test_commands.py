@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connections
+from shop.models import Shipment
 
 from paywire.contrib.django import conf, runtime
 from paywire.contrib.django.models import ProcessedMessage
 from paywire.domain.facts import Announcement
 from paywire.store import migrate
 from paywire.store.sql import SqlStore
-from shop.models import Shipment
 
 pytestmark = pytest.mark.usefixtures("products")  # the site: emulator, catalog, database
 
@@ -80,11 +81,14 @@ def test_worker_delivers_into_the_shops_transaction() -> None:
 
     def stop_once_delivered() -> None:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if ProcessedMessage.objects.filter(message_id=message_id).exists():
-                break
-            time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGTERM)  # the worker's own stop signal
+        try:
+            while time.monotonic() < deadline:
+                if ProcessedMessage.objects.filter(message_id=message_id).exists():
+                    break
+                time.sleep(0.05)
+        finally:
+            connections.close_all()  # this thread's own connection
+            os.kill(os.getpid(), signal.SIGTERM)  # the worker's own stop signal
 
     stopper = threading.Thread(target=stop_once_delivered)
     stopper.start()

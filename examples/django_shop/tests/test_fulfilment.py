@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from shop.models import Shipment
 
 from paywire.contrib.django import fulfilment, signals
 from paywire.contrib.django.models import ProcessedMessage
-from shop.models import Shipment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

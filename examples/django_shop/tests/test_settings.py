@@ -47,9 +47,9 @@ def test_the_environment_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_problems_name_the_key_never_the_value() -> None:
     """A bad value is named by its settings.PAYWIRE key; a secret never appears."""
     with with_paywire(PAYPAL_ENV="sandbox", PAYPAL_CLIENT_SECRET=None,
-                      PAYPAL_CLIENT_ID="id-visible", API_KEYS="short-secret-value"):
-        with pytest.raises(ConfigError) as caught:
-            conf.paywire_settings()
+                      PAYPAL_CLIENT_ID="id-visible", API_KEYS="short-secret-value"
+                      ), pytest.raises(ConfigError) as caught:
+        conf.paywire_settings()
     message = caught.value.message
     assert 'PAYWIRE["PAYPAL_CLIENT_SECRET"]' in message or 'PAYWIRE["API_KEYS"]' in message
     assert "short-secret-value" not in message

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from django.conf import settings
+from shop.models import Shipment
 
 from paywire.contrib.django.models import ProcessedMessage
-from shop.models import Shipment
 
 from ..conftest import Site
 

@@ -20,9 +20,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         import uvicorn
+        from shop import demo
 
         from paywire.contrib.django.asgi import get_asgi_application
-        from shop import demo
 
         site = f"http://127.0.0.1:{options['port']}"
         emulator = demo.start_emulator(site, options["emulator_port"])
