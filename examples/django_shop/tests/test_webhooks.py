@@ -86,3 +86,23 @@ def test_webhook_is_verified_on_the_raw_body(site: Site) -> None:
     assert refused.json()["error"]["code"]
     accepted = delivery.send()
     assert accepted.status_code == 200, accepted.text
+
+
+def test_the_endpoints_answer_through_djangos_sync_handler_too(site: Site) -> None:
+    """Under WSGI (Django's test client's handler) the same views reach the same runtime:
+    paywire's answer, its content type and its structured errors, unchanged."""
+    from django.test import Client
+
+    client = Client()
+    catalog = client.get("/paywire/v1/catalog")
+    assert catalog.status_code == 200
+    assert catalog.headers["Content-Type"] == "application/json"
+    assert {p["sku"] for p in catalog.json()["products"]} == {"mug", "tee", "stickers"}
+    missing = client.get("/paywire/v1/orders/ord_nope")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    refused = client.post("/paywire/v1/checkout/orders", {"items": [{"sku": "mug",
+                                                                     "quantity": 0}]},
+                          content_type="application/json")
+    assert refused.status_code in (400, 422)
+    assert refused.json()["error"]["code"]

@@ -40,13 +40,15 @@ async def endpoint(request: HttpRequest, path: str = "") -> HttpResponse:
     running.call(_serve(running, _scope(request, path), request.body, answered))
     status, headers, body = await asyncio.wrap_future(answered)
     response = HttpResponse(body, status=status)
+    seen: set[str] = set()
     for name, value in headers:
-        header = name.decode("latin-1")
-        if header.lower() in _SKIP:
+        header = name.decode("latin-1").lower()
+        if header in _SKIP:
             continue
         text = value.decode("latin-1")
-        if header in response.headers and header.lower() != "set-cookie":
+        if header in seen:  # a repeated header, as HTTP folds it
             text = f"{response.headers[header]}, {text}"
+        seen.add(header)
         response.headers[header] = text
     return response
 
