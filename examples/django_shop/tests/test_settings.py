@@ -16,6 +16,8 @@ from paywire.contrib.django import conf
 from paywire.contrib.django.checks import check_settings
 from paywire.domain.errors import ConfigError
 
+pytestmark = pytest.mark.usefixtures("site")  # the catalog file the settings name
+
 
 def with_paywire(**changes: Any) -> Any:
     """settings.PAYWIRE with `changes` (None removes a key)."""
