@@ -98,6 +98,26 @@ def products(site: Site, transactional_db: None) -> None:
     catalog.seed()
 
 
+@pytest.fixture(autouse=True)
+def entry_point_logging() -> Iterator[None]:
+    """A `manage.py paywire...` command installs paywire's log handler and level for the
+    process, as it should in its own; the next test gets the loggers back as they were, level
+    included (pytest-django runs these database tests before the rest of the suite, whose
+    caplog tests need paywire's loggers untouched)."""
+    import logging
+
+    names = ("paywire", "uvicorn", "uvicorn.error")
+    saved = {name: (logging.getLogger(name).level, logging.getLogger(name).propagate)
+             for name in names}
+    yield
+    for name, (level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if (h.name or "").startswith("paywire-")]:
+            logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's headless Chromium, driven by Playwright (never `playwright install`).
