@@ -38,12 +38,13 @@ ifeq ($(CI),true)
 PYTEST_ARGS += --durations=15
 endif
 
-.PHONY: help dev example-fastapi test lint pytest bench install install-test install-checkov checkov chromium postgres \
+.PHONY: help dev example-fastapi example-django test lint pytest bench install install-test install-checkov checkov chromium postgres \
   lock lock-checkov clean distclean
 
 help:
 	@echo "make dev      create .venv, install paywire, run emulator + API + demo shop (DEV_ARGS=...)"
 	@echo "make example-fastapi  the FastAPI shop example with paywire embedded (examples/)"
+	@echo "make example-django   the Django shop example: paywire.contrib.django (examples/django_shop)"
 	@echo "make test     install test deps, Chromium, start PostgreSQL, lint, type-check, pytest"
 	@echo "make lint     ruff check, mypy (strict), lint-imports, cfn-lint, checkov"
 	@echo "make pytest   only the test suite (PYTEST_ARGS=...)"
@@ -89,6 +90,12 @@ dev: install
 # (examples/fastapi_shop; its tests run in `make test`).
 example-fastapi: install
 	$(BIN)/python -m examples.fastapi_shop $(DEV_ARGS)
+
+# The Django shop (examples/django_shop, `paywire[django]`): the emulator, the database (SQLite
+# under examples/django_shop/.data), the products and the shop on http://127.0.0.1:8000/.
+example-django: install
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[django]'
+	$(BIN)/python examples/django_shop/manage.py shop_demo $(DEV_ARGS)
 
 chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \

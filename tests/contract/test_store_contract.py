@@ -76,6 +76,23 @@ def test_check_reports_schema_drift(sqlite_template: Path, tmp_path: Path) -> No
     assert problems == ["add_index ix_refunds_order_id_created_at"]
 
 
+def test_check_ignores_another_applications_tables(sqlite_template: Path,
+                                                    tmp_path: Path) -> None:
+    """A database shared with a host application (a Django project's) is compared on paywire's
+    tables alone: the host's tables are not drift, a missing paywire index still is."""
+    path = tmp_path / "shared.db"
+    shutil.copyfile(sqlite_template, path)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE shop_product (id INTEGER PRIMARY KEY, sku TEXT UNIQUE)")
+        conn.execute("CREATE INDEX shop_product_sku ON shop_product (sku)")
+        conn.commit()
+    assert migrate.check(f"sqlite:///{path}") == []
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("DROP INDEX ix_refunds_order_id_created_at")
+        conn.commit()
+    assert migrate.check(f"sqlite:///{path}") == ["add_index ix_refunds_order_id_created_at"]
+
+
 async def test_order_round_trip(store: Store) -> None:
     """An order reads back field for field: exact money, aware UTC datetimes, lines, metadata."""
     kwd = [OrderLine("gold", "Gold bar", 3, Money(9_007_199_254_740_993, "KWD"))]

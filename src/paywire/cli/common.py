@@ -1,12 +1,21 @@
 """What the operator commands share: settings, the store or the whole container for one command,
-JSON output with stable keys, and exits scripts can trust (1 wrong or not found, 2 usage)."""
+JSON output with stable keys, and exits scripts can trust (1 wrong or not found, 2 usage).
+
+The commands read their settings from the process (`PAYWIRE_*`, `.env`, a stage's secrets)
+unless a host framework that runs them says where else (`settings_from`): Django's `manage.py
+paywire ...` (`paywire.contrib.django`) gives `settings.PAYWIRE`, so the same commands serve
+both and no second copy of them exists.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -33,6 +42,35 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code=code)
 
 
+@dataclass(frozen=True)
+class SettingsSource:
+    """Where the commands read settings when not from the process: `load(purpose, **overrides)`
+    (overrides named as settings, from the command line) gives them or raises ConfigError; `fix`
+    says how a problem it names is fixed (for `paywire doctor`)."""
+
+    load: Callable[..., Settings]
+    fix: str
+
+
+_source: ContextVar[SettingsSource | None] = ContextVar("paywire_cli_settings_source",
+                                                        default=None)
+
+
+@contextmanager
+def settings_from(source: SettingsSource) -> Iterator[None]:
+    """Within the block, the commands read their settings from `source`."""
+    token = _source.set(source)
+    try:
+        yield
+    finally:
+        _source.reset(token)
+
+
+def settings_source() -> SettingsSource | None:
+    """The source `settings_from` set, if any (None: the process's environment)."""
+    return _source.get()
+
+
 def load_settings(purpose: Purpose | None = None) -> Settings:
     """Settings from PAYWIRE_* and .env — or, with `PAYWIRE_STAGE` set, the stage's (Secrets
     Manager and SSM) — or a one-line error naming the setting (exit 2). `purpose`: what the
@@ -41,7 +79,10 @@ def load_settings(purpose: Purpose | None = None) -> Settings:
     from paywire.aws.secrets import load_settings as process_settings
     from paywire.settings import Purpose
 
+    source = _source.get()
     try:
+        if source is not None:
+            return source.load(purpose or Purpose.SHOP)
         return process_settings(purpose=purpose or Purpose.SHOP)
     except ConfigError as exc:
         fail(f"configuration: {exc.message}", code=2)
@@ -50,10 +91,14 @@ def load_settings(purpose: Purpose | None = None) -> Settings:
 def local_settings(**overrides: Any) -> Settings:
     """Settings from PAYWIRE_* and .env only (no stage), with `overrides` from the command line,
     or a one-line error naming the setting (exit 2): for the commands that run paywire here."""
-    from paywire.settings import Settings
+    from paywire.settings import Purpose, Settings
 
+    given = {k: v for k, v in overrides.items() if v is not None}
+    source = _source.get()
     try:
-        return Settings.load(**{k: v for k, v in overrides.items() if v is not None})
+        if source is not None:
+            return source.load(Purpose.SHOP, **given)
+        return Settings.load(**given)
     except ConfigError as exc:
         console.print(f"[red]configuration error:[/] {exc.message}", markup=True, highlight=False)
         raise typer.Exit(code=2) from None

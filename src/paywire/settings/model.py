@@ -12,6 +12,7 @@ import functools
 from typing import Any, ClassVar
 
 from pydantic import model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from paywire.settings.checks import check_all
 from paywire.settings.errors import load_validated
@@ -39,6 +40,14 @@ class Settings(SettingsFields):
         """
         return load_validated(_for(purpose), overrides)
 
+    @classmethod
+    def from_values(cls, *, purpose: Purpose = Purpose.SHOP, **values: Any) -> Settings:
+        """Settings from `values` alone (each named as its setting: `paypal_client_id=...`),
+        never the environment or `.env`, checked for `purpose`, or ConfigError: for a host
+        framework whose own configuration is the one truth (Django's `settings.PAYWIRE`,
+        `paywire.contrib.django`)."""
+        return load_validated(_values_only(_for(purpose)), values)
+
 
 @functools.cache
 def _for(purpose: Purpose) -> type[Settings]:
@@ -55,3 +64,25 @@ def _for(purpose: Purpose) -> type[Settings]:
     ForPurpose.__name__ = ForPurpose.__qualname__ = (
         f"{''.join(part.title() for part in purpose.value.split('_'))}Settings")
     return ForPurpose
+
+
+@functools.cache
+def _values_only(base: type[Settings]) -> type[Settings]:
+    """`base` reading only the values it is given (no environment variable, no `.env`)."""
+
+    class FromValues(base):  # type: ignore[valid-type,misc]
+        __doc__ = f"{base.__name__} from given values only (`Settings.from_values`)."
+
+        @classmethod
+        def settings_customise_sources(
+                cls, settings_cls: type[BaseSettings],
+                init_settings: PydanticBaseSettingsSource,
+                env_settings: PydanticBaseSettingsSource,
+                dotenv_settings: PydanticBaseSettingsSource,
+                file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings,)
+
+    FromValues.__name__ = FromValues.__qualname__ = base.__name__
+    result: type[Settings] = FromValues
+    return result

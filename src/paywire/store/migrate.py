@@ -73,12 +73,20 @@ def current(url: str) -> str | None:
         engine.dispose()
 
 
+def _ours(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Whether a reflected object is paywire's: its tables only, so a database shared with a
+    host application (a Django project's) is compared on paywire's part alone."""
+    return type_ != "table" or name in metadata.tables
+
+
 def check(url: str) -> list[str]:
-    """What differs between the database's schema and the code's tables; empty when in step."""
+    """What differs between the database's schema and the code's tables (paywire's tables
+    only: other tables in the database are someone else's); empty when in step."""
     engine = sync_engine(url)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            context = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                             "include_name": _ours})
             problems: list[str] = []
             at, newest = context.get_current_revision(), head()
             if at != newest:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from paywire.cli.common import console, emit_json
+from paywire.cli.common import console, emit_json, settings_source
 from paywire.cli.doctor.checks import Check
 from paywire.cli.doctor.paypal import certs_check, paypal_checks
 from paywire.cli.doctor.store import database_check, store_checks
@@ -61,12 +61,14 @@ def doctor(
 def _settings() -> tuple[Settings | None, Check]:
     """The settings (a stage's read from AWS without the start-up token request: the
     credentials check below asks), and the verdict on loading them."""
-    from paywire.settings import Settings, StageSource
+    from paywire.settings import Purpose, Settings, StageSource
 
     stage: str | None = None
+    source = settings_source()
     try:
-        stage = StageSource.load().stage
-        if stage is None:
+        if source is not None:  # a host framework's settings (Django's settings.PAYWIRE)
+            settings = source.load(Purpose.SHOP)
+        elif (stage := StageSource.load().stage) is None:
             settings = Settings.load()
         else:
             from paywire.aws.secrets import StageSecrets
@@ -75,6 +77,7 @@ def _settings() -> tuple[Settings | None, Check]:
     except ConfigError as exc:
         fix = ("create or correct the stage's secret named (its JSON keys, its environment), "
                "or this role's access to it" if stage is not None else
+               source.fix if source is not None else
                "set the named PAYWIRE_* variable (environment or .env)")
         return None, Check("settings", "fail", exc.message, fix)
     found = (f"providers {','.join(settings.providers)}; PayPal {settings.paypal.env} at "
