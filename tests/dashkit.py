@@ -15,7 +15,6 @@ from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +24,7 @@ from apikit import API_KEY, approve, control, settings_for, sqlite_url
 from paywire.bootstrap import build, create_app
 from paywire.settings import Settings
 from paywire.testing import EmulatorServer, ServerThread
+from testkit import MovingClock
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 REFUND_ID = re.compile(r'name="refund_id" value="([^"]+)"')
@@ -38,21 +38,6 @@ def run(work: Coroutine[Any, Any, T]) -> T:
     hold a loop already: Playwright's sync API does)."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, work).result()
-
-
-class MovingClock:
-    """paywire's clock, frozen until a test moves it (read from the server's thread too)."""
-
-    def __init__(self) -> None:
-        self.at = datetime.now(UTC)
-
-    def now(self) -> datetime:
-        """The frozen instant."""
-        return self.at
-
-    def advance(self, **delta: float) -> None:
-        """Move forward."""
-        self.at += timedelta(**delta)
 
 
 @dataclass

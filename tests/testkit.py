@@ -141,6 +141,21 @@ def tls_server(tmp: Path, body: bytes | None = None) -> Iterator[tuple[int, byte
         listener.close()
 
 
+class MovingClock:
+    """paywire's clock, frozen until a test moves it (read from the server's thread too)."""
+
+    def __init__(self) -> None:
+        self.at = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        """The frozen instant."""
+        return self.at
+
+    def advance(self, **delta: float) -> None:
+        """Move forward."""
+        self.at += timedelta(**delta)
+
+
 class StoppedClock:
     """A clock that always answers the same instant."""
 

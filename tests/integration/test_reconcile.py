@@ -27,27 +27,12 @@ from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
 from paywire.ports import ReconcileState, Refund
 from paywire.testing import EmulatorServer, ServerThread, free_port
-from testkit import CLIENT_ID, CLIENT_SECRET
+from testkit import CLIENT_ID, CLIENT_SECRET, MovingClock
 from webhookkit import PayPal, delivery, post, quiet, transmissions
 from webhookstack import backend_database
 
 S = OrderStatus
 FAR = datetime(2999, 1, 1, tzinfo=UTC)
-
-
-class MovingClock:
-    """paywire's clock, frozen until a test moves it."""
-
-    def __init__(self) -> None:
-        self.at = datetime.now(UTC)
-
-    def now(self) -> datetime:
-        """The frozen instant."""
-        return self.at
-
-    def advance(self, **delta: float) -> None:
-        """Move forward."""
-        self.at += timedelta(**delta)
 
 
 @dataclass
