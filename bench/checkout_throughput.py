@@ -104,13 +104,15 @@ async def approve(emulator: httpx.AsyncClient, provider_order_id: str) -> None:
     r.raise_for_status()
 
 
-def paywire_flow(paywire: httpx.AsyncClient) -> Flow:
-    """One order through paywire's API; returns the create+capture seconds."""
+def paywire_flow(paywire: httpx.AsyncClient, key_prefix: str | None = None) -> Flow:
+    """One order through paywire's API; returns the create+capture seconds. With
+    `key_prefix`, each create carries `Idempotency-Key: <key_prefix>-<n>`, as a shop sends it."""
 
     async def one(emulator: httpx.AsyncClient, n: int) -> float:
         t0 = time.perf_counter()
         created = await paywire.post("/v1/checkout/orders", json={
-            "items": [{"sku": SKU, "quantity": 1}], "intent": "CAPTURE"})
+            "items": [{"sku": SKU, "quantity": 1}], "intent": "CAPTURE"},
+            headers={"Idempotency-Key": f"{key_prefix}-{n}"} if key_prefix else None)
         t1 = time.perf_counter()
         assert created.status_code in (200, 201), created.text
         order = created.json()

@@ -228,29 +228,6 @@ def _paypal_order(attempt: dict[str, str]) -> str | None:
     return related.get("order_id")
 
 
-def checkout_flow(paywire: httpx.AsyncClient, run: str) -> ct.Flow:
-    """One order through paywire's API, created under an Idempotency-Key as a shop does;
-    the create+capture seconds."""
-
-    async def one(emulator: httpx.AsyncClient, n: int) -> float:
-        t0 = time.perf_counter()
-        created = await paywire.post("/v1/checkout/orders", json={
-            "items": [{"sku": ct.SKU, "quantity": 1}], "intent": "CAPTURE"},
-            headers={"Idempotency-Key": f"growth-{run}-{n}"})
-        t1 = time.perf_counter()
-        assert created.status_code in (200, 201), created.text
-        order = created.json()
-        await ct.approve(emulator, order["provider_order_id"])
-        t2 = time.perf_counter()
-        captured = await paywire.post(f"/v1/checkout/orders/{order['id']}/capture")
-        t3 = time.perf_counter()
-        assert captured.status_code == 200 and captured.json()["status"] == "COMPLETED", (
-            captured.text)
-        return (t1 - t0) + (t3 - t2)
-
-    return one
-
-
 def _batches(items: list[T], n: int) -> list[list[T]]:
     """`items` in `n` consecutive batches of (nearly) equal size."""
     size, extra = divmod(len(items), n)
@@ -293,7 +270,8 @@ async def measure_api(servers: list[str], emulator: str, sink: str,
                    for url in servers]
         try:
             run = secrets.token_hex(4)
-            flows = [checkout_flow(c, f"{run}-{i}") for i, c in enumerate(clients)]
+            flows = [ct.paywire_flow(c, key_prefix=f"growth-{run}-{i}")
+                     for i, c in enumerate(clients)]
             for flow in flows:
                 await ct.measure("warm-up", flow, emu, warm, concurrency, 0)
             sizes = [len(b) for b in _batches(list(range(args.checkouts)), n)]
