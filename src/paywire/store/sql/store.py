@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from paywire.domain.errors import ConfigError
 from paywire.store.sql.base import translated
+from paywire.store.sql.postgres import MAX_OVERFLOW, POOL_SIZE, postgres_liveness
 from paywire.store.sql.sqlite import (
     SQLITE_BUSY_TIMEOUT_MS,
     SqliteReaders,
@@ -90,7 +91,8 @@ def configure_sqlite(engine: sa.Engine) -> None:
 class SqlStore:
     """The store port on SQLite or PostgreSQL. Create once per process; `close()` at shutdown."""
 
-    def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = POOL_SIZE,
+                 max_overflow: int = MAX_OVERFLOW) -> None:
         parsed = async_url(url)
         self.dialect = parsed.get_backend_name()
         self._engine: AsyncEngine | None = None
@@ -108,9 +110,9 @@ class SqlStore:
             self._readers = SqliteReaders(reads)
             return
         self._url = parsed
-        # A server restart leaves dead pooled connections; test each before handing it out.
         self._engine = create_async_engine(parsed, pool_size=pool_size,
-                                           max_overflow=max_overflow, pool_pre_ping=True)
+                                           max_overflow=max_overflow)
+        postgres_liveness(self._engine.sync_engine)
 
     def __repr__(self) -> str:
         return f"SqlStore({self._url.render_as_string(hide_password=True)!r})"

@@ -1,0 +1,101 @@
+"""PostgreSQL's pool (`paywire.store.sql.postgres`): a connection the server closed is found at
+checkout without a round trip and replaced, and a burst of units of work within the pool's size
+reuses the kept connections instead of opening new server backends."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from contract.conftest import PostgresDatabase
+from paywire.store.sql import SqlStore
+from paywire.store.sql.postgres import POOL_SIZE, closed_by_server
+
+
+def _backends(database: PostgresDatabase) -> set[int]:
+    """The server processes connected to the test database (other than the one asking)."""
+    with database.engine.connect() as conn:
+        return set(conn.execute(sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()")).scalars())
+
+
+def _terminate(database: PostgresDatabase) -> int:
+    """End every other connection to the test database, as a server restart would."""
+    with database.engine.connect() as conn:
+        ended = conn.execute(sa.text(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar_one()
+        conn.commit()
+    return int(ended)
+
+
+async def _read(store: SqlStore, hold: float = 0.0) -> None:
+    async with store.transaction() as uow:
+        assert await uow.get_inbox_event("paypal", "WH-none") is None
+        await asyncio.sleep(hold)
+
+
+async def _until_closed(conn: psycopg.AsyncConnection[object]) -> None:
+    """Wait (bounded) for the server's goodbye to reach the client's socket."""
+    for _ in range(200):
+        if closed_by_server(conn):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the terminated connection never became readable")
+
+
+@pytest.fixture
+def database(postgres_database: PostgresDatabase) -> PostgresDatabase:
+    postgres_database.truncate()
+    return postgres_database
+
+
+async def test_an_idle_connection_is_alive_until_the_server_ends_it(
+        database: PostgresDatabase) -> None:
+    conn = await psycopg.AsyncConnection.connect(
+        sa.make_url(database.url).set(drivername="postgresql").render_as_string(
+            hide_password=False))
+    try:
+        await conn.execute("SELECT 1")
+        await conn.rollback()
+        assert not closed_by_server(conn)
+        assert _terminate(database) == 1
+        await _until_closed(conn)
+    finally:
+        await conn.close()
+    assert closed_by_server(conn)
+
+
+async def test_units_of_work_after_the_server_ended_every_pooled_connection_succeed(
+        database: PostgresDatabase) -> None:
+    store = SqlStore(database.url)
+    try:
+        await asyncio.gather(*(_read(store, hold=0.05) for _ in range(3)))
+        async with store.snapshot() as view:
+            assert await view.get_inbox_event("paypal", "WH-none") is None
+        assert _terminate(database) == 3
+        await asyncio.sleep(0.2)  # the server's goodbye reaches the pooled sockets
+        # No pre-ping round trip: each checkout sees the readable socket and takes a new one.
+        await asyncio.gather(*(_read(store) for _ in range(3)))
+        async with store.snapshot() as view:
+            assert await view.get_inbox_event("paypal", "WH-none") is None
+    finally:
+        await store.close()
+
+
+async def test_a_burst_within_the_pool_reuses_its_connections(
+        database: PostgresDatabase) -> None:
+    store = SqlStore(database.url)
+    burst = min(8, POOL_SIZE)
+    try:
+        await asyncio.gather(*(_read(store, hold=0.1) for _ in range(burst)))
+        first = _backends(database)
+        assert len(first) == burst
+        await asyncio.gather(*(_read(store, hold=0.1) for _ in range(burst)))
+        assert _backends(database) == first  # no backend closed, none opened
+    finally:
+        await store.close()
