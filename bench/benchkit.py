@@ -50,6 +50,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_cpu_seconds(command: str = "postgres") -> float:
+    """CPU time the processes named `command` (a database server: PostgreSQL's postmaster, its
+    backends and helpers) have used so far, summed. Whole-server, so it counts whatever else
+    uses that server meanwhile (read it on a quiet machine), and a backend that exits takes its
+    share with it (paywire's pool keeps its connections)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, tail = stat.read_text().rpartition(")")
+        except OSError:
+            continue
+        if head.partition("(")[2] == command:
+            fields = tail.split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 async def settled(pid: int, quiet: float = 0.002, window: float = 0.1,
                   limit: float = 15.0) -> None:
     """Wait until process `pid` has used at most `quiet` s of CPU in `window` s (its work after

@@ -52,7 +52,17 @@ import benchkit
 import goals
 import httpx
 import sqlalchemy as sa
-from benchkit import Result, cpu_seconds, load, serve_echo, settings, settled, sized, wait_up
+from benchkit import (
+    Result,
+    cpu_seconds,
+    load,
+    serve_echo,
+    server_cpu_seconds,
+    settings,
+    settled,
+    sized,
+    wait_up,
+)
 
 from paywire.store import migrate
 from paywire.testing import free_port
@@ -249,21 +259,25 @@ class Pass:
 class Cpu:
     """Milliseconds of CPU per delivery of one measured load: the server it went to (with the
     work it did after answering: the local paywire's confirmation), the emulator (answering
-    that confirmation's GET, or the postback) and this load generator."""
+    that confirmation's GET, or the postback), this load generator, and the PostgreSQL
+    server's processes (0 on SQLite, whose work is inside paywire's process)."""
 
     server: float
     emulator: float
     generator: float
+    database: float
 
 
 async def metered(name: str, url: str, part: list[Delivery], concurrency: int, server: int,
                   emulator: int) -> tuple[Result, Cpu]:
     """`load`, and the CPU per delivery of the server (once settled), emulator and generator."""
     await settled(server)
-    start = cpu_seconds(server), cpu_seconds(emulator), time.process_time()
+    start = (cpu_seconds(server), cpu_seconds(emulator), time.process_time(),
+             server_cpu_seconds())
     result = await load(name, url, part, concurrency)
     await settled(server)
-    end = cpu_seconds(server), cpu_seconds(emulator), time.process_time()
+    end = (cpu_seconds(server), cpu_seconds(emulator), time.process_time(),
+           server_cpu_seconds())
     per = [1000 * (b - a) / len(part) for a, b in zip(start, end, strict=True)]
     return result, Cpu(*per)
 
@@ -344,7 +358,7 @@ def figures(passes: list[Pass], store: str) -> dict[str, float]:
         for r, cpu in zip(p.results, p.cpu, strict=True):
             key = f"webhook.{store}.c{p.concurrency}.{KIND[r.name]}.cpu_ms"
             out.update({f"{key}.server": cpu.server, f"{key}.emulator": cpu.emulator,
-                        f"{key}.generator": cpu.generator})
+                        f"{key}.generator": cpu.generator, f"{key}.database": cpu.database})
     return out
 
 
@@ -356,14 +370,14 @@ def report(passes: list[Pass], store: str, shop: Announced) -> None:
     print(f"machine: {goals.machine()} (CI machines have 2 cores); every process (emulator, "
           "servers, this load generator) shares them, over loopback HTTP")
     print(f"{'':38} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}   CPU ms per delivery: server "
-          "(+ after the answer) / emulator / load generator;   answers")
+          "(+ after the answer) / emulator / load generator / database server;   answers")
     for p in passes:
         print(f"concurrency {p.concurrency}")
         for r, cpu in zip(p.results, p.cpu, strict=True):
             answers = ", ".join(f"{k} {v}" for k, v in sorted(r.statuses.items()))
             print(f"  {r.name:36} {r.rate:8.1f} {r.percentile(50):8.2f} "
                   f"{r.percentile(99):8.2f}   {cpu.server:5.2f} / {cpu.emulator:5.2f} / "
-                  f"{cpu.generator:5.2f}   {answers}")
+                  f"{cpu.generator:5.2f} / {cpu.database:5.2f}   {answers}")
         echo = p.results[0]
         for r in p.results[1:]:
             print(f"  ratio {r.name.strip()} / echo: throughput {r.rate / echo.rate:.2f}x, "
