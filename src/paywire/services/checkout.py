@@ -42,7 +42,8 @@ class Alongside(Protocol):
 
     async def opened(self, uow: IdempotencyKeys) -> None:
         """First in the unit that records the new order; raising abandons it (nothing of the
-        order is written)."""
+        order is written). Returning vouches that the order id came with is new (minted for
+        this caller's record, just written): the unit reads no order under it."""
         ...
 
     async def answered(self, uow: IdempotencyKeys, order: Order) -> None:
@@ -88,7 +89,9 @@ class Checkout:
         The order, its first history line and the claim on `<order id>:create` are one unit of
         work (the key is still written before the call), so a new order costs two transactions:
         this one and the one that records the provider's answer."""
-        resumable = order_id is not None  # a fresh id names no order yet: nothing to read
+        # A fresh id names no order yet: nothing to read. Nor does an id an `alongside` came
+        # with once its `opened` returns (a retry under a recorded key comes without one).
+        resumable = order_id is not None and alongside is None
         order_id = order_id or new_id("ord")
         at = self.providers.named(provider) if provider else self.providers.default
         order = Order.new(order_id, intent, lines, self.clock.now(), provider=at.name,
