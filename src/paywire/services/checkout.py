@@ -42,8 +42,8 @@ class Alongside(Protocol):
 
     async def opened(self, uow: IdempotencyKeys) -> None:
         """First in the unit that records the new order; raising abandons it (nothing of the
-        order is written). Returning vouches that the order id came with is new (minted for
-        this caller's record, just written): the unit reads no order under it."""
+        order is written). Returning vouches that the order id it came with is new (minted
+        for the caller's record, just written), so the unit reads no order under it."""
         ...
 
     async def answered(self, uow: IdempotencyKeys, order: Order) -> None:
@@ -81,7 +81,8 @@ class Checkout:
                            alongside: Alongside | None = None) -> Order:
         """Record the order, then create it at the provider under `<order id>:create`.
 
-        `order_id`: the id an Idempotency-Key stands for (a retry resumes that order);
+        `order_id`: the id an Idempotency-Key stands for (new with an `alongside`; without
+        one, a retry's, which resumes that order);
         `provider` names one of this shop's providers (default: the first configured);
         `metadata` is kept with the order (APS needs the buyer's `customer_email`);
         `alongside` writes in the order's first and last units of work (`Alongside`).
