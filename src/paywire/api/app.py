@@ -83,11 +83,14 @@ def create_api(settings: Settings,
     errors.install(app)
     if surface == "all":  # see the module's doc
         from paywire.api import aps_return, routes, webhook_admin
+        from paywire.api.lane import CheckoutLane
 
         app.include_router(routes.router)
         app.include_router(webhooks.router)
         app.include_router(webhook_admin.router)
         app.include_router(aps_return.router)
+        # Innermost: inside the body limit, straight to the checkout's create and capture.
+        app.add_middleware(CheckoutLane)
     else:
         app.include_router(webhooks.router)
     # Added innermost first: the trace wraps everything (the crash log line included), then

@@ -151,9 +151,10 @@ async def create_order(body: CreateOrderIn, request: Request, who: CallerDep, c:
     def render(order: Order) -> tuple[int, dict[str, Any]]:
         return 201, dump(_out(order, c))
 
+    # Only a keyed request's body is hashed: the gate reads the digest only with a key.
+    digest = "" if idempotency_key is None else fingerprint("POST", request.url.path, body)
     return await gate.run_alongside(
-        key=idempotency_key, scope=f"{who.id}|POST /v1/checkout/orders",
-        digest=fingerprint("POST", request.url.path, body),
+        key=idempotency_key, scope=f"{who.id}|POST /v1/checkout/orders", digest=digest,
         prefix="ord", create=create, render=render, request_id=request_id_of(request))
 
 

@@ -42,7 +42,8 @@ class Alongside(Protocol):
 
     async def opened(self, uow: IdempotencyKeys) -> None:
         """First in the unit that records the new order; raising abandons it (nothing of the
-        order is written)."""
+        order is written). Returning vouches that the order id it came with is new (minted
+        for the caller's record, just written), so the unit reads no order under it."""
         ...
 
     async def answered(self, uow: IdempotencyKeys, order: Order) -> None:
@@ -80,7 +81,8 @@ class Checkout:
                            alongside: Alongside | None = None) -> Order:
         """Record the order, then create it at the provider under `<order id>:create`.
 
-        `order_id`: the id an Idempotency-Key stands for (a retry resumes that order);
+        `order_id`: the id an Idempotency-Key stands for (new with an `alongside`; without
+        one, a retry's, which resumes that order);
         `provider` names one of this shop's providers (default: the first configured);
         `metadata` is kept with the order (APS needs the buyer's `customer_email`);
         `alongside` writes in the order's first and last units of work (`Alongside`).
@@ -88,7 +90,9 @@ class Checkout:
         The order, its first history line and the claim on `<order id>:create` are one unit of
         work (the key is still written before the call), so a new order costs two transactions:
         this one and the one that records the provider's answer."""
-        resumable = order_id is not None  # a fresh id names no order yet: nothing to read
+        # A fresh id names no order yet: nothing to read. Nor does an id an `alongside` came
+        # with once its `opened` returns (a retry under a recorded key comes without one).
+        resumable = order_id is not None and alongside is None
         order_id = order_id or new_id("ord")
         at = self.providers.named(provider) if provider else self.providers.default
         order = Order.new(order_id, intent, lines, self.clock.now(), provider=at.name,

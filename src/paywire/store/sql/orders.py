@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from paywire.domain.errors import ConflictError, ValidationError
 from paywire.domain.order import Order, OrderStatus
 from paywire.store.sql import rows
-from paywire.store.sql.base import SqlBase
+from paywire.store.sql.base import SqlBase, insert_of, prebuilt
 from paywire.store.sql.tables import order_lines, orders
 
 _LINE = {c.name: f"line_{c.name}" for c in order_lines.c if c.name != "order_id"}
@@ -44,6 +44,12 @@ _UPDATE = sa.update(orders).where(orders.c.id == sa.bindparam("b_id"),
 _INSERT_LINES = sa.insert(order_lines)
 
 
+@prebuilt
+def _insert_order(postgres: bool) -> sa.Executable:
+    """A new order's row; ON CONFLICT on any unique column (the id or the provider's id)."""
+    return insert_of(orders, postgres).on_conflict_do_nothing()
+
+
 class SqlOrders(SqlBase):
     """Orders by id, by the provider's ids, and newest first."""
 
@@ -68,8 +74,8 @@ class SqlOrders(SqlBase):
 
     async def insert_order(self, order: Order) -> None:
         """Insert a new order with its lines (ConflictError if the id or provider id exists)."""
-        stmt = self._insert(orders).values(rows.order_values(order)).on_conflict_do_nothing()
-        if (await self._run(stmt)).rowcount != 1:
+        stmt = _insert_order(self._postgres)
+        if (await self._run(stmt, rows.order_values(order))).rowcount != 1:
             raise ConflictError(f"order {order.id} (or its provider order id) already exists")
         await self._run(_INSERT_LINES, rows.line_values(order))
 
