@@ -30,14 +30,19 @@ as a rejection.
 A PayPal event the ingest answers `confirming` (see `services.confirm`) is confirmed with
 PayPal's API right after the answer is sent, in this process (`PAYWIRE_WEBHOOK_CONFIRM_INLINE`);
 the stored confirmation task is the fallback the truth fetcher runs if this process dies first
-or PayPal is slow or down.
+or PayPal is slow or down. The ingest queues that task already leased to this process's truth
+fetcher and hands it over, so the confirmation makes no claim of its own; only a task of the
+same id already pending (a body delivered again while its first confirmation runs) is claimed
+by id, as any other worker would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Request
@@ -213,15 +218,21 @@ async def _ingest(request: Request, c: WebhookContainer, ingest: WebhookIngest) 
     body = await read_raw_body(request, c.settings.webhook_max_body_bytes)
     rid = request_id_of(request)
     started = time.perf_counter()
-    outcome = await ingest.receive(request.headers, body)
+    inline = c.settings.webhook_confirm_inline
+    outcome = await ingest.receive(request.headers, body, inline=inline)
     time_ingest(c.metrics, ingest.provider, started)
     trace.tag(webhook=outcome.outcome, event_id=outcome.event_id)  # on the access log line
     count_delivery(c.metrics, ingest.provider, outcome)
     if outcome.disposition is Disposition.ACKNOWLEDGE:
         later = None
-        if outcome.confirm_task is not None and c.settings.webhook_confirm_inline:
-            later = BackgroundTask(_confirm, c.truth, outcome.confirm_task,
-                                   c.settings.webhook_confirm_inline_timeout_seconds)
+        limit = c.settings.webhook_confirm_inline_timeout_seconds
+        if outcome.handed is not None:  # queued leased to this process: run as handed
+            handed = outcome.handed
+            later = BackgroundTask(_confirm, functools.partial(
+                c.truth.confirm_handed, handed.task, handed.order), handed.task.id, limit)
+        elif outcome.confirm_task is not None and inline:  # pending already: claim it first
+            later = BackgroundTask(_confirm, functools.partial(
+                c.truth.confirm_now, outcome.confirm_task), outcome.confirm_task, limit)
         return JSONResponse(dump(WebhookAck(outcome=outcome.outcome, event_id=outcome.event_id)),
                             background=later)
     if outcome.disposition is Disposition.TRANSIENT:
@@ -236,17 +247,19 @@ async def _ingest(request: Request, c: WebhookContainer, ingest: WebhookIngest) 
                           details={"check": outcome.check, "likely_cause": outcome.likely_cause})
 
 
-async def _confirm(truth: TruthFetcher, task_id: str, limit_seconds: float) -> None:
-    """Confirm a stored event with the provider once its answer is sent, for at most
-    `limit_seconds` and never past the request's deadline (a Lambda function's answer waits
-    for this); whatever goes wrong leaves the task to the truth fetcher."""
+async def _confirm(run: Callable[[], Awaitable[bool]], task_id: str,
+                   limit_seconds: float) -> None:
+    """Confirm a stored event with the provider once its answer is sent (`run`: the truth
+    fetcher on task `task_id`), for at most `limit_seconds` and never past the request's
+    deadline (a Lambda function's answer waits for this); whatever goes wrong leaves the task
+    to the truth fetcher."""
     if deadline.exhausted():
         log.info("no time left to confirm %s in process: the truth queue confirms it", task_id)
         return
     limit_seconds = deadline.cap(limit_seconds)
     try:
         async with asyncio.timeout(limit_seconds):
-            await truth.confirm_now(task_id)
+            await run()
     except TimeoutError:
         log.warning("confirming %s took over %.0f s: the truth queue finishes it once its lease "
                     "lapses", task_id, limit_seconds)

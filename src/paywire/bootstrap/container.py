@@ -56,12 +56,35 @@ from paywire.services.reconcile import Reconciler
 from paywire.services.refunds import Refunds
 from paywire.services.registry import ProviderRegistry
 from paywire.services.truth import TruthFetcher
-from paywire.services.webhooks import WebhookIngest
+from paywire.services.webhooks import InlineClaim, WebhookIngest
 from paywire.settings import Settings
 
 log = logging.getLogger("paywire")
 
 ProviderWrapper = Callable[[PaymentProvider], PaymentProvider]
+
+# How long after its answer is sent a delivery's inline confirmation may still be starting: the
+# answer's bytes written and the background task scheduled, behind other requests under load.
+INLINE_START_SECONDS = 2.0
+
+
+def inline_claim(settings: Settings, owner: str) -> InlineClaim | None:
+    """The lease a delivery's confirmation is queued under when this process runs it at once
+    (None when it does not: PAYWIRE_WEBHOOK_CONFIRM_INLINE off).
+
+    The inline attempt is cancelled after PAYWIRE_WEBHOOK_CONFIRM_INLINE_TIMEOUT_SECONDS (or the
+    request's deadline, if sooner), so a lease past that, plus the time the attempt takes to
+    start, protects nothing and only delays the queue when this process dies after its commit:
+    the lease is that bound, and never longer than the truth fetcher's own claims (its lease,
+    which the inline attempt claimed under before; an operator's short lease stays short).
+    Overrunning it is safe (a lapsed owner's outcome counts only while nobody re-claimed, and
+    PayPal's answer is applied through the state machine), it only costs a second GET.
+    """
+    if not settings.webhook_confirm_inline:
+        return None
+    seconds = min(settings.truth_fetch_lease_seconds,
+                  settings.webhook_confirm_inline_timeout_seconds + INLINE_START_SECONDS)
+    return InlineClaim(owner, timedelta(seconds=seconds))
 
 
 @dataclass
@@ -167,16 +190,18 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
                             approval_window=timedelta(
                                 seconds=settings.paypal.approval_window_seconds))
         refunds = Refunds(store, registry, clock, orders=orders, runner=runner)
-        ingests = {name: WebhookIngest(store, p.verifier, p.parser, clock, provider=name,
-                                       max_rejections=settings.max_rejections,
-                                       confirm=kits[name].confirm_claims, metrics=metrics)
-                   for name, p in parts.items()}
         truth = TruthFetcher(
             store, registry, applier, clock, owner=worker_id(),
             lease=timedelta(seconds=settings.truth_fetch_lease_seconds),
             base_delay=timedelta(seconds=settings.truth_fetch_base_delay_seconds),
             max_delay=timedelta(seconds=settings.truth_fetch_max_delay_seconds),
             max_attempts=settings.truth_fetch_max_attempts, batch=settings.truth_fetch_batch)
+        inline = inline_claim(settings, truth.owner)
+        ingests = {name: WebhookIngest(store, p.verifier, p.parser, clock, provider=name,
+                                       max_rejections=settings.max_rejections,
+                                       confirm=kits[name].confirm_claims, metrics=metrics,
+                                       inline=inline)
+                   for name, p in parts.items()}
         reconciler = reconciler_for(settings, store, registry, applier, truth, clock)
         if metrics is not None:
             reconciler.on_pass = functools.partial(count_reconcile, metrics)

@@ -36,7 +36,14 @@ class TruthQueue(Protocol):
 
     async def enqueue_truth(self, task: TruthTask) -> bool:
         """Queue the task unless a pending one with its id exists (a done or failed one is
-        re-opened with this task's reason and due time). True if queued or re-opened."""
+        re-opened with this task's reason and due time). True if queued or re-opened.
+
+        The task is pending, and either not leased or leased already (`lease_owner` and
+        `lease_until` both set): queued or re-opened leased, it is that owner's until the lease
+        lapses, as if claimed at once, and then anyone's (the process that will run it at once,
+        saving the claim, and whose crash the queue recovers from). When a pending task with its
+        id exists, False and nothing changes, whoever holds it: the caller holds no lease and
+        must not run the task without claiming it."""
         ...
 
     async def claim_truth_tasks(self, owner: str, now: datetime, lease_until: datetime,

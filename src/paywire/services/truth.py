@@ -7,8 +7,9 @@ through `apply_fact` (refunds after a look at our own refund records). Failures 
 exponentially; a task that keeps failing, or whose answer is inconsistent, goes to a person.
 
 Confirmation tasks (`services.confirm`: a PayPal webhook's claim, queued by the ingest) run the
-same way, usually at once in the background of the webhook's answer (`confirm_now`), with this
-queue as the fallback when PayPal is slow or down or the process died after answering. A claim
+same way, usually at once in the background of the webhook's answer (`confirm_handed`, the task
+queued already leased to this fetcher; `confirm_now` claims one by id), with this queue as the
+fallback when PayPal is slow or down or the process died after answering. A claim
 about a refund or a dispute reads that object (one GET); any other reads the order. A claim
 PayPal's answer contradicts, or an object PayPal does not know, changes nothing and is recorded
 as CONTRADICTED on the order (never flagged for a person: a forgery is not our problem to fix).
@@ -110,6 +111,21 @@ class TruthFetcher:
             order = await uow.get_order(task.order_id) if task and task.order_id else None
         if task is None:
             return False
+        if order is not None:
+            trace.follow(order.trace_id, order_id=order.id)
+        await self._process(task, order)
+        return True
+
+    async def confirm_handed(self, task: TruthTask, order: Order | None) -> bool:
+        """Run a task queued already leased to this fetcher (`WebhookIngest.receive(inline=
+        True)`: the delivery's transaction queued it, so no claim is made here); `order` is its
+        order as that transaction read it. A lease lapsed before the start (the answer took
+        that long to go out) is claimed again by id instead, as `confirm_now` does, since the
+        queue may hold it now. True if it ran."""
+        if task.lease_owner != self.owner or task.lease_until is None:
+            raise ValueError(f"truth task {task.id} is not leased to {self.owner}")
+        if self.clock.now() >= task.lease_until:
+            return await self.confirm_now(task.id)
         if order is not None:
             trace.follow(order.trace_id, order_id=order.id)
         await self._process(task, order)

@@ -19,6 +19,13 @@ With `confirm` (PayPal, whose signature covers only a CRC-32 of the body: see
 the body: the event is stored with a confirmation task, acknowledged as `confirming`, and the
 truth fetcher applies what PayPal's API answers. A fact that only repeats what the order
 already holds (a stale verdict, a refund already counted) is recorded without a second look.
+
+A caller that runs a delivery's confirmation at once (`receive(..., inline=True)`: the API,
+right after its answer) gets the task handed over already leased, when the composition root
+gave this ingest an `InlineClaim`: queued leased to the fetcher that will run it, in the
+delivery's own transaction, so that run needs no claim of its own (a transaction, 4-5 round
+trips on PostgreSQL). If this process dies first, the queue takes the task once that short
+lease lapses.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from paywire.domain import trace
@@ -91,6 +98,9 @@ class IngestOutcome:
     # The confirmation queued for this delivery (outcome `confirming`): run it now, in the
     # background, or leave it to the truth fetcher.
     confirm_task: str | None = None
+    # That confirmation, queued leased to the inline claim's owner (`receive(inline=True)`):
+    # run it as handed, with no claim; None when it must be claimed first (`confirm_task`).
+    handed: Handed | None = None
     # Why it was refused (the verifier's SignatureError) or could not be taken now (a
     # StorageError, ProviderError or ConflictError): the API renders its answer from it.
     error: PaywireError | None = None
@@ -100,11 +110,31 @@ ACK = Disposition.ACKNOWLEDGE
 
 
 @dataclass(frozen=True, slots=True)
+class InlineClaim:
+    """Who runs a delivery's confirmation in this process right after the answer (the truth
+    fetcher's `owner`), and the lease it is queued under: the queue leaves the task alone that
+    long, and takes it after (this process died, or the attempt ran out of time)."""
+
+    owner: str
+    lease: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Handed:
+    """A confirmation queued leased to the inline claim's owner, and its order as the
+    delivery's transaction read it: what the truth fetcher needs to run it with no claim."""
+
+    task: TruthTask
+    order: Order
+
+
+@dataclass(frozen=True, slots=True)
 class _Applied:
     status: str
     order_id: str | None = None
     note: str | None = None
     confirm_task: str | None = None
+    handed: Handed | None = None
 
 
 class _Duplicate(Exception):
@@ -124,7 +154,8 @@ class WebhookIngest:
 
     def __init__(self, store: Transactions[WebhookUnit], verifier: WebhookVerifier,
                  parser: EventParser, clock: Clock, *, provider: str, max_rejections: int = 10_000,
-                 confirm: bool = False, metrics: Metrics | None = None) -> None:
+                 confirm: bool = False, metrics: Metrics | None = None,
+                 inline: InlineClaim | None = None) -> None:
         self.store = store
         self.metrics: Metrics = metrics or NoMetrics()  # the signature check's latency
         self.verifier = verifier
@@ -133,18 +164,26 @@ class WebhookIngest:
         self.provider = provider
         self.max_rejections = max_rejections
         self.confirm = confirm
+        self.inline = inline  # given when this process confirms deliveries at once
 
-    async def receive(self, headers: Mapping[str, str], body: bytes) -> IngestOutcome:
+    async def receive(self, headers: Mapping[str, str], body: bytes, *,
+                      inline: bool = False) -> IngestOutcome:
         """Verify, then store and apply one delivery; transient when something on our side
-        (the store, the certificate host or postback, a concurrent writer) failed."""
+        (the store, the certificate host or postback, a concurrent writer) failed.
+
+        `inline`: the caller runs the confirmation this delivery queues at once, so it is
+        queued leased to this ingest's inline claim (if it has one) and handed over
+        (`IngestOutcome.handed`); the caller must run it (`TruthFetcher.confirm_handed`), or
+        the queue waits for the lease to lapse."""
         trace.tag(provider=self.provider)
         try:
-            return await self._receive(headers, body)
+            return await self._receive(headers, body, self.inline if inline else None)
         except (StorageError, ProviderError, ConflictError) as exc:
             # Never recorded as a rejection: the provider's retry is what we want.
             return IngestOutcome(Disposition.TRANSIENT, "unavailable", error=exc)
 
-    async def _receive(self, headers: Mapping[str, str], body: bytes) -> IngestOutcome:
+    async def _receive(self, headers: Mapping[str, str], body: bytes,
+                       inline: InlineClaim | None) -> IngestOutcome:
         started = time.perf_counter()
         try:
             delivery = await self.verifier.verify(headers, body)
@@ -183,12 +222,13 @@ class WebhookIngest:
                         # Another body under a stored event id: one of the two is not what
                         # PayPal sent (a CRC-32 collision), and which one only PayPal's API can
                         # tell. Neither is refused: this one's claims are confirmed on their own.
-                        done = await self._apply(uow, event, now, body)
+                        done = await self._apply(uow, event, now, body, inline)
                         return IngestOutcome(ACK, done.status, event.event_id, done.order_id,
                                              reason=f"a different body under a stored event "
                                                     f"id: {done.note or done.status}",
-                                             confirm_task=done.confirm_task)
-                    done = await self._apply(uow, event, now, body)
+                                             confirm_task=done.confirm_task,
+                                             handed=done.handed)
+                    done = await self._apply(uow, event, now, body, inline)
                     stored = InboxEvent(provider=self.provider, event_id=event.event_id,
                                         event_type=event.event_type, received_at=now, body=body,
                                         transmission_id=delivery.transmission_id,
@@ -199,7 +239,7 @@ class WebhookIngest:
             except _Duplicate:
                 return IngestOutcome(ACK, "duplicate", event.event_id)
             return IngestOutcome(ACK, done.status, event.event_id, done.order_id,
-                                 confirm_task=done.confirm_task)
+                                 confirm_task=done.confirm_task, handed=done.handed)
 
         # Two events of one order arrive together (a capture's COMPLETED pair): the loser of the
         # order's compare-and-set runs again from a fresh read rather than answering 5xx.
@@ -235,7 +275,7 @@ class WebhookIngest:
                              exc.message, exc.likely_cause, error=exc)
 
     async def _apply(self, uow: WebhookUnit, event: ProviderEvent, now: datetime,
-                     body: bytes) -> _Applied:
+                     body: bytes, inline: InlineClaim | None = None) -> _Applied:
         order = await locate(uow, self.provider, event)
         if order is not None:
             # PayPal sends no traceparent: the event's effects join the order's own trace.
@@ -254,7 +294,7 @@ class WebhookIngest:
                                      event_id=event.event_id, event_type=event.event_type)
             return _Applied("applied", order.id, f"needs attention: {event.attention}")
         if self.confirm:
-            confirming = await self._confirm(uow, order, event, now, body)
+            confirming = await self._confirm(uow, order, event, now, body, inline)
             if confirming is not None:
                 return confirming
         if event.dispute_id is not None:
@@ -287,9 +327,11 @@ class WebhookIngest:
         return _Applied("applied", order.id)
 
     async def _confirm(self, uow: WebhookUnit, order: Order, event: ProviderEvent,
-                       now: datetime, body: bytes) -> _Applied | None:
-        """Queue the confirmation of a claim that would change something; None when the event
-        changes nothing whatever PayPal says (applied here as the stale record it is)."""
+                       now: datetime, body: bytes,
+                       inline: InlineClaim | None) -> _Applied | None:
+        """Queue the confirmation of a claim that would change something (leased to `inline`'s
+        owner, and handed over, when given); None when the event changes nothing whatever
+        PayPal says (applied here as the stale record it is)."""
         fact = event.fact
         what: tuple[str, str | None]
         if event.dispute_id is not None:
@@ -318,7 +360,14 @@ class WebhookIngest:
         if resource is None:
             return _Applied("ignored", order.id, f"{event.event_type}: nothing to confirm")
         task = confirm_task(self.provider, claim, kind, resource, body, order.id, now)
-        await uow.enqueue_truth(task)
+        if inline is not None:
+            task = dataclasses.replace(task, lease_owner=inline.owner,
+                                       lease_until=now + inline.lease)
+        # Not queued: the same body's task is pending already (this different body delivered
+        # again while its first confirmation runs or backs off). Whoever holds it finishes it;
+        # without a lease of our own it is not handed over, only claimed by id, as before.
+        queued = await uow.enqueue_truth(task)
+        handed = Handed(task, order) if queued and inline is not None else None
         await uow.append_history(HistoryEntry(
             order_id=order.id, at=now, source="webhook", verdict="NOTE",
             from_status=order.status, to_status=order.status,
@@ -326,7 +375,7 @@ class WebhookIngest:
                     "claimed": claim.target, "confirming": f"{kind} {resource}"},
             trace_id=trace.current_id()))
         return _Applied("confirming", order.id, f"confirming with the provider: {kind} "
-                        f"{resource}", task.id)
+                        f"{resource}", task.id, handed)
 
     async def _queue(self, uow: WebhookUnit, order: Order, event: ProviderEvent,
                      reason: str, now: datetime) -> _Applied:

@@ -23,10 +23,11 @@ class DynamoTruthQueue(DynamoUnit):
 
     async def enqueue_truth(self, task: TruthTask) -> bool:
         """Queue the task unless a pending one with its id exists; a done or failed one is
-        re-opened (pending, this task's reason and due time, no attempts, no lease, no error).
-        True if queued or re-opened."""
-        if task.status != "pending" or task.lease_owner is not None:
-            raise ValueError("enqueue a pending task without a lease")
+        re-opened (pending, this task's reason, due time and lease if any, no attempts, no
+        error). True if queued or re-opened: then, leased, it is the task's owner's (its due
+        index key is the lease's end, as a claim writes it: `webhook_items.truth_indexes`)."""
+        if task.status != "pending" or (task.lease_owner is None) != (task.lease_until is None):
+            raise ValueError("enqueue a pending task, unleased or leased (an owner and an end)")
         item = dw.truth_item(task)
         key = di.truth_key(task.id)
         stored = await self._read(key)
@@ -40,7 +41,8 @@ class DynamoTruthQueue(DynamoUnit):
         reopened = TruthTask(id=old.id, provider=old.provider, kind=old.kind,
                              resource_id=old.resource_id, reason=task.reason,
                              created_at=old.created_at, next_attempt_at=task.next_attempt_at,
-                             order_id=task.order_id or old.order_id)
+                             order_id=task.order_id or old.order_id,
+                             lease_owner=task.lease_owner, lease_until=task.lease_until)
         self._write(key, dw.truth_item(reopened), base=stored, what=what,
                     cond=dx.one_of("status", _CLOSED))
         return True

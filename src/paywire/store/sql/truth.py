@@ -20,12 +20,14 @@ def _enqueue(postgres: bool) -> sa.Executable:
     t = truth_tasks
     insert = insert_of(t, postgres)
     # One upsert whose update only happens on a closed row: a pending task (queued or leased by
-    # a worker) is left exactly as it is, and two enqueuers cannot both "insert".
+    # a worker) is left exactly as it is, and two enqueuers cannot both "insert". A re-opened
+    # task takes the new task's lease, if it comes leased (else none).
     return insert.on_conflict_do_update(
         index_elements=[t.c.id],
         set_={"status": "pending", "reason": insert.excluded.reason,
               "next_attempt_at": insert.excluded.next_attempt_at, "attempts": 0,
-              "lease_owner": None, "lease_until": None, "last_error": None,
+              "lease_owner": insert.excluded.lease_owner,
+              "lease_until": insert.excluded.lease_until, "last_error": None,
               "order_id": sa.func.coalesce(insert.excluded.order_id, t.c.order_id)},
         where=t.c.status.in_(_CLOSED))
 
@@ -48,10 +50,10 @@ class SqlTruthQueue(SqlBase):
 
     async def enqueue_truth(self, task: TruthTask) -> bool:
         """Queue the task unless a pending one with its id exists; a done or failed one is
-        re-opened (pending, this task's reason and due time, no attempts, no lease, no error).
-        True if queued or re-opened."""
-        if task.status != "pending" or task.lease_owner is not None:
-            raise ValueError("enqueue a pending task without a lease")
+        re-opened (pending, this task's reason, due time and lease if any, no attempts, no
+        error). True if queued or re-opened: then, leased, it is the task's owner's."""
+        if task.status != "pending" or (task.lease_owner is None) != (task.lease_until is None):
+            raise ValueError("enqueue a pending task, unleased or leased (an owner and an end)")
         return (await self._run(_enqueue(self._postgres), rows.truth_values(task))
                 ).rowcount == 1
 
