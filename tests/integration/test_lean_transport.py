@@ -124,6 +124,15 @@ async def test_keeps_the_connection_between_requests(server: str) -> None:
     assert len(ports) == 1
 
 
+async def test_keepalive_expiry_is_honoured(server: str) -> None:
+    """With keepalive_expiry=0 no idle connection is reused: each request gets a new one."""
+    async with lean(keepalive_expiry=0) as client:
+        first = (await client.get(f"{server}/port")).text
+        await asyncio.sleep(0.01)
+        again = (await client.get(f"{server}/port")).text
+    assert first != again
+
+
 async def test_an_unread_answer_does_not_go_back_to_the_pool(server: str) -> None:
     """A streamed answer closed before its end closes its connection; the next gets a new one."""
     async with lean() as client:
@@ -202,6 +211,19 @@ async def test_malformed_answer_is_a_protocol_error() -> None:
         conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
 
     with scripted(garbage) as port:
+        async with lean() as client:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.get(f"http://127.0.0.1:{port}/")
+
+
+async def test_an_endless_head_is_a_protocol_error() -> None:
+    """An answer whose headers never end (past httpcore's 100 KiB) -> RemoteProtocolError."""
+
+    def endless(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"a" * 200_000 + b"\r\n")
+
+    with scripted(endless) as port:
         async with lean() as client:
             with pytest.raises(httpx.RemoteProtocolError):
                 await client.get(f"http://127.0.0.1:{port}/")

@@ -39,7 +39,8 @@ from typing import Any
 import h11
 import httpx
 
-READ_SIZE = 65536
+READ_SIZE = 65536  # bytes asked of the socket at a time (httpcore's figure)
+MAX_HEAD = 100 * 1024  # an answer's status line and headers at most (httpcore's figure)
 _PORTS = {b"http": 80, b"https": 443}
 _Origin = tuple[bytes, bytes, int]
 
@@ -54,7 +55,7 @@ class _Connection:
     __slots__ = ("h11", "idle_since", "reader", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.h11 = h11.Connection(h11.CLIENT)
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
         self.reader, self.writer = reader, writer
         self.idle_since = 0.0
 
