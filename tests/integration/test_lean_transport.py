@@ -295,10 +295,23 @@ async def test_an_environment_proxy_is_used(monkeypatch: pytest.MonkeyPatch) -> 
     assert lines == [b"GET http://paypal.paywire-test.invalid/v1/x HTTP/1.1"]
 
 
-async def test_closing_releases_idle_connections(server: str) -> None:
-    """After `aclose` (the client's, on leaving its block) the transport refuses requests."""
+async def test_closing_closes_idle_connections() -> None:
+    """`aclose` (the client's, on leaving its block) closes the kept connection (the server
+    reads its end), and the transport refuses requests afterwards."""
+    hung_up = threading.Event()
+
+    def kept(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        if conn.recv(65536) == b"":
+            hung_up.set()
+
     transport = LeanTransport()
-    async with httpx.AsyncClient(transport=transport) as client:
-        assert (await client.get(f"{server}/port")).status_code == 200
-    with pytest.raises(RuntimeError):
-        await transport.handle_async_request(httpx.Request("GET", f"{server}/port"))
+    with scripted(kept) as port:
+        url = f"http://127.0.0.1:{port}/"
+        async with httpx.AsyncClient(transport=transport) as client:
+            assert (await client.get(url)).text == "ok"
+            assert not hung_up.is_set()
+        assert await asyncio.to_thread(hung_up.wait, 5)
+        with pytest.raises(RuntimeError):
+            await transport.handle_async_request(httpx.Request("GET", url))
