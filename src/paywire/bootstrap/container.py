@@ -44,6 +44,7 @@ from paywire.ports import (
     SystemClock,
     WebhookVerifier,
 )
+from paywire.providers.http import lean_client
 from paywire.services.checkout import Checkout
 from paywire.services.dashboard import Dashboard
 from paywire.services.fulfilment import OutboxWorker
@@ -153,8 +154,8 @@ async def build(settings: Settings, *, wrap_provider: ProviderWrapper | None = N
     async with contextlib.AsyncExitStack() as undo:  # on a refusal, close what was opened
         # trust_env=False: a proxy from the environment must not sit between us and the cert
         # host.
-        http = httpx.AsyncClient(timeout=settings.webhook_cert_timeout_seconds,
-                                 follow_redirects=False, trust_env=False)
+        http = lean_client(timeout=settings.webhook_cert_timeout_seconds,
+                           follow_redirects=False, trust_env=False)
         undo.push_async_callback(http.aclose)
         context = KitContext(settings, clock, http)
         # Each provider the settings name, in their order: the first is the default for new

@@ -80,6 +80,7 @@ from paywire.providers.aps.results import (
     parse_status,
     resolved,
 )
+from paywire.providers.http import lean_client
 
 log = logging.getLogger("paywire.providers.aps")
 
@@ -137,7 +138,7 @@ class ApsClient:
         self.verifier = FeedbackVerifier(merchant)
         self.currencies = currencies
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        self._http = http if http is not None else lean_client(timeout=timeout)
         self._timeout = timeout
         self._retry = Backoff(backoff_base, backoff_cap, jitter or FullJitter(random),
                              attempts=max_attempts)

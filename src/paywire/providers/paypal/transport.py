@@ -37,6 +37,7 @@ from paywire.domain import deadline, trace
 from paywire.domain.errors import ConfigError, DeadlineExceeded, ProviderError, ValidationError
 from paywire.domain.retry import Backoff, FullJitter, Jitter, retry_after_seconds
 from paywire.ports import Clock, SystemClock
+from paywire.providers.http import lean_client
 from paywire.providers.paypal import refusals
 
 log = logging.getLogger("paywire.providers.paypal")
@@ -114,7 +115,7 @@ class PayPalTransport:
         self._client_id = client_id
         self._secret = _Secret(secret)
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        self._http = http if http is not None else lean_client(timeout=timeout)
         self._timeout = timeout
         self._retry = Backoff(backoff_base, backoff_cap, jitter or FullJitter(random),
                              attempts=max_attempts)

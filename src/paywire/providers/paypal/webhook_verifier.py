@@ -33,6 +33,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 
 from paywire.domain.errors import ConfigError, ProviderError, SignatureError
 from paywire.ports import SystemClock, VerifiedDelivery
+from paywire.providers.http import lean_client
 from paywire.providers.paypal import webhook_signature as sig
 
 log = logging.getLogger("paywire.providers.paypal.webhooks")
@@ -128,7 +129,7 @@ class LocalVerifier:
         self._timeout, self._max_bytes, self._ttl = fetch_timeout, max_cert_bytes, cache_ttl
         self._names = leaf_names
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(
+        self._http = http if http is not None else lean_client(
             timeout=fetch_timeout, follow_redirects=False, trust_env=False)
         self._cache: dict[str, _Cached] = {}
         self._locks: dict[str, asyncio.Lock] = {}
