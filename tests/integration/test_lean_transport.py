@@ -246,6 +246,44 @@ async def test_a_kept_connection_the_server_closed_is_not_reused() -> None:
     assert first.text == second.text == "ok" and len(seen) == 2
 
 
+@pytest.mark.parametrize(("first", "method"), [
+    (b"HTTP/1.1 204 No Content\r\n\r\n", "POST"),  # a 204 that (wrongly) carries a body
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "HEAD"),  # a HEAD answered with one
+])
+async def test_bytes_past_an_answer_never_answer_the_next_request(first: bytes,
+                                                                  method: str) -> None:
+    """What a server sends after an answer's end, read into h11 with it, is not taken for the
+    next request's answer: that connection is not kept."""
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    seen.append(head.split(b"\r\n", 1)[0])
+                    if len(seen) == 1:  # the answer, then bytes nobody asked for, at once
+                        writer.write(first + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+                                             b"EVIL!")
+                    else:
+                        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")
+                    await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(transport=LeanTransport(), timeout=5) as client:
+            await client.request(method, f"http://127.0.0.1:{port}/v1/payments/captures")
+            second = await client.get(f"http://127.0.0.1:{port}/v1/checkout/orders/X")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert second.text == "real"
+    assert len(seen) == 2
+
+
 async def test_tls_is_verified(tmp_path: Path) -> None:
     """A self-signed server: refused by default as a ConnectError whose cause is the failed
     verification (as `fetch_failure` reports it); accepted with its certificate as the CA."""

@@ -96,8 +96,10 @@ class _Body(httpx.AsyncByteStream):
         if conn is None:
             return
         self._conn = None  # type: ignore[assignment]
+        # Bytes after the answer's end, already read into h11 (a HEAD or 204 answer followed by
+        # a body, more than its Content-Length), would pass for the next request's answer.
         reusable = (self._done and conn.h11.our_state is h11.DONE
-                    and conn.h11.their_state is h11.DONE)
+                    and conn.h11.their_state is h11.DONE and not conn.h11.trailing_data[0])
         if reusable:
             conn.h11.start_next_cycle()
         self._transport._release(self._origin, conn, reusable=reusable)
@@ -212,7 +214,10 @@ class LeanTransport(httpx.AsyncBaseTransport):
             async with asyncio.timeout(within):
                 reader, writer = await asyncio.open_connection(
                     name, port, ssl=tls, server_hostname=name if tls else None,
-                    limit=READ_SIZE)
+                    limit=READ_SIZE,
+                    # Happy Eyeballs (RFC 8305), as httpcore's connect: an IPv6 route that
+                    # swallows packets costs 250 ms, not the whole connect timeout.
+                    happy_eyeballs_delay=0.25, interleave=1)
         except TimeoutError as exc:
             raise httpx.ConnectTimeout(f"connecting to {name}:{port} timed out") from exc
         except OSError as exc:  # refused, DNS, TLS verification (ssl.SSLError is an OSError)
