@@ -123,7 +123,9 @@ JSON = [(b"content-type", b"application/json")]
     (CREATE, json.dumps(MUG).encode(), []),  # no Content-Type
     (CREATE, json.dumps(MUG).encode(), [*JSON, (b"idempotency-key", b"a"),
                                         (b"idempotency-key", b"b")]),
+    (CREATE, b"[" * 100_000 + b"]" * 100_000, JSON),  # nested past json's depth
     (f"{CREATE}/bad id/capture", b"", []),
+    (f"{CREATE}/ord_1\n/capture", b"", []),  # `$` in Python's re matches before a newline
     (f"{CREATE}/ord_1/authorize", b"", []),
     (f"{CREATE}/", json.dumps(MUG).encode(), JSON),
 ])

@@ -36,7 +36,9 @@ from paywire.domain.errors import PaywireError
 
 CREATE = "/v1/checkout/orders"
 _CAPTURE = re.compile(r"/v1/checkout/orders/([^/]+)/capture")
-_ID = re.compile(ID_PATTERN)
+# `fullmatch` of the pattern between its anchors: in Python's `re` a `$` also matches before a
+# final newline, where the framework's check (pydantic-core's regex) does not.
+_ID = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))
 
 
 def _json_body(scope: Scope) -> bool:
@@ -85,7 +87,7 @@ class CheckoutLane:
             await self._create(scope, receive, send)
             return
         found = _CAPTURE.fullmatch(path)
-        if found is not None and _ID.match(found[1]):
+        if found is not None and _ID.fullmatch(found[1]):
             await self._answer(scope, receive, send, capture=found[1])
             return
         await self.app(scope, receive, send)
@@ -95,7 +97,8 @@ class CheckoutLane:
         raw = await request.body()
         try:
             body = CreateOrderIn.model_validate(json.loads(raw))
-        except (ValueError, ValidationError):  # not JSON, or not a valid create: the framework
+        except (ValueError, RecursionError, ValidationError):
+            # Not JSON (nested past the parser's depth too), or not a valid create: the framework.
             await self.app(scope, _replay(raw, receive), send)
             return
         await self._answer(scope, receive, send, create=body, request=request)
