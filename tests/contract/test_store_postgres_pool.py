@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from contract.conftest import PostgresDatabase
-from paywire.store.sql import SqlStore
+from paywire.domain.errors import StorageError
+from paywire.store.sql import SqlStore, postgres
 from paywire.store.sql.postgres import POOL_SIZE, closed_by_server
 
 
@@ -97,5 +98,40 @@ async def test_a_burst_within_the_pool_reuses_its_connections(
         assert len(first) == burst
         await asyncio.gather(*(_read(store, hold=0.1) for _ in range(burst)))
         assert _backends(database) == first  # no backend closed, none opened
+    finally:
+        await store.close()
+
+
+async def test_a_long_idle_connection_is_pinged_before_use(
+        database: PostgresDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection idle past IDLE_PING_SECONDS is pinged: a dead one the socket check cannot
+    see (a peer gone without a goodbye: the check is blinded here) is replaced, not handed out.
+    In steady use (under the threshold) no ping is made, and the blinded check lets it through."""
+    monkeypatch.setattr(postgres, "closed_by_server", lambda _conn: False)
+    store = SqlStore(database.url)
+    try:
+        await _read(store)
+        assert _terminate(database) == 1
+        await asyncio.sleep(0.2)
+        with pytest.raises(StorageError):  # in steady use: no ping, the dead one is used
+            await _read(store)
+        await _read(store)  # the failed unit's connection was invalidated: a new one now
+        assert _terminate(database) == 1
+        await asyncio.sleep(0.2)
+        monkeypatch.setattr(postgres, "IDLE_PING_SECONDS", 0.0)  # idle long enough: pinged
+        await _read(store)
+    finally:
+        await store.close()
+
+
+async def test_no_usable_connection_is_a_storage_error(
+        database: PostgresDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every connection found dead at checkout (the pool gives up: "This connection is
+    unstable!") is a transient StorageError, as any failure of the database is, not a 500."""
+    monkeypatch.setattr(postgres, "closed_by_server", lambda _conn: True)
+    store = SqlStore(database.url)
+    try:
+        with pytest.raises(StorageError, match="no usable connection"):
+            await _read(store)
     finally:
         await store.close()

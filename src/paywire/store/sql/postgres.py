@@ -1,8 +1,8 @@
 """PostgreSQL's connection pool: how many connections a process keeps, and how a dead one is
-found before a unit of work is handed it, without a round trip.
+found before a unit of work is handed it, without a round trip for a connection in steady use.
 
-Why (issue 18's profile of webhook ingest on PostgreSQL, py-spy, c8). A delivery runs four units
-of work (the duplicate check, the ingest, the confirmation's claim and its answer); with
+Why (issue 18's profile of webhook ingest on PostgreSQL, py-spy, c8). A delivery then ran four
+units of work (the duplicate check, the ingest, the confirmation's claim and its answer); with
 `pool_pre_ping` each began with a `SELECT 1` round trip, a tenth of paywire's CPU per delivery
 (`AsyncConnection.start`: 9.3 % of the process), and with five pooled connections a burst of
 more than five units (eight deliveries and their confirmations) opened overflow connections and
@@ -22,15 +22,21 @@ What instead:
   `DisconnectionError` protocol), as `pool_pre_ping` would have, for the price of one system
   call instead of a round trip.
 
-What this does not see: a peer that vanished without closing (a cable cut, a dropped NAT
-entry). `pool_pre_ping` did not see it either until its TCP timeout; either way the unit of
-work fails with `StorageError`, which is transient everywhere (5xx to a provider, which
-retries), and SQLAlchemy invalidates the rest of the pool's connections of that age.
+A connection idle for longer than `IDLE_PING_SECONDS` is still pinged (`SELECT 1`) before it
+is handed out, as `pool_pre_ping` pinged every one: a peer gone without a goodbye (a NAT or
+load balancer that dropped the idle flow and answers with a reset, a failover keeping its
+address) shows nothing readable, and only a round trip finds it. Connections in steady use
+skip that round trip; an idle one pays it once, at a moment when nothing is busy.
+
+What neither sees: a connection that dies between the check and its first statement. The unit
+of work then fails with `StorageError`, transient everywhere (5xx to a provider, which retries),
+and SQLAlchemy invalidates the pool's connections of that age.
 """
 
 from __future__ import annotations
 
 import select
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,6 +44,7 @@ from sqlalchemy import exc as sa_exc
 
 POOL_SIZE = 10  # connections kept per process
 MAX_OVERFLOW = 10  # opened beyond them for a burst, closed when returned
+IDLE_PING_SECONDS = 30.0  # idle longer than this: pinged before use (below common NAT timeouts)
 
 
 def closed_by_server(dbapi_connection: Any) -> bool:
@@ -57,9 +64,22 @@ def closed_by_server(dbapi_connection: Any) -> bool:
 
 
 def postgres_liveness(engine: sa.Engine) -> None:
-    """Discard a pooled connection the server has closed, at checkout (module docstring)."""
+    """Discard a pooled connection the server has closed, or one idle for a while that does not
+    answer a ping, at checkout (module docstring)."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["paywire_idle_since"] = time.monotonic()
 
     @sa.event.listens_for(engine, "checkout")
-    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         if closed_by_server(dbapi_connection):
             raise sa_exc.DisconnectionError("the server closed this pooled connection")
+        since = record.info.get("paywire_idle_since")  # none for a new connection
+        if since is not None and time.monotonic() - since > IDLE_PING_SECONDS:
+            try:
+                engine.dialect.do_ping(dbapi_connection)
+            except Exception as exc:
+                raise sa_exc.DisconnectionError("a pooled connection idle for "
+                                                f"{time.monotonic() - since:.0f} s did not "
+                                                "answer a ping") from exc

@@ -26,11 +26,12 @@ from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from paywire.domain.errors import ConfigError
+from paywire.domain.errors import ConfigError, StorageError
 from paywire.store.sql.base import translated
 from paywire.store.sql.postgres import MAX_OVERFLOW, POOL_SIZE, postgres_liveness
 from paywire.store.sql.sqlite import (
@@ -171,7 +172,12 @@ class SqlStore:
         if self._engine is None:
             raise RuntimeError("no async engine")  # pragma: no cover - SQLite has none
         with translated():
-            conn = await self._engine.connect()
+            try:
+                conn = await self._engine.connect()
+            except sa_exc.InvalidRequestError as exc:
+                # The pool found one dead connection after another at checkout ("This
+                # connection is unstable!"): the database is going away, a transient failure.
+                raise StorageError(f"database error: no usable connection: {exc}") from exc
         try:
             yield conn
         finally:
