@@ -78,8 +78,10 @@ def inline_claim(settings: Settings, owner: str) -> InlineClaim | None:
     start, protects nothing and only delays the queue when this process dies after its commit:
     the lease is that bound, and never longer than the truth fetcher's own claims (its lease,
     which the inline attempt claimed under before; an operator's short lease stays short).
-    Overrunning it is safe (a lapsed owner's outcome counts only while nobody re-claimed, and
-    PayPal's answer is applied through the state machine), it only costs a second GET.
+    The lease runs from the start of the delivery's transaction, so the 2 s also cover that
+    transaction and the answer's sending. Overrunning it is safe: another worker may then claim
+    the task and GET PayPal's object a second time; both answers are PayPal's and are applied
+    through the state machine (the task itself is closed only by its current owner).
     """
     if not settings.webhook_confirm_inline:
         return None
