@@ -64,8 +64,9 @@ log = logging.getLogger("paywire")
 
 ProviderWrapper = Callable[[PaymentProvider], PaymentProvider]
 
-# How long after its answer is sent a delivery's inline confirmation may still be starting: the
-# answer's bytes written and the background task scheduled, behind other requests under load.
+# What the inline lease adds to the inline timeout: the delivery's own transaction (the lease
+# runs from its start), the answer's bytes written and the background task scheduled, behind
+# other requests under load.
 INLINE_START_SECONDS = 2.0
 
 
