@@ -145,17 +145,23 @@ async def load(name: str, url: str, deliveries: Sequence[Posted], concurrency: i
     return Result(name, time.perf_counter() - started, latencies, statuses)
 
 
+async def read_body(receive: Any) -> bytes:
+    """An ASGI request's whole body."""
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    return body
+
+
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """The baseline: read the whole body, answer 200 with it."""
     if scope["type"] != "http":
         while (await receive())["type"] != "lifespan.shutdown":
             pass
         return
-    body, more = b"", True
-    while more:
-        message = await receive()
-        body += message.get("body", b"")
-        more = message.get("more_body", False)
+    body = await read_body(receive)
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})

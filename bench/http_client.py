@@ -86,11 +86,7 @@ async def order_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """GET: the order JSON; POST: its body back."""
     if scope["type"] != "http":
         return
-    body, more = b"", True
-    while more:
-        message = await receive()
-        body += message.get("body", b"")
-        more = message.get("more_body", False)
+    body = await benchkit.read_body(receive)
     answer = ORDER if scope["method"] == "GET" else body
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"),

@@ -338,6 +338,13 @@ class Recording:
         """Where PayPal delivers (the recorder)."""
         return f"{self.recorder.url}/hook"
 
+    def held(self, needle: str, event_type: str) -> Delivery:
+        """A genuine delivery PayPal sent about `needle`, held back from paywire."""
+        found = [delivery(t) for t in transmissions(self.emulator, self.hook)
+                 if t.event_type == event_type and needle in t.body.decode()]
+        assert found, f"no {event_type} delivery about {needle}"
+        return found[0]
+
     def deliveries(self) -> list[Delivery]:
         """Every delivery sent so far, in the order first sent."""
         sent = sorted(transmissions(self.emulator, self.hook), key=lambda t: t.first_time)

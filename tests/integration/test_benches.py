@@ -49,3 +49,19 @@ def test_bench_runs_tiny_and_prints_a_verdict_for_each_of_its_goals(bench: suite
     for name in expected:
         line = next((x for x in table.splitlines() if name in x), None)
         assert line is not None and line.rstrip().endswith(("met", "MISSED")), output
+
+
+@pytest.mark.timeout(120)
+def test_the_http_client_bench_runs(tmp_path: Path) -> None:
+    """bench/http_client.py (not in `make bench`: no goal of its own) still measures every
+    engine it is asked for, each against httpx's default transport in the same run."""
+    script = Path(__file__).resolve().parents[2] / "bench" / "http_client.py"
+    done = subprocess.run([sys.executable, str(script), "--requests", "20",  # noqa: S603
+                           "--concurrency", "1", "2", "--engines", "httpx", "lean", "raw-h11"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=110,
+                          check=False)
+    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
+    assert f"{os.cpu_count()} cores" in done.stdout.splitlines()[0]
+    assert rows["httpx"].count("(1.00x)") == 4
+    assert all(name in rows for name in ("lean", "raw-h11")), done.stdout

@@ -38,7 +38,6 @@ from webhookkit import (
     Delivery,
     Recording,
     collide,
-    delivery,
     drain_truth,
     eventually,
     order,
@@ -47,7 +46,6 @@ from webhookkit import (
     quiet,
     read,
     recording,
-    transmissions,
     truth_tasks,
 )
 from webhookstack import backend_database
@@ -67,13 +65,6 @@ class Rig(Recording):
     def db(self) -> str:
         """paywire's database."""
         return self.paywire.database_url
-
-    def held(self, needle: str, event_type: str) -> Delivery:
-        """A genuine delivery PayPal sent about `needle`, held back from paywire."""
-        found = [delivery(t) for t in transmissions(self.emulator, self.hook)
-                 if t.event_type == event_type and needle in t.body.decode()]
-        assert found, f"no {event_type} delivery about {needle}"
-        return found[0]
 
     def gets(self, since: int, needle: str) -> list[str]:
         """The API GETs paywire made at the emulator since request `since` whose path names

@@ -36,14 +36,12 @@ from webhookkit import (
     Delivery,
     Recording,
     collide,
-    delivery,
     eventually,
     order,
     outbox,
     post,
     quiet,
     recording,
-    transmissions,
     truth_tasks,
 )
 from webhookstack import backend_database
@@ -64,13 +62,6 @@ class Rig(Recording):
     def db(self) -> str:
         """paywire's database."""
         return self.paywire.database_url
-
-    def held(self, needle: str, event_type: str) -> Delivery:
-        """A genuine delivery PayPal sent about `needle`, held back from paywire."""
-        found = [delivery(t) for t in transmissions(self.emulator, self.hook)
-                 if t.event_type == event_type and needle in t.body.decode()]
-        assert found, f"no {event_type} delivery about {needle}"
-        return found[0]
 
     def settings(self) -> Settings:
         """Settings for another paywire process on the rig's database."""
