@@ -25,12 +25,12 @@ from typing import Any
 
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from paywire.api import routes
 from paywire.api.auth import caller
 from paywire.api.errors import paywire_error
-from paywire.api.middleware import route_path
+from paywire.api.middleware import replaying, route_path
 from paywire.api.schemas import ID_PATTERN, CreateOrderIn
 from paywire.domain.errors import PaywireError
 
@@ -54,21 +54,6 @@ def _one_key(scope: Scope) -> bool:
     """At most one Idempotency-Key header (the framework picks among several itself)."""
     headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
     return sum(name == b"idempotency-key" for name, _ in headers) <= 1
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """`receive` with the body already read sent again first (then the client's own messages,
-    such as its disconnect)."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed
 
 
 class CheckoutLane:
@@ -99,7 +84,7 @@ class CheckoutLane:
             body = CreateOrderIn.model_validate(json.loads(raw))
         except (ValueError, RecursionError, ValidationError):
             # Not JSON (nested past the parser's depth too), or not a valid create: the framework.
-            await self.app(scope, _replay(raw, receive), send)
+            await self.app(scope, replaying(raw, receive), send)
             return
         await self._answer(scope, receive, send, create=body, request=request)
 

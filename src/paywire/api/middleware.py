@@ -88,6 +88,21 @@ class RequestContextMiddleware:
                             error_body("internal_error", "internal error", None, request_id))
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """`receive` with a body already read handed over again first (then the client's own
+    messages, such as its disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class BodyLimitMiddleware:
     """Refuse a request body over `max_bytes` with 413, before the app sees any of it.
 
@@ -145,16 +160,7 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             if not more:
                 break
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
 
 class DeadlineMiddleware:
