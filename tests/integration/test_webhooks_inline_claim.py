@@ -31,6 +31,7 @@ from paywire.bootstrap.container import inline_claim
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, OrderLine, OrderStatus
 from paywire.settings import Settings
+from paywire.store.sql import pgrun
 from testkit import MovingClock, two_app_config
 from webhookkit import (
     Delivery,
@@ -88,22 +89,37 @@ def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 @contextmanager
 def truth_writes() -> Iterator[list[tuple[str, Any]]]:
-    """Every INSERT and UPDATE of a truth task any engine of this process (the served
-    paywire's included) runs meanwhile: (statement, parameters)."""
+    """Every INSERT and UPDATE of a truth task this process (the served paywire included)
+    sends meanwhile: (statement, parameters). SQLite's go through SQLAlchemy's engines (their
+    `before_cursor_execute` event); PostgreSQL's are bound by `pgrun.PgCompiler.bind`, which
+    is wrapped here to note what it hands psycopg."""
     seen: list[tuple[str, Any]] = []
     lock = threading.Lock()
 
-    def note(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-             executemany: bool) -> None:
+    def keep(statement: str, parameters: Any) -> None:
         head = " ".join(statement.split()[:3]).upper()
         if head in ("INSERT INTO TRUTH_TASKS", "UPDATE TRUTH_TASKS SET"):
             with lock:
                 seen.append((" ".join(statement.split()), parameters))
 
+    def note(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+             executemany: bool) -> None:
+        keep(statement, parameters)
+
+    bind = pgrun.PgCompiler.bind
+
+    def bound(self: pgrun.PgCompiler, *args: Any) -> tuple[str, list[dict[str, Any]]]:
+        statement, sets = bind(self, *args)
+        for parameters in sets:
+            keep(statement, parameters)
+        return statement, sets
+
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", note)
+    pgrun.PgCompiler.bind = bound  # type: ignore[method-assign]
     try:
         yield seen
     finally:
+        pgrun.PgCompiler.bind = bind  # type: ignore[method-assign]
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", note)
 
 

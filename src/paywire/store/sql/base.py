@@ -16,21 +16,44 @@ transaction: a lost race must leave the caller's unit of work usable.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire.domain.errors import ConflictError, StorageError, ValidationError
+
+if TYPE_CHECKING:
+    from paywire.store.sql.pgrun import PgConnection
 
 _ROWCOUNT = {"preserve_rowcount": True}
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 T = TypeVar("T")
+Row = Mapping[Any, Any]  # by column name (SQLAlchemy's RowMapping also takes columns)
+
+
+class MappingRows(Protocol):
+    """Rows as mappings by column name."""
+
+    def __iter__(self) -> Iterator[Row]: ...
+    def first(self) -> Row | None: ...
+    def one(self) -> Row: ...
+    def all(self) -> Sequence[Row]: ...
+
+
+class Rows(Protocol):
+    """What a statement answered, as the aggregates read it: SQLAlchemy's `CursorResult` on
+    SQLite, `pgrun.PgResult` on PostgreSQL."""
+
+    @property
+    def rowcount(self) -> int: ...
+    def mappings(self) -> MappingRows: ...
+    def scalars(self) -> Iterable[Any]: ...
+    def scalar_one(self) -> Any: ...
 
 
 def prebuilt(build: Callable[[bool], T]) -> Callable[[bool], T]:
@@ -79,8 +102,9 @@ def check_limit(limit: int) -> None:
 class SqlBase:
     """One transaction on one connection; `SqlStore.transaction` commits or rolls it back.
 
-    The connection is SQLAlchemy's async one (PostgreSQL) or a plain one (SQLite, whose
-    statements run on the event loop's thread: `store.sql.sqlite`). `read_only`: a snapshot,
+    The connection is psycopg's, statements compiled by SQLAlchemy (PostgreSQL:
+    `store.sql.pgrun`), or SQLAlchemy's plain one (SQLite, whose statements run on the event
+    loop's thread: `store.sql.sqlite`). `read_only`: a snapshot,
     which refuses anything but a SELECT before it reaches the database.
 
     The aggregate classes (`SqlOrders`, `SqlOutbox`, ...) derive from this and from nothing
@@ -88,7 +112,7 @@ class SqlBase:
     `SqlOrders`); `SqlUnitOfWork` is all of them at once.
     """
 
-    def __init__(self, conn: AsyncConnection | sa.Connection, *, read_only: bool = False) -> None:
+    def __init__(self, conn: PgConnection | sa.Connection, *, read_only: bool = False) -> None:
         self._conn = conn
         self._postgres = conn.dialect.name == "postgresql"
         self._read_only = read_only
@@ -99,24 +123,24 @@ class SqlBase:
         self._open = False
 
     async def _run(self, stmt: sa.Executable,
-                   params: Params | None = None) -> sa.CursorResult[Any]:
+                   params: Params | None = None) -> Rows:
         if not self._open:
             raise RuntimeError("this unit of work has ended; open a new transaction")
         if self._read_only and not isinstance(stmt, sa.Select):
             raise StorageError("a snapshot only reads: write in a transaction")
+        if not isinstance(self._conn, sa.Connection):
+            return await self._conn.execute(stmt, params)  # raises paywire's errors itself
         with translated():
             # Without preserve_rowcount SQLAlchemy may report -1 for INSERT, and the row count
             # of an INSERT ... ON CONFLICT DO NOTHING is how put-if-absent learns who won.
-            if isinstance(self._conn, sa.Connection):
-                return self._conn.execute(stmt, params, execution_options=_ROWCOUNT)
-            return await self._conn.execute(stmt, params, execution_options=_ROWCOUNT)
+            return self._conn.execute(stmt, params, execution_options=_ROWCOUNT)
 
     def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
         return insert_of(table, self._postgres)
 
     async def _claim_leased(self, t: sa.Table, owner: str, now: datetime,
                             lease_until: datetime, limit: int,
-                            first: sa.Column[Any]) -> list[sa.RowMapping]:
+                            first: sa.Column[Any]) -> list[Row]:
         """Lease up to `limit` pending, due rows of `t` whose lease is free or lapsed (oldest
         `first`); the rows this call won. Shared by the truth queue and the outbox."""
         if limit < 1:

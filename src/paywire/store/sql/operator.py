@@ -28,7 +28,7 @@ from paywire.ports import (
     ProviderOperation,
 )
 from paywire.store.sql import rows
-from paywire.store.sql.base import check_limit
+from paywire.store.sql.base import Row, check_limit
 from paywire.store.sql.orders import SqlOrders
 from paywire.store.sql.tables import (
     audit_log,
@@ -44,7 +44,7 @@ SCAN = 1000
 _ATTEMPT = sa.insert(delivery_attempts)
 
 
-def _residual(where: OrderFilter, row: sa.RowMapping, leading: str) -> bool:
+def _residual(where: OrderFilter, row: Row, leading: str) -> bool:
     """Whether `row` passes the filters the walked index did not apply."""
     if leading != "status" and where.status is not None and row["status"] != str(where.status):
         return False
@@ -178,7 +178,7 @@ class SqlOperatorReads(SqlOrders):
                 for r in result.mappings()]
 
 
-def _audit_from(row: sa.RowMapping) -> AuditEntry:
+def _audit_from(row: Row) -> AuditEntry:
     detail: dict[str, Any] = dict(row["detail"] or {})
     return AuditEntry(id=row["id"], at=row["at"], actor=row["actor"], action=row["action"],
                       order_id=row["order_id"], outcome=row["outcome"], detail=detail,

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from paywire.domain.errors import ConflictError, ValidationError
 from paywire.domain.order import Order, OrderStatus
 from paywire.store.sql import rows
-from paywire.store.sql.base import SqlBase, insert_of, prebuilt
+from paywire.store.sql.base import Row, SqlBase, insert_of, prebuilt
 from paywire.store.sql.tables import order_lines, orders
 
 _LINE = {c.name: f"line_{c.name}" for c in order_lines.c if c.name != "order_id"}
@@ -115,7 +115,7 @@ class SqlOrders(SqlBase):
 
     async def _joined(self, stmt: sa.Select[Any], params: dict[str, Any]) -> list[Order]:
         """Orders from a `_joined` statement, in first-seen order, each with its lines."""
-        heads: dict[str, sa.RowMapping] = {}
+        heads: dict[str, Row] = {}
         lines: dict[str, list[dict[str, Any]]] = {}
         for row in (await self._run(stmt, params)).mappings():
             order_id = row["id"]
@@ -127,7 +127,7 @@ class SqlOrders(SqlBase):
                                              key=lambda line: line["position"]))
                 for order_id, head in heads.items()]
 
-    async def _with_lines(self, found: Sequence[sa.RowMapping]) -> list[Order]:
+    async def _with_lines(self, found: Sequence[Row]) -> list[Order]:
         """Orders from `orders` rows (extra columns ignored), in order, with their lines."""
         if not found:
             return []
@@ -135,7 +135,7 @@ class SqlOrders(SqlBase):
         lines = (await self._run(
             sa.select(order_lines).where(order_lines.c.order_id.in_(ids))
             .order_by(order_lines.c.order_id, order_lines.c.position))).mappings().all()
-        by_order: dict[str, list[sa.RowMapping]] = {}
+        by_order: dict[str, list[Row]] = {}
         for line in lines:
             by_order.setdefault(line["order_id"], []).append(line)
         return [rows.order_from(row, by_order.get(row["id"], [])) for row in found]

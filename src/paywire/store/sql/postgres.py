@@ -35,16 +35,26 @@ and SQLAlchemy invalidates the pool's connections of that age.
 
 from __future__ import annotations
 
+import asyncio
 import select
 import time
+from contextlib import suppress
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
+from psycopg import pq
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from paywire.domain.errors import StorageError
+from paywire.store.sql.base import translated
+from paywire.store.sql.pgrun import PgCompiler, pg_translated
 
 POOL_SIZE = 10  # connections kept per process
 MAX_OVERFLOW = 10  # opened beyond them for a burst, closed when returned
 IDLE_PING_SECONDS = 30.0  # idle longer than this: pinged before use (below common NAT timeouts)
+POOL_TIMEOUT_SECONDS = 30.0  # a unit of work waits this long for a connection when all are in use
+CONNECT_ATTEMPTS = 3  # new connections found unusable in a row before giving up
 
 
 def closed_by_server(dbapi_connection: Any) -> bool:
@@ -63,23 +73,105 @@ def closed_by_server(dbapi_connection: Any) -> bool:
     return bool(poller.poll(0))
 
 
-def postgres_liveness(engine: sa.Engine) -> None:
-    """Discard a pooled connection the server has closed, or one idle for a while that does not
-    answer a ping, at checkout (module docstring)."""
+class PgPool:
+    """psycopg connections in autocommit mode, kept for units of work (`store.sql.pgrun`).
 
-    @sa.event.listens_for(engine, "checkin")
-    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
-        record.info["paywire_idle_since"] = time.monotonic()
+    At most `size + overflow` connections are in use at once (a unit of work beyond that waits
+    up to `timeout` seconds, then fails with `StorageError`); `size` are kept when returned, the
+    rest closed. The most recently returned connection is handed out first (its socket and
+    the server's caches are warm), after the liveness checks of the module docstring. A
+    connection comes back reusable only if its unit ended cleanly (idle, no transaction
+    open); any other is closed, so no unit ever inherits another's state.
+    """
 
-    @sa.event.listens_for(engine, "checkout")
-    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        if closed_by_server(dbapi_connection):
-            raise sa_exc.DisconnectionError("the server closed this pooled connection")
-        since = record.info.get("paywire_idle_since")  # none for a new connection
-        if since is not None and time.monotonic() - since > IDLE_PING_SECONDS:
-            try:
-                engine.dialect.do_ping(dbapi_connection)
-            except Exception as exc:
-                raise sa_exc.DisconnectionError("a pooled connection idle for "
-                                                f"{time.monotonic() - since:.0f} s did not "
-                                                "answer a ping") from exc
+    def __init__(self, url: sa.URL, *, size: int = POOL_SIZE, overflow: int = MAX_OVERFLOW,
+                 timeout: float = POOL_TIMEOUT_SECONDS) -> None:
+        # SQLAlchemy's engine only to initialise its dialect (server version, JSON codecs) and
+        # to read the URL as its psycopg dialect would: it keeps no connection.
+        self._engine = create_async_engine(url, poolclass=sa.NullPool)
+        self.dialect = self._engine.dialect
+        self._size, self._timeout = size, timeout
+        self._slots = asyncio.Semaphore(size + overflow)
+        self._idle: list[tuple[psycopg.AsyncConnection[Any], float]] = []
+        self._compiler: PgCompiler | None = None
+        self._ready = asyncio.Lock()
+        self._closed = False
+
+    async def compiler(self) -> PgCompiler:
+        """The dialect's compiler, once the dialect has seen the server."""
+        if self._compiler is None:
+            async with self._ready:
+                if self._compiler is None:
+                    with translated():
+                        async with self._engine.connect():
+                            pass  # first connect: the dialect initialises itself
+                    self._compiler = PgCompiler(self.dialect)
+        return self._compiler
+
+    async def acquire(self) -> psycopg.AsyncConnection[Any]:
+        """A live connection, idle and in autocommit mode; `release` it."""
+        if self._closed:
+            raise StorageError("database error: the store is closed")
+        try:
+            if self._slots.locked():  # all in use: wait, bounded (a task only then)
+                await asyncio.wait_for(self._slots.acquire(), self._timeout)
+            else:
+                await self._slots.acquire()
+        except TimeoutError:
+            raise StorageError(f"database error: no connection free after {self._timeout:.0f} "
+                               "s (every pooled connection in use)") from None
+        try:
+            return await self._live()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def _live(self) -> psycopg.AsyncConnection[Any]:
+        while self._idle:
+            conn, since = self._idle.pop()
+            if closed_by_server(conn):
+                await _close(conn)
+                continue
+            if time.monotonic() - since > IDLE_PING_SECONDS:
+                try:
+                    await conn.execute("SELECT 1")
+                except Exception:  # noqa: BLE001 - any failure: not a usable connection
+                    await _close(conn)
+                    continue
+            return conn
+        cargs, cparams = self.dialect.create_connect_args(self._engine.url)
+        for _ in range(CONNECT_ATTEMPTS):
+            with pg_translated():
+                conn = await psycopg.AsyncConnection.connect(*cargs, autocommit=True, **cparams)
+            if not closed_by_server(conn):
+                return conn
+            await _close(conn)
+        raise StorageError(f"database error: no usable connection: {CONNECT_ATTEMPTS} new "
+                           "connections in a row were closed at once")
+
+    async def release(self, conn: psycopg.AsyncConnection[Any], *, reusable: bool) -> None:
+        """Return a connection: kept if `reusable` and idle (and the pool not full), else
+        closed."""
+        try:
+            keep = (reusable and not self._closed and len(self._idle) < self._size
+                    and not conn.closed and not conn.broken
+                    and conn.info.transaction_status == pq.TransactionStatus.IDLE)
+            if keep:
+                self._idle.append((conn, time.monotonic()))
+            else:
+                await _close(conn)
+        finally:
+            self._slots.release()
+
+    async def close(self) -> None:
+        """Close every kept connection; those in use are closed when returned."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            await _close(conn)
+        await self._engine.dispose()
+
+
+async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
+    with suppress(Exception):
+        await conn.close()

@@ -11,8 +11,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping as Row
-
 from paywire.domain.facts import Announcement
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
@@ -28,6 +26,7 @@ from paywire.ports import (
     WebhookRejection,
 )
 from paywire.store.columns import minor_in, money_of
+from paywire.store.sql.base import Row
 
 
 def order_values(order: Order) -> dict[str, Any]:

@@ -26,14 +26,12 @@ from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from paywire.domain.errors import ConfigError, StorageError
-from paywire.store.sql.base import translated
-from paywire.store.sql.postgres import MAX_OVERFLOW, POOL_SIZE, postgres_liveness
+from paywire.domain.errors import ConfigError
+from paywire.store.sql.pgrun import PgConnection
+from paywire.store.sql.postgres import MAX_OVERFLOW, POOL_SIZE, PgPool
 from paywire.store.sql.sqlite import (
     SQLITE_BUSY_TIMEOUT_MS,
     SqliteReaders,
@@ -96,7 +94,7 @@ class SqlStore:
                  max_overflow: int = MAX_OVERFLOW) -> None:
         parsed = async_url(url)
         self.dialect = parsed.get_backend_name()
-        self._engine: AsyncEngine | None = None
+        self._pool: PgPool | None = None
         self._writer: SqliteWriter | None = None
         self._readers: SqliteReaders | None = None
         if self.dialect == "sqlite":
@@ -111,9 +109,7 @@ class SqlStore:
             self._readers = SqliteReaders(reads)
             return
         self._url = parsed
-        self._engine = create_async_engine(parsed, pool_size=pool_size,
-                                           max_overflow=max_overflow)
-        postgres_liveness(self._engine.sync_engine)
+        self._pool = PgPool(parsed, size=pool_size, overflow=max_overflow)
 
     def __repr__(self) -> str:
         return f"SqlStore({self._url.render_as_string(hide_password=True)!r})"
@@ -129,22 +125,19 @@ class SqlStore:
                 finally:
                     uow.end()
             return
-        async with self._connect() as conn:
-            with translated():
-                await conn.begin()
+        async with self._connect(transactional=True) as conn:
             uow = SqlUnitOfWork(conn)
             try:
                 yield uow
             except BaseException:
                 uow.end()
                 # The body's exception is what the caller needs; a failed rollback (the
-                # connection died) is settled by closing the connection below.
+                # connection died) leaves the connection unusable, and the pool closes it.
                 with suppress(Exception):
                     await conn.rollback()
                 raise
             uow.end()
-            with translated():
-                await conn.commit()
+            await conn.commit()
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[OpsUnitOfWork]:
@@ -158,9 +151,7 @@ class SqlStore:
                 finally:
                     uow.end()
             return
-        async with self._connect() as conn:
-            with translated():
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with self._connect(transactional=False) as conn:
             uow = SqlUnitOfWork(conn, read_only=True)
             try:
                 yield uow
@@ -168,21 +159,23 @@ class SqlStore:
                 uow.end()
 
     @asynccontextmanager
-    async def _connect(self) -> AsyncIterator[AsyncConnection]:
-        if self._engine is None:
-            raise RuntimeError("no async engine")  # pragma: no cover - SQLite has none
-        with translated():
-            try:
-                conn = await self._engine.connect()
-            except sa_exc.InvalidRequestError as exc:
-                # The pool found one dead connection after another at checkout ("This
-                # connection is unstable!"): the database is going away, a transient failure.
-                raise StorageError(f"database error: no usable connection: {exc}") from exc
+    async def _connect(self, *, transactional: bool) -> AsyncIterator[PgConnection]:
+        """A pooled PostgreSQL connection for one unit of work (or snapshot): returned to the
+        pool when it ends, kept only if it ended idle (`PgPool.release`)."""
+        if self._pool is None:
+            raise RuntimeError("no PostgreSQL pool")  # pragma: no cover - SQLite has none
+        compiler = await self._pool.compiler()
+        raw = await self._pool.acquire()
+        reusable = False
         try:
-            yield conn
+            yield PgConnection(raw, compiler, transactional=transactional)
+            reusable = True
+        except Exception:
+            reusable = True  # a unit that failed (and rolled back) leaves the connection idle
+            raise
         finally:
-            with suppress(Exception):
-                await conn.close()
+            # A cancelled unit may have left a statement in flight: never reused.
+            await self._pool.release(raw, reusable=reusable)
 
     async def close(self) -> None:
         """Release every connection (SQLite: once the commits in flight have finished)."""
@@ -191,8 +184,8 @@ class SqlStore:
             self._readers.close()
             for engine in self._sync_engines:
                 engine.dispose()
-        if self._engine is not None:
-            await self._engine.dispose()
+        if self._pool is not None:
+            await self._pool.close()
 
 
 if TYPE_CHECKING:
