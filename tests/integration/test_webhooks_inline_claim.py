@@ -264,6 +264,65 @@ async def test_a_pending_task_of_the_same_id_is_claimed_not_run_as_handed(rig: R
     assert tasks[stored.handed.task.id].status == "done"
 
 
+class _StaleSnapshots:
+    """The store as an ingest sees it when another delivery of the same event commits between
+    its duplicate check (a snapshot, which then read nothing) and its own transaction."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Any]:
+        async with self._store.snapshot() as view:
+            yield _Unread(view)
+
+
+class _Unread:
+    def __init__(self, view: Any) -> None:
+        self._view = view
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._view, name)
+
+    async def get_inbox_event(self, provider: str, event_id: str) -> None:
+        return None  # read before the other delivery's commit
+
+
+async def test_an_event_stored_after_the_duplicate_check_is_read_again(rig: Rig) -> None:
+    """The ingest's transaction trusts its snapshot's "not stored" and reads the inbox no
+    second time. If the event was stored in between, its insert finds the row: the unit is
+    undone and run again reading it, so the same body is a duplicate (nothing written twice)
+    and a different body under that event id is still confirmed on its own."""
+    r = rig
+    clock = MovingClock()
+    async with process(r, clock) as first, process(r, clock) as late:
+        assert first.webhooks is not None and late.webhooks is not None
+        order_id, capture_id, genuine = await _captured_at_paypal(r, first)
+        clock.at = datetime.now(UTC)
+        stored = await first.webhooks.receive(genuine.headers, genuine.body, inline=True)
+        assert stored.outcome == "confirming" and stored.handed is not None
+        late.webhooks.store = _StaleSnapshots(late.webhooks.store)  # type: ignore[assignment]
+        again = await late.webhooks.receive(genuine.headers, genuine.body, inline=True)
+        assert again.outcome == "duplicate", again
+        event = json.loads(genuine.body)
+        event["resource"] = {**event["resource"], "id": "4FAKECAPTURE0000Y"}
+        forged = await late.webhooks.receive(genuine.headers, collide(genuine.body, event),
+                                             inline=True)
+        assert forged.outcome == "confirming", forged
+        assert forged.reason is not None and "a different body" in forged.reason, forged
+        assert forged.handed is not None
+        assert await first.truth.confirm_handed(stored.handed.task, stored.handed.order)
+        assert await late.truth.confirm_handed(forged.handed.task, forged.handed.order)
+    done = await order(r.db, order_id)
+    assert done.status is S.COMPLETED and done.capture_id == capture_id
+    assert [m.type for m in await outbox(r.db, order_id)] == ["order.completed"]
+    tasks = [t for t in await truth_tasks(r.db) if t.order_id == order_id]
+    assert sorted(t.status for t in tasks) == ["done", "done"]
+
+
 def test_the_inline_lease_is_the_inline_bound_never_longer_than_a_claim(tmp_path: Path
                                                                         ) -> None:
     """The inline lease is the inline timeout plus the start allowance, capped at the truth

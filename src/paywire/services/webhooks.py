@@ -141,6 +141,11 @@ class _Duplicate(Exception):
     """A concurrent delivery of the same event won the inbox insert: undo ours."""
 
 
+class _Stored(Exception):
+    """The event was stored since the snapshot said it was not: undo, and run again reading
+    what was stored (its body decides whether this delivery is a duplicate)."""
+
+
 def truth_task(provider: str, kind: str, resource_id: str, reason: str, now: datetime,
                order_id: str | None = None) -> TruthTask:
     """A truth fetch for one provider resource."""
@@ -211,11 +216,19 @@ class WebhookIngest:
         if seen is not None and (not self.confirm or seen.body == body):
             return IngestOutcome(ACK, "duplicate", event.event_id)
 
+        # The snapshot's "not stored" is trusted by the first attempt, which reads the inbox no
+        # second time: its insert is the authority, and if the event was stored meanwhile
+        # (a concurrent delivery won), the unit is undone and run again with the read.
+        unread = seen is None
+
         async def store_and_apply() -> IngestOutcome:
+            nonlocal unread
+            trusted, unread = unread, False
             try:
                 async with self.store.transaction() as uow:
                     now = self.clock.now()
-                    seen = await uow.get_inbox_event(self.provider, event.event_id)
+                    seen = None if trusted else await uow.get_inbox_event(self.provider,
+                                                                          event.event_id)
                     if seen is not None:
                         if not self.confirm or seen.body == body:
                             raise _Duplicate
@@ -235,9 +248,11 @@ class WebhookIngest:
                                         status=done.status, order_id=done.order_id,
                                         note=done.note)
                     if not await uow.put_inbox_event(stored):
-                        raise _Duplicate
+                        raise _Stored if trusted and self.confirm else _Duplicate
             except _Duplicate:
                 return IngestOutcome(ACK, "duplicate", event.event_id)
+            except _Stored:
+                return await store_and_apply()
             return IngestOutcome(ACK, done.status, event.event_id, done.order_id,
                                  confirm_task=done.confirm_task, handed=done.handed)
 

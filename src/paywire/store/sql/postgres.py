@@ -1,36 +1,44 @@
-"""PostgreSQL's connection pool: how many connections a process keeps, and how a dead one is
-found before a unit of work is handed it, without a round trip for a connection in steady use.
+"""PostgreSQL's connection pool (`PgPool`): how many connections a process keeps, and how a
+dead one is found before a unit of work is handed it, without a round trip for a connection in
+steady use.
 
-Why (issue 18's profile of webhook ingest on PostgreSQL, py-spy, c8). A delivery then ran four
-units of work (the duplicate check, the ingest, the confirmation's claim and its answer); with
-`pool_pre_ping` each began with a `SELECT 1` round trip, a tenth of paywire's CPU per delivery
-(`AsyncConnection.start`: 9.3 % of the process), and with five pooled connections a burst of
-more than five units (eight deliveries and their confirmations) opened overflow connections and
-closed them again on return: about one new server backend per delivery, a fork and an
-authentication on the database server's share of the same cores.
+paywire pools psycopg's connections itself, since statements run straight on psycopg
+(`store.sql.pgrun`: SQLAlchemy's asyncio engine and its pool cost a unit of work more client
+CPU than its statements did).
+
+Why these rules (issue 18's profile of webhook ingest on PostgreSQL, py-spy, c8). A delivery
+then ran four units of work (the duplicate check, the ingest, the confirmation's claim and its
+answer); with SQLAlchemy's `pool_pre_ping` each began with a `SELECT 1` round trip, a tenth of
+paywire's CPU per delivery, and with five pooled connections a burst of more than five units
+(eight deliveries and their confirmations) opened overflow connections and closed them again
+on return: about one new server backend per delivery, a fork and an authentication on the
+database server's share of the same cores.
 
 What instead:
 
 - `POOL_SIZE` connections are kept, enough for a worker's concurrent units at the benches' and
-  a shop's usual concurrency, `MAX_OVERFLOW` more opened for bursts (and closed after);
-- at checkout, a connection is tested by asking the kernel whether its socket is readable,
-  without waiting (`poll` with a zero timeout). An idle connection has nothing to read: the
-  server only writes to it when asked, so anything readable means the server has closed it
-  (a restart, `pg_terminate_backend`, an idle timeout: PostgreSQL sends its FATAL notice and
-  closes, and the socket reads the notice or end-of-file) or is in a state the pool cannot
-  vouch for. Such a connection is discarded and the pool checks out another (SQLAlchemy's
-  `DisconnectionError` protocol), as `pool_pre_ping` would have, for the price of one system
-  call instead of a round trip.
+  a shop's usual concurrency, `MAX_OVERFLOW` more opened for bursts (and closed after); a unit
+  beyond both waits up to `POOL_TIMEOUT_SECONDS`, then fails with `StorageError` (transient);
+- before a kept connection is handed out, it is tested by asking the kernel whether its socket
+  is readable, without waiting (`poll` with a zero timeout). An idle connection has nothing to
+  read: the server only writes to it when asked, so anything readable means the server has
+  closed it (a restart, `pg_terminate_backend`, an idle timeout: PostgreSQL sends its FATAL
+  notice and closes, and the socket reads the notice or end-of-file) or is in a state the pool
+  cannot vouch for. Such a connection is closed and the next one tried, as a pre-ping would
+  have, for the price of one system call instead of a round trip;
+- a connection comes back to the pool only from a unit that ended with it idle (committed or
+  rolled back, no statement in flight): one cancelled mid-statement, broken, or left in a
+  transaction is closed, so no unit inherits another's state.
 
 A connection idle for longer than `IDLE_PING_SECONDS` is still pinged (`SELECT 1`) before it
-is handed out, as `pool_pre_ping` pinged every one: a peer gone without a goodbye (a NAT or
-load balancer that dropped the idle flow and answers with a reset, a failover keeping its
-address) shows nothing readable, and only a round trip finds it. Connections in steady use
-skip that round trip; an idle one pays it once, at a moment when nothing is busy.
+is handed out: a peer gone without a goodbye (a NAT or load balancer that dropped the idle flow
+and answers with a reset, a failover keeping its address) shows nothing readable, and only a
+round trip finds it. Connections in steady use skip that round trip; an idle one pays it once,
+at a moment when nothing is busy.
 
 What neither sees: a connection that dies between the check and its first statement. The unit
 of work then fails with `StorageError`, transient everywhere (5xx to a provider, which retries),
-and SQLAlchemy invalidates the pool's connections of that age.
+and the broken connection is closed when returned.
 """
 
 from __future__ import annotations
@@ -85,12 +93,13 @@ class PgPool:
     """
 
     def __init__(self, url: sa.URL, *, size: int = POOL_SIZE, overflow: int = MAX_OVERFLOW,
-                 timeout: float = POOL_TIMEOUT_SECONDS) -> None:
+                 timeout: float | None = None) -> None:
         # SQLAlchemy's engine only to initialise its dialect (server version, JSON codecs) and
         # to read the URL as its psycopg dialect would: it keeps no connection.
         self._engine = create_async_engine(url, poolclass=sa.NullPool)
         self.dialect = self._engine.dialect
-        self._size, self._timeout = size, timeout
+        self._size = size
+        self._timeout = POOL_TIMEOUT_SECONDS if timeout is None else timeout
         self._slots = asyncio.Semaphore(size + overflow)
         self._idle: list[tuple[psycopg.AsyncConnection[Any], float]] = []
         self._compiler: PgCompiler | None = None

@@ -1,6 +1,8 @@
 """`SqlStore`: the store port on SQLAlchemy Core: SQLite through the sqlite3 module, one writer
-per process (`store.sql.sqlite`), PostgreSQL through psycopg 3 on asyncio. Tables are created by
-the Alembic migrations (`paywire.store.migrate`), never here.
+per process (`store.sql.sqlite`), PostgreSQL through psycopg 3 on asyncio, its statements
+compiled by SQLAlchemy and run on psycopg's connections from paywire's own pool
+(`store.sql.pgrun`, `store.sql.postgres`). Tables are created by the Alembic migrations
+(`paywire.store.migrate`), never here.
 
 SQLite notes. Python's sqlite3 driver begins transactions lazily, only before DML: a
 transaction that reads and then writes starts as a reader and must upgrade its lock, and two
@@ -15,8 +17,9 @@ before, kept as the settings' spelling): the store opens the file with sqlite3 i
 PostgreSQL runs at READ COMMITTED: a compare-and-set `UPDATE ... WHERE version = :v` that waits
 on a concurrent writer re-checks its condition against the committed row, and a conflicting
 `INSERT ... ON CONFLICT DO NOTHING` waits for the other insert's outcome, so the row counts the
-unit of work reads are exact under concurrency. A snapshot there is autocommit reads: at READ
-COMMITTED a transaction would add no consistency, only two round trips.
+unit of work reads are exact under concurrency. A unit of work sends BEGIN before its first
+statement and COMMIT at its end; a snapshot is autocommit reads: at READ COMMITTED a
+transaction would add no consistency, only two round trips.
 """
 
 from __future__ import annotations

@@ -1,0 +1,181 @@
+"""PostgreSQL's statements straight on psycopg (`paywire.store.sql.pgrun`) and paywire's own
+pool (`postgres.PgPool`): what SQLAlchemy's engine did for the store and the store relies on.
+The store contract suites prove the statements' results; these prove the edges: errors as
+paywire's, no unit inheriting another's state, a bounded pool and a bounded compiled cache."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from contract.conftest import PostgresDatabase
+from paywire.domain.errors import ConflictError, StorageError
+from paywire.ports import InboxEvent
+from paywire.store.sql import SqlStore, postgres
+from paywire.store.sql.pgrun import PgCompiler
+from paywire.store.sql.tables import inbox_events
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+
+def _event(event_id: str, at: datetime = NOW) -> InboxEvent:
+    return InboxEvent(provider="paypal", event_id=event_id, event_type="X", received_at=at,
+                      body=b'{"id": "%s"}' % event_id.encode())
+
+
+def _backends(database: PostgresDatabase) -> set[int]:
+    with database.engine.connect() as conn:
+        return set(conn.execute(sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()")).scalars())
+
+
+def _stored(database: PostgresDatabase) -> list[str]:
+    with database.engine.connect() as conn:
+        return sorted(conn.execute(sa.select(inbox_events.c.event_id)).scalars())
+
+
+@pytest.fixture
+def database(postgres_database: PostgresDatabase) -> PostgresDatabase:
+    postgres_database.truncate()
+    return postgres_database
+
+
+async def test_a_violated_constraint_is_a_conflict_and_the_unit_writes_nothing(
+        database: PostgresDatabase) -> None:
+    store = SqlStore(database.url, pool_size=1, max_overflow=0)
+    try:
+        async with store.transaction() as uow:
+            await uow.put_inbox_event(_event("WH-1"))
+        pid = _backends(database)
+        statement = sa.insert(inbox_events).values(
+            provider="paypal", event_id="WH-1", event_type="X", received_at=NOW, body=b"{}",
+            status="applied")
+        with pytest.raises(ConflictError, match="constraint violated"):
+            async with store.transaction() as uow:
+                await uow.put_inbox_event(_event("WH-2"))
+                await uow._run(statement)  # type: ignore[attr-defined]
+        assert _stored(database) == ["WH-1"]  # WH-2 rolled back with the failed statement
+        async with store.transaction() as uow:  # the rolled-back connection serves again
+            assert await uow.get_inbox_event("paypal", "WH-1") is not None
+        assert _backends(database) == pid
+    finally:
+        await store.close()
+
+
+async def test_a_value_the_binding_refuses_raises_as_itself(
+        database: PostgresDatabase) -> None:
+    store = SqlStore(database.url)
+    try:
+        with pytest.raises(ValueError, match="naive datetime"):
+            async with store.transaction() as uow:
+                await uow.put_inbox_event(_event("WH-1"))
+                await uow.put_inbox_event(_event("WH-2", at=NOW.replace(tzinfo=None)))
+        assert _stored(database) == []
+    finally:
+        await store.close()
+
+
+async def test_a_cancelled_unit_leaves_no_connection_behind_mid_statement(
+        database: PostgresDatabase) -> None:
+    store = SqlStore(database.url, pool_size=1, max_overflow=0)
+    try:
+        async with store.snapshot() as view:
+            await view.get_inbox_event("paypal", "WH-none")
+        [first] = _backends(database)
+
+        async def stuck() -> None:
+            async with store.transaction() as uow:
+                await uow.put_inbox_event(_event("WH-1"))
+                await uow._run(sa.text("SELECT pg_sleep(30)"))  # type: ignore[attr-defined]
+
+        task = asyncio.create_task(stuck())
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The connection cancelled mid-statement was closed, not pooled: the next unit has a
+        # fresh one, and nothing the cancelled unit wrote was committed.
+        async with store.transaction() as uow:
+            assert await uow.get_inbox_event("paypal", "WH-1") is None
+            await uow.put_inbox_event(_event("WH-3"))
+        assert first not in _backends(database)
+        assert _stored(database) == ["WH-3"]
+    finally:
+        await store.close()
+
+
+async def test_units_beyond_the_pool_wait_then_fail_as_storage_errors(
+        database: PostgresDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(postgres, "POOL_TIMEOUT_SECONDS", 0.3)
+    store = SqlStore(database.url, pool_size=1, max_overflow=1)
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with store.transaction() as uow:
+            await uow.get_inbox_event("paypal", "WH-none")
+            held.set()
+            await release.wait()
+
+    try:
+        holders = [asyncio.create_task(hold()) for _ in range(2)]
+        while len(_backends(database)) < 2:
+            await asyncio.sleep(0.01)
+        with pytest.raises(StorageError, match="no connection free"):
+            async with store.snapshot() as view:
+                await view.get_inbox_event("paypal", "WH-none")
+        release.set()
+        await asyncio.gather(*holders)
+        # The overflow connection was closed when returned; the pool keeps one.
+        assert len(_backends(database)) == 1
+        async with store.snapshot() as view:
+            assert await view.get_inbox_event("paypal", "WH-none") is None
+    finally:
+        await store.close()
+
+
+async def test_the_compiled_statements_kept_are_bounded(database: PostgresDatabase) -> None:
+    store = SqlStore(database.url)
+    try:
+        async with store.transaction() as uow:
+            await uow.put_inbox_event(_event("WH-1"))
+        compiler = PgCompiler(store._pool.dialect, size=4)  # type: ignore[union-attr]
+        for limit in range(1, 40):  # a distinct statement each time (LIMIT is literal here)
+            compiled, _, _ = compiler.compile(
+                sa.select(inbox_events.c.event_id).limit(sa.literal_column(str(limit))),
+                [], many=False)
+            assert compiled.string.endswith(f"LIMIT {limit}")
+        assert len(compiler._sa_cache) == 4
+        assert len(compiler._ours) <= 8
+    finally:
+        await store.close()
+
+
+async def test_expanding_lists_and_literal_values_bind_per_execution(
+        database: PostgresDatabase) -> None:
+    """One cached compiled form serves statements that differ only in their bound values (an
+    `IN` list of another length, another literal): each runs with its own."""
+    store = SqlStore(database.url)
+    try:
+        async with store.transaction() as uow:
+            for n in range(5):
+                await uow.put_inbox_event(_event(f"WH-{n}"))
+
+        def ids(*wanted: str) -> sa.Select[tuple[str]]:
+            t = inbox_events
+            return (sa.select(t.c.event_id)
+                    .where(t.c.event_id.in_(wanted), t.c.provider == "paypal")
+                    .order_by(t.c.event_id))
+
+        async with store.snapshot() as view:
+            run = view._run  # type: ignore[attr-defined]
+            assert list((await run(ids("WH-1", "WH-3"))).scalars()) == ["WH-1", "WH-3"]
+            assert list((await run(ids("WH-4"))).scalars()) == ["WH-4"]
+            assert list((await run(ids("WH-0", "WH-2", "WH-4", "WH-9"))).scalars()) == [
+                "WH-0", "WH-2", "WH-4"]
+    finally:
+        await store.close()
