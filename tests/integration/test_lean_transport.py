@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from paywire.providers.http import LeanTransport, lean_client
+from paywire.providers.http import LeanTransport, happy_eyeballs, lean_client
 from paywire.providers.paypal.webhook_verifier import fetch_failure
 from paywire.testing import free_port, serving
 from testkit import tls_server
@@ -353,3 +353,17 @@ async def test_closing_closes_idle_connections() -> None:
         assert await asyncio.to_thread(hung_up.wait, 5)
         with pytest.raises(RuntimeError):
             await transport.handle_async_request(httpx.Request("GET", url))
+
+
+
+async def test_happy_eyeballs_on_asyncio_s_own_loop_only() -> None:
+    """asyncio's loop is asked for Happy Eyeballs; a loop that is not asyncio's own (uvloop,
+    which uvicorn runs on when installed, refuses the arguments with a TypeError: found running
+    the PostgreSQL ingest bench with uvloop 0.23 on the path) is asked for a plain connect."""
+    assert happy_eyeballs(asyncio.get_running_loop()) == {"happy_eyeballs_delay": 0.25,
+                                                          "interleave": 1}
+
+    class NotAsyncios(asyncio.AbstractEventLoop):
+        """Stands for uvloop's Loop: an AbstractEventLoop, not a BaseEventLoop."""
+
+    assert happy_eyeballs(NotAsyncios()) == {}

@@ -127,6 +127,17 @@ async def _next_event(conn: _Connection, read_timeout: float | None) -> Any:
         h.receive_data(data)  # b"" is the end of the stream, which h11 judges
 
 
+def happy_eyeballs(loop: asyncio.AbstractEventLoop) -> dict[str, Any]:
+    """Happy Eyeballs (RFC 8305) for `loop.create_connection`, as httpcore's connect: an IPv6
+    route that swallows packets costs 250 ms, not the whole connect timeout. asyncio's own
+    loop takes the arguments; uvloop's (uvicorn runs on it when it is installed, as
+    `uvicorn[standard]` installs it) refuses them with a TypeError, and tries the addresses
+    one after another."""
+    if isinstance(loop, asyncio.BaseEventLoop):
+        return {"happy_eyeballs_delay": 0.25, "interleave": 1}
+    return {}
+
+
 class LeanTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 over kept asyncio connections (see the module's docstring)."""
 
@@ -214,10 +225,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             async with asyncio.timeout(within):
                 reader, writer = await asyncio.open_connection(
                     name, port, ssl=tls, server_hostname=name if tls else None,
-                    limit=READ_SIZE,
-                    # Happy Eyeballs (RFC 8305), as httpcore's connect: an IPv6 route that
-                    # swallows packets costs 250 ms, not the whole connect timeout.
-                    happy_eyeballs_delay=0.25, interleave=1)
+                    limit=READ_SIZE, **happy_eyeballs(asyncio.get_running_loop()))
         except TimeoutError as exc:
             raise httpx.ConnectTimeout(f"connecting to {name}:{port} timed out") from exc
         except OSError as exc:  # refused, DNS, TLS verification (ssl.SSLError is an OSError)
