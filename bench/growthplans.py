@@ -15,6 +15,7 @@ what it found, and the ratio of the two sizes' times, say whether an index could
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 import statistics
@@ -44,7 +45,7 @@ from paywire.ports import (
     WebhookRejection,
 )
 from paywire.services.reconcile import DEFAULT_THRESHOLDS
-from paywire.store.sql import SqlStore, sync_url
+from paywire.store.sql import SqlStore, pgrun, sync_url
 from paywire.store.sql.tables import (
     idempotency_keys,
     inbox_events,
@@ -387,12 +388,16 @@ async def probe_all(url: str, now: datetime, repeats: int) -> list[Probed]:
         if not executemany and first in ("SELECT", "UPDATE", "DELETE", "INSERT", "WITH"):
             caught.append(Statement(statement, parameters))
 
+    def sent(statement: str, parameters: Any, several: bool) -> None:
+        catch(None, None, statement, parameters, None, several)
+
     # SQLite: the store's own writer and reader engines (sqlite3, no async driver);
-    # PostgreSQL: the async engine's sync core.
-    engines = (store._sync_engines if store._engine is None
-               else (store._engine.sync_engine,))
+    # PostgreSQL: statements sent straight to psycopg (`pgrun.observing`).
+    engines = store._sync_engines if store.dialect == "sqlite" else ()
     for engine in engines:
         sa.event.listen(engine, "before_cursor_execute", catch)
+    observed = contextlib.ExitStack()
+    observed.enter_context(pgrun.observing(sent))
     results = []
     try:
         s = await sample(store, url, now)
@@ -419,6 +424,7 @@ async def probe_all(url: str, now: datetime, repeats: int) -> list[Probed]:
                 continue
             results.append(Probed(name, statistics.median(times), statements))
     finally:
+        observed.close()
         await store.close()
     explain(url, [st for p in results for st in p.statements])
     return results

@@ -6,7 +6,10 @@ paywire's, no unit inheriting another's state, a bounded pool and a bounded comp
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +17,7 @@ import sqlalchemy as sa
 from contract.conftest import PostgresDatabase
 from paywire.domain.errors import ConflictError, StorageError
 from paywire.ports import InboxEvent
-from paywire.store.sql import SqlStore, postgres
+from paywire.store.sql import SqlStore, pgrun, postgres
 from paywire.store.sql.pgrun import PgCompiler
 from paywire.store.sql.tables import inbox_events
 
@@ -177,5 +180,72 @@ async def test_expanding_lists_and_literal_values_bind_per_execution(
             assert list((await run(ids("WH-4"))).scalars()) == ["WH-4"]
             assert list((await run(ids("WH-0", "WH-2", "WH-4", "WH-9"))).scalars()) == [
                 "WH-0", "WH-2", "WH-4"]
+    finally:
+        await store.close()
+
+
+async def test_rows_are_read_as_sqlalchemy_reads_them(database: PostgresDatabase) -> None:
+    """Result columns by name where a textual statement lists them in another order than the
+    server answers; each through its type's processor with the type the server reported (a
+    NUMERIC reads as a Decimal); a statement whose columns share a name is refused."""
+    store = SqlStore(database.url)
+    try:
+        async with store.transaction() as uow:
+            run = uow._run  # type: ignore[attr-defined]
+            row = (await run(sa.text("SELECT 'x' AS b, 1 AS a").columns(
+                a=sa.Integer, b=sa.String))).mappings().one()
+            assert dict(row) == {"b": "x", "a": 1}
+            money = (await run(sa.select(sa.cast(1.5, sa.Numeric(10, 2)).label("n"))
+                               )).scalar_one()
+            assert money == Decimal("1.50")
+            with pytest.raises(RuntimeError, match="ambiguous"):
+                await run(sa.select(sa.literal(1).label("n"), sa.literal(2).label("n")))
+    finally:
+        await store.close()
+
+
+async def test_several_rows_with_returning_are_refused_not_answered_empty(
+        database: PostgresDatabase) -> None:
+    store = SqlStore(database.url)
+    rows = [{"provider": "paypal", "event_id": f"WH-{n}", "event_type": "X", "received_at": NOW,
+             "body": b"{}", "status": "applied"} for n in range(2)]
+    try:
+        with pytest.raises(RuntimeError, match="RETURNING with several"):
+            async with store.transaction() as uow:
+                await uow._run(sa.insert(inbox_events).returning(  # type: ignore[attr-defined]
+                    inbox_events.c.event_id), rows)
+        assert _stored(database) == []
+    finally:
+        await store.close()
+
+
+async def test_a_unit_that_went_on_after_a_failed_statement_does_not_commit_silently(
+        database: PostgresDatabase) -> None:
+    """PostgreSQL answers the COMMIT of an aborted transaction with a rollback: the unit is
+    told (StorageError), not left believing its writes were kept."""
+    store = SqlStore(database.url)
+    try:
+        with pytest.raises(StorageError, match="rolled it back"):
+            async with store.transaction() as uow:
+                await uow.put_inbox_event(_event("WH-1"))
+                with pytest.raises(StorageError):
+                    await uow._run(sa.text("SELECT 1/0"))  # type: ignore[attr-defined]
+        assert _stored(database) == []
+    finally:
+        await store.close()
+
+
+async def test_statements_sent_are_observable(database: PostgresDatabase) -> None:
+    store = SqlStore(database.url)
+    sent: list[tuple[str, Mapping[str, Any], bool]] = []
+    try:
+        with pgrun.observing(lambda sql, params, several: sent.append((sql, params, several))):
+            async with store.transaction() as uow:
+                await uow.put_inbox_event(_event("WH-1"))
+        async with store.snapshot() as view:  # no longer observed
+            await view.get_inbox_event("paypal", "WH-1")
+        [(sql, params, several)] = sent
+        assert sql.startswith("INSERT INTO inbox_events") and params["event_id"] == "WH-1"
+        assert not several
     finally:
         await store.close()

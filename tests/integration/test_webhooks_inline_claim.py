@@ -91,8 +91,7 @@ def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 def truth_writes() -> Iterator[list[tuple[str, Any]]]:
     """Every INSERT and UPDATE of a truth task this process (the served paywire included)
     sends meanwhile: (statement, parameters). SQLite's go through SQLAlchemy's engines (their
-    `before_cursor_execute` event); PostgreSQL's are bound by `pgrun.PgCompiler.bind`, which
-    is wrapped here to note what it hands psycopg."""
+    `before_cursor_execute` event), PostgreSQL's straight to psycopg (`pgrun.observing`)."""
     seen: list[tuple[str, Any]] = []
     lock = threading.Lock()
 
@@ -106,20 +105,14 @@ def truth_writes() -> Iterator[list[tuple[str, Any]]]:
              executemany: bool) -> None:
         keep(statement, parameters)
 
-    bind = pgrun.PgCompiler.bind
-
-    def bound(self: pgrun.PgCompiler, *args: Any) -> tuple[str, list[dict[str, Any]]]:
-        statement, sets = bind(self, *args)
-        for parameters in sets:
-            keep(statement, parameters)
-        return statement, sets
+    def sent(statement: str, parameters: Any, several: bool) -> None:
+        keep(statement, parameters)
 
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", note)
-    pgrun.PgCompiler.bind = bound  # type: ignore[method-assign]
     try:
-        yield seen
+        with pgrun.observing(sent):
+            yield seen
     finally:
-        pgrun.PgCompiler.bind = bind  # type: ignore[method-assign]
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", note)
 
 

@@ -38,12 +38,28 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
 
 from paywire.domain.errors import ConflictError, StorageError
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 _Processor = Callable[[Any], Any]
+Observer = Callable[[str, Mapping[str, Any], bool], None]
 COMPILED_CACHE_SIZE = 500  # statements kept compiled per store (SQLAlchemy's engines keep 500)
+_observers: list[Observer] = []
+
+
+@contextmanager
+def observing(observer: Observer) -> Iterator[None]:
+    """Call `observer(sql, parameters, several)` for every statement this process sends to
+    PostgreSQL meanwhile (once per parameter set; `several` for a several-row one), as
+    SQLAlchemy's `before_cursor_execute` event did for its engines: what the growth bench
+    explains, and what tests count."""
+    _observers.append(observer)
+    try:
+        yield
+    finally:
+        _observers.remove(observer)
 
 
 @contextmanager
@@ -67,11 +83,12 @@ def _first_line(error: BaseException) -> str:
 
 
 class _Compiled:
-    """One compiled statement as run here: its SQL, bind processors and result columns."""
+    """One compiled statement as run here: its SQL, and how its rows are read (column names
+    and result processors, settled at its first execution from what psycopg describes)."""
 
-    __slots__ = ("compiled", "keys", "processors", "string")
+    __slots__ = ("compiled", "keys", "processors", "returns_rows_many", "string")
 
-    def __init__(self, compiled: SQLCompiler, dialect: Dialect) -> None:
+    def __init__(self, compiled: SQLCompiler) -> None:
         if (compiled.insert_prefetch or compiled.update_prefetch or compiled.positional
                 or compiled.schema_translate_map):
             # Python-side column defaults, positional paramstyles and schema translation are
@@ -80,10 +97,35 @@ class _Compiled:
                                f"{compiled.string[:80]!r}")
         self.compiled = compiled
         self.string = compiled.string
+        self.keys: list[str] | None = None
+        self.processors: list[_Processor | None] = []
+
+    def settle(self, dialect: Dialect, description: Sequence[Any]) -> None:
+        """Name the result columns and pick their processors, as SQLAlchemy's cursor result
+        does: by position for a compiled select whose columns are its own (the names it
+        gave them), else by the names the server answered with; each processor for the
+        column's type and the type the server reported."""
+        compiled = self.compiled
+        named = [column.name for column in description]
         columns = compiled._result_columns
-        self.keys = [column.keyname for column in columns]
-        self.processors: list[_Processor | None] = [
-            column.type._cached_result_processor(dialect, None) for column in columns]
+        types: list[TypeEngine[Any] | None]
+        positional = (compiled._ordered_columns and not compiled._textual_ordered_columns
+                      and not compiled._ad_hoc_textual
+                      and not compiled._loose_column_name_matching
+                      and len(columns) == len(named))
+        if positional:
+            keys = [column.keyname for column in columns]
+            types = [column.type for column in columns]
+        else:
+            by_name = {column.keyname: column.type for column in columns}
+            keys, types = named, [by_name.get(name) for name in named]
+        if len(set(keys)) != len(keys):
+            raise RuntimeError(f"ambiguous result column names {keys}: label them "
+                               f"({self.string[:80]!r})")
+        self.processors = [
+            None if type_ is None else type_._cached_result_processor(dialect, column.type_code)
+            for type_, column in zip(types, description, strict=True)]
+        self.keys = keys
 
 
 class PgResult:
@@ -149,7 +191,7 @@ class PgCompiler:
             raise TypeError(f"not a SQL statement: {type(stmt).__name__}")
         ours = self._ours.get(id(compiled))
         if ours is None or ours.compiled is not compiled:
-            ours = _Compiled(compiled, self.dialect)
+            ours = _Compiled(compiled)
             if len(self._ours) >= self._size * 2:
                 # Compiled forms the SQL cache evicted: drop every one this side still holds
                 # that is no longer cached there (rare; the cache is sized for the hot set).
@@ -180,15 +222,10 @@ class PgCompiler:
         return statement, bound
 
     @staticmethod
-    def rows(ours: _Compiled, names: list[str],
-             fetched: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-        """Rows as mappings, each value through its column type's result processor (the
-        compiled statement's columns are the rows' when they are as many: a textual statement
-        has none, and its values go as psycopg read them)."""
-        keys = names
-        processors = ours.processors if len(ours.processors) == len(names) else (
-            [None] * len(names))
-        pairs = list(zip(keys, processors, strict=True))
+    def rows(ours: _Compiled, fetched: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        """Rows as mappings, each value through its column's result processor."""
+        keys = ours.keys or []
+        pairs = list(zip(keys, ours.processors, strict=True))
         if not any(processor for _, processor in pairs):
             return [dict(zip(keys, row, strict=True)) for row in fetched]
         return [{key: processor(value) if processor is not None and value is not None
@@ -244,7 +281,13 @@ class PgConnection:
         many = len(sets) > 1
         ours, extracted, collected = self._compiler.compile(
             stmt, sorted(sets[0]) if sets else [], many)
+        if many and ours.compiled.effective_returning:
+            raise RuntimeError("RETURNING with several parameter sets is not supported by the "
+                               "PostgreSQL runner: run one statement per row")
         statement, bound = self._compiler.bind(ours, extracted, collected, sets)
+        for observer in _observers:
+            for values in bound:
+                observer(statement, values, many)
         with pg_translated():
             if self._begin:
                 await self._cursor.execute(b"BEGIN")
@@ -255,21 +298,25 @@ class PgConnection:
                 return PgResult(cursor.rowcount, [])
             await cursor.execute(statement, bound[0])
             answered = cursor.pgresult
-            width = answered.nfields if answered is not None else 0
-            if not width:
+            if answered is None or not answered.nfields:
                 return PgResult(cursor.rowcount, [])
-            # The compiled statement names its result columns (psycopg's `description` builds
-            # a Column object per column per call): read them from psycopg only when they differ.
-            names = ours.keys if len(ours.keys) == width else [
-                column.name for column in cursor.description or ()]
+            if ours.keys is None:
+                # Once per compiled statement: psycopg's `description` builds a Column object
+                # per column per call, and a statement's columns do not change.
+                ours.settle(self.dialect, cursor.description or ())
             fetched = await cursor.fetchall()
-        return PgResult(cursor.rowcount, self._compiler.rows(ours, names, fetched))
+        return PgResult(cursor.rowcount, self._compiler.rows(ours, fetched))
 
     async def commit(self) -> None:
         if self.began:
             with pg_translated():
                 await self._cursor.execute(b"COMMIT")
             self.began = False
+            if self._cursor.statusmessage == "ROLLBACK":
+                # A statement of this unit failed and the unit went on (its error caught):
+                # PostgreSQL answers the COMMIT of an aborted transaction with a rollback.
+                raise StorageError("database error: the transaction had failed; its COMMIT "
+                                   "rolled it back and nothing was written")
         self._begin = False
 
     async def rollback(self) -> None:

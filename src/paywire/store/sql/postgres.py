@@ -130,6 +130,8 @@ class PgPool:
             raise StorageError(f"database error: no connection free after {self._timeout:.0f} "
                                "s (every pooled connection in use)") from None
         try:
+            if self._closed:  # closed while this unit waited
+                raise StorageError("database error: the store is closed")
             return await self._live()
         except BaseException:
             self._slots.release()
@@ -147,6 +149,9 @@ class PgPool:
                 except Exception:  # noqa: BLE001 - any failure: not a usable connection
                     await _close(conn)
                     continue
+                except BaseException:  # cancelled mid-ping: the connection is nobody's now
+                    await _close(conn)
+                    raise
             return conn
         cargs, cparams = self.dialect.create_connect_args(self._engine.url)
         for _ in range(CONNECT_ATTEMPTS):
