@@ -1,11 +1,13 @@
-"""The SQL store's hot writes on SQLite go straight to the driver (`SqlBase._write`), compiled
-once: they store exactly what SQLAlchemy's execution would, report the same row counts, and fail
-with the same errors; statements that need more than binding still go through SQLAlchemy.
+"""The SQL store's hot writes and its order reads on SQLite go straight to the driver
+(`SqlBase._write`, `SqlBase._select`), compiled once: they store and read exactly what
+SQLAlchemy's execution would, report the same row counts, and fail with the same errors;
+statements that need more than binding still go through SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -16,10 +18,13 @@ import pytest
 import sqlalchemy as sa
 
 from paywire.domain.errors import ConflictError
+from paywire.domain.money import Money
+from paywire.domain.order import Intent, Order, OrderLine
 from paywire.ports import HistoryEntry
 from paywire.store import migrate
 from paywire.store.sql import SqlStore, rows
 from paywire.store.sql.base import SqlBase
+from paywire.store.sql.orders import _BY_ID
 from paywire.store.sql.tables import history, order_lines
 
 T0 = datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
@@ -134,3 +139,25 @@ async def test_a_statement_needing_more_than_binding_goes_through_sqlalchemy(
                 history.c.order_id.in_(sa.bindparam("b_ids", expanding=True)))
             assert await base._write(stmt, {"b_ids": ["ord_x", "ord_z", "ord_none"]}) == 2
     assert len(seen) == 1 and seen[0].startswith("DELETE FROM history")
+
+
+async def test_an_order_read_through_the_driver_is_sqlalchemys_read(store: SqlStore) -> None:
+    """An order's joined read (times, a flag, JSON metadata, NULLs, two lines) gives the same
+    mappings through the driver as through SQLAlchemy's `mappings()`, unseen by the latter."""
+    order = Order.new("ord_read", Intent.CAPTURE,
+                      [OrderLine("mug", "Mug", 2, Money(1250, "USD")),
+                       OrderLine("tee", "Tee", 1, Money(2000, "USD"))], T0, provider="paypal")
+    order = dataclasses.replace(order, metadata={"customer_email": "b@ex.com"}, disputed=True)
+    async with store.transaction() as uow:
+        await uow.insert_order(order)
+    async with store.snapshot() as snap:
+        base: Any = snap
+        with through_sqlalchemy() as seen:
+            driver = await base._select(_BY_ID, {"b_id": "ord_read"})
+        assert seen == []
+        via_sa = [dict(row) for row in (await base._run(_BY_ID, {"b_id": "ord_read"})).mappings()]
+        assert sorted(map(dict, driver), key=lambda r: r["line_position"]) == sorted(
+            via_sa, key=lambda r: r["line_position"])
+        assert driver[0]["created_at"] == T0 and driver[0]["disputed"] is True
+        assert driver[0]["metadata"] == {"customer_email": "b@ex.com"}
+        assert await snap.get_order("ord_read") == order

@@ -13,7 +13,9 @@ RETURNING, whose caller needs only the row count) go further: compiled once per 
 parameter names, their values bound by SQLAlchemy's own bind processors, then handed straight to
 the driver. SQLAlchemy's execution layer (execution context, result, cursor wrapper) cost about
 three times the driver's own call there (issue 18's measurements: ~41 against ~13 microseconds
-for a history row), and a checkout order makes twelve such writes.
+for a history row), and a checkout order makes twelve such writes. An order's read by id or
+by the provider's ids (`SqlBase._select`, the webhook path's two or three a delivery, the
+capture's one) goes the same way, each value through its column's result processor.
 
 Put-if-absent is `INSERT ... ON CONFLICT DO NOTHING` and a claim is a conditional `UPDATE`; the
 row count says who won, so no method reads before it writes. ON CONFLICT (rather than catching
@@ -93,7 +95,26 @@ class _Plain:
                 for name in self.names]
 
 
+@dataclass(frozen=True, slots=True)
+class _PlainSelect:
+    """A SELECT compiled once for the driver (`SqlBase._select`): `_Plain`'s parameters, and
+    each result column's name and result processor (None where the value is used as is)."""
+
+    query: _Plain
+    keys: tuple[str, ...]
+    results: tuple[Callable[[Any], Any] | None, ...]
+
+    def rows(self, fetched: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+        """Fetched rows as mappings of processed values, as SQLAlchemy's `mappings()`."""
+        keys, results = self.keys, self.results
+        return [dict(zip(keys, [value if proc is None or value is None else proc(value)
+                                for proc, value in zip(results, row, strict=True)],
+                         strict=True))
+                for row in fetched]
+
+
 _PLAIN: dict[tuple[Any, ...], _Plain | None] = {}
+_PLAIN_SELECTS: dict[tuple[Any, ...], _PlainSelect | None] = {}
 _PLAIN_MAX = 256  # compiled writes kept (the hot ones are a few dozen, built once)
 
 
@@ -120,6 +141,34 @@ def _plain(stmt: sa.Executable, dialect: sa.Dialect, keys: tuple[str, ...],
     if len(_PLAIN) >= _PLAIN_MAX:
         _PLAIN.clear()
     _PLAIN[key] = plain
+    return plain
+
+
+def _plain_select(stmt: sa.Select[Any], dialect: sa.Dialect,
+                  keys: tuple[str, ...]) -> _PlainSelect | None:
+    """`stmt` compiled for the driver, with its result columns' processors, or None when its
+    columns or parameters need more than `_PlainSelect` does (SQLAlchemy runs it then)."""
+    key = (stmt, keys, type(dialect), dialect.paramstyle)
+    try:
+        return _PLAIN_SELECTS[key]
+    except KeyError:
+        pass
+    compiled: Any = stmt.compile(dialect=dialect, column_keys=list(keys))
+    columns = compiled._result_columns
+    names = tuple(column.keyname for column in columns)
+    plain = None
+    if (compiled.positional and compiled.positiontup is not None and columns
+            and compiled._ordered_columns and not compiled._textual_ordered_columns
+            and len(set(names)) == len(names) and not compiled.literal_execute_params
+            and not compiled.post_compile_params and not compiled.schema_translate_map):
+        query = _Plain(compiled, compiled.string, tuple(compiled.positiontup),
+                       dict(compiled._bind_processors))
+        results = tuple(column.type._cached_result_processor(dialect, None)
+                        for column in columns)
+        plain = _PlainSelect(query, names, results)
+    if len(_PLAIN_SELECTS) >= _PLAIN_MAX:
+        _PLAIN_SELECTS.clear()
+    _PLAIN_SELECTS[key] = plain
     return plain
 
 
@@ -188,6 +237,19 @@ class SqlBase:
                 return _driver_write(conn, plain, params)
         return (await self._run(stmt, params)).rowcount
 
+    async def _select(self, stmt: sa.Select[Any],
+                      params: Mapping[str, Any]) -> Sequence[Mapping[Any, Any]]:
+        """A hot SELECT's rows as mappings (`_run(...).mappings().all()`). On SQLite straight
+        to the driver, compiled once, each value through its column's result processor (as
+        `_write` binds); elsewhere, and for a statement that needs more, through `_run`."""
+        conn = self._conn
+        if isinstance(conn, sa.Connection) and conn.dialect.name == "sqlite":
+            plain = _plain_select(stmt, conn.dialect, tuple(sorted(params)))
+            if plain is not None:
+                self._check(stmt)
+                return plain.rows(_driver_fetch(conn, plain.query, params))
+        return (await self._run(stmt, params)).mappings().all()
+
     def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
         return insert_of(table, self._postgres)
 
@@ -216,6 +278,21 @@ class SqlBase:
                 .values(lease_owner=owner, lease_until=lease_until)
                 .returning(*t.c))
         return list((await self._run(stmt)).mappings())
+
+
+def _driver_fetch(conn: sa.Connection, plain: _Plain,
+                  params: Mapping[str, Any]) -> list[Any]:
+    """`plain` (a SELECT) on `conn`'s driver connection: every row, as the driver gives it."""
+    dbapi: Any = conn.connection.dbapi_connection
+    driver = conn.dialect.loaded_dbapi
+    try:
+        cursor = dbapi.execute(plain.sql, plain.bind(params))
+        try:
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+    except driver.Error as exc:
+        raise StorageError(f"database error: {type(exc).__name__}: {_first_line(exc)}") from exc
 
 
 def _driver_write(conn: sa.Connection, plain: _Plain, params: Params) -> int:

@@ -4,7 +4,7 @@ two or three orders a delivery); a page of orders loads their lines in one more 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -115,9 +115,9 @@ class SqlOrders(SqlBase):
 
     async def _joined(self, stmt: sa.Select[Any], params: dict[str, Any]) -> list[Order]:
         """Orders from a `_joined` statement, in first-seen order, each with its lines."""
-        heads: dict[str, sa.RowMapping] = {}
+        heads: dict[str, Mapping[Any, Any]] = {}
         lines: dict[str, list[dict[str, Any]]] = {}
-        for row in (await self._run(stmt, params)).mappings():
+        for row in await self._select(stmt, params):
             order_id = row["id"]
             heads.setdefault(order_id, row)
             if row["line_position"] is not None:
