@@ -133,8 +133,9 @@ class _Committer:
 
     A job is a function and the future (on the calling loop) that hears its outcome: the
     thread runs it and settles the future through one `call_soon_threadsafe`. Started on the
-    first job, ended by `close` (the store's); a daemon, so a store never closed does not
-    hold the process open."""
+    first job (again in a forked child, where the parent's thread does not exist), ended by
+    `close` (the store's, which first lets the commits in flight finish); a daemon, so a store
+    never closed does not hold the process open."""
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[
@@ -146,7 +147,8 @@ class _Committer:
         """`job` in the thread; the future of what it returns (or raises)."""
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[StorageError | None] = loop.create_future()
-        if self._thread is None:
+        if self._thread is None or not self._thread.is_alive():
+            self._jobs = queue.SimpleQueue()
             self._thread = threading.Thread(target=self._serve, args=(self._jobs,),
                                             name="paywire-sqlite-commit", daemon=True)
             self._thread.start()
