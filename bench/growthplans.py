@@ -45,7 +45,7 @@ from paywire.ports import (
     WebhookRejection,
 )
 from paywire.services.reconcile import DEFAULT_THRESHOLDS
-from paywire.store.sql import SqlStore, pgrun, sync_url
+from paywire.store.sql import SqlStore, observe, sync_url
 from paywire.store.sql.tables import (
     idempotency_keys,
     inbox_events,
@@ -392,12 +392,12 @@ async def probe_all(url: str, now: datetime, repeats: int) -> list[Probed]:
         catch(None, None, statement, parameters, None, several)
 
     # SQLite: the store's own writer and reader engines (sqlite3, no async driver);
-    # PostgreSQL: statements sent straight to psycopg (`pgrun.observing`).
+    # PostgreSQL: statements sent straight to psycopg (`observe.observing`).
     engines = store._sync_engines if store.dialect == "sqlite" else ()
     for engine in engines:
         sa.event.listen(engine, "before_cursor_execute", catch)
     observed = contextlib.ExitStack()
-    observed.enter_context(pgrun.observing(sent))
+    observed.enter_context(observe.observing(sent))
     results = []
     try:
         s = await sample(store, url, now)

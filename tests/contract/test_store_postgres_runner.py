@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from contract.conftest import PostgresDatabase
 from paywire.domain.errors import ConflictError, StorageError
 from paywire.ports import InboxEvent
-from paywire.store.sql import SqlStore, pgrun, postgres
+from paywire.store.sql import SqlStore, observe, postgres
 from paywire.store.sql.pgrun import PgCompiler
 from paywire.store.sql.tables import inbox_events
 
@@ -239,7 +239,7 @@ async def test_statements_sent_are_observable(database: PostgresDatabase) -> Non
     store = SqlStore(database.url)
     sent: list[tuple[str, Mapping[str, Any], bool]] = []
     try:
-        with pgrun.observing(lambda sql, params, several: sent.append((sql, params, several))):
+        with observe.observing(lambda sql, params, several: sent.append((sql, params, several))):
             async with store.transaction() as uow:
                 await uow.put_inbox_event(_event("WH-1"))
         async with store.snapshot() as view:  # no longer observed

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.cookiejar
 import socket
 import ssl
 import threading
@@ -26,7 +27,8 @@ BIG = bytes(range(256)) * 20_000  # 5 MB, every byte value
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """GET /big: BIG; GET /port: the client's port (tells connections apart); POST: the body
-    back; /slow: answers after 0.3 s (it only fills the pool)."""
+    back; /slow: answers after 0.3 s (it only fills the pool); /cookie: sets a cookie and
+    answers the Cookie header it was sent."""
     if scope["type"] != "http":
         return
     body, more = b"", True
@@ -39,9 +41,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await asyncio.sleep(0.3)
     answer = (BIG if path == "/big" else str(scope["client"][1]).encode() if path == "/port"
               else body)
+    headers = [(b"content-type", b"application/octet-stream"),
+               (b"x-seen-length", str(len(body)).encode())]
+    if path == "/cookie":
+        answer = dict(scope["headers"]).get(b"cookie", b"")
+        headers.append((b"set-cookie", b"seen=1; Path=/"))
     await send({"type": "http.response.start", "status": 201 if body else 200,
-                "headers": [(b"content-type", b"application/octet-stream"),
-                            (b"x-seen-length", str(len(body)).encode())]})
+                "headers": headers})
     await send({"type": "http.response.body", "body": answer})
 
 
@@ -312,6 +318,34 @@ async def test_tls_trusts_ssl_cert_file_as_httpx_does(tmp_path: Path,
         async with lean_client(timeout=5, trust_env=False) as strict:
             with pytest.raises(httpx.ConnectError):
                 await strict.get(url)
+
+
+class CountingJar(http.cookiejar.CookieJar):
+    """A cookie jar that counts the answers it is asked to read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        self.reads += 1
+        super().extract_cookies(response, request)
+
+
+async def test_cookies_are_kept_and_answers_without_them_skip_the_jar(server: str) -> None:
+    """`lean_client` keeps the cookies an answer sets and sends them back, in the jar it was
+    given; answers that set none are not handed to the jar at all."""
+    jar = CountingJar()
+    async with lean_client(timeout=5, cookies=jar) as client:
+        await client.get(f"{server}/port")
+        assert jar.reads == 0
+        first = await client.get(f"{server}/cookie")
+        again = await client.get(f"{server}/cookie")
+        client.cookies = {"set": "later"}  # the setter keeps the lean jar
+        await client.get(f"{server}/port")
+        last = await client.get(f"{server}/cookie")
+    assert (first.text, again.text, last.text) == ("", "seen=1", "set=later")
+    assert jar.reads == 2 and [c.name for c in jar] == ["seen"]
 
 
 async def test_an_environment_proxy_is_used(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -183,3 +184,29 @@ async def test_another_connections_write_lock_is_waited_for_off_the_loop(
     finally:
         other.close()
     assert stored(db) == {"waited"}
+
+
+async def test_commits_run_on_the_writers_own_thread_until_close(db: Path) -> None:
+    """A COMMIT with something to write runs off the event loop, on the store's one commit
+    thread (the same for every commit); closing the store ends that thread."""
+    threads: list[threading.Thread] = []
+
+    def record(_conn: Any) -> None:
+        threads.append(threading.current_thread())
+
+    opened = SqlStore(f"sqlite+aiosqlite:///{db}")
+    sa.event.listen(sa.engine.Engine, "commit", record)
+    try:
+        for n in range(3):
+            async with opened.transaction() as uow:
+                await uow.put_inbox_event(event(f"t-{n}"))
+    finally:
+        sa.event.remove(sa.engine.Engine, "commit", record)
+        await opened.close()
+    assert len(threads) == 3 and len(set(threads)) == 1
+    committer = threads[0]
+    assert committer is not threading.current_thread()
+    assert committer.name == "paywire-sqlite-commit"
+    committer.join(timeout=5)
+    assert not committer.is_alive()
+    assert stored(db) == {"t-0", "t-1", "t-2"}

@@ -31,7 +31,7 @@ from paywire.bootstrap.container import inline_claim
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, OrderLine, OrderStatus
 from paywire.settings import Settings
-from paywire.store.sql import pgrun
+from paywire.store.sql import observe
 from testkit import MovingClock, two_app_config
 from webhookkit import (
     Delivery,
@@ -91,7 +91,7 @@ def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 def truth_writes() -> Iterator[list[tuple[str, Any]]]:
     """Every INSERT and UPDATE of a truth task this process (the served paywire included)
     sends meanwhile: (statement, parameters). SQLite's go through SQLAlchemy's engines (their
-    `before_cursor_execute` event), PostgreSQL's straight to psycopg (`pgrun.observing`)."""
+    `before_cursor_execute` event), PostgreSQL's straight to psycopg (`observe.observing`)."""
     seen: list[tuple[str, Any]] = []
     lock = threading.Lock()
 
@@ -110,7 +110,7 @@ def truth_writes() -> Iterator[list[tuple[str, Any]]]:
 
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", note)
     try:
-        with pgrun.observing(sent):
+        with observe.observing(sent):
             yield seen
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", note)

@@ -325,13 +325,48 @@ def env_proxied() -> bool:
     return any(proxy is not None for proxy in proxies.values())  # None: a NO_PROXY entry
 
 
+class _Cookies(httpx.Cookies):
+    """httpx's cookie jar, which reads an answer only when it sets a cookie.
+
+    Why (issue 18's profile of the checkout): httpx hands every answer to the standard
+    library's `CookieJar`, wrapping the request and the answer in urllib objects first (the
+    URL parsed again), only for the jar to find no `Set-Cookie` header: a sixth of a PayPal
+    call's CPU. An answer without `Set-Cookie` or `Set-Cookie2` (the only headers the jar
+    reads) changes nothing in it, so it is skipped; any other is stored as before."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        headers = response.headers
+        if "set-cookie" in headers or "set-cookie2" in headers:
+            super().extract_cookies(response)
+
+
+class LeanClient(httpx.AsyncClient):
+    """`httpx.AsyncClient` whose cookie jar is `_Cookies`, whatever cookies it is given."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # httpx keeps the jar in `_cookies` (its `cookies` setter wraps what it is given in a
+        # plain `httpx.Cookies`): replaced here, and by the setter below.
+        # The same jar object (a `CookieJar` the caller passed stays the one filled).
+        self._cookies = _Cookies(self._cookies.jar)
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        """The client's cookies (a `_Cookies` jar)."""
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: httpx._types.CookieTypes) -> None:
+        self._cookies = _Cookies(cookies)
+
+
 def lean_client(*, timeout: float, limits: httpx.Limits = httpx.Limits(),  # noqa: B008
                 **kwargs: Any) -> httpx.AsyncClient:
-    """An `httpx.AsyncClient` on `LeanTransport`, or on httpx's default transport when the
-    environment names a proxy (the lean transport speaks to origins only). `kwargs` go to
-    `httpx.AsyncClient` (not `transport`, `verify`, `proxy` or `mounts`)."""
+    """An `httpx.AsyncClient` (a `LeanClient`) on `LeanTransport`, or on httpx's default
+    transport when the environment names a proxy (the lean transport speaks to origins only).
+    `kwargs` go to `httpx.AsyncClient` (not `transport`, `verify`, `proxy` or `mounts`)."""
     trust_env = kwargs.get("trust_env", True)
     if trust_env and env_proxied():
-        return httpx.AsyncClient(timeout=timeout, limits=limits, **kwargs)
-    return httpx.AsyncClient(timeout=timeout, **kwargs,
-                             transport=LeanTransport(limits=limits, trust_env=trust_env))
+        return LeanClient(timeout=timeout, limits=limits, **kwargs)
+    return LeanClient(timeout=timeout, **kwargs,
+                      transport=LeanTransport(limits=limits, trust_env=trust_env))

@@ -17,7 +17,7 @@ class SqlHistory(SqlBase):
 
     async def append_history(self, entry: HistoryEntry) -> None:
         """Append to the order's history."""
-        await self._run(_APPEND, rows.history_values(entry))
+        await self._write(_APPEND, rows.history_values(entry))
 
     async def history(self, order_id: str) -> list[HistoryEntry]:
         """The order's history, oldest first (insertion order among equal times)."""

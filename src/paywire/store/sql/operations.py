@@ -41,7 +41,7 @@ class SqlOperations(SqlBase):
     async def put_operation(self, op: ProviderOperation) -> bool:
         """Insert unless the key exists; True if written."""
         values = rows.operation_values(op)
-        return (await self._run(_put(self._postgres), values)).rowcount == 1
+        return await self._write(_put(self._postgres), values) == 1
 
     async def get_operation(self, key: str) -> ProviderOperation | None:
         """The operation, or None."""
@@ -52,7 +52,7 @@ class SqlOperations(SqlBase):
     async def claim_operation(self, key: str, now: datetime, lease_until: datetime) -> bool:
         """Take a pending operation whose lease has lapsed (or never was); True if taken."""
         params = {"lease_until": lease_until, "updated_at": now, "b_key": key, "b_now": now}
-        return (await self._run(_CLAIM, params)).rowcount == 1
+        return await self._write(_CLAIM, params) == 1
 
     async def finish_operation(self, key: str, status: str, result: dict[str, Any] | None,
                                error: dict[str, Any] | None, now: datetime) -> None:
@@ -61,5 +61,5 @@ class SqlOperations(SqlBase):
             raise ValueError(f"operation status must be one of {sorted(OPERATION_STATUSES)}")
         params = {"status": status, "result": result, "error": error, "updated_at": now,
                   "lease_until": None, "b_key": key}
-        if (await self._run(_FINISH, params)).rowcount != 1:
+        if await self._write(_FINISH, params) != 1:
             raise NotFoundError(f"no provider operation {key!r}")

@@ -75,9 +75,9 @@ class SqlOrders(SqlBase):
     async def insert_order(self, order: Order) -> None:
         """Insert a new order with its lines (ConflictError if the id or provider id exists)."""
         stmt = _insert_order(self._postgres)
-        if (await self._run(stmt, rows.order_values(order))).rowcount != 1:
+        if await self._write(stmt, rows.order_values(order)) != 1:
             raise ConflictError(f"order {order.id} (or its provider order id) already exists")
-        await self._run(_INSERT_LINES, rows.line_values(order))
+        await self._write(_INSERT_LINES, rows.line_values(order))
 
     async def update_order(self, order: Order, expected_version: int) -> None:
         """Write `order` if the stored version is still `expected_version`, else ConflictError."""
@@ -88,7 +88,7 @@ class SqlOrders(SqlBase):
         del values["id"], values["created_at"]  # identity and creation time never change
         # The SET clause is the columns `values` names; the WHERE clause's own parameters.
         params = {**values, "b_id": order.id, "b_version": expected_version}
-        if (await self._run(_UPDATE, params)).rowcount != 1:
+        if await self._write(_UPDATE, params) != 1:
             raise ConflictError(f"order {order.id} is no longer at version {expected_version}",
                                 details={"order_id": order.id,
                                          "expected_version": expected_version})
@@ -117,7 +117,7 @@ class SqlOrders(SqlBase):
         """Orders from a `_joined` statement, in first-seen order, each with its lines."""
         heads: dict[str, Row] = {}
         lines: dict[str, list[dict[str, Any]]] = {}
-        for row in (await self._run(stmt, params)).mappings():
+        for row in await self._select(stmt, params):
             order_id = row["id"]
             heads.setdefault(order_id, row)
             if row["line_position"] is not None:

@@ -54,7 +54,7 @@ class SqlOutbox(SqlBase):
                                now: datetime, trace_id: str | None = None) -> bool:
         """Put the announcement in the outbox unless its key exists; True if written."""
         values = rows.outbox_values(announcement, message_id, now, trace_id)
-        return (await self._run(_add(self._postgres), values)).rowcount == 1
+        return await self._write(_add(self._postgres), values) == 1
 
     async def outbox_for_order(self, order_id: str) -> list[OutboxMessage]:
         """The order's outbox messages, oldest first."""

@@ -41,25 +41,11 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
 
 from paywire.domain.errors import ConflictError, StorageError
+from paywire.store.sql.observe import announce
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 _Processor = Callable[[Any], Any]
-Observer = Callable[[str, Mapping[str, Any], bool], None]
 COMPILED_CACHE_SIZE = 500  # statements kept compiled per store (SQLAlchemy's engines keep 500)
-_observers: list[Observer] = []
-
-
-@contextmanager
-def observing(observer: Observer) -> Iterator[None]:
-    """Call `observer(sql, parameters, several)` for every statement this process sends to
-    PostgreSQL meanwhile (once per parameter set; `several` for a several-row one), as
-    SQLAlchemy's `before_cursor_execute` event did for its engines: what the growth bench
-    explains, and what tests count."""
-    _observers.append(observer)
-    try:
-        yield
-    finally:
-        _observers.remove(observer)
 
 
 @contextmanager
@@ -285,9 +271,7 @@ class PgConnection:
             raise RuntimeError("RETURNING with several parameter sets is not supported by the "
                                "PostgreSQL runner: run one statement per row")
         statement, bound = self._compiler.bind(ours, extracted, collected, sets)
-        for observer in _observers:
-            for values in bound:
-                observer(statement, values, many)
+        announce(statement, bound, many)
         with pg_translated():
             if self._begin:
                 await self._cursor.execute(b"BEGIN")

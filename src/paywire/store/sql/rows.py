@@ -55,7 +55,7 @@ def line_values(order: Order) -> list[dict[str, Any]]:
             for i, line in enumerate(order.lines)]
 
 
-def order_from(row: Row, lines: Sequence[Mapping[Any, Any]]) -> Order:
+def order_from(row: Mapping[Any, Any], lines: Sequence[Mapping[Any, Any]]) -> Order:
     """An order from its row and its line rows (in position order)."""
     currency = row["currency"]
     return Order(

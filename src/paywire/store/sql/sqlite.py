@@ -25,7 +25,11 @@ What instead:
   open; a flush scheduled by the first unit to end commits it after the units ready to run
   now have joined it. A COMMIT with something to write runs in a thread (the fsync); units
   that arrive meanwhile wait for it together, then run one after another in one turn of the
-  loop, in the next transaction. Each unit's `transaction()` returns only once its work is
+  loop, in the next transaction. The thread is the writer's own (`_Committer`), not
+  asyncio's default executor: a hand-off through `asyncio.to_thread` (context copy,
+  concurrent future, chained asyncio future, a pool of threads) cost about three times the
+  CPU of a queue to one waiting thread and one wake-up of the loop, on every commit (issue 18:
+  a checkout order commits four times). Each unit's `transaction()` returns only once its work is
   durable, and a failed commit fails every unit in it (nothing of theirs was written). A unit
   that raises rolls back to its savepoint: only its own work is undone.
 
@@ -43,8 +47,10 @@ the last committed state while the writer works, so a read never queues behind w
 from __future__ import annotations
 
 import asyncio
+import queue
 import sqlite3
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -122,6 +128,74 @@ def _begin_now(conn: sa.Connection) -> sa.RootTransaction:
         dbapi.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS:d}")
 
 
+class _Committer:
+    """One thread running a writer's COMMITs, so their fsync never blocks the event loop.
+
+    A job is a function and the future (on the calling loop) that hears its outcome: the
+    thread runs it and settles the future through one `call_soon_threadsafe`. Started on the
+    first job (again in a forked child, where the parent's thread does not exist), ended by
+    `close` (the store's, which first lets the commits in flight finish); a daemon, so a store
+    never closed does not hold the process open."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[
+            tuple[Callable[[], StorageError | None], asyncio.Future[StorageError | None],
+                  asyncio.AbstractEventLoop] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def run(self, job: Callable[[], StorageError | None]) -> asyncio.Future[StorageError | None]:
+        """`job` in the thread; the future of what it returns (or raises)."""
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[StorageError | None] = loop.create_future()
+        if self._thread is None or not self._thread.is_alive():
+            self._jobs = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._serve, args=(self._jobs,),
+                                            name="paywire-sqlite-commit", daemon=True)
+            self._thread.start()
+        self._jobs.put((job, outcome, loop))
+        return outcome
+
+    def close(self) -> None:
+        """End the thread once the jobs queued before have run (it is not waited for)."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread, self._jobs = None, queue.SimpleQueue()
+
+    @staticmethod
+    def _serve(jobs: queue.SimpleQueue[Any]) -> None:
+        while (item := jobs.get()) is not None:
+            job, outcome, loop = item
+            result: StorageError | None = None
+            error: BaseException | None = None
+            try:
+                result = job()
+            except BaseException as exc:  # noqa: BLE001 - the waiter hears it, as from a pool
+                error = exc
+            with suppress(RuntimeError):  # the loop is closed: nobody is left to hear it
+                loop.call_soon_threadsafe(_settle, outcome, result, error)
+
+
+def _settle(outcome: asyncio.Future[StorageError | None], result: StorageError | None,
+            error: BaseException | None) -> None:
+    if outcome.done():
+        return  # its waiter was cancelled
+    if error is not None:
+        outcome.set_exception(error)
+    else:
+        outcome.set_result(result)
+
+
+def _committed(trans: sa.RootTransaction) -> StorageError | None:
+    """COMMIT `trans`: None, or the error every unit of work in it must hear."""
+    try:
+        with translated():
+            trans.commit()
+    except Exception as exc:  # noqa: BLE001 - every unit of the batch must hear of it
+        return exc if isinstance(exc, StorageError) else StorageError(
+            f"database error: the commit failed: {type(exc).__name__}")
+    return None
+
+
 @dataclass(eq=False)
 class _Batch:
     """One SQLite transaction shared by the units of work that end before it is committed."""
@@ -147,6 +221,7 @@ class SqliteWriter:
         self._batch: _Batch | None = None  # the open transaction
         self._committing: asyncio.Future[None] | None = None  # its COMMIT, in a thread
         self._tasks: set[asyncio.Task[None]] = set()  # commits in flight
+        self._committer = _Committer()
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[sa.Connection]:
@@ -182,6 +257,7 @@ class SqliteWriter:
             conn, self._conn = self._conn, None
             with suppress(Exception):
                 conn.close()
+        self._committer.close()
 
     # --- the turn ------------------------------------------------------------------------------
 
@@ -294,27 +370,29 @@ class SqliteWriter:
         finally:
             self._release()
         try:
-            await asyncio.to_thread(self._commit, batch)
-        except asyncio.CancelledError:
-            # The loop is going away mid-COMMIT: whether the thread finished it is unknown, so
-            # the units hear so, and the connection (maybe still in that thread) is let go.
-            self._conn = None
-            if not batch.done.done():
-                batch.done.set_exception(StorageError("database error: the commit was "
-                                                      "interrupted; its outcome is unknown"))
-            raise
+            try:
+                error = await self._committer.run(lambda: _committed(batch.trans))
+            except asyncio.CancelledError:
+                # The loop is going away mid-COMMIT: whether the thread finished it is unknown,
+                # so the units hear so, and the connection (maybe still in that thread) is let
+                # go.
+                self._conn = None
+                if not batch.done.done():
+                    batch.done.set_exception(StorageError("database error: the commit was "
+                                                          "interrupted; its outcome is unknown"))
+                raise
+            self._settle_commit(batch, error)
         finally:
             committing, self._committing = self._committing, None
             if committing is not None:
                 committing.set_result(None)
 
     def _commit(self, batch: _Batch) -> None:
-        try:
-            with translated():
-                batch.trans.commit()
-        except Exception as exc:  # noqa: BLE001 - every unit of the batch must hear of it
-            self._fail(batch, exc if isinstance(exc, StorageError) else StorageError(
-                f"database error: the commit failed: {type(exc).__name__}"))
+        self._settle_commit(batch, _committed(batch.trans))
+
+    def _settle_commit(self, batch: _Batch, error: StorageError | None) -> None:
+        if error is not None:
+            self._fail(batch, error)
         else:
             _resolve(batch.done)
 
