@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -210,3 +212,67 @@ async def test_commits_run_on_the_writers_own_thread_until_close(db: Path) -> No
     committer.join(timeout=5)
     assert not committer.is_alive()
     assert stored(db) == {"t-0", "t-1", "t-2"}
+
+
+async def test_a_store_never_closed_lets_its_commit_thread_end(db: Path) -> None:
+    """Idle for COMMIT_THREAD_IDLE_SECONDS, the commit thread ends by itself (a store dropped
+    without `close()` keeps no thread, and through it no connection); the next commit starts
+    another."""
+    threads: list[threading.Thread] = []
+
+    def record(_conn: Any) -> None:
+        threads.append(threading.current_thread())
+
+    opened = SqlStore(f"sqlite+aiosqlite:///{db}")
+    sa.event.listen(sa.engine.Engine, "commit", record)
+    try:
+        async with opened.transaction() as uow:
+            await uow.put_inbox_event(event("t-0"))
+        first = threads[0]
+        await asyncio.to_thread(first.join, 5)
+        assert not first.is_alive()
+        async with opened.transaction() as uow:
+            await uow.put_inbox_event(event("t-1"))
+        assert len(threads) == 2 and threads[1] is not first
+    finally:
+        sa.event.remove(sa.engine.Engine, "commit", record)
+        await opened.close()
+    assert stored(db) == {"t-0", "t-1"}
+
+
+_EXIT_MID_COMMIT = """
+import asyncio, sys, time
+from datetime import UTC, datetime
+import sqlalchemy as sa
+from paywire.ports import InboxEvent
+from paywire.store.sql import SqlStore
+
+sa.event.listen(sa.engine.Engine, "commit", lambda conn: time.sleep(0.5))  # a slow fsync
+store = SqlStore(f"sqlite+aiosqlite:///{sys.argv[1]}")
+
+async def unit():
+    async with store.transaction() as uow:
+        await uow.put_inbox_event(InboxEvent(provider="paypal", event_id="mid-commit",
+            event_type="X", received_at=datetime(2026, 1, 1, tzinfo=UTC), body=b"{}"))
+
+async def main():
+    task = asyncio.create_task(unit())
+    await asyncio.sleep(0.2)  # the COMMIT is in its thread now
+    task.cancel()  # the unit hears "unknown"; the process then ends without closing the store
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+asyncio.run(main())
+"""
+
+
+def test_a_commit_in_flight_when_the_process_ends_is_finished(db: Path) -> None:
+    """A process that ends (without closing its store) while a COMMIT runs in the commit
+    thread waits for it, as it waited for the default executor's threads before: what was
+    being made durable is, not abandoned half way."""
+    done = subprocess.run([sys.executable, "-c", _EXIT_MID_COMMIT, str(db)],  # noqa: S603
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "mid-commit" in stored(db)

@@ -47,6 +47,7 @@ the last committed state while the writer works, so a read never queues behind w
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import sqlite3
 import threading
@@ -128,43 +129,69 @@ def _begin_now(conn: sa.Connection) -> sa.RootTransaction:
         dbapi.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS:d}")
 
 
+COMMIT_THREAD_IDLE_SECONDS = 0.5  # the commit thread ends after this long without a COMMIT
+
+
 class _Committer:
     """One thread running a writer's COMMITs, so their fsync never blocks the event loop.
 
     A job is a function and the future (on the calling loop) that hears its outcome: the
-    thread runs it and settles the future through one `call_soon_threadsafe`. Started on the
-    first job (again in a forked child, where the parent's thread does not exist), ended by
-    `close` (the store's, which first lets the commits in flight finish); a daemon, so a store
-    never closed does not hold the process open."""
+    thread runs it and settles the future through one `call_soon_threadsafe`. The thread is
+    started by a job when none is serving (again in a forked child, where the parent's thread
+    does not exist) and ends when `close` asks (the store's, which first lets the commits in
+    flight finish) or after `COMMIT_THREAD_IDLE_SECONDS` without a job. It is not a daemon:
+    like the default executor's threads it replaced, the interpreter waits for a COMMIT in
+    flight at exit instead of abandoning it; being idle-ended, a store never closed holds
+    neither the process nor its connection for longer than that."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
         self._jobs: queue.SimpleQueue[
             tuple[Callable[[], StorageError | None], asyncio.Future[StorageError | None],
                   asyncio.AbstractEventLoop] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._serving = False
+        self._pid = os.getpid()
 
     def run(self, job: Callable[[], StorageError | None]) -> asyncio.Future[StorageError | None]:
         """`job` in the thread; the future of what it returns (or raises)."""
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[StorageError | None] = loop.create_future()
-        if self._thread is None or not self._thread.is_alive():
-            self._jobs = queue.SimpleQueue()
-            self._thread = threading.Thread(target=self._serve, args=(self._jobs,),
-                                            name="paywire-sqlite-commit", daemon=True)
-            self._thread.start()
-        self._jobs.put((job, outcome, loop))
+        if self._pid != os.getpid():
+            self._reset()  # a forked child: the parent's thread is not here
+        with self._lock:
+            self._jobs.put((job, outcome, loop))
+            if not self._serving:
+                self._serving = True
+                threading.Thread(target=self._serve, args=(self._lock, self._jobs),
+                                 name="paywire-sqlite-commit").start()
         return outcome
 
     def close(self) -> None:
         """End the thread once the jobs queued before have run (it is not waited for)."""
-        if self._thread is not None:
-            self._jobs.put(None)
-            self._thread, self._jobs = None, queue.SimpleQueue()
+        with self._lock:
+            if self._serving:
+                self._jobs.put(None)
+                self._serving = False
+                self._jobs = queue.SimpleQueue()
 
-    @staticmethod
-    def _serve(jobs: queue.SimpleQueue[Any]) -> None:
-        while (item := jobs.get()) is not None:
+    def _serve(self, lock: threading.Lock, jobs: queue.SimpleQueue[Any]) -> None:
+        while True:
+            try:
+                item = jobs.get(timeout=COMMIT_THREAD_IDLE_SECONDS)
+            except queue.Empty:
+                with lock:
+                    if jobs.empty():  # none arrived meanwhile: the next job starts a thread
+                        if jobs is self._jobs:
+                            self._serving = False
+                        return
+                continue
+            if item is None:
+                return
             job, outcome, loop = item
+            del item
             result: StorageError | None = None
             error: BaseException | None = None
             try:
@@ -173,6 +200,8 @@ class _Committer:
                 error = exc
             with suppress(RuntimeError):  # the loop is closed: nobody is left to hear it
                 loop.call_soon_threadsafe(_settle, outcome, result, error)
+            # Nothing of the job (its batch, connection, loop) is kept while the thread waits.
+            del job, outcome, loop, result, error
 
 
 def _settle(outcome: asyncio.Future[StorageError | None], result: StorageError | None,
