@@ -188,22 +188,31 @@ async def test_another_connections_write_lock_is_waited_for_off_the_loop(
     assert stored(db) == {"waited"}
 
 
-async def test_commits_run_on_the_writers_own_thread_until_close(db: Path) -> None:
-    """A COMMIT with something to write runs off the event loop, on the store's one commit
-    thread (the same for every commit); closing the store ends that thread."""
+@contextlib.contextmanager
+def commit_threads() -> Iterator[list[threading.Thread]]:
+    """The thread of every COMMIT any engine runs meanwhile (one entry each)."""
     threads: list[threading.Thread] = []
 
     def record(_conn: Any) -> None:
         threads.append(threading.current_thread())
 
-    opened = SqlStore(f"sqlite+aiosqlite:///{db}")
     sa.event.listen(sa.engine.Engine, "commit", record)
     try:
-        for n in range(3):
-            async with opened.transaction() as uow:
-                await uow.put_inbox_event(event(f"t-{n}"))
+        yield threads
     finally:
         sa.event.remove(sa.engine.Engine, "commit", record)
+
+
+async def test_commits_run_on_the_writers_own_thread_until_close(db: Path) -> None:
+    """A COMMIT with something to write runs off the event loop, on the store's one commit
+    thread (the same for every commit); closing the store ends that thread."""
+    opened = SqlStore(f"sqlite+aiosqlite:///{db}")
+    try:
+        with commit_threads() as threads:
+            for n in range(3):
+                async with opened.transaction() as uow:
+                    await uow.put_inbox_event(event(f"t-{n}"))
+    finally:
         await opened.close()
     assert len(threads) == 3 and len(set(threads)) == 1
     committer = threads[0]
@@ -218,24 +227,18 @@ async def test_a_store_never_closed_lets_its_commit_thread_end(db: Path) -> None
     """Idle for COMMIT_THREAD_IDLE_SECONDS, the commit thread ends by itself (a store dropped
     without `close()` keeps no thread, and through it no connection); the next commit starts
     another."""
-    threads: list[threading.Thread] = []
-
-    def record(_conn: Any) -> None:
-        threads.append(threading.current_thread())
-
     opened = SqlStore(f"sqlite+aiosqlite:///{db}")
-    sa.event.listen(sa.engine.Engine, "commit", record)
     try:
-        async with opened.transaction() as uow:
-            await uow.put_inbox_event(event("t-0"))
-        first = threads[0]
-        await asyncio.to_thread(first.join, 5)
-        assert not first.is_alive()
-        async with opened.transaction() as uow:
-            await uow.put_inbox_event(event("t-1"))
+        with commit_threads() as threads:
+            async with opened.transaction() as uow:
+                await uow.put_inbox_event(event("t-0"))
+            first = threads[0]
+            await asyncio.to_thread(first.join, 5)
+            assert not first.is_alive()
+            async with opened.transaction() as uow:
+                await uow.put_inbox_event(event("t-1"))
         assert len(threads) == 2 and threads[1] is not first
     finally:
-        sa.event.remove(sa.engine.Engine, "commit", record)
         await opened.close()
     assert stored(db) == {"t-0", "t-1"}
 
