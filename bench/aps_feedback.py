@@ -44,7 +44,7 @@ from benchkit import Result, aps_pay, load, serve_echo, settings, sized, wait_up
 
 from paywire.emulator.aps.cards import SUCCESS
 from paywire.emulator.aps.config import ApsCredentials
-from paywire.testing import free_port
+from paywire.testing import free_ports
 
 CLIENT_ID, CLIENT_SECRET = "bench-client-id", "bench-client-secret"
 ACCOUNT_ENV = "APS_FEEDBACK_BENCH_ACCOUNT"  # the APS account, JSON (never on a command line)
@@ -255,7 +255,7 @@ def run(deliveries: int, concurrency: int, warmup: int) -> dict[str, float]:
         "request_phrase": creds.request_phrase, "response_phrase": creds.response_phrase,
         "sha_type": creds.sha_type})
     with tempfile.TemporaryDirectory(prefix="paywire-bench-") as tmp:
-        ports = [free_port() for _ in range(3)]
+        ports = list(free_ports(3))
         emulator, echo, paywire = (f"http://127.0.0.1:{p}" for p in ports)
         sink = f"{echo}{FEEDBACK_PATH}"
         try:

@@ -34,7 +34,7 @@ import goals
 import httpx
 from benchkit import cpu_seconds, settings, settled, sized, wait_up
 
-from paywire.testing import free_port
+from paywire.testing import free_ports
 
 CLIENT_ID, CLIENT_SECRET = "bench-client-id", "bench-client-secret"
 SKU, PRICE = "mug", "12.50"
@@ -264,7 +264,7 @@ def main() -> None:
     if args.orders < 2 or min(args.concurrency) < 1:
         parser.error("--orders must be at least 2 and --concurrency at least 1")
     with tempfile.TemporaryDirectory(prefix="paywire-bench-") as data_dir:
-        emulator_port, paywire_port = free_port(), free_port()
+        emulator_port, paywire_port = free_ports(2)
         emulator_url = f"http://127.0.0.1:{emulator_port}"
         paywire_url = f"http://127.0.0.1:{paywire_port}"
         procs = [spawn("emulator", str(emulator_port))]

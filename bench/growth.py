@@ -61,7 +61,7 @@ import webhook_ingest as wi
 from benchkit import Result, load, serve_echo, settings, sized, wait_up
 
 from paywire.store import migrate
-from paywire.testing import free_port
+from paywire.testing import free_port, free_ports
 
 POSTGRES_URL = os.environ.get("PAYWIRE_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -472,7 +472,7 @@ def main() -> None:
         parser.error("need --small >= 20, --orders >= --small, --deliveries >= 30, "
                      "--checkouts >= 2 * --batches, and --warmup, --concurrency, --repeats, "
                      "--batches >= 1")
-    ports = free_port(), free_port()
+    ports = free_ports(2)
     emulator, sink = (f"http://127.0.0.1:{p}" for p in ports)
     with running("emulator", str(ports[0]), health=f"{emulator}/_emulator/"), \
             running("echo", str(ports[1]), health=sink):

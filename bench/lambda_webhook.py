@@ -49,7 +49,7 @@ from benchkit import sized, wait_up
 from webhook_ingest import CLIENT_ID, CLIENT_SECRET, Delivery, spawn, subscribe
 
 import paywire
-from paywire.testing import MotoServer, ServerThread, free_port
+from paywire.testing import MotoServer, ServerThread, free_ports
 
 WARMUP = 30
 SIZES = {"tiny": {"deliveries": 12, "imports": 1, "cold_runs": 1, "warmup": 6},
@@ -191,7 +191,7 @@ def run_webhooks(deliveries: int, cold_runs: int, cold: list[dict[str, Any]],
     results: dict[str, tuple[list[float], dict[str, int]]] = {}
     with tempfile.TemporaryDirectory(prefix="paywire-lambda-bench-") as tmp:
         try:
-            ports = [free_port() for _ in range(2)]
+            ports = list(free_ports(2))
             emulator, sink_base = (f"http://127.0.0.1:{p}" for p in ports)
             procs.append(spawn("emulator", str(ports[0])))
             wait_up(f"{emulator}/_emulator/", procs[-1])

@@ -74,7 +74,7 @@ from paywire import verify_delivery
 from paywire.emulator.aps.cards import CHALLENGE, DECLINE, PENDING, SUCCESS, UNCERTAIN
 from paywire.emulator.aps.config import ApsCredentials
 from paywire.store.sql import SqlStore
-from paywire.testing import ServerThread, free_port
+from paywire.testing import ServerThread, free_ports
 
 CLIENT_ID, CLIENT_SECRET = "storm-client-id", "storm-client-secret"
 SKU = "mug"
@@ -582,8 +582,7 @@ class Storm:
         """Emulator, receiver, webhook subscriptions, migration, API and worker processes."""
         self.receiver.server.start(timeout=30)
         n_api = 2 if self.cfg.store == "postgres" else 1
-        ports = [free_port() for _ in range(n_api)]
-        port = free_port()
+        *ports, port = free_ports(n_api + 1)
         self.emulator_url = f"http://127.0.0.1:{port}"
         args = ["emulator", "--port", str(port), "--client-id", CLIENT_ID,
                 "--client-secret", CLIENT_SECRET, "--webhook-time-scale",

@@ -65,7 +65,7 @@ from benchkit import (
 )
 
 from paywire.store import migrate
-from paywire.testing import free_port
+from paywire.testing import free_ports
 
 CLIENT_ID, CLIENT_SECRET = "bench-client-id", "bench-client-secret"
 WARMUP_ORDERS = 10
@@ -399,7 +399,7 @@ def run(deliveries: int, concurrencies: list[int], store: str,
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="paywire-bench-") as tmp:
         dbs = Databases(store, tmp)
-        ports = [free_port() for _ in range(4)]
+        ports = list(free_ports(4))
         emulator, echo, local, postback = (f"http://127.0.0.1:{p}" for p in ports)
         try:
             procs.append(spawn("emulator", str(ports[0])))

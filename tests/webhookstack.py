@@ -26,7 +26,7 @@ from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
 from paywire.emulator.paypal.signing import signed_message
 from paywire.settings import Settings
-from paywire.testing import EmulatorServer, free_port
+from paywire.testing import EmulatorServer, free_ports
 from testkit import CLIENT_ID, CLIENT_SECRET, OTHER_ID, OTHER_SECRET
 from webhookkit import Delivery, PayPal, Recorder, delivery, eventually, order, read, transmissions
 
@@ -106,7 +106,7 @@ def open_stack(emulator: EmulatorServer, database_url: str, data_dir: Path) -> I
     recorder.server.start()
     paypal = PayPal(emulator, CLIENT_ID, CLIENT_SECRET)
     paypal2 = PayPal(emulator, OTHER_ID, OTHER_SECRET)
-    port, port2 = free_port(), free_port()
+    port, port2 = free_ports(2)
 
     async def subscribe() -> tuple[str, str, str]:
         return (await paypal.subscribe(f"http://127.0.0.1:{port}/webhooks/paypal"),

@@ -20,7 +20,7 @@ from playwright.sync_api import Page, Request, expect
 
 from paywire.dev.runner import running
 from paywire.dev.stack import DevOptions, DevStack
-from paywire.testing import free_port
+from paywire.testing import free_port, free_ports
 
 BASKET = {"mug": 2, "stickers": 1}
 
@@ -157,7 +157,7 @@ def wait_healthy(proc: subprocess.Popen[str], url: str, timeout: float = 30.0) -
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_dev_command_serves_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
     """`paywire dev` serves /healthz, the shop and the emulator, and exits 0 on a signal."""
-    port, emulator_port = free_port(), free_port()
+    port, emulator_port = free_ports(2)
     url = f"http://127.0.0.1:{port}"
     proc = dev_command(tmp_path, port, emulator_port)
     try:
@@ -193,3 +193,13 @@ def test_dev_command_reports_a_busy_port(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert f"--port {port}" in err and "Traceback" not in err, err
 
+
+
+def test_dev_command_refuses_one_port_for_both(tmp_path: Path) -> None:
+    """--port equal to --emulator-port is refused at once, naming --port: nothing starts."""
+    port = free_port()
+    proc = dev_command(tmp_path, port, port)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert f"--port {port}" in err and "Traceback" not in err, err
+    assert "oauth2" not in out + err  # the emulator never served a call

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from paywire.dev.aws import DLQ, QUEUE, TABLE
-from paywire.testing import MotoServer, free_port
+from paywire.testing import MotoServer, free_ports
 
 
 @dataclass
@@ -59,7 +59,7 @@ class DevAws:
 
 def start_dev_aws(tmp_path: Path) -> DevAws:
     """`paywire dev --aws` as a child process (output to files), up and serving."""
-    port, emulator_port = free_port(), free_port()
+    port, emulator_port = free_ports(2)
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYWIRE_", "AWS_"))}
     out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"

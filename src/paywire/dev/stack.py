@@ -61,6 +61,7 @@ APS_WEBHOOK_PATH = "/webhooks/aps"
 APS_RETURN_PATH = "/v1/aps/return"
 APS_FORTAPI = "/aps/FortAPI"  # the APS emulator's API and payment page, inside the emulator
 START_TIMEOUT = 30.0
+LISTEN_BACKLOG = 2048  # uvicorn's own default; its server listens again with its setting
 GRACEFUL_SHUTDOWN = 3
 
 
@@ -116,6 +117,10 @@ def _listen(host: str, port: int, option: str) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening now claims the port: with SO_REUSEADDR a socket merely bound leaves it open
+        # to a second bind (the other option given the same port, or another process) that
+        # would only fail when its server starts, after the emulator is already up.
+        sock.listen(LISTEN_BACKLOG)
     except OSError as exc:
         sock.close()
         raise DevStackError(f"cannot listen on {host}:{port} ({option} {port}): "

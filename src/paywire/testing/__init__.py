@@ -30,13 +30,14 @@ if TYPE_CHECKING:
         MotoServer,
         ServerThread,
         free_port,
+        free_ports,
         run_emulator,
         run_moto,
         serving,
     )
 
 _SERVERS = ("MOTO_LAUNCHER", "EmulatorServer", "MotoServer", "ServerThread", "free_port",
-            "run_emulator", "run_moto", "serving")
+            "free_ports", "run_emulator", "run_moto", "serving")
 _EMULATED = ("Emulated", "EmulatedClock", "EmulatedFaults", "EmulatorError", "SignedDelivery",
              "WebhookSender")
 
@@ -52,6 +53,7 @@ __all__ = [
     "SignedDelivery",
     "WebhookSender",
     "free_port",
+    "free_ports",
     "run_emulator",
     "run_moto",
     "serving",
