@@ -1,4 +1,4 @@
-"""The SQL store's hot writes and its order reads on SQLite go straight to the driver
+"""The SQL store's hot writes and its order and inbox reads on SQLite go straight to the driver
 (`SqlBase._write`, `SqlBase._select`), compiled once: they store and read exactly what
 SQLAlchemy's execution would, report the same row counts, and fail with the same errors;
 statements that need more than binding still go through SQLAlchemy.
@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from paywire.domain.errors import ConflictError
 from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine
-from paywire.ports import HistoryEntry
+from paywire.ports import HistoryEntry, InboxEvent, TruthTask
 from paywire.store import migrate
 from paywire.store.sql import SqlStore, rows
 from paywire.store.sql.base import SqlBase
@@ -161,3 +161,36 @@ async def test_an_order_read_through_the_driver_is_sqlalchemys_read(store: SqlSt
         assert driver[0]["created_at"] == T0 and driver[0]["disputed"] is True
         assert driver[0]["metadata"] == {"customer_email": "b@ex.com"}
         assert await snap.get_order("ord_read") == order
+
+
+async def test_a_webhooks_inbox_and_truth_queue_statements_go_to_the_driver(
+        store: SqlStore) -> None:
+    """What every delivery runs (the inbox's put-if-absent and read, the truth queue's upsert
+    and outcome) bypasses SQLAlchemy's execution on SQLite and keeps the port's answers: a
+    second put and a pending task's re-queue write nothing, a finished task re-opens."""
+    event = InboxEvent(provider="paypal", event_id="WH-1", event_type="PAYMENT.CAPTURE.COMPLETED",
+                       received_at=T0, body=b'{"id":"WH-1"}', transmission_id="tx-1",
+                       status="confirming", order_id=None, note="queued")
+    task = TruthTask(id="paypal:capture:CAP-1", provider="paypal", kind="capture",
+                     resource_id="CAP-1", reason="a delivery", created_at=T0,
+                     next_attempt_at=T0, lease_owner="me", lease_until=T0 + timedelta(seconds=12))
+    with through_sqlalchemy() as seen:
+        async with store.transaction() as uow:
+            assert await uow.put_inbox_event(event) is True
+            assert await uow.put_inbox_event(dataclasses.replace(event, body=b"other")) is False
+            assert await uow.enqueue_truth(task) is True
+            assert await uow.enqueue_truth(task) is False  # pending: left as it is
+            assert await uow.finish_truth_task(task.id, "me", status="done", attempts=1,
+                                               next_attempt_at=T0, last_error=None,
+                                               now=T0) is True
+            assert await uow.finish_truth_task(task.id, "me", status="done", attempts=1,
+                                               next_attempt_at=T0, last_error=None,
+                                               now=T0) is False  # the lease is released
+            assert await uow.enqueue_truth(dataclasses.replace(task, reason="again")) is True
+        async with store.snapshot() as snap:
+            assert await snap.get_inbox_event("paypal", "WH-1") == event
+            assert await snap.get_inbox_event("paypal", "WH-2") is None
+    assert seen == []
+    async with store.snapshot() as snap:
+        [reopened] = await snap.list_truth_tasks(status="pending")
+    assert (reopened.reason, reopened.attempts, reopened.lease_owner) == ("again", 0, "me")

@@ -28,13 +28,12 @@ class SqlInbox(SqlBase):
 
     async def put_inbox_event(self, event: InboxEvent) -> bool:
         """Store the event unless (provider, event_id) exists; True if written."""
-        return (await self._run(_put(self._postgres), rows.inbox_values(event))).rowcount == 1
+        return await self._write(_put(self._postgres), rows.inbox_values(event)) == 1
 
     async def get_inbox_event(self, provider: str, event_id: str) -> InboxEvent | None:
         """The stored event, or None."""
-        result = await self._run(_GET, {"b_provider": provider, "b_event_id": event_id})
-        row = result.mappings().first()
-        return rows.inbox_from(row) if row is not None else None
+        found = await self._select(_GET, {"b_provider": provider, "b_event_id": event_id})
+        return rows.inbox_from(found[0]) if found else None
 
     async def list_inbox(self, *, limit: int = 50,
                          before: tuple[datetime, str] | None = None) -> list[InboxEvent]:
