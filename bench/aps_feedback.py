@@ -1,7 +1,7 @@
 """APS feedback ingest: paywire's `POST /webhooks/aps` against a bare ASGI echo app, same server.
 
     .venv/bin/python bench/aps_feedback.py [--size tiny|small|full] [--deliveries 300]
-        [--concurrency 8] [--batches 4] [--json PATH]
+        [--concurrency 8] [--json PATH]
 
 Processes: the emulator (PayPal, and APS under `/aps` with a merchant account this script
 generates); paywire offering both providers (`providers=paypal,aps`, that APS account; one
@@ -16,12 +16,9 @@ distinct transactions), exactly as sent (bytes and content type), are recorded f
 emulator's log `/aps/_aps/deliveries`. paywire has seen none of them: its orders are CREATED.
 
 Measured, in one run with `--concurrency` workers over loopback HTTP, each after a warm-up of
-its own deliveries, in `--batches` batches the two servers take in turn (who goes first turning
-each time, so the machine's other load and its drift fall on both alike; each figure pools its
-batches): the deliveries to the echo app; to paywire (verify the SHA signature over every
-parameter, inbox insert, transition, outbox, one transaction: every answer `applied`); and
-right after each batch, the same batch to paywire again (every answer `duplicate`: the dedupe
-path). Then every
+its own deliveries: the deliveries to the echo app; to paywire (verify the SHA signature over
+every parameter, inbox insert, transition, outbox, one transaction: every answer `applied`); and
+the same deliveries to paywire again (every answer `duplicate`: the dedupe path). Then every
 order must be COMPLETED in paywire, or the benchmark fails. The goals (bench/goals.py) are
 printed last. Not part of `make test`; `make bench` runs `--size small`.
 """
@@ -43,18 +40,7 @@ from typing import Any
 import benchkit
 import goals
 import httpx
-from benchkit import (
-    Result,
-    aps_pay,
-    batches,
-    joined,
-    load,
-    serve_echo,
-    settings,
-    sized,
-    turn,
-    wait_up,
-)
+from benchkit import Result, aps_pay, load, serve_echo, settings, sized, wait_up
 
 from paywire.emulator.aps.cards import SUCCESS
 from paywire.emulator.aps.config import ApsCredentials
@@ -64,9 +50,9 @@ CLIENT_ID, CLIENT_SECRET = "bench-client-id", "bench-client-secret"
 ACCOUNT_ENV = "APS_FEEDBACK_BENCH_ACCOUNT"  # the APS account, JSON (never on a command line)
 FEEDBACK_PATH = "/webhooks/aps"
 WARMUP = 20
-SIZES = {"tiny": {"deliveries": 12, "warmup": 4, "batches": 2},
-         "small": {"deliveries": 100, "warmup": 10, "batches": 2},
-         "full": {"deliveries": 300, "warmup": WARMUP, "batches": 4}}
+SIZES = {"tiny": {"deliveries": 12, "warmup": 4},
+         "small": {"deliveries": 100, "warmup": 10},
+         "full": {"deliveries": 300, "warmup": WARMUP}}
 KIND = {"bare ASGI echo": "echo", "paywire, first delivery (applied)": "applied",
         "paywire, same again (duplicate)": "duplicate"}
 
@@ -195,30 +181,19 @@ def expect(result: Result, answer: str) -> None:
 
 
 async def measure(echo: str, paywire: str, deliveries: list[Delivery], warm: int,
-                  concurrency: int, n_batches: int) -> list[Result]:
-    """Warm each target up on the first `warm` deliveries, then measure them on the rest, cut
-    into `n_batches` batches the two servers take in turn (who goes first turning each time):
-    the echo app, paywire (first sight), and right after it paywire again on the same batch
-    (every delivery a duplicate). Each figure pools its batches."""
+                  concurrency: int) -> list[Result]:
+    """Warm each target up on the first `warm` deliveries, then measure it on the rest: the
+    echo app, paywire (first sight) and paywire again (every delivery a duplicate)."""
     head, rest = deliveries[:warm], deliveries[warm:]
     await load("warm-up", echo, head, concurrency)
+    baseline = await load("bare ASGI echo", echo, rest, concurrency)
     expect(await load("warm-up", paywire, head, concurrency), "applied")
+    applied = await load("paywire, first delivery (applied)", paywire, rest, concurrency)
+    expect(applied, "applied")
     expect(await load("warm-up", paywire, head, concurrency), "duplicate")
-    parts: list[list[Result]] = [[], [], []]
-    for b, batch in enumerate(batches(rest, n_batches)):
-        for target in turn(2, b):
-            if target == 0:
-                parts[0].append(await load("bare ASGI echo", echo, batch, concurrency))
-                continue
-            applied = await load("paywire, first delivery (applied)", paywire, batch,
-                                 concurrency)
-            expect(applied, "applied")
-            duplicate = await load("paywire, same again (duplicate)", paywire, batch,
-                                   concurrency)
-            expect(duplicate, "duplicate")
-            parts[1].append(applied)
-            parts[2].append(duplicate)
-    return [joined(p[0].name, p) for p in parts]
+    duplicate = await load("paywire, same again (duplicate)", paywire, rest, concurrency)
+    expect(duplicate, "duplicate")
+    return [baseline, applied, duplicate]
 
 
 async def check_completed(paywire_url: str, deliveries: list[Delivery],
@@ -243,14 +218,12 @@ async def check_completed(paywire_url: str, deliveries: list[Delivery],
     print(f"check: all {len(deliveries)} paid orders are COMPLETED in paywire")
 
 
-def report(results: list[Result], concurrency: int, setup_seconds: float,
-           n_batches: int) -> dict[str, float]:
+def report(results: list[Result], concurrency: int, setup_seconds: float) -> dict[str, float]:
     """The figures and the ratios against the echo baseline; the figures under goals.py's
     keys."""
     echo = results[0]
     print(f"APS feedback ingest: {len(echo.latencies)} signed direct-feedback deliveries per "
-          f"load (distinct PURCHASE transactions, JSON) in {n_batches} batches the servers "
-          f"take in turn, concurrency {concurrency}, one "
+          f"pass (distinct PURCHASE transactions, JSON), concurrency {concurrency}, one "
           f"uvicorn worker each, paywire on SQLite; setup (orders paid on the hosted page) "
           f"took {setup_seconds:.1f} s")
     print(f"machine: {goals.machine()} (CI machines have 2 cores); every process (emulator, "
@@ -273,8 +246,7 @@ def report(results: list[Result], concurrency: int, setup_seconds: float,
     return figures
 
 
-def run(deliveries: int, concurrency: int, warmup: int,
-        n_batches: int) -> dict[str, float]:
+def run(deliveries: int, concurrency: int, warmup: int) -> dict[str, float]:
     """Start everything, record deliveries, measure, check, stop."""
     procs: list[subprocess.Popen[bytes]] = []
     creds = ApsCredentials.generate()
@@ -298,8 +270,8 @@ def run(deliveries: int, concurrency: int, warmup: int,
                                                    deliveries + warmup, concurrency))
             setup = time.perf_counter() - started
             results = asyncio.run(measure(sink, f"{paywire}{FEEDBACK_PATH}", recorded, warmup,
-                                          concurrency, n_batches))
-            figures = report(results, concurrency, setup, n_batches)
+                                          concurrency))
+            figures = report(results, concurrency, setup)
             asyncio.run(check_completed(paywire, recorded, concurrency))
             return figures
         finally:
@@ -318,9 +290,6 @@ def main() -> None:
                         help="measured deliveries per pass")
     parser.add_argument("--concurrency", type=int, default=8, help="workers (default 8)")
     parser.add_argument("--warmup", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--batches", type=int, default=None,
-                        help="batches the deliveries are cut into, the two servers taking them "
-                             "in turn (default full: 4)")
     goals.add_arguments(parser)
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -334,11 +303,9 @@ def main() -> None:
             serve_paywire(int(port), *rest)
         return
     sized(args, SIZES)
-    if args.deliveries < 10 or args.concurrency < 1 or not (
-            1 <= args.batches <= args.deliveries // 2):
-        parser.error("--deliveries must be at least 10, --concurrency at least 1, and "
-                     "--batches from 1 to half of --deliveries")
-    figures = run(args.deliveries, args.concurrency, args.warmup, args.batches)
+    if args.deliveries < 10 or args.concurrency < 1:
+        parser.error("--deliveries must be at least 10 and --concurrency at least 1")
+    figures = run(args.deliveries, args.concurrency, args.warmup)
     goals.report(figures, bench="aps_feedback", json_path=args.json, settings=settings(args))
 
 

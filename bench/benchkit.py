@@ -17,14 +17,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import httpx
 
 from paywire.emulator.aps.cards import CARDS
 from paywire.emulator.aps.config import ApsCredentials
 
-T = TypeVar("T")
 
 def sized(args: Any, sizes: Mapping[str, Mapping[str, Any]]) -> None:
     """Fill every option of `args` left unset (None) from the preset `args.size` names (each
@@ -121,30 +120,6 @@ class Result:
         """Latency at percentile `p`, in milliseconds."""
         cuts = statistics.quantiles(self.latencies, n=100, method="inclusive")
         return 1000 * cuts[p - 1]
-
-
-def turn(count: int, batch: int) -> list[int]:
-    """The order `count` servers take their turns in batch `batch`: who goes first turns each
-    time, so the machine's other load falls on every server alike."""
-    return [(batch + k) % count for k in range(count)]
-
-
-def batches(items: Sequence[T], n: int) -> list[list[T]]:
-    """`items` in `n` consecutive batches of (nearly) equal size."""
-    size, extra = divmod(len(items), n)
-    cuts = [i * size + min(i, extra) for i in range(n + 1)]
-    return [list(items[cuts[i]:cuts[i + 1]]) for i in range(n)]
-
-
-def joined(name: str, parts: Sequence[Result]) -> Result:
-    """Batches of one load as one result: their seconds added (other servers' batches ran in
-    between), their latencies and answers pooled."""
-    statuses: dict[str, int] = {}
-    for part in parts:
-        for key, count in part.statuses.items():
-            statuses[key] = statuses.get(key, 0) + count
-    return Result(name, sum(p.seconds for p in parts), [x for p in parts for x in p.latencies],
-                  statuses)
 
 
 async def load(name: str, url: str, deliveries: Sequence[Posted], concurrency: int) -> Result:

@@ -48,6 +48,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import benchkit
 import checkout_throughput as ct
@@ -57,17 +58,7 @@ import growthseed
 import httpx
 import sqlalchemy as sa
 import webhook_ingest as wi
-from benchkit import (
-    Result,
-    batches,
-    joined,
-    load,
-    serve_echo,
-    settings,
-    sized,
-    turn,
-    wait_up,
-)
+from benchkit import Result, load, serve_echo, settings, sized, wait_up
 
 from paywire.store import migrate
 from paywire.testing import free_port, free_ports
@@ -85,6 +76,7 @@ SIZES = {
     "full": {"orders": 1_000_000, "small": 1_000, "deliveries": 600, "checkouts": 200,
              "repeats": 20, "warmup": 10, "batches": 5},
 }
+T = TypeVar("T")
 
 
 # --- the servers (child processes) -------------------------------------------------------------
@@ -236,6 +228,24 @@ def _paypal_order(attempt: dict[str, str]) -> str | None:
     return related.get("order_id")
 
 
+def _batches(items: list[T], n: int) -> list[list[T]]:
+    """`items` in `n` consecutive batches of (nearly) equal size."""
+    size, extra = divmod(len(items), n)
+    cuts = [i * size + min(i, extra) for i in range(n + 1)]
+    return [items[cuts[i]:cuts[i + 1]] for i in range(n)]
+
+
+def _joined(name: str, parts: list[Result]) -> Result:
+    """Batches of one load as one result (their seconds added: the other server's batches
+    ran in between)."""
+    statuses: dict[str, int] = {}
+    for part in parts:
+        for key, count in part.statuses.items():
+            statuses[key] = statuses.get(key, 0) + count
+    return Result(name, sum(p.seconds for p in parts), [x for p in parts for x in p.latencies],
+                  statuses)
+
+
 async def measure_api(servers: list[str], emulator: str, sink: str,
                       args: argparse.Namespace) -> list[Measured]:
     """Record each server's deliveries, then measure ingest and checkout on all of them in
@@ -248,9 +258,9 @@ async def measure_api(servers: list[str], emulator: str, sink: str,
     for hook, deliveries in zip(hooks, recorded, strict=True):
         await load("warm-up", hook, deliveries[:3 * warm], concurrency)
     ingest: list[list[Result]] = [[] for _ in servers]
-    planned = [batches(d[3 * warm:], n) for d in recorded]
+    planned = [_batches(d[3 * warm:], n) for d in recorded]
     for b in range(n):
-        for i in turn(len(servers), b):
+        for i in _turn(len(servers), b):
             ingest[i].append(await load("webhook ingest", hooks[i], planned[i][b], concurrency))
     limits = httpx.Limits(max_connections=2 * concurrency,
                           max_keepalive_connections=2 * concurrency)
@@ -264,19 +274,24 @@ async def measure_api(servers: list[str], emulator: str, sink: str,
                      for i, c in enumerate(clients)]
             for flow in flows:
                 await ct.measure("warm-up", flow, emu, warm, concurrency, 0)
-            sizes = [len(b) for b in batches(list(range(args.checkouts)), n)]
+            sizes = [len(b) for b in _batches(list(range(args.checkouts)), n)]
             for b in range(n):
-                for i in turn(len(servers), b):
+                for i in _turn(len(servers), b):
                     checkout[i].append(await ct.measure("checkout", flows[i], emu, sizes[b],
                                                         concurrency, warm + sum(sizes[:b])))
         finally:
             for c in clients:
                 await c.aclose()
-    return [Measured(joined("webhook ingest", ingest[i]),
+    return [Measured(_joined("webhook ingest", ingest[i]),
                      ct.Result("checkout", sum(r.orders for r in checkout[i]),
                                sum(r.seconds for r in checkout[i]),
                                [x for r in checkout[i] for x in r.latencies]))
             for i in range(len(servers))]
+
+
+def _turn(count: int, batch: int) -> list[int]:
+    """Which server goes first in a batch: the order turns each time."""
+    return [(batch + k) % count for k in range(count)]
 
 
 def measure(dbs: list[Database], emulator: str, sink: str, tmp: str,

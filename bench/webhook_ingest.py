@@ -1,7 +1,7 @@
 """Webhook ingest: paywire's `POST /webhooks/paypal` against a bare ASGI echo app, same server.
 
     .venv/bin/python bench/webhook_ingest.py [--size tiny|small|full] [--deliveries 600]
-        [--concurrency 8 1] [--batches 4] [--store sqlite|postgres] [--json PATH]
+        [--concurrency 8 1] [--store sqlite|postgres] [--json PATH]
 
 Processes: the PayPal emulator; paywire with local verification (one uvicorn worker, SQLite, or
 with `--store postgres` a fresh database on PAYWIRE_TEST_POSTGRES_URL's server, default the
@@ -19,19 +19,17 @@ local paywire stopped meanwhile), so both paywires know the orders and have appl
 events.
 
 Measured, in one run over loopback HTTP, for each `--concurrency` (default 8, then 1) on its
-own share of the deliveries, cut into `--batches` batches the servers take in turn (who goes
-first turning each time, so the machine's other load and its drift fall on all of them alike;
-each figure pools its batches): the same deliveries to the echo app, to paywire (local: RSA
+own share of the deliveries: the same deliveries to the echo app, to paywire (local: RSA
 verification with the certificate cached, inbox insert and the confirmation task in one
 transaction, answered `confirming`; then, after the answer, one GET of the order at the emulator
 and the transition and outbox row) and to paywire (postback: one more HTTP round trip to the
-emulator per delivery); each after a warm-up of its own deliveries. At the first
-concurrency, each batch to the local paywire again right after it took it, once stored: every
-answer must be `duplicate` (the dedupe path; the bench fails otherwise). Then, from the local
-paywire's own database: the time from an order's first delivery being stored to its
-`order.completed` announcement being written for the shop (PayPal's claims are confirmed with
-its API first, so this is what a shop waits for). The goals (bench/goals.py) are printed last.
-Not part of `make test`; `make bench` runs `--size small` on each store.
+emulator per delivery); each after a warm-up of its own deliveries. Then the first
+concurrency's deliveries to the local paywire again, once they are all stored: every answer
+must be `duplicate` (the dedupe path; the bench fails otherwise). Then, from the local paywire's
+own database: the time from an order's first delivery being stored to its `order.completed`
+announcement being written for the shop (PayPal's claims are confirmed with its API first, so
+this is what a shop waits for). The goals (bench/goals.py) are printed last. Not part of
+`make test`; `make bench` runs `--size small` on each store.
 """
 
 from __future__ import annotations
@@ -56,16 +54,13 @@ import httpx
 import sqlalchemy as sa
 from benchkit import (
     Result,
-    batches,
     cpu_seconds,
-    joined,
     load,
     serve_echo,
     server_cpu_seconds,
     settings,
     settled,
     sized,
-    turn,
     wait_up,
 )
 
@@ -287,50 +282,32 @@ async def metered(name: str, url: str, part: list[Delivery], concurrency: int, s
     return result, Cpu(*per)
 
 
-DUPLICATE = "paywire, same again (duplicate)"
-
-
 async def measure(targets: list[tuple[str, str, int]], deliveries: list[Delivery], warm: int,
-                  concurrencies: list[int], emulator: int, n_batches: int) -> list[Pass]:
+                  concurrencies: list[int], emulator: int) -> list[Pass]:
     """Warm each target (name, URL, server pid) up on the first `warm` deliveries, then measure
-    each on its share of the rest at each concurrency (the same share for every target), cut
-    into `n_batches` batches the targets take in turn, who goes first turning each time (so the
-    machine's other load, and its drift over the run, falls on every target alike); at the
-    first concurrency, right after the local paywire's batch, that batch to it again (every
-    answer `duplicate`: the dedupe path)."""
+    each on its share of the rest at each concurrency (the same share for every target); then
+    the first share to the local paywire again (every answer `duplicate`)."""
     head, rest = deliveries[:warm], deliveries[warm:]
     share = len(rest) // len(concurrencies)
-    _, local, local_pid = targets[1]
     passes = []
     for n, concurrency in enumerate(concurrencies):
         part = rest[n * share:(n + 1) * share]
-        names = [name for name, _, _ in targets]
-        if n == 0:
-            for _, url, _ in targets:
+        results, cpu = [], []
+        for name, url, pid in targets:
+            if n == 0:
                 await load("warm-up", url, head, concurrency)
-            expect(await load("warm-up", local, head, concurrency), "duplicate")
-            names.append(DUPLICATE)
-        measured: list[list[tuple[Result, Cpu]]] = [[] for _ in names]
-        for b, batch in enumerate(batches(part, n_batches)):
-            for i in turn(len(targets), b):
-                name, url, pid = targets[i]
-                measured[i].append(await metered(name, url, batch, concurrency, pid, emulator))
-                if n == 0 and i == 1:
-                    again = await metered(DUPLICATE, local, batch, concurrency, local_pid,
-                                          emulator)
-                    expect(again[0], "duplicate")
-                    measured[-1].append(again)
-        passes.append(Pass(concurrency, [joined(name, [r for r, _ in m])
-                                         for name, m in zip(names, measured, strict=True)],
-                           [pooled(m) for m in measured]))
+            result, used = await metered(name, url, part, concurrency, pid, emulator)
+            results.append(result)
+            cpu.append(used)
+        passes.append(Pass(concurrency, results, cpu))
+    _, local, pid = targets[1]
+    expect(await load("warm-up", local, head, concurrencies[0]), "duplicate")
+    duplicate, used = await metered("paywire, same again (duplicate)", local, rest[:share],
+                                    concurrencies[0], pid, emulator)
+    expect(duplicate, "duplicate")
+    passes[0].results.append(duplicate)
+    passes[0].cpu.append(used)
     return passes
-
-
-def pooled(measured: list[tuple[Result, Cpu]]) -> Cpu:
-    """One load's CPU per delivery over its batches (each weighted by its deliveries)."""
-    total = sum(len(r.latencies) for r, _ in measured)
-    return Cpu(*(sum(getattr(cpu, f) * len(r.latencies) for r, cpu in measured) / total
-                 for f in ("server", "emulator", "generator", "database")))
 
 
 @dataclass(frozen=True)
@@ -366,7 +343,8 @@ def announced(engine: sa.Engine, orders: int, wait: float = 30.0) -> Announced:
 
 
 KIND = {"bare ASGI echo": "echo", "paywire, local verification": "local",
-        "paywire, postback verification": "postback", DUPLICATE: "duplicate"}
+        "paywire, postback verification": "postback", "paywire, same again (duplicate)":
+        "duplicate"}
 
 
 def figures(passes: list[Pass], store: str) -> dict[str, float]:
@@ -384,12 +362,11 @@ def figures(passes: list[Pass], store: str) -> dict[str, float]:
     return out
 
 
-def report(passes: list[Pass], store: str, shop: Announced, n_batches: int) -> None:
+def report(passes: list[Pass], store: str, shop: Announced) -> None:
     """The figures and the ratios against the echo baseline."""
     label = {"sqlite": "SQLite", "postgres": "PostgreSQL"}[store]
     print(f"webhook ingest: {len(passes[0].results[0].latencies)} signed deliveries per server "
-          f"and concurrency (distinct event ids) in {n_batches} batches the servers take in "
-          f"turn, one uvicorn worker each, paywire on {label}")
+          f"and concurrency (distinct event ids), one uvicorn worker each, paywire on {label}")
     print(f"machine: {goals.machine()} (CI machines have 2 cores); every process (emulator, "
           "servers, this load generator) shares them, over loopback HTTP")
     print(f"{'':38} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}   CPU ms per delivery: server "
@@ -416,8 +393,8 @@ def report(passes: list[Pass], store: str, shop: Announced, n_batches: int) -> N
               "orders announced")
 
 
-def run(deliveries: int, concurrencies: list[int], store: str, warm_orders: int,
-        n_batches: int) -> tuple[list[Pass], Announced]:
+def run(deliveries: int, concurrencies: list[int], store: str,
+        warm_orders: int) -> tuple[list[Pass], Announced]:
     """Start everything, record deliveries, measure, stop."""
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="paywire-bench-") as tmp:
@@ -454,7 +431,7 @@ def run(deliveries: int, concurrencies: list[int], store: str, warm_orders: int,
                  ("paywire, local verification", f"{local}/webhooks/paypal", pids["local"]),
                  ("paywire, postback verification", f"{postback}/webhooks/paypal",
                   pids["postback"])],
-                recorded, 3 * warm_orders, concurrencies, pids["emulator"], n_batches))
+                recorded, 3 * warm_orders, concurrencies, pids["emulator"]))
             return passes, announced(dbs.engine("local"), orders)
         finally:
             for proc in procs:
@@ -480,10 +457,9 @@ def subscribe(emulator: str, url: str) -> str:
     return str(r.json()["id"])
 
 
-SIZES = {"tiny": {"deliveries": 12, "concurrency": [8, 1], "warm_orders": 2, "batches": 2},
-         "small": {"deliveries": 150, "concurrency": [8, 1], "warm_orders": 5, "batches": 2},
-         "full": {"deliveries": 600, "concurrency": [8, 1], "warm_orders": WARMUP_ORDERS,
-                  "batches": 4}}
+SIZES = {"tiny": {"deliveries": 12, "concurrency": [8, 1], "warm_orders": 2},
+         "small": {"deliveries": 150, "concurrency": [8, 1], "warm_orders": 5},
+         "full": {"deliveries": 600, "concurrency": [8, 1], "warm_orders": WARMUP_ORDERS}}
 
 
 def main() -> None:
@@ -496,9 +472,6 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=None,
                         help="workers, one measured pass each (the first also replays "
                              "duplicates)")
-    parser.add_argument("--batches", type=int, default=None,
-                        help="batches each concurrency's deliveries are cut into, the servers "
-                             "taking them in turn (default full: 4)")
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--warm-orders", type=int, default=None, help=argparse.SUPPRESS)
     goals.add_arguments(parser)
@@ -514,13 +487,10 @@ def main() -> None:
             serve_paywire(int(port), *rest)
         return
     sized(args, SIZES)
-    if args.deliveries < 10 or min(args.concurrency) < 1 or not (
-            1 <= args.batches <= args.deliveries // 2):
-        parser.error("--deliveries must be at least 10, --concurrency at least 1, and "
-                     "--batches from 1 to half of --deliveries")
-    passes, shop = run(args.deliveries, args.concurrency, args.store, args.warm_orders,
-                       args.batches)
-    report(passes, args.store, shop, args.batches)
+    if args.deliveries < 10 or min(args.concurrency) < 1:
+        parser.error("--deliveries must be at least 10 and --concurrency at least 1")
+    passes, shop = run(args.deliveries, args.concurrency, args.store, args.warm_orders)
+    report(passes, args.store, shop)
     goals.report(figures(passes, args.store), bench="webhook_ingest", json_path=args.json,
                  settings=settings(args))
 
