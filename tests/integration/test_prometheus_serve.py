@@ -24,7 +24,7 @@ from paywire.domain.money import Money
 from paywire.domain.order import Intent, Order, OrderLine, OrderStatus
 from paywire.store import migrate
 from paywire.store.sql import SqlStore
-from paywire.testing import free_port
+from paywire.testing import free_port, free_ports
 
 TOKEN = "metrics-token-0123456789abcdef"
 DELIVERIES = 8
@@ -76,12 +76,12 @@ def test_serve_with_two_workers_adds_up_counts_and_reads_gauges_once(tmp_path: P
     migrate.upgrade(url)
     temp = tmp_path / "tmp"
     temp.mkdir()
-    port = free_port()
+    port, nobody = free_ports(2)
     env = {**{k: v for k, v in os.environ.items()
               if not k.startswith("PAYWIRE_") and k != "PROMETHEUS_MULTIPROC_DIR"},
            "PAYWIRE_DATABASE_URL": url, "PAYWIRE_DATA_DIR": str(tmp_path),
            "PAYWIRE_PAYPAL_CLIENT_ID": "cid", "PAYWIRE_PAYPAL_CLIENT_SECRET": "csecret",
-           "PAYWIRE_PAYPAL_BASE_URL": f"http://127.0.0.1:{free_port()}",
+           "PAYWIRE_PAYPAL_BASE_URL": f"http://127.0.0.1:{nobody}",
            "PAYWIRE_STARTUP_CREDENTIALS_CHECK": "false", "PAYWIRE_RECONCILE_ENABLED": "false",
            "PAYWIRE_TRUTH_FETCH_ENABLED": "false", "PAYWIRE_METRICS": "app",
            "PAYWIRE_METRICS_TOKEN": TOKEN, "PAYWIRE_METRICS_GAUGE_CACHE_SECONDS": "0",

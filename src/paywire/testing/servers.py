@@ -41,16 +41,37 @@ def free_ports(count: int) -> tuple[int, ...]:
         return tuple(ports)
 
 
+def _listening(host: str) -> socket.socket:
+    """A socket listening on a free port of `host`, for a uvicorn server to take over."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, 0))
+        sock.listen(2048)  # uvicorn's own backlog
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class ServerThread:
     """Any ASGI app served by uvicorn on a background thread (real HTTP over loopback)."""
 
     def __init__(self, app: Any, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
-        self.port = port or free_port()
+        # Without a port, one is claimed now (a listening socket the server takes over): a
+        # port merely found free could be handed to the next server built before this starts.
+        self._sock: socket.socket | None = None
+        if not port:
+            self._sock = _listening(host)
+            port = int(self._sock.getsockname()[1])
+        self.port = port
         self.config = uvicorn.Config(app, host=host, port=self.port, log_level="warning",
                                      lifespan="on", access_log=False)
         self.server = uvicorn.Server(self.config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        sockets = [self._sock] if self._sock else None
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": sockets},
+                                       daemon=True)
 
     @property
     def url(self) -> str:
@@ -69,7 +90,10 @@ class ServerThread:
     def stop(self) -> None:
         """Stop serving and wait for the thread."""
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        if self.thread.ident is not None:  # started
+            self.thread.join(timeout=10)
+        if self._sock is not None:
+            self._sock.close()
 
 
 @contextmanager
