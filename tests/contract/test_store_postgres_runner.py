@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from psycopg import pq
 
 from contract.conftest import PostgresDatabase
 from paywire.domain.errors import ConflictError, StorageError
@@ -247,5 +248,46 @@ async def test_statements_sent_are_observable(database: PostgresDatabase) -> Non
         [(sql, params, several)] = sent
         assert sql.startswith("INSERT INTO inbox_events") and params["event_id"] == "WH-1"
         assert not several
+    finally:
+        await store.close()
+
+
+async def _show(raw: Any, setting: str) -> str:
+    cursor = await raw.execute(f"SHOW {setting}")
+    row = await cursor.fetchone()
+    return str(row[0])
+
+
+async def test_a_unit_begins_at_its_first_write_at_read_committed(
+        database: PostgresDatabase) -> None:
+    """Reads before a unit's first write run outside its transaction (a round trip saved: at
+    READ COMMITTED they answer the same); the BEGIN, sent with the first write (or a locking
+    read), names READ COMMITTED even where the server's default is another level (here
+    SERIALIZABLE, through the connection's options); a unit that only reads begins nothing."""
+    url = (sa.make_url(database.url)
+           .update_query_dict({"options": "-c default_transaction_isolation=serializable"})
+           .render_as_string(hide_password=False))
+    store = SqlStore(url)
+    try:
+        async with store.transaction() as uow:
+            raw = uow._conn.raw  # type: ignore[attr-defined]
+            assert await _show(raw, "default_transaction_isolation") == "serializable"
+            assert await uow.get_inbox_event("paypal", "WH-1") is None
+            assert raw.info.transaction_status == pq.TransactionStatus.IDLE
+            assert await uow.put_inbox_event(_event("WH-1"))
+            assert raw.info.transaction_status == pq.TransactionStatus.INTRANS
+            assert await _show(raw, "transaction_isolation") == "read committed"
+            assert await uow.get_inbox_event("paypal", "WH-1") is not None  # its own write
+        assert _stored(database) == ["WH-1"]
+        async with store.transaction() as uow:
+            raw = uow._conn.raw  # type: ignore[attr-defined]
+            locking = sa.select(inbox_events.c.event_id).with_for_update()
+            assert list((await uow._run(locking)).scalars()) == ["WH-1"]  # type: ignore[attr-defined]
+            assert raw.info.transaction_status == pq.TransactionStatus.INTRANS
+            assert await _show(raw, "transaction_isolation") == "read committed"
+        async with store.transaction() as uow:
+            raw = uow._conn.raw  # type: ignore[attr-defined]
+            assert await uow.get_inbox_event("paypal", "WH-1") is not None
+            assert raw.info.transaction_status == pq.TransactionStatus.IDLE
     finally:
         await store.close()
