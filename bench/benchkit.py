@@ -50,12 +50,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def server_cpu_seconds(command: str = "postgres") -> float:
-    """CPU time the processes named `command` (a database server: PostgreSQL's postmaster, its
-    backends and helpers) have used so far, summed. Whole-server, so it counts whatever else
-    uses that server meanwhile (read it on a quiet machine), and a backend that exits takes its
-    share with it (paywire's pool keeps its connections)."""
-    total = 0.0
+def server_cpu(command: str = "postgres") -> dict[int, float]:
+    """CPU time each process named `command` (a database server: PostgreSQL's postmaster, its
+    backends and helpers) has used so far, by pid: `server_cpu_used` of two readings is what
+    the server spent between them. Whole-server, so it counts whatever else uses that server
+    meanwhile (read it on a quiet machine)."""
+    used = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             head, _, tail = stat.read_text().rpartition(")")
@@ -63,8 +63,19 @@ def server_cpu_seconds(command: str = "postgres") -> float:
             continue
         if head.partition("(")[2] == command:
             fields = tail.split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+            used[int(stat.parent.name)] = ((int(fields[11]) + int(fields[12]))
+                                           / os.sysconf("SC_CLK_TCK"))
+    return used
+
+
+def server_cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds the server's processes spent between two `server_cpu` readings: each process
+    alive at the second reading, from the first (or from its start, if it started since). A
+    process that exited in between is not counted for that time (its CPU is no longer
+    readable), so the figure can fall short, never below zero as a difference of sums would
+    (a backend that exits, another test's or a closed connection's, takes its whole CPU with
+    it)."""
+    return sum(max(0.0, seconds - before.get(pid, 0.0)) for pid, seconds in after.items())
 
 
 async def settled(pid: int, quiet: float = 0.002, window: float = 0.1,

@@ -57,7 +57,8 @@ from benchkit import (
     cpu_seconds,
     load,
     serve_echo,
-    server_cpu_seconds,
+    server_cpu,
+    server_cpu_used,
     settings,
     settled,
     sized,
@@ -272,14 +273,14 @@ async def metered(name: str, url: str, part: list[Delivery], concurrency: int, s
                   emulator: int) -> tuple[Result, Cpu]:
     """`load`, and the CPU per delivery of the server (once settled), emulator and generator."""
     await settled(server)
-    start = (cpu_seconds(server), cpu_seconds(emulator), time.process_time(),
-             server_cpu_seconds())
+    start = (cpu_seconds(server), cpu_seconds(emulator), time.process_time())
+    database = server_cpu()
     result = await load(name, url, part, concurrency)
     await settled(server)
-    end = (cpu_seconds(server), cpu_seconds(emulator), time.process_time(),
-           server_cpu_seconds())
-    per = [1000 * (b - a) / len(part) for a, b in zip(start, end, strict=True)]
-    return result, Cpu(*per)
+    end = (cpu_seconds(server), cpu_seconds(emulator), time.process_time())
+    used = [b - a for a, b in zip(start, end, strict=True)]
+    used.append(server_cpu_used(database, server_cpu()))
+    return result, Cpu(*(1000 * seconds / len(part) for seconds in used))
 
 
 async def measure(targets: list[tuple[str, str, int]], deliveries: list[Delivery], warm: int,
