@@ -102,6 +102,35 @@ async def test_a_burst_within_the_pool_reuses_its_connections(
         await store.close()
 
 
+async def test_a_burst_beyond_the_pool_keeps_its_connections_until_they_go_unused(
+        database: PostgresDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connections opened beyond the pool's size for a burst are kept for the next burst (no
+    backend opened or closed), and closed once unused for OVERFLOW_IDLE_SECONDS, down to the
+    pool's size, when a unit of work returns its connection."""
+    monkeypatch.setattr(postgres, "OVERFLOW_IDLE_SECONDS", 0.5)
+    store = SqlStore(database.url, pool_size=1, max_overflow=2)
+    try:
+        await asyncio.gather(*(_read(store, hold=0.1) for _ in range(3)))
+        first = _backends(database)
+        assert len(first) == 3
+        await asyncio.gather(*(_read(store, hold=0.1) for _ in range(3)))
+        assert _backends(database) == first  # none closed on return, none opened
+        await _read(store)
+        assert _backends(database) == first  # not unused for long enough yet
+        await asyncio.sleep(0.6)
+        await _read(store)  # its return closes the two left unused
+        for _ in range(200):
+            if len(_backends(database)) == 1:
+                break
+            await asyncio.sleep(0.01)
+        kept = _backends(database)
+        assert len(kept) == 1 and kept < first
+        await asyncio.gather(*(_read(store, hold=0.1) for _ in range(2)))
+        assert len(_backends(database)) == 2  # a new burst opens what it needs again
+    finally:
+        await store.close()
+
+
 async def test_a_long_idle_connection_is_pinged_before_use(
         database: PostgresDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
     """A connection idle past IDLE_PING_SECONDS is pinged: a dead one the socket check cannot

@@ -17,8 +17,15 @@ database server's share of the same cores.
 What instead:
 
 - `POOL_SIZE` connections are kept, enough for a worker's concurrent units at the benches' and
-  a shop's usual concurrency, `MAX_OVERFLOW` more opened for bursts (and closed after); a unit
-  beyond both waits up to `POOL_TIMEOUT_SECONDS`, then fails with `StorageError` (transient);
+  a shop's usual concurrency, `MAX_OVERFLOW` more opened for bursts; a unit beyond both waits up
+  to `POOL_TIMEOUT_SECONDS`, then fails with `StorageError` (transient);
+- a connection opened for a burst is kept too, and closed once it has gone unused for
+  `OVERFLOW_IDLE_SECONDS` (the pool hands out the most recently returned connection first, so
+  the ones beyond what the load needs are the ones left unused). Closing each on return, as
+  SQLAlchemy's pool does, cost a new server backend (a fork and an authentication) whenever
+  the load stood just above `POOL_SIZE`: 42 of them in 600 webhook deliveries at concurrency 8
+  (the bench's sessions, `pg_stat_database`), each delivery's request and its confirmation
+  after the answer holding a connection at once;
 - before a kept connection is handed out, it is tested by asking the kernel whether its socket
   is readable, without waiting (`poll` with a zero timeout). An idle connection has nothing to
   read: the server only writes to it when asked, so anything readable means the server has
@@ -61,6 +68,7 @@ from paywire.store.sql.pgrun import PgCompiler, pg_translated
 POOL_SIZE = 10  # connections kept per process
 MAX_OVERFLOW = 10  # opened beyond them for a burst, closed when returned
 IDLE_PING_SECONDS = 30.0  # idle longer than this: pinged before use (below common NAT timeouts)
+OVERFLOW_IDLE_SECONDS = 60.0  # a connection beyond POOL_SIZE unused this long is closed
 POOL_TIMEOUT_SECONDS = 30.0  # a unit of work waits this long for a connection when all are in use
 CONNECT_ATTEMPTS = 3  # new connections found unusable in a row before giving up
 
@@ -85,9 +93,10 @@ class PgPool:
     """psycopg connections in autocommit mode, kept for units of work (`store.sql.pgrun`).
 
     At most `size + overflow` connections are in use at once (a unit of work beyond that waits
-    up to `timeout` seconds, then fails with `StorageError`); `size` are kept when returned, the
-    rest closed. The most recently returned connection is handed out first (its socket and
-    the server's caches are warm), after the liveness checks of the module docstring. A
+    up to `timeout` seconds, then fails with `StorageError`); each is kept when returned, and
+    those beyond `size` are closed once unused for `OVERFLOW_IDLE_SECONDS`. The most recently
+    returned connection is handed out first (its socket and the server's caches are warm),
+    after the liveness checks of the module docstring. A
     connection comes back reusable only if its unit ended cleanly (idle, no transaction
     open); any other is closed, so no unit ever inherits another's state.
     """
@@ -102,6 +111,7 @@ class PgPool:
         self._timeout = POOL_TIMEOUT_SECONDS if timeout is None else timeout
         self._slots = asyncio.Semaphore(size + overflow)
         self._idle: list[tuple[psycopg.AsyncConnection[Any], float]] = []
+        self._in_use = 0  # connections handed out and not yet returned
         self._compiler: PgCompiler | None = None
         self._ready = asyncio.Lock()
         self._closed = False
@@ -132,7 +142,9 @@ class PgPool:
         try:
             if self._closed:  # closed while this unit waited
                 raise StorageError("database error: the store is closed")
-            return await self._live()
+            conn = await self._live()
+            self._in_use += 1
+            return conn
         except BaseException:
             self._slots.release()
             raise
@@ -164,16 +176,22 @@ class PgPool:
                            "connections in a row were closed at once")
 
     async def release(self, conn: psycopg.AsyncConnection[Any], *, reusable: bool) -> None:
-        """Return a connection: kept if `reusable` and idle (and the pool not full), else
-        closed."""
+        """Return a connection: kept if `reusable` and idle, else closed; then close the kept
+        connections beyond the pool's size that have gone unused for `OVERFLOW_IDLE_SECONDS`
+        (the least recently returned first)."""
+        self._in_use -= 1
         try:
-            keep = (reusable and not self._closed and len(self._idle) < self._size
-                    and not conn.closed and not conn.broken
+            keep = (reusable and not self._closed and not conn.closed and not conn.broken
                     and conn.info.transaction_status == pq.TransactionStatus.IDLE)
+            now = time.monotonic()
             if keep:
-                self._idle.append((conn, time.monotonic()))
+                self._idle.append((conn, now))
             else:
                 await _close(conn)
+            while (self._in_use + len(self._idle) > self._size and self._idle
+                   and now - self._idle[0][1] > OVERFLOW_IDLE_SECONDS):
+                stale, _ = self._idle.pop(0)
+                await _close(stale)
         finally:
             self._slots.release()
 
