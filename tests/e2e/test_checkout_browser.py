@@ -194,7 +194,6 @@ def test_dev_command_reports_a_busy_port(tmp_path: Path) -> None:
     assert f"--port {port}" in err and "Traceback" not in err, err
 
 
-
 def test_dev_command_refuses_one_port_for_both(tmp_path: Path) -> None:
     """--port equal to --emulator-port is refused at once, naming --port: nothing starts."""
     port = free_port()

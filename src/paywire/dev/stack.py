@@ -46,6 +46,7 @@ from paywire.emulator import create_app as create_emulator_app
 from paywire.emulator.aps.cards import CARDS
 from paywire.emulator.aps.config import ApsCredentials, ApsEmulatorConfig
 from paywire.settings import Settings
+from paywire.testing.servers import listening_socket
 from paywire.web.shop import ShopConfig, create_shop_app
 
 # The emulator's throwaway sandbox app for local development: printed on purpose.
@@ -61,7 +62,6 @@ APS_WEBHOOK_PATH = "/webhooks/aps"
 APS_RETURN_PATH = "/v1/aps/return"
 APS_FORTAPI = "/aps/FortAPI"  # the APS emulator's API and payment page, inside the emulator
 START_TIMEOUT = 30.0
-LISTEN_BACKLOG = 2048  # uvicorn's own default; its server listens again with its setting
 GRACEFUL_SHUTDOWN = 3
 
 
@@ -112,17 +112,11 @@ class DevFront:
 
 
 def _listen(host: str, port: int, option: str) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    """`host`:`port` claimed (bound and listening) before anything starts, so that a port
+    given twice, or held by another process, is refused naming `option`."""
     try:
-        sock.bind((host, port))
-        # Listening now claims the port: with SO_REUSEADDR a socket merely bound leaves it open
-        # to a second bind (the other option given the same port, or another process) that
-        # would only fail when its server starts, after the emulator is already up.
-        sock.listen(LISTEN_BACKLOG)
+        sock = listening_socket(host, port)
     except OSError as exc:
-        sock.close()
         raise DevStackError(f"cannot listen on {host}:{port} ({option} {port}): "
                             f"{exc.strerror or exc}") from exc
     sock.set_inheritable(True)

@@ -41,13 +41,20 @@ def free_ports(count: int) -> tuple[int, ...]:
         return tuple(ports)
 
 
-def _listening(host: str) -> socket.socket:
-    """A socket listening on a free port of `host`, for a uvicorn server to take over."""
+LISTEN_BACKLOG = 2048  # uvicorn's own default; its server listens again with its setting
+
+
+def listening_socket(host: str, port: int = 0) -> socket.socket:
+    """A socket bound to `host`:`port` (0: a free port) and listening, for a uvicorn server to
+    take over (`uvicorn.Server.run(sockets=...)`). Listening at once claims the port: with
+    SO_REUSEADDR a socket merely bound leaves it open to a second bind (another server built
+    meanwhile, another process) that would only fail when its server starts. OSError if the
+    port cannot be had."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, 0))
-        sock.listen(2048)  # uvicorn's own backlog
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
     except OSError:
         sock.close()
         raise
@@ -63,7 +70,7 @@ class ServerThread:
         # port merely found free could be handed to the next server built before this starts.
         self._sock: socket.socket | None = None
         if not port:
-            self._sock = _listening(host)
+            self._sock = listening_socket(host)
             port = int(self._sock.getsockname()[1])
         self.port = port
         self.config = uvicorn.Config(app, host=host, port=self.port, log_level="warning",
