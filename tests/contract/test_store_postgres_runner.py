@@ -258,12 +258,11 @@ async def _show(raw: Any, setting: str) -> str:
     return str(row[0])
 
 
-async def test_a_unit_begins_at_its_first_write_at_read_committed(
+async def test_a_unit_of_work_runs_at_read_committed_whatever_the_server_s_default(
         database: PostgresDatabase) -> None:
-    """Reads before a unit's first write run outside its transaction (a round trip saved: at
-    READ COMMITTED they answer the same); the BEGIN, sent with the first write (or a locking
-    read), names READ COMMITTED even where the server's default is another level (here
-    SERIALIZABLE, through the connection's options); a unit that only reads begins nothing."""
+    """A unit's BEGIN names READ COMMITTED, the level the store's compare-and-set units are
+    written for, even where the server's default is another (here SERIALIZABLE, through the
+    connection's options); a snapshot begins no transaction at all."""
     url = (sa.make_url(database.url)
            .update_query_dict({"options": "-c default_transaction_isolation=serializable"})
            .render_as_string(hide_password=False))
@@ -271,23 +270,15 @@ async def test_a_unit_begins_at_its_first_write_at_read_committed(
     try:
         async with store.transaction() as uow:
             raw = uow._conn.raw  # type: ignore[attr-defined]
-            assert await _show(raw, "default_transaction_isolation") == "serializable"
             assert await uow.get_inbox_event("paypal", "WH-1") is None
-            assert raw.info.transaction_status == pq.TransactionStatus.IDLE
+            assert raw.info.transaction_status == pq.TransactionStatus.INTRANS
+            assert await _show(raw, "transaction_isolation") == "read committed"
             assert await uow.put_inbox_event(_event("WH-1"))
-            assert raw.info.transaction_status == pq.TransactionStatus.INTRANS
-            assert await _show(raw, "transaction_isolation") == "read committed"
-            assert await uow.get_inbox_event("paypal", "WH-1") is not None  # its own write
         assert _stored(database) == ["WH-1"]
-        async with store.transaction() as uow:
-            raw = uow._conn.raw  # type: ignore[attr-defined]
-            locking = sa.select(inbox_events.c.event_id).with_for_update()
-            assert list((await uow._run(locking)).scalars()) == ["WH-1"]  # type: ignore[attr-defined]
-            assert raw.info.transaction_status == pq.TransactionStatus.INTRANS
-            assert await _show(raw, "transaction_isolation") == "read committed"
-        async with store.transaction() as uow:
-            raw = uow._conn.raw  # type: ignore[attr-defined]
-            assert await uow.get_inbox_event("paypal", "WH-1") is not None
+        async with store.snapshot() as view:
+            raw = view._conn.raw  # type: ignore[attr-defined]
+            assert await view.get_inbox_event("paypal", "WH-1") is not None
             assert raw.info.transaction_status == pq.TransactionStatus.IDLE
+            assert await _show(raw, "default_transaction_isolation") == "serializable"
     finally:
         await store.close()

@@ -20,18 +20,13 @@ defaults); a statement needing anything else is refused at compile time with an 
 run differently.
 
 Transactions are explicit: connections stay in psycopg's autocommit mode, a unit of work sends
-`BEGIN ISOLATION LEVEL READ COMMITTED` before its first statement that is not a plain read
-(none for a unit that only reads, or runs nothing) and `COMMIT` or `ROLLBACK` at its end; a
-snapshot sends neither (each read is its own statement, as it was with SQLAlchemy's AUTOCOMMIT
-isolation). The reads before a unit's first write run outside its transaction: at READ
-COMMITTED (asked for by name, whatever the server's default) every statement reads what was
-committed when it started, inside a transaction or not, and a plain SELECT takes no row lock a
-transaction would keep, so those reads answer exactly what they would inside it, and the
-unit saves a round trip (a webhook delivery's two units each begin with the order's read). A
-SELECT ... FOR UPDATE locks rows for the transaction, so it begins it; so does any other
-statement (text, a write). Errors are paywire's: `ConflictError` for a violated
-constraint, `StorageError` for anything the database or the connection did, and a value the
-bind processors refuse raises as itself (as `translated` does for SQLAlchemy).
+`BEGIN ISOLATION LEVEL READ COMMITTED` before its first statement (none for a unit that runs
+none; the level named, so a server whose default is another one runs paywire's compare-and-set
+units as the store expects) and `COMMIT` or `ROLLBACK` at its end; a snapshot sends neither
+(each read is its own statement, as it was with SQLAlchemy's AUTOCOMMIT isolation). Errors are
+paywire's: `ConflictError` for a violated constraint, `StorageError` for anything the database
+or the connection did, and a value the bind processors refuse raises as itself (as
+`translated` does for SQLAlchemy).
 """
 
 from __future__ import annotations
@@ -252,16 +247,9 @@ class _LruDict(OrderedDict[Any, Any]):
 BEGIN = b"BEGIN ISOLATION LEVEL READ COMMITTED"
 
 
-def _plain_read(stmt: sa.Executable) -> bool:
-    """Whether `stmt` only reads and locks nothing: a SELECT without FOR UPDATE/SHARE (what may
-    run before its unit's BEGIN: the module's docstring)."""
-    return isinstance(stmt, sa.Select) and stmt._for_update_arg is None
-
-
 class PgConnection:
     """One pooled psycopg connection as a unit of work (or a snapshot) uses it: statements
-    compiled by SQLAlchemy, `BEGIN` sent before the first one that is not a plain read when
-    `transactional`."""
+    compiled by SQLAlchemy, `BEGIN` sent before the first one when `transactional`."""
 
     def __init__(self, raw: psycopg.AsyncConnection[Any], compiler: PgCompiler, *,
                  transactional: bool) -> None:
@@ -290,7 +278,7 @@ class PgConnection:
         statement, bound = self._compiler.bind(ours, extracted, collected, sets)
         announce(statement, bound, many)
         with pg_translated():
-            if self._begin and not _plain_read(stmt):
+            if self._begin:
                 await self._cursor.execute(BEGIN)
                 self._begin, self.began = False, True
             cursor = self._cursor

@@ -16,12 +16,11 @@ before, kept as the settings' spelling): the store opens the file with sqlite3 i
 
 PostgreSQL runs at READ COMMITTED (each unit's BEGIN says so, whatever the server's default):
 a compare-and-set `UPDATE ... WHERE version = :v` that waits on a concurrent writer re-checks
-its condition against the committed row, and a conflicting
-`INSERT ... ON CONFLICT DO NOTHING` waits for the other insert's outcome, so the row counts the
-unit of work reads are exact under concurrency. A unit of work sends BEGIN before its first
-statement that is not a plain read (`store.sql.pgrun`: the reads before it answer the same
-outside the transaction) and COMMIT at its end; a snapshot is autocommit reads: at READ
-COMMITTED a transaction would add no consistency, only two round trips.
+its condition against the committed row, and a conflicting `INSERT ... ON CONFLICT DO NOTHING`
+waits for the other insert's outcome, so the row counts the unit of work reads are exact under
+concurrency. A unit of work sends BEGIN before its first statement and COMMIT at its end; a
+snapshot is autocommit reads: at READ COMMITTED a transaction would add no consistency, only
+two round trips.
 """
 
 from __future__ import annotations
