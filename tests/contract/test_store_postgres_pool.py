@@ -106,7 +106,7 @@ async def test_a_burst_beyond_the_pool_keeps_its_connections_until_they_go_unuse
         database: PostgresDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
     """Connections opened beyond the pool's size for a burst are kept for the next burst (no
     backend opened or closed), and closed once unused for OVERFLOW_IDLE_SECONDS, down to the
-    pool's size, when a unit of work returns its connection."""
+    pool's size, when a unit of work next takes a connection (or returns one)."""
     monkeypatch.setattr(postgres, "OVERFLOW_IDLE_SECONDS", 0.5)
     store = SqlStore(database.url, pool_size=1, max_overflow=2)
     try:
@@ -118,13 +118,15 @@ async def test_a_burst_beyond_the_pool_keeps_its_connections_until_they_go_unuse
         await _read(store)
         assert _backends(database) == first  # not unused for long enough yet
         await asyncio.sleep(0.6)
-        await _read(store)  # its return closes the two left unused
-        for _ in range(200):
+        # The next unit to take a connection closes the two left unused (before it is done).
+        holding = asyncio.create_task(_read(store, hold=2.0))
+        for _ in range(150):
             if len(_backends(database)) == 1:
                 break
             await asyncio.sleep(0.01)
         kept = _backends(database)
-        assert len(kept) == 1 and kept < first
+        assert not holding.done() and len(kept) == 1 and kept < first
+        await holding
         await asyncio.gather(*(_read(store, hold=0.1) for _ in range(2)))
         assert len(_backends(database)) == 2  # a new burst opens what it needs again
     finally:

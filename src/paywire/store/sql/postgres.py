@@ -21,11 +21,12 @@ What instead:
   to `POOL_TIMEOUT_SECONDS`, then fails with `StorageError` (transient);
 - a connection opened for a burst is kept too, and closed once it has gone unused for
   `OVERFLOW_IDLE_SECONDS` (the pool hands out the most recently returned connection first, so
-  the ones beyond what the load needs are the ones left unused). Closing each on return, as
-  SQLAlchemy's pool does, cost a new server backend (a fork and an authentication) whenever
-  the load stood just above `POOL_SIZE`: 42 of them in 600 webhook deliveries at concurrency 8
-  (the bench's sessions, `pg_stat_database`), each delivery's request and its confirmation
-  after the answer holding a connection at once;
+  the ones beyond what the load needs are the ones left unused), as found when a unit of work
+  next takes or returns a connection (the background loops of `paywire serve` take one each
+  round). Closing each on return, as SQLAlchemy's pool does, cost a new server backend (a fork
+  and an authentication) whenever the load stood just above `POOL_SIZE`: 42 of them in 600
+  webhook deliveries at concurrency 8 (the bench's sessions, `pg_stat_database`), each
+  delivery's request and its confirmation after the answer holding a connection at once;
 - before a kept connection is handed out, it is tested by asking the kernel whether its socket
   is readable, without waiting (`poll` with a zero timeout). An idle connection has nothing to
   read: the server only writes to it when asked, so anything readable means the server has
@@ -66,7 +67,7 @@ from paywire.store.sql.base import translated
 from paywire.store.sql.pgrun import PgCompiler, pg_translated
 
 POOL_SIZE = 10  # connections kept per process
-MAX_OVERFLOW = 10  # opened beyond them for a burst, closed when returned
+MAX_OVERFLOW = 10  # opened beyond them for a burst (closed once unused: OVERFLOW_IDLE_SECONDS)
 IDLE_PING_SECONDS = 30.0  # idle longer than this: pinged before use (below common NAT timeouts)
 OVERFLOW_IDLE_SECONDS = 60.0  # a connection beyond POOL_SIZE unused this long is closed
 POOL_TIMEOUT_SECONDS = 30.0  # a unit of work waits this long for a connection when all are in use
@@ -142,6 +143,7 @@ class PgPool:
         try:
             if self._closed:  # closed while this unit waited
                 raise StorageError("database error: the store is closed")
+            await self._trim()
             conn = await self._live()
             self._in_use += 1
             return conn
@@ -183,17 +185,22 @@ class PgPool:
         try:
             keep = (reusable and not self._closed and not conn.closed and not conn.broken
                     and conn.info.transaction_status == pq.TransactionStatus.IDLE)
-            now = time.monotonic()
             if keep:
-                self._idle.append((conn, now))
+                self._idle.append((conn, time.monotonic()))
             else:
                 await _close(conn)
-            while (self._in_use + len(self._idle) > self._size and self._idle
-                   and now - self._idle[0][1] > OVERFLOW_IDLE_SECONDS):
-                stale, _ = self._idle.pop(0)
-                await _close(stale)
+            await self._trim()
         finally:
             self._slots.release()
+
+    async def _trim(self) -> None:
+        """Close the kept connections beyond the pool's size (counting those in use) that have
+        gone unused for `OVERFLOW_IDLE_SECONDS`, the least recently returned first."""
+        now = time.monotonic()
+        while (self._in_use + len(self._idle) > self._size and self._idle
+               and now - self._idle[0][1] > OVERFLOW_IDLE_SECONDS):
+            stale, _ = self._idle.pop(0)
+            await _close(stale)
 
     async def close(self) -> None:
         """Close every kept connection; those in use are closed when returned."""
