@@ -97,9 +97,9 @@ class PgPool:
     up to `timeout` seconds, then fails with `StorageError`); each is kept when returned, and
     those beyond `size` are closed once unused for `OVERFLOW_IDLE_SECONDS`. The most recently
     returned connection is handed out first (its socket and the server's caches are warm),
-    after the liveness checks of the module docstring. A
-    connection comes back reusable only if its unit ended cleanly (idle, no transaction
-    open); any other is closed, so no unit ever inherits another's state.
+    after the liveness checks of the module docstring. A connection comes back reusable only if
+    its unit ended cleanly (idle, no transaction open); any other is closed, so no unit ever
+    inherits another's state.
     """
 
     def __init__(self, url: sa.URL, *, size: int = POOL_SIZE, overflow: int = MAX_OVERFLOW,
