@@ -72,21 +72,17 @@ def account() -> ApsCredentials:
 
 def serve_emulator(port: int, feedback_url: str) -> None:
     """The emulator, quiet; APS's direct feedback to `feedback_url`, no notification."""
-    import uvicorn
-
     from paywire.emulator import AppCredentials, EmulatorConfig, create_app
     from paywire.emulator.aps.config import ApsEmulatorConfig
 
     aps = ApsEmulatorConfig(credentials=account(), direct_feedback_url=feedback_url,
                             notification_feedback_url=None)
     app = create_app(EmulatorConfig(apps=[AppCredentials(CLIENT_ID, CLIENT_SECRET)], aps=aps))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    benchkit.serve(app, port)
 
 
 def serve_paywire(port: int, emulator_url: str, data_dir: str) -> None:
     """paywire offering PayPal and APS on the emulator, SQLite in `data_dir`."""
-    import uvicorn
-
     from paywire.bootstrap import create_app
     from paywire.settings import Settings
 
@@ -102,8 +98,7 @@ def serve_paywire(port: int, emulator_url: str, data_dir: str) -> None:
         aps_access_code=aps.access_code, aps_merchant_identifier=aps.merchant_identifier,
         aps_request_phrase=aps.request_phrase, aps_response_phrase=aps.response_phrase,
         aps_sha_type=aps.sha_type, aps_return_url=f"{url}/v1/aps/return")
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                access_log=False)
+    benchkit.serve(create_app(settings), port)
 
 
 def spawn(*args: str) -> subprocess.Popen[bytes]:

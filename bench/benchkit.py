@@ -179,12 +179,21 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def serve_echo(port: int) -> None:
-    """The echo app under the same uvicorn settings as paywire."""
+def serve(app: Any, port: int, **options: Any) -> None:
+    """`app` on 127.0.0.1:`port` under uvicorn, quiet, parsing HTTP as paywire's servers do
+    (`paywire.serving.UVICORN_OPTIONS`): every bench's servers, paywire's and the baselines',
+    run alike."""
     import uvicorn
 
-    uvicorn.run(echo_app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                lifespan="off")
+    from paywire.serving import UVICORN_OPTIONS
+
+    uvicorn.run(app, **{"host": "127.0.0.1", "port": port, "log_level": "warning",
+                        "access_log": False, **UVICORN_OPTIONS, **options})
+
+
+def serve_echo(port: int) -> None:
+    """The echo app under the same uvicorn settings as paywire."""
+    serve(echo_app, port, lifespan="off")
 
 
 def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -275,8 +284,6 @@ def serve_emulator(argv: list[str]) -> None:
     $STORM_APS_CONFIG."""
     import argparse
 
-    import uvicorn
-
     from paywire.emulator import AppCredentials, EmulatorConfig, create_app
     from paywire.emulator.aps.config import ApsEmulatorConfig
 
@@ -299,7 +306,7 @@ def serve_emulator(argv: list[str]) -> None:
     cfg = EmulatorConfig(apps=[AppCredentials(args.client_id, args.client_secret)], aps=aps,
                          webhook_time_scale=args.webhook_time_scale, seed=args.seed)
     print(f"emulator (PayPal + APS under /aps) on http://127.0.0.1:{args.port}", flush=True)
-    uvicorn.run(create_app(cfg), host="127.0.0.1", port=args.port, log_level="warning")
+    serve(create_app(cfg), args.port)
 
 
 if __name__ == "__main__":

@@ -48,26 +48,21 @@ Flow = Callable[[httpx.AsyncClient, int], Awaitable[float]]
 
 def serve_emulator(port: int) -> None:
     """Child process: the emulator, quiet."""
-    import uvicorn
-
     from paywire.emulator import AppCredentials, EmulatorConfig, create_app
 
     app = create_app(EmulatorConfig(apps=[AppCredentials(CLIENT_ID, CLIENT_SECRET)]))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    benchkit.serve(app, port)
 
 
 def serve_paywire(port: int, emulator_url: str, data_dir: str) -> None:
     """Child process: paywire's API for the emulator, SQLite in `data_dir`, quiet."""
-    import uvicorn
-
     from paywire.bootstrap import create_app
     from paywire.settings import Settings
 
     settings = Settings.load(paypal_env="emulator", paypal_base_url=emulator_url,
                              paypal_client_id=CLIENT_ID, paypal_client_secret=CLIENT_SECRET,
                              data_dir=Path(data_dir), database_url="")
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                access_log=False)
+    benchkit.serve(create_app(settings), port)
 
 
 def spawn(*args: str) -> subprocess.Popen[bytes]:

@@ -89,8 +89,6 @@ def serve_paywire(port: int, emulator_url: str, data_dir: str, database_url: str
                   webhook_id: str, shop_url: str) -> None:
     """paywire for the emulator on `database_url`, as a shop runs it: local webhook
     verification, the truth fetcher, the reconciler and the outbox worker (to `shop_url`)."""
-    import uvicorn
-
     from paywire.bootstrap import create_app
     from paywire.settings import Settings
 
@@ -99,8 +97,7 @@ def serve_paywire(port: int, emulator_url: str, data_dir: str, database_url: str
         paypal_client_secret=wi.CLIENT_SECRET, data_dir=Path(data_dir),
         database_url=database_url, paypal_webhook_id=webhook_id, webhook_verification="local",
         outbox_worker_enabled=True, fulfilment_url=shop_url, fulfilment_secret=SHOP_SECRET)
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                access_log=False)
+    benchkit.serve(create_app(settings), port)
 
 
 def spawn(*args: str) -> subprocess.Popen[bytes]:

@@ -96,10 +96,7 @@ async def order_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def serve(port: int) -> None:
     """Child process: the order app under uvicorn (as benchkit's echo)."""
-    import uvicorn
-
-    uvicorn.run(order_app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                lifespan="off")
+    benchkit.serve(order_app, port, lifespan="off")
 
 
 Send = Callable[[str], Awaitable[int]]  # method -> body length (the body read to the end)

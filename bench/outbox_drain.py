@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import benchkit
 import goals
 import httpx
 import sqlalchemy as sa
@@ -75,7 +76,6 @@ SIZES = {"tiny": {"rows": 300, "slow_rows": 100},
 
 def serve_shop(port: int, delay: float) -> None:
     """The shop receiver (child process): 204 to everything, remembers ids per fact."""
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -101,7 +101,7 @@ def serve_shop(port: int, delay: float) -> None:
     app = Starlette(routes=[Route("/fulfil", fulfil, methods=["POST"]),
                             Route("/fulfil/slow", slow, methods=["POST"]),
                             Route("/stats", stats)])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    benchkit.serve(app, port)
 
 
 def run_worker(url: str, shop: str, batch: int, concurrency: int, profile: str) -> None:

@@ -79,20 +79,16 @@ POSTGRES_URL = os.environ.get("PAYWIRE_TEST_POSTGRES_URL",
 
 def serve_emulator(port: int) -> None:
     """The emulator, quiet."""
-    import uvicorn
-
     from paywire.emulator import AppCredentials, EmulatorConfig, create_app
 
     app = create_app(EmulatorConfig(apps=[AppCredentials(CLIENT_ID, CLIENT_SECRET)]))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    benchkit.serve(app, port)
 
 
 def serve_paywire(port: int, emulator_url: str, data_dir: str, webhook_id: str,
                   mode: str, database_url: str = "") -> None:
     """paywire for the emulator, verifying webhooks `mode`-ly; its database `database_url`
     (migrated already), or SQLite in `data_dir` when that is empty."""
-    import uvicorn
-
     from paywire.bootstrap import create_app
     from paywire.settings import Settings
 
@@ -100,8 +96,7 @@ def serve_paywire(port: int, emulator_url: str, data_dir: str, webhook_id: str,
                              paypal_client_id=CLIENT_ID, paypal_client_secret=CLIENT_SECRET,
                              data_dir=Path(data_dir), database_url=database_url,
                              paypal_webhook_id=webhook_id, webhook_verification=mode)
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                access_log=False)
+    benchkit.serve(create_app(settings), port)
 
 
 def spawn(*args: str) -> subprocess.Popen[bytes]:

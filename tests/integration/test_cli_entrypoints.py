@@ -62,7 +62,8 @@ def test_emulator_command_serves_and_prints_its_credentials(tmp_path: Path) -> N
 
 def test_migrate_then_serve(tmp_path: Path) -> None:
     """`paywire migrate` brings a database to head; `paywire serve` answers /healthz and
-    /readyz on it and exits 0 on Ctrl-C."""
+    /readyz on it, refuses a request head past 16 KiB with 431 (httptools with h11's bound:
+    paywire.serving) and exits 0 on Ctrl-C."""
     url = f"sqlite:///{tmp_path}/paywire.db"
     env = {"PAYWIRE_DATABASE_URL": url, "PAYWIRE_DATA_DIR": str(tmp_path),
            "PAYWIRE_PAYPAL_CLIENT_ID": "cid", "PAYWIRE_PAYPAL_CLIENT_SECRET": "csecret",
@@ -75,5 +76,7 @@ def test_migrate_then_serve(tmp_path: Path) -> None:
     try:
         _wait_ok(f"http://127.0.0.1:{port}/healthz", proc)
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+        too_long = httpx.get(f"http://127.0.0.1:{port}/healthz", headers={"x-filler": "f" * 20000})
+        assert too_long.status_code == 431
     finally:
         _stop(proc)

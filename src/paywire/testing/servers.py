@@ -19,6 +19,7 @@ import uvicorn
 
 from paywire.emulator import Emulator, EmulatorConfig, create_app
 from paywire.emulator.paypal.state import EmulatorState
+from paywire.serving import UVICORN_OPTIONS
 
 
 def free_port() -> int:
@@ -73,8 +74,9 @@ class ServerThread:
             self._sock = listening_socket(host)
             port = int(self._sock.getsockname()[1])
         self.port = port
+        # Parsed as paywire's servers parse (`paywire.serving`): what the tests see is what runs.
         self.config = uvicorn.Config(app, host=host, port=self.port, log_level="warning",
-                                     lifespan="on", access_log=False)
+                                     lifespan="on", access_log=False, **UVICORN_OPTIONS)
         self.server = uvicorn.Server(self.config)
         sockets = [self._sock] if self._sock else None
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": sockets},
