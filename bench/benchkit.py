@@ -181,14 +181,14 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def serve(app: Any, port: int, **options: Any) -> None:
     """`app` on 127.0.0.1:`port` under uvicorn, quiet, parsing HTTP as paywire's servers do
-    (`paywire.serving.UVICORN_OPTIONS`): every bench's servers, paywire's and the baselines',
+    (`paywire.serving.uvicorn_options`): every bench's servers, paywire's and the baselines',
     run alike."""
     import uvicorn
 
-    from paywire.serving import UVICORN_OPTIONS
+    from paywire.serving import uvicorn_options
 
     uvicorn.run(app, **{"host": "127.0.0.1", "port": port, "log_level": "warning",
-                        "access_log": False, **UVICORN_OPTIONS, **options})
+                        "access_log": False, **uvicorn_options(), **options})
 
 
 def serve_echo(port: int) -> None:

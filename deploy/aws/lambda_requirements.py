@@ -4,10 +4,9 @@
 
 `pip install paywire` stays complete (the CLI, `paywire serve`, SQLite/PostgreSQL); the Lambda
 functions run on DynamoDB through Mangum and never load the CLI (typer, rich), the ASGI server
-(uvicorn, with httptools) or the SQL store (SQLAlchemy, aiosqlite, psycopg, Alembic). The
-Makefile installs the paywire wheel with `--no-deps` and these requirements (pinned by
-constraints.txt), so the package leaves them and what only they pull in (click, pygments,
-markdown-it, greenlet, Mako) out.
+(uvicorn) or the SQL store (SQLAlchemy, aiosqlite, psycopg, Alembic). The Makefile installs the
+paywire wheel with `--no-deps` and these requirements (pinned by constraints.txt), so the package
+leaves them and what only they pull in (click, pygments, markdown-it, greenlet, Mako) out.
 
 `ABSENT_MODULES` are the top-level modules that are then missing from the package:
 tests/unit/test_lambda_lean.py imports every Lambda entry point (and bench/lambda_webhook.py
@@ -22,13 +21,12 @@ import tomllib
 from pathlib import Path
 
 # Distributions (of paywire's core requirements) the Lambda package leaves out.
-LEAVE_OUT = frozenset({"typer", "rich", "uvicorn", "httptools", "sqlalchemy", "aiosqlite",
-                       "psycopg", "alembic", "prometheus-client"})
+LEAVE_OUT = frozenset({"typer", "rich", "uvicorn", "sqlalchemy", "aiosqlite", "psycopg",
+                       "alembic", "prometheus-client"})
 # Their top-level modules and those of what only they pull in.
-ABSENT_MODULES = frozenset({"typer", "rich", "uvicorn", "httptools", "sqlalchemy", "aiosqlite",
-                            "psycopg", "psycopg_binary", "alembic", "click", "pygments",
-                            "markdown_it", "mdurl", "shellingham", "greenlet", "mako",
-                            "prometheus_client"})
+ABSENT_MODULES = frozenset({"typer", "rich", "uvicorn", "sqlalchemy", "aiosqlite", "psycopg",
+                            "psycopg_binary", "alembic", "click", "pygments", "markdown_it",
+                            "mdurl", "shellingham", "greenlet", "mako", "prometheus_client"})
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 

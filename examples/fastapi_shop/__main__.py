@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 
 from paywire.emulator import AppCredentials, EmulatorConfig
+from paywire.serving import uvicorn_options
 from paywire.settings import Settings
 from paywire.testing import Emulated, EmulatorServer
 
@@ -58,7 +59,9 @@ def main() -> None:
         app = create_app(settings, args.data_dir)
         print(f"Coffee shop on {base}/ (paywire's API under {base}{PAYWIRE_PREFIX}/v1, "
               f"PayPal's webhooks to {base}{PAYWIRE_PREFIX}/webhooks/paypal)")
-        uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="info")
+        # paywire's parser settings: httptools with a bound on a request's head when
+        # paywire[speed] is installed, h11 otherwise (paywire.serving).
+        uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="info", **uvicorn_options())
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def test_emulator_command_serves_and_prints_its_credentials(tmp_path: Path) -> N
 
 def test_migrate_then_serve(tmp_path: Path) -> None:
     """`paywire migrate` brings a database to head; `paywire serve` answers /healthz and
-    /readyz on it, refuses a request head past 16 KiB with 431 (httptools with h11's bound:
+    /readyz on it, refuses a request head past 16 KiB with 431 (httptools with a bound:
     paywire.serving) and exits 0 on Ctrl-C."""
     url = f"sqlite:///{tmp_path}/paywire.db"
     env = {"PAYWIRE_DATABASE_URL": url, "PAYWIRE_DATA_DIR": str(tmp_path),

@@ -118,7 +118,7 @@ def emulator(
     import uvicorn
 
     from paywire.emulator import AppCredentials, EmulatorConfig, create_app
-    from paywire.serving import UVICORN_OPTIONS
+    from paywire.serving import uvicorn_options
 
     if (client_id is None) != (client_secret is None):
         raise typer.BadParameter("give both --client-id and --client-secret, or neither")
@@ -140,5 +140,5 @@ def emulator(
         "PAYWIRE_PAYPAL_ENV=emulator", f"PAYWIRE_PAYPAL_BASE_URL={base}",
         f"PAYWIRE_PAYPAL_CLIENT_ID={creds.client_id}",
         f"PAYWIRE_PAYPAL_CLIENT_SECRET={creds.client_secret}"))
-    uvicorn.run(create_app(cfg), host=host, port=port, log_level="info", **UVICORN_OPTIONS)
+    uvicorn.run(create_app(cfg), host=host, port=port, log_level="info", **uvicorn_options())
 

@@ -44,7 +44,7 @@ def serve(
     from paywire import logs
     from paywire.bootstrap import create_app, migrate_embedded
     from paywire.domain.errors import ConfigError
-    from paywire.serving import UVICORN_OPTIONS
+    from paywire.serving import uvicorn_options
 
     settings = local_settings(host=host, port=port, workers=workers,
                          outbox_worker_enabled=True if worker else None)
@@ -57,7 +57,7 @@ def serve(
                   highlight=False)
     if settings.workers == 1:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                    proxy_headers=True, log_config=None, access_log=False, **UVICORN_OPTIONS)
+                    proxy_headers=True, log_config=None, access_log=False, **uvicorn_options())
         return
     if settings.is_sqlite:
         try:
@@ -71,7 +71,7 @@ def serve(
     with multiprocess_metrics(settings):
         uvicorn.run("paywire.cli.server:app_from_env", factory=True, host=settings.host,
                     port=settings.port, workers=settings.workers, proxy_headers=True,
-                    log_config=None, access_log=False, **UVICORN_OPTIONS)
+                    log_config=None, access_log=False, **uvicorn_options())
 
 
 @contextmanager

@@ -45,7 +45,7 @@ from paywire.emulator import AppCredentials, EmulatorConfig
 from paywire.emulator import create_app as create_emulator_app
 from paywire.emulator.aps.cards import CARDS
 from paywire.emulator.aps.config import ApsCredentials, ApsEmulatorConfig
-from paywire.serving import UVICORN_OPTIONS
+from paywire.serving import uvicorn_options
 from paywire.settings import Settings
 from paywire.testing.servers import listening_socket
 from paywire.web.shop import ShopConfig, create_shop_app
@@ -279,7 +279,7 @@ class DevStack:
         extra: dict[str, Any] = {} if self.uvicorn_logging else {"log_config": None}
         server = _Server(uvicorn.Config(app, log_level=self.options.log_level, lifespan="on",
                                         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
-                                        **UVICORN_OPTIONS, **extra))
+                                        **uvicorn_options(), **extra))
         self._servers.append(server)
         return server
 

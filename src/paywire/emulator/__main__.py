@@ -97,7 +97,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         p.error(str(exc))
     for line in banner(config, f"http://{args.host}:{args.port}"):
         print(line, file=sys.stdout, flush=True)
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="info")
+    # h11 named: uvicorn's default would pick httptools where it is installed (paywire[speed]),
+    # whose protocol has no bound on a request's head; the emulator imports nothing of paywire's
+    # (paywire.serving keeps the bound there).
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="info", http="h11")
 
 
 if __name__ == "__main__":

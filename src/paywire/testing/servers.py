@@ -19,7 +19,7 @@ import uvicorn
 
 from paywire.emulator import Emulator, EmulatorConfig, create_app
 from paywire.emulator.paypal.state import EmulatorState
-from paywire.serving import UVICORN_OPTIONS
+from paywire.serving import uvicorn_options
 
 
 def free_port() -> int:
@@ -76,7 +76,7 @@ class ServerThread:
         self.port = port
         # Parsed as paywire's servers parse (`paywire.serving`): what the tests see is what runs.
         self.config = uvicorn.Config(app, host=host, port=self.port, log_level="warning",
-                                     lifespan="on", access_log=False, **UVICORN_OPTIONS)
+                                     lifespan="on", access_log=False, **uvicorn_options())
         self.server = uvicorn.Server(self.config)
         sockets = [self._sock] if self._sock else None
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": sockets},

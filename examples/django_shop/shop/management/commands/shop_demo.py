@@ -23,6 +23,7 @@ class Command(BaseCommand):
         from shop import demo
 
         from paywire.contrib.django.asgi import get_asgi_application
+        from paywire.serving import uvicorn_options
 
         site = f"http://127.0.0.1:{options['port']}"
         emulator = demo.start_emulator(site, options["emulator_port"])
@@ -32,6 +33,6 @@ class Command(BaseCommand):
             self.stdout.write(f"shop on {site}/ (PayPal and APS emulator on {emulator.url}; "
                               "test cards on its card page). Ctrl-C stops.")
             uvicorn.run(get_asgi_application(), host="127.0.0.1", port=options["port"],
-                        lifespan="on", log_level="warning")
+                        lifespan="on", log_level="warning", **uvicorn_options())
         finally:
             emulator.server.stop()
