@@ -67,6 +67,23 @@ def test_the_http_client_bench_runs(tmp_path: Path) -> None:
     assert all(name in rows for name in ("lean", "raw-h11")), done.stdout
 
 
+@pytest.mark.timeout(120)
+def test_the_http_server_bench_runs(tmp_path: Path) -> None:
+    """bench/http_server.py (not in `make bench`) measures each of uvicorn's protocols and
+    paywire's bounded one, each answering every request, against h11 in the same run."""
+    script = Path(__file__).resolve().parents[2] / "bench" / "http_server.py"
+    done = subprocess.run([sys.executable, str(script), "--requests", "50",  # noqa: S603
+                           "--rounds", "2"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=110,
+                          check=False)
+    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    lines = done.stdout.splitlines()
+    assert f"{os.cpu_count()} cores" in lines[0]
+    rows = {line.split()[0]: line for line in lines[1:] if line.strip()}
+    assert set(rows) == {"h11", "httptools", "bounded"}, done.stdout
+    assert rows["h11"].endswith("1.00x h11")
+
+
 def test_a_database_process_that_exits_mid_pass_never_makes_its_cpu_negative(
         tmp_path: Path) -> None:
     """The webhook bench reads the database server's CPU (benchkit.server_cpu) before and after
