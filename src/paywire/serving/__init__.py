@@ -1,11 +1,12 @@
 """How paywire's HTTP servers run under uvicorn: httptools's parser when it is installed, with a
 16 KiB bound on a request's head; h11's otherwise.
 
-uvicorn parses HTTP with h11 (pure Python) or httptools (llhttp, in C). httptools costs paywire
-less CPU per request (docs/benchmarks.md, the seventh round), but uvicorn's httptools protocol
-sets no bound on a request's head: llhttp hands over the target and the header fields in pieces
-and they are gathered for as long as the client keeps sending, while uvicorn's h11 protocol
-refuses a head still unfinished past 16 KiB (h11's `max_incomplete_event_size`).
+uvicorn parses HTTP with h11 (pure Python) or httptools (llhttp, in C). httptools costs about 70
+microseconds less CPU per request (bench/http_server.py; docs/benchmarks.md, the seventh round),
+but uvicorn's httptools protocol sets no bound on a request's head: llhttp hands over the target
+and the header fields in pieces and they are gathered for as long as the client keeps sending,
+while uvicorn's h11 protocol refuses a head still unfinished past 16 KiB (h11's
+`max_incomplete_event_size`).
 `bounded.BoundedHttpToolsProtocol` bounds every head at 16 KiB on httptools, one that arrives
 whole in a single read too (as Node's HTTP server does): 431, and the connection closed.
 
