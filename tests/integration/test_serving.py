@@ -160,6 +160,22 @@ def test_without_httptools_paywire_servers_parse_with_h11() -> None:
     assert out.split() == ["{'http':", "'h11'}", "204", "400", "None"]
 
 
+BROKEN = """
+import logging, sys
+sys.modules["uvicorn.protocols.http.httptools_impl"] = None  # httptools there, but unusable
+logging.basicConfig(level=logging.WARNING, format="%(name)s %(message)s")
+from paywire.serving import uvicorn_options
+print(uvicorn_options())
+"""
+
+
+def test_an_httptools_that_cannot_be_imported_falls_back_to_h11_with_a_warning() -> None:
+    done = subprocess.run([sys.executable, "-c", BROKEN], capture_output=True, text=True,  # noqa: S603
+                          check=True, timeout=60)
+    assert done.stdout.strip() == "{'http': 'h11'}"
+    assert "paywire.serving httptools is installed but cannot be used" in done.stderr
+
+
 def test_a_head_past_the_bound_in_one_read_is_refused_431(served: tuple[ServerThread,
                                                                         Recorder]) -> None:
     server, app = served
@@ -286,6 +302,19 @@ def test_trailers_trickling_in_past_the_bound_are_refused(
         answer = read_answers(sock)
     assert statuses(answer) == [431]
     assert sent <= len(chunked("/chunked", b"X-Trailer: ")) + MAX_HEAD + 2048
+
+
+def test_trailers_refused_behind_a_request_in_flight_wait_and_their_request_never_runs(
+        served: tuple[ServerThread, Recorder]) -> None:
+    """A slow request, then in the same write a chunked request whose trailers pass the bound:
+    the slow request's answer first, then the 431; the chunked request is never handled."""
+    server, app = served
+    with connect(server) as sock:
+        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                     + chunked("/chunked", b"X-Trailer: " + b"t" * (MAX_HEAD + 1024) + b"\r\n\r\n"))
+        answer = read_answers(sock)
+    assert statuses(answer) == [200, 431]
+    assert app.calls == [("/slow", 0)]
 
 
 def test_a_malformed_request_is_still_answered_400(served: tuple[ServerThread,

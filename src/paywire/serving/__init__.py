@@ -20,16 +20,24 @@ default picks it), unbounded, including a shop that embeds paywire (`paywire.emb
 from __future__ import annotations
 
 import importlib.util
+import logging
 from typing import Any
+
+_log = logging.getLogger("paywire.serving")
 
 
 def uvicorn_options() -> dict[str, Any]:
     """uvicorn's `http` setting for paywire's servers: the bounded httptools protocol when
-    httptools is installed, else uvicorn's h11 protocol (which has its own bound)."""
+    httptools is installed, else uvicorn's h11 protocol (which has its own bound). An httptools
+    installed but broken (it or uvicorn's protocol for it fails to import) falls back to h11
+    too, with a warning."""
     if importlib.util.find_spec("httptools") is None:
         return {"http": "h11"}
-    from paywire.serving.bounded import BoundedHttpToolsProtocol
-
+    try:
+        from paywire.serving.bounded import BoundedHttpToolsProtocol
+    except ImportError as exc:
+        _log.warning("httptools is installed but cannot be used (%s); parsing HTTP with h11", exc)
+        return {"http": "h11"}
     return {"http": BoundedHttpToolsProtocol}
 
 

@@ -34,8 +34,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     Bytes after a request's end in the read that ended it (a pipelined request) go uncounted:
     that loosens the bound by less than one read and never refuses a request wrongly.
 
-    A head refused while earlier requests on the connection are still being answered waits for
-    them: they are answered, then the 431, then the connection is closed. Trailer fields are
+    A head (or trailers) refused while earlier requests on the connection are still being
+    answered waits for them: they are answered, then the 431, then the connection is closed; a
+    request refused for its trailers while still queued behind them is never run. Trailer fields are
     dropped, as h11 drops them: uvicorn's protocol would add them to the headers of a scope the
     app already holds.
     """
@@ -98,10 +99,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        queued = bool(self.pipeline)  # uvicorn starts the next queued request, if any
         super().on_response_complete()
         if self._refusing:
             self.flow.pause_reading()  # uvicorn resumed it for the next request
-            if not self._answered and not self._busy():
+            if not self._answered and not queued:  # the last request before the refused one
                 self._answer()
 
     def _count(self, size: int) -> None:
@@ -110,19 +112,25 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._refusing = True
             raise _HeadTooLarge
 
-    def _busy(self) -> bool:
-        """Whether a request before the refused one is still being answered."""
-        return bool(self.pipeline) or (self.cycle is not None and not self.cycle.response_complete)
-
     def _refuse(self) -> None:
         self._refusing = True
         self.flow.pause_reading()
         client = "%s:%d - " % self.client if self.client else ""  # noqa: UP031 - uvicorn's form
         self.logger.warning("%sRequest head (or trailers) over %d bytes refused (431).", client,
                             MAX_HEAD)
-        if self._in_head and self._busy():
-            return  # answered once the requests before it are (on_response_complete)
-        self._answer()
+        if self._in_head:
+            # A new request's head: `self.cycle` is the last request before it, answered in
+            # order after every earlier one.
+            in_flight = self.cycle is not None and not self.cycle.response_complete
+        elif self.pipeline and self.pipeline[0][0] is self.cycle:
+            # Trailers of a request still queued behind one in flight: it will never run.
+            self.pipeline.popleft()
+            in_flight = True
+        else:  # trailers of the request being handled: none before it is left
+            in_flight = False
+        if not in_flight:
+            self._answer()
+        # else: answered once the requests before it are (on_response_complete)
 
     def _answer(self) -> None:
         """431 and close; with trailers past the bound after the app began its response, close."""
