@@ -41,13 +41,18 @@ def settings(args: Any) -> dict[str, Any]:
             if v is not None and k not in ("json", "serve", "worker", "serve_shop")}
 
 
+def _stat_seconds(after_name: str) -> float:
+    """User + system CPU seconds from what follows the process name in /proc/<pid>/stat."""
+    fields = after_name.split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) process `pid` has used so far (Linux's /proc; 0 elsewhere)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return _stat_seconds(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1])
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def server_cpu(command: str = "postgres") -> dict[int, float]:
@@ -62,9 +67,7 @@ def server_cpu(command: str = "postgres") -> dict[int, float]:
         except OSError:
             continue
         if head.partition("(")[2] == command:
-            fields = tail.split()
-            used[int(stat.parent.name)] = ((int(fields[11]) + int(fields[12]))
-                                           / os.sysconf("SC_CLK_TCK"))
+            used[int(stat.parent.name)] = _stat_seconds(tail)
     return used
 
 
