@@ -65,10 +65,10 @@ def served() -> Iterator[tuple[ServerThread, Recorder]]:
         server.stop()
 
 
-def head(path: str, filler: int, extra: bytes = b"") -> bytes:
+def head(path: str, filler: int) -> bytes:
     """A request head with one header of `filler` bytes."""
     return (f"GET {path} HTTP/1.1\r\nHost: paywire.test\r\nX-Filler: ".encode() + b"f" * filler
-            + b"\r\n" + extra + b"\r\n")
+            + b"\r\n\r\n")
 
 
 def read_answers(sock: socket.socket, answers: int | None = None) -> bytes:

@@ -36,9 +36,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     A head (or trailers) refused while earlier requests on the connection are still being
     answered waits for them: they are answered, then the 431, then the connection is closed; a
-    request refused for its trailers while still queued behind them is never run. Trailer fields are
-    dropped, as h11 drops them: uvicorn's protocol would add them to the headers of a scope the
-    app already holds.
+    request refused for its trailers while still queued behind them is never run. Trailer
+    fields are dropped, as h11 drops them: uvicorn's protocol would add them to the headers of a
+    scope the app already holds.
     """
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
